@@ -1,0 +1,111 @@
+"""Compiled twin of warpcall._pure.envelope: the dispatch request and response envelopes."""
+
+import json
+
+import msgpack
+
+from warpcall.exceptions import MalformedRequestException, ProtocolException
+
+cdef object _json_encode = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), check_circular=False
+).encode
+cdef object _json_decode = json.loads
+cdef object _packb = msgpack.packb
+cdef object _unpackb = msgpack.unpackb
+
+
+cpdef tuple split_method(object name):
+    """Split ``component:service:method`` into its three non-empty parts."""
+    if type(name) is not str:
+        raise MalformedRequestException(
+            f"'method' must be a string 'component:service:method', got {type(name).__name__}"
+        )
+    cdef list parts = (<str>name).split(":")
+    if len(parts) != 3 or not parts[0] or not parts[1] or not parts[2]:
+        raise MalformedRequestException(f"'method' must look like 'component:service:method', got {name!r}")
+    return parts[0], parts[1], parts[2]
+
+
+cdef tuple _check_request(object data):
+    if type(data) is not dict:
+        raise MalformedRequestException(
+            f"request envelope must be an object with 'method' and 'args', got {type(data).__name__}"
+        )
+    cdef dict envelope = <dict>data
+    method = envelope.get("method")
+    if method is None:
+        raise MalformedRequestException("request envelope has no 'method'")
+    split_method(method)
+    args = envelope.get("args", [])
+    if type(args) is not list:
+        if type(args) is tuple:
+            args = list(args)
+        else:
+            raise MalformedRequestException(f"request 'args' must be a list, got {type(args).__name__}")
+    return method, args
+
+
+cdef tuple _check_response(object data):
+    if type(data) is not dict or ("result" not in data and "exception" not in data):
+        raise ProtocolException("response envelope must be an object with 'result' and 'exception'")
+    cdef dict envelope = <dict>data
+    exception = envelope.get("exception")
+    if exception is not None and type(exception) is not dict:
+        exception = {"type": "", "message": str(exception)}
+    return envelope.get("result"), exception
+
+
+def encode_request_json(str method, list args):
+    """Encode a request envelope as JSON bytes."""
+    return (<str>_json_encode({"method": method, "args": args})).encode()
+
+
+def decode_request_json(body):
+    """Decode and validate a JSON request envelope into ``(method, args)``."""
+    try:
+        data = _json_decode(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedRequestException(f"request body is not valid JSON: {exc}") from None
+    return _check_request(data)
+
+
+def encode_response_json(result, exception=None):
+    """Encode a response envelope as JSON bytes."""
+    return (<str>_json_encode({"result": result, "exception": exception})).encode()
+
+
+def decode_response_json(body):
+    """Decode a JSON response envelope into ``(result, exception)``."""
+    try:
+        data = _json_decode(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolException(f"response body is not valid JSON: {exc}") from None
+    return _check_response(data)
+
+
+def encode_request_msgpack(str method, list args):
+    """Encode a request envelope as msgpack bytes."""
+    return _packb({"method": method, "args": args}, use_bin_type=True)
+
+
+def decode_request_msgpack(body):
+    """Decode and validate a msgpack request envelope into ``(method, args)``."""
+    try:
+        data = _unpackb(body, raw=False, strict_map_key=True)
+    except Exception as exc:
+        raise MalformedRequestException(f"request body is not valid msgpack: {exc}") from None
+    return _check_request(data)
+
+
+def encode_response_msgpack(result, exception=None):
+    """Encode a response envelope as msgpack bytes."""
+    return _packb({"result": result, "exception": exception}, use_bin_type=True)
+
+
+def decode_response_msgpack(body):
+    """Decode a msgpack response envelope into ``(result, exception)``."""
+    try:
+        data = _unpackb(body, raw=False)
+    except Exception as exc:
+        raise ProtocolException(f"response body is not valid msgpack: {exc}") from None
+    return _check_response(data)
