@@ -13,7 +13,7 @@ import pytest
 from warpcall._core import load_variant
 
 
-def native_expected() -> bool:
+def _native_expected() -> bool:
     """The compiled core must import when CI asks for it or when compiled modules sit in the package."""
     if os.environ.get("WARPCALL_REQUIRE_NATIVE", "") not in ("", "0"):
         return True
@@ -54,7 +54,13 @@ def core(request: pytest.FixtureRequest) -> CoreImpl:
         try:
             impl.selector  # noqa: B018 - import probe
         except ImportError as exc:
-            if native_expected():
+            if _native_expected():
                 pytest.fail(f"the compiled core was built but does not import: {exc}")
             pytest.skip("the compiled core is not built here (pure-Python install)")
     return impl
+
+
+@pytest.fixture(scope="session")
+def native_expected() -> bool:
+    """True when this install must run the compiled core (CI asks for it, or compiled modules are present)."""
+    return _native_expected()
