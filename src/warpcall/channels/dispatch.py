@@ -1,0 +1,225 @@
+"""The dispatch channels: one ``POST {url}/invoke`` endpoint, the method named in the envelope.
+
+``dispatch-json`` and ``dispatch-msgpack`` send the aspyx-compatible envelope
+``{"method": "component:service:method", "args": [...]}``; ``dispatch-protobuf``
+sends a protobuf message derived from the method signature, the method named
+in the ``X-Rpc-Method`` header.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from warpcall import _core
+from warpcall.channels.base import channel
+from warpcall.channels.http import HTTPXChannel
+from warpcall.channels.protobuf_codec import codec_for
+from warpcall.exceptions import (
+    AuthorizationException,
+    InvalidArgumentsException,
+    InvalidTokenException,
+    MalformedRequestException,
+    MissingTokenException,
+    ProtocolException,
+    RemoteServiceException,
+    RequestTooLargeException,
+    ServiceCommunicationException,
+    ServiceException,
+    TokenException,
+    TokenExpiredException,
+    UnknownMethodException,
+    UnsupportedMediaTypeException,
+)
+
+JSON = "application/json"
+MSGPACK = "application/msgpack"
+PROTOBUF = "application/x-protobuf"
+METHOD_HEADER = "x-rpc-method"
+
+#: the caller-side errors a server may name in a 4xx reply; a fixed table, never an import by name
+CALLER_ERRORS: dict[str, type[ServiceException]] = {
+    cls.__name__: cls
+    for cls in (
+        MalformedRequestException,
+        UnknownMethodException,
+        InvalidArgumentsException,
+        RequestTooLargeException,
+        UnsupportedMediaTypeException,
+        AuthorizationException,
+        TokenException,
+        MissingTokenException,
+        InvalidTokenException,
+        TokenExpiredException,
+    )
+}
+
+
+class DispatchPlan:
+    """Per service method: the marshalling a dispatch call needs, built on the method's first call."""
+
+    __slots__ = ("qualified", "dumpers", "load_result")
+
+    def __init__(self, method: Any) -> None:
+        self.qualified: str = method.qualified
+        self.dumpers = tuple(_core.marshal.plan_for(tp).dump for tp in method.param_types)
+        self.load_result: Callable[[Any], Any] = _core.marshal.plan_for(method.return_type).load
+
+    @classmethod
+    def of(cls, method: Any) -> DispatchPlan:
+        """The cached plan of a method descriptor."""
+        plan = method.plans.get("dispatch")
+        if plan is None:
+            plan = method.plans["dispatch"] = cls(method)
+        return plan
+
+    def dump_args(self, args: tuple[Any, ...]) -> list[Any]:
+        """Arguments as primitive trees, in declared order."""
+        return [dump(arg) for dump, arg in zip(self.dumpers, args)]
+
+
+def positional_args(invocation: Any) -> tuple[Any, ...]:
+    """The invocation's arguments in declared order (keywords and defaults resolved)."""
+    args = invocation.args
+    if invocation.kwargs is None and len(args) == len(invocation.method.param_names):
+        return args
+    return invocation.positional()
+
+
+def header(headers: list[tuple[str, str]], name: str) -> str:
+    """First value of a header (names compared case-insensitively), '' when absent."""
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return ""
+
+
+def raise_remote(qualified: str, url: str, status: int, exception: dict[str, Any]) -> None:
+    """Raise what a reply's exception entry means for the caller."""
+    kind = str(exception.get("type") or "")
+    message = str(exception.get("message") or "")
+    if 400 <= status < 500:
+        error = CALLER_ERRORS.get(kind, ServiceException)
+        raise error(f"{url} rejected {qualified} (HTTP {status}): {message}")
+    raise RemoteServiceException(
+        f"{qualified} raised {kind or 'an exception'} at {url}: {message}", remote_type=kind, remote_message=message
+    )
+
+
+class EnvelopeChannel(HTTPXChannel):
+    """A dispatch channel sending the envelope in one body format."""
+
+    content_type = JSON
+    encode_request: Callable[[str, list[Any]], bytes]
+    decode_response: Callable[[bytes], tuple[Any, Any]]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headers = [("content-type", self.content_type), ("accept", self.content_type)]
+
+    def invoke(self, invocation: Any) -> Any:
+        plan = DispatchPlan.of(invocation.method)
+        body = type(self).encode_request(plan.qualified, plan.dump_args(positional_args(invocation)))
+        url = self.get_url()
+        status, headers, content = self.post(url + "/invoke", self.headers, body)
+        return self._result(plan, url, status, headers, content)
+
+    async def invoke_async(self, invocation: Any) -> Any:
+        plan = DispatchPlan.of(invocation.method)
+        body = type(self).encode_request(plan.qualified, plan.dump_args(positional_args(invocation)))
+        url = self.get_url()
+        status, headers, content = await self.post_async(url + "/invoke", self.headers, body)
+        return self._result(plan, url, status, headers, content)
+
+    def _result(self, plan: DispatchPlan, url: str, status: int, headers: list[tuple[str, str]], content: bytes) -> Any:
+        if status != 200:
+            self._raise_error_reply(plan.qualified, url, status, headers, content)
+        try:
+            result, exception = type(self).decode_response(content)
+        except ProtocolException as exc:
+            raise ServiceCommunicationException(f"{url} answered {plan.qualified} with an invalid body: {exc}") from None
+        if exception is not None:
+            raise_remote(plan.qualified, url, status, exception)
+        return plan.load_result(result)
+
+    def _raise_error_reply(
+        self, qualified: str, url: str, status: int, headers: list[tuple[str, str]], content: bytes
+    ) -> None:
+        kind = header(headers, "content-type").split(";")[0].strip()
+        decode = {JSON: _core.envelope.decode_response_json, MSGPACK: _core.envelope.decode_response_msgpack}.get(kind)
+        exception = None
+        if decode is not None:
+            try:
+                exception = decode(content)[1]
+            except ProtocolException:
+                exception = None
+        if exception is None:
+            raise ServiceCommunicationException(
+                f"{url} answered {qualified} with HTTP {status}: {content[:200].decode('utf-8', 'replace')}"
+            )
+        raise_remote(qualified, url, status, exception)
+
+
+@channel("dispatch-json")
+class DispatchJSONChannel(EnvelopeChannel):
+    """Dispatch over HTTP with a JSON envelope."""
+
+    content_type = JSON
+    encode_request = staticmethod(_core.envelope.encode_request_json)
+    decode_response = staticmethod(_core.envelope.decode_response_json)
+
+
+@channel("dispatch-msgpack")
+class DispatchMsgpackChannel(EnvelopeChannel):
+    """Dispatch over HTTP with a msgpack envelope (``Content-Type: application/msgpack``)."""
+
+    content_type = MSGPACK
+    encode_request = staticmethod(_core.envelope.encode_request_msgpack)
+    decode_response = staticmethod(_core.envelope.decode_response_msgpack)
+
+
+@channel("dispatch-protobuf")
+class DispatchProtobufChannel(EnvelopeChannel):
+    """Dispatch over HTTP with protobuf messages derived from the method signature."""
+
+    content_type = PROTOBUF
+
+    @staticmethod
+    def codec(method: Any) -> Any:
+        """The method's protobuf codec (built once)."""
+        codec = method.plans.get("dispatch-protobuf")
+        if codec is None:
+            codec = method.plans["dispatch-protobuf"] = codec_for(
+                method.qualified, method.param_names, method.param_types, method.return_type
+            )
+        return codec
+
+    def _request(self, invocation: Any) -> tuple[Any, list[tuple[str, str]], bytes]:
+        method = invocation.method
+        codec = self.codec(method)
+        headers = [*self.headers, (METHOD_HEADER, method.qualified)]
+        return codec, headers, codec.encode_request(positional_args(invocation))
+
+    def invoke(self, invocation: Any) -> Any:
+        codec, headers, body = self._request(invocation)
+        url = self.get_url()
+        reply = self.post(url + "/invoke", headers, body)
+        return self._protobuf_result(invocation.method.qualified, codec, url, *reply)
+
+    async def invoke_async(self, invocation: Any) -> Any:
+        codec, headers, body = self._request(invocation)
+        url = self.get_url()
+        reply = await self.post_async(url + "/invoke", headers, body)
+        return self._protobuf_result(invocation.method.qualified, codec, url, *reply)
+
+    def _protobuf_result(
+        self, qualified: str, codec: Any, url: str, status: int, headers: list[tuple[str, str]], content: bytes
+    ) -> Any:
+        if header(headers, "content-type").split(";")[0].strip() != PROTOBUF:
+            self._raise_error_reply(qualified, url, status, headers, content)
+        try:
+            result, exception = codec.decode_response(content)
+        except ProtocolException as exc:
+            raise ServiceCommunicationException(f"{url} answered {qualified} with an invalid body: {exc}") from None
+        if exception is not None:
+            raise_remote(qualified, url, status, exception)
+        return result

@@ -1,0 +1,216 @@
+"""ServiceManager: hands out service proxies and runs the components hosted by this process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import typing
+from typing import Any, Callable, TypeVar
+
+from warpcall import _core
+from warpcall.channels.base import Channel, ChannelRegistry
+from warpcall.di import Environment, PostProcessor, inject_environment, injectable, on_destroy
+from warpcall.exceptions import ServiceException
+from warpcall.registry.contract import ChannelInstances, ComponentRegistry
+from warpcall.service import ComponentDescriptor, Declarations, Server, health_endpoint
+
+T = TypeVar("T")
+
+logger = logging.getLogger("warpcall.service")
+
+LOCAL = "local"
+
+
+def default_registry() -> ComponentRegistry:
+    """The registry used when the environment provides none: the embedded, cross-process one."""
+    from warpcall.registry.embedded import EmbeddedComponentRegistry
+
+    return EmbeddedComponentRegistry()
+
+
+@injectable()
+class ServiceManager:
+    """Returns typed proxies for services and starts, registers and stops this process's components."""
+
+    def __init__(self) -> None:
+        self.environment: Environment | None = None
+        self.component_registry: ComponentRegistry | None = None
+        self.preferred_channel = ""
+        self._owns_registry = False
+        self._lock = threading.RLock()
+        self._channels: dict[tuple[str, str], Channel] = {}
+        self._proxies: dict[tuple[type, str], Any] = {}
+        self._started: list[tuple[ComponentDescriptor, Any]] = []
+
+    @inject_environment()
+    def set_environment(self, environment: Environment) -> None:
+        self.environment = environment
+        if environment.has_provider(ComponentRegistry):
+            self.component_registry = environment.get(ComponentRegistry)
+        else:
+            self.component_registry = default_registry()
+            self._owns_registry = True
+
+    # calling
+
+    def set_preferred_channel(self, preferred_channel: str) -> None:
+        """The channel ``get_service`` uses when the caller names none (and the component exposes it)."""
+        self.preferred_channel = preferred_channel
+
+    def get_service(self, service_type: type[T], preferred_channel: str = "") -> T:
+        """A proxy typed as ``service_type``; on the 'local' channel, the implementation itself."""
+        proxy = self._proxies.get((service_type, preferred_channel))
+        if proxy is not None:
+            return typing.cast(T, proxy)
+        with self._lock:
+            service, is_proxy = self._make_service(service_type, preferred_channel)
+            if is_proxy:
+                self._proxies[(service_type, preferred_channel)] = service
+            return typing.cast(T, service)
+
+    def _make_service(self, service_type: type[T], preferred_channel: str) -> tuple[Any, bool]:
+        descriptor = Declarations.service(service_type)
+        component = descriptor.require_component()
+        local = self.is_local(component)
+        addresses = {} if self.component_registry is None else {
+            instances.channel: instances for instances in self.component_registry.get_addresses(component)
+        }
+        available = ([LOCAL] if local else []) + [name for name in addresses if name != LOCAL]
+        name = self._choose_channel(descriptor.type.__name__, component, preferred_channel, available)
+        if name == LOCAL:
+            # the implementation itself: a local call costs a plain call (advice, if any, is woven into it)
+            return self.environment_or_fail().get(service_type), False
+        return _core.proxy.make_proxy(service_type, self._channel(component, name, addresses.get(name))), True
+
+    def _choose_channel(self, service: str, component: ComponentDescriptor, preferred: str, available: list[str]) -> str:
+        if preferred:
+            if preferred != LOCAL:
+                ChannelRegistry.get(preferred)  # unknown channel names fail here, with the known ones listed
+            if preferred in available or (preferred != LOCAL and not available):
+                # nothing registered yet: the registry's watch fills the URL list when an instance appears
+                return preferred
+            raise ServiceException(
+                f"service {service} cannot be called over channel '{preferred}': component "
+                f"'{component.name}' exposes {available}"
+            )
+        if self.preferred_channel and self.preferred_channel in available:
+            return self.preferred_channel
+        if available:
+            return available[0]
+        raise ServiceException(
+            f"service {service} has no implementation in this process and no instance of component "
+            f"'{component.name}' is registered; start a server hosting it, or name a channel to wait for one"
+        )
+
+    def _channel(self, component: ComponentDescriptor, name: str, address: ChannelInstances | None) -> Channel:
+        key = (component.name, name)
+        channel = self._channels.get(key)
+        if channel is None:
+            channel = self.environment_or_fail().get(ChannelRegistry.get(name))
+            channel.setup(component, address)
+            channel.customize()
+            if self.component_registry is not None:
+                self.component_registry.watch(channel)
+            self._channels[key] = channel
+        return channel
+
+    def environment_or_fail(self) -> Environment:
+        """The environment this manager lives in."""
+        if self.environment is None:
+            raise ServiceException("ServiceManager is used outside of an Environment; get it with environment.get()")
+        return self.environment
+
+    def is_local(self, component: ComponentDescriptor) -> bool:
+        """True when this process's environment implements the component."""
+        return self.environment is not None and self.environment.has_provider(component.type)
+
+    # hosting
+
+    def startup(self, port: int | None = None) -> None:
+        """Start every component implemented here and register its addresses (idempotent)."""
+        with self._lock:
+            if self._started:
+                return
+            environment = self.environment_or_fail()
+            port = Server.port if port is None else port
+            for component in Declarations.components():
+                if not self.is_local(component):
+                    continue
+                instance = environment.get(component.type)
+                component.health = health_endpoint(type(instance))
+                component.addresses = list(instance.get_addresses(port))
+                instance.startup()
+                if self.component_registry is not None:
+                    self.component_registry.register(component, component.addresses)
+                self._started.append((component, instance))
+                logger.info("component %s started with %s", component.name, [str(a) for a in component.addresses])
+
+    def local_components(self) -> list[tuple[ComponentDescriptor, Any]]:
+        """The started components of this process with their implementation instances."""
+        return list(self._started)
+
+    def shutdown(self) -> None:
+        """Deregister and stop this process's components (idempotent)."""
+        with self._lock:
+            started, self._started = self._started, []
+            for component, instance in reversed(started):
+                if self.component_registry is not None:
+                    try:
+                        self.component_registry.deregister(component)
+                    except Exception:  # the registry may be gone already; stopping must go on
+                        logger.exception("deregistering %s failed", component.name)
+                instance.shutdown()
+
+    @on_destroy()
+    def destroy(self) -> None:
+        self.shutdown()
+        with self._lock:
+            for channel in self._channels.values():
+                channel.close()
+            self._channels.clear()
+            self._proxies.clear()
+        if self._owns_registry and self.component_registry is not None:
+            self.component_registry.close()
+
+
+def inject_service(preferred_channel: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a setter whose one parameter, typed as a service, receives that service's proxy."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        func.__warpcall_inject_service__ = preferred_channel  # type: ignore[attr-defined]
+        return func
+
+    return decorate
+
+
+@injectable()
+class InjectServiceProcessor(PostProcessor):
+    """Calls the ``@inject_service`` setters of every instance the environment creates."""
+
+    def __init__(self, service_manager: ServiceManager) -> None:
+        self.service_manager = service_manager
+        self._setters: dict[type, list[tuple[str, type, str]]] = {}
+
+    def _setters_of(self, cls: type) -> list[tuple[str, type, str]]:
+        setters = self._setters.get(cls)
+        if setters is None:
+            setters = []
+            for name in dir(cls):
+                func = getattr(cls, name, None)
+                channel = getattr(func, "__warpcall_inject_service__", None)
+                if channel is None:
+                    continue
+                hints = typing.get_type_hints(func)
+                hints.pop("return", None)
+                if len(hints) != 1:
+                    raise ServiceException(
+                        f"@inject_service setter {cls.__name__}.{name} must take exactly one parameter "
+                        f"typed as a service, got {list(hints)}"
+                    )
+                setters.append((name, next(iter(hints.values())), channel))
+            self._setters[cls] = setters
+        return setters
+
+    def process(self, instance: object, environment: Environment) -> None:
+        for name, service_type, channel in self._setters_of(type(instance)):
+            getattr(instance, name)(self.service_manager.get_service(service_type, channel))

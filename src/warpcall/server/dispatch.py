@@ -1,0 +1,196 @@
+"""The dispatch endpoint: a plain ASGI app answering ``POST /invoke`` in the body's own format.
+
+Only methods that a started component's services declare can be reached; the
+table of them is built once at startup. Bad input is answered with a 4xx and
+an envelope naming the problem, and never reaches an implementation.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any, Awaitable, Callable
+
+from starlette.concurrency import run_in_threadpool
+
+from warpcall import _core
+from warpcall.channels.dispatch import JSON, METHOD_HEADER, MSGPACK, PROTOBUF, DispatchProtobufChannel
+from warpcall.exceptions import (
+    InvalidArgumentsException,
+    MarshalException,
+    ProtocolException,
+    RequestTooLargeException,
+    UnknownMethodException,
+    UnsupportedMediaTypeException,
+)
+
+logger = logging.getLogger("warpcall.server")
+
+DEFAULT_MAX_BODY = 10 * 2**20
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class ServerMethod:
+    """Per exposed method: the bound implementation and the unmarshalling it needs, built once."""
+
+    __slots__ = ("descriptor", "target", "is_async", "required", "loaders", "dump_result", "_codec")
+
+    def __init__(self, descriptor: Any, target: Callable[..., Any]) -> None:
+        self.descriptor = descriptor
+        self.target = target
+        self.is_async = inspect.iscoroutinefunction(target)
+        parameters = list(descriptor.signature.parameters.values())[1:]
+        self.required = sum(1 for p in parameters if p.default is inspect.Parameter.empty)
+        self.loaders = tuple(_core.marshal.plan_for(tp).load for tp in descriptor.param_types)
+        self.dump_result = _core.marshal.plan_for(descriptor.return_type).dump
+        self._codec: Any = None
+
+    @property
+    def codec(self) -> Any:
+        """The protobuf codec of this method, built on first use."""
+        if self._codec is None:
+            self._codec = DispatchProtobufChannel.codec(self.descriptor)
+        return self._codec
+
+    def load_args(self, args: list[Any]) -> list[Any]:
+        """Unmarshal envelope arguments; InvalidArgumentsException when they do not fit the signature."""
+        count = len(args)
+        if count < self.required or count > len(self.loaders):
+            expected = (
+                str(self.required) if self.required == len(self.loaders) else f"{self.required} to {len(self.loaders)}"
+            )
+            raise InvalidArgumentsException(
+                f"{self.descriptor.qualified} takes {expected} argument(s), got {count}"
+            )
+        try:
+            return [load(arg) for load, arg in zip(self.loaders, args)]
+        except MarshalException as exc:
+            raise InvalidArgumentsException(f"{self.descriptor.qualified}: {exc}") from None
+
+    async def call(self, args: list[Any]) -> Any:
+        """Run the implementation; sync ones in the thread pool so the event loop keeps serving."""
+        if self.is_async:
+            return await self.target(*args)
+        return await run_in_threadpool(self.target, *args)
+
+
+def describe_exception(exc: BaseException, include_traceback: bool = False) -> dict[str, Any]:
+    """The envelope's exception entry for ``exc``."""
+    entry: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    if include_traceback:
+        import traceback
+
+        entry["traceback"] = "".join(traceback.format_exception(exc))
+    return entry
+
+
+class DispatchEndpoint:
+    """ASGI app for ``POST /invoke``: decode, resolve, unmarshal, call, marshal, answer in kind."""
+
+    def __init__(self, max_body: int = DEFAULT_MAX_BODY, include_traceback: bool = False) -> None:
+        self.max_body = max_body
+        self.include_traceback = include_traceback
+        self.methods: dict[str, ServerMethod] = {}
+
+    def expose(self, component: Any, service: Any, implementation: object) -> None:
+        """Make every method the service declares callable, bound to ``implementation``."""
+        for name, descriptor in service.methods.items():
+            self.methods[descriptor.qualified] = ServerMethod(descriptor, getattr(implementation, name))
+
+    def resolve(self, qualified: str) -> ServerMethod:
+        """The exposed method named ``component:service:method``; UnknownMethodException otherwise."""
+        method = self.methods.get(qualified)
+        if method is None:
+            _core.envelope.split_method(qualified)
+            raise UnknownMethodException(
+                f"no registered service declares {qualified!r}; this server exposes {len(self.methods)} method(s)"
+            )
+        return method
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope["headers"])
+        media_type = headers.get(b"content-type", b"").split(b";")[0].strip().decode("latin-1").lower()
+        reply_type = media_type if media_type in (JSON, MSGPACK, PROTOBUF) else JSON
+        try:
+            if scope.get("method") != "POST":
+                await self._send(send, 405, JSON, _core.envelope.encode_response_json(
+                    None, {"type": "MethodNotAllowed", "message": "POST the envelope to /invoke"}))
+                return
+            if reply_type != media_type:
+                raise UnsupportedMediaTypeException(
+                    f"content type {media_type or '(none)'!r} is not supported; send {JSON}, {MSGPACK} or {PROTOBUF}"
+                )
+            body = await self._read_body(headers, receive)
+            if media_type == PROTOBUF:
+                await self._invoke_protobuf(headers, body, send)
+                return
+            if media_type == MSGPACK:
+                qualified, args = _core.envelope.decode_request_msgpack(body)
+            else:
+                qualified, args = _core.envelope.decode_request_json(body)
+            method = self.resolve(qualified)
+            values = method.load_args(args)
+        except ProtocolException as exc:
+            await self._send_error(send, reply_type, exc.status, exc)
+            return
+        try:
+            result = method.dump_result(await method.call(values))
+            exception = None
+            status = 200
+        except Exception as exc:  # the implementation's failure travels to the caller
+            logger.debug("%s raised", qualified, exc_info=True)
+            result, exception, status = None, describe_exception(exc, self.include_traceback), 500
+        encode = _core.envelope.encode_response_msgpack if media_type == MSGPACK else _core.envelope.encode_response_json
+        await self._send(send, status, reply_type, encode(result, exception))
+
+    async def _invoke_protobuf(self, headers: dict[bytes, bytes], body: bytes, send: Send) -> None:
+        method = self.resolve(headers.get(METHOD_HEADER.encode(), b"").decode("latin-1"))
+        codec = method.codec
+        values = codec.decode_request(body)
+        if len(values) < method.required:
+            raise InvalidArgumentsException(f"{method.descriptor.qualified} takes {method.required} argument(s)")
+        try:
+            payload = codec.encode_response(await method.call(values))
+            status = 200
+        except Exception as exc:
+            logger.debug("%s raised", method.descriptor.qualified, exc_info=True)
+            payload, status = codec.encode_response(None, describe_exception(exc)), 500
+        await self._send(send, status, PROTOBUF, payload)
+
+    async def _read_body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            raise RequestTooLargeException(f"body of {int(declared)} bytes exceeds the limit of {self.max_body} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise RequestTooLargeException(f"body exceeds the limit of {self.max_body} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _send_error(self, send: Send, reply_type: str, status: int, exc: Exception) -> None:
+        entry = describe_exception(exc)
+        if reply_type == MSGPACK:
+            await self._send(send, status, MSGPACK, _core.envelope.encode_response_msgpack(None, entry))
+        else:
+            await self._send(send, status, JSON, _core.envelope.encode_response_json(None, entry))
+
+    @staticmethod
+    async def _send(send: Send, status: int, content_type: str, payload: bytes) -> None:
+        await send({
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(payload)).encode())],
+        })
+        await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,159 @@
+"""FastAPIServer: serves the components of an environment on the user's FastAPI app with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from warpcall.di import Environment, on_destroy, on_init
+from warpcall.exceptions import ServiceException
+from warpcall.manager import ServiceManager
+from warpcall.registry.contract import ComponentRegistry
+from warpcall.server.dispatch import DEFAULT_MAX_BODY, DispatchEndpoint
+from warpcall.service import Server
+
+logger = logging.getLogger("warpcall.server")
+
+STARTUP_TIMEOUT = 15.0
+GRACEFUL_SHUTDOWN_TIMEOUT = 10.0
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; port 0 picks a free one. Connections queue from here on, before uvicorn serves."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+class FastAPIServer(Server):
+    """Mounts ``POST /invoke`` and the health routes on ``fastapi`` and runs the environment's components.
+
+    Create it in a module (``@create()``) and start everything with
+    :meth:`boot`; ``environment.destroy()`` deregisters the components, lets
+    in-flight calls finish and stops uvicorn, leaving no thread or socket.
+    """
+
+    _socket: socket.socket | None = None
+    _host = "127.0.0.1"
+
+    def __init__(
+        self,
+        fastapi: FastAPI,
+        service_manager: ServiceManager,
+        component_registry: ComponentRegistry,
+        *,
+        max_body: int = DEFAULT_MAX_BODY,
+        include_traceback: bool = False,
+    ) -> None:
+        self.fast_api = fastapi
+        self.service_manager = service_manager
+        self.component_registry = component_registry
+        self.endpoint = DispatchEndpoint(max_body=max_body, include_traceback=include_traceback)
+        self.server: uvicorn.Server | None = None
+        self.thread: threading.Thread | None = None
+        self.socket: socket.socket | None = None
+        self.environment: Environment | None = None
+
+    @classmethod
+    def boot(cls, module: type, host: str = "127.0.0.1", port: int = 8000, start_thread: bool = True) -> Environment:
+        """Build the environment of ``module``, start its components and (by default) serve them in a thread.
+
+        With ``start_thread=False`` nothing is served here: run the FastAPI app
+        with uvicorn yourself (``uvicorn main:app``) on ``port``.
+        """
+        sock = bind_socket(host, port) if start_thread else None
+        Server.port = sock.getsockname()[1] if sock is not None else port
+        cls._host = host
+        try:
+            environment = Environment(module)
+        except BaseException:
+            if sock is not None:
+                sock.close()
+            raise
+        server = environment.get(FastAPIServer)
+        server.environment = environment
+        if sock is not None:
+            try:
+                server.start(sock)
+            except BaseException:
+                environment.destroy()
+                raise
+        return environment
+
+    @on_init()
+    def mount(self) -> None:
+        """Start the components, expose their services on /invoke and add their health routes."""
+        self.service_manager.startup(Server.port)
+        for component, instance in self.service_manager.local_components():
+            for service in component.services:
+                implementation = self.service_manager.get_service(service.type, "local")
+                self.endpoint.expose(component, service, implementation)
+            if component.health:
+                self._route_health(component.health, instance)
+        self.fast_api.add_route("/invoke", self.endpoint, methods=["POST"], include_in_schema=False)
+
+    def _route_health(self, path: str, instance: Any) -> None:
+        registry = self.component_registry
+
+        async def health() -> JSONResponse:
+            result = await instance.get_health()
+            return JSONResponse(result.to_dict(), status_code=registry.map_health(result))
+
+        self.fast_api.add_api_route(path, health, methods=["GET"], summary="component health", tags=["health"])
+
+    def start(self, sock: socket.socket) -> None:
+        """Serve the app on ``sock`` in a background thread; returns once uvicorn accepts requests."""
+        if self.thread is not None:
+            raise ServiceException("FastAPIServer is already running")
+        config = uvicorn.Config(
+            self.fast_api,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_TIMEOUT),
+        )
+        self.server = uvicorn.Server(config)
+        self.socket = sock
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [sock]}, name=f"warpcall-uvicorn-{Server.port}", daemon=True
+        )
+        self.thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise ServiceException(f"uvicorn did not start on port {Server.port} within {STARTUP_TIMEOUT} s")
+            time.sleep(0.005)
+
+    @property
+    def url(self) -> str:
+        """Base URL of this server (loopback host as booted)."""
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{Server.port}"
+
+    @on_destroy()
+    def stop(self) -> None:
+        """Deregister, finish in-flight calls, stop uvicorn and close the socket."""
+        self.service_manager.shutdown()
+        if self.server is not None and self.thread is not None:
+            self.server.should_exit = True
+            self.thread.join(GRACEFUL_SHUTDOWN_TIMEOUT + 5)
+            if self.thread.is_alive():
+                self.server.force_exit = True
+                self.thread.join(5)
+        if self.socket is not None:
+            self.socket.close()
+        self.server, self.thread, self.socket = None, None, None

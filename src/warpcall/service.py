@@ -1,0 +1,272 @@
+"""Declaring services and components: base classes, decorators and their descriptors.
+
+A service is an abstract subclass of :class:`Service` marked with ``@service``;
+a component is a subclass of :class:`Component` marked with ``@component``
+that lists the services it bundles. Implementations are marked with
+``@implementation()`` and managed by the DI container. The descriptors built
+here are the per-type metadata every later layer reads; they are built once,
+when the decorators run.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+from abc import ABC, abstractmethod
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+from warpcall import _core
+from warpcall.di import injectable
+from warpcall.exceptions import ServiceException
+from warpcall.registry.contract import ChannelAddress, ChannelInstances
+
+if TYPE_CHECKING:
+    from warpcall.health import HealthCheckManager
+
+T = TypeVar("T")
+
+__all__ = [
+    "AbstractComponent",
+    "ChannelAddress",
+    "ChannelInstances",
+    "Component",
+    "ComponentDescriptor",
+    "ComponentStatus",
+    "Server",
+    "Service",
+    "ServiceDescriptor",
+    "component",
+    "health",
+    "implementation",
+    "service",
+]
+
+
+class Service:
+    """Base of every service interface; its own methods are not service methods."""
+
+    __warpcall_root__ = True
+
+
+class ComponentStatus(Enum):
+    """Lifecycle state of a component implementation."""
+
+    VIRGIN = 0
+    RUNNING = 1
+    STOPPED = 2
+
+
+class Component(Service):
+    """Base of every component interface: a deployment unit bundling services behind channels."""
+
+    __warpcall_root__ = True
+
+    @abstractmethod
+    def startup(self) -> None:
+        """Called once the server hosting the component is up."""
+
+    @abstractmethod
+    def shutdown(self) -> None:
+        """Called before the hosting server stops."""
+
+    @abstractmethod
+    def get_addresses(self, port: int) -> list[ChannelAddress]:
+        """The channel addresses this component instance exposes on ``port``."""
+
+    @abstractmethod
+    def get_status(self) -> ComponentStatus:
+        """The component's lifecycle state."""
+
+    @abstractmethod
+    async def get_health(self) -> HealthCheckManager.Health:
+        """The component's health, computed from its health checks."""
+
+
+class AbstractComponent(Component, ABC):
+    """Default lifecycle and health for component implementations; subclasses add ``get_addresses``."""
+
+    def __init__(self) -> None:
+        self.status = ComponentStatus.VIRGIN
+        self.health_check_manager: HealthCheckManager | None = None
+
+    def startup(self) -> None:
+        self.status = ComponentStatus.RUNNING
+
+    def shutdown(self) -> None:
+        self.status = ComponentStatus.STOPPED
+
+    def get_status(self) -> ComponentStatus:
+        return self.status
+
+    async def get_health(self) -> HealthCheckManager.Health:
+        from warpcall.health import HealthCheckManager, HealthStatus
+
+        if self.health_check_manager is None:
+            return HealthCheckManager.Health(HealthStatus.OK)
+        return await self.health_check_manager.check()
+
+
+class Server:
+    """What a component needs to know of the process serving it: its port and local address."""
+
+    port: int = 0
+
+    @staticmethod
+    def get_local_ip() -> str:
+        """The address this host's name resolves to, for other hosts to reach it; 127.0.0.1 when unresolvable."""
+        try:
+            return socket.gethostbyname(socket.gethostname())
+        except OSError:
+            return "127.0.0.1"
+
+
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])|(?<=[A-Z])([A-Z])(?=[a-z])", r"_\1\2", name).lower()
+
+
+class ServiceDescriptor:
+    """Per service type: its name, its component and its method descriptors (built once)."""
+
+    def __init__(self, service_type: type, name: str, description: str) -> None:
+        self.type = service_type
+        self.name = name
+        self.description = description
+        self.component: ComponentDescriptor | None = None
+        self._methods: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def methods(self) -> dict[str, Any]:
+        """``name -> MethodDescriptor`` of the service's public methods, qualified with component and service."""
+        methods = self._methods
+        if methods is None:
+            with self._lock:
+                if self._methods is None:
+                    component = self.require_component()
+                    built = dict(_core.proxy.service_methods(self.type))
+                    for method in built.values():
+                        method.qualified = f"{component.name}:{self.name}:{method.name}"
+                    self._methods = built
+                methods = self._methods
+        return methods
+
+    def require_component(self) -> ComponentDescriptor:
+        """The component bundling this service, or a ServiceException saying none does."""
+        if self.component is None:
+            raise ServiceException(
+                f"service {self.type.__name__} ('{self.name}') is not part of any component; "
+                f"list it in @component(services=[{self.type.__name__}, ...])"
+            )
+        return self.component
+
+    def __repr__(self) -> str:
+        return f"ServiceDescriptor({self.name!r}, {self.type.__qualname__})"
+
+
+class ComponentDescriptor:
+    """Per component type: name, services, health endpoint, and the addresses it was last registered with."""
+
+    def __init__(self, component_type: type, name: str, description: str, services: list[ServiceDescriptor]) -> None:
+        self.type = component_type
+        self.name = name
+        self.description = description
+        self.services = services
+        self.health = ""
+        self.addresses: list[ChannelAddress] = []
+
+    def __repr__(self) -> str:
+        return f"ComponentDescriptor({self.name!r}, services={[s.name for s in self.services]})"
+
+
+class Declarations:
+    """The process-wide table of declared services and components, filled by the decorators."""
+
+    by_type: dict[type, ServiceDescriptor | ComponentDescriptor] = {}
+    services_by_name: dict[str, ServiceDescriptor] = {}
+    components_by_name: dict[str, ComponentDescriptor] = {}
+
+    @classmethod
+    def service(cls, service_type: type) -> ServiceDescriptor:
+        """The descriptor of a declared service, or a ServiceException naming what is declared."""
+        descriptor = cls.by_type.get(service_type)
+        if not isinstance(descriptor, ServiceDescriptor):
+            known = sorted(d.type.__name__ for d in cls.services_by_name.values())
+            raise ServiceException(
+                f"{getattr(service_type, '__name__', service_type)} is not a declared service; "
+                f"decorate it with @service() and list it in a @component. Declared services: {known}"
+            )
+        return descriptor
+
+    @classmethod
+    def components(cls) -> list[ComponentDescriptor]:
+        """Every declared component."""
+        return list(cls.components_by_name.values())
+
+
+def service(name: str = "", description: str = "") -> Callable[[type[T]], type[T]]:
+    """Declare an abstract :class:`Service` subclass as a service (name defaults to the class name in snake case)."""
+
+    def decorate(cls: type[T]) -> type[T]:
+        if not (isinstance(cls, type) and issubclass(cls, Service)):
+            raise ServiceException(f"@service needs a subclass of warpcall.Service, got {cls!r}")
+        descriptor = ServiceDescriptor(cls, name or _snake_case(cls.__name__), description)
+        Declarations.by_type[cls] = descriptor
+        Declarations.services_by_name[descriptor.name] = descriptor
+        return cls
+
+    return decorate
+
+
+def component(name: str = "", description: str = "", services: list[type] | None = None) -> Callable[[type[T]], type[T]]:
+    """Declare a :class:`Component` subclass bundling ``services``, exposed through the same channels."""
+
+    def decorate(cls: type[T]) -> type[T]:
+        if not (isinstance(cls, type) and issubclass(cls, Component)):
+            raise ServiceException(f"@component needs a subclass of warpcall.Component, got {cls!r}")
+        component_name = name or _snake_case(cls.__name__)
+        members = [Declarations.service(service_type) for service_type in services or []]
+        descriptor = ComponentDescriptor(cls, component_name, description, members)
+        for member in members:
+            if member.component is not None and member.component.type is not cls:
+                raise ServiceException(
+                    f"service {member.type.__name__} is already part of component '{member.component.name}'; "
+                    f"a service belongs to one component"
+                )
+            member.component = descriptor
+        Declarations.by_type[cls] = descriptor
+        Declarations.components_by_name[component_name] = descriptor
+        return cls
+
+    return decorate
+
+
+def implementation() -> Callable[[type[T]], type[T]]:
+    """Mark a class implementing a service or component; the DI container creates and manages it."""
+
+    def decorate(cls: type[T]) -> type[T]:
+        declared = [base for base in cls.__mro__[1:] if base in Declarations.by_type]
+        if not declared:
+            raise ServiceException(
+                f"@implementation class {cls.__name__} implements no declared service or component; "
+                "subclass a @service or @component class"
+            )
+        return injectable()(cls)
+
+    return decorate
+
+
+def health(endpoint: str) -> Callable[[type[T]], type[T]]:
+    """Serve the component's health at HTTP GET ``endpoint`` (200 when healthy, 503 when not)."""
+
+    def decorate(cls: type[T]) -> type[T]:
+        cls.__warpcall_health__ = endpoint  # type: ignore[attr-defined]
+        return cls
+
+    return decorate
+
+
+def health_endpoint(implementation_type: type) -> str:
+    """The endpoint set by ``@health`` on a component implementation, '' when none."""
+    return getattr(implementation_type, "__warpcall_health__", "")
