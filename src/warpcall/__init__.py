@@ -1,7 +1,122 @@
-"""warpcall: declare a service once, call it in-process or over HTTP through a typed proxy."""
+"""warpcall: declare a service once, call it in-process or over HTTP through a typed proxy.
+
+The decorator API is the one of ``aspyx-service``: a program written for it
+ports by changing ``aspyx_service`` to ``warpcall`` (and ``aspyx.di`` to
+``warpcall.di``). ``NATIVE`` tells whether the compiled core is active;
+``WARPCALL_PURE=1`` forces the pure-Python twin.
+"""
 
 from warpcall._core import NATIVE
+from warpcall.channels import (
+    Channel,
+    DispatchJSONChannel,
+    DispatchMsgpackChannel,
+    DispatchProtobufChannel,
+    HTTPXChannel,
+    channel,
+)
+from warpcall.di import module
+from warpcall.exceptions import (
+    AuthorizationException,
+    InvalidArgumentsException,
+    InvalidTokenException,
+    MalformedRequestException,
+    MarshalException,
+    MissingTokenException,
+    ProtocolException,
+    RemoteServiceException,
+    RequestTooLargeException,
+    ServiceCommunicationException,
+    ServiceException,
+    TokenException,
+    TokenExpiredException,
+    UnknownMethodException,
+    UnsupportedMediaTypeException,
+    WarpcallError,
+)
+from warpcall.health import HealthCheckManager, HealthStatus, health_check, health_checks
+from warpcall.manager import ServiceManager, inject_service
+from warpcall.registry import (
+    ChannelAddress,
+    ChannelInstances,
+    ComponentRegistry,
+    ConsulComponentRegistry,
+    EmbeddedComponentRegistry,
+    EtcdComponentRegistry,
+    LocalComponentRegistry,
+)
+from warpcall.server import FastAPIServer
+from warpcall.service import (
+    AbstractComponent,
+    Component,
+    ComponentDescriptor,
+    ComponentStatus,
+    Server,
+    Service,
+    ServiceDescriptor,
+    component,
+    health,
+    implementation,
+    service,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["NATIVE", "__version__"]
+
+@module()
+class ServiceModule:
+    """The module of warpcall's own injectables; import it from your module: ``@module(imports=[ServiceModule])``."""
+
+
+__all__ = [
+    "NATIVE",
+    "AbstractComponent",
+    "AuthorizationException",
+    "Channel",
+    "ChannelAddress",
+    "ChannelInstances",
+    "Component",
+    "ComponentDescriptor",
+    "ComponentRegistry",
+    "ComponentStatus",
+    "ConsulComponentRegistry",
+    "DispatchJSONChannel",
+    "DispatchMsgpackChannel",
+    "DispatchProtobufChannel",
+    "EmbeddedComponentRegistry",
+    "EtcdComponentRegistry",
+    "FastAPIServer",
+    "HTTPXChannel",
+    "HealthCheckManager",
+    "HealthStatus",
+    "InvalidArgumentsException",
+    "InvalidTokenException",
+    "LocalComponentRegistry",
+    "MalformedRequestException",
+    "MarshalException",
+    "MissingTokenException",
+    "ProtocolException",
+    "RemoteServiceException",
+    "RequestTooLargeException",
+    "Server",
+    "Service",
+    "ServiceCommunicationException",
+    "ServiceDescriptor",
+    "ServiceException",
+    "ServiceManager",
+    "ServiceModule",
+    "TokenException",
+    "TokenExpiredException",
+    "UnknownMethodException",
+    "UnsupportedMediaTypeException",
+    "WarpcallError",
+    "__version__",
+    "channel",
+    "component",
+    "health",
+    "health_check",
+    "health_checks",
+    "implementation",
+    "inject_service",
+    "service",
+]

@@ -1,0 +1,132 @@
+"""``warpcall demo``: serve the demo component in a child process and call it over every channel."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+import warpcall
+from warpcall import ComponentRegistry, EmbeddedComponentRegistry, ServiceCommunicationException, ServiceManager, ServiceModule
+from warpcall.demo import implementation  # noqa: F401 - the in-process implementation, for the local channel
+from warpcall.demo.example import GreeterService, Order
+from warpcall.di import Environment, create, module
+
+CHANNELS = ("local", "dispatch-json", "dispatch-msgpack", "dispatch-protobuf")
+READY_TIMEOUT = 30.0
+DISCOVERY_TIMEOUT = 15.0
+
+
+@module(imports=[ServiceModule])
+class DemoClientModule:
+    """The calling process's module: the default registry, and the implementation for local calls."""
+
+    @create()
+    def create_registry(self) -> ComponentRegistry:
+        return EmbeddedComponentRegistry()
+
+
+def _median_seconds(call: Callable[[], Any], count: int) -> float:
+    timings = []
+    for _ in range(count):
+        start = time.perf_counter()
+        call()
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
+
+
+async def _median_seconds_async(call: Callable[[], Any], count: int) -> float:
+    timings = []
+    for _ in range(count):
+        start = time.perf_counter()
+        await call()
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
+
+
+def _format(seconds: float) -> str:
+    return f"{seconds * 1e6:8.1f} µs"
+
+
+def _start_server() -> tuple[subprocess.Popen[str], str]:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "warpcall.demo.server"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(child.stdout.readline() if child.stdout else ""), daemon=True).start()
+    try:
+        line = lines.get(timeout=READY_TIMEOUT)
+    except queue.Empty:
+        line = ""
+    if not line.startswith("READY "):
+        _stop_server(child)
+        raise SystemExit(f"the demo server did not start within {READY_TIMEOUT:.0f} s (exit code {child.poll()})")
+    return child, line.split()[1]
+
+
+def _stop_server(child: subprocess.Popen[str]) -> None:
+    if child.stdin is not None:
+        child.stdin.close()
+    try:
+        child.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait(timeout=5)
+
+
+def _wait_for_discovery(greeter: GreeterService) -> None:
+    deadline = time.monotonic() + DISCOVERY_TIMEOUT
+    while True:
+        try:
+            greeter.hello("registry")
+            return
+        except ServiceCommunicationException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def run(calls: int = 200) -> int:
+    """Run the demo; returns the process exit code."""
+    print(f"warpcall {warpcall.__version__} demo; compiled core: {'yes' if warpcall.NATIVE else 'no (pure Python)'}")
+    child, url = _start_server()
+    environment = None
+    try:
+        print(f"server process {child.pid} serves the 'demo' component at {url}")
+        environment = Environment(DemoClientModule)
+        manager = environment.get(ServiceManager)
+        registry = environment.get(ComponentRegistry)
+        print(f"found through {type(registry).__name__} {getattr(registry, 'path', '')}".rstrip())
+        order = Order(id=7, customer="ada", items=["tea", "cake", "scones"])
+        print(f"{calls} calls per measurement; median latency per call\n")
+        print(f"{'channel':<18} {'hello()':<14} {'echo(Order)':<12} {'price(Order)':<38} {'hello':>11} {'echo':>11} {'hello_async':>11}")
+        for name in CHANNELS:
+            greeter = manager.get_service(GreeterService, name)
+            if name != "local":
+                _wait_for_discovery(greeter)
+            greeting = greeter.hello("world")
+            echoed = greeter.echo(order)
+            if echoed != order:
+                raise SystemExit(f"{name}: echo returned {echoed!r}, expected {order!r}")
+            receipt = greeter.price(order)
+            hello_time = _median_seconds(lambda: greeter.hello("world"), calls)
+            echo_time = _median_seconds(lambda: greeter.echo(order), calls)
+            async_time = asyncio.run(_median_seconds_async(lambda: greeter.hello_async("world"), calls))
+            print(
+                f"{name:<18} {greeting!r:<14} {'equal' if echoed == order else 'DIFFERENT':<12} {receipt!r:<38} "
+                f"{_format(hello_time)} {_format(echo_time)} {_format(async_time)}"
+            )
+        print("\nall channels answered; stopping the server")
+        return 0
+    finally:
+        if environment is not None:
+            environment.destroy()
+        _stop_server(child)

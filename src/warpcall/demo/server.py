@@ -1,0 +1,47 @@
+"""The demo's server process: ``python -m warpcall.demo.server`` serves the demo component on 127.0.0.1.
+
+It prints ``READY <url>`` once it is registered and serving, and stops
+cleanly (deregistering) when its standard input closes or it gets SIGTERM.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+from fastapi import FastAPI
+
+from warpcall import ComponentRegistry, EmbeddedComponentRegistry, FastAPIServer, ServiceManager, ServiceModule
+from warpcall.demo import implementation  # noqa: F401 - registers the implementations
+from warpcall.di import create, module
+
+
+@module(imports=[ServiceModule])
+class DemoServerModule:
+    """The server process's module: the implementations, the default registry and a FastAPI server."""
+
+    @create()
+    def create_registry(self) -> ComponentRegistry:
+        return EmbeddedComponentRegistry()
+
+    @create()
+    def create_server(self, service_manager: ServiceManager, component_registry: ComponentRegistry) -> FastAPIServer:
+        return FastAPIServer(FastAPI(title="warpcall demo"), service_manager, component_registry)
+
+
+def main() -> None:
+    """Serve until stdin closes or SIGTERM arrives."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    environment = FastAPIServer.boot(DemoServerModule, host="127.0.0.1", port=0)
+    try:
+        print(f"READY {environment.get(FastAPIServer).url}", flush=True)
+        threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+        stop.wait()
+    finally:
+        environment.destroy()
+
+
+if __name__ == "__main__":
+    main()
