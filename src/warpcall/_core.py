@@ -38,6 +38,7 @@ def _load(name: str) -> ModuleType:
 
 selector = _load("selector")
 envelope = _load("envelope")
+transport = _load("transport")
 
 #: True when every core module runs compiled.
 NATIVE = all(LOADED.values())

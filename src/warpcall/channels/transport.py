@@ -1,0 +1,853 @@
+"""HTTP/1.1 keep-alive clients on the compiled core, and the httpx transports built on them.
+
+``HTTPClient`` (sync) and ``AsyncHTTPClient`` are the direct path: one call is a
+request written by ``_core.transport.build_request``, one ``send`` and as many
+``recv`` as the response needs, parsed by ``_core.transport.ResponseParser``.
+``WarpTransport`` / ``AsyncWarpTransport`` put the same machinery under an
+``httpx.Client`` / ``httpx.AsyncClient``, so whatever the httpx client does to a
+request (event hooks, auth, default headers) still reaches the server.
+
+Both paths raise httpx's exception types with messages that name the URL:
+``ConnectError``/``ConnectTimeout`` (connect), ``WriteError``/``WriteTimeout``
+(send), ``ReadError``/``ReadTimeout`` (receive), ``RemoteProtocolError`` (the server
+broke HTTP/1.1 or the body is over ``max_body``), ``LocalProtocolError`` (a header
+or method that cannot be sent), ``PoolTimeout`` (async: every connection busy).
+
+Every call is bounded: connect, each send and each receive wait at most the
+timeout (``None`` anywhere means the client's default, never "forever").
+Connections are pooled per thread (sync) and per event loop (async), per
+(scheme, host, port). A pooled connection that the server closed while it was idle
+is noticed before reuse and replaced; a call whose first send fails on a reused
+connection (no byte went out) is retried once on a new one. ``https`` URLs are
+delegated to httpx's own transport (``httpx.HTTPTransport`` / ``AsyncHTTPTransport``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+import socket
+import struct
+import sys
+import threading
+import weakref
+from collections import deque
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from warpcall import _core
+
+_READ_SIZE = 65536
+
+
+class _Target:
+    """What a URL means to the wire: where to connect and what to write; parsed once per URL."""
+
+    __slots__ = ("tls", "host", "port", "key", "host_header", "path")
+
+    def __init__(self, url: str) -> None:
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise httpx.UnsupportedProtocol(f"cannot call {url!r}: {exc}") from None
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(f"cannot call {url!r}: only http:// and https:// URLs are supported")
+        host = parts.hostname
+        if not host:
+            raise httpx.UnsupportedProtocol(f"cannot call {url!r}: the URL has no host")
+        default = 443 if scheme == "https" else 80
+        self.tls = scheme == "https"
+        self.host = host
+        self.port = port or default
+        self.key = (scheme, host, self.port)
+        name = f"[{host}]" if ":" in host else host
+        self.host_header = name if self.port == default else f"{name}:{self.port}"
+        path = parts.path or "/"
+        self.path = f"{path}?{parts.query}" if parts.query else path
+
+
+_TARGETS: dict[str, _Target] = {}
+
+
+def _target(url: str) -> _Target:
+    target = _TARGETS.get(url)
+    if target is None:
+        target = _Target(url)
+        if len(_TARGETS) >= 4096:
+            _TARGETS.clear()
+        _TARGETS[url] = target
+    return target
+
+
+def _check_timeout(timeout: float) -> float:
+    if not timeout or timeout <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    return float(timeout)
+
+
+def _attach_request(exc: httpx.RequestError, method: str, url: str) -> None:
+    """Give a direct-path error the ``.request`` an httpx client would have set."""
+    try:
+        exc.request
+    except RuntimeError:
+        try:
+            exc.request = httpx.Request(method, url)
+        except Exception:  # an unusable URL: the message already names it
+            pass
+
+
+def _raw_headers(response: httpx.Response) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
+
+
+def _timeouts(extensions: dict, default: float) -> tuple[float, float, float, float]:
+    """connect, write, read, pool timeouts from an httpx request; None means the client's default."""
+    t = extensions.get("timeout") or {}
+    return (
+        t.get("connect") or default,
+        t.get("write") or default,
+        t.get("read") or default,
+        t.get("pool") or default,
+    )
+
+
+def _bad_request(method: str, url: str, exc: ValueError) -> httpx.LocalProtocolError:
+    return httpx.LocalProtocolError(f"cannot send {method} {url}: {exc}")
+
+
+def _connect_error(url: str, exc: OSError) -> httpx.ConnectError:
+    return httpx.ConnectError(f"cannot connect to {url}: {exc.strerror or exc}")
+
+
+def _write_error(url: str, exc: OSError) -> httpx.WriteError:
+    return httpx.WriteError(f"sending the request to {url} failed: {exc.strerror or exc}")
+
+
+def _read_error(url: str, exc: OSError) -> httpx.ReadError:
+    return httpx.ReadError(f"reading the response from {url} failed: {exc.strerror or exc}")
+
+
+def _protocol_error(url: str, exc: ValueError) -> httpx.RemoteProtocolError:
+    return httpx.RemoteProtocolError(f"bad response from {url}: {exc}")
+
+
+def _read_timeout(url: str, timeout: float) -> httpx.ReadTimeout:
+    return httpx.ReadTimeout(f"no response from {url} within {timeout} s (read timeout)")
+
+
+def _write_timeout(url: str, timeout: float) -> httpx.WriteTimeout:
+    return httpx.WriteTimeout(f"sending the request to {url} took over {timeout} s (write timeout)")
+
+
+def _connect_timeout(url: str, timeout: float) -> httpx.ConnectTimeout:
+    return httpx.ConnectTimeout(f"cannot connect to {url} within {timeout} s (connect timeout)")
+
+
+if sys.platform.startswith(("linux", "darwin", "freebsd")):
+
+    def _set_sock_timeout(sock: socket.socket, timeout: float) -> None:
+        # kernel timeouts on a blocking socket: no poll() before each send/recv, unlike settimeout()
+        seconds = int(timeout)
+        tv = struct.pack("ll", seconds, int((timeout - seconds) * 1e6) or (0 if seconds else 1))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+
+else:
+
+    def _set_sock_timeout(sock: socket.socket, timeout: float) -> None:
+        sock.settimeout(timeout)
+
+
+class _Conn:
+    """One kept-alive blocking socket of the sync client."""
+
+    __slots__ = ("sock", "_poll", "timeout", "generation", "__weakref__")
+
+    def __init__(self, sock: socket.socket, generation: int) -> None:
+        self.sock = sock
+        self._poll = select.poll()
+        self._poll.register(sock, select.POLLIN)
+        self.timeout = -1.0
+        self.generation = generation
+
+    def reusable(self) -> bool:
+        """An idle connection must have nothing to read: data or EOF there means the server gave up on it."""
+        return not self._poll.poll(0)
+
+    def set_timeout(self, timeout: float) -> None:
+        if timeout != self.timeout:
+            _set_sock_timeout(self.sock, timeout)
+            self.timeout = timeout
+
+    def close(self) -> None:
+        self.sock.close()
+
+    __del__ = close
+
+
+def _open(target: _Target, url: str, timeout: float, generation: int) -> _Conn:
+    try:
+        sock = socket.create_connection((target.host, target.port), timeout=timeout)
+    except TimeoutError:
+        raise _connect_timeout(url, timeout) from None
+    except OSError as exc:
+        raise _connect_error(url, exc) from None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.settimeout(None)
+    return _Conn(sock, generation)
+
+
+def _send(conn: _Conn, data: bytes, timeout: float, url: str, reused: bool) -> bool:
+    """Send the request; False when a reused connection failed before any byte went out."""
+    conn.set_timeout(timeout)
+    sock = conn.sock
+    sent = 0
+    try:
+        sent = sock.send(data)
+        if sent < len(data):
+            sock.sendall(memoryview(data)[sent:])
+    except (BlockingIOError, TimeoutError):
+        conn.close()
+        raise _write_timeout(url, timeout) from None
+    except OSError as exc:
+        conn.close()
+        if reused and sent == 0 and isinstance(exc, ConnectionError):
+            return False
+        raise _write_error(url, exc) from None
+    return True
+
+
+class HTTPClient:
+    """Blocking HTTP/1.1 keep-alive client: connections pooled per thread and per (scheme, host, port).
+
+    ``timeout`` bounds connect, each send and each receive; ``max_body`` is the
+    largest response body accepted. ``request`` returns ``(status, headers, body)``.
+    """
+
+    def __init__(self, timeout: float = 10.0, max_body: int = 64 * 2**20, max_idle: int = 8) -> None:
+        self.timeout = _check_timeout(timeout)
+        self.max_body = max_body
+        self.max_idle = max_idle
+        self._local = threading.local()
+        self._pools: weakref.WeakSet[_Pool] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._tls: httpx.HTTPTransport | None = None
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        timeout: float | None = None,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Send one request and return ``(status, headers, body)``; raises httpx's exception types."""
+        t = self.timeout if timeout is None else _check_timeout(timeout)
+        try:
+            status, _reason, response_headers, content = self._exchange(method, url, headers, body, t, t, t)
+        except httpx.RequestError as exc:
+            _attach_request(exc, method, url)
+            raise
+        return status, response_headers, content
+
+    def _pool(self) -> _Pool:
+        try:
+            return self._local.pool
+        except AttributeError:
+            pool = self._local.pool = _Pool()
+            with self._lock:
+                self._pools.add(pool)
+            return pool
+
+    def _exchange(
+        self, method: str, url: str, headers: Any, body: bytes, connect_t: float, write_t: float, read_t: float
+    ) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        target = _TARGETS.get(url) or _target(url)
+        if target.tls:
+            return self._delegate(method, url, headers, body, connect_t, write_t, read_t)
+        try:
+            data = _core.transport.build_request(method, target.path, target.host_header, headers, body)
+        except ValueError as exc:
+            raise _bad_request(method, url, exc) from None
+        try:
+            idle = self._local.pool.get(target.key)
+        except AttributeError:
+            idle = None
+        if idle is None:
+            idle = self._pool()[target.key] = []
+        conn = None
+        while idle:
+            candidate = idle.pop()
+            if candidate.reusable():
+                conn = candidate
+                break
+            candidate.close()
+        if conn is None:
+            conn = _open(target, url, connect_t, self._generation)
+            _send(conn, data, write_t, url, reused=False)
+        elif not _send(conn, data, write_t, url, reused=True):
+            # the server dropped the pooled connection and nothing was sent: a new one is safe
+            conn = _open(target, url, connect_t, self._generation)
+            _send(conn, data, write_t, url, reused=False)
+        sock = conn.sock
+        if read_t != write_t:
+            conn.set_timeout(read_t)
+        parser = _core.transport.ResponseParser(self.max_body, method == "HEAD")
+        recv = sock.recv
+        try:
+            while not parser.feed(recv(_READ_SIZE)):
+                pass
+        except (BlockingIOError, TimeoutError):
+            conn.close()
+            raise _read_timeout(url, read_t) from None
+        except ValueError as exc:
+            conn.close()
+            raise _protocol_error(url, exc) from None
+        except OSError as exc:
+            conn.close()
+            raise _read_error(url, exc) from None
+        if parser.keep_alive and conn.generation == self._generation and len(idle) < self.max_idle:
+            idle.append(conn)
+        else:
+            conn.close()
+        return parser.status, parser.reason, parser.headers, parser.body
+
+    def _delegate(
+        self, method: str, url: str, headers: Any, body: bytes, connect_t: float, write_t: float, read_t: float
+    ) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        if self._tls is None:
+            self._tls = httpx.HTTPTransport()
+        timeout = {"connect": connect_t, "write": write_t, "read": read_t, "pool": connect_t}
+        request = httpx.Request(method, url, headers=headers, content=body, extensions={"timeout": timeout})
+        response = self._tls.handle_request(request)
+        try:
+            content = _read_limited(response.iter_raw(), self.max_body, url)
+        finally:
+            response.close()
+        return response.status_code, response.reason_phrase, _raw_headers(response), content
+
+    def close(self) -> None:
+        """Close every pooled connection of every thread; calls under way close theirs when they end.
+
+        The client stays usable: a later call opens new connections.
+        """
+        with self._lock:
+            self._generation += 1
+            pools = list(self._pools)
+        for pool in pools:
+            for idle in list(pool.values()):
+                while idle:
+                    try:
+                        idle.pop().close()
+                    except IndexError:  # another thread took it meanwhile
+                        break
+        if self._tls is not None:
+            self._tls.close()
+            self._tls = None
+
+    def __enter__(self) -> HTTPClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _Pool(dict):
+    """A thread's idle connections: (scheme, host, port) -> list, most recently used last."""
+
+    # identity, not contents: the client keeps every thread's pool in a WeakSet
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+
+
+def _read_limited(chunks: Any, max_body: int, url: str) -> bytes:
+    out = bytearray()
+    for chunk in chunks:
+        out += chunk
+        if len(out) > max_body:
+            raise httpx.RemoteProtocolError(
+                f"bad response from {url}: response body exceeds the limit of {max_body} bytes; "
+                "raise max_body if this is expected"
+            )
+    return bytes(out)
+
+
+# --- async -------------------------------------------------------------------------------------------
+
+
+class _AsyncConn:
+    """One kept-alive non-blocking socket of the async client; the loop reads it for as long as it lives."""
+
+    __slots__ = (
+        "sock", "loop", "_poll", "generation", "closed", "parser", "waiter", "url", "read_timeout",
+        "last_read", "timer",
+    )
+
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop, generation: int) -> None:
+        self.sock = sock
+        self.loop = loop
+        self._poll = select.poll()
+        self._poll.register(sock, select.POLLIN)
+        self.generation = generation
+        self.closed = False
+        self.parser: Any = None
+        self.waiter: asyncio.Future | None = None
+        self.url = ""
+        self.read_timeout = 0.0
+        self.last_read = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        loop.add_reader(sock.fileno(), self._on_readable)
+
+    def reusable(self) -> bool:
+        return not self.closed and not self._poll.poll(0)
+
+    def start(self, parser: Any, url: str, read_timeout: float) -> asyncio.Future:
+        """Expect a response; the returned future gets the finished parser or the error."""
+        self.parser = parser
+        self.url = url
+        self.read_timeout = read_timeout
+        waiter = self.waiter = self.loop.create_future()
+        return waiter
+
+    def arm_timer(self) -> None:
+        if self.waiter is None or self.waiter.done():
+            return
+        self.last_read = self.loop.time()
+        self.timer = self.loop.call_later(self.read_timeout, self._on_timer)
+
+    def _on_timer(self) -> None:
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return
+        # each receive may wait read_timeout: measure from the last bytes that arrived
+        idle_for = self.loop.time() - self.last_read
+        if idle_for < self.read_timeout:
+            self.timer = self.loop.call_later(self.read_timeout - idle_for, self._on_timer)
+            return
+        self._fail(_read_timeout(self.url, self.read_timeout))
+
+    def _on_readable(self) -> None:
+        try:
+            data = self.sock.recv(_READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fail(_read_error(self.url, exc))
+            return
+        parser = self.parser
+        if parser is None:
+            # bytes or EOF on an idle connection: the server gave up on it
+            self.close()
+            return
+        self.last_read = self.loop.time()
+        try:
+            done = parser.feed(data)
+        except ValueError as exc:
+            self._fail(_protocol_error(self.url, exc))
+            return
+        if done:
+            waiter = self.waiter
+            self.parser = self.waiter = None
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(parser)
+
+    def _fail(self, exc: BaseException) -> None:
+        waiter = self.waiter
+        self.close()
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.parser = self.waiter = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+
+    def close_dead_loop(self) -> None:
+        """Close the socket of a connection whose event loop is already closed."""
+        self.closed = True
+        self.sock.close()
+
+
+class _KeyPool:
+    """Connections to one (scheme, host, port) on one event loop: idle ones, how many exist, who waits."""
+
+    __slots__ = ("idle", "count", "waiters")
+
+    def __init__(self) -> None:
+        self.idle: list[_AsyncConn] = []
+        self.count = 0
+        self.waiters: deque[asyncio.Future] = deque()
+
+    def take(self) -> _AsyncConn | None:
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if conn.reusable():
+                return conn
+            conn.close()
+            self.count -= 1
+        return None
+
+    def give_back(self, conn: _AsyncConn, keep: bool, max_idle: int) -> None:
+        """A call is done with ``conn``: hand it (or its slot) to a waiter, keep it idle, or close it."""
+        if not keep:
+            conn.close()
+        waiters = self.waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn if keep else None)
+                return
+        if keep and len(self.idle) < max_idle:
+            self.idle.append(conn)
+            return
+        if keep:
+            conn.close()
+        self.count -= 1
+
+    def give_slot_back(self) -> None:
+        """A connection could not be opened: its slot goes to the next waiter, or is freed."""
+        waiters = self.waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.count -= 1
+
+    def close_all(self, dead_loop: bool = False) -> None:
+        while self.idle:
+            conn = self.idle.pop()
+            if dead_loop:
+                conn.close_dead_loop()
+            else:
+                conn.close()
+            self.count -= 1
+
+
+class AsyncHTTPClient:
+    """asyncio HTTP/1.1 keep-alive client: connections pooled per event loop and per (scheme, host, port).
+
+    Works from any number of event loops, one after the other (successive
+    ``asyncio.run()``) or at once in different threads. ``max_connections`` bounds
+    the connections to one host from one loop; a call that finds them all busy
+    waits up to the timeout, then raises ``httpx.PoolTimeout``.
+    """
+
+    def __init__(
+        self, timeout: float = 10.0, max_body: int = 64 * 2**20, max_connections: int = 100, max_idle: int = 100
+    ) -> None:
+        self.timeout = _check_timeout(timeout)
+        self.max_body = max_body
+        self.max_connections = max_connections
+        self.max_idle = max_idle
+        self._pools: dict[asyncio.AbstractEventLoop, dict[tuple, _KeyPool]] = {}
+        self._generation = 0
+        self._tls: dict[asyncio.AbstractEventLoop, httpx.AsyncHTTPTransport] = {}
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        timeout: float | None = None,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Send one request and return ``(status, headers, body)``; raises httpx's exception types."""
+        t = self.timeout if timeout is None else _check_timeout(timeout)
+        try:
+            status, _reason, response_headers, content = await self._exchange(method, url, headers, body, t, t, t, t)
+        except httpx.RequestError as exc:
+            _attach_request(exc, method, url)
+            raise
+        return status, response_headers, content
+
+    def _loop_pool(self, loop: asyncio.AbstractEventLoop) -> dict[tuple, _KeyPool]:
+        pools = self._pools.get(loop)
+        if pools is None:
+            # a new loop: drop what earlier, now closed, loops left behind
+            for old in [old for old in self._pools if old.is_closed()]:
+                for key_pool in self._pools.pop(old).values():
+                    key_pool.close_all(dead_loop=True)
+            for old in [old for old in self._tls if old.is_closed()]:
+                del self._tls[old]
+            pools = self._pools[loop] = {}
+        return pools
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        headers: Any,
+        body: bytes,
+        connect_t: float,
+        write_t: float,
+        read_t: float,
+        pool_t: float,
+    ) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        target = _TARGETS.get(url) or _target(url)
+        if target.tls:
+            return await self._delegate(method, url, headers, body, connect_t, write_t, read_t, pool_t)
+        try:
+            data = _core.transport.build_request(method, target.path, target.host_header, headers, body)
+        except ValueError as exc:
+            raise _bad_request(method, url, exc) from None
+        loop = asyncio.get_running_loop()
+        pools = self._pools.get(loop) or self._loop_pool(loop)
+        key_pool = pools.get(target.key)
+        if key_pool is None:
+            key_pool = pools[target.key] = _KeyPool()
+        conn = key_pool.take()
+        reused = conn is not None
+        if not reused:
+            conn, reused = await self._acquire(key_pool, loop, target, url, connect_t, pool_t)
+        try:
+            sent = self._send_now(conn, data, url, reused)
+        except BaseException:
+            key_pool.give_back(conn, False, self.max_idle)
+            raise
+        if sent < 0:
+            # the server dropped the pooled connection and nothing was sent: a new one is safe
+            key_pool.give_back(conn, False, self.max_idle)
+            conn, _ = await self._acquire(key_pool, loop, target, url, connect_t, pool_t)
+            try:
+                sent = self._send_now(conn, data, url, False)
+            except BaseException:
+                key_pool.give_back(conn, False, self.max_idle)
+                raise
+        parser = _core.transport.ResponseParser(self.max_body, method == "HEAD")
+        waiter = conn.start(parser, url, read_t)
+        try:
+            if sent < len(data):
+                await self._send_rest(conn, loop, data, sent, url, write_t)
+            conn.arm_timer()
+            await waiter
+        except BaseException:
+            # error or cancellation mid-call: the connection's state is unknown
+            key_pool.give_back(conn, False, self.max_idle)
+            raise
+        key_pool.give_back(
+            conn, parser.keep_alive and not conn.closed and conn.generation == self._generation, self.max_idle
+        )
+        return parser.status, parser.reason, parser.headers, parser.body
+
+    async def _acquire(
+        self,
+        key_pool: _KeyPool,
+        loop: asyncio.AbstractEventLoop,
+        target: _Target,
+        url: str,
+        connect_t: float,
+        pool_t: float,
+    ) -> tuple[_AsyncConn, bool]:
+        """A connection for one call and whether it was used before: new when under ``max_connections``, else the next freed."""
+        if key_pool.count >= self.max_connections:
+            waiter = loop.create_future()
+            key_pool.waiters.append(waiter)
+            try:
+                conn = await asyncio.wait_for(waiter, pool_t)
+            except asyncio.TimeoutError:
+                raise httpx.PoolTimeout(
+                    f"no free connection to {url} within {pool_t} s: all {self.max_connections} are busy"
+                ) from None
+            if conn is not None:
+                if conn.reusable():
+                    return conn, True
+                conn.close()
+            # the slot of a closed connection passed to us: open a new one in its place
+        else:
+            key_pool.count += 1
+        try:
+            return await self._connect(loop, target, url, connect_t), False
+        except BaseException:
+            key_pool.give_slot_back()
+            raise
+
+    async def _connect(
+        self, loop: asyncio.AbstractEventLoop, target: _Target, url: str, timeout: float
+    ) -> _AsyncConn:
+        try:
+            sock = await asyncio.wait_for(self._open_socket(loop, target), timeout)
+        except asyncio.TimeoutError:
+            raise _connect_timeout(url, timeout) from None
+        except OSError as exc:
+            raise _connect_error(url, exc) from None
+        return _AsyncConn(sock, loop, self._generation)
+
+    @staticmethod
+    async def _open_socket(loop: asyncio.AbstractEventLoop, target: _Target) -> socket.socket:
+        infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+        error: OSError = OSError(f"no address for {target.host}")
+        for family, type_, proto, _name, address in infos:
+            sock = socket.socket(family, type_, proto)
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                await loop.sock_connect(sock, address)
+            except BaseException as exc:
+                sock.close()
+                if not isinstance(exc, OSError):
+                    raise
+                error = exc
+                continue
+            return sock
+        raise error
+
+    @staticmethod
+    def _send_now(conn: _AsyncConn, data: bytes, url: str, fresh: bool) -> int:
+        """Send what the socket takes now; -1 when a reused connection failed before any byte went out."""
+        try:
+            return conn.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError as exc:
+            if not fresh and isinstance(exc, ConnectionError):
+                return -1
+            raise _write_error(url, exc) from None
+
+    @staticmethod
+    async def _send_rest(
+        conn: _AsyncConn, loop: asyncio.AbstractEventLoop, data: bytes, sent: int, url: str, timeout: float
+    ) -> None:
+        try:
+            await asyncio.wait_for(loop.sock_sendall(conn.sock, memoryview(data)[sent:]), timeout)
+        except asyncio.TimeoutError:
+            raise _write_timeout(url, timeout) from None
+        except OSError as exc:
+            raise _write_error(url, exc) from None
+
+    async def _delegate(
+        self,
+        method: str,
+        url: str,
+        headers: Any,
+        body: bytes,
+        connect_t: float,
+        write_t: float,
+        read_t: float,
+        pool_t: float,
+    ) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        loop = asyncio.get_running_loop()
+        self._loop_pool(loop)
+        transport = self._tls.get(loop)
+        if transport is None:
+            transport = self._tls[loop] = httpx.AsyncHTTPTransport()
+        timeout = {"connect": connect_t, "write": write_t, "read": read_t, "pool": pool_t}
+        request = httpx.Request(method, url, headers=headers, content=body, extensions={"timeout": timeout})
+        response = await transport.handle_async_request(request)
+        try:
+            out = bytearray()
+            async for chunk in response.aiter_raw():
+                out += chunk
+                if len(out) > self.max_body:
+                    _read_limited([bytes(out)], self.max_body, url)
+        finally:
+            await response.aclose()
+        return response.status_code, response.reason_phrase, _raw_headers(response), bytes(out)
+
+    async def aclose(self) -> None:
+        """Close the pooled connections of this loop and of closed loops; other running loops close theirs soon.
+
+        The client stays usable: a later call opens new connections.
+        """
+        self._generation += 1
+        current = asyncio.get_running_loop()
+        for loop, pools in list(self._pools.items()):
+            if loop is current:
+                for key_pool in pools.values():
+                    key_pool.close_all()
+            elif loop.is_closed():
+                del self._pools[loop]
+                for key_pool in pools.values():
+                    key_pool.close_all(dead_loop=True)
+            else:
+                for key_pool in pools.values():
+                    loop.call_soon_threadsafe(key_pool.close_all)
+        transport = self._tls.pop(current, None)
+        if transport is not None:
+            await transport.aclose()
+
+    async def __aenter__(self) -> AsyncHTTPClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+# --- httpx transports --------------------------------------------------------------------------------
+
+
+def _response(status: int, reason: str, headers: list[tuple[str, str]], content: bytes) -> httpx.Response:
+    return httpx.Response(
+        status,
+        headers=headers,
+        stream=httpx.ByteStream(content),
+        extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason.encode("latin-1", "replace")},
+    )
+
+
+class WarpTransport(httpx.BaseTransport):
+    """An ``httpx.BaseTransport`` on ``HTTPClient``: ``httpx.Client(transport=WarpTransport())``.
+
+    httpx's per-request timeouts apply (``None`` means this client's default).
+    Response bodies are read whole (up to ``max_body``) before httpx sees them.
+    """
+
+    def __init__(self, client: HTTPClient | None = None, *, timeout: float = 10.0, max_body: int = 64 * 2**20) -> None:
+        self._owns = client is None
+        self.client = client if client is not None else HTTPClient(timeout=timeout, max_body=max_body)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        client = self.client
+        connect_t, write_t, read_t, _pool_t = _timeouts(request.extensions, client.timeout)
+        body = request.read()
+        status, reason, headers, content = client._exchange(
+            request.method, str(request.url), request.headers.raw, body, connect_t, write_t, read_t
+        )
+        return _response(status, reason, headers, content)
+
+    def close(self) -> None:
+        if self._owns:
+            self.client.close()
+
+
+class AsyncWarpTransport(httpx.AsyncBaseTransport):
+    """An ``httpx.AsyncBaseTransport`` on ``AsyncHTTPClient``: ``httpx.AsyncClient(transport=AsyncWarpTransport())``.
+
+    httpx's per-request timeouts apply (``None`` means this client's default).
+    Response bodies are read whole (up to ``max_body``) before httpx sees them.
+    """
+
+    def __init__(
+        self, client: AsyncHTTPClient | None = None, *, timeout: float = 10.0, max_body: int = 64 * 2**20
+    ) -> None:
+        self._owns = client is None
+        self.client = client if client is not None else AsyncHTTPClient(timeout=timeout, max_body=max_body)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        client = self.client
+        connect_t, write_t, read_t, pool_t = _timeouts(request.extensions, client.timeout)
+        body = await request.aread()
+        status, reason, headers, content = await client._exchange(
+            request.method, str(request.url), request.headers.raw, body, connect_t, write_t, read_t, pool_t
+        )
+        return _response(status, reason, headers, content)
+
+    async def aclose(self) -> None:
+        if self._owns:
+            await self.client.aclose()
