@@ -1,0 +1,334 @@
+"""Consul as the registry: agent service registration with a health check, blocking health queries.
+
+Each hosted component instance is a Consul service (name = component name,
+a unique service id, address/port of its first address, its addresses per
+channel in ``Meta["channels"]``, the ``aspyx-service`` format, so both
+frameworks find each other during a migration) with an HTTP check on the
+component's health endpoint (a TCP check on its port when it declares none).
+
+Watching a component runs blocking queries on
+``/v1/health/service/<component>?passing``: Consul answers as soon as the
+set of passing instances changes, so a failing or vanished instance leaves
+every watcher's URL list about one check interval after it stopped
+answering, without polling. Registration goes through the caller's
+``consul.Consul`` client; the blocking queries run on an asyncio loop in one
+daemon thread of this registry (one task per watched component), through
+py-consul's API on an httpx transport, so ``close()`` can cancel a query
+that is still waiting instead of waiting it out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
+from urllib.parse import urlsplit
+
+import consul as py_consul
+import consul.base
+import httpx
+
+from warpcall.exceptions import ServiceCommunicationException, ServiceException
+from warpcall.registry.contract import (
+    ChannelAddress,
+    ChannelInstances,
+    ComponentInfo,
+    ComponentRegistry,
+    WatchedChannel,
+)
+from warpcall.registry.local import Backoff, URLsByChannel, WatchedChannels, group_by_channel, to_instances
+
+log = logging.getLogger("warpcall.registry.consul")
+
+META_CHANNELS = "channels"
+_CHANNEL = re.compile(r"([\w.-]+)\((.*)\)")
+
+
+def encode_channels(addresses: list[ChannelAddress]) -> str:
+    """``Meta["channels"]``: ``name(uri),name(uri)``, as aspyx-service writes it."""
+    return ",".join(f"{address.channel}({address.uri})" for address in addresses)
+
+
+def decode_channels(value: str) -> list[ChannelAddress]:
+    """The addresses of one instance from its ``Meta["channels"]``; malformed parts are skipped."""
+    addresses = []
+    for part in value.split(","):
+        match = _CHANNEL.fullmatch(part.strip())
+        if match:
+            addresses.append(ChannelAddress(match.group(1), match.group(2)))
+    return addresses
+
+
+def urls_from_health(entries: list[dict[str, Any]] | None) -> URLsByChannel:
+    """URL lists per channel from a ``/v1/health/service`` answer, ordered by service id."""
+    services = sorted((entry.get("Service") or {} for entry in entries or ()), key=lambda service: service.get("ID", ""))
+    return group_by_channel(decode_channels((service.get("Meta") or {}).get(META_CHANNELS, "")) for service in services)
+
+
+class _HttpxTransport(consul.base.HTTPClient):
+    """py-consul's HTTP client interface on ``httpx.AsyncClient``: each call returns a coroutine."""
+
+    def __init__(self, host: str, port: int, scheme: str, verify: Any, cert: Any, timeout: float) -> None:
+        super().__init__(host, port, scheme, verify, cert)
+        self.timeout = timeout
+        self.client = httpx.AsyncClient(verify=verify, cert=cert, timeout=timeout)
+
+    def _timeout(self, params: Any) -> httpx.Timeout:
+        # a blocking query answers after its wait plus up to wait/16 of jitter
+        wait = dict(params or ()).get("wait")
+        read = self.timeout + (_seconds(wait) * 17 / 16 if wait else 0.0)
+        return httpx.Timeout(self.timeout, read=read)
+
+    async def _request(self, callback: Callable[[Any], Any], method: str, path: str, params: Any, headers: Any, data: Any = None) -> Any:
+        response = await self.client.request(
+            method, self.uri(path, params), headers=headers, content=data or None, timeout=self._timeout(params)
+        )
+        return callback(consul.base.Response(response.status_code, response.headers, response.text))
+
+    def get(self, callback, path, params=None, headers=None, raw=False):  # type: ignore[no-untyped-def]
+        return self._request(callback, "GET", path, params, headers)
+
+    def put(self, callback, path, params=None, data="", headers=None):  # type: ignore[no-untyped-def]
+        return self._request(callback, "PUT", path, params, headers, data)
+
+    def delete(self, callback, path, params=None, data="", headers=None):  # type: ignore[no-untyped-def]
+        return self._request(callback, "DELETE", path, params, headers, data)
+
+    def post(self, callback, path, params=None, data="", headers=None):  # type: ignore[no-untyped-def]
+        return self._request(callback, "POST", path, params, headers, data)
+
+    def close(self) -> Coroutine[Any, Any, None]:
+        return self.client.aclose()
+
+
+class _AsyncConsul(consul.base.Consul):
+    """A py-consul client whose calls are coroutines on ``_HttpxTransport``."""
+
+    def __init__(self, like: py_consul.Consul, timeout: float) -> None:
+        self._timeout = timeout
+        http = like.http
+        super().__init__(
+            host=http.host, port=http.port, token=like.token, scheme=http.scheme,
+            consistency=like.consistency, dc=like.dc, verify=http.verify, cert=http.cert,
+        )
+
+    def http_connect(self, host, port, scheme, verify=True, cert=None):  # type: ignore[no-untyped-def]
+        return _HttpxTransport(host, port, scheme, verify, cert, self._timeout)
+
+
+def _seconds(duration: str) -> float:
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", duration))
+
+
+class ConsulComponentRegistry(ComponentRegistry):
+    """Registers hosted components in Consul and follows watched components with blocking queries.
+
+    ``port`` is the port this process's server listens on (used when an
+    address URL names none). ``check_interval``, ``check_timeout`` and
+    ``deregister_critical_after`` configure the agent's health check (Go
+    durations). ``wait`` is how long one blocking query may be held.
+
+    Detection window: an instance that stops answering its health check
+    leaves every watcher's URL list within ``check_interval +
+    check_timeout`` (one failed check; a refused connection fails at once,
+    so about ``check_interval``), plus the few milliseconds the blocking
+    query takes to return. When Consul cannot be reached, watched channels
+    keep their last list; the error is logged and retried with capped
+    exponential backoff.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        consul: py_consul.Consul,
+        *,
+        check_interval: str = "10s",
+        check_timeout: str = "3s",
+        deregister_critical_after: str = "5m",
+        wait: str = "60s",
+        timeout: float = 10.0,
+        max_backoff: float = 10.0,
+        tags: list[str] | None = None,
+    ) -> None:
+        self.port = port
+        self.consul = consul
+        self.check_interval = check_interval
+        self.check_timeout = check_timeout
+        self.deregister_critical_after = deregister_critical_after
+        self.wait = wait
+        self.timeout = timeout
+        self.max_backoff = max_backoff
+        self.tags = list(tags) if tags is not None else ["component"]
+        self.detection_window = _seconds(check_interval) + _seconds(check_timeout)
+        self._lock = threading.RLock()
+        self._service_ids: dict[str, str] = {}
+        self._watched = WatchedChannels()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._closed = False
+
+    # ComponentRegistry
+
+    def register(self, descriptor: ComponentInfo, addresses: list[ChannelAddress]) -> None:
+        if not addresses:
+            raise ServiceException(f"component {descriptor.name} has no address to register in Consul")
+        first = urlsplit(addresses[0].uri)
+        host = first.hostname or "127.0.0.1"
+        port = first.port or self.port
+        base = f"{first.scheme or 'http'}://{first.netloc}"
+        if descriptor.health:
+            check = py_consul.Check.http(
+                base + descriptor.health, self.check_interval, timeout=self.check_timeout,
+                deregister=self.deregister_critical_after,
+            )
+        else:
+            check = py_consul.Check.tcp(
+                host, port, self.check_interval, timeout=self.check_timeout, deregister=self.deregister_critical_after
+            )
+        with self._lock:
+            self._check_open()
+            service_id = self._service_ids.get(descriptor.name) or f"{descriptor.name}-{host}-{port}-{uuid.uuid4().hex[:12]}"
+            try:
+                self.consul.agent.service.register(
+                    descriptor.name, service_id=service_id, address=host, port=port, tags=self.tags,
+                    meta={META_CHANNELS: encode_channels(addresses)}, check=check,
+                )
+            except Exception as exc:
+                raise ServiceCommunicationException(
+                    f"cannot register {descriptor.name} with the Consul agent at {self.consul.http.base_uri}: {exc}"
+                ) from exc
+            self._service_ids[descriptor.name] = service_id
+
+    def deregister(self, descriptor: ComponentInfo) -> None:
+        with self._lock:
+            service_id = self._service_ids.pop(descriptor.name, None)
+        if service_id is not None:
+            self._deregister(service_id)
+
+    def watch(self, channel: WatchedChannel) -> None:
+        component = channel.component_descriptor.name
+        with self._lock:
+            self._check_open()
+            if not self._watched.add(channel):
+                return
+            try:
+                index, entries = self.consul.health.service(component, passing=True)
+            except Exception as exc:
+                log.warning("Consul at %s unreachable, %s is watched once it answers: %s", self.consul.http.base_uri, component, exc)
+                index = None
+            else:
+                self._watched.update(component, urls_from_health(entries))
+            self._start_watch(component, index)
+
+    def get_addresses(self, descriptor: ComponentInfo) -> list[ChannelInstances]:
+        try:
+            _, entries = self.consul.health.service(descriptor.name, passing=True)
+        except Exception as exc:
+            known = self._watched.known(descriptor.name)
+            if known is None:
+                raise ServiceCommunicationException(
+                    f"cannot read {descriptor.name}'s instances from the Consul agent at {self.consul.http.base_uri}: {exc}"
+                ) from exc
+            return to_instances(descriptor.name, known)
+        return to_instances(descriptor.name, urls_from_health(entries))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            service_ids = list(self._service_ids.values())
+            self._service_ids.clear()
+        for service_id in service_ids:
+            self._deregister(service_id)
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._cancel_all)
+            self._thread.join()
+        self._watched.clear()
+
+    # background watches
+
+    def _start_watch(self, component: str, index: str | None) -> None:
+        if self._thread is None:
+            ready = threading.Event()
+            self._thread = threading.Thread(target=self._run_loop, args=(ready,), name="warpcall-consul-watch", daemon=True)
+            self._thread.start()
+            ready.wait()
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._spawn, component, index)
+
+    def _run_loop(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._client = _AsyncConsul(self.consul, self.timeout)
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(self._client.http.close())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def _spawn(self, component: str, index: str | None) -> None:
+        if not self._closed:
+            self._tasks[component] = asyncio.get_running_loop().create_task(self._follow(component, index))
+
+    def _cancel_all(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        loop = asyncio.get_running_loop()
+        if tasks:
+            gathered = asyncio.gather(*tasks, return_exceptions=True)
+            gathered.add_done_callback(lambda _: loop.stop())
+        else:
+            loop.stop()
+
+    async def _follow(self, component: str, index: str | None) -> None:
+        """Blocking queries on the passing instances of ``component``, pushing every change."""
+        backoff = Backoff(maximum=self.max_backoff)
+        while True:
+            started = time.monotonic()
+            try:
+                new_index, entries = await self._client.health.service(
+                    component, passing=True, index=index, wait=self.wait
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = backoff.next()
+                log.warning(
+                    "Consul at %s unreachable while watching %s, keeping the last known instances, retry in %.1f s: %s",
+                    self.consul.http.base_uri, component, delay, exc,
+                )
+                await asyncio.sleep(delay)
+                continue
+            backoff.reset()
+            # Consul's advice for blocking queries: an index that goes backwards or is not positive starts over
+            if index is not None and (not new_index or int(new_index) < int(index)):
+                new_index = None
+            index = new_index
+            self._watched.update(component, urls_from_health(entries))
+            if time.monotonic() - started < 0.05:
+                # answers that come back at once (index reset, flapping check) must not become a busy loop
+                await asyncio.sleep(0.05)
+
+    def _deregister(self, service_id: str) -> None:
+        try:
+            self.consul.agent.service.deregister(service_id)
+        except Exception as exc:
+            log.warning(
+                "could not deregister %s from the Consul agent at %s (its health check will fail instead): %s",
+                service_id, self.consul.http.base_uri, exc,
+            )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ServiceException("this ConsulComponentRegistry is closed; create a new one")

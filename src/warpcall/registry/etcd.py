@@ -1,0 +1,362 @@
+"""etcd v3 as the registry, through its JSON gRPC gateway (plain HTTP, httpx).
+
+Each hosted component instance is a key ``<prefix><component>/<instance-id>``
+whose value is JSON (``{"component": ..., "addresses": [[channel, uri], ...]}``)
+attached to a lease of this registry. A task keeps the lease alive; when the
+process dies the keep-alives stop and etcd deletes the keys once the lease's
+TTL runs out. Watching follows the whole prefix with one ``/v3/watch``
+stream, starting right after the revision of a full read of the prefix, so
+no change is missed between the read and the stream; the stream is reopened
+(after a fresh read) when it breaks, when etcd cancels it, and after
+``watch_idle`` seconds without traffic, so every HTTP call is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import threading
+import uuid
+from typing import Any
+
+import httpx
+
+from warpcall.exceptions import ServiceCommunicationException, ServiceException
+from warpcall.registry.contract import (
+    ChannelAddress,
+    ChannelInstances,
+    ComponentInfo,
+    ComponentRegistry,
+    WatchedChannel,
+)
+from warpcall.registry.local import Backoff, URLsByChannel, WatchedChannels, group_by_channel, to_instances
+
+log = logging.getLogger("warpcall.registry.etcd")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _range_end(prefix: bytes) -> bytes:
+    """The smallest key after every key that starts with ``prefix`` (etcd's prefix range)."""
+    end = bytearray(prefix)
+    while end:
+        if end[-1] < 0xFF:
+            end[-1] += 1
+            return bytes(end)
+        end.pop()
+    return b"\0"
+
+
+class EtcdComponentRegistry(ComponentRegistry):
+    """Registers hosted components under a key prefix with a lease and watches the prefix.
+
+    Detection window: an instance whose process died leaves every watcher's
+    URL list within the lease TTL (``ttl``; etcd may raise it to its minimum,
+    see ``granted_ttl``) plus etcd's lease expiry sweep (about 0.5 s): the
+    keep-alive is renewed every TTL/3, so at death the lease has at most TTL
+    left. A clean ``deregister``/``close`` deletes the keys at once. When etcd
+    cannot be reached, watched channels keep their last list; the error is
+    logged and retried with capped exponential backoff.
+    """
+
+    def __init__(
+        self,
+        endpoint: str = "http://127.0.0.1:2379",
+        prefix: str = "/warpcall/",
+        ttl: int = 10,
+        *,
+        timeout: float = 5.0,
+        watch_idle: float = 60.0,
+        max_backoff: float = 10.0,
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self.prefix = prefix if prefix.endswith("/") else prefix + "/"
+        self.ttl = ttl
+        self.granted_ttl = ttl
+        self.timeout = timeout
+        self.watch_idle = watch_idle
+        self.max_backoff = max_backoff
+        self._http = httpx.Client(base_url=self.endpoint, timeout=timeout)
+        self._lock = threading.RLock()
+        self._lease: int | None = None
+        self._registered: dict[str, tuple[str, str]] = {}  # component -> (key, value)
+        self._watched = WatchedChannels()
+        # what the watch knows: key -> (create revision, component, addresses), as of ``_revision``
+        self._entries: dict[str, tuple[int, str, list[ChannelAddress]]] = {}
+        self._revision = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._closed = False
+
+    @property
+    def detection_window(self) -> float:
+        """Seconds within which a dead instance leaves the watchers' lists."""
+        return self.granted_ttl + 1.0
+
+    # ComponentRegistry
+
+    def register(self, descriptor: ComponentInfo, addresses: list[ChannelAddress]) -> None:
+        value = json.dumps(
+            {"component": descriptor.name, "pid": os.getpid(), "addresses": [[a.channel, a.uri] for a in addresses]}
+        )
+        with self._lock:
+            self._check_open()
+            key = self._registered.get(descriptor.name, (f"{self.prefix}{descriptor.name}/{uuid.uuid4().hex}", ""))[0]
+            try:
+                if self._lease is None:
+                    self._lease = self._grant_sync()
+                self._call("/v3/kv/put", {"key": _b64(key.encode()), "value": _b64(value.encode()), "lease": str(self._lease)})
+            except (httpx.HTTPError, ValueError) as exc:
+                raise ServiceCommunicationException(f"cannot register {descriptor.name} in etcd at {self.endpoint}: {exc}") from exc
+            self._registered[descriptor.name] = (key, value)
+            self._start_task("keepalive", self._keep_alive)
+
+    def deregister(self, descriptor: ComponentInfo) -> None:
+        with self._lock:
+            entry = self._registered.pop(descriptor.name, None)
+            if entry is None:
+                return
+            try:
+                self._call("/v3/kv/deleterange", {"key": _b64(entry[0].encode())})
+            except (httpx.HTTPError, ValueError) as exc:
+                log.warning("could not delete %s from etcd at %s (its lease still expires): %s", entry[0], self.endpoint, exc)
+
+    def watch(self, channel: WatchedChannel) -> None:
+        component = channel.component_descriptor.name
+        with self._lock:
+            self._check_open()
+            if not self._watched.add(channel):
+                return
+            try:
+                revision, kvs = self._range_sync(self.prefix)
+            except (httpx.HTTPError, ValueError) as exc:
+                log.warning("etcd at %s unreachable, %s is watched once it answers: %s", self.endpoint, component, exc)
+            else:
+                self._apply_snapshot(revision, kvs)
+            self._start_task("watch", self._follow)
+
+    def get_addresses(self, descriptor: ComponentInfo) -> list[ChannelInstances]:
+        try:
+            _, kvs = self._range_sync(f"{self.prefix}{descriptor.name}/")
+        except (httpx.HTTPError, ValueError) as exc:
+            known = self._watched.known(descriptor.name)
+            if known is None:
+                raise ServiceCommunicationException(
+                    f"cannot read {descriptor.name}'s instances from etcd at {self.endpoint}: {exc}"
+                ) from exc
+            return to_instances(descriptor.name, known)
+        entries = sorted(filter(None, (self._decode(kv) for kv in kvs)), key=lambda entry: entry[:2])
+        return to_instances(descriptor.name, group_by_channel(addresses for _, _, _, addresses in entries))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._cancel_all)
+            self._thread.join()
+        with self._lock:
+            if self._lease is not None:
+                try:
+                    # revoking deletes every key of this registry at once
+                    self._call("/v3/lease/revoke", {"ID": str(self._lease)})
+                except (httpx.HTTPError, ValueError) as exc:
+                    log.warning("could not revoke lease %s in etcd at %s (it expires on its own): %s", self._lease, self.endpoint, exc)
+                self._lease = None
+            self._registered.clear()
+            self._watched.clear()
+            self._http.close()
+
+    # state
+
+    def _decode(self, kv: dict[str, Any]) -> tuple[int, str, str, list[ChannelAddress]] | None:
+        key = base64.b64decode(kv["key"]).decode()
+        try:
+            value = json.loads(base64.b64decode(kv.get("value", "")))
+            addresses = [ChannelAddress(channel, uri) for channel, uri in value["addresses"]]
+            component = str(value["component"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring etcd key %s: its value is not a warpcall registration", key)
+            return None
+        return int(kv.get("create_revision", 0)), key, component, addresses
+
+    def _apply_snapshot(self, revision: int, kvs: list[dict[str, Any]]) -> None:
+        with self._lock:
+            if revision < self._revision:
+                return
+            self._revision = revision
+            self._entries = {}
+            for kv in kvs:
+                decoded = self._decode(kv)
+                if decoded is not None:
+                    create_revision, key, component, addresses = decoded
+                    self._entries[key] = (create_revision, component, addresses)
+            self._push()
+
+    def _apply_events(self, events: list[dict[str, Any]]) -> None:
+        with self._lock:
+            for event in events:
+                kv = event.get("kv", {})
+                mod_revision = int(kv.get("mod_revision", 0))
+                if mod_revision <= self._revision:
+                    continue  # already in the snapshot read after the stream started
+                self._revision = mod_revision
+                key = base64.b64decode(kv["key"]).decode()
+                if event.get("type") == "DELETE":
+                    self._entries.pop(key, None)
+                    continue
+                decoded = self._decode(kv)
+                if decoded is not None:
+                    create_revision, key, component, addresses = decoded
+                    self._entries[key] = (create_revision, component, addresses)
+            self._push()
+
+    def _push(self) -> None:
+        ordered = sorted(self._entries.items(), key=lambda item: (item[1][0], item[0]))
+        for component in self._watched.components():
+            self._watched.update(
+                component, group_by_channel(addresses for _, (_, owner, addresses) in ordered if owner == component)
+            )
+
+    # synchronous calls (caller's thread)
+
+    def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self._http.post(path, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def _grant_sync(self) -> int:
+        granted = self._call("/v3/lease/grant", {"TTL": str(self.ttl)})
+        self.granted_ttl = int(granted.get("TTL", self.ttl))
+        return int(granted["ID"])
+
+    def _range_sync(self, prefix: str) -> tuple[int, list[dict[str, Any]]]:
+        key = prefix.encode()
+        answer = self._call("/v3/kv/range", {"key": _b64(key), "range_end": _b64(_range_end(key))})
+        return int(answer["header"]["revision"]), answer.get("kvs", [])
+
+    # background tasks (one asyncio loop in one daemon thread)
+
+    def _start_task(self, name: str, factory: Any) -> None:
+        if self._thread is None:
+            ready = threading.Event()
+            self._thread = threading.Thread(target=self._run_loop, args=(ready,), name="warpcall-etcd-registry", daemon=True)
+            self._thread.start()
+            ready.wait()
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._spawn, name, factory)
+
+    def _run_loop(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._client = httpx.AsyncClient(base_url=self.endpoint, timeout=self.timeout)
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(self._client.aclose())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def _spawn(self, name: str, factory: Any) -> None:
+        if not self._closed and name not in self._tasks:
+            self._tasks[name] = asyncio.get_running_loop().create_task(factory())
+
+    def _cancel_all(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        loop = asyncio.get_running_loop()
+        if tasks:
+            asyncio.gather(*tasks, return_exceptions=True).add_done_callback(lambda _: loop.stop())
+        else:
+            loop.stop()
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self._client.post(path, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    async def _keep_alive(self) -> None:
+        """Renew the lease every TTL/3; when it was lost (etcd unreachable too long), take a new one and re-put every key."""
+        backoff = Backoff(maximum=self.max_backoff)
+        delay = self.granted_ttl / 3
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                with self._lock:
+                    lease = self._lease
+                answer = await self._post("/v3/lease/keepalive", {"ID": str(lease)}) if lease is not None else {}
+                if int(answer.get("result", {}).get("TTL", 0)) <= 0:
+                    await self._renew_lease()
+                backoff.reset()
+                delay = self.granted_ttl / 3
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                delay = min(backoff.next(), self.granted_ttl / 3)
+                log.warning("cannot renew the lease in etcd at %s, retry in %.1f s: %s", self.endpoint, delay, exc)
+
+    async def _renew_lease(self) -> None:
+        granted = await self._post("/v3/lease/grant", {"TTL": str(self.ttl)})
+        lease = int(granted["ID"])
+        with self._lock:
+            self.granted_ttl = int(granted.get("TTL", self.ttl))
+            self._lease = lease
+            registered = list(self._registered.values())
+        if registered:
+            log.warning("the etcd lease had expired; registering %d instance(s) again", len(registered))
+        for key, value in registered:
+            await self._post("/v3/kv/put", {"key": _b64(key.encode()), "value": _b64(value.encode()), "lease": str(lease)})
+
+    async def _follow(self) -> None:
+        """Read the prefix, then stream its changes; start over after any break."""
+        backoff = Backoff(maximum=self.max_backoff)
+        prefix = self.prefix.encode()
+        while True:
+            try:
+                answer = await self._post("/v3/kv/range", {"key": _b64(prefix), "range_end": _b64(_range_end(prefix))})
+                revision = int(answer["header"]["revision"])
+                self._apply_snapshot(revision, answer.get("kvs", []))
+                await self._stream(revision + 1)
+                backoff.reset()
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                delay = backoff.next()
+                log.warning(
+                    "etcd at %s unreachable while watching %s, keeping the last known instances, retry in %.1f s: %s",
+                    self.endpoint, self.prefix, delay, exc,
+                )
+                await asyncio.sleep(delay)
+
+    async def _stream(self, start_revision: int) -> None:
+        """Apply the events of one watch stream; returns when etcd cancels it or it stays idle for ``watch_idle``."""
+        prefix = self.prefix.encode()
+        request = {
+            "create_request": {"key": _b64(prefix), "range_end": _b64(_range_end(prefix)), "start_revision": str(start_revision)}
+        }
+        timeout = httpx.Timeout(self.timeout, read=self.watch_idle)
+        try:
+            async with self._client.stream("POST", "/v3/watch", json=request, timeout=timeout) as response:
+                response.raise_for_status()
+                async for line in response.aiter_lines():
+                    if not line.strip():
+                        continue
+                    message = json.loads(line)
+                    if "error" in message:
+                        raise ValueError(f"watch failed: {message['error']}")
+                    result = message.get("result", {})
+                    if result.get("canceled") or int(result.get("compact_revision", 0)):
+                        return
+                    if result.get("events"):
+                        self._apply_events(result["events"])
+        except httpx.ReadTimeout:
+            return  # idle: reopen after a fresh read
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ServiceException("this EtcdComponentRegistry is closed; create a new one")

@@ -1,0 +1,203 @@
+"""The in-process registry, and the watch bookkeeping every registry in this package shares.
+
+``LocalComponentRegistry`` keeps registrations in a dict: components hosted and
+called in the same process (tests, single-process deployments).
+
+``WatchedChannels`` and ``Backoff`` are the parts the other registries reuse:
+which channels watch which component, pushing a channel's URL list only when
+it changed, and the capped exponential delay between retries when a registry
+server cannot be reached.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterable
+from itertools import count
+
+from warpcall.registry.contract import (
+    ChannelAddress,
+    ChannelInstances,
+    ComponentInfo,
+    ComponentRegistry,
+    WatchedChannel,
+)
+
+#: channel name -> URLs of every live instance on that channel, in a stable order
+URLsByChannel = dict[str, list[str]]
+
+
+def group_by_channel(instances: Iterable[Iterable[ChannelAddress]]) -> URLsByChannel:
+    """Merge the addresses of several instances into one URL list per channel (order kept, no duplicates)."""
+    urls: URLsByChannel = {}
+    for addresses in instances:
+        for address in addresses:
+            channel_urls = urls.setdefault(address.channel, [])
+            if address.uri not in channel_urls:
+                channel_urls.append(address.uri)
+    return urls
+
+
+def to_instances(component: str, urls: URLsByChannel) -> list[ChannelInstances]:
+    """The ``get_addresses`` answer for one component: one ``ChannelInstances`` per channel."""
+    return [ChannelInstances(component, channel, list(channel_urls)) for channel, channel_urls in urls.items()]
+
+
+class WatchedChannels:
+    """The channels watched per component, and the URL list last pushed into each.
+
+    A registry calls ``update`` whenever it learns a component's current
+    instances; each channel of that component gets ``set_address`` only when
+    its own URL list changed. A channel whose name no instance offers gets an
+    empty list. Pushes happen under one lock, so a channel never sees an older
+    list after a newer one.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._channels: dict[str, list[WatchedChannel]] = {}
+        self._known: dict[str, URLsByChannel] = {}
+        self._pushed: dict[int, tuple[str, ...]] = {}
+
+    def add(self, channel: WatchedChannel) -> bool:
+        """Watch ``channel``; True when its component was not watched before.
+
+        When the component's instances are already known, the channel gets them at once.
+        """
+        component = channel.component_descriptor.name
+        with self._lock:
+            channels = self._channels.setdefault(component, [])
+            first = not channels
+            if any(existing is channel for existing in channels):
+                return False
+            channels.append(channel)
+            known = self._known.get(component)
+            if known is not None:
+                self._push(component, channel, known)
+            return first
+
+    def components(self) -> list[str]:
+        """Names of the components at least one channel watches."""
+        with self._lock:
+            return list(self._channels)
+
+    def known(self, component: str) -> URLsByChannel | None:
+        """The last URL lists learnt for ``component``, or None before the first answer."""
+        with self._lock:
+            known = self._known.get(component)
+            return None if known is None else {channel: list(urls) for channel, urls in known.items()}
+
+    def update(self, component: str, urls: URLsByChannel) -> None:
+        """Record ``component``'s current instances and push changed lists into its channels."""
+        with self._lock:
+            self._known[component] = {channel: list(channel_urls) for channel, channel_urls in urls.items()}
+            for channel in self._channels.get(component, ()):
+                self._push(component, channel, urls)
+
+    def clear(self) -> None:
+        """Forget every channel (the registry is closing)."""
+        with self._lock:
+            self._channels.clear()
+            self._known.clear()
+            self._pushed.clear()
+
+    def _push(self, component: str, channel: WatchedChannel, urls: URLsByChannel) -> None:
+        new = tuple(urls.get(channel.name, ()))
+        if self._pushed.get(id(channel)) == new:
+            return
+        self._pushed[id(channel)] = new
+        channel.set_address(ChannelInstances(component, channel.name, list(new)))
+
+
+class Backoff:
+    """Capped exponential delays with jitter between retries against an unreachable registry."""
+
+    def __init__(self, initial: float = 0.2, maximum: float = 10.0) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self._next = initial
+
+    def next(self) -> float:
+        """The delay before the next attempt; doubles up to ``maximum``."""
+        delay = self._next
+        self._next = min(self._next * 2, self.maximum)
+        return delay * random.uniform(0.8, 1.0)
+
+    def reset(self) -> None:
+        """The registry answered again: start from ``initial`` next time."""
+        self._next = self.initial
+
+
+class LocalDirectory:
+    """The registrations that several ``LocalComponentRegistry`` objects of one process share."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        #: component -> registration key -> addresses
+        self.instances: dict[str, dict[int, list[ChannelAddress]]] = {}
+        self.registries: list[LocalComponentRegistry] = []
+
+
+class LocalComponentRegistry(ComponentRegistry):
+    """Registrations held in memory; for components hosted and called in one process.
+
+    Registries built on the same ``LocalDirectory`` see each other's
+    registrations (a test's stand-in for several hosts); by default each
+    registry has its own. Watched channels are updated synchronously, in the
+    thread that registers or deregisters.
+    """
+
+    _keys = count(1)
+
+    def __init__(self, directory: LocalDirectory | None = None) -> None:
+        self._directory = directory or LocalDirectory()
+        self._key = next(self._keys)
+        self._registered: set[str] = set()
+        self._watched = WatchedChannels()
+        self._closed = False
+        with self._directory.lock:
+            self._directory.registries.append(self)
+
+    def register(self, descriptor: ComponentInfo, addresses: list[ChannelAddress]) -> None:
+        with self._directory.lock:
+            self._directory.instances.setdefault(descriptor.name, {})[self._key] = list(addresses)
+            self._registered.add(descriptor.name)
+            self._notify(descriptor.name)
+
+    def deregister(self, descriptor: ComponentInfo) -> None:
+        with self._directory.lock:
+            self._directory.instances.get(descriptor.name, {}).pop(self._key, None)
+            self._registered.discard(descriptor.name)
+            self._notify(descriptor.name)
+
+    def watch(self, channel: WatchedChannel) -> None:
+        component = channel.component_descriptor.name
+        with self._directory.lock:
+            if self._watched.add(channel):
+                self._watched.update(component, self._urls(component))
+
+    def get_addresses(self, descriptor: ComponentInfo) -> list[ChannelInstances]:
+        with self._directory.lock:
+            return to_instances(descriptor.name, self._urls(descriptor.name))
+
+    def close(self) -> None:
+        with self._directory.lock:
+            if self._closed:
+                return
+            self._closed = True
+            for component in list(self._registered):
+                self._directory.instances.get(component, {}).pop(self._key, None)
+                self._notify(component)
+            self._registered.clear()
+            self._directory.registries.remove(self)
+            self._watched.clear()
+
+    def _urls(self, component: str) -> URLsByChannel:
+        return group_by_channel(self._directory.instances.get(component, {}).values())
+
+    def _notify(self, component: str) -> None:
+        urls = self._urls(component)
+        for registry in self._directory.registries:
+            if component in registry._watched.components():
+                registry._watched.update(component, urls)

@@ -1,0 +1,113 @@
+"""Fixtures for the registry tests: health servers, a Consul emulator, a real etcd, one backend per registry."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from consul_emulator import ConsulEmulator
+from warpcall.registry.contract import ComponentRegistry
+from registry_support import CONSUL_TIMING, Backend, EtcdServer, HealthServer, consul_client
+
+BACKENDS = ["local", "embedded", "consul-emulator", "etcd"]
+if os.environ.get("CONSUL_HTTP_ADDR"):
+    BACKENDS.append("consul-agent")
+
+
+@pytest.fixture
+def health_servers() -> Iterator[Callable[[], HealthServer]]:
+    servers: list[HealthServer] = []
+
+    def make() -> HealthServer:
+        servers.append(HealthServer())
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def _require_etcd() -> None:
+    if shutil.which("etcd") is None:
+        message = "the etcd binary is missing: install Debian's etcd-server package (apt-get install etcd-server)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+    """An etcd of this test alone (it may be stopped and started)."""
+    _require_etcd()
+    server = EtcdServer(tmp_path_factory.mktemp("etcd") / "data").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def consul_emulator() -> Iterator[ConsulEmulator]:
+    emulator = ConsulEmulator(reap_interval=0.2, deregister_minimum=0.0).start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def consul_registry(backend: Backend, address: str) -> ComponentRegistry:
+    from warpcall.registry.consul import ConsulComponentRegistry
+
+    client = consul_client(address)
+    backend.clients.append(client.http.session.close)
+    return ConsulComponentRegistry(0, client, wait="5s", max_backoff=0.5, **CONSUL_TIMING)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    kind: str = request.param
+    if kind == "local":
+        from warpcall.registry.local import LocalComponentRegistry, LocalDirectory
+
+        directory = LocalDirectory()
+        made = Backend(kind, lambda: LocalComponentRegistry(directory))
+    elif kind == "embedded":
+        from warpcall.registry.embedded import EmbeddedComponentRegistry
+
+        store = tmp_path / "registry"
+        parked = tmp_path / "registry-parked"
+
+        def outage() -> None:
+            # the directory turns into a plain file: nothing can be opened or created there
+            store.rename(parked)
+            store.write_text("not a directory")
+
+        def recover() -> None:
+            store.unlink()
+            parked.rename(store)
+
+        made = Backend(
+            kind, lambda: EmbeddedComponentRegistry(store, ttl=2.0, poll_interval=0.1, max_backoff=0.5),
+            outage, recover, store_file=store / "registry.sqlite3",
+        )
+    elif kind == "consul-emulator":
+        emulator = request.getfixturevalue("consul_emulator")
+        made = Backend(kind, lambda: consul_registry(made, emulator.address), emulator.stop, emulator.start, server_port=emulator.port)
+    elif kind == "consul-agent":
+        address = os.environ["CONSUL_HTTP_ADDR"].split("//")[-1]
+        made = Backend(kind, lambda: consul_registry(made, address), server_port=int(address.rpartition(":")[2]))
+    else:
+        from warpcall.registry.etcd import EtcdComponentRegistry
+
+        etcd = request.getfixturevalue("etcd_server")
+        made = Backend(
+            kind, lambda: EtcdComponentRegistry(etcd.endpoint, prefix=f"/test-{os.getpid()}/", ttl=5, max_backoff=0.5),
+            etcd.stop, etcd.start, server_port=etcd.client_port,
+        )
+    try:
+        yield made
+    finally:
+        made.close_all()
