@@ -137,6 +137,7 @@ class _Message:
         self.build: Callable[[list[Any]], Any] = list
         self.getter: Callable[[Any], tuple] = tuple
         self.read_attrs: Callable[[Any], tuple] = tuple
+        self.attrs: list[str] = []  # the Python attribute behind each field, for dataclasses and models
 
     def seal(self) -> None:
         """Precompute what the per-call path needs, once all fields are known."""
@@ -147,6 +148,7 @@ class _Message:
         self.presence = [(i, name) for i, (name, field) in enumerate(self.fields) if field.presence]
         self.loaders = [(i, field.load) for i, (_, field) in enumerate(self.fields) if field.load is not None]
         self.getter = _tuple_getter(names, operator.attrgetter)
+        self.plain = not self.converted and names == self.attrs
 
     # -- encode
     def dump_values(self, values: Sequence[Any]) -> dict[str, Any]:
@@ -492,9 +494,15 @@ class _FileBuilder:
         describe = message.describe
 
         def dump(value: Any) -> dict[str, Any]:
-            if type(value) is cls or isinstance(value, cls):
-                return message.dump_values(message.read_attrs(value))
-            raise _bad(value, describe)
+            if type(value) is cls:
+                # a plain instance's __dict__ holds exactly its fields, in order: when their types are
+                # exactly the declared ones it already is the constructor's keywords
+                attrs = getattr(value, "__dict__", None)
+                if message.plain and attrs is not None and tuple(map(type, attrs.values())) == message.exact:
+                    return attrs
+            elif not isinstance(value, cls):
+                raise _bad(value, describe)
+            return message.dump_values(message.read_attrs(value))
 
         return _Field(_F.TYPE_MESSAGE, describe, exact=cls, dump=dump,
                       load=lambda msg: message.build(message.load_values(msg)), message=message)
@@ -506,6 +514,7 @@ class _FileBuilder:
         message.fields = [(self.field_name(message, f.name), self.field(_substitute(hints[f.name], bindings)))
                           for f in fields]
         message.read_attrs = _tuple_getter(attrs, operator.attrgetter)
+        message.attrs = attrs
         late = [(i, f.name) for i, f in enumerate(fields) if not f.init]
         if not late and not any(getattr(f, "kw_only", False) for f in fields):
             message.build = lambda values: cls(*values)
@@ -523,7 +532,8 @@ class _FileBuilder:
     def model_fields(self, message: _Message, cls: Any) -> None:
         items = list(cls.model_fields.items())
         message.fields = [(self.field_name(message, name), self.field(info.annotation)) for name, info in items]
-        message.read_attrs = _tuple_getter([name for name, _ in items], operator.attrgetter)
+        message.attrs = [name for name, _ in items]
+        message.read_attrs = _tuple_getter(message.attrs, operator.attrgetter)
         keys = []
         for name, info in items:
             alias = info.validation_alias if isinstance(info.validation_alias, str) else info.alias
