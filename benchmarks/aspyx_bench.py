@@ -1,0 +1,100 @@
+"""The benchmark service on aspyx-service, the rival: declarations, implementation, server and client.
+
+Imported only where aspyx-service is installed (its pins differ from warpcall's; see README).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from abc import abstractmethod
+from typing import Any
+
+from aspyx.di import Environment, create, module
+from aspyx_service import (
+    Component,
+    ComponentRegistry,
+    FastAPIServer,
+    Server,
+    Service,
+    ServiceManager,
+    ServiceModule,
+    component,
+    service,
+)
+from aspyx_service.service import LocalComponentRegistry
+from fastapi import FastAPI
+from workload import Data, Pydantic
+
+# aspyx asks the OS for a route to a public address to find its own IP; keep everything on loopback
+Server.get_local_ip = classmethod(lambda cls: "127.0.0.1")  # type: ignore[method-assign]
+
+CHANNELS = ("dispatch-json", "dispatch-msgpack")
+
+
+@service(name="bench-service")
+class AspyxBenchService(Service):
+    @abstractmethod
+    def hello(self, message: str) -> str: ...
+
+    @abstractmethod
+    def data(self, data: Data) -> Data: ...
+
+    @abstractmethod
+    def pydantic(self, data: Pydantic) -> Pydantic: ...
+
+    @abstractmethod
+    async def hello_async(self, message: str) -> str: ...
+
+    @abstractmethod
+    async def data_async(self, data: Data) -> Data: ...
+
+    @abstractmethod
+    async def pydantic_async(self, data: Pydantic) -> Pydantic: ...
+
+
+@component(name="bench-component", services=[AspyxBenchService])
+class AspyxBenchComponent(Component):
+    pass
+
+
+class FixedRegistry(LocalComponentRegistry):
+    """Knows the one benchmark server's URL, for callers in another process."""
+
+    url = ""
+
+    def get_addresses(self, descriptor: Any) -> list[Any]:
+        from aspyx_service import ChannelInstances
+
+        return [ChannelInstances(descriptor.name, name, [self.url]) for name in CHANNELS] if self.url else []
+
+
+@module(imports=[ServiceModule])
+class AspyxClientModule:
+    @create()
+    def create_registry(self) -> ComponentRegistry:
+        return FixedRegistry()
+
+
+def client(url: str) -> tuple[Environment, ServiceManager]:
+    """An aspyx environment whose ServiceManager calls the server at ``url``."""
+    FixedRegistry.url = url
+    environment = Environment(AspyxClientModule)
+    return environment, environment.get(ServiceManager)
+
+
+def boot_server() -> tuple[Environment, str]:
+    """Serve the aspyx implementation on a free 127.0.0.1 port (in this process, uvicorn in a thread)."""
+    import aspyx_bench_impl
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = FastAPIServer.boot(aspyx_bench_impl.AspyxServerModule, host="127.0.0.1", port=port)
+    server = environment.get(FastAPIServer)
+    deadline = time.monotonic() + 15
+    while not (server.server and server.server.started):
+        if time.monotonic() > deadline:
+            raise RuntimeError("aspyx server did not start")
+        time.sleep(0.01)
+    return environment, f"http://127.0.0.1:{port}"

@@ -1,0 +1,59 @@
+"""The benchmark service's warpcall implementation and server module."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from bench_api import BenchComponent, BenchService
+from workload import Data, Pydantic
+
+from warpcall import (
+    AbstractComponent,
+    ChannelAddress,
+    ComponentRegistry,
+    FastAPIServer,
+    LocalComponentRegistry,
+    ServiceManager,
+    ServiceModule,
+    implementation,
+)
+from warpcall.di import create, module
+
+CHANNELS = ("dispatch-json", "dispatch-msgpack", "dispatch-protobuf")
+
+
+@implementation()
+class BenchServiceImpl(BenchService):
+    def hello(self, message: str) -> str:
+        return message
+
+    def data(self, data: Data) -> Data:
+        return data
+
+    def pydantic(self, data: Pydantic) -> Pydantic:
+        return data
+
+    async def hello_async(self, message: str) -> str:
+        return message
+
+    async def data_async(self, data: Data) -> Data:
+        return data
+
+    async def pydantic_async(self, data: Pydantic) -> Pydantic:
+        return data
+
+
+@implementation()
+class BenchComponentImpl(AbstractComponent, BenchComponent):
+    def get_addresses(self, port: int) -> list[ChannelAddress]:
+        return [ChannelAddress(name, f"http://127.0.0.1:{port}") for name in CHANNELS]
+
+
+@module(imports=[ServiceModule])
+class BenchServerModule:
+    @create()
+    def create_registry(self) -> ComponentRegistry:
+        return LocalComponentRegistry()
+
+    @create()
+    def create_server(self, manager: ServiceManager, registry: ComponentRegistry) -> FastAPIServer:
+        return FastAPIServer(FastAPI(), manager, registry)

@@ -1,0 +1,30 @@
+"""Serve one side of the benchmark in its own process: ``python serve.py warpcall|aspyx``.
+
+Prints ``READY <url>`` once serving on a free 127.0.0.1 port; stops when stdin closes.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    kind = sys.argv[1]
+    if kind == "warpcall":
+        from bench_impl import BenchServerModule
+
+        from warpcall import FastAPIServer
+
+        environment = FastAPIServer.boot(BenchServerModule, host="127.0.0.1", port=0)
+        url = environment.get(FastAPIServer).url
+    else:
+        from aspyx_bench import boot_server
+
+        environment, url = boot_server()
+    print(f"READY {url}", flush=True)
+    sys.stdin.read()
+    environment.destroy()
+
+
+if __name__ == "__main__":
+    main()
