@@ -1,0 +1,487 @@
+"""Marshalling on both cores: every supported type round-trips, bad input names type and path, plans are cached."""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import dataclasses
+import enum
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Generic, Literal, Optional, TypeVar, Union
+from uuid import UUID
+
+import msgpack
+import pytest
+from pydantic import BaseModel, Field
+
+from warpcall._core import load_variant
+from warpcall.exceptions import MarshalException
+
+T = TypeVar("T")
+
+
+class Color(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+    HIGH = 2
+
+
+class Mood(enum.StrEnum):
+    CALM = "calm"
+    ANGRY = "angry"
+
+
+@dataclass
+class Item:
+    sku: str
+    when: datetime
+    qty: int = 1
+
+
+@dataclass
+class Order:
+    id: UUID
+    items: list[Item]
+    total: Decimal
+    color: Color
+    note: Optional[str] = None
+    tags: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Tree:
+    """Recursive through a forward reference resolved against this module."""
+
+    value: int
+    children: list[Tree] = field(default_factory=list)
+
+
+@dataclass
+class Early:
+    """Refers to a class defined further down the module."""
+
+    late: Late | None
+
+
+@dataclass
+class Late:
+    x: int
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    x: float
+    y: float
+
+
+@dataclass(kw_only=True)
+class Counted:
+    n: int
+    double: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.double = self.n * 2
+
+
+@dataclass
+class Page(Generic[T]):
+    items: list[T]
+    total: int
+
+
+@dataclass
+class Data:
+    i: int
+    f: float
+    b: bool
+    s: str
+
+
+@dataclass
+class Blob:
+    payload: bytes
+    day: date
+    at: time
+
+
+class Model(BaseModel):
+    i: int
+    f: float
+    b: bool
+    s: str
+
+
+class RichModel(BaseModel):
+    when: datetime
+    payload: bytes
+    level: Level
+    data: Data
+    by_level: dict[Level, str] = Field(default_factory=dict)
+
+
+class Aliased(BaseModel):
+    user_name: str = Field(alias="userName")
+
+
+class ModelPage(BaseModel, Generic[T]):
+    items: list[T]
+
+
+class Node(BaseModel):
+    value: int
+    children: list[Node] = []
+
+
+def test_order_roundtrip_and_wire_form(core):
+    plan = core.marshal.plan_for(Order)
+    when = datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc)
+    order = Order(
+        id=UUID("12345678-1234-5678-1234-567812345678"),
+        items=[Item("a", when), Item("b", when, 3)],
+        total=Decimal("12.50"),
+        color=Color.GREEN,
+        tags={"x": 1},
+    )
+    data = plan.dump(order)
+    assert data == {
+        "id": "12345678-1234-5678-1234-567812345678",
+        "items": [
+            {"sku": "a", "when": "2024-05-01T12:30:00+00:00", "qty": 1},
+            {"sku": "b", "when": "2024-05-01T12:30:00+00:00", "qty": 3},
+        ],
+        "total": "12.50",
+        "color": "green",
+        "note": None,
+        "tags": {"x": 1},
+    }
+    assert json.loads(json.dumps(data)) == data
+    assert plan.load(data) == order
+    assert plan.load(json.loads(json.dumps(data))) == order
+
+
+def test_error_names_type_and_path(core):
+    plan = core.marshal.plan_for(Order)
+    data = {
+        "id": "12345678-1234-5678-1234-567812345678",
+        "items": [{"sku": "a", "when": "2024-05-01T00:00:00"}] * 2 + [{"sku": "c", "when": 7}],
+        "total": "1",
+        "color": "red",
+    }
+    with pytest.raises(MarshalException, match=r"^Order\.items\[2\]\.when: expected an ISO datetime string, got int$"):
+        plan.load(data)
+    with pytest.raises(MarshalException, match=r"^Order\.color: expected a Color value \('red', 'green'\), got 'blue'$"):
+        plan.load({**data, "items": [], "color": "blue"})
+    with pytest.raises(MarshalException, match=r"^Order\.tags\['x'\]: expected int, got str$"):
+        plan.load({**data, "items": [], "tags": {"x": "1"}})
+
+
+def test_missing_field_is_named_and_unknown_keys_are_ignored(core):
+    plan = core.marshal.plan_for(Item)
+    with pytest.raises(MarshalException, match=r"^Item\.when: missing required field$"):
+        plan.load({"sku": "a"})
+    loaded = plan.load({"sku": "a", "when": "2024-01-01T00:00:00", "extra": [1, 2]})
+    assert loaded == Item("a", datetime(2024, 1, 1))
+    with pytest.raises(MarshalException, match=r"^Item: expected a dict for Item, got list$"):
+        plan.load([1])
+
+
+def test_dump_checks_types_too(core):
+    plan = core.marshal.plan_for(Item)
+    with pytest.raises(MarshalException, match=r"^Item\.when: expected datetime, got str$"):
+        plan.dump(Item("a", "2024-01-01"))  # type: ignore[arg-type]
+    with pytest.raises(MarshalException, match=r"^Item: expected Item, got dict$"):
+        plan.dump({"sku": "a"})
+
+
+@pytest.mark.parametrize(
+    ("tp", "value"),
+    [(str, "grüße"), (int, -3), (float, 2.5), (bool, False), (type(None), None), (int, 10**30)],
+)
+def test_primitives_roundtrip(core, tp, value):
+    plan = core.marshal.plan_for(tp)
+    assert plan.dump(value) == value
+    assert plan.load(value) == value
+    assert type(plan.load(value)) is type(value)
+
+
+def test_primitives_are_strict_but_int_is_a_float(core):
+    m = core.marshal
+    assert m.plan_for(float).load(3) == 3.0 and type(m.plan_for(float).load(3)) is float
+    with pytest.raises(MarshalException, match=r"^int: expected int, got bool$"):
+        m.plan_for(int).load(True)
+    with pytest.raises(MarshalException, match=r"^int: expected int, got str$"):
+        m.plan_for(int).load("1")
+    with pytest.raises(MarshalException, match=r"^bool: expected bool, got int$"):
+        m.plan_for(bool).load(1)
+    with pytest.raises(MarshalException, match=r"^str: expected str, got bytes$"):
+        m.plan_for(str).load(b"x")
+    with pytest.raises(MarshalException, match=r"^float: expected float, got bool$"):
+        m.plan_for(float).load(True)
+
+
+def test_bytes_travel_as_base64_and_load_from_raw_msgpack(core):
+    plan = core.marshal.plan_for(Blob)
+    blob = Blob(b"\x00\xffhi", date(2024, 2, 29), time(23, 59, 1, 5))
+    data = plan.dump(blob)
+    assert data == {"payload": "AP9oaQ==", "day": "2024-02-29", "at": "23:59:01.000005"}
+    assert plan.load(data) == blob
+    raw = msgpack.unpackb(msgpack.packb({**data, "payload": b"\x00\xffhi"}))
+    assert plan.load(raw) == blob
+    with pytest.raises(MarshalException, match=r"^Blob\.payload: invalid base64 string '\*\*\*'$"):
+        plan.load({**data, "payload": "***"})
+
+
+def test_any_and_object_pass_through(core):
+    for tp in (Any, object):
+        plan = core.marshal.plan_for(tp)
+        value = {"a": [1, None, "x"]}
+        assert plan.dump(value) is value
+        assert plan.load(value) is value
+
+
+def test_frozen_slots_and_post_init(core):
+    point = core.marshal.plan_for(Point)
+    assert point.dump(Point(1.0, 2.5)) == {"x": 1.0, "y": 2.5}
+    assert point.load({"x": 1, "y": 2.5}) == Point(1.0, 2.5)
+    counted = core.marshal.plan_for(Counted)
+    loaded = counted.load({"n": 4})
+    assert loaded == Counted(n=4) and loaded.double == 8
+    assert counted.load(counted.dump(Counted(n=5))) == Counted(n=5)
+
+
+def test_generic_dataclass(core):
+    plan = core.marshal.plan_for(Page[Data])
+    page = Page([Data(1, 2.0, True, "s")], total=1)
+    assert plan.dump(page) == {"items": [{"i": 1, "f": 2.0, "b": True, "s": "s"}], "total": 1}
+    assert plan.load(plan.dump(page)) == page
+    assert type(plan.load(plan.dump(page)).items[0]) is Data
+    with pytest.raises(MarshalException, match=r"^Page\[Data\]\.items\[0\]\.i: expected int, got str$"):
+        plan.load({"items": [{"i": "1", "f": 2.0, "b": True, "s": "s"}], "total": 1})
+
+
+def test_recursive_types_and_forward_references(core):
+    plan = core.marshal.plan_for(Tree)
+    tree = Tree(1, [Tree(2), Tree(3, [Tree(4)])])
+    assert plan.load(plan.dump(tree)) == tree
+    assert plan.dump(Tree(1, [Tree(2)])) == {"value": 1, "children": [{"value": 2, "children": []}]}
+    with pytest.raises(MarshalException, match=r"^Tree\.children\[1\]\.children\[0\]\.value: expected int, got str$"):
+        plan.load({"value": 1, "children": [{"value": 2}, {"value": 3, "children": [{"value": "4"}]}]})
+    early = core.marshal.plan_for(Early)
+    assert early.load({"late": {"x": 1}}) == Early(Late(1))
+    assert early.load({"late": None}) == Early(None)
+
+
+def test_pydantic_model_dumps_like_model_dump_and_loads_validated(core):
+    plan = core.marshal.plan_for(Model)
+    model = Model(i=1, f=2.5, b=True, s="x")
+    assert plan.dump(model) == model.model_dump()
+    assert plan.load(plan.dump(model)) == model
+    assert plan.load({"i": 1, "f": 2.5, "b": True, "s": "x", "unknown": 0}) == model
+    with pytest.raises(MarshalException, match=r"^Model\.i: Input should be a valid integer.*, got str$"):
+        plan.load({"i": "one", "f": 2.5, "b": True, "s": "x"})
+    with pytest.raises(MarshalException, match=r"^Model\.s: missing required field$"):
+        plan.load({"i": 1, "f": 2.5, "b": True})
+
+
+def test_pydantic_model_with_types_json_cannot_carry(core):
+    plan = core.marshal.plan_for(RichModel)
+    model = RichModel(
+        when=datetime(2024, 1, 2, 3, 4, 5), payload=b"\x00\x01", level=Level.HIGH,
+        data=Data(1, 1.5, False, "d"), by_level={Level.LOW: "low"},
+    )
+    data = plan.dump(model)
+    assert data == {
+        "when": "2024-01-02T03:04:05", "payload": "AAE=", "level": 2,
+        "data": {"i": 1, "f": 1.5, "b": False, "s": "d"}, "by_level": {"1": "low"},
+    }
+    assert plan.load(json.loads(json.dumps(data))) == model
+    with pytest.raises(MarshalException, match=r"^RichModel\.data\.b: expected bool, got str$"):
+        plan.load({**data, "data": {"i": 1, "f": 1.5, "b": "no", "s": "d"}})
+
+
+def test_pydantic_alias_generic_and_recursive(core):
+    aliased = core.marshal.plan_for(Aliased)
+    assert aliased.dump(Aliased(userName="ann")) == {"user_name": "ann"}
+    assert aliased.load({"user_name": "ann"}) == Aliased(userName="ann")
+    page = core.marshal.plan_for(ModelPage[Data])
+    value = ModelPage[Data](items=[Data(1, 1.0, True, "x")])
+    assert page.load(page.dump(value)) == value
+    node = core.marshal.plan_for(Node)
+    tree = Node(value=1, children=[Node(value=2)])
+    assert node.load(node.dump(tree)) == tree
+
+
+def test_enums_by_value(core):
+    m = core.marshal
+    assert m.plan_for(Level).dump(Level.HIGH) == 2 and type(m.plan_for(Level).dump(Level.HIGH)) is int
+    assert m.plan_for(Level).load(2) is Level.HIGH
+    assert m.plan_for(Mood).load("calm") is Mood.CALM
+    assert m.plan_for(Color).load("red") is Color.RED
+    with pytest.raises(MarshalException, match=r"^Level: expected a Level value \(1, 2\), got True$"):
+        m.plan_for(Level).load(True)
+    with pytest.raises(MarshalException, match=r"^Color: expected Color, got str$"):
+        m.plan_for(Color).dump("red")
+
+
+def test_datetimes_uuid_decimal(core):
+    m = core.marshal
+    aware = datetime(2024, 1, 1, 8, tzinfo=timezone(timedelta(hours=2)))
+    assert m.plan_for(datetime).load(m.plan_for(datetime).dump(aware)) == aware
+    assert m.plan_for(datetime).load("2024-01-01T06:00:00Z") == aware
+    assert m.plan_for(date).load("2024-03-01") == date(2024, 3, 1)
+    with pytest.raises(MarshalException, match=r"^date: expected date, got datetime$"):
+        m.plan_for(date).dump(aware)
+    with pytest.raises(MarshalException, match=r"^date: invalid ISO date string 'March'$"):
+        m.plan_for(date).load("March")
+    uid = UUID(int=5)
+    assert m.plan_for(UUID).load(m.plan_for(UUID).dump(uid)) == uid
+    assert m.plan_for(Decimal).load("0.1") == Decimal("0.1")
+    assert m.plan_for(Decimal).load(3) == Decimal(3)
+    with pytest.raises(MarshalException, match=r"^Decimal: invalid decimal string 'abc'$"):
+        m.plan_for(Decimal).load("abc")
+
+
+def test_unions_try_exact_primitives_first_then_declaration_order(core):
+    m = core.marshal
+    assert m.plan_for(int | str).load("1") == "1"
+    assert m.plan_for(int | str).load(1) == 1
+    assert type(m.plan_for(float | int).load(1)) is int
+    assert type(m.plan_for(Optional[float]).load(1)) is float
+    assert m.plan_for(Optional[Data]).load(None) is None
+    either = m.plan_for(Union[Item, Data])
+    assert either.load({"i": 1, "f": 1.0, "b": True, "s": "x"}) == Data(1, 1.0, True, "x")
+    assert either.dump(Data(1, 1.0, True, "x")) == {"i": 1, "f": 1.0, "b": True, "s": "x"}
+    with pytest.raises(MarshalException, match=r"^int \| str: expected int \| str, got bool$"):
+        m.plan_for(int | str).load(True)
+    with pytest.raises(MarshalException, match=r"^int \| None: expected int, got str$"):
+        m.plan_for(int | None).load("x")
+
+
+def test_literal(core):
+    plan = core.marshal.plan_for(Literal["a", 1, Color.RED])
+    assert plan.load("a") == "a" and plan.load(1) == 1 and plan.load("red") is Color.RED
+    assert plan.dump(Color.RED) == "red"
+    with pytest.raises(MarshalException, match=r"^Literal\['a', 1, <Color\.RED: 'red'>\]: expected one of 'a', 1, 'red', got True$"):
+        plan.load(True)
+
+
+@pytest.mark.parametrize(
+    ("tp", "value", "wire"),
+    [
+        (list[int], [1, 2], [1, 2]),
+        (tuple[int, ...], (1, 2), [1, 2]),
+        (tuple[int, str], (1, "a"), [1, "a"]),
+        (tuple[()], (), []),
+        (set[int], {3}, [3]),
+        (frozenset[str], frozenset({"a"}), ["a"]),
+        (dict[str, list[int]], {"a": [1]}, {"a": [1]}),
+        (dict[int, str], {1: "a", -2: "b"}, {"1": "a", "-2": "b"}),
+        (dict[Color, int], {Color.RED: 1}, {"red": 1}),
+        (dict[Level, int], {Level.LOW: 1}, {"1": 1}),
+        (cabc.Sequence[Data], [Data(1, 1.0, True, "x")], [{"i": 1, "f": 1.0, "b": True, "s": "x"}]),
+        (cabc.Mapping[str, float], {"a": 1.5}, {"a": 1.5}),
+        (list, [1, "a"], [1, "a"]),
+        (dict, {"a": 1}, {"a": 1}),
+    ],
+)
+def test_containers_roundtrip(core, tp, value, wire):
+    plan = core.marshal.plan_for(tp)
+    assert plan.dump(value) == wire
+    assert json.loads(json.dumps(plan.dump(value))) == wire
+    loaded = plan.load(wire)
+    assert loaded == value
+    assert type(loaded) is (type(value) if type(value) is not list else list)
+
+
+def test_container_errors_and_msgpack_int_keys(core):
+    m = core.marshal
+    assert m.plan_for(dict[int, str]).load({1: "a"}) == {1: "a"}
+    with pytest.raises(MarshalException, match=r"^dict\[int, str\]\['x'\]: expected an integer key, got 'x'$"):
+        m.plan_for(dict[int, str]).load({"x": "a"})
+    with pytest.raises(MarshalException, match=r"^tuple\[int, str\]: expected 2 items, got 3$"):
+        m.plan_for(tuple[int, str]).load([1, "a", 2])
+    with pytest.raises(MarshalException, match=r"^list\[int\]\[1\]: expected int, got str$"):
+        m.plan_for(list[int]).load([1, "2"])
+    with pytest.raises(MarshalException, match=r"^list\[int\]: expected a list, got dict$"):
+        m.plan_for(list[int]).load({})
+
+
+class Opaque:
+    pass
+
+
+@dataclass
+class HasOpaque:
+    thing: Opaque
+
+
+def test_unsupported_types_fail_at_plan_time(core):
+    with pytest.raises(MarshalException, match=r"^Opaque is not a supported type"):
+        core.marshal.plan_for(Opaque)
+    with pytest.raises(MarshalException, match=r"^HasOpaque\.thing: Opaque is not a supported type"):
+        core.marshal.plan_for(HasOpaque)
+    with pytest.raises(MarshalException, match=r"dict keys must be str, int, an enum"):
+        core.marshal.plan_for(dict[float, int])
+    with pytest.raises(MarshalException):  # still unsupported on a second attempt: nothing half-built was cached
+        core.marshal.plan_for(HasOpaque)
+
+
+def test_plans_are_cached(core):
+    m = core.marshal
+    assert m.plan_for(Order) is m.plan_for(Order)
+    assert m.plan_for(list[Tree]) is m.plan_for(list[Tree])
+    assert m.plan_for(Page[Data]) is m.plan_for(Page[Data])
+    assert m.plan_for(Order).tp is Order
+    assert isinstance(m.plan_for(Order), m.TypePlan)
+
+
+def test_plan_building_is_thread_safe(core):
+    fresh = dataclasses.make_dataclass("Fresh", [("a", int), ("b", "list[Item]")], namespace={"__module__": __name__})
+    barrier = threading.Barrier(8)
+    plans: list[Any] = []
+
+    def build() -> None:
+        barrier.wait(timeout=10)
+        plans.append(core.marshal.plan_for(fresh))
+
+    threads = [threading.Thread(target=build) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(plans) == 8
+    assert all(plan is plans[0] for plan in plans)
+    value = fresh(1, [Item("x", datetime(2024, 1, 1))])
+    assert plans[0].load(plans[0].dump(value)) == value
+
+
+def test_both_cores_give_identical_results_and_messages():
+    try:
+        native = load_variant("marshal", native=True)
+    except ImportError:
+        pytest.skip("the compiled core is not built here")
+    pure = load_variant("marshal", native=False)
+    order = Order(UUID(int=1), [Item("a", datetime(2024, 1, 1))], Decimal("1.5"), Color.RED, tags={"k": 2})
+    assert native.plan_for(Order).dump(order) == pure.plan_for(Order).dump(order)
+    bad = {"id": "nope", "items": [], "total": "1", "color": "red"}
+    messages = []
+    for variant in (native, pure):
+        with pytest.raises(MarshalException) as caught:
+            variant.plan_for(Order).load(bad)
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1] == "Order.id: invalid UUID string 'nope'"
+
+
+def test_wire_compatible_with_aspyx_serializer(core):
+    serialization = pytest.importorskip("aspyx.util.serialization")
+    plan = core.marshal.plan_for(Data)
+    data = Data(1, 2.5, True, "x")
+    assert plan.load(serialization.get_serializer(Data)(data)) == data
+    assert serialization.get_deserializer(Data)(plan.dump(data)) == data
