@@ -39,6 +39,7 @@ def _load(name: str) -> ModuleType:
 selector = _load("selector")
 envelope = _load("envelope")
 transport = _load("transport")
+marshal = _load("marshal")
 
 #: True when every core module runs compiled.
 NATIVE = all(LOADED.values())
