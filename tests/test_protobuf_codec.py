@@ -18,7 +18,10 @@ from pydantic import BaseModel, Field, field_validator
 from warpcall.channels.protobuf_codec import ProtobufMethodCodec, codec_for
 from warpcall.exceptions import MalformedRequestException, MarshalException, ProtocolException
 
-LOREM = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua."
+LOREM = (
+    "Lorem ipsum dolor sit amet, consectetur adipiscing elit, "
+    "sed do eiusmod tempor incididunt ut labore et dolore magna aliqua."
+)
 
 
 class Color(enum.Enum):
@@ -151,7 +154,9 @@ CASES = [
     pytest.param(str, "grüße, 世界 🙂", id="str-unicode"),
     pytest.param(bytes, b"\x00\xff\x10", id="bytes"),
     pytest.param(datetime, datetime(2024, 2, 29, 13, 45, 1, 123456), id="datetime-naive"),
-    pytest.param(datetime, datetime(2024, 2, 29, 13, 45, tzinfo=timezone(timedelta(hours=-5))), id="datetime-aware"),
+    pytest.param(
+        datetime, datetime(2024, 2, 29, 13, 45, tzinfo=timezone(timedelta(hours=-5))), id="datetime-aware"
+    ),
     pytest.param(date, date(1999, 12, 31), id="date"),
     pytest.param(time, time(23, 59, 58, 1000), id="time"),
     pytest.param(uuid.UUID, uuid.UUID("12345678-1234-5678-1234-567812345678"), id="uuid"),
@@ -163,8 +168,8 @@ CASES = [
     pytest.param(Data, Data(1, 2.5, True, LOREM), id="dataclass"),
     pytest.param(
         Order,
-        Order(uuid.uuid4(), datetime(2020, 1, 2, 3, 4, 5), Decimal("9.99"), Color.RED, [Point(1, 2), Point(-3, 4)],
-              {"a", "b"}, "fragile", Point(0, 0)),
+        Order(uuid.uuid4(), datetime(2020, 1, 2, 3, 4, 5), Decimal("9.99"), Color.RED,
+              [Point(1, 2), Point(-3, 4)], {"a", "b"}, "fragile", Point(0, 0)),
         id="dataclass-nested",
     ),
     pytest.param(
@@ -174,7 +179,8 @@ CASES = [
     ),
     pytest.param(
         Node,
-        Node(1, [Node(2), Node(3, [Node(4)])], Node(5, next=Node(6)), {"left": Node(7), "right": Node(8, [Node(9)])}),
+        Node(1, [Node(2), Node(3, [Node(4)])], Node(5, next=Node(6)),
+             {"left": Node(7), "right": Node(8, [Node(9)])}),
         id="recursive",
     ),
     pytest.param(
@@ -242,7 +248,9 @@ def test_frozen_dataclass_keeps_non_init_field() -> None:
 
 
 def test_several_parameters_in_order() -> None:
-    c = codec_for("comp:svc:several", ["name", "count", "point", "when"], [str, int, Point, Optional[datetime]], str)
+    c = codec_for(
+        "comp:svc:several", ["name", "count", "point", "when"], [str, int, Point, Optional[datetime]], str
+    )
     args = ["x", 7, Point(1, 2), datetime(2021, 3, 4, 5, 6, 7)]
     assert c.decode_request(c.encode_request(args)) == args
     assert c.decode_request(c.encode_request(("y", 0, Point(0, 0), None))) == ["y", 0, Point(0, 0), None]
@@ -418,8 +426,9 @@ def test_value_that_does_not_fit_names_the_parameter(tp: Any, value: Any) -> Non
 
 def test_nested_error_names_the_field() -> None:
     c = ProtobufMethodCodec("comp:svc:nested", ["order"], [Order], None)
-    bad = Order(uuid.uuid4(), datetime(2020, 1, 1), Decimal("1"), Color.RED, [Point(1, "2")], set())  # type: ignore[arg-type]
-    with pytest.raises(MarshalException, match=r"parameter 'order'.*'points'.*item 0.*'y'.*expected int, got str"):
+    points = [Point(1, "2")]  # type: ignore[arg-type]
+    bad = Order(uuid.uuid4(), datetime(2020, 1, 1), Decimal("1"), Color.RED, points, set())
+    with pytest.raises(MarshalException, match=r"'order'.*'points'.*item 0.*'y'.*expected int, got str"):
         c.encode_request([bad])
 
 
@@ -452,7 +461,9 @@ def test_malformed_request_body(body: bytes) -> None:
 def test_malformed_request_values() -> None:
     # well-formed protobuf whose strings do not parse as the declared types
     sender = ProtobufMethodCodec("comp:svc:values", ["when", "color", "id"], [str, str, str], None)
-    receiver = ProtobufMethodCodec("comp:svc:values", ["when", "color", "id"], [datetime, Color, uuid.UUID], None)
+    receiver = ProtobufMethodCodec(
+        "comp:svc:values", ["when", "color", "id"], [datetime, Color, uuid.UUID], None
+    )
     ok = ["2020-01-01T00:00:00", "red", str(uuid.uuid4())]
     assert receiver.decode_request(sender.encode_request(ok))[1] is Color.RED
     for position, garbage in enumerate(["yesterday", "purple", "not-a-uuid"]):
@@ -482,6 +493,15 @@ def test_malformed_response_body() -> None:
     with pytest.raises(ProtocolException, match="comp:svc:resp") as info:
         c.decode_response(b"\xff\xff")
     assert not isinstance(info.value, MalformedRequestException)
+
+
+def test_missing_required_message_is_malformed() -> None:
+    sender = ProtobufMethodCodec("comp:svc:missing", ["n"], [int], None)
+    receiver = ProtobufMethodCodec("comp:svc:missing", ["n", "point"], [int, Point], None)
+    with pytest.raises(MalformedRequestException, match=r"comp:svc:missing.*'point'.*missing"):
+        receiver.decode_request(sender.encode_request([1]))
+    optional = ProtobufMethodCodec("comp:svc:missing", ["n", "point"], [int, Optional[Point]], None)
+    assert optional.decode_request(sender.encode_request([1])) == [1, None]
 
 
 def test_unknown_fields_are_ignored() -> None:
@@ -557,6 +577,19 @@ def test_types_with_the_same_name_get_distinct_messages() -> None:
     fields = c.request_type.DESCRIPTOR.fields
     assert fields[0].message_type.full_name != fields[1].message_type.full_name
     assert c.decode_request(c.encode_request([Point(1, 2), Other("a")])) == [Point(1, 2), Other("a")]
+
+
+def test_field_names_that_sanitize_alike_stay_distinct() -> None:
+    @dataclasses.dataclass
+    class Accents:
+        café: int
+        caf_: str
+
+    c = codec(Accents, returns=Accents)
+    names = [f.name for f in c.request_type.DESCRIPTOR.fields[0].message_type.fields]
+    assert len(set(names)) == 2
+    assert c.decode_request(c.encode_request([Accents(1, "x")])) == [Accents(1, "x")]
+    assert c.decode_response(c.encode_response(Accents(0, ""))) == (Accents(0, ""), None)
 
 
 def test_one_message_per_type_within_a_method() -> None:

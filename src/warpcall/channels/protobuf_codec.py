@@ -4,16 +4,17 @@ No ``.proto`` file is needed: the request message has one field per parameter
 (numbered in order), the response message a presence-tracked ``result`` and an
 ``exception`` submessage. Python types map to protobuf as follows:
 
-=================================================  ==========================================
-``int`` / ``float`` / ``bool`` / ``str`` / ``bytes``  ``sint64`` / ``double`` / ``bool`` / ``string`` / ``bytes``
-``datetime``, ``date``, ``time``, ``UUID``, ``Decimal``  ``string`` (ISO format / ``str``)
-``Enum``                                           the scalar type of its values
-dataclass, pydantic v2 model                       a message (one per type, recursion allowed)
-``list`` / ``tuple[X, ...]`` / ``set`` / ``Sequence``  ``repeated``
-``dict[str | int | bool, V]``                      ``map`` (``V`` wrapped in a message when protobuf requires)
-``Optional[X]``                                    proto3 ``optional``, or a wrapper message for lists and maps
-anything else (``Union``, ``Any``, lists of lists)  ``bytes``: msgpack of the marshaller's primitive tree
-=================================================  ==========================================
+- ``int``, ``float``, ``bool``, ``str``, ``bytes`` -> ``sint64``, ``double``, ``bool``, ``string``, ``bytes``
+- ``datetime``, ``date``, ``time``, ``UUID``, ``Decimal`` -> ``string`` (ISO format / ``str``)
+- an ``Enum`` -> the scalar type of its values
+- a dataclass or pydantic v2 model -> a message (one per type, recursive types allowed)
+- ``list``, ``tuple[X, ...]``, ``set``, ``Sequence`` -> ``repeated``
+- ``dict[str | int | bool, V]`` -> ``map`` (``V`` wrapped in a message where protobuf requires)
+- ``Optional[X]`` -> proto3 ``optional``, or a wrapper message for lists and maps
+- anything else (``Union``, ``Any``, lists of lists) -> ``bytes``: msgpack of the marshaller's tree
+
+A message field that is absent decodes as None when the type is Optional and
+is an error otherwise; ints travel as 64-bit ``sint64``.
 
 Every type is analysed once per method; the per-call path only walks the value.
 """
@@ -50,7 +51,9 @@ __all__ = ["ProtobufMethodCodec", "codec_for"]
 _F = descriptor_pb2.FieldDescriptorProto
 _SINT64_MIN, _SINT64_MAX = -(2**63), 2**63 - 1
 # Everything a broken value or body can raise while being converted; anything else is a bug and propagates.
-_CONVERSION_ERRORS = (TypeError, ValueError, AttributeError, KeyError, OverflowError, RecursionError, MarshalException)
+_CONVERSION_ERRORS = (
+    TypeError, ValueError, AttributeError, KeyError, OverflowError, RecursionError, MarshalException
+)
 # ... and what a body that is not a valid message can raise while being parsed and converted
 _DECODE_ERRORS = (DecodeError, msgpack.UnpackException, *_CONVERSION_ERRORS)
 
@@ -79,7 +82,7 @@ def _identifier(text: str) -> str:
     return "_" + name if name[0].isdigit() else name
 
 
-def _tuple_getter(names: Sequence[Any], getter: Callable[..., Callable[[Any], Any]]) -> Callable[[Any], tuple]:
+def _tuple_getter(names: Sequence[Any], getter: Callable[..., Any]) -> Callable[[Any], tuple]:
     """``attrgetter``/``itemgetter`` that always returns a tuple, whatever the number of names."""
     if len(names) > 1:
         return getter(*names)
@@ -100,9 +103,12 @@ class _Field:
     __slots__ = ("label", "ptype", "message", "map_key", "map_value", "optional", "presence", "nullable",
                  "exact", "check", "dump", "load", "passthrough", "describe", "direct")
 
-    def __init__(self, ptype: int, describe: str, *, exact: type | None = None, check: Callable[[Any], bool] | None = None,
-                 dump: Dump | None = None, load: Load | None = None, label: int = _F.LABEL_OPTIONAL,
-                 message: _Message | None = None) -> None:
+    def __init__(
+        self, ptype: int, describe: str, *, exact: type | None = None,
+        check: Callable[[Any], bool] | None = None,
+        dump: Dump | None = None, load: Load | None = None, label: int = _F.LABEL_OPTIONAL,
+        message: _Message | None = None,
+    ) -> None:
         self.label = label
         self.ptype = ptype
         self.message = message
@@ -141,14 +147,15 @@ class _Message:
 
     def seal(self) -> None:
         """Precompute what the per-call path needs, once all fields are known."""
-        names = [name for name, _ in self.fields]
+        names = tuple(name for name, _ in self.fields)
         self.names = names
         self.exact = tuple(field.exact for _, field in self.fields)
-        self.converted = [(i, name, field.dump) for i, (name, field) in enumerate(self.fields) if not field.passthrough]
-        self.presence = [(i, name) for i, (name, field) in enumerate(self.fields) if field.presence]
+        fields = list(enumerate(self.fields))
+        self.converted = [(i, name, field.dump) for i, (name, field) in fields if not field.passthrough]
+        self.presence = [(i, name, field.nullable) for i, (name, field) in fields if field.presence]
         self.loaders = [(i, field.load) for i, (_, field) in enumerate(self.fields) if field.load is not None]
         self.getter = _tuple_getter(names, operator.attrgetter)
-        self.plain = not self.converted and names == self.attrs
+        self.plain = not self.converted and list(names) == self.attrs
 
     # -- encode
     def dump_values(self, values: Sequence[Any]) -> dict[str, Any]:
@@ -170,15 +177,19 @@ class _Message:
         for (name, field), value in zip(self.fields, values):
             if value is None:
                 if not field.nullable:
-                    raise MarshalException(f"field {name!r} of {self.describe}: expected {field.describe}, got None")
-            elif field.passthrough and not (type(value) is field.exact or field.check(value)):  # type: ignore[misc]
+                    raise MarshalException(
+                        f"field {name!r} of {self.describe}: expected {field.describe}, got None"
+                    )
+            elif field.passthrough and not (type(value) is field.exact or field.check(value)):  # type: ignore
                 raise MarshalException(f"field {name!r} of {self.describe}: {_bad(value, field.describe)}")
 
     # -- decode
     def load_values(self, message: Any) -> list[Any]:
         values = list(self.getter(message))
-        for i, name in self.presence:
+        for i, name, nullable in self.presence:
             if not message.HasField(name):
+                if not nullable:
+                    raise MarshalException(f"field {name!r} of {self.describe} is missing")
                 values[i] = None
         for i, load in self.loaders:
             value = values[i]
@@ -189,12 +200,16 @@ class _Message:
     def emit(self, package: str) -> descriptor_pb2.DescriptorProto:
         proto = descriptor_pb2.DescriptorProto(name=self.name)
         for number, (name, field) in enumerate(self.fields, start=1):
-            fd = proto.field.add(name=name, number=number, label=field.label, type=field.ptype, json_name=name)
+            fd = proto.field.add(name=name, number=number, label=field.label, type=field.ptype)
+            fd.json_name = name
             if field.map_value is not None:
-                entry = proto.nested_type.add(name="".join(p[:1].upper() + p[1:] for p in name.split("_")) + "Entry")
+                # protobuf names a map's entry type after the field, in CamelCase
+                entry_name = "".join(part[:1].upper() + part[1:] for part in name.split("_")) + "Entry"
+                entry = proto.nested_type.add(name=entry_name)
                 entry.options.map_entry = True
                 entry.field.add(name="key", number=1, label=_F.LABEL_OPTIONAL, type=field.map_key)
-                _describe_type(entry.field.add(name="value", number=2, label=_F.LABEL_OPTIONAL), field.map_value, package)
+                value = entry.field.add(name="value", number=2, label=_F.LABEL_OPTIONAL)
+                _describe_type(value, field.map_value, package)
                 fd.type_name = f".{package}.{self.name}.{entry.name}"
             elif field.message is not None:
                 fd.type_name = f".{package}.{field.message.name}"
@@ -221,19 +236,20 @@ def _is_int(v: Any) -> bool:
 
 _SCALARS: dict[Any, Callable[[], _Field]] = {
     int: lambda: _scalar(_F.TYPE_SINT64, int, _is_int, "int"),
-    float: lambda: _scalar(_F.TYPE_DOUBLE, float, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-                           "float"),
+    float: lambda: _scalar(
+        _F.TYPE_DOUBLE, float, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "float"
+    ),
     bool: lambda: _scalar(_F.TYPE_BOOL, bool, lambda v: isinstance(v, bool), "bool"),
     str: lambda: _scalar(_F.TYPE_STRING, str, lambda v: isinstance(v, str), "str"),
     bytes: lambda: _scalar(_F.TYPE_BYTES, bytes, lambda v: isinstance(v, bytes), "bytes"),
 }
 
 
-def _text_field(tp: type, to_text: Callable[[Any], str], from_text: Load, reject: type | None = None) -> _Field:
+def _text_field(tp: type, to_text: Callable[[Any], str], from_text: Load, reject: Any = ()) -> _Field:
     name = tp.__name__
 
     def dump(value: Any) -> str:
-        if type(value) is tp or (isinstance(value, tp) and not (reject is not None and isinstance(value, reject))):
+        if type(value) is tp or (isinstance(value, tp) and not isinstance(value, reject)):
             return to_text(value)
         raise _bad(value, name)
 
@@ -247,8 +263,10 @@ _TEXT: dict[Any, Callable[[], _Field]] = {
     UUID: lambda: _text_field(UUID, str, UUID),
     Decimal: lambda: _text_field(Decimal, str, Decimal),
 }
-_SEQUENCES = {list: list, abc.Sequence: list, abc.MutableSequence: list, abc.Collection: list, abc.Iterable: list,
-              tuple: tuple, set: set, abc.Set: set, abc.MutableSet: set, frozenset: frozenset}
+_SEQUENCES = {
+    list: list, abc.Sequence: list, abc.MutableSequence: list, abc.Collection: list, abc.Iterable: list,
+    tuple: tuple, set: set, abc.Set: set, abc.MutableSet: set, frozenset: frozenset,
+}
 _MAPPINGS = {dict, abc.Mapping, abc.MutableMapping}
 _MAP_KEYS = {str: _F.TYPE_STRING, int: _F.TYPE_SINT64, bool: _F.TYPE_BOOL}
 
@@ -498,7 +516,8 @@ class _FileBuilder:
                 # a plain instance's __dict__ holds exactly its fields, in order: when their types are
                 # exactly the declared ones it already is the constructor's keywords
                 attrs = getattr(value, "__dict__", None)
-                if message.plain and attrs is not None and tuple(map(type, attrs.values())) == message.exact:
+                if (message.plain and attrs is not None and tuple(map(type, attrs.values())) == message.exact
+                        and tuple(attrs) == message.names):
                     return attrs
             elif not isinstance(value, cls):
                 raise _bad(value, describe)
@@ -511,8 +530,9 @@ class _FileBuilder:
         hints = typing.get_type_hints(cls)
         fields = [f for f in dataclasses.fields(cls)]
         attrs = [f.name for f in fields]
-        message.fields = [(self.field_name(message, f.name), self.field(_substitute(hints[f.name], bindings)))
-                          for f in fields]
+        for f in fields:
+            tp = _substitute(hints[f.name], bindings)
+            message.fields.append((self.field_name(message, f.name), self.field(tp)))
         message.read_attrs = _tuple_getter(attrs, operator.attrgetter)
         message.attrs = attrs
         late = [(i, f.name) for i, f in enumerate(fields) if not f.init]
@@ -531,7 +551,8 @@ class _FileBuilder:
 
     def model_fields(self, message: _Message, cls: Any) -> None:
         items = list(cls.model_fields.items())
-        message.fields = [(self.field_name(message, name), self.field(info.annotation)) for name, info in items]
+        for name, info in items:
+            message.fields.append((self.field_name(message, name), self.field(info.annotation)))
         message.attrs = [name for name, _ in items]
         message.read_attrs = _tuple_getter(message.attrs, operator.attrgetter)
         keys = []

@@ -1,0 +1,96 @@
+"""dispatch-protobuf's codec on the workload payload, beside msgpack and JSON of the same data.
+
+Each benchmark is one encode plus one decode of a request carrying one ``Data`` argument.
+Run: ``/work/venv/bin/pytest benchmarks/test_bench_protobuf.py --benchmark-only -q``
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import msgpack
+import pytest
+
+from warpcall.channels.protobuf_codec import ProtobufMethodCodec
+
+LOREM = (
+    "Lorem ipsum dolor sit amet, consectetur adipiscing elit, "
+    "sed do eiusmod tempor incididunt ut labore et dolore magna aliqua."
+)
+assert len(LOREM) == 123
+
+
+@dataclasses.dataclass
+class Data:
+    i: int
+    f: float
+    b: bool
+    s: str
+    s0: str
+    s1: str
+    s2: str
+    s3: str
+    s4: str
+    s5: str
+    s6: str
+    s7: str
+    s8: str
+    s9: str
+
+
+DATA = Data(1, 1.0, True, "s", *[LOREM] * 10)
+TREE = {"method": "bench:svc:data", "args": [dataclasses.asdict(DATA)]}
+GROUP = "protobuf-codec"
+
+
+@pytest.fixture
+def bench(benchmark: Any) -> Any:
+    benchmark.group = GROUP
+    return benchmark
+
+
+def test_protobuf_codec_request(bench: Any) -> None:
+    codec = ProtobufMethodCodec("bench:svc:data", ["data"], [Data], Data)
+
+    def roundtrip() -> list[Any]:
+        return codec.decode_request(codec.encode_request((DATA,)))
+
+    assert bench(roundtrip) == [DATA]
+
+
+def test_protobuf_codec_response(bench: Any) -> None:
+    codec = ProtobufMethodCodec("bench:svc:data", ["data"], [Data], Data)
+
+    def roundtrip() -> tuple[Any, Any]:
+        return codec.decode_response(codec.encode_response(DATA))
+
+    assert bench(roundtrip) == (DATA, None)
+
+
+def test_msgpack_dict(bench: Any) -> None:
+    assert bench(lambda: msgpack.unpackb(msgpack.packb(TREE))) == TREE
+
+
+def test_json_dict(bench: Any) -> None:
+    assert bench(lambda: json.loads(json.dumps(TREE))) == TREE
+
+
+def test_marshal_msgpack(bench: Any) -> None:
+    """What dispatch-msgpack does with the same argument: marshal to a tree, pack, unpack, rebuild."""
+    from warpcall import _core
+
+    plan = _core.marshal.plan_for(Data)
+
+    def roundtrip() -> Any:
+        tree = msgpack.unpackb(msgpack.packb({"method": "bench:svc:data", "args": [plan.dump(DATA)]}))
+        return plan.load(tree["args"][0])
+
+    assert bench(roundtrip) == DATA
+
+
+def test_msgspec_msgpack_typed(bench: Any) -> None:
+    msgspec = pytest.importorskip("msgspec")
+    encoder, decoder = msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder(Data)
+    assert bench(lambda: decoder.decode(encoder.encode(DATA))) == DATA
