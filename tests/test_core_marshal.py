@@ -10,12 +10,12 @@ import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
-from typing import Any, Generic, Literal, Optional, TypeVar, Union
+from typing import Annotated, Any, Generic, Literal, NewType, Optional, TypeVar, Union
 from uuid import UUID
 
 import msgpack
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, HttpUrl
 
 from warpcall._core import load_variant
 from warpcall.exceptions import MarshalException
@@ -88,6 +88,15 @@ class Counted:
 
     def __post_init__(self) -> None:
         self.double = self.n * 2
+
+
+@dataclass
+class Positive:
+    n: int
+
+    def __post_init__(self) -> None:
+        if self.n <= 0:
+            raise ValueError("n must be positive")
 
 
 @dataclass
@@ -254,6 +263,8 @@ def test_frozen_slots_and_post_init(core):
     loaded = counted.load({"n": 4})
     assert loaded == Counted(n=4) and loaded.double == 8
     assert counted.load(counted.dump(Counted(n=5))) == Counted(n=5)
+    with pytest.raises(MarshalException, match=r"^Positive: constructor raised ValueError: n must be positive$"):
+        core.marshal.plan_for(Positive).load({"n": 0})
 
 
 def test_generic_dataclass(core):
@@ -411,6 +422,31 @@ def test_container_errors_and_msgpack_int_keys(core):
         m.plan_for(list[int]).load([1, "2"])
     with pytest.raises(MarshalException, match=r"^list\[int\]: expected a list, got dict$"):
         m.plan_for(list[int]).load({})
+
+
+UserId = NewType("UserId", int)
+Tags = NewType("Tags", list[str])
+
+
+class Link(BaseModel):
+    url: HttpUrl
+    owner: UserId
+
+
+def test_newtype_annotated_and_types_only_pydantic_knows(core):
+    m = core.marshal
+    assert m.plan_for(UserId).load(5) == 5
+    assert m.plan_for(Tags).load(["a"]) == ["a"]
+    assert m.plan_for(Annotated[int, "meta"]).dump(3) == 3
+    url = m.plan_for(HttpUrl)
+    assert url.dump(HttpUrl("https://example.com/a")) == "https://example.com/a"
+    assert url.load("https://example.com/a") == HttpUrl("https://example.com/a")
+    with pytest.raises(MarshalException, match=r"^HttpUrl: Input should be a valid URL.*, got str$"):
+        url.load("not a url")
+    link = m.plan_for(Link)
+    value = Link(url="https://example.com/", owner=UserId(7))
+    assert link.dump(value) == {"url": "https://example.com/", "owner": 7}
+    assert link.load(link.dump(value)) == value
 
 
 class Opaque:

@@ -771,7 +771,7 @@ class PlanBuilder:
             maker = None
         if maker is not None:
             return maker(tp)
-        if isinstance(getattr(tp, "__supertype__", None), type):  # typing.NewType
+        if isinstance(tp, typing.NewType):
             return self._build(tp.__supertype__, where)
         if isinstance(tp, type) and issubclass(tp, enum.Enum):
             return self._enum(tp, where)
