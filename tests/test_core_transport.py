@@ -1,0 +1,261 @@
+"""HTTP/1.1 bytes: the request writer and the response parser of the core, on both cores."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from warpcall._core import load_variant
+
+CoreImpl = Any  # the ``core`` fixture of conftest.py: ``core.transport`` is one variant of the module
+
+CHUNKED = (
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n"
+    b"5;name=value\r\nhello\r\n"
+    b"6\r\n world\r\n"
+    b"0\r\nX-Trailer: yes\r\n\r\n"
+)
+
+
+def parse(core: CoreImpl, data: bytes, pieces: list[int] | None = None, **kwargs: object):
+    """Feed ``data`` whole, or cut at the offsets in ``pieces``; return the finished parser."""
+    parser = core.transport.ResponseParser(**kwargs)
+    cuts = [0, *(pieces or []), len(data)]
+    done = False
+    for start, end in zip(cuts, cuts[1:]):
+        if start < end:
+            assert not done, "the parser finished before the last piece"
+            done = parser.feed(data[start:end])
+    assert done
+    return parser
+
+
+# --- writer -------------------------------------------------------------------------------------------
+
+
+def test_request_has_host_headers_in_order_and_content_length(core: CoreImpl) -> None:
+    out = core.transport.build_request(
+        "POST", "/invoke?x=1", "127.0.0.1:8000", [("Content-Type", "application/json"), (b"X-Id", b"7")], b'{"a":1}'
+    )
+    assert out == (
+        b"POST /invoke?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nContent-Type: application/json\r\n"
+        b"X-Id: 7\r\nContent-Length: 7\r\n\r\n{\"a\":1}"
+    )
+
+
+def test_request_keeps_the_callers_host_and_replaces_framing_headers(core: CoreImpl) -> None:
+    out = core.transport.build_request(
+        "PUT", "/", "ignored:1", [("host", "example.org"), ("Content-Length", "99"), ("Transfer-Encoding", "chunked")], b"ab"
+    )
+    assert out == b"PUT / HTTP/1.1\r\nhost: example.org\r\nContent-Length: 2\r\n\r\nab"
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [("GET", b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"), ("POST", b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n")],
+)
+def test_empty_body_sends_content_length_only_for_methods_with_a_body(core: CoreImpl, method: str, expected: bytes) -> None:
+    assert core.transport.build_request(method, "/", "h", [], b"") == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("GE T", "/", "h", [], b""), "invalid HTTP method 'GE T'"),
+        (("GET", "/a b", "h", [], b""), "invalid request target '/a b'"),
+        (("GET", "/", "h\r\nX: 1", [], b""), "invalid Host"),
+        (("GET", "/", "h", [("Bad Name", "v")], b""), "invalid header name 'Bad Name'"),
+        (("GET", "/", "h", [("X", "a\r\nInjected: 1")], b""), "invalid value for header 'X'"),
+        (("GET", "/", "h", [("X", "\u20ac")], b""), "header value '\u20ac' is not latin-1 text"),
+    ],
+)
+def test_request_refuses_what_would_break_the_message(core: CoreImpl, args: tuple, message: str) -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(message)):
+        core.transport.build_request(*args)
+
+
+def test_request_refuses_wrong_types(core: CoreImpl) -> None:
+    with pytest.raises(TypeError, match="header value must be str or bytes, not int"):
+        core.transport.build_request("GET", "/", "h", [("X", 1)], b"")
+    with pytest.raises(TypeError, match="body must be bytes, not str"):
+        core.transport.build_request("POST", "/", "h", [], "text")
+    with pytest.raises(TypeError, match=r"each header must be a \(name, value\) pair"):
+        core.transport.build_request("GET", "/", "h", [("X",)], b"")
+
+
+# --- parser -------------------------------------------------------------------------------------------
+
+
+def test_content_length_response(core: CoreImpl) -> None:
+    p = parse(core, b"HTTP/1.1 201 Created\r\nContent-Length: 5\r\nX-A:  spaced value \r\n\r\nhello")
+    assert (p.status, p.reason, p.body, p.keep_alive) == (201, "Created", b"hello", True)
+    assert p.headers == [("Content-Length", "5"), ("X-A", "spaced value")]
+    assert p.complete
+
+
+def test_chunked_response_with_extensions_and_trailers(core: CoreImpl) -> None:
+    p = parse(core, CHUNKED)
+    assert (p.status, p.body, p.keep_alive) == (200, b"hello world", True)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [CHUNKED, b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world", b"HTTP/1.0 200 OK\r\n\r\nhello world"],
+    ids=["chunked", "length", "until-close"],
+)
+def test_every_split_point_gives_the_same_response(core: CoreImpl, data: bytes) -> None:
+    for cut in range(1, len(data)):
+        parser = core.transport.ResponseParser()
+        done = parser.feed(data[:cut]) or parser.feed(data[cut:]) or parser.feed(b"")
+        assert done and parser.body == b"hello world" and parser.status == 200, cut
+
+
+def test_byte_by_byte(core: CoreImpl) -> None:
+    parser = core.transport.ResponseParser()
+    results = [parser.feed(CHUNKED[i : i + 1]) for i in range(len(CHUNKED))]
+    assert results == [False] * (len(CHUNKED) - 1) + [True]
+    assert parser.body == b"hello world"
+
+
+def test_body_larger_than_one_read(core: CoreImpl) -> None:
+    body = bytes(range(256)) * 20_000
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+    data = head + body
+    p = parse(core, data, pieces=list(range(65536, len(data), 65536)))
+    assert p.body == body
+
+
+def test_connection_close_and_http10(core: CoreImpl) -> None:
+    assert not parse(core, b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").keep_alive
+    assert not parse(core, b"HTTP/1.1 200 OK\r\nConnection: Upgrade, CLOSE\r\nContent-Length: 0\r\n\r\n").keep_alive
+    assert not parse(core, b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").keep_alive
+    assert parse(core, b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n").keep_alive
+
+
+def test_body_until_close_ends_at_eof(core: CoreImpl) -> None:
+    parser = core.transport.ResponseParser()
+    assert not parser.feed(b"HTTP/1.1 200 OK\r\n\r\nsome ")
+    assert not parser.feed(b"bytes")
+    assert parser.feed(b"")
+    assert (parser.body, parser.keep_alive) == (b"some bytes", False)
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_no_body_statuses(core: CoreImpl, status: int) -> None:
+    # a 304 may announce the length of the representation it does not send
+    p = parse(core, b"HTTP/1.1 %d X\r\nContent-Length: 10\r\n\r\n" % status)
+    assert (p.status, p.body, p.keep_alive) == (status, b"", True)
+
+
+def test_head_response_has_no_body(core: CoreImpl) -> None:
+    p = parse(core, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", head=True)
+    assert (p.body, p.keep_alive) == (b"", True)
+
+
+def test_informational_responses_are_skipped(core: CoreImpl) -> None:
+    p = parse(core, b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", pieces=[10, 30])
+    assert (p.status, p.body) == (200, b"ok")
+
+
+def test_both_framings_trust_chunked_and_close(core: CoreImpl) -> None:
+    p = parse(core, b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")
+    assert (p.body, p.keep_alive) == (b"ok", False)
+
+
+def test_bytes_after_the_response_make_the_connection_unusable(core: CoreImpl) -> None:
+    p = parse(core, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA")
+    assert (p.body, p.keep_alive) == (b"ok", False)
+
+
+def test_reason_may_be_missing(core: CoreImpl) -> None:
+    p = parse(core, b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n")
+    assert (p.status, p.reason) == (200, "")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"HTTP/2 200 OK\r\n\r\n", "malformed status line b'HTTP/2 200 OK'"),
+        (b"HTTP/1.1 2000 OK\r\n\r\n", "malformed status line"),
+        (b"HTTP/1.1 200 OK\r\nNo colon here\r\n\r\n", "malformed header line b'No colon here'"),
+        (b"HTTP/1.1 200 OK\r\n folded: x\r\n\r\n", "malformed header line"),
+        (b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", "malformed header line"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "invalid Content-Length b'-1'"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", "conflicting Content-Length headers"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "malformed chunk size line b'zz'"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokXY", "chunk data is not followed by CRLF"),
+        (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", "unexpected 101 Switching Protocols"),
+    ],
+)
+def test_malformed_responses(core: CoreImpl, data: bytes, message: str) -> None:
+    parser = core.transport.ResponseParser()
+    with pytest.raises(ValueError) as info:
+        parser.feed(data)
+    assert str(info.value).startswith(message)
+
+
+def test_max_body_from_content_length_and_from_chunks(core: CoreImpl) -> None:
+    message = "response body exceeds the limit of 10 bytes; raise max_body if this is expected"
+    with pytest.raises(ValueError, match=message):
+        core.transport.ResponseParser(max_body=10).feed(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n")
+    parser = core.transport.ResponseParser(max_body=10)
+    parser.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n")
+    with pytest.raises(ValueError, match=message):
+        parser.feed(b"8\r\n")
+    parser = core.transport.ResponseParser(max_body=10)
+    parser.feed(b"HTTP/1.1 200 OK\r\n\r\n123456")
+    with pytest.raises(ValueError, match=message):
+        parser.feed(b"123456")
+    assert parse(core, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789", max_body=10).body == b"0123456789"
+
+
+def test_head_too_large(core: CoreImpl) -> None:
+    parser = core.transport.ResponseParser()
+    with pytest.raises(ValueError, match="response head is larger than 65536 bytes"):
+        parser.feed(b"HTTP/1.1 200 OK\r\n" + b"X: " + b"a" * 70_000)
+
+
+def test_eof_before_and_during_the_response(core: CoreImpl) -> None:
+    with pytest.raises(ValueError, match="^the server closed the connection without sending a response$"):
+        core.transport.ResponseParser().feed(b"")
+    parser = core.transport.ResponseParser()
+    parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel")
+    with pytest.raises(ValueError, match="^the server closed the connection before the response was complete$"):
+        parser.feed(b"")
+
+
+ERROR_CASES = [
+    ("build", ("GE T", "/", "h", [], b"")),
+    ("build", ("GET", "/", "h", [("X", "\u20ac")], b"")),
+    ("build", ("GET", "/", "h", [(b"X", 3)], b"")),
+    ("parse", b"HTTP/1.1 200 OK\r\nContent-Length: 5x\r\n\r\n"),
+    ("parse", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFZ\r\n"),
+    ("parse", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFF\r\n"),
+    ("parse", b"XTTP/1.1 200 OK\r\n\r\n"),
+    ("parse", b"HTTP/1.1 200 OK\r\n:empty\r\n\r\n"),
+]
+
+
+def _outcome(transport: Any, kind: str, arg: object) -> tuple[str, str]:
+    try:
+        if kind == "build":
+            transport.build_request(*arg)
+        else:
+            transport.ResponseParser(max_body=1000).feed(arg)
+    except (TypeError, ValueError) as exc:
+        return type(exc).__name__, str(exc)
+    return "ok", ""
+
+
+@pytest.mark.c_extension
+@pytest.mark.parametrize(("kind", "arg"), ERROR_CASES)
+def test_both_cores_raise_the_same_errors(kind: str, arg: object) -> None:
+    try:
+        native = load_variant("transport", native=True)
+    except ImportError:
+        pytest.skip("the compiled core is not built here")
+    outcome = _outcome(native, kind, arg)
+    assert outcome == _outcome(load_variant("transport", native=False), kind, arg)
+    assert outcome[0] != "ok"
