@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import inspect
 import threading
 import uuid
 from collections.abc import Sequence
@@ -353,6 +354,19 @@ def test_fallback_value_that_does_not_fit_names_the_parameter() -> None:
         c.encode_request([[1, 2]])
 
 
+def test_fallback_none_only_where_the_type_allows_it() -> None:
+    c = ProtobufMethodCodec("comp:svc:nullable", ["strict", "loose"], [Union[int, str], Any], None)
+    assert c.decode_request(c.encode_request([1, None])) == [1, None]
+    with pytest.raises(MarshalException, match="parameter 'strict'"):
+        c.encode_request([None, 1])
+
+
+def test_unannotated_parameter_travels_as_any() -> None:
+    c = ProtobufMethodCodec("comp:svc:bare", ["x"], [inspect.Parameter.empty], inspect.Signature.empty)
+    assert c.decode_request(c.encode_request([{"k": [1, 2]}])) == [{"k": [1, 2]}]
+    assert c.decode_response(c.encode_response("anything")) == ("anything", None)
+
+
 # -- responses and exceptions
 
 
@@ -430,6 +444,22 @@ def test_nested_error_names_the_field() -> None:
     bad = Order(uuid.uuid4(), datetime(2020, 1, 1), Decimal("1"), Color.RED, points, set())
     with pytest.raises(MarshalException, match=r"'order'.*'points'.*item 0.*'y'.*expected int, got str"):
         c.encode_request([bad])
+
+
+def test_cyclic_value_raises_marshal_exception() -> None:
+    node = Node(1)
+    node.next = node
+    with pytest.raises(MarshalException, match="parameter 'p0'.*contains itself"):
+        codec(Node).encode_request([node])
+
+
+def test_unresolvable_type_hints_fail_at_startup() -> None:
+    @dataclasses.dataclass
+    class Dangling:
+        other: Missing  # type: ignore[name-defined]  # noqa: F821
+
+    with pytest.raises(MarshalException, match="Dangling"):
+        codec(Dangling)
 
 
 def test_marshal_exception_is_a_type_error() -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import inspect
 import operator
 import re
 import threading
@@ -42,9 +43,9 @@ from google.protobuf.message import DecodeError
 from warpcall.exceptions import MalformedRequestException, MarshalException, ProtocolException
 
 try:
-    from pydantic import BaseModel
+    from pydantic import BaseModel, RootModel
 except ImportError:  # pragma: no cover - pydantic is a dependency, but the codec does not need it
-    BaseModel = None  # type: ignore[assignment,misc]
+    BaseModel = RootModel = None  # type: ignore[assignment,misc]
 
 __all__ = ["ProtobufMethodCodec", "codec_for"]
 
@@ -309,6 +310,10 @@ class _FileBuilder:
     def field(self, tp: Any) -> _Field:
         """The field for a value of type ``tp``; ``Optional`` gives a nullable field with presence."""
         tp = self.strip(tp)
+        try:
+            hash(tp)
+        except TypeError:  # e.g. a Literal of unhashable values: only the marshaller can handle it
+            return self.fallback(tp)
         origin = typing.get_origin(tp)
         if origin is typing.Union or origin is types.UnionType:
             args = typing.get_args(tp)
@@ -334,6 +339,8 @@ class _FileBuilder:
     @staticmethod
     def strip(tp: Any) -> Any:
         while True:
+            if tp is inspect.Parameter.empty:  # an unannotated parameter or return value
+                return Any
             if typing.get_origin(tp) is typing.Annotated:
                 tp = typing.get_args(tp)[0]
             elif hasattr(tp, "__supertype__"):  # typing.NewType
@@ -494,7 +501,8 @@ class _FileBuilder:
         if not isinstance(origin, type):
             return None
         is_dataclass = dataclasses.is_dataclass(origin)
-        is_model = BaseModel is not None and issubclass(origin, BaseModel) and origin is not BaseModel
+        is_model = (BaseModel is not None and issubclass(origin, BaseModel) and origin is not BaseModel
+                    and not issubclass(origin, RootModel))  # a RootModel is its root value, not a message
         if not (is_dataclass or is_model):
             return None
         message = self.by_type.get(tp)
@@ -527,7 +535,13 @@ class _FileBuilder:
                       load=lambda msg: message.build(message.load_values(msg)), message=message)
 
     def dataclass_fields(self, message: _Message, cls: type, bindings: dict[Any, Any]) -> None:
-        hints = typing.get_type_hints(cls)
+        try:
+            hints = typing.get_type_hints(cls)
+        except Exception as exc:  # NameError and friends from evaluating string annotations
+            raise MarshalException(
+                f"{self.qualified}: cannot resolve the type hints of {_type_name(cls)}: {exc}; "
+                "define the types it refers to at module level"
+            ) from None
         fields = [f for f in dataclasses.fields(cls)]
         attrs = [f.name for f in fields]
         for f in fields:
@@ -586,11 +600,14 @@ class _FileBuilder:
             return msgpack.packb(get_plan().dump(value), use_bin_type=True)
 
         def load(body: bytes) -> Any:
-            return get_plan().load(msgpack.unpackb(body, raw=False, strict_map_key=False)) if body else None
+            return get_plan().load(msgpack.unpackb(body, raw=False, strict_map_key=False))
 
         field = _Field(_F.TYPE_BYTES, describe, exact=None, dump=dump, load=load)
-        field.check = lambda value: True
-        field.nullable = True  # the marshaller decides whether None fits
+        field.check = lambda value: True  # the marshaller checks the value
+        origin = typing.get_origin(tp)
+        field.nullable = tp in (Any, object, type(None)) or (
+            (origin is typing.Union or origin is types.UnionType) and type(None) in typing.get_args(tp)
+        )
         field.optional = True
         field.presence = True
         return field
@@ -735,6 +752,8 @@ def _error_fields(exception: dict[str, Any]) -> dict[str, Any]:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "the value nests too deeply or contains itself"
     text = str(exc)
     return text if isinstance(exc, MarshalException) else f"{type(exc).__name__}: {text}"
 
