@@ -435,8 +435,8 @@ class _FileBuilder:
             load = lambda values: [element_load(v) for v in values]  # noqa: E731
         else:
             load = lambda values: container(element_load(v) for v in values)  # noqa: E731
-        field = _Field(element.ptype, describe, exact=container if container is not frozenset else None,
-                       dump=dump, load=load, label=_F.LABEL_REPEATED, message=element.message)
+        field = _Field(element.ptype, describe, exact=container, dump=dump, load=load, label=_F.LABEL_REPEATED,
+                       message=element.message)
         field.presence = False
         return field
 
@@ -672,18 +672,9 @@ class ProtobufMethodCodec:
                 f"{self.qualified} takes {len(request.fields)} argument(s) {self._params}, got {len(args)}"
             )
         try:
-            return request.cls(**self._dump_args(args)).SerializeToString()
+            return request.cls(**request.dump_values(args)).SerializeToString()
         except _CONVERSION_ERRORS as exc:
             raise self._explain(args, exc) from None
-
-    def _dump_args(self, args: Sequence[Any]) -> dict[str, Any]:
-        request = self._request
-        if tuple(map(type, args)) == request.exact:
-            out = dict(zip(request.names, args))
-            for i, name, dump in request.converted:
-                out[name] = dump(args[i])
-            return out
-        return request.dump_values(args)
 
     def _explain(self, args: Sequence[Any], error: Exception) -> MarshalException:
         """Name the parameter behind an encode failure (slow path, only taken on errors)."""
