@@ -40,6 +40,7 @@ selector = _load("selector")
 envelope = _load("envelope")
 transport = _load("transport")
 marshal = _load("marshal")
+weave = _load("weave")
 
 #: True when every core module runs compiled.
 NATIVE = all(LOADED.values())
