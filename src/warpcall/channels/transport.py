@@ -482,6 +482,10 @@ class _AsyncConn:
         self.closed = True
         self.sock.close()
 
+    def __del__(self) -> None:
+        # reached only once the loop let go of the reader, i.e. the loop is closed: no warning, just close
+        self.sock.close()
+
 
 class _KeyPool:
     """Connections to one (scheme, host, port) on one event loop: idle ones, how many exist, who waits."""
@@ -581,11 +585,12 @@ class AsyncHTTPClient:
         pools = self._pools.get(loop)
         if pools is None:
             # a new loop: drop what earlier, now closed, loops left behind
-            for old in [old for old in self._pools if old.is_closed()]:
-                for key_pool in self._pools.pop(old).values():
+            # list() first: other threads may add their loops meanwhile
+            for old in [old for old in list(self._pools) if old.is_closed()]:
+                for key_pool in self._pools.pop(old, {}).values():
                     key_pool.close_all(dead_loop=True)
-            for old in [old for old in self._tls if old.is_closed()]:
-                del self._tls[old]
+            for old in [old for old in list(self._tls) if old.is_closed()]:
+                self._tls.pop(old, None)
             pools = self._pools[loop] = {}
         return pools
 

@@ -1,0 +1,243 @@
+"""The wire floors: one HTTP/1.1 call to a bare uvicorn ASGI echo, by every client, side by side.
+
+Group ``http-floor``: a raw blocking socket speaking HTTP/1.1 over a kept-alive
+connection (the floor), ``http.client``, ``httpx.Client`` (alone and on
+``WarpTransport``), ``HTTPClient`` on the compiled and on the pure core, the async
+clients (``httpx.AsyncClient`` and ``AsyncHTTPClient``, each call entered from
+synchronous code with ``run_until_complete``, whose own cost ``asyncio-loop-entry``
+shows), and a raw socket ping-pong to a plain TCP echo (no HTTP). The servers run
+in their own processes on free 127.0.0.1 ports. The body is the JSON dispatch
+envelope of the aspyx workload's ``data(Data)`` call.
+
+    pytest benchmarks/test_bench_http.py --benchmark-only -q
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import queue
+import socket
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+httpx = pytest.importorskip("httpx")
+
+from warpcall import _core  # noqa: E402
+from warpcall.channels.transport import AsyncHTTPClient, AsyncWarpTransport, HTTPClient, WarpTransport  # noqa: E402
+
+HERE = Path(__file__).parent
+LOREM = (
+    "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore "
+    "et dolore magna aliqua. Ut eni"
+)
+FIELDS = {"i": 1, "f": 1.5, "b": True, "s": "s", **{f"s{n}": LOREM for n in range(10)}}
+PAYLOAD = json.dumps({"method": "bench-component:bench-service:data", "args": [FIELDS]}).encode()
+HEADERS = [("Content-Type", "application/json")]
+TIMEOUT = 5.0
+MAX_READS = 1000  # bounds the hand-written read loops
+ROUNDS = 2000  # calls measured per client, after WARMUP unmeasured ones
+WARMUP = 200
+
+
+def launch(mode: str) -> tuple[subprocess.Popen[str], str]:
+    """Start ``_echo_server.py <mode>`` and wait (bounded) for its ``READY <address>`` line."""
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "_echo_server.py"), mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(process.stdout.readline() if process.stdout else ""), daemon=True).start()
+    try:
+        line = lines.get(timeout=30)
+    except queue.Empty:
+        line = ""
+    if not line.startswith("READY "):
+        stop(process)
+        raise RuntimeError(f"the {mode} echo server did not start (exit code {process.poll()})")
+    return process, line.split()[1]
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    if process.stdin is not None:
+        process.stdin.close()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def echo_url() -> Iterator[str]:
+    process, url = launch("http")
+    yield url + "/echo"
+    stop(process)
+
+
+@pytest.fixture(scope="module")
+def tcp_address() -> Iterator[tuple[str, int]]:
+    process, address = launch("tcp")
+    host, port = address.rsplit(":", 1)
+    yield host, int(port)
+    stop(process)
+
+
+def blocking_socket(host: str, port: int) -> socket.socket:
+    """A connected blocking socket whose reads and writes still give up after TIMEOUT (kernel timeouts)."""
+    sock = socket.create_connection((host, port), timeout=TIMEOUT)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.settimeout(None)
+    tv = struct.pack("ll", int(TIMEOUT), 0)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+    return sock
+
+
+def run(benchmark: Any, call: Callable[[], bytes]) -> None:
+    benchmark.group = "http-floor"
+    assert benchmark.pedantic(call, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1) == PAYLOAD
+
+
+def test_raw_socket_http(benchmark: Any, echo_url: str) -> None:
+    host, port = echo_url.split("/")[2].split(":")
+    sock = blocking_socket(host, int(port))
+    request = (
+        b"POST /echo HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+        % (host.encode(), port.encode(), len(PAYLOAD))
+        + PAYLOAD
+    )
+
+    def call() -> bytes:
+        sock.sendall(request)
+        data = sock.recv(65536)
+        for _ in range(MAX_READS):
+            end = data.find(b"\r\n\r\n")
+            if end >= 0:
+                start = data.find(b"content-length: ") + 16
+                total = end + 4 + int(data[start : data.find(b"\r", start)])
+                if len(data) >= total:
+                    return data[end + 4 : total]
+            data += sock.recv(65536)
+        raise RuntimeError("no complete response")
+
+    try:
+        run(benchmark, call)
+    finally:
+        sock.close()
+
+
+def test_http_client_stdlib(benchmark: Any, echo_url: str) -> None:
+    host, port = echo_url.split("/")[2].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=TIMEOUT)
+    headers = dict(HEADERS)
+
+    def call() -> bytes:
+        conn.request("POST", "/echo", body=PAYLOAD, headers=headers)
+        return conn.getresponse().read()
+
+    try:
+        run(benchmark, call)
+    finally:
+        conn.close()
+
+
+def test_httpx_client(benchmark: Any, echo_url: str) -> None:
+    with httpx.Client(timeout=TIMEOUT) as client:
+        run(benchmark, lambda: client.post(echo_url, content=PAYLOAD, headers=HEADERS).content)
+
+
+def test_httpx_client_on_warp_transport(benchmark: Any, echo_url: str) -> None:
+    with httpx.Client(timeout=TIMEOUT, transport=WarpTransport()) as client:
+        run(benchmark, lambda: client.post(echo_url, content=PAYLOAD, headers=HEADERS).content)
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "pure"])
+def test_warpcall_http_client(benchmark: Any, echo_url: str, native: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        variant = _core.load_variant("transport", native)
+    except ImportError:
+        pytest.skip("the compiled core is not built here")
+    # the client reads _core.transport on every call: point it at the variant under test
+    monkeypatch.setattr(_core, "transport", variant)
+    client = HTTPClient(timeout=TIMEOUT)
+    try:
+        run(benchmark, lambda: client.request("POST", echo_url, HEADERS, PAYLOAD)[2])
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def test_asyncio_loop_entry(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+    async def noop() -> bytes:
+        return PAYLOAD
+
+    run(benchmark, lambda: loop.run_until_complete(noop()))
+
+
+def test_httpx_async_client(benchmark: Any, echo_url: str, loop: asyncio.AbstractEventLoop) -> None:
+    client = httpx.AsyncClient(timeout=TIMEOUT)
+
+    async def call() -> bytes:
+        return (await client.post(echo_url, content=PAYLOAD, headers=HEADERS)).content
+
+    try:
+        run(benchmark, lambda: loop.run_until_complete(call()))
+    finally:
+        loop.run_until_complete(client.aclose())
+
+
+def test_httpx_async_client_on_warp_transport(benchmark: Any, echo_url: str, loop: asyncio.AbstractEventLoop) -> None:
+    client = httpx.AsyncClient(timeout=TIMEOUT, transport=AsyncWarpTransport())
+
+    async def call() -> bytes:
+        return (await client.post(echo_url, content=PAYLOAD, headers=HEADERS)).content
+
+    try:
+        run(benchmark, lambda: loop.run_until_complete(call()))
+    finally:
+        loop.run_until_complete(client.aclose())
+
+
+def test_warpcall_async_http_client(benchmark: Any, echo_url: str, loop: asyncio.AbstractEventLoop) -> None:
+    client = AsyncHTTPClient(timeout=TIMEOUT)
+
+    async def call() -> bytes:
+        return (await client.request("POST", echo_url, HEADERS, PAYLOAD))[2]
+
+    try:
+        run(benchmark, lambda: loop.run_until_complete(call()))
+    finally:
+        loop.run_until_complete(client.aclose())
+
+
+def test_raw_socket_ping_pong(benchmark: Any, tcp_address: tuple[str, int]) -> None:
+    sock = blocking_socket(*tcp_address)
+    size = len(PAYLOAD)
+
+    def call() -> bytes:
+        sock.sendall(PAYLOAD)
+        data = sock.recv(65536)
+        for _ in range(MAX_READS):
+            if len(data) >= size:
+                return data
+            data += sock.recv(65536)
+        raise RuntimeError("no complete echo")
+
+    try:
+        run(benchmark, call)
+    finally:
+        sock.close()
