@@ -32,8 +32,30 @@ cdef object _object_new = object.__new__
 cdef object _Mapping = cabc.Mapping
 
 
+cdef extern from "Python.h":
+    dict _PyDict_NewPresized(Py_ssize_t minused)
+
+# Field kinds whose plan is a plain type check: the field loops below do that check
+# inline and call the plan only when it fails (to get its conversion or its error).
+cdef enum:
+    K_OTHER, K_STR, K_INT, K_FLOAT, K_BOOL, K_ANY
+
+
 cdef inline str _tname(object value):
     return type(value).__name__
+
+
+cdef inline bint _fits(int kind, object value):
+    """True when a value of this primitive field kind needs no conversion, on dump and on load."""
+    if kind == K_STR:
+        return type(value) is str
+    if kind == K_INT:
+        return type(value) is int
+    if kind == K_FLOAT:
+        return type(value) is float
+    if kind == K_BOOL:
+        return value is True or value is False
+    return kind == K_ANY
 
 
 cdef class TypePlan:
@@ -504,6 +526,7 @@ cdef class _Field:
     cdef bint init
     cdef object default
     cdef object factory
+    cdef int kind
 
     def __init__(self, str name, TypePlan plan, bint init=True, default=_MISSING, factory=_MISSING):
         self.name = name
@@ -511,6 +534,11 @@ cdef class _Field:
         self.init = init
         self.default = default
         self.factory = factory
+        kind = type(plan)
+        self.kind = (
+            K_STR if kind is StrPlan else K_INT if kind is IntPlan else K_FLOAT if kind is FloatPlan
+            else K_BOOL if kind is BoolPlan else K_ANY if kind is AnyPlan else K_OTHER
+        )
 
 
 cdef object _read_attribute(object value, str name):
@@ -541,7 +569,7 @@ cdef class DataclassPlan(TypePlan):
         cdef bint exact = type(value) is self.cls
         if not exact and not isinstance(value, self.cls):
             raise Fail(f"expected {self.name}, got {_tname(value)}")
-        cdef dict out = {}
+        cdef dict out = _PyDict_NewPresized(len(self.fields))
         cdef dict attrs
         cdef _Field f = None
         cdef PyObject* found
@@ -551,7 +579,10 @@ cdef class DataclassPlan(TypePlan):
                 for f in self.fields:
                     found = PyDict_GetItem(attrs, f.name)
                     if found != NULL:
-                        PyDict_SetItem(out, f.name, f.plan._dump(<object>found))
+                        if _fits(f.kind, <object>found):
+                            PyDict_SetItem(out, f.name, <object>found)
+                        else:
+                            PyDict_SetItem(out, f.name, f.plan._dump(<object>found))
                     else:
                         PyDict_SetItem(out, f.name, f.plan._dump(_read_attribute(value, f.name)))
             else:
@@ -583,7 +614,10 @@ cdef class DataclassPlan(TypePlan):
                 if f.init:
                     raw = PyDict_GetItem(<dict>data, f.name)
                     if raw != NULL:
-                        PyDict_SetItem(values, f.name, f.plan._load(<object>raw))
+                        if _fits(f.kind, <object>raw):
+                            PyDict_SetItem(values, f.name, <object>raw)
+                        else:
+                            PyDict_SetItem(values, f.name, f.plan._load(<object>raw))
                         continue
                 if f.factory is not _MISSING:
                     PyDict_SetItem(values, f.name, f.factory())
@@ -636,14 +670,17 @@ cdef class PydanticPlan(TypePlan):
         if not isinstance(value, self.cls):
             raise Fail(f"expected {self.name}, got {_tname(value)}")
         cdef dict attrs = value.__dict__
-        cdef dict out = {}
+        cdef dict out = _PyDict_NewPresized(len(self.fields))
         cdef _Field f = None
         cdef PyObject* found
         try:
             for f in self.fields:
                 found = PyDict_GetItem(attrs, f.name)
                 if found != NULL:
-                    PyDict_SetItem(out, f.name, f.plan._dump(<object>found))
+                    if _fits(f.kind, <object>found):
+                        PyDict_SetItem(out, f.name, <object>found)
+                    else:
+                        PyDict_SetItem(out, f.name, f.plan._dump(<object>found))
                 else:
                     PyDict_SetItem(out, f.name, f.plan._dump(_read_attribute(value, f.name)))
         except Fail as fail:
