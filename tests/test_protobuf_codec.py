@@ -559,6 +559,29 @@ def test_codec_for_is_cached() -> None:
     assert codec_for("comp:svc:cached", ["a"], [int], int) is first
 
 
+def test_one_codec_serves_many_threads() -> None:
+    c = codec_for("comp:svc:shared", ["order", "n"], [Order, int], Node)
+    failures: list[BaseException] = []
+
+    def work(seed: int) -> None:
+        try:
+            for i in range(200):
+                order = Order(uuid.uuid4(), datetime(2020, 1, 1), Decimal(seed), Color.RED, [Point(seed, i)], set())
+                node = Node(i, [Node(seed)])
+                assert c.decode_request(c.encode_request([order, i])) == [order, i]
+                assert c.decode_response(c.encode_response(node)) == (node, None)
+        except BaseException as exc:  # collected and re-raised in the test thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(seed,)) for seed in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failures
+    assert not any(thread.is_alive() for thread in threads)
+
+
 def test_codec_for_is_thread_safe() -> None:
     results: list[ProtobufMethodCodec] = []
     barrier = threading.Barrier(8)
