@@ -566,7 +566,8 @@ def test_one_codec_serves_many_threads() -> None:
     def work(seed: int) -> None:
         try:
             for i in range(200):
-                order = Order(uuid.uuid4(), datetime(2020, 1, 1), Decimal(seed), Color.RED, [Point(seed, i)], set())
+                points = [Point(seed, i)]
+                order = Order(uuid.uuid4(), datetime(2020, 1, 1), Decimal(seed), Color.RED, points, set())
                 node = Node(i, [Node(seed)])
                 assert c.decode_request(c.encode_request([order, i])) == [order, i]
                 assert c.decode_response(c.encode_response(node)) == (node, None)
