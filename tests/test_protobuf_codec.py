@@ -14,7 +14,7 @@ from typing import Any, Generic, Literal, Optional, TypeVar, Union
 
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AliasChoices, BaseModel, Field, field_validator
 
 from warpcall.channels.protobuf_codec import ProtobufMethodCodec, codec_for
 from warpcall.exceptions import MalformedRequestException, MarshalException, ProtocolException
@@ -90,6 +90,11 @@ class Person(BaseModel):
 
 class Aliased(BaseModel):
     full_name: str = Field(alias="fullName")
+
+
+class Chosen(BaseModel):
+    user_id: int = Field(validation_alias=AliasChoices("userId", "uid"))
+    label: str = Field(alias="Label")
 
 
 class Positive(BaseModel):
@@ -191,6 +196,7 @@ CASES = [
         id="pydantic-nested",
     ),
     pytest.param(Aliased, Aliased(fullName="Ann Smith"), id="pydantic-alias"),
+    pytest.param(Chosen, Chosen(uid=7, Label="x"), id="pydantic-alias-choices"),
     pytest.param(Frozen, Frozen(1, b="y"), id="dataclass-frozen-kw-only"),
     pytest.param(Box[int], Box(3, [1, 2]), id="generic-dataclass"),
     pytest.param(Box[Point], Box(Point(1, 1), [Point(2, 2)]), id="generic-dataclass-of-dataclass"),
@@ -571,7 +577,7 @@ def test_one_codec_serves_many_threads() -> None:
                 node = Node(i, [Node(seed)])
                 assert c.decode_request(c.encode_request([order, i])) == [order, i]
                 assert c.decode_response(c.encode_response(node)) == (node, None)
-        except BaseException as exc:  # collected and re-raised in the test thread
+        except BaseException as exc:  # reported by the test thread
             failures.append(exc)
 
     threads = [threading.Thread(target=work, args=(seed,)) for seed in range(8)]
@@ -579,7 +585,7 @@ def test_one_codec_serves_many_threads() -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    assert not failures
+    assert not failures, failures
     assert not any(thread.is_alive() for thread in threads)
 
 

@@ -46,6 +46,8 @@ try:
     from pydantic import BaseModel, RootModel
 except ImportError:  # pragma: no cover - pydantic is a dependency, but the codec does not need it
     BaseModel = RootModel = None  # type: ignore[assignment,misc]
+# pydantic >= 2.11 can validate by field name whatever the aliases are
+_BY_NAME = BaseModel is not None and "by_name" in inspect.signature(BaseModel.model_validate).parameters
 
 __all__ = ["ProtobufMethodCodec", "codec_for"]
 
@@ -569,12 +571,16 @@ class _FileBuilder:
             message.fields.append((self.field_name(message, name), self.field(info.annotation)))
         message.attrs = [name for name, _ in items]
         message.read_attrs = _tuple_getter(message.attrs, operator.attrgetter)
-        keys = []
-        for name, info in items:
-            alias = info.validation_alias if isinstance(info.validation_alias, str) else info.alias
-            keys.append(alias or name)
-        # validation keeps the model's own validators in force on the receiving side
-        message.build = lambda values: cls.model_validate(dict(zip(keys, values)))
+        names = message.attrs
+        validate = cls.model_validate  # validation keeps the model's own validators in force on this side
+        if not any(info.alias or info.validation_alias for _, info in items):
+            message.build = lambda values: validate(dict(zip(names, values)))
+        elif _BY_NAME:
+            message.build = lambda values: validate(dict(zip(names, values)), by_name=True)
+        else:  # pydantic < 2.11 validates by alias only
+            keys = [info.validation_alias if isinstance(info.validation_alias, str) else info.alias or name
+                    for name, info in items]
+            message.build = lambda values: validate(dict(zip(keys, values)))
 
     @staticmethod
     def field_name(message: _Message, attr: str) -> str:
