@@ -19,7 +19,15 @@ from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
 from cpython.object cimport PyObject, PyObject_GenericGetDict, PyObject_GenericSetAttr
 
 from warpcall.exceptions import MarshalException
-from warpcall._pure.marshal import Fail, PlanBuilder, parse_int_key, pydantic_failure, show, type_name
+from warpcall._pure.marshal import (
+    Fail,
+    PlanBuilder,
+    parse_int_key,
+    pydantic_failure,
+    show,
+    type_name,
+    union_mismatch,
+)
 
 try:
     from pydantic import ValidationError
@@ -350,12 +358,13 @@ cdef class UnionPlan(TypePlan):
         cdef PyObject* found = PyDict_GetItem(self.dump_exact, type(value))
         if found != NULL:
             return (<TypePlan>found)._dump(value)
+        cdef list attempts = []
         for plan in self.others:
             try:
                 return plan._dump(value)
-            except Fail:
-                continue
-        raise Fail(f"expected {self.name}, got {_tname(value)}")
+            except Fail as fail:
+                attempts.append((plan.name, fail))
+        raise union_mismatch(self.name, value, attempts)
 
     cdef object _load(self, object data):
         cdef TypePlan plan
@@ -364,12 +373,13 @@ cdef class UnionPlan(TypePlan):
         cdef PyObject* found = PyDict_GetItem(self.load_exact, type(data))
         if found != NULL:
             return (<TypePlan>found)._load(data)
+        cdef list attempts = []
         for plan in self.others:
             try:
                 return plan._load(data)
-            except Fail:
-                continue
-        raise Fail(f"expected {self.name}, got {_tname(data)}")
+            except Fail as fail:
+                attempts.append((plan.name, fail))
+        raise union_mismatch(self.name, data, attempts)
 
 
 cdef class ListPlan(TypePlan):

@@ -369,6 +369,12 @@ def test_unions_try_exact_primitives_first_then_declaration_order(core):
     either = m.plan_for(Union[Item, Data])
     assert either.load({"i": 1, "f": 1.0, "b": True, "s": "x"}) == Data(1, 1.0, True, "x")
     assert either.dump(Data(1, 1.0, True, "x")) == {"i": 1, "f": 1.0, "b": True, "s": "x"}
+    with pytest.raises(
+        MarshalException,
+        match=r"^Item \| Data: expected Item \| Data, got dict "
+        r"\(as Item\.when: missing required field; as Data\.f: expected float, got str\)$",
+    ):
+        either.load({"sku": "a", "i": 1, "f": "x", "b": True, "s": "x"})
     with pytest.raises(MarshalException, match=r"^int \| str: expected int \| str, got bool$"):
         m.plan_for(int | str).load(True)
     with pytest.raises(MarshalException, match=r"^int \| None: expected int, got str$"):

@@ -97,6 +97,15 @@ class Fail(Exception):
         return f"{root}{''.join(reversed(self.path))}: {self.message}"
 
 
+def union_mismatch(name: str, value: Any, attempts: list) -> Fail:
+    """The failure of a union: for a dict or list, also why each member tried rejected it."""
+    message = f"expected {name}, got {type(value).__name__}"
+    if attempts and type(value) in (dict, list):
+        reasons = "; ".join(f"as {member}{''.join(reversed(fail.path))}: {fail.message}" for member, fail in attempts)
+        message += f" ({reasons})"
+    return Fail(message)
+
+
 def pydantic_failure(exc: Any) -> Fail:
     """Turn a pydantic ValidationError into a Fail carrying the first error's location."""
     errors = exc.errors(include_url=False)
@@ -373,12 +382,13 @@ class UnionPlan(TypePlan):
         plan = self.dump_exact.get(type(value))
         if plan is not None:
             return plan._dump(value)
+        attempts = []
         for plan in self.others:
             try:
                 return plan._dump(value)
-            except Fail:
-                continue
-        raise Fail(f"expected {self.name}, got {type(value).__name__}")
+            except Fail as fail:
+                attempts.append((plan.name, fail))
+        raise union_mismatch(self.name, value, attempts)
 
     def _load(self, data: Any) -> Any:
         if data is None and self.none_ok:
@@ -386,12 +396,13 @@ class UnionPlan(TypePlan):
         plan = self.load_exact.get(type(data))
         if plan is not None:
             return plan._load(data)
+        attempts = []
         for plan in self.others:
             try:
                 return plan._load(data)
-            except Fail:
-                continue
-        raise Fail(f"expected {self.name}, got {type(data).__name__}")
+            except Fail as fail:
+                attempts.append((plan.name, fail))
+        raise union_mismatch(self.name, data, attempts)
 
 
 class ListPlan(TypePlan):
