@@ -7,6 +7,8 @@ from libc.string cimport memchr, memcpy
 MAX_HEAD = 65536
 MAX_LINE = 8192
 
+_NO_UPGRADE = "unexpected 101 Switching Protocols: this client does not upgrade connections"
+
 DEF C_MAX_HEAD = 65536
 DEF C_MAX_LINE = 8192
 
@@ -114,7 +116,9 @@ def build_request(method, target, host, headers, body):
         raise ValueError(f"invalid HTTP method {method!r}: use a token such as 'GET' or 'POST'")
     cdef bytes t = _as_bytes(target, "request target")
     if _bad_target(t):
-        raise ValueError(f"invalid request target {target!r}: it must be non-empty, without spaces or control characters")
+        raise ValueError(
+            f"invalid request target {target!r}: it must be non-empty, without spaces or control characters"
+        )
     cdef bytes h = _as_bytes(host, "Host")
     if _bad_target(h):
         raise ValueError(f"invalid Host {host!r}: it must be non-empty, without spaces or control characters")
@@ -235,8 +239,15 @@ cdef Py_ssize_t _find_head_end(const unsigned char* p, Py_ssize_t start, Py_ssiz
         i += 2
 
 
+cdef bytes _excerpt(const unsigned char* p, Py_ssize_t n):
+    """At most the first 100 bytes, for error messages."""
+    return PyBytes_FromStringAndSize(<const char*>p, n if n < 100 else 100)
+
+
 cdef object _too_large(Py_ssize_t max_body):
-    return ValueError(f"response body exceeds the limit of {max_body} bytes; raise max_body if this is expected")
+    return ValueError(
+        f"response body exceeds the limit of {max_body} bytes; raise max_body if this is expected"
+    )
 
 
 cdef class ResponseParser:
@@ -294,7 +305,7 @@ cdef class ResponseParser:
             self._parts += data[start:end]
 
     def feed(self, data):
-        """Take the next bytes read from the socket (``b""`` at end of stream); True when the response is complete."""
+        """Take the next bytes from the socket (``b""``: the peer closed); True once the response is whole."""
         cdef bytes d
         if type(data) is bytes:
             d = <bytes>data
@@ -454,11 +465,11 @@ cdef class ResponseParser:
             or not (48 <= s[9] <= 57 and 48 <= s[10] <= 57 and 48 <= s[11] <= 57)
             or (llen > 12 and s[12] != 32)
         ):
-            raise ValueError(f"malformed status line {PyBytes_FromStringAndSize(<const char*>s, llen)[:100]!r}")
+            raise ValueError(f"malformed status line {_excerpt(s, llen)!r}")
         cdef int status = (s[9] - 48) * 100 + (s[10] - 48) * 10 + (s[11] - 48)
         cdef bint http11 = s[7] == 49
         if status < 100:
-            raise ValueError(f"malformed status line {PyBytes_FromStringAndSize(<const char*>s, llen)[:100]!r}")
+            raise ValueError(f"malformed status line {_excerpt(s, llen)!r}")
         cdef list headers = []
         cdef long long length = -1, number
         cdef bint chunked = False, has_te = False, close = False, keep = False
@@ -473,10 +484,10 @@ cdef class ResponseParser:
                     colon = i
                     break
             if colon <= 0 or q[0] == 32 or q[0] == 9:
-                raise ValueError(f"malformed header line {PyBytes_FromStringAndSize(<const char*>q, eol - pos)[:100]!r}")
+                raise ValueError(f"malformed header line {_excerpt(q, eol - pos)!r}")
             for i in range(colon):
                 if not TOKEN_CHAR[q[i]]:
-                    raise ValueError(f"malformed header line {PyBytes_FromStringAndSize(<const char*>q, eol - pos)[:100]!r}")
+                    raise ValueError(f"malformed header line {_excerpt(q, eol - pos)!r}")
             vs = pos + colon + 1
             ve = eol
             while vs < ve and (p[vs] == 32 or p[vs] == 9):
@@ -489,11 +500,11 @@ cdef class ResponseParser:
             ))
             if _ieq(q, colon, "content-length", 14):
                 if ve == vs or ve - vs > 18:
-                    raise ValueError(f"invalid Content-Length {PyBytes_FromStringAndSize(<const char*>p + vs, ve - vs)[:100]!r}")
+                    raise ValueError(f"invalid Content-Length {_excerpt(p + vs, ve - vs)!r}")
                 number = 0
                 for i in range(vs, ve):
                     if not (48 <= p[i] <= 57):
-                        raise ValueError(f"invalid Content-Length {PyBytes_FromStringAndSize(<const char*>p + vs, ve - vs)[:100]!r}")
+                        raise ValueError(f"invalid Content-Length {_excerpt(p + vs, ve - vs)!r}")
                     number = number * 10 + (p[i] - 48)
                 if length >= 0 and number != length:
                     raise ValueError("conflicting Content-Length headers")
@@ -526,7 +537,7 @@ cdef class ResponseParser:
             pos = eol + 2
         if status < 200:
             if status == 101:
-                raise ValueError("unexpected 101 Switching Protocols: this client does not upgrade connections")
+                raise ValueError(_NO_UPGRADE)
             return S_HEAD
         self.status = status
         self.reason = PyUnicode_DecodeLatin1(<const char*>s + 13, llen - 13, NULL) if llen > 13 else ""

@@ -577,3 +577,17 @@ def test_a_response_that_breaks_http_is_a_remote_protocol_error() -> None:
     with ScriptedServer(answer_then_close(b"")) as server:
         with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
             HTTPClient().request("GET", server.url, [], b"")
+
+
+def test_url_path_and_query_are_sent_percent_encoded() -> None:
+    request_lines: list[bytes] = []
+
+    def record(conn: socket.socket, server: ScriptedServer) -> None:
+        request = read_request(conn)
+        if request is not None:
+            request_lines.append(request.split(b"\r\n", 1)[0])
+            conn.sendall(OK)
+
+    with ScriptedServer(record) as server, HTTPClient() as client:
+        client.request("GET", f"http://127.0.0.1:{server.port}/a b/\u00fc?q=x y&r=%41", [], b"")
+    assert request_lines == [b"GET /a%20b/%C3%BC?q=x%20y&r=%41 HTTP/1.1"]

@@ -21,6 +21,7 @@ _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f]")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _DIGITS = re.compile(rb"[0-9]{1,18}")
 _BODY_METHODS = frozenset((b"POST", b"PUT", b"PATCH"))
+_NO_UPGRADE = "unexpected 101 Switching Protocols: this client does not upgrade connections"
 
 _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _UNTIL_CLOSE, _DONE = range(8)
 
@@ -51,7 +52,9 @@ def build_request(method: str, target: str | bytes, host: str | bytes, headers: 
         raise ValueError(f"invalid HTTP method {method!r}: use a token such as 'GET' or 'POST'")
     t = _as_bytes(target, "request target")
     if not t or _BAD_TARGET.search(t) is not None:
-        raise ValueError(f"invalid request target {target!r}: it must be non-empty, without spaces or control characters")
+        raise ValueError(
+            f"invalid request target {target!r}: it must be non-empty, without spaces or control characters"
+        )
     h = _as_bytes(host, "Host")
     if not h or _BAD_TARGET.search(h) is not None:
         raise ValueError(f"invalid Host {host!r}: it must be non-empty, without spaces or control characters")
@@ -88,7 +91,9 @@ def build_request(method: str, target: str | bytes, host: str | bytes, headers: 
 
 
 def _too_large(max_body: int) -> ValueError:
-    return ValueError(f"response body exceeds the limit of {max_body} bytes; raise max_body if this is expected")
+    return ValueError(
+        f"response body exceeds the limit of {max_body} bytes; raise max_body if this is expected"
+    )
 
 
 class ResponseParser:
@@ -127,7 +132,7 @@ class ResponseParser:
         return self._state == _DONE
 
     def feed(self, data: bytes) -> bool:
-        """Take the next bytes read from the socket (``b""`` at end of stream); True when the response is complete."""
+        """Take the next bytes from the socket (``b""``: the peer closed); True once the response is whole."""
         if type(data) is not bytes:
             data = bytes(data)
         if not data:
@@ -292,7 +297,7 @@ class ResponseParser:
                         keep = True
         if status < 200:
             if status == 101:
-                raise ValueError("unexpected 101 Switching Protocols: this client does not upgrade connections")
+                raise ValueError(_NO_UPGRADE)
             return _HEAD
         self.status = status
         self.reason = line[13:].decode("latin-1")

@@ -33,13 +33,15 @@ import threading
 import weakref
 from collections import deque
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
 from warpcall import _core
 
 _READ_SIZE = 65536
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_QUERY_SAFE = _PATH_SAFE + "?"
 
 
 class _Target:
@@ -55,7 +57,9 @@ class _Target:
             raise httpx.UnsupportedProtocol(f"cannot call {url!r}: {exc}") from None
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https"):
-            raise httpx.UnsupportedProtocol(f"cannot call {url!r}: only http:// and https:// URLs are supported")
+            raise httpx.UnsupportedProtocol(
+                f"cannot call {url!r}: only http:// and https:// URLs are supported"
+            )
         host = parts.hostname
         if not host:
             raise httpx.UnsupportedProtocol(f"cannot call {url!r}: the URL has no host")
@@ -66,8 +70,9 @@ class _Target:
         self.key = (scheme, host, self.port)
         name = f"[{host}]" if ":" in host else host
         self.host_header = name if self.port == default else f"{name}:{self.port}"
-        path = parts.path or "/"
-        self.path = f"{path}?{parts.query}" if parts.query else path
+        # percent-encode what may not appear raw in a request line, as httpx does; '%' stays (already encoded)
+        path = quote(parts.path, safe=_PATH_SAFE) or "/"
+        self.path = f"{path}?{quote(parts.query, safe=_QUERY_SAFE)}" if parts.query else path
 
 
 _TARGETS: dict[str, _Target] = {}
@@ -265,7 +270,14 @@ class HTTPClient:
             return pool
 
     def _exchange(
-        self, method: str, url: str, headers: Any, body: bytes, connect_t: float, write_t: float, read_t: float
+        self,
+        method: str,
+        url: str,
+        headers: Any,
+        body: bytes,
+        connect_t: float,
+        write_t: float,
+        read_t: float,
     ) -> tuple[int, str, list[tuple[str, str]], bytes]:
         target = _TARGETS.get(url) or _target(url)
         if target.tls:
@@ -318,7 +330,14 @@ class HTTPClient:
         return parser.status, parser.reason, parser.headers, parser.body
 
     def _delegate(
-        self, method: str, url: str, headers: Any, body: bytes, connect_t: float, write_t: float, read_t: float
+        self,
+        method: str,
+        url: str,
+        headers: Any,
+        body: bytes,
+        connect_t: float,
+        write_t: float,
+        read_t: float,
     ) -> tuple[int, str, list[tuple[str, str]], bytes]:
         if self._tls is None:
             self._tls = httpx.HTTPTransport()
@@ -554,7 +573,11 @@ class AsyncHTTPClient:
     """
 
     def __init__(
-        self, timeout: float = 10.0, max_body: int = 64 * 2**20, max_connections: int = 100, max_idle: int = 100
+        self,
+        timeout: float = 10.0,
+        max_body: int = 64 * 2**20,
+        max_connections: int = 100,
+        max_idle: int = 100,
     ) -> None:
         self.timeout = _check_timeout(timeout)
         self.max_body = max_body
@@ -575,7 +598,9 @@ class AsyncHTTPClient:
         """Send one request and return ``(status, headers, body)``; raises httpx's exception types."""
         t = self.timeout if timeout is None else _check_timeout(timeout)
         try:
-            status, _reason, response_headers, content = await self._exchange(method, url, headers, body, t, t, t, t)
+            status, _reason, response_headers, content = await self._exchange(
+                method, url, headers, body, t, t, t, t
+            )
         except httpx.RequestError as exc:
             _attach_request(exc, method, url)
             raise
@@ -660,7 +685,10 @@ class AsyncHTTPClient:
         connect_t: float,
         pool_t: float,
     ) -> tuple[_AsyncConn, bool]:
-        """A connection for one call and whether it was used before: new when under ``max_connections``, else the next freed."""
+        """A connection for one call, and whether it served calls before.
+
+        A new one while under ``max_connections``, else the next one a call gives back.
+        """
         if key_pool.count >= self.max_connections:
             waiter = loop.create_future()
             key_pool.waiters.append(waiter)
@@ -766,7 +794,7 @@ class AsyncHTTPClient:
         return response.status_code, response.reason_phrase, _raw_headers(response), bytes(out)
 
     async def aclose(self) -> None:
-        """Close the pooled connections of this loop and of closed loops; other running loops close theirs soon.
+        """Close the pooled connections of this loop and of closed loops; other loops close theirs soon.
 
         The client stays usable: a later call opens new connections.
         """
@@ -813,7 +841,9 @@ class WarpTransport(httpx.BaseTransport):
     Response bodies are read whole (up to ``max_body``) before httpx sees them.
     """
 
-    def __init__(self, client: HTTPClient | None = None, *, timeout: float = 10.0, max_body: int = 64 * 2**20) -> None:
+    def __init__(
+        self, client: HTTPClient | None = None, *, timeout: float = 10.0, max_body: int = 64 * 2**20
+    ) -> None:
         self._owns = client is None
         self.client = client if client is not None else HTTPClient(timeout=timeout, max_body=max_body)
 
@@ -832,7 +862,9 @@ class WarpTransport(httpx.BaseTransport):
 
 
 class AsyncWarpTransport(httpx.AsyncBaseTransport):
-    """An ``httpx.AsyncBaseTransport`` on ``AsyncHTTPClient``: ``httpx.AsyncClient(transport=AsyncWarpTransport())``.
+    """An ``httpx.AsyncBaseTransport`` on ``AsyncHTTPClient``.
+
+    Use: ``httpx.AsyncClient(transport=AsyncWarpTransport())``.
 
     httpx's per-request timeouts apply (``None`` means this client's default).
     Response bodies are read whole (up to ``max_body``) before httpx sees them.
