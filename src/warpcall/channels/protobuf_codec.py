@@ -147,6 +147,8 @@ class _Message:
         self.getter: Callable[[Any], tuple] = tuple
         self.read_attrs: Callable[[Any], tuple] = tuple
         self.attrs: list[str] = []  # the Python attribute behind each field, for dataclasses and models
+        self.load: Callable[[Any], Any] = self.build
+        self.sealed = False
 
     def seal(self) -> None:
         """Precompute what the per-call path needs, once all fields are known."""
@@ -159,6 +161,12 @@ class _Message:
         self.loaders = [(i, field.load) for i, (_, field) in enumerate(self.fields) if field.load is not None]
         self.getter = _tuple_getter(names, operator.attrgetter)
         self.plain = not self.converted and list(names) == self.attrs
+        getter, build = self.getter, self.build
+        if self.presence or self.loaders:
+            self.load = lambda message: build(self.load_values(message))
+        else:  # every field reads as is: skip the per-field loops
+            self.load = lambda message: build(getter(message))
+        self.sealed = True
 
     # -- encode
     def dump_values(self, values: Sequence[Any]) -> dict[str, Any]:
@@ -533,8 +541,9 @@ class _FileBuilder:
                 raise _bad(value, describe)
             return message.dump_values(message.read_attrs(value))
 
-        return _Field(_F.TYPE_MESSAGE, describe, exact=cls, dump=dump,
-                      load=lambda msg: message.build(message.load_values(msg)), message=message)
+        # message.load is set once the fields are known, which for a recursive type is after this
+        load = message.load if message.sealed else lambda msg: message.load(msg)
+        return _Field(_F.TYPE_MESSAGE, describe, exact=cls, dump=dump, load=load, message=message)
 
     def dataclass_fields(self, message: _Message, cls: type, bindings: dict[Any, Any]) -> None:
         try:
