@@ -414,9 +414,7 @@ class _FileBuilder:
         if element.exact is float:
             exact_ok.add(int)
 
-        def check_element(value: Any) -> Any:
-            return element.dump(value)
-
+        check_element = element.dump
         if element.passthrough:
             def dump(value: Any) -> list[Any]:
                 if isinstance(value, (str, bytes, abc.Mapping)) or not isinstance(value, abc.Iterable):
