@@ -668,7 +668,7 @@ cdef class PydanticPlan(TypePlan):
     cdef bint extra
 
     def setup(self, cls, list fields, list convert, bint by_name, bint extra):
-        """Fill in the fields once their plans exist; ``convert`` lists fields loaded by us before validation."""
+        """Fill in the fields once their plans exist; ``convert``: fields we load before validation."""
         self.cls = cls
         self.fields = tuple(_Field(*f) for f in fields)
         self.convert = tuple(_Field(*f) for f in convert)
@@ -726,7 +726,7 @@ cdef class PydanticPlan(TypePlan):
 
 
 cdef class AdapterPlan(TypePlan):
-    """A type only pydantic knows (it defines __get_pydantic_core_schema__): pydantic's TypeAdapter does both ways."""
+    """A type only pydantic knows (it has __get_pydantic_core_schema__): a TypeAdapter does both ways."""
 
     cdef object adapter
 

@@ -1,4 +1,4 @@
-"""Marshalling on both cores: every supported type round-trips, bad input names type and path, plans are cached."""
+"""Marshalling on both cores: every supported type round-trips, errors name type and path, plans cache."""
 
 from __future__ import annotations
 
@@ -183,9 +183,11 @@ def test_error_names_type_and_path(core):
         "total": "1",
         "color": "red",
     }
-    with pytest.raises(MarshalException, match=r"^Order\.items\[2\]\.when: expected an ISO datetime string, got int$"):
+    expected = r"^Order\.items\[2\]\.when: expected an ISO datetime string, got int$"
+    with pytest.raises(MarshalException, match=expected):
         plan.load(data)
-    with pytest.raises(MarshalException, match=r"^Order\.color: expected a Color value \('red', 'green'\), got 'blue'$"):
+    expected = r"^Order\.color: expected a Color value \('red', 'green'\), got 'blue'$"
+    with pytest.raises(MarshalException, match=expected):
         plan.load({**data, "items": [], "color": "blue"})
     with pytest.raises(MarshalException, match=r"^Order\.tags\['x'\]: expected int, got str$"):
         plan.load({**data, "items": [], "tags": {"x": "1"}})
@@ -263,7 +265,8 @@ def test_frozen_slots_and_post_init(core):
     loaded = counted.load({"n": 4})
     assert loaded == Counted(n=4) and loaded.double == 8
     assert counted.load(counted.dump(Counted(n=5))) == Counted(n=5)
-    with pytest.raises(MarshalException, match=r"^Positive: constructor raised ValueError: n must be positive$"):
+    expected = r"^Positive: constructor raised ValueError: n must be positive$"
+    with pytest.raises(MarshalException, match=expected):
         core.marshal.plan_for(Positive).load({"n": 0})
 
 
@@ -282,7 +285,8 @@ def test_recursive_types_and_forward_references(core):
     tree = Tree(1, [Tree(2), Tree(3, [Tree(4)])])
     assert plan.load(plan.dump(tree)) == tree
     assert plan.dump(Tree(1, [Tree(2)])) == {"value": 1, "children": [{"value": 2, "children": []}]}
-    with pytest.raises(MarshalException, match=r"^Tree\.children\[1\]\.children\[0\]\.value: expected int, got str$"):
+    expected = r"^Tree\.children\[1\]\.children\[0\]\.value: expected int, got str$"
+    with pytest.raises(MarshalException, match=expected):
         plan.load({"value": 1, "children": [{"value": 2}, {"value": 3, "children": [{"value": "4"}]}]})
     early = core.marshal.plan_for(Early)
     assert early.load({"late": {"x": 1}}) == Early(Late(1))
@@ -385,7 +389,8 @@ def test_literal(core):
     plan = core.marshal.plan_for(Literal["a", 1, Color.RED])
     assert plan.load("a") == "a" and plan.load(1) == 1 and plan.load("red") is Color.RED
     assert plan.dump(Color.RED) == "red"
-    with pytest.raises(MarshalException, match=r"^Literal\['a', 1, <Color\.RED: 'red'>\]: expected one of 'a', 1, 'red', got True$"):
+    expected = r"^Literal\['a', 1, <Color\.RED: 'red'>\]: expected one of 'a', 1, 'red', got True$"
+    with pytest.raises(MarshalException, match=expected):
         plan.load(True)
 
 
@@ -420,7 +425,8 @@ def test_containers_roundtrip(core, tp, value, wire):
 def test_container_errors_and_msgpack_int_keys(core):
     m = core.marshal
     assert m.plan_for(dict[int, str]).load({1: "a"}) == {1: "a"}
-    with pytest.raises(MarshalException, match=r"^dict\[int, str\]\['x'\]: expected an integer key, got 'x'$"):
+    expected = r"^dict\[int, str\]\['x'\]: expected an integer key, got 'x'$"
+    with pytest.raises(MarshalException, match=expected):
         m.plan_for(dict[int, str]).load({"x": "a"})
     with pytest.raises(MarshalException, match=r"^tuple\[int, str\]: expected 2 items, got 3$"):
         m.plan_for(tuple[int, str]).load([1, "a", 2])
@@ -471,7 +477,7 @@ def test_unsupported_types_fail_at_plan_time(core):
         core.marshal.plan_for(HasOpaque)
     with pytest.raises(MarshalException, match=r"dict keys must be str, int, an enum"):
         core.marshal.plan_for(dict[float, int])
-    with pytest.raises(MarshalException):  # still unsupported on a second attempt: nothing half-built was cached
+    with pytest.raises(MarshalException):  # unsupported again: nothing half-built was cached
         core.marshal.plan_for(HasOpaque)
 
 
@@ -485,7 +491,9 @@ def test_plans_are_cached(core):
 
 
 def test_plan_building_is_thread_safe(core):
-    fresh = dataclasses.make_dataclass("Fresh", [("a", int), ("b", "list[Item]")], namespace={"__module__": __name__})
+    fresh = dataclasses.make_dataclass(
+        "Fresh", [("a", int), ("b", "list[Item]")], namespace={"__module__": __name__}
+    )
     barrier = threading.Barrier(8)
     plans: list[Any] = []
 

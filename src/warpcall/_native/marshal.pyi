@@ -12,7 +12,7 @@ class TypePlan:
     def dump(self, value: Any) -> Any:
         """Turn ``value`` (an instance of ``tp``) into a JSON-safe primitive tree."""
     def load(self, data: Any) -> Any:
-        """Turn a primitive tree back into a validated value of ``tp``; MarshalException names type and path."""
+        """Turn a primitive tree back into a validated value of ``tp``; errors name type and path."""
 
 def plan_for(tp: Any) -> TypePlan:
     """The marshalling plan for ``tp``: built once per type (thread-safe) and cached."""

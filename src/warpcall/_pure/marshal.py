@@ -101,7 +101,9 @@ def union_mismatch(name: str, value: Any, attempts: list) -> Fail:
     """The failure of a union: for a dict or list, also why each member tried rejected it."""
     message = f"expected {name}, got {type(value).__name__}"
     if attempts and type(value) in (dict, list):
-        reasons = "; ".join(f"as {member}{''.join(reversed(fail.path))}: {fail.message}" for member, fail in attempts)
+        reasons = "; ".join(
+            f"as {member}{''.join(reversed(fail.path))}: {fail.message}" for member, fail in attempts
+        )
         message += f" ({reasons})"
     return Fail(message)
 
@@ -628,7 +630,7 @@ class PydanticPlan(TypePlan):
     """A pydantic model: dumped field by field (by name, like model_dump()), loaded through its validator."""
 
     def setup(self, cls: type, fields: list, convert: list, by_name: bool, extra: bool) -> None:
-        """Fill in the fields once their plans exist; ``convert`` lists fields loaded by us before validation."""
+        """Fill in the fields once their plans exist; ``convert``: fields we load before validation."""
         self.cls = cls
         self.fields = tuple(fields)  # (name, plan)
         self.convert = tuple(convert)  # (name, plan)
@@ -680,7 +682,7 @@ class PydanticPlan(TypePlan):
 
 
 class AdapterPlan(TypePlan):
-    """A type only pydantic knows (it defines __get_pydantic_core_schema__): pydantic's TypeAdapter does both ways."""
+    """A type only pydantic knows (it has __get_pydantic_core_schema__): a TypeAdapter does both ways."""
 
     def __init__(self, tp: Any, adapter: Any) -> None:
         super().__init__(tp)
@@ -706,7 +708,7 @@ class PlanBuilder:
     """Builds and caches plans; ``kinds`` is the module whose plan classes to instantiate."""
 
     def __init__(self, kinds: Any) -> None:
-        self.k = kinds
+        self.kinds = kinds
         self.cache: dict[Any, Any] = {}
         self._lock = threading.RLock()
         self._building: dict[Any, Any] | None = None
@@ -727,7 +729,7 @@ class PlanBuilder:
             return plan
 
     def _build_top(self, tp: Any, cache: bool) -> Any:
-        if self._building is not None:  # re-entered from a type hook while building
+        if self._building is not None:  # plan_for() again on this thread, from inside a build
             return self._build(tp, type_name(tp))
         self._building = {}
         try:
@@ -764,7 +766,7 @@ class PlanBuilder:
         )
 
     def _make(self, tp: Any, where: str) -> Any:
-        k = self.k
+        k = self.kinds
         origin = get_origin(tp)
         if origin is typing.Annotated:
             return self._build(tp.__origin__, where)
@@ -774,7 +776,8 @@ class PlanBuilder:
             return k.NonePlan(tp)
         simple = {
             str: k.StrPlan, int: k.IntPlan, float: k.FloatPlan, bool: k.BoolPlan, bytes: k.BytesPlan,
-            datetime: k.DateTimePlan, date: k.DatePlan, time: k.TimePlan, UUID: k.UUIDPlan, Decimal: k.DecimalPlan,
+            datetime: k.DateTimePlan, date: k.DatePlan, time: k.TimePlan,
+            UUID: k.UUIDPlan, Decimal: k.DecimalPlan,
         }
         try:
             maker = simple.get(tp)
@@ -821,10 +824,11 @@ class PlanBuilder:
         raise self._unsupported(tp, where)
 
     def _key(self, key_type: Any, where: str) -> Any:
-        k = self.k
+        k = self.kinds
         plan = self._build(key_type, f"{where} key")
         inner = key_type.__origin__ if get_origin(key_type) is typing.Annotated else key_type
-        if isinstance(plan, (k.StrPlan, k.AnyPlan, k.UUIDPlan, k.DecimalPlan, k.DateTimePlan, k.DatePlan, k.TimePlan)):
+        as_strings = (k.StrPlan, k.AnyPlan, k.UUIDPlan, k.DecimalPlan, k.DateTimePlan, k.DatePlan, k.TimePlan)
+        if isinstance(plan, as_strings):
             return plan
         if isinstance(plan, k.IntPlan):
             return k.IntKeyPlan(key_type, plan)
@@ -845,11 +849,12 @@ class PlanBuilder:
         members = {}
         for member in tp:
             if type(member._value_) not in _PRIMITIVES:
-                raise self._unsupported(tp, where, f"member {member.name} has a {type(member._value_).__name__} value")
+                kind = type(member._value_).__name__
+                raise self._unsupported(tp, where, f"member {member.name} has a {kind} value")
             members.setdefault(member._value_, member)
         value_types = frozenset(type(v) for v in members)
         choices = ", ".join(show(v) for v in members)
-        return self.k.EnumPlan(tp, members, value_types, choices)
+        return self.kinds.EnumPlan(tp, members, value_types, choices)
 
     def _literal(self, tp: Any, where: str) -> Any:
         load_map, dump_map = {}, {}
@@ -860,10 +865,10 @@ class PlanBuilder:
             load_map[(type(wire), wire)] = value
             dump_map[(type(value), value)] = wire
         choices = ", ".join(show(w) for _, w in load_map)
-        return self.k.LiteralPlan(tp, load_map, dump_map, choices)
+        return self.kinds.LiteralPlan(tp, load_map, dump_map, choices)
 
     def _union(self, tp: Any, where: str) -> Any:
-        k = self.k
+        k = self.kinds
         members = [a for a in get_args(tp) if a is not NoneType and a is not None]
         none_ok = len(members) != len(get_args(tp))
         if none_ok and len(members) == 1:
@@ -889,7 +894,7 @@ class PlanBuilder:
         return k.UnionPlan(tp, none_ok, load_exact, dump_exact, tuple(others))
 
     def _dataclass(self, tp: Any, cls: type, where: str) -> Any:
-        plan = self.k.DataclassPlan(tp)
+        plan = self.kinds.DataclassPlan(tp)
         self._building[tp] = plan  # before the fields, so recursive references find it
         hints = self._hints(cls, where)
         params = getattr(cls, "__parameters__", ())
@@ -921,12 +926,14 @@ class PlanBuilder:
             ) from None
 
     def _pydantic(self, tp: type, where: str) -> Any:
-        k = self.k
+        k = self.kinds
         if not tp.__pydantic_complete__:
             try:
                 tp.model_rebuild()
             except Exception as exc:
-                raise MarshalException(f"{where}: pydantic model {tp.__name__} is not complete ({exc})") from None
+                raise MarshalException(
+                    f"{where}: pydantic model {tp.__name__} is not complete ({exc})"
+                ) from None
         plan = k.PydanticPlan(tp)
         self._building[tp] = plan
         fields, convert = [], []
