@@ -51,10 +51,15 @@ WARMUP = 200
 def launch(mode: str) -> tuple[subprocess.Popen[str], str]:
     """Start ``_echo_server.py <mode>`` and wait (bounded) for its ``READY <address>`` line."""
     process = subprocess.Popen(
-        [sys.executable, str(HERE / "_echo_server.py"), mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, str(HERE / "_echo_server.py"), mode],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: lines.put(process.stdout.readline() if process.stdout else ""), daemon=True).start()
+    threading.Thread(
+        target=lambda: lines.put(process.stdout.readline() if process.stdout else ""), daemon=True
+    ).start()
     try:
         line = lines.get(timeout=30)
     except queue.Empty:
@@ -160,7 +165,9 @@ def test_httpx_client_on_warp_transport(benchmark: Any, echo_url: str) -> None:
 
 
 @pytest.mark.parametrize("native", [True, False], ids=["native", "pure"])
-def test_warpcall_http_client(benchmark: Any, echo_url: str, native: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_warpcall_http_client(
+    benchmark: Any, echo_url: str, native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     try:
         variant = _core.load_variant("transport", native)
     except ImportError:
@@ -200,7 +207,9 @@ def test_httpx_async_client(benchmark: Any, echo_url: str, loop: asyncio.Abstrac
         loop.run_until_complete(client.aclose())
 
 
-def test_httpx_async_client_on_warp_transport(benchmark: Any, echo_url: str, loop: asyncio.AbstractEventLoop) -> None:
+def test_httpx_async_client_on_warp_transport(
+    benchmark: Any, echo_url: str, loop: asyncio.AbstractEventLoop
+) -> None:
     client = httpx.AsyncClient(timeout=TIMEOUT, transport=AsyncWarpTransport())
 
     async def call() -> bytes:

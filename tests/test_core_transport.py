@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ def parse(core: CoreImpl, data: bytes, pieces: list[int] | None = None, **kwargs
     parser = core.transport.ResponseParser(**kwargs)
     cuts = [0, *(pieces or []), len(data)]
     done = False
-    for start, end in zip(cuts, cuts[1:]):
+    for start, end in pairwise(cuts):
         if start < end:
             assert not done, "the parser finished before the last piece"
             done = parser.feed(data[start:end])
@@ -37,26 +38,39 @@ def parse(core: CoreImpl, data: bytes, pieces: list[int] | None = None, **kwargs
 
 def test_request_has_host_headers_in_order_and_content_length(core: CoreImpl) -> None:
     out = core.transport.build_request(
-        "POST", "/invoke?x=1", "127.0.0.1:8000", [("Content-Type", "application/json"), (b"X-Id", b"7")], b'{"a":1}'
+        "POST",
+        "/invoke?x=1",
+        "127.0.0.1:8000",
+        [("Content-Type", "application/json"), (b"X-Id", b"7")],
+        b'{"a":1}',
     )
     assert out == (
         b"POST /invoke?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nContent-Type: application/json\r\n"
-        b"X-Id: 7\r\nContent-Length: 7\r\n\r\n{\"a\":1}"
+        b'X-Id: 7\r\nContent-Length: 7\r\n\r\n{"a":1}'
     )
 
 
 def test_request_keeps_the_callers_host_and_replaces_framing_headers(core: CoreImpl) -> None:
     out = core.transport.build_request(
-        "PUT", "/", "ignored:1", [("host", "example.org"), ("Content-Length", "99"), ("Transfer-Encoding", "chunked")], b"ab"
+        "PUT",
+        "/",
+        "ignored:1",
+        [("host", "example.org"), ("Content-Length", "99"), ("Transfer-Encoding", "chunked")],
+        b"ab",
     )
     assert out == b"PUT / HTTP/1.1\r\nhost: example.org\r\nContent-Length: 2\r\n\r\nab"
 
 
 @pytest.mark.parametrize(
     ("method", "expected"),
-    [("GET", b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"), ("POST", b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n")],
+    [
+        ("GET", b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"),
+        ("POST", b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"),
+    ],
 )
-def test_empty_body_sends_content_length_only_for_methods_with_a_body(core: CoreImpl, method: str, expected: bytes) -> None:
+def test_empty_body_sends_content_length_only_for_methods_with_a_body(
+    core: CoreImpl, method: str, expected: bytes
+) -> None:
     assert core.transport.build_request(method, "/", "h", [], b"") == expected
 
 
@@ -102,7 +116,11 @@ def test_chunked_response_with_extensions_and_trailers(core: CoreImpl) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [CHUNKED, b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world", b"HTTP/1.0 200 OK\r\n\r\nhello world"],
+    [
+        CHUNKED,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world",
+        b"HTTP/1.0 200 OK\r\n\r\nhello world",
+    ],
     ids=["chunked", "length", "until-close"],
 )
 def test_every_split_point_gives_the_same_response(core: CoreImpl, data: bytes) -> None:
@@ -129,7 +147,9 @@ def test_body_larger_than_one_read(core: CoreImpl) -> None:
 
 def test_connection_close_and_http10(core: CoreImpl) -> None:
     assert not parse(core, b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").keep_alive
-    assert not parse(core, b"HTTP/1.1 200 OK\r\nConnection: Upgrade, CLOSE\r\nContent-Length: 0\r\n\r\n").keep_alive
+    assert not parse(
+        core, b"HTTP/1.1 200 OK\r\nConnection: Upgrade, CLOSE\r\nContent-Length: 0\r\n\r\n"
+    ).keep_alive
     assert not parse(core, b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").keep_alive
     assert parse(core, b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n").keep_alive
 
@@ -155,12 +175,17 @@ def test_head_response_has_no_body(core: CoreImpl) -> None:
 
 
 def test_informational_responses_are_skipped(core: CoreImpl) -> None:
-    p = parse(core, b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", pieces=[10, 30])
+    p = parse(
+        core, b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", pieces=[10, 30]
+    )
     assert (p.status, p.body) == (200, b"ok")
 
 
 def test_both_framings_trust_chunked_and_close(core: CoreImpl) -> None:
-    p = parse(core, b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")
+    p = parse(
+        core,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    )
     assert (p.body, p.keep_alive) == (b"ok", False)
 
 
@@ -183,9 +208,15 @@ def test_reason_may_be_missing(core: CoreImpl) -> None:
         (b"HTTP/1.1 200 OK\r\n folded: x\r\n\r\n", "malformed header line"),
         (b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", "malformed header line"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "invalid Content-Length b'-1'"),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", "conflicting Content-Length headers"),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            "conflicting Content-Length headers",
+        ),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "malformed chunk size line b'zz'"),
-        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokXY", "chunk data is not followed by CRLF"),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokXY",
+            "chunk data is not followed by CRLF",
+        ),
         (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", "unexpected 101 Switching Protocols"),
     ],
 )
@@ -208,7 +239,10 @@ def test_max_body_from_content_length_and_from_chunks(core: CoreImpl) -> None:
     parser.feed(b"HTTP/1.1 200 OK\r\n\r\n123456")
     with pytest.raises(ValueError, match=message):
         parser.feed(b"123456")
-    assert parse(core, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789", max_body=10).body == b"0123456789"
+    assert (
+        parse(core, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789", max_body=10).body
+        == b"0123456789"
+    )
 
 
 def test_head_too_large(core: CoreImpl) -> None:
@@ -222,7 +256,9 @@ def test_eof_before_and_during_the_response(core: CoreImpl) -> None:
         core.transport.ResponseParser().feed(b"")
     parser = core.transport.ResponseParser()
     parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel")
-    with pytest.raises(ValueError, match="^the server closed the connection before the response was complete$"):
+    with pytest.raises(
+        ValueError, match="^the server closed the connection before the response was complete$"
+    ):
         parser.feed(b"")
 
 

@@ -44,7 +44,9 @@ async def app(scope: dict, receive: Callable, send: Callable) -> None:
 
     async def stream(pieces: list[bytes]) -> None:
         # no content-length: uvicorn answers with Transfer-Encoding: chunked
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+        )
         for piece in pieces:
             await send({"type": "http.response.body", "body": piece, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
@@ -53,7 +55,9 @@ async def app(scope: dict, receive: Callable, send: Callable) -> None:
         await respond(200, body, [(b"content-type", b"application/octet-stream")])
     elif path == "/headers":
         seen = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        await respond(200, json.dumps({"method": scope["method"], "headers": seen, "body": len(body)}).encode())
+        await respond(
+            200, json.dumps({"method": scope["method"], "headers": seen, "body": len(body)}).encode()
+        )
     elif path == "/chunked":
         await stream([b"hello", b" ", b"chunked", b" world"])
     elif path == "/big":
@@ -265,7 +269,9 @@ def test_async_echo_and_concurrent_calls(uvi: UvicornThread) -> None:
 
 
 @CALLS
-@pytest.mark.parametrize(("path", "expected"), [("/chunked", b"hello chunked world"), ("/big", BIG), ("/big-chunked", BIG)])
+@pytest.mark.parametrize(
+    ("path", "expected"), [("/chunked", b"hello chunked world"), ("/big", BIG), ("/big-chunked", BIG)]
+)
 def test_chunked_and_large_bodies(uvi: UvicornThread, calls: Callable, path: str, expected: bytes) -> None:
     assert calls(uvi.url + path, 2) == [(200, expected)] * 2
 
@@ -286,7 +292,9 @@ def test_head_has_no_body(uvi: UvicornThread) -> None:
 
 def test_max_body_is_enforced(uvi: UvicornThread) -> None:
     for path in ("/big", "/big-chunked"):
-        with pytest.raises(httpx.RemoteProtocolError, match=f"bad response from {uvi.url}{path}: response body exceeds"):
+        with pytest.raises(
+            httpx.RemoteProtocolError, match=f"bad response from {uvi.url}{path}: response body exceeds"
+        ):
             HTTPClient(max_body=2**20).request("GET", uvi.url + path, [], b"")
         with pytest.raises(httpx.RemoteProtocolError, match="exceeds the limit of 1048576 bytes"):
             async_calls(uvi.url + path, 1, max_body=2**20)
@@ -326,7 +334,9 @@ def test_httpx_client_on_warp_transport_keeps_hooks_and_auth(uvi: UvicornThread)
     def add_header(request: httpx.Request) -> None:
         request.headers["X-From-Hook"] = "hooked"
 
-    with httpx.Client(transport=WarpTransport(), event_hooks={"request": [add_header]}, auth=("user", "pw")) as client:
+    with httpx.Client(
+        transport=WarpTransport(), event_hooks={"request": [add_header]}, auth=("user", "pw")
+    ) as client:
         response = client.post(uvi.url + "/headers", content=b"abc", headers={"X-Explicit": "1"})
         assert response.status_code == 200 and response.http_version == "HTTP/1.1"
         seen = response.json()["headers"]
@@ -356,7 +366,10 @@ def test_httpx_async_client_on_warp_transport(uvi: UvicornThread) -> None:
 
 def test_httpx_errors_come_through_the_transports() -> None:
     url = f"http://127.0.0.1:{free_port()}/x"
-    with httpx.Client(transport=WarpTransport()) as client, pytest.raises(httpx.ConnectError, match=url) as info:
+    with (
+        httpx.Client(transport=WarpTransport()) as client,
+        pytest.raises(httpx.ConnectError, match=url) as info,
+    ):
         client.get(url)
     assert info.value.request.url == url
 
@@ -429,8 +442,17 @@ def test_server_restart_on_the_same_port(get: Callable[[str], bytes]) -> None:
 
 def trickle(conn: socket.socket, server: ScriptedServer) -> None:
     pieces = [
-        b"HTTP/1.1 200 O", b"K\r\nTransfer-Encoding: ch", b"unked\r", b"\n\r\n",
-        b"4", b"\r\nab", b"cd\r", b"\n1", b"0\r\n0123456789ABCDEF", b"\r\n0\r\n", b"\r\n",
+        b"HTTP/1.1 200 O",
+        b"K\r\nTransfer-Encoding: ch",
+        b"unked\r",
+        b"\n\r\n",
+        b"4",
+        b"\r\nab",
+        b"cd\r",
+        b"\n1",
+        b"0\r\n0123456789ABCDEF",
+        b"\r\n0\r\n",
+        b"\r\n",
     ]
     while server.next_request(conn):
         for piece in pieces:
@@ -546,7 +568,9 @@ def test_close_closes_pooled_connections_and_the_client_stays_usable() -> None:
 
 def test_bad_requests_and_urls_fail_before_sending() -> None:
     client = HTTPClient()
-    with pytest.raises(httpx.LocalProtocolError, match="cannot send GET http://127.0.0.1:1/: invalid header name"):
+    with pytest.raises(
+        httpx.LocalProtocolError, match="cannot send GET http://127.0.0.1:1/: invalid header name"
+    ):
         client.request("GET", "http://127.0.0.1:1/", [("Bad Name", "x")], b"")
     with pytest.raises(httpx.UnsupportedProtocol, match="only http:// and https:// URLs"):
         client.request("GET", "ftp://127.0.0.1/", [], b"")
@@ -572,7 +596,9 @@ def test_https_is_delegated_to_httpx() -> None:
 
 def test_a_response_that_breaks_http_is_a_remote_protocol_error() -> None:
     with ScriptedServer(answer_then_close(b"SMTP ready\r\n\r\n")) as server:
-        with pytest.raises(httpx.RemoteProtocolError, match=f"bad response from {server.url}: malformed status line"):
+        with pytest.raises(
+            httpx.RemoteProtocolError, match=f"bad response from {server.url}: malformed status line"
+        ):
             HTTPClient().request("GET", server.url, [], b"")
     with ScriptedServer(answer_then_close(b"")) as server:
         with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):

@@ -108,8 +108,18 @@ class ResponseParser:
     """
 
     __slots__ = (
-        "status", "reason", "headers", "body", "keep_alive",
-        "_max_body", "_head", "_state", "_pending", "_parts", "_remaining", "_received",
+        "status",
+        "reason",
+        "headers",
+        "body",
+        "keep_alive",
+        "_max_body",
+        "_head",
+        "_state",
+        "_pending",
+        "_parts",
+        "_remaining",
+        "_received",
     )
 
     def __init__(self, max_body: int = 64 * 2**20, head: bool = False) -> None:
@@ -164,9 +174,9 @@ class ResponseParser:
                 avail = n - pos
                 if avail >= want:
                     if state == _LENGTH and not self._parts:
-                        self.body = data[pos:pos + want]
+                        self.body = data[pos : pos + want]
                     else:
-                        self._parts += data[pos:pos + want]
+                        self._parts += data[pos : pos + want]
                     pos += want
                     self._remaining = 0
                     state = _DONE if state == _LENGTH else _CHUNK_END
@@ -198,7 +208,7 @@ class ResponseParser:
                 if n - pos < 2:
                     self._pending = data[pos:]
                     break
-                if data[pos:pos + 2] != b"\r\n":
+                if data[pos : pos + 2] != b"\r\n":
                     raise ValueError("chunk data is not followed by CRLF")
                 pos += 2
                 state = _CHUNK_SIZE
@@ -275,7 +285,7 @@ class ResponseParser:
             name = raw[:colon]
             if _TOKEN.fullmatch(name) is None:
                 raise ValueError(f"malformed header line {raw[:100]!r}")
-            value = raw[colon + 1:].strip(b" \t")
+            value = raw[colon + 1 :].strip(b" \t")
             headers.append((name.decode("latin-1"), value.decode("latin-1")))
             lower = name.lower()
             if lower == b"content-length":

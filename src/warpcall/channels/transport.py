@@ -97,7 +97,7 @@ def _check_timeout(timeout: float) -> float:
 def _attach_request(exc: httpx.RequestError, method: str, url: str) -> None:
     """Give a direct-path error the ``.request`` an httpx client would have set."""
     try:
-        exc.request
+        exc.request  # noqa: B018 - the property raises when httpx has not set a request
     except RuntimeError:
         try:
             exc.request = httpx.Request(method, url)
@@ -403,8 +403,17 @@ class _AsyncConn:
     """One kept-alive non-blocking socket of the async client; the loop reads it for as long as it lives."""
 
     __slots__ = (
-        "sock", "loop", "_poll", "generation", "closed", "parser", "waiter", "url", "read_timeout",
-        "last_read", "timer",
+        "sock",
+        "loop",
+        "_poll",
+        "generation",
+        "closed",
+        "parser",
+        "waiter",
+        "url",
+        "read_timeout",
+        "last_read",
+        "timer",
     )
 
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop, generation: int) -> None:
