@@ -232,3 +232,21 @@ cdef class WovenMethod:
 
     def __repr__(self):
         return f"<woven method {self._plan.func.__qualname__} of {self._instance!r}>"
+
+
+cdef class InstanceCache:
+    """Per-environment lookup of instances already created for a type; a miss goes to ``miss(key)``."""
+
+    cdef dict _cache
+    cdef object _miss
+
+    def __init__(self, dict cache, miss):
+        self._cache = cache
+        self._miss = miss
+
+    def get(self, key):
+        """The cached instance for ``key``, else whatever ``miss(key)`` returns."""
+        value = self._cache.get(key)
+        if value is not None:
+            return value
+        return self._miss(key)

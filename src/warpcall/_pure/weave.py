@@ -185,3 +185,20 @@ class WovenMethod:
 
     def __repr__(self) -> str:
         return f"<woven method {self._plan.func.__qualname__} of {self._instance!r}>"
+
+
+class InstanceCache:
+    """Per-environment lookup of instances already created for a type; a miss goes to ``miss(key)``."""
+
+    __slots__ = ("_cache", "_miss")
+
+    def __init__(self, cache: dict[Any, Any], miss: Callable[[Any], Any]) -> None:
+        self._cache = cache
+        self._miss = miss
+
+    def get(self, key: Any) -> Any:
+        """The cached instance for ``key``, else whatever ``miss(key)`` returns."""
+        value = self._cache.get(key)
+        if value is not None:
+            return value
+        return self._miss(key)

@@ -32,7 +32,7 @@ class Binding:
         self.environment = environment
         self.provider = provider
         self.seq = seq
-        owner = provider.report()
+        owner = provider.report().removesuffix(".__init__")
         scope_type = Scopes.lookup(provider.get_scope(), owner)
         if issubclass(scope_type, SingletonScope):
             self.scope: Scope = scope_type(environment.lock)

@@ -17,6 +17,7 @@ import sys
 import threading
 from typing import Any, Callable, Optional, TypeVar
 
+from warpcall import _core
 from warpcall.di._bindings import Ambiguous, Binding, injectable_bases, missing, resolve, where
 from warpcall.di._conditions import Condition, conditions_of
 from warpcall.di._decorators import module
@@ -98,6 +99,8 @@ class Environment:
             self._excluded.update(parent._excluded)
             self.lifecycle_processors.extend(parent.lifecycle_processors)
         self._weaver = weaver_factory(self) if weaver_factory is not None else None
+        # the compiled cache answers get() of created singletons without running Python code
+        self.get = _core.weave.InstanceCache(self._cache, self._get_slow).get  # type: ignore[method-assign]
         self._build()
 
     # building
@@ -307,10 +310,10 @@ class Environment:
     def get(self, type: type[T]) -> T:
         """The instance of ``type`` (created now unless its scope caches one); raises a DIException when
         nothing provides it or several implementations make it ambiguous."""
-        try:
-            return self._cache[type]
-        except KeyError:
-            pass
+        instance = self._cache.get(type)
+        return instance if instance is not None else self._get_slow(type)
+
+    def _get_slow(self, type: type[T]) -> T:
         binding = self._bindings.get(type)
         if binding is None:
             raise missing(type, "Environment.get", self, self._excluded)
@@ -321,7 +324,9 @@ class Environment:
             self._cache[type] = instance
         return instance
 
-    read = get
+    def read(self, type: type[T]) -> T:
+        """Same as ``get``."""
+        return self.get(type)
 
     def has_provider(self, type: Any) -> bool:
         """True when ``get(type)`` would find exactly one provider (own, inherited or by base class)."""

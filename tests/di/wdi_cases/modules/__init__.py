@@ -1,0 +1,1 @@
+"""Module discovery: a root module importing a sibling package's module."""

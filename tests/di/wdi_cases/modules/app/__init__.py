@@ -1,0 +1,7 @@
+from warpcall.di import injectable, module
+from wdi_cases.modules.shared import SharedModule, SharedClock
+
+
+@module(imports=[SharedModule])
+class AppModule:
+    pass

@@ -1,0 +1,11 @@
+from warpcall.di import injectable, module
+
+
+@injectable()
+class SharedClock:
+    pass
+
+
+@module()
+class SharedModule:
+    pass
