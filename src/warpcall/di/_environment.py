@@ -131,7 +131,7 @@ class Environment:
 
     def _select(self, prefixes: list[str]) -> tuple[list[tuple[int, AbstractInstanceProvider[Any]]], list[Any]]:
         """Providers of this environment's packages whose scan and class conditions hold; the rest waits."""
-        inherited = self.parent._bindings if self.parent is not None else {}
+        inherited = self._bindings
         chosen: list[tuple[int, AbstractInstanceProvider[Any]]] = []
         by_class: list[tuple[int, AbstractInstanceProvider[Any]]] = []
         by_config: list[tuple[int, AbstractInstanceProvider[Any]]] = []
@@ -139,8 +139,8 @@ class Environment:
             if not _belongs(provider.get_module(), prefixes):
                 continue
             existing = inherited.get(provider.get_type())
-            if isinstance(existing, Binding) and existing.provider is provider and provider.get_scope() != "environment":
-                continue  # the parent already manages it; share the parent's instances
+            if isinstance(existing, Binding) and existing.provider is provider:
+                continue  # inherited from the parent (re-bound here when its scope is "environment")
             conditions = conditions_of(provider.get_host())
             failed = next((c for c in conditions if c.phase == "scan" and not c.apply(self)), None)
             if failed is not None:

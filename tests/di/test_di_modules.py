@@ -1,0 +1,85 @@
+"""Module discovery by package, imports, features and class conditions."""
+
+from __future__ import annotations
+
+import pytest
+
+from warpcall.di import Environment, conditional, injectable, module, requires_class, requires_feature
+
+
+def test_a_module_manages_its_package_and_its_imports() -> None:
+    from wdi_cases.modules.app import AppModule
+    from wdi_cases.modules.shared import SharedClock
+
+    env = Environment(AppModule)
+    from wdi_cases.modules.app.services import Greeter  # imported by the environment, not by this test first
+
+    greeter = env.get(Greeter)
+    assert greeter.clock is env.get(SharedClock)
+    env.destroy()
+
+
+def test_a_sibling_package_with_a_longer_name_is_not_included() -> None:
+    from wdi_cases.modules.app import AppModule
+    from wdi_cases.modules.app_two import Intruder
+
+    env = Environment(AppModule)
+    assert not env.has_provider(Intruder)
+    env.destroy()
+
+
+def test_imported_module_does_not_see_the_importer() -> None:
+    from wdi_cases.modules.app.services import Greeter
+    from wdi_cases.modules.shared import SharedModule
+
+    env = Environment(SharedModule)
+    assert not env.has_provider(Greeter)
+    env.destroy()
+
+
+class Metrics:
+    pass
+
+
+@injectable()
+@conditional(requires_feature("dev"))
+class DevTools:
+    pass
+
+
+@injectable()
+class Prometheus(Metrics):
+    pass
+
+
+@injectable()
+@conditional(requires_class(Metrics))
+class MetricsExporter:
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+
+@injectable()
+@conditional(requires_class(DevTools))
+class DevDashboard:
+    pass
+
+
+@module()
+class FeatureModule:
+    pass
+
+
+@pytest.mark.parametrize("features, expected", [([], False), (["dev"], True)])
+def test_feature_conditions(features: list[str], expected: bool) -> None:
+    env = Environment(FeatureModule, features=features)
+    assert env.has_provider(DevTools) is expected
+    assert env.has_provider(DevDashboard) is expected  # a class condition on a conditional class
+    assert env.has_feature("dev") is expected
+    env.destroy()
+
+
+def test_class_condition_met_through_a_base_class() -> None:
+    env = Environment(FeatureModule)
+    assert isinstance(env.get(MetricsExporter).metrics, Prometheus)
+    env.destroy()
