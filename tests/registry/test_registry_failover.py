@@ -44,8 +44,12 @@ class Instances:
 
     def stop(self) -> None:
         for process in self.processes:
-            if process.poll() is None and process.stdin is not None:
-                process.stdin.close()
+            if process.stdin is not None:
+                # EOF on stdin: a live instance deregisters and exits
+                try:
+                    process.stdin.close()
+                except BrokenPipeError:
+                    pass
         for process in self.processes:
             try:
                 process.wait(timeout=15)

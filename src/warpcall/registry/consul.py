@@ -303,14 +303,12 @@ class ConsulComponentRegistry(ComponentRegistry):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                delay = backoff.next()
-                log.warning(
-                    "Consul at %s unreachable while watching %s, keeping the last known instances, retry in %.1f s: %s",
-                    self.consul.http.base_uri, component, delay, exc,
+                delay = backoff.failed(
+                    log, f"Consul at {self.consul.http.base_uri} unreachable while watching {component}, keeping the last known instances", exc
                 )
                 await asyncio.sleep(delay)
                 continue
-            backoff.reset()
+            backoff.succeeded(log, f"Consul at {self.consul.http.base_uri} answers again for {component}")
             # Consul's advice for blocking queries: an index that goes backwards or is not positive starts over
             if index is not None and (not new_index or int(new_index) < int(index)):
                 new_index = None

@@ -182,11 +182,10 @@ class EmbeddedComponentRegistry(ComponentRegistry):
                         next_heartbeat = time.monotonic() + self.heartbeat_interval
                     for component in self._watched.components():
                         self._watched.update(component, self._read(component))
-                self._backoff.reset()
+                self._backoff.succeeded(log, f"registry file {self.path} readable again")
                 delay = tick
             except (sqlite3.Error, OSError) as exc:
-                delay = self._backoff.next()
-                log.warning("registry file %s unavailable, keeping the last known instances, retry in %.1f s: %s", self.path, delay, exc)
+                delay = self._backoff.failed(log, f"registry file {self.path} unavailable, keeping the last known instances", exc)
                 with self._lock:
                     self._disconnect()
 

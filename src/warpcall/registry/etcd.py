@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -296,11 +297,11 @@ class EtcdComponentRegistry(ComponentRegistry):
                 answer = await self._post("/v3/lease/keepalive", {"ID": str(lease)}) if lease is not None else {}
                 if int(answer.get("result", {}).get("TTL", 0)) <= 0:
                     await self._renew_lease()
-                backoff.reset()
+                backoff.succeeded(log, f"lease renewed in etcd at {self.endpoint} again")
                 delay = self.granted_ttl / 3
             except (httpx.HTTPError, ValueError, KeyError) as exc:
-                delay = min(backoff.next(), self.granted_ttl / 3)
-                log.warning("cannot renew the lease in etcd at %s, retry in %.1f s: %s", self.endpoint, delay, exc)
+                # retries stay within a third of the TTL so a short outage does not cost the lease
+                delay = min(backoff.failed(log, f"cannot renew the lease in etcd at {self.endpoint}", exc), self.granted_ttl / 3)
 
     async def _renew_lease(self) -> None:
         granted = await self._post("/v3/lease/grant", {"TTL": str(self.ttl)})
@@ -323,17 +324,14 @@ class EtcdComponentRegistry(ComponentRegistry):
                 answer = await self._post("/v3/kv/range", {"key": _b64(prefix), "range_end": _b64(_range_end(prefix))})
                 revision = int(answer["header"]["revision"])
                 self._apply_snapshot(revision, answer.get("kvs", []))
-                await self._stream(revision + 1)
-                backoff.reset()
+                await self._stream(revision + 1, lambda: backoff.succeeded(log, f"etcd at {self.endpoint} answers again"))
             except (httpx.HTTPError, ValueError, KeyError) as exc:
-                delay = backoff.next()
-                log.warning(
-                    "etcd at %s unreachable while watching %s, keeping the last known instances, retry in %.1f s: %s",
-                    self.endpoint, self.prefix, delay, exc,
+                delay = backoff.failed(
+                    log, f"etcd at {self.endpoint} unreachable while watching {self.prefix}, keeping the last known instances", exc
                 )
                 await asyncio.sleep(delay)
 
-    async def _stream(self, start_revision: int) -> None:
+    async def _stream(self, start_revision: int, on_created: Callable[[], None]) -> None:
         """Apply the events of one watch stream; returns when etcd cancels it or it stays idle for ``watch_idle``."""
         prefix = self.prefix.encode()
         request = {
@@ -352,6 +350,8 @@ class EtcdComponentRegistry(ComponentRegistry):
                     result = message.get("result", {})
                     if result.get("canceled") or int(result.get("compact_revision", 0)):
                         return
+                    if result.get("created"):
+                        on_created()
                     if result.get("events"):
                         self._apply_events(result["events"])
         except httpx.ReadTimeout:

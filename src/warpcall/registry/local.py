@@ -11,6 +11,7 @@ server cannot be reached.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from collections.abc import Iterable
@@ -111,12 +112,33 @@ class WatchedChannels:
 
 
 class Backoff:
-    """Capped exponential delays with jitter between retries against an unreachable registry."""
+    """Capped exponential delays with jitter between retries against an unreachable registry.
+
+    ``failed`` logs the first failure of a streak as a warning and the
+    following ones at debug level, so a long outage does not flood the log;
+    ``succeeded`` says when the registry answers again.
+    """
 
     def __init__(self, initial: float = 0.2, maximum: float = 10.0) -> None:
         self.initial = initial
         self.maximum = maximum
+        self.failures = 0
         self._next = initial
+
+    def failed(self, logger: logging.Logger, message: str, exc: BaseException) -> float:
+        """Count a failure, log it, and return the delay before the next attempt."""
+        delay = self.next()
+        self.failures += 1
+        level = logging.WARNING if self.failures == 1 else logging.DEBUG
+        logger.log(level, "%s; retry in %.1f s (failure %d): %r", message, delay, self.failures, exc)
+        return delay
+
+    def succeeded(self, logger: logging.Logger, message: str) -> None:
+        """The registry answered: log the recovery after a streak of failures and start over."""
+        if self.failures:
+            logger.info("%s after %d failed attempt(s)", message, self.failures)
+        self.failures = 0
+        self.reset()
 
     def next(self) -> float:
         """The delay before the next attempt; doubles up to ``maximum``."""
