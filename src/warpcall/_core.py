@@ -39,8 +39,9 @@ def _load(name: str) -> ModuleType:
 selector = _load("selector")
 envelope = _load("envelope")
 transport = _load("transport")
-marshal = _load("marshal")
+proxy = _load("proxy")
 weave = _load("weave")
+marshal = _load("marshal")
 
 #: True when every core module runs compiled.
 NATIVE = all(LOADED.values())
