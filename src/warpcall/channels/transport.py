@@ -40,6 +40,7 @@ import httpx
 from warpcall import _core
 
 _READ_SIZE = 65536
+_WATCH_TICK = 0.05  # how often an event loop checks the read timeouts of its calls in flight
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"
 
@@ -413,7 +414,6 @@ class _AsyncConn:
         "url",
         "read_timeout",
         "last_read",
-        "timer",
     )
 
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop, generation: int) -> None:
@@ -428,7 +428,6 @@ class _AsyncConn:
         self.url = ""
         self.read_timeout = 0.0
         self.last_read = 0.0
-        self.timer: asyncio.TimerHandle | None = None
         loop.add_reader(sock.fileno(), self._on_readable)
 
     def reusable(self) -> bool:
@@ -442,22 +441,10 @@ class _AsyncConn:
         waiter = self.waiter = self.loop.create_future()
         return waiter
 
-    def arm_timer(self) -> None:
-        if self.waiter is None or self.waiter.done():
-            return
-        self.last_read = self.loop.time()
-        self.timer = self.loop.call_later(self.read_timeout, self._on_timer)
-
-    def _on_timer(self) -> None:
-        waiter = self.waiter
-        if waiter is None or waiter.done():
-            return
-        # each receive may wait read_timeout: measure from the last bytes that arrived
-        idle_for = self.loop.time() - self.last_read
-        if idle_for < self.read_timeout:
-            self.timer = self.loop.call_later(self.read_timeout - idle_for, self._on_timer)
-            return
-        self._fail(_read_timeout(self.url, self.read_timeout))
+    def time_out(self) -> None:
+        """No bytes came for ``read_timeout`` seconds: fail the call under way."""
+        if self.waiter is not None and not self.waiter.done():
+            self._fail(_read_timeout(self.url, self.read_timeout))
 
     def _on_readable(self) -> None:
         try:
@@ -481,9 +468,6 @@ class _AsyncConn:
         if done:
             waiter = self.waiter
             self.parser = self.waiter = None
-            if self.timer is not None:
-                self.timer.cancel()
-                self.timer = None
             if waiter is not None and not waiter.done():
                 waiter.set_result(parser)
 
@@ -498,9 +482,6 @@ class _AsyncConn:
             return
         self.closed = True
         self.parser = self.waiter = None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
         if not self.loop.is_closed():
             self.loop.remove_reader(self.sock.fileno())
         self.sock.close()
@@ -513,6 +494,40 @@ class _AsyncConn:
     def __del__(self) -> None:
         # reached only once the loop let go of the reader, i.e. the loop is closed: no warning, just close
         self.sock.close()
+
+
+class _LoopPool(dict):
+    """One event loop's connections, by (scheme, host, port), and the watch over its calls awaiting a response.
+
+    A single recurring timer per loop checks read timeouts (each receive may wait
+    ``read_timeout``, to within ``_WATCH_TICK``), instead of a timer per call.
+    """
+
+    __slots__ = ("loop", "inflight", "watch")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.loop = loop
+        self.inflight: set[_AsyncConn] = set()
+        self.watch: asyncio.TimerHandle | None = None
+
+    def track(self, conn: _AsyncConn) -> None:
+        """Watch ``conn`` until ``untrack``: it is waiting for a response."""
+        conn.last_read = self.loop.time()
+        self.inflight.add(conn)
+        if self.watch is None:
+            self.watch = self.loop.call_later(min(_WATCH_TICK, conn.read_timeout), self._check)
+
+    def untrack(self, conn: _AsyncConn) -> None:
+        self.inflight.discard(conn)
+
+    def _check(self) -> None:
+        now = self.loop.time()
+        for conn in list(self.inflight):
+            if now - conn.last_read >= conn.read_timeout:
+                self.inflight.discard(conn)
+                conn.time_out()
+        self.watch = self.loop.call_later(_WATCH_TICK, self._check) if self.inflight else None
 
 
 class _KeyPool:
@@ -592,7 +607,7 @@ class AsyncHTTPClient:
         self.max_body = max_body
         self.max_connections = max_connections
         self.max_idle = max_idle
-        self._pools: dict[asyncio.AbstractEventLoop, dict[tuple, _KeyPool]] = {}
+        self._pools: dict[asyncio.AbstractEventLoop, _LoopPool] = {}
         self._generation = 0
         self._tls: dict[asyncio.AbstractEventLoop, httpx.AsyncHTTPTransport] = {}
 
@@ -615,7 +630,7 @@ class AsyncHTTPClient:
             raise
         return status, response_headers, content
 
-    def _loop_pool(self, loop: asyncio.AbstractEventLoop) -> dict[tuple, _KeyPool]:
+    def _loop_pool(self, loop: asyncio.AbstractEventLoop) -> _LoopPool:
         pools = self._pools.get(loop)
         if pools is None:
             # a new loop: drop what earlier, now closed, loops left behind
@@ -625,7 +640,7 @@ class AsyncHTTPClient:
                     key_pool.close_all(dead_loop=True)
             for old in [old for old in list(self._tls) if old.is_closed()]:
                 self._tls.pop(old, None)
-            pools = self._pools[loop] = {}
+            pools = self._pools[loop] = _LoopPool(loop)
         return pools
 
     async def _exchange(
@@ -647,7 +662,9 @@ class AsyncHTTPClient:
         except ValueError as exc:
             raise _bad_request(method, url, exc) from None
         loop = asyncio.get_running_loop()
-        pools = self._pools.get(loop) or self._loop_pool(loop)
+        pools = self._pools.get(loop)
+        if pools is None:
+            pools = self._loop_pool(loop)
         key_pool = pools.get(target.key)
         if key_pool is None:
             key_pool = pools[target.key] = _KeyPool()
@@ -674,12 +691,14 @@ class AsyncHTTPClient:
         try:
             if sent < len(data):
                 await self._send_rest(conn, loop, data, sent, url, write_t)
-            conn.arm_timer()
+            pools.track(conn)
             await waiter
         except BaseException:
             # error or cancellation mid-call: the connection's state is unknown
+            pools.untrack(conn)
             key_pool.give_back(conn, False, self.max_idle)
             raise
+        pools.untrack(conn)
         key_pool.give_back(
             conn, parser.keep_alive and not conn.closed and conn.generation == self._generation, self.max_idle
         )
