@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -10,6 +11,8 @@ from typing import Any, Callable
 import pytest
 
 from warpcall.di import (
+    DIRegistrationException,
+    DIRuntimeException,
     Environment,
     Factory,
     PostProcessor,
@@ -122,6 +125,41 @@ class Recorder(PostProcessor):
         if isinstance(instance, Lifecycled):
             assert instance.car is environment.get(Car)
             EVENTS.append("post_processor")
+
+
+PROCESSED: list[str] = []
+
+
+@injectable(eager=False)
+@order(9)
+class LateProcessor(PostProcessor):
+    """Lazy, yet managed: the environment creates processors while it is built."""
+
+    def process(self, instance: object, environment: Environment) -> None:
+        if isinstance(instance, Ticket):
+            PROCESSED.append("late")
+
+
+@injectable()
+@order(-1)
+class EarlyProcessor(PostProcessor):
+    def process(self, instance: object, environment: Environment) -> None:
+        if isinstance(instance, Ticket):
+            PROCESSED.append("early")
+
+
+@injectable()
+class AsyncLifecycle:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    @on_running()
+    async def warm_up(self) -> None:
+        self.events.append("async running")
+
+    @on_destroy()
+    async def close(self) -> None:
+        EVENTS.append("async destroy")
 
 
 @injectable()
@@ -337,3 +375,44 @@ def test_eager_singletons_exist_after_build_and_lazy_ones_do_not() -> None:
     assert any(isinstance(seen, Car) for seen in recorder.seen)
     assert SlowSingleton.created == 0
     env.destroy()
+
+
+def test_post_processors_run_by_order_lazy_ones_included(environment: Environment) -> None:
+    PROCESSED.clear()
+    environment.get(Ticket)
+    assert PROCESSED == ["early", "late"]
+
+
+def test_async_on_running_waits_for_start_and_async_on_destroy_runs_at_destroy() -> None:
+    env = Environment(ContainerModule)
+    instance = env.get(AsyncLifecycle)
+    assert instance.events == []
+    asyncio.run(env.start())
+    assert instance.events == ["async running"]
+    EVENTS.clear()
+    env.destroy()
+    assert "async destroy" in EVENTS
+
+
+def test_stop_awaits_async_on_destroy_inside_a_loop() -> None:
+    env = Environment(ContainerModule)
+    EVENTS.clear()
+    asyncio.run(env.stop())
+    assert "async destroy" in EVENTS and "destroy Destroyed" in EVENTS
+
+
+def test_destroy_inside_a_running_loop_asks_for_stop() -> None:
+    env = Environment(ContainerModule)
+
+    async def main() -> None:
+        env.destroy()
+
+    with pytest.raises(DIRuntimeException, match="use 'await environment.stop\\(\\)'"):
+        asyncio.run(main())
+
+
+def test_unresolvable_type_hints_are_reported_at_build() -> None:
+    from wdi_cases.bad_hint import BadHintModule
+
+    with pytest.raises(DIRegistrationException, match="cannot read the type hints of Orphan.__init__: name 'Ghost'"):
+        Environment(BadHintModule)

@@ -58,8 +58,14 @@ def _belongs(module_name: str, prefixes: list[str]) -> bool:
     return any(module_name == prefix or module_name.startswith(prefix + ".") for prefix in prefixes)
 
 
+_imported: set[str] = set()
+
+
 def _import_package(name: str) -> None:
-    """Import every submodule of a package so that its decorators have registered their providers."""
+    """Import every submodule of a package (once per process) so that its decorators have registered."""
+    if name in _imported:
+        return
+    _imported.add(name)
     package = sys.modules.get(name) or importlib.import_module(name)
     if not hasattr(package, "__path__"):
         return
@@ -226,8 +232,9 @@ class Environment:
         for check in build_checks:
             check(self, self._own)
 
-        self._create_eager(lambda b: issubclass(b.type, LifecycleCallable))
-        self._create_eager(lambda b: issubclass(b.type, LifecycleProcessor))
+        # extensions of the lifecycle exist before the instances they extend, eager or not
+        self._create_eager(lambda b: issubclass(b.type, LifecycleCallable), eager_only=False)
+        self._create_eager(lambda b: issubclass(b.type, LifecycleProcessor), eager_only=False)
         self._create_eager(lambda b: Decorators.has_decorator(b.type, module))
         self._create_eager(lambda b: True)
 
@@ -240,8 +247,11 @@ class Environment:
         for binding in self._own:
             resolve(binding, self._bindings, self, self._excluded)
 
-    def _create_eager(self, predicate: Callable[[Binding], bool]) -> None:
-        eager = [b for b in self._own if b.provider.is_eager() and b.caches and isinstance(b.type, type) and predicate(b)]
+    def _create_eager(self, predicate: Callable[[Binding], bool], eager_only: bool = True) -> None:
+        eager = [
+            b for b in self._own
+            if (b.provider.is_eager() or not eager_only) and b.caches and isinstance(b.type, type) and predicate(b)
+        ]
         eager.sort(key=lambda b: (order_of(b.type), b.seq))
         for binding in eager:
             binding.instance()

@@ -105,7 +105,15 @@ class MethodDescriptor:
         # hints are read on first use: forward references resolve only once the module is complete
         if self._hints_read:
             return
-        hints = type_hints(self.method)
+        try:
+            hints = type_hints(self.method)
+        except Exception as exc:  # NameError for a hint naming a class the module does not define
+            from warpcall.di._errors import DIRegistrationException
+
+            raise DIRegistrationException(
+                f"cannot read the type hints of {self.qualified()}: {exc}; the container injects by type hint, "
+                "so every hinted type must be importable from the method's module"
+            ) from exc
         signature = inspect.signature(self.method)
         params = []
         for index, param in enumerate(signature.parameters.values()):
