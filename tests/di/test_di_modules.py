@@ -83,3 +83,16 @@ def test_class_condition_met_through_a_base_class() -> None:
     env = Environment(FeatureModule)
     assert isinstance(env.get(MetricsExporter).metrics, Prometheus)
     env.destroy()
+
+
+def test_a_nested_module_is_active_only_when_imported() -> None:
+    from wdi_cases.modules.app import AppModule
+    from wdi_cases.modules.app.extra import ExtraModule, ExtraThing
+
+    env = Environment(AppModule)
+    assert not env.has_provider(ExtraModule)
+    assert not env.has_provider(ExtraThing)
+    env.destroy()
+    nested = Environment(ExtraModule)
+    assert isinstance(nested.get(ExtraThing), ExtraThing)
+    nested.destroy()

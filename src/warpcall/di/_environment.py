@@ -96,6 +96,7 @@ class Environment:
         self._excluded: dict[Any, Condition] = {}
         self._callables: dict[Any, LifecycleCallable] = {}
         self._plans: dict[type, LifecyclePlan] = {}
+        self._modules: set[type] = set()
         self._running = False
         self._destroyed = False
         for callable_ in builtin_callables():
@@ -113,7 +114,7 @@ class Environment:
 
     def _prefixes(self) -> list[str]:
         prefixes: list[str] = [] if self.parent is not None else [_ALWAYS]
-        seen: set[type] = set()
+        seen = self._modules
 
         def load(mod: type, importer: Optional[type]) -> None:
             if mod in seen:
@@ -144,6 +145,9 @@ class Environment:
         for seq, provider in enumerate(Providers.snapshot()):
             if not _belongs(provider.get_module(), prefixes):
                 continue
+            host = provider.get_host()
+            if host not in self._modules and Decorators.has_decorator(host, module):
+                continue  # another module in the package (a demo, a sub-application) is active only when imported
             existing = inherited.get(provider.get_type())
             if isinstance(existing, Binding) and existing.provider is provider:
                 continue  # inherited from the parent (re-bound here when its scope is "environment")
