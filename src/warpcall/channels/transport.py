@@ -25,6 +25,7 @@ delegated to httpx's own transport (``httpx.HTTPTransport`` / ``AsyncHTTPTranspo
 from __future__ import annotations
 
 import asyncio
+import os
 import select
 import socket
 import struct
@@ -121,20 +122,27 @@ def _timeouts(extensions: dict, default: float) -> tuple[float, float, float, fl
     )
 
 
+def _reason(exc: OSError) -> str:
+    """The OS's words for an error, the same whichever API (socket or asyncio) reported it."""
+    if isinstance(exc, socket.gaierror) or not exc.errno:
+        return exc.strerror or str(exc)
+    return os.strerror(exc.errno)
+
+
 def _bad_request(method: str, url: str, exc: ValueError) -> httpx.LocalProtocolError:
     return httpx.LocalProtocolError(f"cannot send {method} {url}: {exc}")
 
 
 def _connect_error(url: str, exc: OSError) -> httpx.ConnectError:
-    return httpx.ConnectError(f"cannot connect to {url}: {exc.strerror or exc}")
+    return httpx.ConnectError(f"cannot connect to {url}: {_reason(exc)}")
 
 
 def _write_error(url: str, exc: OSError) -> httpx.WriteError:
-    return httpx.WriteError(f"sending the request to {url} failed: {exc.strerror or exc}")
+    return httpx.WriteError(f"sending the request to {url} failed: {_reason(exc)}")
 
 
 def _read_error(url: str, exc: OSError) -> httpx.ReadError:
-    return httpx.ReadError(f"reading the response from {url} failed: {exc.strerror or exc}")
+    return httpx.ReadError(f"reading the response from {url} failed: {_reason(exc)}")
 
 
 def _protocol_error(url: str, exc: ValueError) -> httpx.RemoteProtocolError:
@@ -497,7 +505,7 @@ class _AsyncConn:
 
 
 class _LoopPool(dict):
-    """One event loop's connections, by (scheme, host, port), and the watch over its calls awaiting a response.
+    """One event loop's connections by (scheme, host, port), and the watch over its calls awaiting a response.
 
     A single recurring timer per loop checks read timeouts (each receive may wait
     ``read_timeout``, to within ``_WATCH_TICK``), instead of a timer per call.
