@@ -67,6 +67,15 @@ class Inventory:
         return "inventory"
 
 
+@injectable()
+class Warehouse:
+    def load(self) -> str:
+        return "loaded"
+
+    def unload(self) -> str:
+        return "unloaded"
+
+
 class Channel:
     """Stands for the service layer's channel base: advice on customize() must reach every subclass instance."""
 
@@ -139,6 +148,10 @@ class Tracing:
     @around(methods().named("customize").of_type(Channel))
     def customize(self, invocation: Invocation) -> Any:
         return "advised " + invocation.proceed()
+
+    @before(classes().of_type(Warehouse))
+    def every_warehouse_method(self, invocation: Invocation) -> None:
+        LOG.append(f"warehouse {invocation.func.__name__}")
 
     @around(methods().matches(lambda func: func.__name__ == "count"))
     def predicate(self, invocation: Invocation) -> Any:
@@ -222,3 +235,9 @@ def test_unmanaged_instances_are_not_woven(environment: Environment) -> None:
     assert Calculator().add(2, 2) == 4
     assert LOG == ["add"]
 
+
+
+def test_class_pointcut_covers_every_method_of_the_class(environment: Environment) -> None:
+    warehouse = environment.get(Warehouse)
+    assert (warehouse.load(), warehouse.unload()) == ("loaded", "unloaded")
+    assert LOG == ["warehouse load", "warehouse unload"]
