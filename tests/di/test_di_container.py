@@ -143,6 +143,9 @@ class LateProcessor(PostProcessor):
 @injectable()
 @order(-1)
 class EarlyProcessor(PostProcessor):
+    def __init__(self) -> None:
+        pass  # skips PostProcessor.__init__ on purpose: its @order must still count
+
     def process(self, instance: object, environment: Environment) -> None:
         if isinstance(instance, Ticket):
             PROCESSED.append("early")

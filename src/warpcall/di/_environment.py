@@ -311,7 +311,8 @@ class Environment:
             call.call(instance, self)
         if isinstance(instance, LifecycleProcessor):
             self.lifecycle_processors.append(instance)
-            self.lifecycle_processors.sort(key=lambda processor: processor.order)
+            # a subclass that skips LifecycleProcessor.__init__ has no order attribute; its @order still counts
+            self.lifecycle_processors.sort(key=lambda processor: getattr(processor, "order", order_of(type(processor))))
         if not self._running or plan.calls(Lifecycle.ON_DESTROY):
             with self.lock:
                 self.instances.append(instance)
