@@ -140,7 +140,7 @@ cdef class MethodDescriptor:
         cdef list values = list(positional)
         values.extend([_MISSING] * (count - given))
         cdef Py_ssize_t i
-        for key, value in (<dict?>kwargs).items():
+        for key, value in kwargs.items():
             position = self._index.get(key)
             if position is None:
                 raise TypeError(f"{self._label} got an unexpected keyword argument {key!r}")
@@ -183,9 +183,9 @@ cdef class Invocation:
     cdef public tuple args
     cdef public object kwargs
 
-    def __init__(self, MethodDescriptor method, tuple args, kwargs=None):
+    def __init__(self, MethodDescriptor method, args, kwargs=None):
         self.method = method
-        self.args = args
+        self.args = args if type(args) is tuple else tuple(args)
         self.kwargs = kwargs
 
     def positional(self):
@@ -206,9 +206,11 @@ cdef dict _collect_methods(object service_type):
     cdef dict methods = {}
     cdef set seen = set()
     for cls in service_type.__mro__:
-        if cls is object or cls.__dict__.get("__warpcall_root__") is True:
+        own = cls.__dict__
+        # a proxy class's forwarders are not service methods; its service type's methods are
+        if cls is object or own.get("__warpcall_root__") is True or own.get("__warpcall_proxy__") is True:
             continue
-        for name, value in cls.__dict__.items():
+        for name, value in own.items():
             if name.startswith("_") or name in seen:
                 continue
             # the most derived definition wins, even when it is not a function (it hides the method)

@@ -456,6 +456,21 @@ def test_each_proxy_calls_its_own_channel(core) -> None:
     assert len(one.calls) == len(two.calls) == 1
 
 
+def test_proxy_methods_carry_the_service_method_names(core) -> None:
+    proxy = core.proxy.make_proxy(Greeter, Recorder())
+    assert proxy.hello.__name__ == "hello"
+    assert proxy.hello_async.__qualname__ == "Greeter.hello_async"
+    # the proxy class's forwarders are not mistaken for service methods
+    assert set(core.proxy.service_methods(type(proxy))) == set(core.proxy.service_methods(Greeter))
+
+
+def test_invocation_args_are_a_tuple(core) -> None:
+    desc = core.proxy.MethodDescriptor.from_function(Greeter.hello)
+    invocation = core.proxy.Invocation(desc, ["ann"])
+    assert invocation.args == ("ann",)
+    assert invocation.kwargs is None
+
+
 def test_calls_through_the_class_forward_to_the_channel(core) -> None:
     channel = Recorder()
     proxy = core.proxy.make_proxy(LoudGreeter, channel)

@@ -179,7 +179,7 @@ class Invocation:
 
     def __init__(self, method: MethodDescriptor, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> None:
         self.method = method
-        self.args = args
+        self.args = args if type(args) is tuple else tuple(args)
         self.kwargs = kwargs
 
     def positional(self) -> tuple[Any, ...]:
@@ -200,9 +200,11 @@ def _collect_methods(service_type: type) -> dict[str, MethodDescriptor]:
     methods: dict[str, MethodDescriptor] = {}
     seen: set[str] = set()
     for cls in service_type.__mro__:
-        if cls is object or cls.__dict__.get("__warpcall_root__") is True:
+        own = cls.__dict__
+        # a proxy class's forwarders are not service methods; its service type's methods are
+        if cls is object or own.get("__warpcall_root__") is True or own.get("__warpcall_proxy__") is True:
             continue
-        for name, value in cls.__dict__.items():
+        for name, value in own.items():
             if name.startswith("_") or name in seen:
                 continue
             # the most derived definition wins, even when it is not a function (it hides the method)
