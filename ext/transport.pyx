@@ -9,8 +9,9 @@ MAX_LINE = 8192
 
 _NO_UPGRADE = "unexpected 101 Switching Protocols: this client does not upgrade connections"
 
-DEF C_MAX_HEAD = 65536
-DEF C_MAX_LINE = 8192
+cdef enum:
+    C_MAX_HEAD = 65536
+    C_MAX_LINE = 8192
 
 cdef enum:
     S_HEAD = 0
