@@ -158,6 +158,29 @@ class Tracing:
         return invocation.proceed() * 10
 
 
+@injectable()
+class Greeter:
+    def greet(self) -> str:
+        return "hi"
+
+
+@advice
+@injectable()
+class AdviceBelowInjectable:
+    @around(methods().named("greet").of_type(Greeter))
+    def wrap(self, invocation: Invocation) -> Any:
+        return "[" + invocation.proceed() + "]"
+
+
+@injectable()
+@advice
+class AdviceAboveInjectable:
+    @around(methods().named("greet").of_type(Greeter))
+    @order(5)
+    def wrap(self, invocation: Invocation) -> Any:
+        return "(" + invocation.proceed() + ")"
+
+
 @module()
 class AopModule:
     pass
@@ -241,3 +264,8 @@ def test_class_pointcut_covers_every_method_of_the_class(environment: Environmen
     warehouse = environment.get(Warehouse)
     assert (warehouse.load(), warehouse.unload()) == ("loaded", "unloaded")
     assert LOG == ["warehouse load", "warehouse unload"]
+
+
+def test_advice_registers_alone_or_with_injectable_in_either_order(environment: Environment) -> None:
+    assert environment.get(Greeter).greet() == "[(hi)]"
+    assert environment.has_provider(AdviceBelowInjectable) and environment.has_provider(AdviceAboveInjectable)

@@ -96,3 +96,12 @@ def test_a_nested_module_is_active_only_when_imported() -> None:
     nested = Environment(ExtraModule)
     assert isinstance(nested.get(ExtraThing), ExtraThing)
     nested.destroy()
+
+
+def test_get_of_a_class_left_out_by_its_condition_says_why() -> None:
+    from warpcall.di import UnmetConditionException
+
+    env = Environment(FeatureModule)
+    with pytest.raises(UnmetConditionException, match="requires_feature\\('dev'\\) is not met: pass features=\\['dev'\\]"):
+        env.get(DevTools)
+    env.destroy()
