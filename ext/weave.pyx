@@ -78,13 +78,14 @@ cdef class Invocation:
         cdef Py_ssize_t index = self._index
         if plan is None:
             raise _no_chain_error(self.func.__qualname__)
-        self._index = index + 1
-        try:
-            if index < plan._around_count:
-                return (<object>PyTuple_GET_ITEM(plan.arounds, index))(self)
+        if index >= plan._around_count:
             if self.kwargs:
                 return self.func(*self.args, **self.kwargs)
             return self.func(*self.args)
+        # the index is restored afterwards so that an around may proceed more than once
+        self._index = index + 1
+        try:
+            return (<object>PyTuple_GET_ITEM(plan.arounds, index))(self)
         finally:
             self._index = index
 

@@ -51,11 +51,12 @@ class Invocation:
             raise _no_chain_error(self.func.__qualname__)
         index = self._index
         arounds = plan.arounds
+        if index >= len(arounds):
+            return self.func(*self.args, **self.kwargs)
+        # the index is restored afterwards so that an around may proceed more than once
         self._index = index + 1
         try:
-            if index < len(arounds):
-                return arounds[index](self)
-            return self.func(*self.args, **self.kwargs)
+            return arounds[index](self)
         finally:
             self._index = index
 
