@@ -57,9 +57,10 @@ from warpcall.di._providers import (
 from warpcall.di._reflection import DecoratorDescriptor, Decorators, MethodDescriptor, TypeDescriptor
 from warpcall.di._scopes import EnvironmentScope, RequestScope, Scope, SingletonScope, ThreadScope, scope
 
-# the subpackages register the configuration manager and the weaver; import them so every environment has both
+# the subpackages register the weaver, the configuration manager and @synchronized; every environment has them
 from warpcall.di import aop as _aop  # noqa: E402,F401  isort: skip
 from warpcall.di import configuration as _configuration  # noqa: E402,F401  isort: skip
+from warpcall.di import threading as _threading  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "AOPException",
