@@ -34,6 +34,7 @@ from warpcall import (
     implementation,
     service,
 )
+from warpcall import MarshalException, UnknownMethodException, _core
 from warpcall.di import Environment, create, module
 
 CHANNELS = ["dispatch-json", "dispatch-msgpack", "dispatch-protobuf"]
@@ -313,12 +314,24 @@ def test_get_on_invoke_is_rejected(server):
     assert response.status_code == 405
 
 
-def test_caller_errors_raise_their_exception_type_through_the_proxy(server, manager):
+def test_arguments_that_do_not_fit_fail_before_sending(manager):
     orders = manager.get_service(OrderService, "dispatch-msgpack")
-    from warpcall import InvalidArgumentsException
-
-    with pytest.raises(InvalidArgumentsException, match="shop:orders:hello"):
+    with pytest.raises(MarshalException, match="shop:orders:hello: argument 'name': .*expected str, got int"):
         orders.hello(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_caller_errors_raise_their_exception_type_through_the_channel(manager, channel):
+    """A server rejecting a call (here: a method it does not declare) raises the caller-side exception type."""
+    manager.get_service(OrderService, channel)
+    http_channel = manager._channels[("shop", channel)]
+
+    def vanished(self: Any, name: str) -> str: ...
+
+    descriptor = _core.proxy.MethodDescriptor.from_function(vanished)
+    descriptor.qualified = "shop:orders:vanished"
+    with pytest.raises(UnknownMethodException, match="no registered service declares 'shop:orders:vanished'"):
+        http_channel.invoke(_core.proxy.Invocation(descriptor, ("x",), None))
 
 
 def free_port() -> int:

@@ -232,14 +232,24 @@ def test_customize_runs_once_per_channel_and_advice_sees_it(manager):
     assert channel.selector.urls == ("memory://far",)
 
 
-def test_preferred_channel_of_a_local_component_can_be_remote(manager):
+@pytest.fixture
+def started(manager):
+    """The local component started and registered, exposing the 'recording' channel."""
+    manager.startup(port=4711)
+    yield manager
+    manager.shutdown()
+
+
+def test_preferred_channel_of_a_local_component_can_be_remote(started):
+    manager = started
     counter = manager.get_service(CounterService, "recording")
     assert not isinstance(counter, CounterServiceImpl)
     assert counter.add(1, 2) == "sync:add:(1, 2)"
     assert counter.add(1) == "sync:add:(1, 1)"
 
 
-def test_global_preferred_channel(manager):
+def test_global_preferred_channel(started):
+    manager = started
     manager.set_preferred_channel("recording")
     try:
         assert manager.get_service(NameService).upper("x") == "sync:upper:('x',)"

@@ -19,6 +19,7 @@ from warpcall.exceptions import (
     InvalidArgumentsException,
     InvalidTokenException,
     MalformedRequestException,
+    MarshalException,
     MissingTokenException,
     ProtocolException,
     RemoteServiceException,
@@ -57,10 +58,11 @@ CALLER_ERRORS: dict[str, type[ServiceException]] = {
 class DispatchPlan:
     """Per service method: the marshalling a dispatch call needs, built on the method's first call."""
 
-    __slots__ = ("qualified", "dumpers", "load_result")
+    __slots__ = ("qualified", "names", "dumpers", "load_result")
 
     def __init__(self, method: Any) -> None:
         self.qualified: str = method.qualified
+        self.names: tuple[str, ...] = method.param_names
         self.dumpers = tuple(_core.marshal.plan_for(tp).dump for tp in method.param_types)
         self.load_result: Callable[[Any], Any] = _core.marshal.plan_for(method.return_type).load
 
@@ -73,8 +75,19 @@ class DispatchPlan:
         return plan
 
     def dump_args(self, args: tuple[Any, ...]) -> list[Any]:
-        """Arguments as primitive trees, in declared order."""
-        return [dump(arg) for dump, arg in zip(self.dumpers, args)]
+        """Arguments as primitive trees, in declared order; MarshalException naming the argument that does not fit."""
+        try:
+            return [dump(arg) for dump, arg in zip(self.dumpers, args)]
+        except MarshalException as exc:
+            raise MarshalException(f"{self.qualified}: argument '{self._culprit(args)}': {exc}") from None
+
+    def _culprit(self, args: tuple[Any, ...]) -> str:
+        for name, dump, arg in zip(self.names, self.dumpers, args):
+            try:
+                dump(arg)
+            except MarshalException:
+                return name
+        return "?"
 
 
 def positional_args(invocation: Any) -> tuple[Any, ...]:
