@@ -310,9 +310,12 @@ class Environment:
         for call in plan.calls(Lifecycle.ON_INIT):
             call.call(instance, self)
         if isinstance(instance, LifecycleProcessor):
-            self.lifecycle_processors.append(instance)
-            # a subclass that skips LifecycleProcessor.__init__ has no order attribute; its @order still counts
-            self.lifecycle_processors.sort(key=lambda processor: getattr(processor, "order", order_of(type(processor))))
+            # replaced, not mutated, so that threads iterating the old list are not disturbed; a subclass
+            # that skips LifecycleProcessor.__init__ has no order attribute, but its @order still counts
+            self.lifecycle_processors = sorted(
+                [*self.lifecycle_processors, instance],
+                key=lambda processor: getattr(processor, "order", order_of(type(processor))),
+            )
         if not self._running or plan.calls(Lifecycle.ON_DESTROY):
             with self.lock:
                 self.instances.append(instance)
