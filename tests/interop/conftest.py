@@ -95,7 +95,7 @@ def unavailable(reason: str) -> None:
 
 @contextlib.contextmanager
 def venv_lock(venv: Path) -> Iterator[None]:
-    """Serialize venv creation between concurrent pytest runs (POSIX; elsewhere runs are trusted not to race)."""
+    """Serialize venv creation between concurrent pytest runs (POSIX only; elsewhere runs must not race)."""
     venv.parent.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
@@ -111,7 +111,7 @@ def venv_lock(venv: Path) -> Iterator[None]:
 
 
 def build_venv(venv: Path) -> None:
-    """Create ``venv`` and pip-install aspyx-service into it; skip or fail (see ``unavailable``) when offline."""
+    """Create ``venv`` and pip-install aspyx-service into it; when offline, see ``unavailable``."""
     python = venv_python(venv)
     shutil.rmtree(venv, ignore_errors=True)
     try:
@@ -129,7 +129,9 @@ def build_venv(venv: Path) -> None:
         "--timeout", "30", "--retries", "2", f"aspyx-service=={ASPYX_SERVICE_VERSION}",
     ]
     try:
-        installed = subprocess.run(command, env=isolated_env(), capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
+        installed = subprocess.run(
+            command, env=isolated_env(), capture_output=True, text=True, timeout=INSTALL_TIMEOUT
+        )
     except subprocess.TimeoutExpired:
         shutil.rmtree(venv, ignore_errors=True)
         unavailable(f"pip install did not finish within {INSTALL_TIMEOUT:.0f} s (no or slow network?)")
@@ -236,8 +238,10 @@ def aspyx_server(aspyx_python: Path, tmp_path_factory: pytest.TempPathFactory) -
     assert server.process is not None and server.process.returncode is not None
 
 
-def run_script(python: Path, script: str, *args: str, timeout: float = CLIENT_TIMEOUT) -> tuple[int, str, str]:
-    """Run an ``aspyx_side`` script to completion (killed at ``timeout``); returns exit code, stdout, stderr."""
+def run_script(
+    python: Path, script: str, *args: str, timeout: float = CLIENT_TIMEOUT
+) -> tuple[int, str, str]:
+    """Run an ``aspyx_side`` script to completion (killed at ``timeout``): exit code, stdout, stderr."""
     try:
         done = subprocess.run(
             [str(python), str(ASPYX_SIDE / script), *args],
@@ -245,7 +249,8 @@ def run_script(python: Path, script: str, *args: str, timeout: float = CLIENT_TI
             timeout=timeout,
         )
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{script} {' '.join(args)} did not finish within {timeout:.0f} s; stderr:\n{exc.stderr!r}")
+        command = " ".join([script, *args])
+        pytest.fail(f"{command} did not finish within {timeout:.0f} s; stderr:\n{exc.stderr!r}")
     return done.returncode, done.stdout, done.stderr
 
 

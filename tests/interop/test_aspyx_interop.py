@@ -26,7 +26,6 @@ from warpcall import (
     LocalComponentRegistry,
     RemoteServiceException,
     Service,
-    ServiceCommunicationException,
     ServiceManager,
     ServiceModule,
     component,
@@ -153,7 +152,9 @@ class InteropClientModule:
 
 
 #: what aspyx_side/client.py sends
-ASPYX_PARCEL = Parcel(id=7, weight=2.5, fragile=True, label="books", tags=["a", "ü"], items=[Item(sku="b-1", quantity=3)])
+ASPYX_PARCEL = Parcel(
+    id=7, weight=2.5, fragile=True, label="books", tags=["a", "ü"], items=[Item(sku="b-1", quantity=3)]
+)
 ASPYX_CUSTOMER = Customer(
     name="ada", vip=False, score=3.25, tags=["early"], address=Address(street="1 Loop Rd", city="Lisbon")
 )
@@ -167,28 +168,20 @@ PARCEL = Parcel(
     items=[Item(sku="t-9", quantity=2), Item(sku="t-10", quantity=5)],
     note="handle with care",
 )
-CUSTOMER = Customer(name="grace", vip=False, score=9.5, tags=[], address=Address(street="2 Ring St", city="Oslo"))
-
-#: a process that only calls a component (hosts none of it) sends {"method": "hello"}: the proxy's method
-#: descriptors are qualified as component:service:method only once ServiceDescriptor.methods has been read,
-#: which only a server exposing the service does; aspyx answers the bare name with HTTP 500 (IndexError)
-UNQUALIFIED_METHOD_FROM_CLIENT_ONLY_PROCESS = pytest.mark.xfail(
-    strict=True,
-    raises=ServiceCommunicationException,
-    reason="a client-only warpcall process sends the bare method name ('hello') instead of "
-    "'interop:parcels:hello': ServiceManager builds the proxy from _core.proxy.service_methods() without reading "
-    "ServiceDescriptor.methods, which is what sets MethodDescriptor.qualified",
+CUSTOMER = Customer(
+    name="grace", vip=False, score=9.5, tags=[], address=Address(street="2 Ring St", city="Oslo")
 )
 
 #: warpcall's endpoint answers an implementation's exception with HTTP 500; aspyx clients raise_for_status()
-#: before reading the envelope, so they raise AuthorizationException (json) or ServiceException (msgpack) saying
-#: only "Server error '500 Internal Server Error'"; aspyx-service itself answers 200 with the exception in the envelope
+#: before reading the envelope, so they raise AuthorizationException (json) or ServiceException (msgpack)
+#: saying only "Server error '500 Internal Server Error'"; aspyx-service itself answers 200 with the
+#: exception in the envelope
 HTTP_500_ON_REMOTE_EXCEPTION = pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
     reason="warpcall's DispatchEndpoint answers an implementation's exception with HTTP 500; aspyx-service "
-    "clients call raise_for_status() and raise AuthorizationException/ServiceException without the remote message. "
-    "aspyx-service answers 200 with the exception in the envelope.",
+    "clients call raise_for_status() and raise AuthorizationException/ServiceException without the remote "
+    "message. aspyx-service answers 200 with the exception in the envelope.",
 )
 
 
@@ -210,7 +203,6 @@ def warpcall_client(aspyx_server: Any) -> Iterator[ServiceManager]:
         environment.destroy()
 
 
-@UNQUALIFIED_METHOD_FROM_CLIENT_ONLY_PROCESS
 @pytest.mark.parametrize("channel", CHANNELS)
 def test_warpcall_client_calls_aspyx_server(warpcall_client: ServiceManager, channel: str) -> None:
     parcels = warpcall_client.get_service(ParcelService, channel)
@@ -226,9 +218,10 @@ def test_warpcall_client_calls_aspyx_server(warpcall_client: ServiceManager, cha
     assert isinstance(customer, Customer) and isinstance(customer.address, Address)
 
 
-@UNQUALIFIED_METHOD_FROM_CLIENT_ONLY_PROCESS
 @pytest.mark.parametrize("channel", CHANNELS)
-def test_warpcall_client_gets_remote_exception_from_aspyx_server(warpcall_client: ServiceManager, channel: str) -> None:
+def test_warpcall_client_gets_remote_exception_from_aspyx_server(
+    warpcall_client: ServiceManager, channel: str
+) -> None:
     parcels = warpcall_client.get_service(ParcelService, channel)
 
     with pytest.raises(RemoteServiceException) as info:
@@ -283,7 +276,9 @@ def test_aspyx_client_calls_warpcall_server(aspyx_report: dict[str, Any], channe
 
 @HTTP_500_ON_REMOTE_EXCEPTION
 @pytest.mark.parametrize("channel", CHANNELS)
-def test_aspyx_client_gets_remote_exception_from_warpcall_server(aspyx_report: dict[str, Any], channel: str) -> None:
+def test_aspyx_client_gets_remote_exception_from_warpcall_server(
+    aspyx_report: dict[str, Any], channel: str
+) -> None:
     failed = aspyx_report[channel]["fail"]
 
     assert failed["ok"] is False

@@ -11,7 +11,14 @@ import sys
 from typing import Any, Callable
 
 from aspyx.di import Environment, create, module
-from aspyx_service import ChannelInstances, ComponentRegistry, RemoteServiceException, ServiceManager, ServiceModule, SessionManager
+from aspyx_service import (
+    ChannelInstances,
+    ComponentRegistry,
+    RemoteServiceException,
+    ServiceManager,
+    ServiceModule,
+    SessionManager,
+)
 from contract import CHANNELS, Address, Customer, Item, Parcel, ParcelService
 
 CALL_TIMEOUT = 10.0

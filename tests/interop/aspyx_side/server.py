@@ -11,12 +11,25 @@ import time
 from fastapi import FastAPI
 
 from aspyx.di import create, module
-from aspyx_service import AbstractComponent, ChannelAddress, ComponentRegistry, FastAPIServer, ServiceManager, ServiceModule, SessionManager, implementation
+from aspyx_service import (
+    AbstractComponent,
+    ChannelAddress,
+    ComponentRegistry,
+    FastAPIServer,
+    ServiceManager,
+    ServiceModule,
+    SessionManager,
+    implementation,
+)
 from aspyx_service.service import LocalComponentRegistry
 from contract import CHANNELS, Address, Customer, InteropComponent, Item, Parcel, ParcelService
 
 SIDE = "aspyx"
 STARTUP_TIMEOUT = 20.0
+
+
+def stamp(parcel: Parcel) -> Item:
+    return Item(sku=f"stamp-{len(parcel.items)}", quantity=parcel.items[0].quantity + 1)
 
 
 @implementation()
@@ -31,7 +44,7 @@ class ParcelServiceImpl(ParcelService):
             fragile=not parcel.fragile,
             label=parcel.label.upper(),
             tags=[*parcel.tags, "weighed"],
-            items=[*parcel.items, Item(sku=f"stamp-{len(parcel.items)}", quantity=parcel.items[0].quantity + 1)],
+            items=[*parcel.items, stamp(parcel)],
             note=f"weighed by {SIDE}",
         )
 
