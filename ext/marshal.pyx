@@ -343,13 +343,15 @@ cdef class UnionPlan(TypePlan):
     cdef dict load_exact
     cdef dict dump_exact
     cdef tuple others
+    cdef tuple subclassed  # primitive members, tried last on dump only (StrEnum/IntEnum values)
 
-    def __init__(self, tp, bint none_ok, dict load_exact, dict dump_exact, tuple others):
+    def __init__(self, tp, bint none_ok, dict load_exact, dict dump_exact, tuple others, tuple subclassed):
         TypePlan.__init__(self, tp)
         self.none_ok = none_ok
         self.load_exact = load_exact
         self.dump_exact = dump_exact
         self.others = others
+        self.subclassed = subclassed
 
     cdef object _dump(self, object value):
         cdef TypePlan plan
@@ -364,6 +366,11 @@ cdef class UnionPlan(TypePlan):
                 return plan._dump(value)
             except Fail as fail:
                 attempts.append((plan.name, fail))
+        for plan in self.subclassed:
+            try:
+                return plan._dump(value)
+            except Fail:
+                continue
         raise union_mismatch(self.name, value, attempts)
 
     cdef object _load(self, object data):

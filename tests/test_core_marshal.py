@@ -381,6 +381,10 @@ def test_unions_try_exact_primitives_first_then_declaration_order(core):
         either.load({"sku": "a", "i": 1, "f": "x", "b": True, "s": "x"})
     with pytest.raises(MarshalException, match=r"^int \| str: expected int \| str, got bool$"):
         m.plan_for(int | str).load(True)
+    with pytest.raises(MarshalException, match=r"^int \| str: expected int \| str, got bool$"):
+        m.plan_for(int | str).dump(True)
+    assert m.plan_for(int | str).dump(Level.HIGH) == 2 and type(m.plan_for(int | str).dump(Level.HIGH)) is int
+    assert type(m.plan_for(int | None | str).dump(Mood.CALM)) is str
     with pytest.raises(MarshalException, match=r"^int \| None: expected int, got str$"):
         m.plan_for(int | None).load("x")
 

@@ -367,16 +367,21 @@ class OptionalPlan(TypePlan):
 
 
 class UnionPlan(TypePlan):
-    """Members are chosen by exact runtime type first, then tried in declaration order."""
+    """Members are chosen by exact runtime type first, then tried in declaration order.
+
+    ``subclassed`` are the primitive members, tried last on dump only, so that a str or int
+    subclass (a StrEnum or IntEnum member) dumps as its primitive; load stays exact.
+    """
 
     def __init__(
-        self, tp: Any, none_ok: bool, load_exact: dict, dump_exact: dict, others: tuple
+        self, tp: Any, none_ok: bool, load_exact: dict, dump_exact: dict, others: tuple, subclassed: tuple
     ) -> None:
         super().__init__(tp)
         self.none_ok = none_ok
         self.load_exact = load_exact
         self.dump_exact = dump_exact
         self.others = others
+        self.subclassed = subclassed
 
     def _dump(self, value: Any) -> Any:
         if value is None and self.none_ok:
@@ -390,6 +395,11 @@ class UnionPlan(TypePlan):
                 return plan._dump(value)
             except Fail as fail:
                 attempts.append((plan.name, fail))
+        for plan in self.subclassed:
+            try:
+                return plan._dump(value)
+            except Fail:
+                continue
         raise union_mismatch(self.name, value, attempts)
 
     def _load(self, data: Any) -> Any:
@@ -888,10 +898,11 @@ class PlanBuilder:
             if isinstance(bare, type) and get_origin(member) is None and bare not in (object,):
                 dump_exact.setdefault(bare, plan)  # classes: dataclasses, models, enums, datetime, ...
             others.append(plan)
+        subclassed = tuple(plan for bare, plan in load_exact.items() if bare in (str, int, float))
         if float in load_exact and int not in load_exact:
             load_exact[int] = load_exact[float]
             dump_exact[int] = dump_exact[float]
-        return k.UnionPlan(tp, none_ok, load_exact, dump_exact, tuple(others))
+        return k.UnionPlan(tp, none_ok, load_exact, dump_exact, tuple(others), subclassed)
 
     def _dataclass(self, tp: Any, cls: type, where: str) -> Any:
         plan = self.kinds.DataclassPlan(tp)
