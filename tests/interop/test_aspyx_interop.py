@@ -172,10 +172,8 @@ CUSTOMER = Customer(
     name="grace", vip=False, score=9.5, tags=[], address=Address(street="2 Ring St", city="Oslo")
 )
 
-#: warpcall's endpoint answers an implementation's exception with HTTP 500; aspyx clients raise_for_status()
-#: before reading the envelope, so they raise AuthorizationException (json) or ServiceException (msgpack)
-#: saying only "Server error '500 Internal Server Error'"; aspyx-service itself answers 200 with the
-#: exception in the envelope
+#: aspyx clients call raise_for_status() before reading the envelope: on warpcall's HTTP 500 they raise
+#: AuthorizationException (json) or ServiceException (msgpack) saying only "Server error '500 ...'"
 HTTP_500_ON_REMOTE_EXCEPTION = pytest.mark.xfail(
     strict=True,
     raises=AssertionError,
