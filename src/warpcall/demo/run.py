@@ -55,7 +55,8 @@ def _format(seconds: float) -> str:
 
 def _start_server() -> tuple[subprocess.Popen[str], str]:
     child = subprocess.Popen(
-        [sys.executable, "-m", "warpcall.demo.server"],
+        # imported by name, not run as __main__, so its module class lives in the warpcall.demo package
+        [sys.executable, "-c", "from warpcall.demo.server import main; main()"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -1,4 +1,4 @@
-"""The demo's server process: ``python -m warpcall.demo.server`` serves the demo component on 127.0.0.1.
+"""The demo's server process: ``main()`` serves the demo component on 127.0.0.1.
 
 It prints ``READY <url>`` once it is registered and serving, and stops
 cleanly (deregistering) when its standard input closes or it gets SIGTERM.
@@ -41,7 +41,3 @@ def main() -> None:
         stop.wait()
     finally:
         environment.destroy()
-
-
-if __name__ == "__main__":
-    main()

@@ -67,15 +67,21 @@ def _import_package(name: str) -> None:
         return
     _imported.add(name)
     package = sys.modules.get(name) or importlib.import_module(name)
-    if not hasattr(package, "__path__"):
+    if not hasattr(package, "__path__") or getattr(package, "__warpcall_scan__", True) is False:
         return
+    # a subpackage setting __warpcall_scan__ = False (e.g. warpcall.demo) is only imported on request
+    skipped: list[str] = []
     for info in pkgutil.walk_packages(package.__path__, prefix=name + ".", onerror=lambda _: None):
-        if info.name in sys.modules:
+        if any(info.name.startswith(prefix) for prefix in skipped):
             continue
-        try:
-            importlib.import_module(info.name)
-        except Exception as exc:  # a module that cannot import provides nothing; say so in the log
-            Environment.logger.info("skipping %s: it does not import (%s)", info.name, exc)
+        if info.name not in sys.modules:
+            try:
+                importlib.import_module(info.name)
+            except Exception as exc:  # a module that cannot import provides nothing; say so in the log
+                Environment.logger.info("skipping %s: it does not import (%s)", info.name, exc)
+                continue
+        if info.ispkg and getattr(sys.modules.get(info.name), "__warpcall_scan__", True) is False:
+            skipped.append(info.name + ".")
 
 
 class Environment:
