@@ -105,3 +105,17 @@ def test_get_of_a_class_left_out_by_its_condition_says_why() -> None:
     with pytest.raises(UnmetConditionException, match="requires_feature\\('dev'\\) is not met: pass features=\\['dev'\\]"):
         env.get(DevTools)
     env.destroy()
+
+
+def test_scanning_imports_the_package_but_skips_opted_out_subpackages() -> None:
+    import sys
+
+    from wdi_cases.scan import ScanModule
+
+    env = Environment(ScanModule)
+    assert "wdi_cases.scan.visible" in sys.modules
+    assert "wdi_cases.scan.hidden.impl" not in sys.modules
+    from wdi_cases.scan.visible import Visible
+
+    assert env.has_provider(Visible)
+    env.destroy()

@@ -1,0 +1,7 @@
+"""A module whose package holds a subpackage that opts out of scanning."""
+from warpcall.di import module
+
+
+@module()
+class ScanModule:
+    pass

@@ -1,0 +1,6 @@
+from warpcall.di import injectable
+
+
+@injectable()
+class Visible:
+    pass
