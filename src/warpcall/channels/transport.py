@@ -179,18 +179,17 @@ else:
 class _Conn:
     """One kept-alive blocking socket of the sync client."""
 
-    __slots__ = ("sock", "_poll", "timeout", "generation", "__weakref__")
+    __slots__ = ("sock", "poll", "timeout", "generation", "__weakref__")
 
     def __init__(self, sock: socket.socket, generation: int) -> None:
         self.sock = sock
-        self._poll = select.poll()
-        self._poll.register(sock, select.POLLIN)
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        #: ``poll(0)`` is empty while the connection is fit for reuse: an idle connection
+        #: must have nothing to read, data or EOF there means the server gave up on it
+        self.poll = poller.poll
         self.timeout = -1.0
         self.generation = generation
-
-    def reusable(self) -> bool:
-        """An idle connection must have nothing to read: data or EOF there means the server gave up on it."""
-        return not self._poll.poll(0)
 
     def set_timeout(self, timeout: float) -> None:
         if timeout != self.timeout:
@@ -217,7 +216,8 @@ def _open(target: _Target, url: str, timeout: float, generation: int) -> _Conn:
 
 def _send(conn: _Conn, data: bytes, timeout: float, url: str, reused: bool) -> bool:
     """Send the request; False when a reused connection failed before any byte went out."""
-    conn.set_timeout(timeout)
+    if conn.timeout != timeout:
+        conn.set_timeout(timeout)
     sock = conn.sock
     sent = 0
     try:
@@ -296,15 +296,13 @@ class HTTPClient:
         except ValueError as exc:
             raise _bad_request(method, url, exc) from None
         try:
-            idle = self._local.pool.get(target.key)
-        except AttributeError:
-            idle = None
-        if idle is None:
-            idle = self._pool()[target.key] = []
+            idle = self._local.pool[target.key]
+        except (AttributeError, KeyError):
+            idle = self._pool().setdefault(target.key, [])
         conn = None
         while idle:
             candidate = idle.pop()
-            if candidate.reusable():
+            if not candidate.poll(0):
                 conn = candidate
                 break
             candidate.close()
@@ -315,11 +313,10 @@ class HTTPClient:
             # the server dropped the pooled connection and nothing was sent: a new one is safe
             conn = _open(target, url, connect_t, self._generation)
             _send(conn, data, write_t, url, reused=False)
-        sock = conn.sock
         if read_t != write_t:
             conn.set_timeout(read_t)
         parser = _core.transport.ResponseParser(self.max_body, method == "HEAD")
-        recv = sock.recv
+        recv = conn.sock.recv
         try:
             while not parser.feed(recv(_READ_SIZE)):
                 pass
