@@ -650,6 +650,8 @@ cdef class DataclassPlan(TypePlan):
                 obj = self._construct(values)
             if self.post_init and self.direct:
                 obj.__post_init__()
+        except ValidationError as exc:  # a pydantic dataclass validating in __init__
+            raise pydantic_failure(exc) from None
         except Exception as exc:
             raise Fail(f"constructor raised {type(exc).__name__}: {exc}") from None
         return obj

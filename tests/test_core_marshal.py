@@ -15,7 +15,8 @@ from uuid import UUID
 
 import msgpack
 import pytest
-from pydantic import BaseModel, Field, HttpUrl
+from pydantic import BaseModel, Field, HttpUrl, field_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from warpcall._core import load_variant
 from warpcall.exceptions import MarshalException
@@ -463,6 +464,28 @@ def test_newtype_annotated_and_types_only_pydantic_knows(core):
     value = Link(url="https://example.com/", owner=UserId(7))
     assert link.dump(value) == {"url": "https://example.com/", "owner": 7}
     assert link.load(link.dump(value)) == value
+
+
+@pydantic_dataclass
+class Checked:
+    name: str
+    when: datetime
+
+    @field_validator("name")
+    @classmethod
+    def not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("name must not be blank")
+        return value
+
+
+def test_pydantic_dataclass_runs_its_validators(core):
+    plan = core.marshal.plan_for(Checked)
+    value = Checked("ann", datetime(2024, 1, 1))
+    assert plan.dump(value) == {"name": "ann", "when": "2024-01-01T00:00:00"}
+    assert plan.load(plan.dump(value)) == value
+    with pytest.raises(MarshalException, match=r"^Checked\.name: Value error, name must not be blank, got str$"):
+        plan.load({"name": " ", "when": "2024-01-01T00:00:00"})
 
 
 class Opaque:

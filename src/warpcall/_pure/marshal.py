@@ -625,6 +625,8 @@ class DataclassPlan(TypePlan):
             if self.post_init:
                 obj.__post_init__()
             return obj
+        except ValidationError as exc:  # a pydantic dataclass validating in __init__
+            raise pydantic_failure(exc) from None
         except Exception as exc:
             raise Fail(f"constructor raised {type(exc).__name__}: {exc}") from None
 
@@ -920,7 +922,12 @@ class PlanBuilder:
             f._field_type is dataclasses._FIELD_INITVAR  # type: ignore[attr-defined]
             for f in cls.__dataclass_fields__.values()
         )
-        direct = cls.__dataclass_params__.init and not init_vars and cls.__new__ is object.__new__
+        direct = (
+            cls.__dataclass_params__.init
+            and not init_vars
+            and cls.__new__ is object.__new__
+            and not hasattr(cls, "__pydantic_validator__")  # pydantic dataclasses validate in __init__
+        )
         has_dict = cls.__dictoffset__ != 0
         plan.setup(cls, fields, has_dict, hasattr(cls, "__post_init__"), bool(direct))
         return plan
