@@ -1,4 +1,4 @@
-"""Health checks: declared with decorators, run concurrently by HealthCheckManager, combined into one status."""
+"""Health checks: declared with decorators, run concurrently by HealthCheckManager, combined in one status."""
 
 from __future__ import annotations
 
@@ -64,7 +64,11 @@ def test_overall_status_is_the_worst_check_and_serializes_to_json(environment: E
     as_dict = health.to_dict()
     assert as_dict["status"] == "WARNING"
     by_name = {check["name"]: check for check in as_dict["checks"]}
-    assert by_name["database"] == {**by_name["database"], "status": "WARNING", "details": "replica lagging by 3 s"}
+    assert by_name["database"] == {
+        **by_name["database"],
+        "status": "WARNING",
+        "details": "replica lagging by 3 s",
+    }
     assert by_name["disk"]["status"] == "OK" and by_name["disk"]["details"] == ""
     assert all(isinstance(check["duration"], float) and check["duration"] >= 0 for check in as_dict["checks"])
     # WARNING still serves traffic: 200; ERROR does not: 503
@@ -104,7 +108,10 @@ def test_a_raising_check_is_error_with_the_exception_as_details() -> None:
 
     health = asyncio.run(make_manager(Broken()).check())
     assert health.status is HealthStatus.ERROR
-    assert result_of(health, "cache").details == "ConnectionError: redis at 127.0.0.1:6379 refused the connection"
+    assert (
+        result_of(health, "cache").details
+        == "ConnectionError: redis at 127.0.0.1:6379 refused the connection"
+    )
 
 
 def test_checks_run_concurrently() -> None:

@@ -1,4 +1,4 @@
-"""Health checks: ``@health_checks()`` classes with ``@health_check(...)`` methods, run by ``HealthCheckManager``.
+"""Health checks: ``@health_check(...)`` methods of ``@health_checks()`` classes, run by HealthCheckManager.
 
 A check is a method ``(self, result: HealthCheckManager.Result)``, plain or
 ``async def``. It reports by calling ``result.set_status(status, details)``;
@@ -111,9 +111,11 @@ class HealthCheckManager:
             return {"status": str(self.status), "checks": [result.to_dict() for result in self.results]}
 
     class Check:
-        """One registered check: the bound method and its settings, its cached result and any run in progress."""
+        """One registered check: bound method, settings, cached result and the run in progress."""
 
-        def __init__(self, name: str, method: Callable[..., Any], cache: float, fail_if_slower_than: float) -> None:
+        def __init__(
+            self, name: str, method: Callable[..., Any], cache: float, fail_if_slower_than: float
+        ) -> None:
             self.name = name
             self.method = method
             self.is_async = asyncio.iscoroutinefunction(method)
@@ -151,12 +153,13 @@ class HealthCheckManager:
                     await self.method(result)
                 else:
                     await asyncio.to_thread(self.method, result)
-            except Exception as exc:  # a failing check is a health result, not an error of the endpoint
+            except Exception as exc:  # noqa: BLE001 - whatever a check raises is its health result
                 result.set_status(HealthStatus.ERROR, f"{type(exc).__name__}: {exc}")
             result.duration = time.monotonic() - started
             if 0 < self.fail_if_slower_than < result.duration and result.status is not HealthStatus.ERROR:
                 result.set_status(
-                    HealthStatus.ERROR, f"took {result.duration:.3f} s, more than the limit of {self.fail_if_slower_than:g} s"
+                    HealthStatus.ERROR,
+                    f"took {result.duration:.3f} s, more than the limit of {self.fail_if_slower_than:g} s",
                 )
             return result
 
@@ -171,7 +174,7 @@ class HealthCheckManager:
 
     @inject_value("health.timeout", default=DEFAULT_TIMEOUT)
     def set_timeout(self, timeout: float) -> None:
-        """Seconds to wait for a check that sets no ``fail_if_slower_than`` (configuration key ``health.timeout``)."""
+        """Seconds to wait for a check without ``fail_if_slower_than`` (configuration: ``health.timeout``)."""
         self.timeout = timeout
 
     @on_init()
@@ -181,7 +184,9 @@ class HealthCheckManager:
             return
         environment = self.environment
         types = environment.registered_types(
-            lambda candidate: isinstance(candidate, type) and Decorators.has_decorator(candidate, health_checks)
+            lambda candidate: (
+                isinstance(candidate, type) and Decorators.has_decorator(candidate, health_checks)
+            )
         )
         for cls in types:
             self.add(environment.get(cls))
@@ -194,7 +199,9 @@ class HealthCheckManager:
                 continue
             name, cache, fail_if_slower_than = decorator.args
             bound = getattr(instance, method.get_name())
-            self.checks.append(HealthCheckManager.Check(name or method.get_name(), bound, cache, fail_if_slower_than))
+            self.checks.append(
+                HealthCheckManager.Check(name or method.get_name(), bound, cache, fail_if_slower_than)
+            )
 
     async def check(self) -> HealthCheckManager.Health:
         """Run every check concurrently and combine them: the overall status is the worst one."""
@@ -206,7 +213,12 @@ class HealthCheckManager:
                 health.status = result.status
         if health.status is not HealthStatus.OK:
             log.warning(
-                "health %s: %s", health.status,
-                ", ".join(f"{r.name}={r.status} {r.details}".strip() for r in results if r.status is not HealthStatus.OK),
+                "health %s: %s",
+                health.status,
+                ", ".join(
+                    f"{r.name}={r.status} {r.details}".strip()
+                    for r in results
+                    if r.status is not HealthStatus.OK
+                ),
             )
         return health

@@ -1,4 +1,4 @@
-"""Fixtures for the registry tests: health servers, a Consul emulator, a real etcd, one backend per registry."""
+"""Registry test fixtures: health servers, a Consul emulator, a real etcd, one backend per registry."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 from consul_emulator import ConsulEmulator
-from warpcall.registry.contract import ComponentRegistry
 from registry_support import CONSUL_TIMING, Backend, EtcdServer, HealthServer, consul_client
+
+from warpcall.registry.contract import ComponentRegistry
 
 BACKENDS = ["local", "embedded", "consul-emulator", "etcd"]
 if os.environ.get("CONSUL_HTTP_ADDR"):
@@ -32,7 +33,9 @@ def health_servers() -> Iterator[Callable[[], HealthServer]]:
 
 def _require_etcd() -> None:
     if shutil.which("etcd") is None:
-        message = "the etcd binary is missing: install Debian's etcd-server package (apt-get install etcd-server)"
+        message = (
+            "the etcd binary is missing: install Debian's etcd-server package (apt-get install etcd-server)"
+        )
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
@@ -90,22 +93,38 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
             parked.rename(store)
 
         made = Backend(
-            kind, lambda: EmbeddedComponentRegistry(store, ttl=2.0, poll_interval=0.1, max_backoff=0.5),
-            outage, recover, store_file=store / "registry.sqlite3",
+            kind,
+            lambda: EmbeddedComponentRegistry(store, ttl=2.0, poll_interval=0.1, max_backoff=0.5),
+            outage,
+            recover,
+            store_file=store / "registry.sqlite3",
         )
     elif kind == "consul-emulator":
         emulator = request.getfixturevalue("consul_emulator")
-        made = Backend(kind, lambda: consul_registry(made, emulator.address), emulator.stop, emulator.start, server_port=emulator.port)
+        made = Backend(
+            kind,
+            lambda: consul_registry(made, emulator.address),
+            emulator.stop,
+            emulator.start,
+            server_port=emulator.port,
+        )
     elif kind == "consul-agent":
         address = os.environ["CONSUL_HTTP_ADDR"].split("//")[-1]
-        made = Backend(kind, lambda: consul_registry(made, address), server_port=int(address.rpartition(":")[2]))
+        made = Backend(
+            kind, lambda: consul_registry(made, address), server_port=int(address.rpartition(":")[2])
+        )
     else:
         from warpcall.registry.etcd import EtcdComponentRegistry
 
         etcd = request.getfixturevalue("etcd_server")
         made = Backend(
-            kind, lambda: EtcdComponentRegistry(etcd.endpoint, prefix=f"/test-{os.getpid()}/", ttl=5, max_backoff=0.5),
-            etcd.stop, etcd.start, server_port=etcd.client_port,
+            kind,
+            lambda: EtcdComponentRegistry(
+                etcd.endpoint, prefix=f"/test-{os.getpid()}/", ttl=5, max_backoff=0.5
+            ),
+            etcd.stop,
+            etcd.start,
+            server_port=etcd.client_port,
         )
     try:
         yield made

@@ -62,7 +62,8 @@ def parse_duration(value: Any) -> float:
 
 
 def _normalize(data: Any) -> Any:
-    """Keys lower-cased without underscores, so "DeregisterCriticalServiceAfter" == "deregister_critical_service_after"."""
+    """Keys lower-cased without underscores: "DeregisterCriticalServiceAfter" matches
+    "deregister_critical_service_after", as the agent's decoder does."""
     if isinstance(data, dict):
         return {str(key).replace("_", "").lower(): value for key, value in data.items()}
     return data
@@ -139,7 +140,7 @@ class Service:
 
 
 class ConsulEmulator:
-    """A Consul agent stand-in on 127.0.0.1; ``start()``, ``stop()`` (state kept) and ``start()`` again on the same port."""
+    """A Consul agent stand-in on 127.0.0.1; ``stop()`` keeps the state, ``start()`` again reuses the port."""
 
     def __init__(self, *, reap_interval: float = 30.0, deregister_minimum: float = 60.0) -> None:
         self.reap_interval = reap_interval
@@ -178,7 +179,12 @@ class ConsulEmulator:
         self._server = server
         self._running.set()
         self._halt = threading.Event()
-        self._serve_thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="consul-emulator-http", daemon=True)
+        self._serve_thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="consul-emulator-http",
+            daemon=True,
+        )
         self._serve_thread.start()
         with self._state:
             for check in self.checks.values():
@@ -188,7 +194,7 @@ class ConsulEmulator:
         return self
 
     def stop(self) -> None:
-        """Stop serving as a crashed agent would: listening socket and open connections closed, checks stopped."""
+        """Stop as a crashed agent would: listening socket and open connections closed, checks stopped."""
         if self._server is None:
             return
         self._running.clear()
@@ -210,7 +216,7 @@ class ConsulEmulator:
                 thread.join(timeout=10)
         self._server = None
 
-    def __enter__(self) -> ConsulEmulator:
+    def __enter__(self) -> ConsulEmulator:  # noqa: PYI034 - the emulator is not meant to be subclassed
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -271,7 +277,10 @@ class ConsulEmulator:
         with self._state:
             service = self.services.pop(service_id, None)
             if service is None:
-                raise NotFound(f'Unknown service ID "{service_id}". Ensure that the service ID is passed, not the service name.')
+                raise NotFound(
+                    f'Unknown service ID "{service_id}". '
+                    "Ensure that the service ID is passed, not the service name."
+                )
             for check_id in service.checks:
                 self._remove_check(check_id)
             self._bump(service.name)
@@ -281,7 +290,9 @@ class ConsulEmulator:
         with self._state:
             check = self.checks.get(check_id)
             if check is None:
-                raise NotFound(f'Unknown check ID "{check_id}". Ensure that the check ID is passed, not the check name.')
+                raise NotFound(
+                    f'Unknown check ID "{check_id}". Ensure that the check ID is passed, not the check name.'
+                )
             self._set_status(check, status, output)
 
     # queries
@@ -296,28 +307,48 @@ class ConsulEmulator:
                 if passing and any(check.status != "passing" for check in checks):
                     continue
                 node_check = {
-                    "Node": NODE, "CheckID": "serfHealth", "Name": "Serf Health Status", "Status": "passing",
-                    "Notes": "", "Output": "Agent alive and reachable", "ServiceID": "", "ServiceName": "",
-                    "ServiceTags": [], "Type": "", "CreateIndex": 1, "ModifyIndex": 1,
+                    "Node": NODE,
+                    "CheckID": "serfHealth",
+                    "Name": "Serf Health Status",
+                    "Status": "passing",
+                    "Notes": "",
+                    "Output": "Agent alive and reachable",
+                    "ServiceID": "",
+                    "ServiceName": "",
+                    "ServiceTags": [],
+                    "Type": "",
+                    "CreateIndex": 1,
+                    "ModifyIndex": 1,
                 }
-                entries.append({
-                    "Node": self._node_json(),
-                    "Service": service.as_health_json(),
-                    "Checks": [node_check] + [check.as_json(service.tags) for check in checks],
-                })
+                entries.append(
+                    {
+                        "Node": self._node_json(),
+                        "Service": service.as_health_json(),
+                        "Checks": [node_check] + [check.as_json(service.tags) for check in checks],
+                    }
+                )
             return self._name_index.get(name, self._index), entries
 
     def catalog(self, name: str) -> tuple[int, list[dict[str, Any]]]:
         with self._state:
             entries = [
                 {
-                    "ID": "00000000-0000-0000-0000-000000000001", "Node": NODE, "Address": "127.0.0.1",
-                    "Datacenter": DATACENTER, "TaggedAddresses": {}, "NodeMeta": {},
-                    "ServiceID": service.service_id, "ServiceName": service.name,
-                    "ServiceAddress": service.address, "ServicePort": service.port,
-                    "ServiceTags": service.tags, "ServiceMeta": service.meta,
-                    "ServiceWeights": {"Passing": 1, "Warning": 1}, "ServiceEnableTagOverride": False,
-                    "CreateIndex": service.create_index, "ModifyIndex": service.modify_index,
+                    "ID": "00000000-0000-0000-0000-000000000001",
+                    "Node": NODE,
+                    "Address": "127.0.0.1",
+                    "Datacenter": DATACENTER,
+                    "TaggedAddresses": {},
+                    "NodeMeta": {},
+                    "ServiceID": service.service_id,
+                    "ServiceName": service.name,
+                    "ServiceAddress": service.address,
+                    "ServicePort": service.port,
+                    "ServiceTags": service.tags,
+                    "ServiceMeta": service.meta,
+                    "ServiceWeights": {"Passing": 1, "Warning": 1},
+                    "ServiceEnableTagOverride": False,
+                    "CreateIndex": service.create_index,
+                    "ModifyIndex": service.modify_index,
                 }
                 for service in self.services.values()
                 if service.name == name
@@ -325,7 +356,7 @@ class ConsulEmulator:
             return self._name_index.get(name, self._index), entries
 
     def wait_for_change(self, name: str, index: int, wait: float) -> None:
-        """Block while the index of ``name`` is still ``index`` (a blocking query), at most ``wait`` seconds."""
+        """A blocking query: wait while the index of ``name`` is still ``index``, at most ``wait`` s."""
         deadline = time.monotonic() + wait
         with self._state:
             while self._running.is_set() and self._name_index.get(name, self._index) <= index:
@@ -338,9 +369,14 @@ class ConsulEmulator:
 
     def _node_json(self) -> dict[str, Any]:
         return {
-            "ID": "00000000-0000-0000-0000-000000000001", "Node": NODE, "Address": "127.0.0.1",
-            "Datacenter": DATACENTER, "TaggedAddresses": {"lan": "127.0.0.1", "wan": "127.0.0.1"},
-            "Meta": {}, "CreateIndex": 1, "ModifyIndex": 1,
+            "ID": "00000000-0000-0000-0000-000000000001",
+            "Node": NODE,
+            "Address": "127.0.0.1",
+            "Datacenter": DATACENTER,
+            "TaggedAddresses": {"lan": "127.0.0.1", "wan": "127.0.0.1"},
+            "Meta": {},
+            "CreateIndex": 1,
+            "ModifyIndex": 1,
         }
 
     def _bump(self, name: str) -> int:
@@ -392,7 +428,12 @@ class ConsulEmulator:
         check.stop = threading.Event()
         if check.kind == "ttl":
             return
-        threading.Thread(target=self._run_check, args=(check, check.stop), name=f"consul-emulator-check-{check.check_id}", daemon=True).start()
+        threading.Thread(
+            target=self._run_check,
+            args=(check, check.stop),
+            name=f"consul-emulator-check-{check.check_id}",
+            daemon=True,
+        ).start()
 
     def _run_check(self, check: Check, stop: threading.Event) -> None:
         # like the agent, the first run is staggered randomly within the interval
@@ -414,14 +455,16 @@ class ConsulEmulator:
                     return "passing", f"TCP connect {check.target}: Success"
             except OSError as exc:
                 return "critical", f"dial tcp {check.target}: {exc}"
-        request = urllib.request.Request(check.target, method=check.method, headers={"User-Agent": "Consul Health Check"})
+        request = urllib.request.Request(
+            check.target, method=check.method, headers={"User-Agent": "Consul Health Check"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=check.timeout) as response:
                 code, body = response.status, response.read(4096)
         except urllib.error.HTTPError as exc:
             code, body = exc.code, exc.read(4096)
         except (OSError, ValueError) as exc:
-            return "critical", f"Get \"{check.target}\": {exc}"
+            return "critical", f'Get "{check.target}": {exc}'
         output = f"HTTP {check.method} {check.target}: {code} Output: {body.decode(errors='replace')}"
         if 200 <= code < 300:
             return "passing", output
@@ -437,7 +480,9 @@ class ConsulEmulator:
                 doomed = {
                     check.service_id
                     for check in self.checks.values()
-                    if check.deregister_after and check.critical_since is not None and now - check.critical_since >= check.deregister_after
+                    if check.deregister_after
+                    and check.critical_since is not None
+                    and now - check.critical_since >= check.deregister_after
                 }
             for service_id in doomed:
                 try:
@@ -504,7 +549,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send_json(data)
             if method == "GET" and path == "/v1/agent/checks":
                 with emulator._state:
-                    data = {cid: check.as_json(emulator.services[check.service_id].tags) for cid, check in emulator.checks.items()}
+                    data = {
+                        cid: check.as_json(emulator.services[check.service_id].tags)
+                        for cid, check in emulator.checks.items()
+                    }
                 return self._send_json(data)
             if method == "GET" and path == "/v1/status/leader":
                 return self._send_json("127.0.0.1:8300")
@@ -513,7 +561,7 @@ class _Handler(BaseHTTPRequestHandler):
                 ("/v1/catalog/service/", emulator.catalog),
             ):
                 if method == "GET" and path.startswith(prefix):
-                    name = path[len(prefix):]
+                    name = path[len(prefix) :]
                     self._block(name, query)
                     index, data = query_fn(name)
                     return self._send_json(data, index=index)
@@ -536,7 +584,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(self, data: Any, index: int | None = None) -> None:
         headers = {"Content-Type": "application/json"}
         if index is not None:
-            headers.update({"X-Consul-Index": str(index), "X-Consul-KnownLeader": "true", "X-Consul-LastContact": "0"})
+            headers.update(
+                {"X-Consul-Index": str(index), "X-Consul-KnownLeader": "true", "X-Consul-LastContact": "0"}
+            )
         self._send(200, json.dumps(data).encode(), headers)
 
     def _send(self, code: int, body: bytes, headers: dict[str, str] | None = None) -> None:

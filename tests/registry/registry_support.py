@@ -3,7 +3,6 @@ servers, a real etcd process, and ``Backend`` (registries sharing one store, whi
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -100,7 +99,9 @@ class HealthServer:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def stop(self) -> None:
@@ -113,7 +114,7 @@ class HealthServer:
 
 
 class EtcdServer:
-    """A real etcd on free 127.0.0.1 ports with its own data directory; ``stop()``/``start()`` keep the data."""
+    """A real etcd on free 127.0.0.1 ports and its own data directory; stop()/start() keep the data."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
@@ -125,21 +126,37 @@ class EtcdServer:
 
     def start(self) -> EtcdServer:
         peer = f"http://127.0.0.1:{self.peer_port}"
-        log = open(self.log, "ab")
-        self.process = subprocess.Popen(
-            [
-                shutil.which("etcd") or "etcd", "--name", "warpcall-test", "--data-dir", str(self.data_dir),
-                "--listen-client-urls", self.endpoint, "--advertise-client-urls", self.endpoint,
-                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                "--initial-cluster", f"warpcall-test={peer}", "--log-level", "warn",
-            ],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        log.close()
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    shutil.which("etcd") or "etcd",
+                    "--name",
+                    "warpcall-test",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--listen-client-urls",
+                    self.endpoint,
+                    "--advertise-client-urls",
+                    self.endpoint,
+                    "--listen-peer-urls",
+                    peer,
+                    "--initial-advertise-peer-urls",
+                    peer,
+                    "--initial-cluster",
+                    f"warpcall-test={peer}",
+                    "--log-level",
+                    "warn",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 20
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"etcd exited with {self.process.returncode}: {self.log.read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"etcd exited with {self.process.returncode}: {self.log.read_text()[-2000:]}"
+                )
             try:
                 if httpx.get(f"{self.endpoint}/health", timeout=1).json().get("health") == "true":
                     return self
@@ -175,7 +192,7 @@ class Backend:
     server_port: int | None = None
     store_file: Path | None = None
     registries: list[ComponentRegistry] = field(default_factory=list)
-    #: closes what the test handed to registries (a py-consul client belongs to its caller, not to the registry)
+    #: closes what the test handed to registries (a py-consul client belongs to its caller)
     clients: list[Callable[[], None]] = field(default_factory=list)
 
     def registry(self) -> ComponentRegistry:
@@ -201,4 +218,3 @@ def consul_client(address: str) -> Any:
 
 
 CONSUL_TIMING = {"check_interval": "300ms", "check_timeout": "1s", "deregister_critical_after": "30s"}
-

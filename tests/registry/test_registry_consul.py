@@ -1,4 +1,5 @@
-"""The Consul registry against the emulator (and a real agent when CONSUL_HTTP_ADDR is set), and the emulator's own fidelity."""
+"""The Consul registry against the emulator (and a real agent when CONSUL_HTTP_ADDR is set); the emulator's
+fidelity to Consul's documented API."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ import consul
 import httpx
 import pytest
 from consul_emulator import ConsulEmulator
-from registry_support import CONSUL_TIMING, Descriptor, HealthServer, RecordingChannel, consul_client, wait_until
+from registry_support import (
+    CONSUL_TIMING,
+    Descriptor,
+    RecordingChannel,
+    consul_client,
+    wait_until,
+)
 
 from warpcall.registry.consul import ConsulComponentRegistry, decode_channels, encode_channels
 from warpcall.registry.contract import ChannelAddress
@@ -44,20 +51,29 @@ def test_registration_carries_id_address_meta_and_health_check(client: consul.Co
     server = health_servers()
     registry = ConsulComponentRegistry(0, client, **CONSUL_TIMING)
     try:
-        registry.register(billing, [ChannelAddress("dispatch-json", server.url), ChannelAddress("rest", server.url + "/api")])
+        registry.register(
+            billing,
+            [ChannelAddress("dispatch-json", server.url), ChannelAddress("rest", server.url + "/api")],
+        )
         services = {sid: s for sid, s in client.agent.services().items() if s["Service"] == billing.name}
         assert len(services) == 1
-        (service_id, service), = services.items()
+        ((service_id, service),) = services.items()
         assert service_id.startswith(billing.name)
         assert service["Address"] == "127.0.0.1"
         assert service["Port"] == int(server.url.rsplit(":", 1)[1])
         assert decode_channels(service["Meta"]["channels"]) == [
-            ChannelAddress("dispatch-json", server.url), ChannelAddress("rest", server.url + "/api")
+            ChannelAddress("dispatch-json", server.url),
+            ChannelAddress("rest", server.url + "/api"),
         ]
         checks = [c for c in client.agent.checks().values() if c["ServiceID"] == service_id]
         assert [c["Type"] for c in checks] == ["http"]
         # the agent runs the check against base URL + health path and the instance turns passing
-        wait_until(lambda: [e["Service"]["ID"] for e in client.health.service(billing.name, passing=True)[1]] == [service_id])
+        wait_until(
+            lambda: (
+                [e["Service"]["ID"] for e in client.health.service(billing.name, passing=True)[1]]
+                == [service_id]
+            )
+        )
 
         registry.deregister(billing)
         assert billing.name not in {s["Service"] for s in client.agent.services().values()}
@@ -67,7 +83,10 @@ def test_registration_carries_id_address_meta_and_health_check(client: consul.Co
 
 def test_two_registries_get_distinct_service_ids(client: consul.Consul, health_servers) -> None:
     billing = Descriptor(name())
-    first, second = ConsulComponentRegistry(0, client, **CONSUL_TIMING), ConsulComponentRegistry(0, client, **CONSUL_TIMING)
+    first, second = (
+        ConsulComponentRegistry(0, client, **CONSUL_TIMING),
+        ConsulComponentRegistry(0, client, **CONSUL_TIMING),
+    )
     try:
         first.register(billing, [ChannelAddress("dispatch-json", health_servers().url)])
         second.register(billing, [ChannelAddress("dispatch-json", health_servers().url)])
@@ -139,7 +158,9 @@ def test_blocking_query_holds_until_a_change(client: consul.Consul, health_serve
         registry.close()
 
 
-def test_watch_survives_an_unknown_component_and_sees_it_appear(client: consul.Consul, health_servers) -> None:
+def test_watch_survives_an_unknown_component_and_sees_it_appear(
+    client: consul.Consul, health_servers
+) -> None:
     billing = Descriptor(name())
     watcher = ConsulComponentRegistry(0, client, wait="5s", **CONSUL_TIMING)
     host = ConsulComponentRegistry(0, client, **CONSUL_TIMING)
@@ -156,7 +177,10 @@ def test_watch_survives_an_unknown_component_and_sees_it_appear(client: consul.C
 
 
 def test_channels_meta_is_the_aspyx_service_format() -> None:
-    addresses = [ChannelAddress("dispatch-json", "http://10.0.0.1:8000"), ChannelAddress("rest", "http://10.0.0.1:8000/api")]
+    addresses = [
+        ChannelAddress("dispatch-json", "http://10.0.0.1:8000"),
+        ChannelAddress("rest", "http://10.0.0.1:8000/api"),
+    ]
     assert encode_channels(addresses) == "dispatch-json(http://10.0.0.1:8000),rest(http://10.0.0.1:8000/api)"
     assert decode_channels(encode_channels(addresses)) == addresses
     assert decode_channels("garbage,rest(http://x)") == [ChannelAddress("rest", "http://x")]
@@ -171,17 +195,25 @@ def emulator() -> Iterator[ConsulEmulator]:
         yield running
 
 
-def test_emulator_checks_start_critical_and_reap_after_deregister_critical_after(emulator: ConsulEmulator, health_servers) -> None:
+def test_emulator_checks_start_critical_and_reap_after_deregister_critical_after(
+    emulator: ConsulEmulator, health_servers
+) -> None:
     client = consul_client(emulator.address)
     try:
         dead_url = "http://127.0.0.1:9/health"  # discard port: refused
         client.agent.service.register(
-            "ghost", service_id="ghost-1", address="127.0.0.1", port=9,
+            "ghost",
+            service_id="ghost-1",
+            address="127.0.0.1",
+            port=9,
             check=consul.Check.http(dead_url, "100ms", timeout="1s", deregister="500ms"),
         )
         (entry,) = client.health.service("ghost")[1]
         assert entry["Service"]["ID"] == "ghost-1"
-        assert [c["Status"] for c in entry["Checks"]] == ["passing", "critical"]  # serfHealth, then the new check
+        assert [c["Status"] for c in entry["Checks"]] == [
+            "passing",
+            "critical",
+        ]  # serfHealth, then the new check
         assert client.health.service("ghost", passing=True)[1] == []
         wait_until(lambda: "ghost-1" not in client.agent.services(), timeout=5)
     finally:
@@ -192,11 +224,22 @@ def test_emulator_answers_like_consul(emulator: ConsulEmulator) -> None:
     base = f"http://{emulator.address}"
     with httpx.Client(base_url=base, timeout=5) as http:
         assert http.put("/v1/agent/service/register", json={"ID": "x"}).status_code == 400  # no name
-        assert http.put("/v1/agent/service/register", json={"Name": "x", "Check": {"HTTP": "http://127.0.0.1:9"}}).status_code == 400
+        assert (
+            http.put(
+                "/v1/agent/service/register", json={"Name": "x", "Check": {"HTTP": "http://127.0.0.1:9"}}
+            ).status_code
+            == 400
+        )
         assert http.put("/v1/agent/service/deregister/nope").status_code == 404
         registered = http.put(
             "/v1/agent/service/register",
-            json={"name": "svc", "id": "svc-1", "port": 80, "meta": {"k": "v"}, "check": {"ttl": "30s", "status": "passing"}},
+            json={
+                "name": "svc",
+                "id": "svc-1",
+                "port": 80,
+                "meta": {"k": "v"},
+                "check": {"ttl": "30s", "status": "passing"},
+            },
         )
         assert registered.status_code == 200
         answer = http.get("/v1/health/service/svc", params={"passing": ""})

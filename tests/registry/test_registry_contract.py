@@ -1,7 +1,9 @@
-"""One contract, every registry: local, embedded (SQLite), Consul (emulator; a real agent with CONSUL_HTTP_ADDR), etcd (real)."""
+"""One contract, every registry: local, embedded (SQLite), Consul (emulator, and a real agent when
+CONSUL_HTTP_ADDR is set), etcd (a real server)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -109,7 +111,7 @@ def test_watch_pushes_current_list_then_follows_instances(backend: Backend, heal
         assert len(set(pushed.urls)) == len(pushed.urls)
     # consecutive pushes differ: unchanged lists are not pushed again
     lists = [tuple(sorted(p.urls)) for p in channel.pushes if p is not None]
-    assert all(x != y for x, y in zip(lists, lists[1:]))
+    assert all(x != y for x, y in itertools.pairwise(lists))
 
 
 def test_several_channels_per_component_and_per_watcher(backend: Backend, health_servers) -> None:

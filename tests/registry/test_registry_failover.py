@@ -1,4 +1,5 @@
-"""Failure behaviour with real processes: a SIGKILLed instance leaves the watchers' lists within the registry's detection window."""
+"""Failure behaviour with real processes: a SIGKILLed instance leaves the watchers' lists within the
+registry's stated detection window."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ class Instances:
     def start(self, kind: str, config: dict) -> str:
         process = subprocess.Popen(
             [sys.executable, str(INSTANCE), kind, json.dumps(config)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         self.processes.append(process)
         ready, _, _ = select.select([process.stdout], [], [], 30)
@@ -70,7 +73,9 @@ def instances() -> Iterator[Instances]:
 
 
 @pytest.fixture(params=["embedded", "consul-emulator", "etcd"])
-def failover_setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, dict, ComponentRegistry, float]]:
+def failover_setup(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[str, dict, ComponentRegistry, float]]:
     """(child kind, child config, watching registry in this process, stated detection window)."""
     component = f"failover-{uuid.uuid4().hex[:8]}"
     if request.param == "embedded":
@@ -127,7 +132,10 @@ def test_sigkilled_instance_leaves_watchers_within_detection_window(
     wait_until(lambda: urls[1] not in (channel.urls or [urls[1]]), timeout=window + 10, interval=0.01)
     detected_after = time.monotonic() - killed_at
     record_property("detection_seconds", round(detected_after, 3))
-    print(f"\n{kind}: SIGKILLed instance left the watcher's list after {detected_after:.2f} s (stated window {window:.2f} s)")
+    print(
+        f"\n{kind}: SIGKILLed instance left the watcher's list after {detected_after:.2f} s "
+        f"(stated window {window:.2f} s)"
+    )
 
     assert sorted(channel.urls or []) == sorted([urls[0], urls[2]])
     assert detected_after <= window + SLACK

@@ -31,10 +31,12 @@ def test_register_again_replaces_this_registrys_addresses() -> None:
 
 
 def test_group_by_channel_keeps_order_and_drops_duplicates() -> None:
-    grouped = group_by_channel([
-        [ChannelAddress("json", "http://a"), ChannelAddress("rest", "http://a/api")],
-        [ChannelAddress("json", "http://b"), ChannelAddress("json", "http://a")],
-    ])
+    grouped = group_by_channel(
+        [
+            [ChannelAddress("json", "http://a"), ChannelAddress("rest", "http://a/api")],
+            [ChannelAddress("json", "http://b"), ChannelAddress("json", "http://a")],
+        ]
+    )
     assert grouped == {"json": ["http://a", "http://b"], "rest": ["http://a/api"]}
 
 

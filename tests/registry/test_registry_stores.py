@@ -23,7 +23,9 @@ ADDRESS = [ChannelAddress("dispatch-json", "http://127.0.0.1:8001")]
 # -- embedded ---------------------------------------------------------------------------------
 
 
-def test_default_directory_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_default_directory_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("WARPCALL_REGISTRY_DIR", str(tmp_path / "explicit"))
     assert default_directory() == tmp_path / "explicit"
     registry = EmbeddedComponentRegistry()
@@ -106,11 +108,16 @@ def _keys(etcd: EtcdServer, prefix: str) -> dict[str, dict]:
     end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     answer = httpx.post(
         f"{etcd.endpoint}/v3/kv/range",
-        json={"key": base64.b64encode(prefix.encode()).decode(), "range_end": base64.b64encode(end.encode()).decode()},
+        json={
+            "key": base64.b64encode(prefix.encode()).decode(),
+            "range_end": base64.b64encode(end.encode()).decode(),
+        },
         timeout=5,
     ).json()
     return {
-        base64.b64decode(kv["key"]).decode(): dict(json.loads(base64.b64decode(kv["value"])), lease=kv.get("lease"))
+        base64.b64decode(kv["key"]).decode(): dict(
+            json.loads(base64.b64decode(kv["value"])), lease=kv.get("lease")
+        )
         for kv in answer.get("kvs", [])
     }
 
@@ -119,7 +126,7 @@ def test_etcd_keys_live_under_prefix_with_a_lease(etcd_server: EtcdServer) -> No
     registry = EtcdComponentRegistry(etcd_server.endpoint, prefix="/layout/", ttl=5)
     try:
         registry.register(ORDERS, ADDRESS)
-        (key, value), = _keys(etcd_server, "/layout/").items()
+        ((key, value),) = _keys(etcd_server, "/layout/").items()
         assert key.startswith("/layout/orders/")
         assert value["component"] == "orders"
         assert value["addresses"] == [["dispatch-json", "http://127.0.0.1:8001"]]
@@ -140,7 +147,9 @@ def test_etcd_lost_lease_is_replaced_and_the_instance_put_back(etcd_server: Etcd
         wait_until(lambda: channel.urls == ["http://127.0.0.1:8001"])
         (value,) = _keys(etcd_server, "/heal/").values()
         # as if the lease had lapsed during a long outage: etcd drops it and the key with it
-        httpx.post(f"{etcd_server.endpoint}/v3/lease/revoke", json={"ID": value["lease"]}, timeout=5).raise_for_status()
+        httpx.post(
+            f"{etcd_server.endpoint}/v3/lease/revoke", json={"ID": value["lease"]}, timeout=5
+        ).raise_for_status()
         wait_until(lambda: channel.urls == [], timeout=5)
         # the next keep-alive finds the lease gone, takes a new one and puts the key again
         wait_until(lambda: channel.urls == ["http://127.0.0.1:8001"], timeout=10)

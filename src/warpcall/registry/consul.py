@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import consul as py_consul
 import consul.base
 import httpx
+import requests
 
 from warpcall.exceptions import ServiceCommunicationException, ServiceException
 from warpcall.registry.contract import (
@@ -44,6 +45,9 @@ from warpcall.registry.contract import (
 from warpcall.registry.local import Backoff, URLsByChannel, WatchedChannels, group_by_channel, to_instances
 
 log = logging.getLogger("warpcall.registry.consul")
+
+#: what a call to the agent raises when it fails: py-consul's errors, requests' (sync) and httpx's (async)
+_ERRORS = (py_consul.ConsulException, requests.RequestException, httpx.HTTPError, ValueError)
 
 META_CHANNELS = "channels"
 _CHANNEL = re.compile(r"([\w.-]+)\((.*)\)")
@@ -66,8 +70,12 @@ def decode_channels(value: str) -> list[ChannelAddress]:
 
 def urls_from_health(entries: list[dict[str, Any]] | None) -> URLsByChannel:
     """URL lists per channel from a ``/v1/health/service`` answer, ordered by service id."""
-    services = sorted((entry.get("Service") or {} for entry in entries or ()), key=lambda service: service.get("ID", ""))
-    return group_by_channel(decode_channels((service.get("Meta") or {}).get(META_CHANNELS, "")) for service in services)
+    services = sorted(
+        (entry.get("Service") or {} for entry in entries or ()), key=lambda service: service.get("ID", "")
+    )
+    return group_by_channel(
+        decode_channels((service.get("Meta") or {}).get(META_CHANNELS, "")) for service in services
+    )
 
 
 class _HttpxTransport(consul.base.HTTPClient):
@@ -84,9 +92,21 @@ class _HttpxTransport(consul.base.HTTPClient):
         read = self.timeout + (_seconds(wait) * 17 / 16 if wait else 0.0)
         return httpx.Timeout(self.timeout, read=read)
 
-    async def _request(self, callback: Callable[[Any], Any], method: str, path: str, params: Any, headers: Any, data: Any = None) -> Any:
+    async def _request(
+        self,
+        callback: Callable[[Any], Any],
+        method: str,
+        path: str,
+        params: Any,
+        headers: Any,
+        data: Any = None,
+    ) -> Any:
         response = await self.client.request(
-            method, self.uri(path, params), headers=headers, content=data or None, timeout=self._timeout(params)
+            method,
+            self.uri(path, params),
+            headers=headers,
+            content=data or None,
+            timeout=self._timeout(params),
         )
         return callback(consul.base.Response(response.status_code, response.headers, response.text))
 
@@ -113,8 +133,14 @@ class _AsyncConsul(consul.base.Consul):
         self._timeout = timeout
         http = like.http
         super().__init__(
-            host=http.host, port=http.port, token=like.token, scheme=http.scheme,
-            consistency=like.consistency, dc=like.dc, verify=http.verify, cert=http.cert,
+            host=http.host,
+            port=http.port,
+            token=like.token,
+            scheme=http.scheme,
+            consistency=like.consistency,
+            dc=like.dc,
+            verify=http.verify,
+            cert=http.cert,
         )
 
     def http_connect(self, host, port, scheme, verify=True, cert=None):  # type: ignore[no-untyped-def]
@@ -185,24 +211,39 @@ class ConsulComponentRegistry(ComponentRegistry):
         base = f"{first.scheme or 'http'}://{first.netloc}"
         if descriptor.health:
             check = py_consul.Check.http(
-                base + descriptor.health, self.check_interval, timeout=self.check_timeout,
+                base + descriptor.health,
+                self.check_interval,
+                timeout=self.check_timeout,
                 deregister=self.deregister_critical_after,
             )
         else:
             check = py_consul.Check.tcp(
-                host, port, self.check_interval, timeout=self.check_timeout, deregister=self.deregister_critical_after
+                host,
+                port,
+                self.check_interval,
+                timeout=self.check_timeout,
+                deregister=self.deregister_critical_after,
             )
         with self._lock:
             self._check_open()
-            service_id = self._service_ids.get(descriptor.name) or f"{descriptor.name}-{host}-{port}-{uuid.uuid4().hex[:12]}"
+            service_id = (
+                self._service_ids.get(descriptor.name)
+                or f"{descriptor.name}-{host}-{port}-{uuid.uuid4().hex[:12]}"
+            )
             try:
                 self.consul.agent.service.register(
-                    descriptor.name, service_id=service_id, address=host, port=port, tags=self.tags,
-                    meta={META_CHANNELS: encode_channels(addresses)}, check=check,
+                    descriptor.name,
+                    service_id=service_id,
+                    address=host,
+                    port=port,
+                    tags=self.tags,
+                    meta={META_CHANNELS: encode_channels(addresses)},
+                    check=check,
                 )
-            except Exception as exc:
+            except _ERRORS as exc:
                 raise ServiceCommunicationException(
-                    f"cannot register {descriptor.name} with the Consul agent at {self.consul.http.base_uri}: {exc}"
+                    f"cannot register {descriptor.name} with the Consul agent at "
+                    f"{self.consul.http.base_uri}: {exc}"
                 ) from exc
             self._service_ids[descriptor.name] = service_id
 
@@ -220,8 +261,13 @@ class ConsulComponentRegistry(ComponentRegistry):
                 return
             try:
                 index, entries = self.consul.health.service(component, passing=True)
-            except Exception as exc:
-                log.warning("Consul at %s unreachable, %s is watched once it answers: %s", self.consul.http.base_uri, component, exc)
+            except _ERRORS as exc:
+                log.warning(
+                    "Consul at %s unreachable, %s is watched once it answers: %s",
+                    self.consul.http.base_uri,
+                    component,
+                    exc,
+                )
                 index = None
             else:
                 self._watched.update(component, urls_from_health(entries))
@@ -230,11 +276,12 @@ class ConsulComponentRegistry(ComponentRegistry):
     def get_addresses(self, descriptor: ComponentInfo) -> list[ChannelInstances]:
         try:
             _, entries = self.consul.health.service(descriptor.name, passing=True)
-        except Exception as exc:
+        except _ERRORS as exc:
             known = self._watched.known(descriptor.name)
             if known is None:
                 raise ServiceCommunicationException(
-                    f"cannot read {descriptor.name}'s instances from the Consul agent at {self.consul.http.base_uri}: {exc}"
+                    f"cannot read {descriptor.name}'s instances from the Consul agent at "
+                    f"{self.consul.http.base_uri}: {exc}"
                 ) from exc
             return to_instances(descriptor.name, known)
         return to_instances(descriptor.name, urls_from_health(entries))
@@ -258,7 +305,9 @@ class ConsulComponentRegistry(ComponentRegistry):
     def _start_watch(self, component: str, index: str | None) -> None:
         if self._thread is None:
             ready = threading.Event()
-            self._thread = threading.Thread(target=self._run_loop, args=(ready,), name="warpcall-consul-watch", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run_loop, args=(ready,), name="warpcall-consul-watch", daemon=True
+            )
             self._thread.start()
             ready.wait()
         assert self._loop is not None
@@ -302,14 +351,18 @@ class ConsulComponentRegistry(ComponentRegistry):
                 )
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except _ERRORS as exc:
                 delay = backoff.failed(
-                    log, f"Consul at {self.consul.http.base_uri} unreachable while watching {component}, keeping the last known instances", exc
+                    log,
+                    f"Consul at {self.consul.http.base_uri} unreachable while watching {component}, "
+                    "keeping the last known instances",
+                    exc,
                 )
                 await asyncio.sleep(delay)
                 continue
             backoff.succeeded(log, f"Consul at {self.consul.http.base_uri} answers again for {component}")
-            # Consul's advice for blocking queries: an index that goes backwards or is not positive starts over
+            # Consul's advice for blocking queries: an index that goes backwards or is not positive
+            # starts over
             if index is not None and (not new_index or int(new_index) < int(index)):
                 new_index = None
             index = new_index
@@ -321,10 +374,12 @@ class ConsulComponentRegistry(ComponentRegistry):
     def _deregister(self, service_id: str) -> None:
         try:
             self.consul.agent.service.deregister(service_id)
-        except Exception as exc:
+        except _ERRORS as exc:
             log.warning(
-                "could not deregister %s from the Consul agent at %s (its health check will fail instead): %s",
-                service_id, self.consul.http.base_uri, exc,
+                "could not deregister %s from the Consul agent at %s (its health check fails instead): %s",
+                service_id,
+                self.consul.http.base_uri,
+                exc,
             )
 
     def _check_open(self) -> None:

@@ -87,7 +87,9 @@ class EmbeddedComponentRegistry(ComponentRegistry):
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = None
         self._inode: int | None = None
-        self._registered: dict[str, tuple[str, str, float]] = {}  # component -> (row id, addresses json, registered)
+        self._registered: dict[
+            str, tuple[str, str, float]
+        ] = {}  # component -> (row id, addresses json, registered)
         self._watched = WatchedChannels()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -126,7 +128,12 @@ class EmbeddedComponentRegistry(ComponentRegistry):
                 try:
                     self._watched.update(component, self._read(component))
                 except (sqlite3.Error, OSError) as exc:
-                    log.warning("registry file %s unreadable, %s is watched once it is back: %s", self.path, component, exc)
+                    log.warning(
+                        "registry file %s unreadable, %s is watched once it is back: %s",
+                        self.path,
+                        component,
+                        exc,
+                    )
             self._start()
 
     def get_addresses(self, descriptor: ComponentInfo) -> list[ChannelInstances]:
@@ -137,7 +144,8 @@ class EmbeddedComponentRegistry(ComponentRegistry):
                 known = self._watched.known(descriptor.name)
                 if known is None:
                     raise ServiceCommunicationException(
-                        f"the registry file {self.path} cannot be read ({exc}); check that its directory exists and is writable"
+                        f"the registry file {self.path} cannot be read ({exc}); "
+                        "check that its directory exists and is writable"
                     ) from exc
                 return to_instances(descriptor.name, known)
 
@@ -155,10 +163,16 @@ class EmbeddedComponentRegistry(ComponentRegistry):
                     db = self._db()
                     with db:
                         db.executemany(
-                            "DELETE FROM instances WHERE id = ?", [(entry[0],) for entry in self._registered.values()]
+                            "DELETE FROM instances WHERE id = ?",
+                            [(entry[0],) for entry in self._registered.values()],
                         )
             except (sqlite3.Error, OSError) as exc:
-                log.warning("could not remove this process's rows from %s (they expire in %.1f s): %s", self.path, self.ttl, exc)
+                log.warning(
+                    "could not remove this process's rows from %s (they expire in %.1f s): %s",
+                    self.path,
+                    self.ttl,
+                    exc,
+                )
             self._registered.clear()
             self._watched.clear()
             self._disconnect()
@@ -185,7 +199,9 @@ class EmbeddedComponentRegistry(ComponentRegistry):
                 self._backoff.succeeded(log, f"registry file {self.path} readable again")
                 delay = tick
             except (sqlite3.Error, OSError) as exc:
-                delay = self._backoff.failed(log, f"registry file {self.path} unavailable, keeping the last known instances", exc)
+                delay = self._backoff.failed(
+                    log, f"registry file {self.path} unavailable, keeping the last known instances", exc
+                )
                 with self._lock:
                     self._disconnect()
 
@@ -203,7 +219,8 @@ class EmbeddedComponentRegistry(ComponentRegistry):
         # an upsert, not an update: it also restores our row when the file was deleted and recreated
         row_id, payload, registered = entry
         db.execute(
-            "INSERT INTO instances (id, component, addresses, pid, registered, heartbeat) VALUES (?, ?, ?, ?, ?, ?) "
+            "INSERT INTO instances (id, component, addresses, pid, registered, heartbeat) "
+            "VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET heartbeat = excluded.heartbeat",
             (row_id, component, payload, os.getpid(), registered, time.time()),
         )
@@ -227,7 +244,9 @@ class EmbeddedComponentRegistry(ComponentRegistry):
             return self._connection
         self._disconnect()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
         try:
             db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             db.execute("PRAGMA journal_mode = WAL")

@@ -33,7 +33,7 @@ from warpcall.registry.contract import (
     ComponentRegistry,
     WatchedChannel,
 )
-from warpcall.registry.local import Backoff, URLsByChannel, WatchedChannels, group_by_channel, to_instances
+from warpcall.registry.local import Backoff, WatchedChannels, group_by_channel, to_instances
 
 log = logging.getLogger("warpcall.registry.etcd")
 
@@ -104,17 +104,28 @@ class EtcdComponentRegistry(ComponentRegistry):
 
     def register(self, descriptor: ComponentInfo, addresses: list[ChannelAddress]) -> None:
         value = json.dumps(
-            {"component": descriptor.name, "pid": os.getpid(), "addresses": [[a.channel, a.uri] for a in addresses]}
+            {
+                "component": descriptor.name,
+                "pid": os.getpid(),
+                "addresses": [[a.channel, a.uri] for a in addresses],
+            }
         )
         with self._lock:
             self._check_open()
-            key = self._registered.get(descriptor.name, (f"{self.prefix}{descriptor.name}/{uuid.uuid4().hex}", ""))[0]
+            key = self._registered.get(
+                descriptor.name, (f"{self.prefix}{descriptor.name}/{uuid.uuid4().hex}", "")
+            )[0]
             try:
                 if self._lease is None:
                     self._lease = self._grant_sync()
-                self._call("/v3/kv/put", {"key": _b64(key.encode()), "value": _b64(value.encode()), "lease": str(self._lease)})
+                self._call(
+                    "/v3/kv/put",
+                    {"key": _b64(key.encode()), "value": _b64(value.encode()), "lease": str(self._lease)},
+                )
             except (httpx.HTTPError, ValueError) as exc:
-                raise ServiceCommunicationException(f"cannot register {descriptor.name} in etcd at {self.endpoint}: {exc}") from exc
+                raise ServiceCommunicationException(
+                    f"cannot register {descriptor.name} in etcd at {self.endpoint}: {exc}"
+                ) from exc
             self._registered[descriptor.name] = (key, value)
             self._start_task("keepalive", self._keep_alive)
 
@@ -126,7 +137,12 @@ class EtcdComponentRegistry(ComponentRegistry):
             try:
                 self._call("/v3/kv/deleterange", {"key": _b64(entry[0].encode())})
             except (httpx.HTTPError, ValueError) as exc:
-                log.warning("could not delete %s from etcd at %s (its lease still expires): %s", entry[0], self.endpoint, exc)
+                log.warning(
+                    "could not delete %s from etcd at %s (its lease still expires): %s",
+                    entry[0],
+                    self.endpoint,
+                    exc,
+                )
 
     def watch(self, channel: WatchedChannel) -> None:
         component = channel.component_descriptor.name
@@ -137,7 +153,9 @@ class EtcdComponentRegistry(ComponentRegistry):
             try:
                 revision, kvs = self._range_sync(self.prefix)
             except (httpx.HTTPError, ValueError) as exc:
-                log.warning("etcd at %s unreachable, %s is watched once it answers: %s", self.endpoint, component, exc)
+                log.warning(
+                    "etcd at %s unreachable, %s is watched once it answers: %s", self.endpoint, component, exc
+                )
             else:
                 self._apply_snapshot(revision, kvs)
             self._start_task("watch", self._follow)
@@ -169,7 +187,12 @@ class EtcdComponentRegistry(ComponentRegistry):
                     # revoking deletes every key of this registry at once
                     self._call("/v3/lease/revoke", {"ID": str(self._lease)})
                 except (httpx.HTTPError, ValueError) as exc:
-                    log.warning("could not revoke lease %s in etcd at %s (it expires on its own): %s", self._lease, self.endpoint, exc)
+                    log.warning(
+                        "could not revoke lease %s in etcd at %s (it expires on its own): %s",
+                        self._lease,
+                        self.endpoint,
+                        exc,
+                    )
                 self._lease = None
             self._registered.clear()
             self._watched.clear()
@@ -223,7 +246,8 @@ class EtcdComponentRegistry(ComponentRegistry):
         ordered = sorted(self._entries.items(), key=lambda item: (item[1][0], item[0]))
         for component in self._watched.components():
             self._watched.update(
-                component, group_by_channel(addresses for _, (_, owner, addresses) in ordered if owner == component)
+                component,
+                group_by_channel(addresses for _, (_, owner, addresses) in ordered if owner == component),
             )
 
     # synchronous calls (caller's thread)
@@ -248,7 +272,9 @@ class EtcdComponentRegistry(ComponentRegistry):
     def _start_task(self, name: str, factory: Any) -> None:
         if self._thread is None:
             ready = threading.Event()
-            self._thread = threading.Thread(target=self._run_loop, args=(ready,), name="warpcall-etcd-registry", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run_loop, args=(ready,), name="warpcall-etcd-registry", daemon=True
+            )
             self._thread.start()
             ready.wait()
         assert self._loop is not None
@@ -286,7 +312,8 @@ class EtcdComponentRegistry(ComponentRegistry):
         return response.json()
 
     async def _keep_alive(self) -> None:
-        """Renew the lease every TTL/3; when it was lost (etcd unreachable too long), take a new one and re-put every key."""
+        """Renew the lease every TTL/3; once it is lost (etcd unreachable too long), take a new one and
+        put every key again."""
         backoff = Backoff(maximum=self.max_backoff)
         delay = self.granted_ttl / 3
         while True:
@@ -294,14 +321,19 @@ class EtcdComponentRegistry(ComponentRegistry):
             try:
                 with self._lock:
                     lease = self._lease
-                answer = await self._post("/v3/lease/keepalive", {"ID": str(lease)}) if lease is not None else {}
+                answer = (
+                    await self._post("/v3/lease/keepalive", {"ID": str(lease)}) if lease is not None else {}
+                )
                 if int(answer.get("result", {}).get("TTL", 0)) <= 0:
                     await self._renew_lease()
                 backoff.succeeded(log, f"lease renewed in etcd at {self.endpoint} again")
                 delay = self.granted_ttl / 3
             except (httpx.HTTPError, ValueError, KeyError) as exc:
                 # retries stay within a third of the TTL so a short outage does not cost the lease
-                delay = min(backoff.failed(log, f"cannot renew the lease in etcd at {self.endpoint}", exc), self.granted_ttl / 3)
+                delay = min(
+                    backoff.failed(log, f"cannot renew the lease in etcd at {self.endpoint}", exc),
+                    self.granted_ttl / 3,
+                )
 
     async def _renew_lease(self) -> None:
         granted = await self._post("/v3/lease/grant", {"TTL": str(self.ttl)})
@@ -313,7 +345,9 @@ class EtcdComponentRegistry(ComponentRegistry):
         if registered:
             log.warning("the etcd lease had expired; registering %d instance(s) again", len(registered))
         for key, value in registered:
-            await self._post("/v3/kv/put", {"key": _b64(key.encode()), "value": _b64(value.encode()), "lease": str(lease)})
+            await self._post(
+                "/v3/kv/put", {"key": _b64(key.encode()), "value": _b64(value.encode()), "lease": str(lease)}
+            )
 
     async def _follow(self) -> None:
         """Read the prefix, then stream its changes; start over after any break."""
@@ -321,21 +355,33 @@ class EtcdComponentRegistry(ComponentRegistry):
         prefix = self.prefix.encode()
         while True:
             try:
-                answer = await self._post("/v3/kv/range", {"key": _b64(prefix), "range_end": _b64(_range_end(prefix))})
+                answer = await self._post(
+                    "/v3/kv/range", {"key": _b64(prefix), "range_end": _b64(_range_end(prefix))}
+                )
                 revision = int(answer["header"]["revision"])
                 self._apply_snapshot(revision, answer.get("kvs", []))
-                await self._stream(revision + 1, lambda: backoff.succeeded(log, f"etcd at {self.endpoint} answers again"))
+                await self._stream(
+                    revision + 1, lambda: backoff.succeeded(log, f"etcd at {self.endpoint} answers again")
+                )
             except (httpx.HTTPError, ValueError, KeyError) as exc:
                 delay = backoff.failed(
-                    log, f"etcd at {self.endpoint} unreachable while watching {self.prefix}, keeping the last known instances", exc
+                    log,
+                    f"etcd at {self.endpoint} unreachable while watching {self.prefix}, "
+                    "keeping the last known instances",
+                    exc,
                 )
                 await asyncio.sleep(delay)
 
     async def _stream(self, start_revision: int, on_created: Callable[[], None]) -> None:
-        """Apply the events of one watch stream; returns when etcd cancels it or it stays idle for ``watch_idle``."""
+        """Apply the events of one watch stream; returns when etcd cancels it or after ``watch_idle``
+        seconds without a message."""
         prefix = self.prefix.encode()
         request = {
-            "create_request": {"key": _b64(prefix), "range_end": _b64(_range_end(prefix)), "start_revision": str(start_revision)}
+            "create_request": {
+                "key": _b64(prefix),
+                "range_end": _b64(_range_end(prefix)),
+                "start_revision": str(start_revision),
+            }
         }
         timeout = httpx.Timeout(self.timeout, read=self.watch_idle)
         try:

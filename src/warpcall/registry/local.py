@@ -42,7 +42,9 @@ def group_by_channel(instances: Iterable[Iterable[ChannelAddress]]) -> URLsByCha
 
 def to_instances(component: str, urls: URLsByChannel) -> list[ChannelInstances]:
     """The ``get_addresses`` answer for one component: one ``ChannelInstances`` per channel."""
-    return [ChannelInstances(component, channel, list(channel_urls)) for channel, channel_urls in urls.items()]
+    return [
+        ChannelInstances(component, channel, list(channel_urls)) for channel, channel_urls in urls.items()
+    ]
 
 
 class WatchedChannels:
