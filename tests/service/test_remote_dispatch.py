@@ -91,6 +91,9 @@ class OrderService(Service):
     def slow(self, seconds: float) -> float: ...
 
     @abstractmethod
+    def broken_result(self) -> int: ...
+
+    @abstractmethod
     async def echo_async(self, order: Order) -> Order: ...
 
     @abstractmethod
@@ -132,6 +135,9 @@ class OrderServiceImpl(OrderService):
     def slow(self, seconds: float) -> float:
         time.sleep(seconds)
         return seconds
+
+    def broken_result(self) -> int:
+        return "not an int"  # type: ignore[return-value]
 
     async def echo_async(self, order: Order) -> Order:
         await asyncio.sleep(0)
@@ -247,6 +253,19 @@ def test_remote_exception_carries_type_and_message(manager, channel):
     with pytest.raises(RemoteServiceException, match="over the limit"):
         asyncio.run(orders.pay_async(500.0))
     assert orders.pay(1.0) is True
+
+
+def test_implementation_exception_is_the_outcome_and_a_bad_result_is_the_servers_fault(server, manager):
+    raised = invoke(server, b'{"method": "shop:orders:pay", "args": [1000]}')
+    assert raised.status_code == 200  # as aspyx-service answers, so its clients read the message too
+    assert raised.json()["exception"] == {"type": "PaymentDeclined", "message": "1000.0 is over the limit"}
+    broken = invoke(server, b'{"method": "shop:orders:broken_result", "args": []}')
+    assert broken.status_code == 500
+    assert broken.json()["exception"]["type"] == "MarshalException"
+    for channel in CHANNELS:
+        with pytest.raises(RemoteServiceException) as info:
+            manager.get_service(OrderService, channel).broken_result()
+        assert info.value.remote_type == "MarshalException"
 
 
 def test_keyword_arguments_are_sent_positionally(manager):

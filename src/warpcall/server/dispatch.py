@@ -137,12 +137,17 @@ class DispatchEndpoint:
             await self._send_error(send, reply_type, exc.status, exc)
             return
         try:
-            result = method.dump_result(await method.call(values))
-            exception = None
-            status = 200
-        except Exception as exc:  # the implementation's failure travels to the caller
+            value = await method.call(values)
+        except Exception as exc:
+            # the implementation's exception is the outcome of the call: 200 with it in the envelope, as
+            # aspyx-service answers, so its clients read the message too
             logger.debug("%s raised", qualified, exc_info=True)
-            result, exception, status = None, describe_exception(exc, self.include_traceback), 500
+            result, exception, status = None, describe_exception(exc, self.include_traceback), 200
+        else:
+            try:
+                result, exception, status = method.dump_result(value), None, 200
+            except MarshalException as exc:  # the result does not fit the declared type: the server's fault
+                result, exception, status = None, describe_exception(exc), 500
         encode = _core.envelope.encode_response_msgpack if media_type == MSGPACK else _core.envelope.encode_response_json
         await self._send(send, status, reply_type, encode(result, exception))
 
@@ -153,11 +158,15 @@ class DispatchEndpoint:
         if len(values) < method.required:
             raise InvalidArgumentsException(f"{method.descriptor.qualified} takes {method.required} argument(s)")
         try:
-            payload = codec.encode_response(await method.call(values))
-            status = 200
+            value = await method.call(values)
         except Exception as exc:
             logger.debug("%s raised", method.descriptor.qualified, exc_info=True)
-            payload, status = codec.encode_response(None, describe_exception(exc)), 500
+            payload, status = codec.encode_response(None, describe_exception(exc, self.include_traceback)), 200
+        else:
+            try:
+                payload, status = codec.encode_response(value), 200
+            except MarshalException as exc:
+                payload, status = codec.encode_response(None, describe_exception(exc)), 500
         await self._send(send, status, PROTOBUF, payload)
 
     async def _read_body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
