@@ -617,3 +617,20 @@ def test_url_path_and_query_are_sent_percent_encoded() -> None:
     with ScriptedServer(record) as server, HTTPClient() as client:
         client.request("GET", f"http://127.0.0.1:{server.port}/a b/\u00fc?q=x y&r=%41", [], b"")
     assert request_lines == [b"GET /a%20b/%C3%BC?q=x%20y&r=%41 HTTP/1.1"]
+
+
+class LoopWithoutReaders(asyncio.SelectorEventLoop):
+    """Stands in for Windows' proactor loop, which cannot watch a socket."""
+
+    add_reader = asyncio.AbstractEventLoop.add_reader
+
+
+def test_a_loop_that_cannot_watch_sockets_goes_through_httpx(uvi: UvicornThread) -> None:
+    loop = LoopWithoutReaders()
+    client = AsyncHTTPClient()
+    try:
+        status, _, body = loop.run_until_complete(client.request("POST", uvi.url + "/echo", [], b"via httpx"))
+        loop.run_until_complete(client.aclose())
+    finally:
+        loop.close()
+    assert (status, body) == (200, b"via httpx")

@@ -19,7 +19,8 @@ Connections are pooled per thread (sync) and per event loop (async), per
 (scheme, host, port). A pooled connection that the server closed while it was idle
 is noticed before reuse and replaced; a call whose first send fails on a reused
 connection (no byte went out) is retried once on a new one. ``https`` URLs are
-delegated to httpx's own transport (``httpx.HTTPTransport`` / ``AsyncHTTPTransport``).
+delegated to httpx's own transport (``httpx.HTTPTransport`` / ``AsyncHTTPTransport``),
+and so are async calls on an event loop that cannot watch sockets (Windows' proactor).
 """
 
 from __future__ import annotations
@@ -176,6 +177,19 @@ else:
         sock.settimeout(timeout)
 
 
+if hasattr(select, "poll"):
+
+    def _readable_check(sock: socket.socket) -> Any:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return poller.poll
+
+else:  # Windows
+
+    def _readable_check(sock: socket.socket) -> Any:
+        return lambda timeout: select.select([sock], [], [], timeout)[0]
+
+
 class _Conn:
     """One kept-alive blocking socket of the sync client."""
 
@@ -183,11 +197,9 @@ class _Conn:
 
     def __init__(self, sock: socket.socket, generation: int) -> None:
         self.sock = sock
-        poller = select.poll()
-        poller.register(sock, select.POLLIN)
         #: ``poll(0)`` is empty while the connection is fit for reuse: an idle connection
         #: must have nothing to read, data or EOF there means the server gave up on it
-        self.poll = poller.poll
+        self.poll = _readable_check(sock)
         self.timeout = -1.0
         self.generation = generation
 
@@ -424,8 +436,7 @@ class _AsyncConn:
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop, generation: int) -> None:
         self.sock = sock
         self.loop = loop
-        self._poll = select.poll()
-        self._poll.register(sock, select.POLLIN)
+        self._poll = _readable_check(sock)
         self.generation = generation
         self.closed = False
         self.parser: Any = None
@@ -436,7 +447,7 @@ class _AsyncConn:
         loop.add_reader(sock.fileno(), self._on_readable)
 
     def reusable(self) -> bool:
-        return not self.closed and not self._poll.poll(0)
+        return not self.closed and not self._poll(0)
 
     def start(self, parser: Any, url: str, read_timeout: float) -> asyncio.Future:
         """Expect a response; the returned future gets the finished parser or the error."""
@@ -508,13 +519,15 @@ class _LoopPool(dict):
     ``read_timeout``, to within ``_WATCH_TICK``), instead of a timer per call.
     """
 
-    __slots__ = ("loop", "inflight", "watch")
+    __slots__ = ("loop", "inflight", "watch", "can_watch_sockets")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self.loop = loop
         self.inflight: set[_AsyncConn] = set()
         self.watch: asyncio.TimerHandle | None = None
+        # Windows' proactor loop cannot watch a socket (add_reader); such loops go through httpx
+        self.can_watch_sockets = type(loop).add_reader is not asyncio.AbstractEventLoop.add_reader
 
     def track(self, conn: _AsyncConn) -> None:
         """Watch ``conn`` until ``untrack``: it is waiting for a response."""
@@ -670,6 +683,8 @@ class AsyncHTTPClient:
         pools = self._pools.get(loop)
         if pools is None:
             pools = self._loop_pool(loop)
+        if not pools.can_watch_sockets:
+            return await self._delegate(method, url, headers, body, connect_t, write_t, read_t, pool_t)
         key_pool = pools.get(target.key)
         if key_pool is None:
             key_pool = pools[target.key] = _KeyPool()
