@@ -189,6 +189,7 @@ class InjectServiceProcessor(PostProcessor):
     """Calls the ``@inject_service`` setters of every instance the environment creates."""
 
     def __init__(self, service_manager: ServiceManager) -> None:
+        super().__init__()
         self.service_manager = service_manager
         self._setters: dict[type, list[tuple[str, type, str]]] = {}
 

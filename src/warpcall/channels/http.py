@@ -52,9 +52,9 @@ class HTTPXChannel(Channel):
         return httpx.AsyncClient(transport=AsyncWarpTransport(), timeout=self.timeout)
 
     def _uses_default_client(self, method: str) -> bool:
-        # advice or a subclass replacing the client factory means the client must really be used
-        bound = getattr(self, method)
-        return getattr(bound, "__func__", None) is getattr(HTTPXChannel, method)
+        # advice (woven into the instance's __dict__) or a subclass replacing the client factory means the
+        # client must really be used
+        return method not in vars(self) and getattr(type(self), method) is getattr(HTTPXChannel, method)
 
     def customize(self) -> None:
         super().customize()
