@@ -87,9 +87,8 @@ class EmbeddedComponentRegistry(ComponentRegistry):
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = None
         self._inode: int | None = None
-        self._registered: dict[
-            str, tuple[str, str, float]
-        ] = {}  # component -> (row id, addresses json, registered)
+        # component -> (row id, addresses as JSON, registration time) of the instances this process hosts
+        self._registered: dict[str, tuple[str, str, float]] = {}
         self._watched = WatchedChannels()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -98,17 +97,26 @@ class EmbeddedComponentRegistry(ComponentRegistry):
     # ComponentRegistry
 
     def register(self, descriptor: ComponentInfo, addresses: list[ChannelAddress]) -> None:
-        row_id = f"{descriptor.name}:{os.getpid()}:{uuid.uuid4().hex}"
-        payload = json.dumps([[address.channel, address.uri] for address in addresses])
+        entry = (
+            f"{descriptor.name}:{os.getpid()}:{uuid.uuid4().hex}",
+            json.dumps([[address.channel, address.uri] for address in addresses]),
+            time.time(),
+        )
         with self._lock:
             self._check_open()
             previous = self._registered.get(descriptor.name)
-            self._registered[descriptor.name] = (row_id, payload, time.time())
-            db = self._db()
-            with db:
-                if previous is not None:
-                    db.execute("DELETE FROM instances WHERE id = ?", (previous[0],))
-                self._upsert(db, descriptor.name, self._registered[descriptor.name])
+            try:
+                db = self._db()
+                with db:
+                    if previous is not None:
+                        db.execute("DELETE FROM instances WHERE id = ?", (previous[0],))
+                    self._upsert(db, descriptor.name, entry)
+            except (sqlite3.Error, OSError) as exc:
+                raise ServiceCommunicationException(
+                    f"cannot register {descriptor.name} in the registry file {self.path} ({exc}); "
+                    "check that its directory exists and is writable, or set WARPCALL_REGISTRY_DIR"
+                ) from exc
+            self._registered[descriptor.name] = entry
             self._start()
 
     def deregister(self, descriptor: ComponentInfo) -> None:
@@ -116,9 +124,18 @@ class EmbeddedComponentRegistry(ComponentRegistry):
             entry = self._registered.pop(descriptor.name, None)
             if entry is None:
                 return
-            db = self._db()
-            with db:
-                db.execute("DELETE FROM instances WHERE id = ?", (entry[0],))
+            try:
+                db = self._db()
+                with db:
+                    db.execute("DELETE FROM instances WHERE id = ?", (entry[0],))
+            except (sqlite3.Error, OSError) as exc:
+                log.warning(
+                    "could not remove %s from %s; it expires within %.1f s: %s",
+                    entry[0],
+                    self.path,
+                    self.ttl,
+                    exc,
+                )
 
     def watch(self, channel: WatchedChannel) -> None:
         with self._lock:
