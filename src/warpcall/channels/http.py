@@ -63,34 +63,42 @@ class HTTPXChannel(Channel):
         if self._uses_default_client("make_async_client"):
             self._direct_async = AsyncHTTPClient(timeout=self.timeout)
 
-    def post(self, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
-        """POST ``body`` to ``url``; ServiceCommunicationException when the wire fails."""
+    def request(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
+        """Send one ``method`` request to ``url``; ServiceCommunicationException when the wire fails."""
         try:
             direct = self._direct
             if direct is not None:
-                return direct.request("POST", url, headers, body, self.timeout)
+                return direct.request(method, url, headers, body, self.timeout)
             client = self._client
             if client is None:
                 client = self._client = self.make_client()
-            response = client.post(url, content=body, headers=headers)
+            response = client.request(method, url, content=body or None, headers=headers)
             return response.status_code, list(response.headers.items()), response.content
         except httpx.TransportError as exc:
             raise ServiceCommunicationException(f"calling {url} failed: {type(exc).__name__}: {exc}") from exc
 
-    async def post_async(self, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
-        """Async POST of ``body`` to ``url``; ServiceCommunicationException when the wire fails."""
+    async def request_async(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
+        """Async :meth:`request`; ServiceCommunicationException when the wire fails."""
         try:
             direct = self._direct_async
             if direct is not None:
-                return await direct.request("POST", url, headers, body, self.timeout)
+                return await direct.request(method, url, headers, body, self.timeout)
             loop = asyncio.get_running_loop()
             client = self._async_clients.get(loop)
             if client is None:
                 client = self._async_clients[loop] = self.make_async_client()
-            response = await client.post(url, content=body, headers=headers)
+            response = await client.request(method, url, content=body or None, headers=headers)
             return response.status_code, list(response.headers.items()), response.content
         except httpx.TransportError as exc:
             raise ServiceCommunicationException(f"calling {url} failed: {type(exc).__name__}: {exc}") from exc
+
+    def post(self, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
+        """POST ``body`` to ``url``; ServiceCommunicationException when the wire fails."""
+        return self.request("POST", url, headers, body)
+
+    async def post_async(self, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
+        """Async POST of ``body`` to ``url``; ServiceCommunicationException when the wire fails."""
+        return await self.request_async("POST", url, headers, body)
 
     def close(self) -> None:
         if self._direct is not None:
