@@ -1,17 +1,65 @@
 """Compiled twin of warpcall._pure.transport: HTTP/1.1 request writing and response parsing."""
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.unicode cimport PyUnicode_DecodeLatin1
+from libc.errno cimport EINTR, errno
 from libc.string cimport memchr, memcpy
+
+import select
+
+# Socket calls straight to the OS where it is POSIX; elsewhere (Windows) Connection uses the socket's methods.
+cdef extern from *:
+    """
+    #ifdef _WIN32
+    #define WC_C_IO 0
+    static Py_ssize_t wc_recv(int fd, char* buf, Py_ssize_t n) { return -1; }
+    static Py_ssize_t wc_send(int fd, const char* buf, Py_ssize_t n) { return -1; }
+    static int wc_poll_in(int fd) { return -1; }
+    static int wc_set_timeouts(int fd, double seconds) { return -1; }
+    #else
+    #define WC_C_IO 1
+    #include <sys/types.h>
+    #include <sys/socket.h>
+    #include <poll.h>
+    #include <sys/time.h>
+    static Py_ssize_t wc_recv(int fd, char* buf, Py_ssize_t n) { return recv(fd, buf, (size_t)n, 0); }
+    static Py_ssize_t wc_send(int fd, const char* buf, Py_ssize_t n) { return send(fd, buf, (size_t)n, 0); }
+    static int wc_poll_in(int fd) {
+        struct pollfd p;
+        p.fd = fd;
+        p.events = POLLIN;
+        p.revents = 0;
+        return poll(&p, 1, 0);
+    }
+    static int wc_set_timeouts(int fd, double seconds) {
+        struct timeval tv;
+        tv.tv_sec = (time_t)seconds;
+        tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+        if (tv.tv_sec == 0 && tv.tv_usec == 0) tv.tv_usec = 1;  /* zero would mean "no timeout" */
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) return -1;
+        return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    }
+    #endif
+    """
+    int WC_C_IO
+    Py_ssize_t wc_recv(int fd, char* buf, Py_ssize_t n) nogil
+    Py_ssize_t wc_send(int fd, const char* buf, Py_ssize_t n) nogil
+    int wc_poll_in(int fd) nogil
+    int wc_set_timeouts(int fd, double seconds) nogil
 
 MAX_HEAD = 65536
 MAX_LINE = 8192
+#: the most bytes one receive asks the OS for
+READ_SIZE = 65536
 
 _NO_UPGRADE = "unexpected 101 Switching Protocols: this client does not upgrade connections"
 
 cdef enum:
     C_MAX_HEAD = 65536
     C_MAX_LINE = 8192
+    C_READ_SIZE = 65536
 
 cdef enum:
     S_HEAD = 0
@@ -307,11 +355,9 @@ cdef class ResponseParser:
 
     def feed(self, data):
         """Take the next bytes from the socket (``b""``: the peer closed); True once the response is whole."""
-        cdef bytes d
-        if type(data) is bytes:
-            d = <bytes>data
-        else:
-            d = bytes(data)
+        return self._feed(<bytes>data if type(data) is bytes else bytes(data))
+
+    cdef object _feed(self, bytes d):
         cdef Py_ssize_t n = PyBytes_GET_SIZE(d)
         if n == 0:
             return self._eof()
@@ -563,3 +609,122 @@ cdef class ResponseParser:
             return S_LENGTH
         self.keep_alive = False
         return S_UNTIL_CLOSE
+
+
+cdef class Connection:
+    """One connected, blocking socket carrying one HTTP/1.1 exchange at a time.
+
+    ``idle()`` says whether a kept-alive connection is fit for reuse, ``send`` writes
+    a request, ``receive`` reads until a ``ResponseParser`` has the whole response;
+    ``set_timeout`` bounds each send and each receive. Errors are the socket's
+    ``OSError`` (``BlockingIOError`` or ``TimeoutError`` when a timeout expires) and
+    the parser's ``ValueError``. The socket must be blocking (``settimeout(None)``)
+    when the connection is made; closing it stays the caller's job.
+    """
+
+    cdef readonly object sock
+    cdef public Py_ssize_t sent
+    cdef readonly double timeout
+    cdef int _fd
+    cdef bint _c_io
+    cdef char* _buf
+    cdef object _poll
+
+    def __cinit__(self):
+        self._buf = NULL
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.sent = 0
+        self.timeout = -1.0
+        # straight OS calls only on a blocking POSIX socket; timeouts then come from SO_RCVTIMEO/SO_SNDTIMEO
+        self._c_io = WC_C_IO and sock.gettimeout() is None
+        if self._c_io:
+            self._fd = sock.fileno()
+            self._buf = <char*>PyMem_Malloc(C_READ_SIZE)
+            if self._buf == NULL:
+                raise MemoryError()
+        else:
+            self._fd = -1
+            self._poll = _readable_check(sock)
+
+    def __dealloc__(self):
+        if self._buf != NULL:
+            PyMem_Free(self._buf)
+            self._buf = NULL
+
+    def set_timeout(self, double seconds):
+        """Bound each later send and each receive to ``seconds`` (kernel timeouts where the OS has them)."""
+        cdef int failed
+        if seconds == self.timeout:
+            return
+        if seconds <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {seconds!r}")
+        if self._c_io:
+            with nogil:
+                failed = wc_set_timeouts(self._fd, seconds)
+            if failed:
+                PyErr_SetFromErrno(OSError)
+        else:
+            self.sock.settimeout(seconds)
+        self.timeout = seconds
+
+    def idle(self):
+        """True when nothing waits to be read: no data and no EOF, so the peer still expects a request."""
+        cdef int ready
+        if not self._c_io:
+            return not self._poll(0)
+        with nogil:
+            ready = wc_poll_in(self._fd)
+        return ready == 0
+
+    def send(self, data):
+        """Write all of ``data``; on an error ``sent`` says how many bytes went out before it."""
+        cdef bytes d = <bytes>data if type(data) is bytes else bytes(data)
+        cdef const char* p = PyBytes_AS_STRING(d)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(d), k
+        self.sent = 0
+        if not self._c_io:
+            view = memoryview(d)
+            while self.sent < n:
+                self.sent += self.sock.send(view[self.sent:])
+            return
+        while self.sent < n:
+            with nogil:
+                k = wc_send(self._fd, p + self.sent, n - self.sent)
+            if k < 0:
+                if errno == EINTR:
+                    PyErr_CheckSignals()
+                    continue
+                PyErr_SetFromErrno(OSError)
+                return
+            self.sent += k
+
+    def receive(self, ResponseParser parser):
+        """Read and feed ``parser`` until the response is complete (EOF included); returns ``parser``."""
+        cdef Py_ssize_t k
+        if not self._c_io:
+            recv = self.sock.recv
+            while not parser._feed(recv(READ_SIZE)):
+                pass
+            return parser
+        while True:
+            with nogil:
+                k = wc_recv(self._fd, self._buf, C_READ_SIZE)
+            if k < 0:
+                if errno == EINTR:
+                    PyErr_CheckSignals()
+                    continue
+                PyErr_SetFromErrno(OSError)
+                return
+            if parser._feed(PyBytes_FromStringAndSize(self._buf, k)):
+                return parser
+
+
+cdef object _readable_check(sock):
+    """``check(0)`` is empty while nothing waits to be read on ``sock``."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return poller.poll
+    return lambda timeout: select.select([sock], [], [], timeout)[0]

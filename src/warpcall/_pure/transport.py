@@ -9,17 +9,24 @@ wrong; the caller adds the URL.
 from __future__ import annotations
 
 import re
+import select
+import socket
+import struct
+import sys
 
 #: the response head (status line and headers) may not be larger than this
 MAX_HEAD = 65536
 #: a chunk-size line or trailer line may not be longer than this
 MAX_LINE = 8192
+#: the most bytes one receive asks the OS for
+READ_SIZE = 65536
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(rb"[\r\n\x00]")
 _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f]")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _DIGITS = re.compile(rb"[0-9]{1,18}")
+_KERNEL_TIMEOUTS = sys.platform != "win32"
 _BODY_METHODS = frozenset((b"POST", b"PUT", b"PATCH"))
 _NO_UPGRADE = "unexpected 101 Switching Protocols: this client does not upgrade connections"
 
@@ -332,3 +339,68 @@ class ResponseParser:
             return _LENGTH
         self.keep_alive = False
         return _UNTIL_CLOSE
+
+
+class Connection:
+    """One connected, blocking socket carrying one HTTP/1.1 exchange at a time.
+
+    ``idle()`` says whether a kept-alive connection is fit for reuse, ``send`` writes
+    a request, ``receive`` reads until a ``ResponseParser`` has the whole response;
+    ``set_timeout`` bounds each send and each receive. Errors are the socket's
+    ``OSError`` (``BlockingIOError`` or ``TimeoutError`` when a timeout expires) and
+    the parser's ``ValueError``. The socket must be blocking (``settimeout(None)``)
+    when the connection is made; closing it stays the caller's job.
+    """
+
+    __slots__ = ("sock", "sent", "timeout", "_poll")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.sent = 0
+        self.timeout = -1.0
+        self._poll = _readable_check(sock)
+
+    def set_timeout(self, seconds: float) -> None:
+        """Bound each later send and each receive to ``seconds`` (kernel timeouts where the OS has them)."""
+        seconds = float(seconds)
+        if seconds == self.timeout:
+            return
+        if seconds <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {seconds!r}")
+        if _KERNEL_TIMEOUTS and self.sock.gettimeout() is None:
+            # a blocking socket with SO_RCVTIMEO/SO_SNDTIMEO: no poll() before each call, as settimeout() does
+            whole = int(seconds)
+            tv = struct.pack("ll", whole, int((seconds - whole) * 1e6) or (0 if whole else 1))
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+        else:
+            self.sock.settimeout(seconds)
+        self.timeout = seconds
+
+    def idle(self) -> bool:
+        """True when nothing waits to be read: no data and no EOF, so the peer still expects a request."""
+        return not self._poll(0)
+
+    def send(self, data: bytes) -> None:
+        """Write all of ``data``; on an error ``sent`` says how many bytes went out before it."""
+        view = memoryview(data if type(data) is bytes else bytes(data))
+        n = len(view)
+        self.sent = 0
+        while self.sent < n:
+            self.sent += self.sock.send(view[self.sent :])
+
+    def receive(self, parser: ResponseParser) -> ResponseParser:
+        """Read and feed ``parser`` until the response is complete (EOF included); returns ``parser``."""
+        recv = self.sock.recv
+        while not parser.feed(recv(READ_SIZE)):
+            pass
+        return parser
+
+
+def _readable_check(sock: socket.socket):  # noqa: ANN202 - a poll-like callable
+    """``check(0)`` is empty while nothing waits to be read on ``sock``."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return poller.poll
+    return lambda timeout: select.select([sock], [], [], timeout)[0]

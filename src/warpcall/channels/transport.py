@@ -27,10 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import select
 import socket
-import struct
-import sys
 import threading
 import weakref
 from collections import deque
@@ -162,54 +159,17 @@ def _connect_timeout(url: str, timeout: float) -> httpx.ConnectTimeout:
     return httpx.ConnectTimeout(f"cannot connect to {url} within {timeout} s (connect timeout)")
 
 
-if sys.platform.startswith(("linux", "darwin", "freebsd")):
-
-    def _set_sock_timeout(sock: socket.socket, timeout: float) -> None:
-        # kernel timeouts on a blocking socket: no poll() before each send/recv, unlike settimeout()
-        seconds = int(timeout)
-        tv = struct.pack("ll", seconds, int((timeout - seconds) * 1e6) or (0 if seconds else 1))
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
-
-else:
-
-    def _set_sock_timeout(sock: socket.socket, timeout: float) -> None:
-        sock.settimeout(timeout)
-
-
-if hasattr(select, "poll"):
-
-    def _readable_check(sock: socket.socket) -> Any:
-        poller = select.poll()
-        poller.register(sock, select.POLLIN)
-        return poller.poll
-
-else:  # Windows
-
-    def _readable_check(sock: socket.socket) -> Any:
-        return lambda timeout: select.select([sock], [], [], timeout)[0]
-
-
 class _Conn:
-    """One kept-alive blocking socket of the sync client."""
+    """One kept-alive connection of the sync client: the core's Connection and the generation it joined."""
 
-    __slots__ = ("sock", "poll", "timeout", "generation", "__weakref__")
+    __slots__ = ("io", "generation", "__weakref__")
 
     def __init__(self, sock: socket.socket, generation: int) -> None:
-        self.sock = sock
-        #: ``poll(0)`` is empty while the connection is fit for reuse: an idle connection
-        #: must have nothing to read, data or EOF there means the server gave up on it
-        self.poll = _readable_check(sock)
-        self.timeout = -1.0
+        self.io = _core.transport.Connection(sock)
         self.generation = generation
 
-    def set_timeout(self, timeout: float) -> None:
-        if timeout != self.timeout:
-            _set_sock_timeout(self.sock, timeout)
-            self.timeout = timeout
-
     def close(self) -> None:
-        self.sock.close()
+        self.io.sock.close()
 
     __del__ = close
 
@@ -222,26 +182,23 @@ def _open(target: _Target, url: str, timeout: float, generation: int) -> _Conn:
     except OSError as exc:
         raise _connect_error(url, exc) from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.settimeout(None)
+    sock.settimeout(None)  # blocking: the core's Connection sets kernel timeouts per send and receive
     return _Conn(sock, generation)
 
 
 def _send(conn: _Conn, data: bytes, timeout: float, url: str, reused: bool) -> bool:
     """Send the request; False when a reused connection failed before any byte went out."""
-    if conn.timeout != timeout:
-        conn.set_timeout(timeout)
-    sock = conn.sock
-    sent = 0
+    io = conn.io
     try:
-        sent = sock.send(data)
-        if sent < len(data):
-            sock.sendall(memoryview(data)[sent:])
+        if io.timeout != timeout:
+            io.set_timeout(timeout)
+        io.send(data)
     except (BlockingIOError, TimeoutError):
         conn.close()
         raise _write_timeout(url, timeout) from None
     except OSError as exc:
         conn.close()
-        if reused and sent == 0 and isinstance(exc, ConnectionError):
+        if reused and io.sent == 0 and isinstance(exc, ConnectionError):
             return False
         raise _write_error(url, exc) from None
     return True
@@ -314,7 +271,8 @@ class HTTPClient:
         conn = None
         while idle:
             candidate = idle.pop()
-            if not candidate.poll(0):
+            # an idle connection must have nothing to read: data or EOF there means the server gave up on it
+            if candidate.io.idle():
                 conn = candidate
                 break
             candidate.close()
@@ -325,13 +283,11 @@ class HTTPClient:
             # the server dropped the pooled connection and nothing was sent: a new one is safe
             conn = _open(target, url, connect_t, self._generation)
             _send(conn, data, write_t, url, reused=False)
-        if read_t != write_t:
-            conn.set_timeout(read_t)
         parser = _core.transport.ResponseParser(self.max_body, method == "HEAD")
-        recv = conn.sock.recv
         try:
-            while not parser.feed(recv(_READ_SIZE)):
-                pass
+            if read_t != write_t:
+                conn.io.set_timeout(read_t)
+            conn.io.receive(parser)
         except (BlockingIOError, TimeoutError):
             conn.close()
             raise _read_timeout(url, read_t) from None
@@ -423,7 +379,7 @@ class _AsyncConn:
     __slots__ = (
         "sock",
         "loop",
-        "_poll",
+        "_idle",
         "generation",
         "closed",
         "parser",
@@ -436,7 +392,8 @@ class _AsyncConn:
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop, generation: int) -> None:
         self.sock = sock
         self.loop = loop
-        self._poll = _readable_check(sock)
+        # the socket is non-blocking: the core's Connection serves only for its idle check here
+        self._idle = _core.transport.Connection(sock).idle
         self.generation = generation
         self.closed = False
         self.parser: Any = None
@@ -447,7 +404,7 @@ class _AsyncConn:
         loop.add_reader(sock.fileno(), self._on_readable)
 
     def reusable(self) -> bool:
-        return not self.closed and not self._poll(0)
+        return not self.closed and self._idle()
 
     def start(self, parser: Any, url: str, read_timeout: float) -> asyncio.Future:
         """Expect a response; the returned future gets the finished parser or the error."""
