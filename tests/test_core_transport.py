@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from itertools import pairwise
 from typing import Any
 
@@ -295,3 +299,95 @@ def test_both_cores_raise_the_same_errors(kind: str, arg: object) -> None:
     outcome = _outcome(native, kind, arg)
     assert outcome == _outcome(load_variant("transport", native=False), kind, arg)
     assert outcome[0] != "ok"
+
+
+# --- Connection: a real socket pair -------------------------------------------------------------------
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A connected (client, server) pair of blocking sockets."""
+    client, server = socket.socketpair()
+    server.settimeout(5)
+    yield client, server
+    client.close()
+    server.close()
+
+
+def write_later(
+    sock: socket.socket, pieces: list[bytes], pause: float = 0.01, close: bool = False
+) -> threading.Thread:
+    def run() -> None:
+        for piece in pieces:
+            time.sleep(pause)
+            sock.sendall(piece)
+        if close:
+            sock.shutdown(socket.SHUT_WR)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_connection_sends_and_receives_in_pieces(core: CoreImpl, pair: tuple) -> None:
+    client, server = pair
+    conn = core.transport.Connection(client)
+    conn.set_timeout(5)
+    conn.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert conn.sent == 27
+    assert server.recv(100) == b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+    body = bytes(range(256)) * 1000  # several reads
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    writer = write_later(server, [response[:7], response[7:50], response[50:100_000], response[100_000:]])
+    parser = conn.receive(core.transport.ResponseParser())
+    writer.join(5)
+    assert (parser.status, parser.body, parser.keep_alive) == (200, body, True)
+    assert conn.idle()
+
+
+def test_connection_body_until_eof(core: CoreImpl, pair: tuple) -> None:
+    client, server = pair
+    conn = core.transport.Connection(client)
+    writer = write_later(server, [b"HTTP/1.0 200 OK\r\n\r\nuntil ", b"the end"], close=True)
+    parser = conn.receive(core.transport.ResponseParser())
+    writer.join(5)
+    assert (parser.body, parser.keep_alive) == (b"until the end", False)
+
+
+def test_connection_is_not_idle_once_the_peer_wrote_or_closed(core: CoreImpl, pair: tuple) -> None:
+    client, server = pair
+    conn = core.transport.Connection(client)
+    assert conn.idle()
+    server.sendall(b"x")
+    assert not conn.idle()
+    client2, server2 = socket.socketpair()
+    with client2, server2:
+        conn2 = core.transport.Connection(client2)
+        server2.close()
+        assert not conn2.idle()
+
+
+def test_connection_receive_times_out(core: CoreImpl, pair: tuple) -> None:
+    client, _server = pair
+    conn = core.transport.Connection(client)
+    conn.set_timeout(0.2)
+    assert conn.timeout == 0.2
+    started = time.monotonic()
+    with pytest.raises((BlockingIOError, TimeoutError)):
+        conn.receive(core.transport.ResponseParser())
+    assert time.monotonic() - started < 3
+
+
+def test_connection_errors(core: CoreImpl, pair: tuple) -> None:
+    client, server = pair
+    conn = core.transport.Connection(client)
+    with pytest.raises(ValueError, match="timeout must be a positive number of seconds, not 0.0"):
+        conn.set_timeout(0)
+    server.sendall(b"SMTP ready\r\n\r\n")
+    with pytest.raises(ValueError, match="malformed status line"):
+        conn.receive(core.transport.ResponseParser())
+    server.close()
+    with pytest.raises(OSError):
+        for _ in range(100):  # the first writes may still land in the socket buffer
+            conn.send(b"x" * 65536)
+    assert conn.sent == 0
