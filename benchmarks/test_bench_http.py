@@ -19,10 +19,12 @@ import http.client
 import json
 import queue
 import socket
+import statistics
 import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -111,7 +113,8 @@ def run(benchmark: Any, call: Callable[[], bytes]) -> None:
     assert benchmark.pedantic(call, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1) == PAYLOAD
 
 
-def test_raw_socket_http(benchmark: Any, echo_url: str) -> None:
+def raw_http(echo_url: str) -> tuple[Callable[[], bytes], socket.socket]:
+    """The floor: a prepared request written to a kept-alive blocking socket, the response read by length."""
     host, port = echo_url.split("/")[2].split(":")
     sock = blocking_socket(host, int(port))
     request = (
@@ -133,6 +136,11 @@ def test_raw_socket_http(benchmark: Any, echo_url: str) -> None:
             data += sock.recv(65536)
         raise RuntimeError("no complete response")
 
+    return call, sock
+
+
+def test_raw_socket_http(benchmark: Any, echo_url: str) -> None:
+    call, sock = raw_http(echo_url)
     try:
         run(benchmark, call)
     finally:
@@ -250,3 +258,62 @@ def test_raw_socket_ping_pong(benchmark: Any, tcp_address: tuple[str, int]) -> N
         run(benchmark, call)
     finally:
         sock.close()
+
+
+# --- paired: the floor and a client call by call, so load from other processes hits both alike ---------
+
+
+@pytest.mark.parametrize("client", ["native", "pure", "async"])
+def test_paired_with_the_floor(
+    benchmark: Any,
+    echo_url: str,
+    client: str,
+    monkeypatch: pytest.MonkeyPatch,
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """Each round times one raw-socket call and one call of ``client``, alternating which goes first.
+
+    The table shows the pair; ``extra_info`` holds each side's median and their ratio.
+    """
+    try:
+        monkeypatch.setattr(_core, "transport", _core.load_variant("transport", client != "pure"))
+    except ImportError:
+        pytest.skip("the compiled core is not built here")
+    floor, sock = raw_http(echo_url)
+    sync_client = HTTPClient(timeout=TIMEOUT)
+    async_client = AsyncHTTPClient(timeout=TIMEOUT)
+    if client == "async":
+
+        def call() -> bytes:
+            return loop.run_until_complete(async_client.request("POST", echo_url, HEADERS, PAYLOAD))[2]
+
+    else:
+
+        def call() -> bytes:
+            return sync_client.request("POST", echo_url, HEADERS, PAYLOAD)[2]
+
+    times: dict[str, list[float]] = {"floor": [], "client": []}
+    order = [("floor", floor), ("client", call)]
+
+    def pair() -> bytes:
+        order.reverse()
+        for name, function in order:
+            started = time.perf_counter()
+            assert function() == PAYLOAD
+            times[name].append(time.perf_counter() - started)
+        return PAYLOAD
+
+    benchmark.group = "http-floor-paired"
+    try:
+        benchmark.pedantic(pair, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
+    finally:
+        sock.close()
+        sync_client.close()
+        loop.run_until_complete(async_client.aclose())
+    floor_us = statistics.median(times["floor"][WARMUP:]) * 1e6
+    client_us = statistics.median(times["client"][WARMUP:]) * 1e6
+    benchmark.extra_info.update(
+        floor_median_us=round(floor_us, 1),
+        client_median_us=round(client_us, 1),
+        ratio=round(client_us / floor_us, 3),
+    )
