@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 LOREM = (
     "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore "
-    "et dolore magna aliqua. Ut eni"
+    "et dolore magna aliqua."
 )
 assert len(LOREM) == 123
 
