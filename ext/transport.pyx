@@ -49,6 +49,8 @@ cdef extern from *:
     int wc_poll_in(int fd) nogil
     int wc_set_timeouts(int fd, double seconds) nogil
 
+__all__ = ["MAX_HEAD", "MAX_LINE", "READ_SIZE", "Connection", "ResponseParser", "build_request"]
+
 MAX_HEAD = 65536
 MAX_LINE = 8192
 #: the most bytes one receive asks the OS for

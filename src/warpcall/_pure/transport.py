@@ -14,6 +14,8 @@ import socket
 import struct
 import sys
 
+__all__ = ["MAX_HEAD", "MAX_LINE", "READ_SIZE", "Connection", "ResponseParser", "build_request"]
+
 #: the response head (status line and headers) may not be larger than this
 MAX_HEAD = 65536
 #: a chunk-size line or trailer line may not be longer than this
