@@ -218,3 +218,10 @@ def consul_client(address: str) -> Any:
 
 
 CONSUL_TIMING = {"check_interval": "300ms", "check_timeout": "1s", "deregister_critical_after": "30s"}
+
+
+def etcd_granted_ttl(endpoint: str, ttl: int) -> float:
+    """The TTL etcd grants when asked for ``ttl`` (it raises small ones to its minimum)."""
+    granted = httpx.post(f"{endpoint}/v3/lease/grant", json={"TTL": str(ttl)}, timeout=5).json()
+    httpx.post(f"{endpoint}/v3/lease/revoke", json={"ID": granted["ID"]}, timeout=5)
+    return float(granted["TTL"])

@@ -15,7 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from registry_support import CONSUL_TIMING, Descriptor, RecordingChannel, consul_client, wait_until
+from registry_support import (
+    CONSUL_TIMING,
+    Descriptor,
+    RecordingChannel,
+    consul_client,
+    etcd_granted_ttl,
+    wait_until,
+)
 
 from warpcall.registry.contract import ComponentRegistry
 
@@ -102,19 +109,11 @@ def failover_setup(
         watcher = EtcdComponentRegistry(etcd.endpoint, prefix="/failover/", ttl=2)
         kind = "etcd"
         # the children's lease TTL is what matters; etcd may grant more than asked, so ask it
-        window = _granted_ttl(etcd.endpoint, 2) + 1.0
+        window = etcd_granted_ttl(etcd.endpoint, 2) + 1.0
     try:
         yield kind, config, watcher, window
     finally:
         watcher.close()
-
-
-def _granted_ttl(endpoint: str, ttl: int) -> float:
-    import httpx
-
-    granted = httpx.post(f"{endpoint}/v3/lease/grant", json={"TTL": str(ttl)}, timeout=5).json()
-    httpx.post(f"{endpoint}/v3/lease/revoke", json={"ID": granted["ID"]}, timeout=5)
-    return float(granted["TTL"])
 
 
 def test_sigkilled_instance_leaves_watchers_within_detection_window(

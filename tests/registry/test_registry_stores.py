@@ -97,7 +97,9 @@ def test_unreadable_registry_without_a_known_list_raises_a_clear_error(tmp_path:
     try:
         with pytest.raises(ServiceCommunicationException, match="registry file .* cannot be read"):
             registry.get_addresses(ORDERS)
-        with pytest.raises(ServiceCommunicationException, match="cannot register orders .* WARPCALL_REGISTRY_DIR"):
+        with pytest.raises(
+            ServiceCommunicationException, match="cannot register orders .* WARPCALL_REGISTRY_DIR"
+        ):
             registry.register(ORDERS, ADDRESS)
         registry.deregister(ORDERS)  # nothing was registered: nothing to do
     finally:

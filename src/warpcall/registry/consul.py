@@ -34,6 +34,7 @@ import consul.base
 import httpx
 import requests
 
+from warpcall.di import on_destroy
 from warpcall.exceptions import ServiceCommunicationException, ServiceException
 from warpcall.registry.contract import (
     ChannelAddress,
@@ -286,6 +287,7 @@ class ConsulComponentRegistry(ComponentRegistry):
             return to_instances(descriptor.name, known)
         return to_instances(descriptor.name, urls_from_health(entries))
 
+    @on_destroy()  # an environment that created the registry closes it when destroyed
     def close(self) -> None:
         with self._lock:
             if self._closed:

@@ -19,6 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
+from warpcall.di import on_destroy
 from warpcall.exceptions import ServiceCommunicationException, ServiceException
 from warpcall.registry.contract import (
     ChannelAddress,
@@ -166,6 +167,7 @@ class EmbeddedComponentRegistry(ComponentRegistry):
                     ) from exc
                 return to_instances(descriptor.name, known)
 
+    @on_destroy()  # an environment that created the registry closes it when destroyed
     def close(self) -> None:
         with self._lock:
             if self._closed:

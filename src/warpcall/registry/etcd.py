@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from warpcall.di import on_destroy
 from warpcall.exceptions import ServiceCommunicationException, ServiceException
 from warpcall.registry.contract import (
     ChannelAddress,
@@ -173,6 +174,7 @@ class EtcdComponentRegistry(ComponentRegistry):
         entries = sorted(filter(None, (self._decode(kv) for kv in kvs)), key=lambda entry: entry[:2])
         return to_instances(descriptor.name, group_by_channel(addresses for _, _, _, addresses in entries))
 
+    @on_destroy()  # an environment that created the registry closes it when destroyed
     def close(self) -> None:
         with self._lock:
             if self._closed:

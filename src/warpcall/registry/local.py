@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterable
 from itertools import count
 
+from warpcall.di import on_destroy
 from warpcall.registry.contract import (
     ChannelAddress,
     ChannelInstances,
@@ -205,6 +206,7 @@ class LocalComponentRegistry(ComponentRegistry):
         with self._directory.lock:
             return to_instances(descriptor.name, self._urls(descriptor.name))
 
+    @on_destroy()  # an environment that created the registry closes it when destroyed
     def close(self) -> None:
         with self._directory.lock:
             if self._closed:
