@@ -21,6 +21,8 @@ from registry_support import (
     wait_until,
 )
 
+from warpcall.di import Environment, create, module
+from warpcall.di.configuration import ConfigurationSource
 from warpcall.registry.consul import ConsulComponentRegistry, decode_channels, encode_channels
 from warpcall.registry.contract import ChannelAddress
 
@@ -251,3 +253,44 @@ def test_emulator_answers_like_consul(emulator: ConsulEmulator) -> None:
         assert catalog[0]["ServiceID"] == "svc-1" and catalog[0]["ServiceMeta"] == {"k": "v"}
         assert http.put("/v1/agent/check/fail/service:svc-1").status_code == 200
         assert http.get("/v1/health/service/svc", params={"passing": ""}).json() == []
+
+
+AGENT_FOR_DI: list[str] = []
+
+
+class Configured(ConfigurationSource):
+    def load(self) -> dict:
+        return {"consul": {"healthcheck": {"interval": "2s", "timeout": "1s", "deregister": "90s"}}}
+
+
+@module()
+class ConfiguredModule:
+    @create()
+    def source(self) -> Configured:
+        return Configured()
+
+    @create()
+    def registry(self) -> ConsulComponentRegistry:
+        return ConsulComponentRegistry(0, consul_client(AGENT_FOR_DI[-1]), check_interval="7s")
+
+
+def test_aspyx_service_configuration_keys_set_the_health_check(agent_address: str) -> None:
+    AGENT_FOR_DI.append(agent_address)
+    environment = Environment(ConfiguredModule)
+    registry = environment.get(ConsulComponentRegistry)
+    try:
+        assert (registry.check_interval, registry.check_timeout, registry.deregister_critical_after) == (
+            "2s",
+            "1s",
+            "90s",
+        )
+        assert registry.detection_window == 3.0
+    finally:
+        environment.destroy()
+        registry.consul.http.session.close()
+    # without configuration the constructor's arguments stand
+    plain = ConsulComponentRegistry(0, consul_client(agent_address), check_interval="7s")
+    plain.set_healthcheck_interval(None)  # what the container calls when the key is not configured
+    assert plain.check_interval == "7s"
+    plain.close()
+    plain.consul.http.session.close()

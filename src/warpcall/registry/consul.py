@@ -35,6 +35,7 @@ import httpx
 import requests
 
 from warpcall.di import on_destroy
+from warpcall.di.configuration import inject_value
 from warpcall.exceptions import ServiceCommunicationException, ServiceException
 from warpcall.registry.contract import (
     ChannelAddress,
@@ -192,7 +193,6 @@ class ConsulComponentRegistry(ComponentRegistry):
         self.timeout = timeout
         self.max_backoff = max_backoff
         self.tags = list(tags) if tags is not None else ["component"]
-        self.detection_window = _seconds(check_interval) + _seconds(check_timeout)
         self._lock = threading.RLock()
         self._service_ids: dict[str, str] = {}
         self._watched = WatchedChannels()
@@ -200,6 +200,31 @@ class ConsulComponentRegistry(ComponentRegistry):
         self._thread: threading.Thread | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._closed = False
+
+    @property
+    def detection_window(self) -> float:
+        """Seconds within which an instance that stopped answering leaves the watchers' lists."""
+        return _seconds(self.check_interval) + _seconds(self.check_timeout)
+
+    # aspyx-service's configuration keys: applied only when configured, so constructor arguments stand
+
+    @inject_value("consul.healthcheck.interval", default=None)
+    def set_healthcheck_interval(self, interval: str) -> None:
+        """``consul.healthcheck.interval``: how often the agent runs the health check."""
+        if interval:
+            self.check_interval = interval
+
+    @inject_value("consul.healthcheck.timeout", default=None)
+    def set_healthcheck_timeout(self, timeout: str) -> None:
+        """``consul.healthcheck.timeout``: how long one health check may take."""
+        if timeout:
+            self.check_timeout = timeout
+
+    @inject_value("consul.healthcheck.deregister", default=None)
+    def set_healthcheck_deregister(self, deregister: str) -> None:
+        """``consul.healthcheck.deregister``: how long a critical instance stays before the agent removes it."""
+        if deregister:
+            self.deregister_critical_after = deregister
 
     # ComponentRegistry
 
@@ -372,6 +397,10 @@ class ConsulComponentRegistry(ComponentRegistry):
             if time.monotonic() - started < 0.05:
                 # answers that come back at once (index reset, flapping check) must not become a busy loop
                 await asyncio.sleep(0.05)
+
+    def stop(self) -> None:
+        """aspyx-service's name for :meth:`close`."""
+        self.close()
 
     def _deregister(self, service_id: str) -> None:
         try:
