@@ -15,6 +15,7 @@ from warpcall.channels import (
     HTTPXChannel,
     channel,
 )
+from warpcall.channels.rest import RestChannel
 from warpcall.di import module
 from warpcall.exceptions import (
     AuthorizationException,
@@ -45,6 +46,7 @@ from warpcall.registry import (
     EtcdComponentRegistry,
     LocalComponentRegistry,
 )
+from warpcall.routes import Body, PathParam, QueryParam, delete, get, patch, post, put, rest
 from warpcall.server import FastAPIServer
 from warpcall.service import (
     AbstractComponent,
@@ -72,6 +74,7 @@ __all__ = [
     "NATIVE",
     "AbstractComponent",
     "AuthorizationException",
+    "Body",
     "Channel",
     "ChannelAddress",
     "ChannelInstances",
@@ -95,9 +98,12 @@ __all__ = [
     "MalformedRequestException",
     "MarshalException",
     "MissingTokenException",
+    "PathParam",
     "ProtocolException",
+    "QueryParam",
     "RemoteServiceException",
     "RequestTooLargeException",
+    "RestChannel",
     "Server",
     "Service",
     "ServiceCommunicationException",
@@ -113,10 +119,16 @@ __all__ = [
     "__version__",
     "channel",
     "component",
+    "delete",
+    "get",
     "health",
     "health_check",
     "health_checks",
     "implementation",
     "inject_service",
+    "patch",
+    "post",
+    "put",
+    "rest",
     "service",
 ]

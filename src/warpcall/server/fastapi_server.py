@@ -17,6 +17,7 @@ from warpcall.exceptions import ServiceException
 from warpcall.manager import ServiceManager
 from warpcall.registry.contract import ComponentRegistry
 from warpcall.server.dispatch import DEFAULT_MAX_BODY, DispatchEndpoint
+from warpcall.server.rest import mount_routes
 from warpcall.service import Server
 
 logger = logging.getLogger("warpcall.server")
@@ -97,11 +98,12 @@ class FastAPIServer(Server):
 
     @on_init()
     def mount(self) -> None:
-        """Start the components, expose their services on /invoke and add their health routes."""
+        """Start the components, expose their services on /invoke and as REST routes, add their health routes."""
         self.service_manager.startup(Server.port)
         for component, instance in self.service_manager.local_components():
             for service in component.services:
                 implementation = self.service_manager.get_service(service.type, "local")
+                mount_routes(self.fast_api, component, service, implementation)
                 self.endpoint.expose(component, service, implementation)
             if component.health:
                 self._route_health(component.health, instance)

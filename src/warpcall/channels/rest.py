@@ -1,0 +1,247 @@
+"""The ``rest`` channel: one HTTP route per method, built from ``@rest``/``@get``/``@post``/... declarations.
+
+A call formats the path (each path value percent-escaped), appends the query
+string, sends the body as JSON made by the marshaller, and loads the JSON reply
+into the declared return type. Replies map to the same exceptions as on the
+dispatch channels: a 4xx raises the caller-side type the server names (or the
+one its status means), a 5xx raises RemoteServiceException, a failed wire
+raises ServiceCommunicationException.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+from urllib.parse import quote
+
+from warpcall import _core
+from warpcall.channels.base import channel
+from warpcall.channels.dispatch import CALLER_ERRORS, positional_args
+from warpcall.channels.http import HTTPXChannel
+from warpcall.exceptions import (
+    AuthorizationException,
+    InvalidArgumentsException,
+    MarshalException,
+    RemoteServiceException,
+    RequestTooLargeException,
+    ServiceCommunicationException,
+    ServiceException,
+    TokenException,
+    UnknownMethodException,
+    UnsupportedMediaTypeException,
+)
+from warpcall.routes import RouteDescriptor, routes_of
+
+JSON = "application/json"
+
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+
+#: what a 4xx means when the reply does not name a warpcall exception (a plain FastAPI route, a proxy)
+STATUS_ERRORS: dict[int, type[ServiceException]] = {
+    401: TokenException,
+    403: AuthorizationException,
+    413: RequestTooLargeException,
+    415: UnsupportedMediaTypeException,
+    422: InvalidArgumentsException,
+}
+
+#: 5xx statuses that say the server was not reached or not ready, rather than that the call failed there
+UNREACHABLE = (502, 503, 504)
+
+
+def text(value: Any) -> str:
+    """A dumped scalar as it appears in a URL: JSON spelling for booleans and None, str() otherwise."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return str(value)
+
+
+class RestCallPlan:
+    """Per method: how a call becomes a request and a reply becomes a result (built on the first call)."""
+
+    __slots__ = (
+        "qualified",
+        "http_method",
+        "segments",
+        "path_params",
+        "query_params",
+        "body_index",
+        "dump_body",
+        "load_result",
+        "headers",
+        "names",
+    )
+
+    def __init__(self, method: Any, route: RouteDescriptor) -> None:
+        self.qualified: str = method.qualified
+        self.http_method = route.http_method
+        self.names = tuple(p.name for p in route.params)
+        # the path split at its placeholders: literal, value, literal, value, ..., literal
+        positions = {p.name: p.index for p in route.params if p.kind == "path"}
+        self.segments: list[str] = []
+        self.path_params: list[tuple[int, Callable[[Any], Any]]] = []
+        rest = route.path
+        while "{" in rest:
+            head, _, tail = rest.partition("{")
+            placeholder, _, rest = tail.partition("}")
+            name, _, convertor = placeholder.partition(":")
+            self.segments.append(head)
+            param = route.params[positions[name]]
+            # {name} is one segment: a '/' in it would never reach the route, so it is refused before sending
+            self.path_params.append((param.index, _core.marshal.plan_for(param.type).dump, convertor == "path"))
+        self.segments.append(rest)
+        self.query_params = tuple(
+            (quote(p.name, safe="") + "=", p.index, p.is_list, _core.marshal.plan_for(p.type).dump)
+            for p in route.params
+            if p.kind == "query"
+        )
+        body = route.body
+        self.body_index = -1 if body is None else body.index
+        self.dump_body = None if body is None else _core.marshal.plan_for(body.type).dump
+        self.load_result = _core.marshal.plan_for(route.return_type).load
+        self.headers = [("accept", JSON)] + ([("content-type", JSON)] if body is not None else [])
+
+    @classmethod
+    def of(cls, method: Any) -> RestCallPlan:
+        """The cached plan of a method descriptor; ServiceException when the method is not a route."""
+        plan = method.plans.get("rest-call")
+        if plan is None:
+            route = method.plans.get("rest")
+            if route is None:
+                raise ServiceException(
+                    f"{method.qualified} has no @get/@post/@put/@delete/@patch declaration; "
+                    "the rest channel cannot call it (use a dispatch channel, or declare its route)"
+                )
+            plan = method.plans["rest-call"] = cls(method, route)
+        return plan
+
+    def target(self, args: tuple[Any, ...]) -> tuple[str, bytes]:
+        """The path with query string, and the body, for one call; MarshalException naming the argument."""
+        index = -1
+        try:
+            segments = self.segments
+            if len(segments) == 1:
+                path = segments[0]
+            else:
+                parts = [segments[0]]
+                for (index, dump, slashes), literal in zip(self.path_params, segments[1:]):
+                    value = dump(args[index])
+                    if value is None:
+                        raise MarshalException("a path parameter cannot be None")
+                    value = text(value)
+                    if slashes:
+                        parts.append(quote(value, safe="/"))
+                    elif "/" in value or not value:
+                        raise MarshalException(
+                            f"{value!r} cannot be a path segment (empty, or contains '/'); declare the "
+                            f"placeholder as {{{self.names[index]}:path}} for values with '/'"
+                        )
+                    else:
+                        parts.append(quote(value, safe=""))
+                    parts.append(literal)
+                path = "".join(parts)
+            if self.query_params:
+                query = []
+                for key, index, is_list, dump in self.query_params:
+                    value = dump(args[index])
+                    if value is None:
+                        continue
+                    if is_list:
+                        query.extend(key + quote(text(item), safe="") for item in value if item is not None)
+                    else:
+                        query.append(key + quote(text(value), safe=""))
+                if query:
+                    path = path + "?" + "&".join(query)
+            index = self.body_index
+            body = b"" if index < 0 else _encode_json(self.dump_body(args[index])).encode()  # type: ignore[misc]
+        except MarshalException as exc:
+            name = self.names[index] if 0 <= index < len(self.names) else "?"
+            raise MarshalException(f"{self.qualified}: argument '{name}': {exc}") from None
+        return path, body
+
+    def result(self, url: str, status: int, content: bytes) -> Any:
+        """The call's result from the reply, or the exception the reply means."""
+        if 200 <= status < 300:
+            if not content:
+                return self.load_result(None)
+            try:
+                data = json.loads(content)
+            except ValueError:
+                raise ServiceCommunicationException(
+                    f"{url} answered {self.qualified} with a body that is not JSON: {_excerpt(content)}"
+                ) from None
+            return self.load_result(data)
+        raise self.error(url, status, content)
+
+    def error(self, url: str, status: int, content: bytes) -> ServiceException:
+        """The exception an error reply means for the caller."""
+        kind, message = _error_body(content)
+        if 400 <= status < 500:
+            error = CALLER_ERRORS.get(kind) or STATUS_ERRORS.get(status)
+            if error is None:
+                error = UnknownMethodException if status in (404, 405) and message in _ROUTE_MISSES else ServiceException
+            return error(f"{url} rejected {self.qualified} (HTTP {status}): {message}")
+        if status in UNREACHABLE and not kind:
+            return ServiceCommunicationException(f"{url} answered {self.qualified} with HTTP {status}: {message}")
+        return RemoteServiceException(
+            f"{self.qualified} raised {kind or f'HTTP {status}'} at {url}: {message}",
+            remote_type=kind,
+            remote_message=message,
+        )
+
+
+_ROUTE_MISSES = ("Not Found", "Method Not Allowed")
+
+
+def _excerpt(content: bytes) -> str:
+    return content[:200].decode("utf-8", "replace")
+
+
+def _error_body(content: bytes) -> tuple[str, str]:
+    """``(type, message)`` from an error reply: warpcall's ``{"detail", "type"}`` or FastAPI's ``{"detail"}``."""
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return "", _excerpt(content)
+    if not isinstance(data, dict):
+        return "", _excerpt(content)
+    detail = data.get("detail", data)
+    if isinstance(detail, list):  # FastAPI's validation errors: where and what
+        message = "; ".join(_validation_error(item) for item in detail)
+    else:
+        message = str(detail)
+    return str(data.get("type") or ""), message
+
+
+def _validation_error(item: Any) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    where = ".".join(str(part) for part in item.get("loc", ()))
+    return f"{where}: {item.get('msg', '')}" if where else str(item.get("msg", ""))
+
+
+@channel("rest")
+class RestChannel(HTTPXChannel):
+    """Calls ``@rest`` services over their declared HTTP routes, with JSON bodies."""
+
+    def setup(self, component_descriptor: Any, address: Any) -> None:
+        # every route of the component is checked here, when the channel starts, never at the first call
+        for service in component_descriptor.services:
+            routes_of(service.type)
+        super().setup(component_descriptor, address)
+
+    def invoke(self, invocation: Any) -> Any:
+        plan = RestCallPlan.of(invocation.method)
+        path, body = plan.target(positional_args(invocation))
+        url = self.get_url()
+        status, _headers, content = self.request(plan.http_method, url + path, plan.headers, body)
+        return plan.result(url, status, content)
+
+    async def invoke_async(self, invocation: Any) -> Any:
+        plan = RestCallPlan.of(invocation.method)
+        path, body = plan.target(positional_args(invocation))
+        url = self.get_url()
+        status, _headers, content = await self.request_async(plan.http_method, url + path, plan.headers, body)
+        return plan.result(url, status, content)

@@ -1,0 +1,137 @@
+"""REST routes: each ``@get``/``@post``/... method of an exposed service becomes a real FastAPI route.
+
+The generated endpoint's signature carries every parameter annotated with
+FastAPI's ``Path``/``Query``/``Body``, so FastAPI validates the input and the
+OpenAPI document shows the parameters, the body schema, the response schema
+and the declared metadata. The result is marshalled once, by warpcall's
+marshaller, straight to JSON; FastAPI's response serialization is skipped.
+
+Sync implementations run in the thread pool, async ones on the event loop. An
+implementation's exception becomes ``{"detail": message, "type": name}`` with
+the status it carries (warpcall's protocol and authorization errors) or 500;
+``fastapi.HTTPException`` passes through untouched.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from typing import Annotated, Any, Callable
+
+from fastapi import Body, FastAPI, Path, Query
+from fastapi.exceptions import FastAPIError
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from warpcall import _core
+from warpcall.exceptions import MarshalException, ServiceException
+from warpcall.routes import RouteDescriptor, RouteParam, is_rest, routes_of
+
+logger = logging.getLogger("warpcall.server")
+
+JSON = "application/json"
+
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+_FASTAPI_PARAMS = {"path": Path, "query": Query, "body": Body}
+_NO_CONTENT = (204, 304)
+
+
+def error_response(exc: BaseException, status: int | None = None) -> Response:
+    """The JSON error reply for ``exc``: its own ``status`` when it carries one (4xx), else 500."""
+    if status is None:
+        status = getattr(exc, "status", 500)
+        if not isinstance(status, int) or not 400 <= status < 600:
+            status = 500
+    payload = _encode_json({"detail": str(exc), "type": type(exc).__name__}).encode()
+    return Response(payload, status_code=status, media_type=JSON)
+
+
+def _parameter(param: RouteParam) -> inspect.Parameter:
+    options: dict[str, Any] = {}
+    if param.description is not None:
+        options["description"] = param.description
+    if param.example is not None:
+        options["examples"] = [param.example]
+    annotation = Annotated[param.type, _FASTAPI_PARAMS[param.kind](**options)]
+    default = inspect.Parameter.empty if param.required else param.default
+    # keyword-only: FastAPI passes keywords, and required ones may follow optional ones
+    return inspect.Parameter(param.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+
+
+def make_endpoint(route: RouteDescriptor, target: Callable[..., Any], qualified: str) -> Callable[..., Any]:
+    """The async endpoint FastAPI calls with the validated parameters; it calls ``target`` and answers JSON."""
+    names = tuple(p.name for p in route.params)
+    is_async = inspect.iscoroutinefunction(target)
+    dump = _core.marshal.plan_for(route.return_type).dump
+    status = route.status_code
+    empty = status in _NO_CONTENT
+
+    async def endpoint(**values: Any) -> Response:
+        args = [values[name] for name in names]
+        try:
+            if is_async:
+                value = await target(*args)
+            else:
+                value = await run_in_threadpool(target, *args)
+        except HTTPException:
+            raise
+        except Exception as exc:
+            logger.debug("%s raised", qualified, exc_info=True)
+            return error_response(exc)
+        if empty:
+            return Response(status_code=status)
+        try:
+            payload = _encode_json(dump(value)).encode()
+        except MarshalException as exc:  # the result does not fit the declared type: the server's fault
+            return error_response(exc, 500)
+        return Response(payload, status_code=status, media_type=JSON)
+
+    endpoint.__name__ = route.name
+    endpoint.__qualname__ = f"{route.service_type.__name__}.{route.name}"
+    endpoint.__doc__ = route.description
+    endpoint.__signature__ = inspect.Signature([_parameter(p) for p in route.params])  # type: ignore[attr-defined]
+    return endpoint
+
+
+def _response_model(route: RouteDescriptor) -> Any:
+    tp = route.return_type
+    return None if tp is None or tp is type(None) or tp is Any or route.status_code in _NO_CONTENT else tp
+
+
+def mount_routes(app: FastAPI, component: Any, service: Any, implementation: object) -> int:
+    """Add every route of ``service`` (bound to ``implementation``) to ``app``; returns how many were added.
+
+    A service that declares no route adds nothing. A malformed declaration raises ServiceException.
+    """
+    if not is_rest(service.type):
+        return 0
+    routes = routes_of(service.type)
+    methods = service.methods
+    for name, route in routes.items():
+        target = getattr(implementation, name)
+        qualified = methods[name].qualified
+        description = route.description
+        if description is None:
+            description = inspect.getdoc(target)
+        summary = route.summary
+        if summary is None and description:
+            summary = description.strip().splitlines()[0]
+        try:
+            app.add_api_route(
+                route.path,
+                make_endpoint(route, target, qualified),
+                methods=[route.http_method],
+                name=qualified,
+                response_model=_response_model(route),
+                status_code=route.status_code,
+                summary=summary,
+                description=description or "",
+                tags=list(route.spec.tags) if route.spec.tags is not None else [service.type.__name__],
+                response_description=route.spec.response_description,
+                deprecated=route.spec.deprecated,
+            )
+        except FastAPIError as exc:
+            raise ServiceException(f"{route.label}: FastAPI cannot serve {route.http_method} {route.path}: {exc}") from exc
+    return len(routes)
