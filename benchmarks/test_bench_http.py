@@ -17,13 +17,9 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import queue
 import socket
 import statistics
-import struct
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,15 +29,15 @@ import pytest
 
 httpx = pytest.importorskip("httpx")
 
+import floors  # noqa: E402
+from floors import blocking_socket, stop  # noqa: E402
+
 from warpcall import _core  # noqa: E402
 from warpcall.channels.transport import AsyncHTTPClient, AsyncWarpTransport, HTTPClient, WarpTransport  # noqa: E402
 
 HERE = Path(__file__).parent
-LOREM = (
-    "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore "
-    "et dolore magna aliqua. Ut eni"
-)
-FIELDS = {"i": 1, "f": 1.5, "b": True, "s": "s", **{f"s{n}": LOREM for n in range(10)}}
+from workload import FIELDS  # noqa: E402
+
 PAYLOAD = json.dumps({"method": "bench-component:bench-service:data", "args": [FIELDS]}).encode()
 HEADERS = [("Content-Type", "application/json")]
 TIMEOUT = 5.0
@@ -52,34 +48,7 @@ WARMUP = 200
 
 def launch(mode: str) -> tuple[subprocess.Popen[str], str]:
     """Start ``_echo_server.py <mode>`` and wait (bounded) for its ``READY <address>`` line."""
-    process = subprocess.Popen(
-        [sys.executable, str(HERE / "_echo_server.py"), mode],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(
-        target=lambda: lines.put(process.stdout.readline() if process.stdout else ""), daemon=True
-    ).start()
-    try:
-        line = lines.get(timeout=30)
-    except queue.Empty:
-        line = ""
-    if not line.startswith("READY "):
-        stop(process)
-        raise RuntimeError(f"the {mode} echo server did not start (exit code {process.poll()})")
-    return process, line.split()[1]
-
-
-def stop(process: subprocess.Popen[str]) -> None:
-    if process.stdin is not None:
-        process.stdin.close()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
+    return floors.launch("_echo_server.py", mode)
 
 
 @pytest.fixture(scope="module")
@@ -97,17 +66,6 @@ def tcp_address() -> Iterator[tuple[str, int]]:
     stop(process)
 
 
-def blocking_socket(host: str, port: int) -> socket.socket:
-    """A connected blocking socket whose reads and writes still give up after TIMEOUT (kernel timeouts)."""
-    sock = socket.create_connection((host, port), timeout=TIMEOUT)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.settimeout(None)
-    tv = struct.pack("ll", int(TIMEOUT), 0)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
-    return sock
-
-
 def run(benchmark: Any, call: Callable[[], bytes]) -> None:
     benchmark.group = "http-floor"
     assert benchmark.pedantic(call, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1) == PAYLOAD
@@ -115,28 +73,7 @@ def run(benchmark: Any, call: Callable[[], bytes]) -> None:
 
 def raw_http(echo_url: str) -> tuple[Callable[[], bytes], socket.socket]:
     """The floor: a prepared request written to a kept-alive blocking socket, the response read by length."""
-    host, port = echo_url.split("/")[2].split(":")
-    sock = blocking_socket(host, int(port))
-    request = (
-        b"POST /echo HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-        % (host.encode(), port.encode(), len(PAYLOAD))
-        + PAYLOAD
-    )
-
-    def call() -> bytes:
-        sock.sendall(request)
-        data = sock.recv(65536)
-        for _ in range(MAX_READS):
-            end = data.find(b"\r\n\r\n")
-            if end >= 0:
-                start = data.find(b"content-length: ") + 16
-                total = end + 4 + int(data[start : data.find(b"\r", start)])
-                if len(data) >= total:
-                    return data[end + 4 : total]
-            data += sock.recv(65536)
-        raise RuntimeError("no complete response")
-
-    return call, sock
+    return floors.raw_http(echo_url, PAYLOAD)
 
 
 def test_raw_socket_http(benchmark: Any, echo_url: str) -> None:

@@ -1,0 +1,87 @@
+"""What every benchmark needs to run servers in their own processes and to call the raw-HTTP floor."""
+
+from __future__ import annotations
+
+import queue
+import socket
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).parent
+READY_TIMEOUT = 30.0
+TIMEOUT = 5.0
+MAX_READS = 1000  # bounds the raw client's read loop
+
+
+def launch(script: str, *argv: str) -> tuple[subprocess.Popen[str], str]:
+    """Run ``python <script> <argv>`` from this folder and wait (bounded) for its ``READY <address>`` line."""
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / script), *argv],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=HERE,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: lines.put(process.stdout.readline() if process.stdout else ""), daemon=True).start()
+    try:
+        line = lines.get(timeout=READY_TIMEOUT)
+    except queue.Empty:
+        line = ""
+    if not line.startswith("READY "):
+        stop(process)
+        raise RuntimeError(f"{script} {' '.join(argv)} did not start (exit code {process.poll()})")
+    return process, line.split()[1]
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    """Close stdin (the servers' stop signal) and wait; kill if it hangs."""
+    if process.stdin is not None:
+        process.stdin.close()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+def blocking_socket(host: str, port: int) -> socket.socket:
+    """A connected blocking socket whose reads and writes still give up after TIMEOUT (kernel timeouts)."""
+    sock = socket.create_connection((host, port), timeout=TIMEOUT)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.settimeout(None)
+    tv = struct.pack("ll", int(TIMEOUT), 0)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+    return sock
+
+
+def raw_http(url: str, payload: bytes, content_type: str = "application/json") -> tuple[Callable[[], bytes], socket.socket]:
+    """The floor: a prepared POST written to a kept-alive blocking socket, the response read by length."""
+    authority, _, path = url.split("://", 1)[1].partition("/")
+    host, port = authority.rsplit(":", 1)
+    sock = blocking_socket(host, int(port))
+    request = (
+        b"POST /%s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n"
+        % (path.encode(), authority.encode(), content_type.encode(), len(payload))
+        + payload
+    )
+
+    def call() -> bytes:
+        sock.sendall(request)
+        data = sock.recv(65536)
+        for _ in range(MAX_READS):
+            end = data.find(b"\r\n\r\n")
+            if end >= 0:
+                start = data.find(b"content-length: ") + 16
+                total = end + 4 + int(data[start : data.find(b"\r", start)])
+                if len(data) >= total:
+                    return data[end + 4 : total]
+            data += sock.recv(65536)
+        raise RuntimeError("no complete response")
+
+    return call, sock
