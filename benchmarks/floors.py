@@ -27,7 +27,16 @@ def launch(script: str, *argv: str) -> tuple[subprocess.Popen[str], str]:
         cwd=HERE,
     )
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: lines.put(process.stdout.readline() if process.stdout else ""), daemon=True).start()
+
+    def read() -> None:
+        # servers may print other lines first (aspyx lists its routes); READY ends the wait
+        for _ in range(1000):
+            line = process.stdout.readline() if process.stdout else ""
+            if not line or line.startswith("READY "):
+                lines.put(line)
+                return
+
+    threading.Thread(target=read, daemon=True).start()
     try:
         line = lines.get(timeout=READY_TIMEOUT)
     except queue.Empty:
