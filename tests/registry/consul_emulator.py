@@ -151,7 +151,6 @@ class ConsulEmulator:
         self._name_index: dict[str, int] = {}
         self.services: dict[str, Service] = {}
         self.checks: dict[str, Check] = {}
-        self.requests: list[tuple[str, str]] = []
         self._server: ThreadingHTTPServer | None = None
         self._serve_thread: threading.Thread | None = None
         self._reaper: threading.Thread | None = None
@@ -174,7 +173,6 @@ class ConsulEmulator:
 
         Handler.emulator = emulator
         server = _Server(("127.0.0.1", self.port), Handler)
-        server.emulator = self
         self.port = server.server_address[1]
         self._server = server
         self._running.set()
@@ -241,7 +239,7 @@ class ConsulEmulator:
             service = Service(
                 service_id=service_id,
                 name=name,
-                address=data.get("address") or "127.0.0.1",
+                address=data.get("address") or "",  # empty: clients use the node's address
                 port=int(data.get("port") or 0),
                 tags=list(data.get("tags") or []),
                 meta={str(k): str(v) for k, v in (data.get("meta") or {}).items()},
@@ -494,7 +492,6 @@ class ConsulEmulator:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    emulator: ConsulEmulator
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -530,7 +527,6 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         emulator = self.emulator
-        emulator.requests.append((method, self.path))
         try:
             if method == "PUT" and path == "/v1/agent/service/register":
                 emulator.register(json.loads(body or b"{}"))

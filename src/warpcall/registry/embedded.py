@@ -77,8 +77,8 @@ class EmbeddedComponentRegistry(ComponentRegistry):
         busy_timeout: float = 5.0,
         max_backoff: float = 5.0,
     ) -> None:
-        self.path = Path(directory) if directory is not None else default_directory()
-        self.path = self.path / FILE_NAME
+        #: the SQLite file every process of this machine shares
+        self.path = (Path(directory) if directory is not None else default_directory()) / FILE_NAME
         self.ttl = ttl
         self.heartbeat_interval = heartbeat_interval if heartbeat_interval is not None else ttl / 5
         self.poll_interval = poll_interval
