@@ -15,7 +15,7 @@ from typing import Any, Optional
 import httpx
 import msgpack
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from pydantic import BaseModel
 
 from warpcall import (
@@ -156,16 +156,13 @@ class ShopComponentImpl(AbstractComponent, ShopComponent):
         return [ChannelAddress(name, f"http://127.0.0.1:{port}") for name in CHANNELS]
 
 
-SEEN_HEADERS: list[dict[str, str]] = []
-
-
 def make_app() -> FastAPI:
+    """A user app with a route of its own; no middleware, so /invoke takes the server's fast path."""
     app = FastAPI()
 
-    @app.middleware("http")
-    async def record_headers(request: Request, call_next: Any) -> Any:
-        SEEN_HEADERS.append(dict(request.headers))
-        return await call_next(request)
+    @app.get("/own")
+    def own() -> dict[str, str]:
+        return {"route": "own"}
 
     return app
 
@@ -326,6 +323,35 @@ def test_unsupported_content_type_is_415(server):
     response = invoke(server, b"hello", "text/plain")
     assert response.status_code == 415
     assert "content type 'text/plain' is not supported" in response.json()["exception"]["message"]
+
+
+def test_a_sync_method_seen_blocking_moves_to_the_thread_pool(server, manager):
+    from concurrent.futures import ThreadPoolExecutor
+
+    orders = manager.get_service(OrderService, "dispatch-json")
+    assert orders.hello("fast") == "hello fast"
+    assert not server.endpoint.methods["shop:orders:hello"].offload
+    orders.slow(0.05)
+    assert server.endpoint.methods["shop:orders:slow"].offload
+    # while a slow call runs in the pool, the event loop keeps answering others
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(orders.slow, 0.6)
+        time.sleep(0.1)
+        started = time.monotonic()
+        assert orders.hello("quick") == "hello quick"
+        assert time.monotonic() - started < 0.4
+        assert pending.result(timeout=5) == 0.6
+
+
+def test_sync_calls_mode_is_checked():
+    from warpcall.server.dispatch import SyncCalls
+
+    with pytest.raises(ValueError, match="sync_calls must be one of"):
+        SyncCalls("sometimes")
+
+
+def test_user_routes_are_served_beside_invoke(server):
+    assert httpx.get(f"{server.url}/own", timeout=5).json() == {"route": "own"}
 
 
 def test_get_on_invoke_is_rejected(server):

@@ -7,11 +7,13 @@ an envelope naming the problem, and never reaches an implementation.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, Awaitable, Callable
-
-from starlette.concurrency import run_in_threadpool
 
 from warpcall import _core
 from warpcall.channels.dispatch import JSON, METHOD_HEADER, MSGPACK, PROTOBUF, DispatchProtobufChannel
@@ -36,12 +38,14 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class ServerMethod:
     """Per exposed method: the bound implementation and the unmarshalling it needs, built once."""
 
-    __slots__ = ("descriptor", "target", "is_async", "required", "loaders", "dump_result", "_codec")
+    __slots__ = ("descriptor", "target", "is_async", "offload", "required", "loaders", "dump_result", "_codec")
 
-    def __init__(self, descriptor: Any, target: Callable[..., Any]) -> None:
+    def __init__(self, descriptor: Any, target: Callable[..., Any], offload: bool = False) -> None:
         self.descriptor = descriptor
         self.target = target
         self.is_async = inspect.iscoroutinefunction(target)
+        #: run a sync implementation in the thread pool (set up front, or once it was seen to block)
+        self.offload = offload
         parameters = list(descriptor.signature.parameters.values())[1:]
         self.required = sum(1 for p in parameters if p.default is inspect.Parameter.empty)
         self.loaders = tuple(_core.marshal.plan_for(tp).load for tp in descriptor.param_types)
@@ -70,11 +74,56 @@ class ServerMethod:
         except MarshalException as exc:
             raise InvalidArgumentsException(f"{self.descriptor.qualified}: {exc}") from None
 
-    async def call(self, args: list[Any]) -> Any:
-        """Run the implementation; sync ones in the thread pool so the event loop keeps serving."""
+    async def call(self, args: list[Any], calls: SyncCalls) -> Any:
+        """Run the implementation: async ones on the loop, sync ones as ``calls`` decides."""
         if self.is_async:
             return await self.target(*args)
-        return await run_in_threadpool(self.target, *args)
+        if self.offload:
+            return await asyncio.get_running_loop().run_in_executor(calls.executor, partial(self.target, *args))
+        started = time.perf_counter()
+        try:
+            return self.target(*args)
+        finally:
+            elapsed = time.perf_counter() - started
+            if elapsed > calls.blocking_threshold:
+                self.offload = True
+                logger.warning(
+                    "%s blocked the event loop for %.1f ms; its calls run in the thread pool from now on",
+                    self.descriptor.qualified, elapsed * 1e3,
+                )
+
+
+class SyncCalls:
+    """Where sync implementations run.
+
+    ``"adaptive"`` (the default) calls them on the event loop -- a thread hop costs more than most
+    service methods take -- until one call of a method takes longer than ``blocking_threshold``
+    seconds; from then on that method runs in the thread pool. ``"threadpool"`` always hops (as
+    FastAPI runs ``def`` endpoints); ``"inline"`` never does (as aspyx-service runs them).
+    """
+
+    MODES = ("adaptive", "threadpool", "inline")
+
+    def __init__(self, mode: str = "adaptive", blocking_threshold: float = 0.002, max_workers: int = 32) -> None:
+        if mode not in self.MODES:
+            raise ValueError(f"sync_calls must be one of {self.MODES}, got {mode!r}")
+        self.mode = mode
+        self.blocking_threshold = float("inf") if mode == "inline" else blocking_threshold
+        self.max_workers = max_workers
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The thread pool, created on first use."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix="warpcall-sync")
+        return self._executor
+
+    def close(self) -> None:
+        """Stop the thread pool after the calls under way."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
 
 def describe_exception(exc: BaseException, include_traceback: bool = False) -> dict[str, Any]:
@@ -90,15 +139,19 @@ def describe_exception(exc: BaseException, include_traceback: bool = False) -> d
 class DispatchEndpoint:
     """ASGI app for ``POST /invoke``: decode, resolve, unmarshal, call, marshal, answer in kind."""
 
-    def __init__(self, max_body: int = DEFAULT_MAX_BODY, include_traceback: bool = False) -> None:
+    def __init__(
+        self, max_body: int = DEFAULT_MAX_BODY, include_traceback: bool = False, sync_calls: SyncCalls | None = None
+    ) -> None:
         self.max_body = max_body
         self.include_traceback = include_traceback
+        self.sync_calls = sync_calls or SyncCalls()
         self.methods: dict[str, ServerMethod] = {}
 
     def expose(self, component: Any, service: Any, implementation: object) -> None:
         """Make every method the service declares callable, bound to ``implementation``."""
         for name, descriptor in service.methods.items():
-            self.methods[descriptor.qualified] = ServerMethod(descriptor, getattr(implementation, name))
+            offload = self.sync_calls.mode == "threadpool"
+            self.methods[descriptor.qualified] = ServerMethod(descriptor, getattr(implementation, name), offload)
 
     def resolve(self, qualified: str) -> ServerMethod:
         """The exposed method named ``component:service:method``; UnknownMethodException otherwise."""
@@ -137,7 +190,7 @@ class DispatchEndpoint:
             await self._send_error(send, reply_type, exc.status, exc)
             return
         try:
-            value = await method.call(values)
+            value = await method.call(values, self.sync_calls)
         except Exception as exc:
             # the implementation's exception is the outcome of the call: 200 with it in the envelope, as
             # aspyx-service answers, so its clients read the message too
@@ -158,7 +211,7 @@ class DispatchEndpoint:
         if len(values) < method.required:
             raise InvalidArgumentsException(f"{method.descriptor.qualified} takes {method.required} argument(s)")
         try:
-            value = await method.call(values)
+            value = await method.call(values, self.sync_calls)
         except Exception as exc:
             logger.debug("%s raised", method.descriptor.qualified, exc_info=True)
             payload, status = codec.encode_response(None, describe_exception(exc, self.include_traceback)), 200

@@ -16,7 +16,7 @@ from warpcall.di import Environment, on_destroy, on_init
 from warpcall.exceptions import ServiceException
 from warpcall.manager import ServiceManager
 from warpcall.registry.contract import ComponentRegistry
-from warpcall.server.dispatch import DEFAULT_MAX_BODY, DispatchEndpoint
+from warpcall.server.dispatch import DEFAULT_MAX_BODY, DispatchEndpoint, SyncCalls
 from warpcall.server.rest import mount_routes
 from warpcall.service import Server
 
@@ -60,11 +60,14 @@ class FastAPIServer(Server):
         *,
         max_body: int = DEFAULT_MAX_BODY,
         include_traceback: bool = False,
+        sync_calls: str = "adaptive",
     ) -> None:
         self.fast_api = fastapi
         self.service_manager = service_manager
         self.component_registry = component_registry
-        self.endpoint = DispatchEndpoint(max_body=max_body, include_traceback=include_traceback)
+        self.endpoint = DispatchEndpoint(
+            max_body=max_body, include_traceback=include_traceback, sync_calls=SyncCalls(sync_calls)
+        )
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
         self.socket: socket.socket | None = None
@@ -123,7 +126,8 @@ class FastAPIServer(Server):
         if self.thread is not None:
             raise ServiceException("FastAPIServer is already running")
         config = uvicorn.Config(
-            self.fast_api,
+            self.asgi,
+            interface="asgi3",
             log_level="warning",
             lifespan="on",
             timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_TIMEOUT),
@@ -136,9 +140,22 @@ class FastAPIServer(Server):
         self.thread.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
+            if not self.thread.is_alive():
+                raise ServiceException(f"uvicorn stopped while starting on port {Server.port}; see its log above")
+            if time.monotonic() > deadline:
                 raise ServiceException(f"uvicorn did not start on port {Server.port} within {STARTUP_TIMEOUT} s")
             time.sleep(0.005)
+
+    async def asgi(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """The app uvicorn serves: ``POST /invoke`` straight to the endpoint, everything else to FastAPI.
+
+        The fast path only applies while the app has no user middleware; with middleware (auth,
+        tracing) the call goes through the FastAPI app, which has the same endpoint mounted.
+        """
+        if scope["type"] == "http" and scope["path"] == "/invoke" and not self.fast_api.user_middleware:
+            await self.endpoint(scope, receive, send)
+        else:
+            await self.fast_api(scope, receive, send)
 
     @property
     def url(self) -> str:
@@ -158,4 +175,5 @@ class FastAPIServer(Server):
                 self.thread.join(5)
         if self.socket is not None:
             self.socket.close()
+        self.endpoint.sync_calls.close()
         self.server, self.thread, self.socket = None, None, None
