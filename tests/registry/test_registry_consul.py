@@ -178,6 +178,22 @@ def test_watch_survives_an_unknown_component_and_sees_it_appear(
         host.close()
 
 
+def test_a_service_the_agent_forgot_is_registered_again(client: consul.Consul, health_servers) -> None:
+    billing = Descriptor(name())
+    registry = ConsulComponentRegistry(0, client, resync_interval=0.2, **CONSUL_TIMING)
+    try:
+        registry.register(billing, [ChannelAddress("dispatch-json", health_servers().url)])
+        (service_id,) = [sid for sid, s in client.agent.services().items() if s["Service"] == billing.name]
+        # as after an agent restart without its data directory
+        client.agent.service.deregister(service_id)
+        wait_until(lambda: service_id in client.agent.services(), timeout=5)
+        registry.deregister(billing)
+        time.sleep(0.5)  # a few resync rounds: a deregistered service stays away
+        assert service_id not in client.agent.services()
+    finally:
+        registry.close()
+
+
 def test_channels_meta_is_the_aspyx_service_format() -> None:
     addresses = [
         ChannelAddress("dispatch-json", "http://10.0.0.1:8000"),

@@ -11,8 +11,9 @@ Watching a component runs blocking queries on
 set of passing instances changes, so a failing or vanished instance leaves
 every watcher's URL list about one check interval after it stopped
 answering, without polling. Registration goes through the caller's
-``consul.Consul`` client; the blocking queries run on an asyncio loop in one
-daemon thread of this registry (one task per watched component), through
+``consul.Consul`` client; the blocking queries (one task per watched
+component) and the check that the agent still knows this process's services
+run on an asyncio loop in one daemon thread of this registry, through
 py-consul's API on an httpx transport, so ``close()`` can cancel a query
 that is still waiting instead of waiting it out.
 """
@@ -168,7 +169,9 @@ class ConsulComponentRegistry(ComponentRegistry):
     so about ``check_interval``), plus the few milliseconds the blocking
     query takes to return. When Consul cannot be reached, watched channels
     keep their last list; the error is logged and retried with capped
-    exponential backoff.
+    exponential backoff. Every ``resync_interval`` seconds the registry
+    checks that the agent still knows this process's services and registers
+    again any it lost.
     """
 
     def __init__(
@@ -183,6 +186,7 @@ class ConsulComponentRegistry(ComponentRegistry):
         timeout: float = 10.0,
         max_backoff: float = 10.0,
         tags: list[str] | None = None,
+        resync_interval: float = 30.0,
     ) -> None:
         self.port = port
         self.consul = consul
@@ -193,8 +197,10 @@ class ConsulComponentRegistry(ComponentRegistry):
         self.timeout = timeout
         self.max_backoff = max_backoff
         self.tags = list(tags) if tags is not None else ["component"]
+        self.resync_interval = resync_interval
         self._lock = threading.RLock()
-        self._service_ids: dict[str, str] = {}
+        # component -> the agent.service.register arguments of this process's instance (service_id among them)
+        self._registrations: dict[str, dict[str, Any]] = {}
         self._watched = WatchedChannels()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -252,32 +258,36 @@ class ConsulComponentRegistry(ComponentRegistry):
             )
         with self._lock:
             self._check_open()
+            previous = self._registrations.get(descriptor.name)
             service_id = (
-                self._service_ids.get(descriptor.name)
-                or f"{descriptor.name}-{host}-{port}-{uuid.uuid4().hex[:12]}"
+                previous["service_id"]
+                if previous is not None
+                else f"{descriptor.name}-{host}-{port}-{uuid.uuid4().hex[:12]}"
             )
+            registration = {
+                "name": descriptor.name,
+                "service_id": service_id,
+                "address": host,
+                "port": port,
+                "tags": self.tags,
+                "meta": {META_CHANNELS: encode_channels(addresses)},
+                "check": check,
+            }
             try:
-                self.consul.agent.service.register(
-                    descriptor.name,
-                    service_id=service_id,
-                    address=host,
-                    port=port,
-                    tags=self.tags,
-                    meta={META_CHANNELS: encode_channels(addresses)},
-                    check=check,
-                )
+                self.consul.agent.service.register(**registration)
             except _ERRORS as exc:
                 raise ServiceCommunicationException(
                     f"cannot register {descriptor.name} with the Consul agent at "
                     f"{self.consul.http.base_uri}: {exc}"
                 ) from exc
-            self._service_ids[descriptor.name] = service_id
+            self._registrations[descriptor.name] = registration
+            self._start_task("registrations", self._keep_registered)
 
     def deregister(self, descriptor: ComponentInfo) -> None:
         with self._lock:
-            service_id = self._service_ids.pop(descriptor.name, None)
-        if service_id is not None:
-            self._deregister(service_id)
+            registration = self._registrations.pop(descriptor.name, None)
+        if registration is not None:
+            self._deregister(registration["service_id"])
 
     def watch(self, channel: WatchedChannel) -> None:
         component = channel.component_descriptor.name
@@ -297,7 +307,7 @@ class ConsulComponentRegistry(ComponentRegistry):
                 index = None
             else:
                 self._watched.update(component, urls_from_health(entries))
-            self._start_watch(component, index)
+            self._start_task(f"watch:{component}", lambda: self._follow(component, index))
 
     def get_addresses(self, descriptor: ComponentInfo) -> list[ChannelInstances]:
         try:
@@ -318,8 +328,8 @@ class ConsulComponentRegistry(ComponentRegistry):
             if self._closed:
                 return
             self._closed = True
-            service_ids = list(self._service_ids.values())
-            self._service_ids.clear()
+            service_ids = [registration["service_id"] for registration in self._registrations.values()]
+            self._registrations.clear()
         for service_id in service_ids:
             self._deregister(service_id)
         if self._loop is not None and self._thread is not None:
@@ -327,9 +337,9 @@ class ConsulComponentRegistry(ComponentRegistry):
             self._thread.join()
         self._watched.clear()
 
-    # background watches
+    # background work: one asyncio loop in one daemon thread, one task per watched component
 
-    def _start_watch(self, component: str, index: str | None) -> None:
+    def _start_task(self, key: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
         if self._thread is None:
             ready = threading.Event()
             self._thread = threading.Thread(
@@ -338,7 +348,7 @@ class ConsulComponentRegistry(ComponentRegistry):
             self._thread.start()
             ready.wait()
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._spawn, component, index)
+        self._loop.call_soon_threadsafe(self._spawn, key, factory)
 
     def _run_loop(self, ready: threading.Event) -> None:
         loop = asyncio.new_event_loop()
@@ -352,9 +362,9 @@ class ConsulComponentRegistry(ComponentRegistry):
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
-    def _spawn(self, component: str, index: str | None) -> None:
-        if not self._closed:
-            self._tasks[component] = asyncio.get_running_loop().create_task(self._follow(component, index))
+    def _spawn(self, key: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        if not self._closed and key not in self._tasks:
+            self._tasks[key] = asyncio.get_running_loop().create_task(factory())
 
     def _cancel_all(self) -> None:
         tasks = list(self._tasks.values())
@@ -397,6 +407,37 @@ class ConsulComponentRegistry(ComponentRegistry):
             if time.monotonic() - started < 0.05:
                 # answers that come back at once (index reset, flapping check) must not become a busy loop
                 await asyncio.sleep(0.05)
+
+    async def _keep_registered(self) -> None:
+        """Register again what the agent forgot (an agent restarted without its data directory)."""
+        backoff = Backoff(maximum=self.max_backoff)
+        delay = self.resync_interval
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                known = await self._client.agent.services()
+                with self._lock:
+                    missing = [r for r in self._registrations.values() if r["service_id"] not in known]
+                for registration in missing:
+                    log.warning(
+                        "the Consul agent at %s forgot %s; registering it again",
+                        self.consul.http.base_uri,
+                        registration["service_id"],
+                    )
+                    await self._client.agent.service.register(**registration)
+                    with self._lock:
+                        withdrawn = registration not in self._registrations.values()
+                    if withdrawn:  # deregistered meanwhile: take it back out
+                        await self._client.agent.service.deregister(registration["service_id"])
+                backoff.succeeded(log, f"Consul at {self.consul.http.base_uri} answers again")
+                delay = self.resync_interval
+            except _ERRORS as exc:
+                delay = min(
+                    backoff.failed(
+                        log, f"cannot verify this process's services at {self.consul.http.base_uri}", exc
+                    ),
+                    self.resync_interval,
+                )
 
     def stop(self) -> None:
         """aspyx-service's name for :meth:`close`."""
