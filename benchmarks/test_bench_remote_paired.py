@@ -1,0 +1,144 @@
+"""Remote calls paired with the raw-HTTP floor, call by call, so machine load hits both alike.
+
+Each round makes one floor call (the same JSON envelope bytes POSTed over a kept-alive blocking
+socket to a bare uvicorn ASGI echo in its own process) and one proxy call, alternating which goes
+first. ``extra_info`` holds both medians and ``ratio`` = proxy / floor; the README quotes these.
+
+    pytest benchmarks/test_bench_remote_paired.py --benchmark-only -q
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import floors
+import pytest
+from bench_api import BenchComponent, BenchService
+from workload import DATA, FIELDS, PYDANTIC
+
+from warpcall import ChannelAddress, ComponentRegistry, LocalComponentRegistry, ServiceManager, ServiceModule, _core
+from warpcall.di import Environment, create, module
+from warpcall.service import Declarations
+
+ROUNDS, WARMUP = 1000, 100
+WARPCALL_CHANNELS = ["dispatch-json", "dispatch-msgpack", "dispatch-protobuf"]
+ASPYX_CHANNELS = ["dispatch-json", "dispatch-msgpack"]
+PAYLOADS = {"hello": "hello world", "data": DATA, "pydantic": PYDANTIC}
+TREES = {"hello": "hello world", "data": FIELDS, "pydantic": FIELDS}
+
+
+@module(imports=[ServiceModule])
+class PairedClientModule:
+    @create()
+    def create_registry(self) -> ComponentRegistry:
+        return LocalComponentRegistry()
+
+
+@pytest.fixture(scope="module")
+def echo_url() -> Iterator[str]:
+    process, url = floors.launch("_echo_server.py", "http")
+    yield url + "/echo"
+    floors.stop(process)
+
+
+@pytest.fixture(scope="module")
+def manager(warpcall_server: str) -> Iterator[ServiceManager]:
+    environment = Environment(PairedClientModule)
+    environment.get(ComponentRegistry).register(
+        Declarations.by_type[BenchComponent], [ChannelAddress(name, warpcall_server) for name in WARPCALL_CHANNELS]
+    )
+    yield environment.get(ServiceManager)
+    environment.destroy()
+
+
+@pytest.fixture(scope="module")
+def aspyx_manager(aspyx_server: str) -> Iterator[Any]:
+    import aspyx_bench
+
+    environment, manager = aspyx_bench.client(aspyx_server)
+    yield manager
+    environment.destroy()
+
+
+def paired(benchmark: Any, floor: Callable[[], Any], call: Callable[[], Any], loop: asyncio.AbstractEventLoop | None) -> None:
+    times: dict[str, list[float]] = {"floor": [], "call": []}
+    order = [True]
+
+    def timed(name: str, function: Callable[[], Any]) -> None:
+        started = time.perf_counter()
+        function()
+        times[name].append(time.perf_counter() - started)
+
+    async def timed_async() -> None:
+        started = time.perf_counter()
+        await call()
+        times["call"].append(time.perf_counter() - started)
+
+    def one_pair() -> None:
+        order[0] = not order[0]
+        if order[0]:
+            timed("floor", floor)
+        if loop is None:
+            timed("call", call)
+        else:
+            loop.run_until_complete(timed_async())
+        if not order[0]:
+            timed("floor", floor)
+
+    benchmark.pedantic(one_pair, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
+    floor_us = statistics.median(times["floor"][WARMUP:] or times["floor"]) * 1e6
+    call_us = statistics.median(times["call"][WARMUP:] or times["call"]) * 1e6
+    benchmark.extra_info.update(floor_us=round(floor_us, 1), call_us=round(call_us, 1), ratio=round(call_us / floor_us, 3))
+
+
+def floor_for(echo_url: str, payload: str) -> tuple[Callable[[], bytes], Any]:
+    body = _core.envelope.encode_request_json(f"bench-component:bench-service:{payload}", [TREES[payload]])
+    return floors.raw_http(echo_url, body)
+
+
+@pytest.fixture(scope="module")
+def event_loop_for_calls() -> Iterator[asyncio.AbstractEventLoop]:
+    """One loop for every async case: aspyx-service's async clients break once their first loop closes."""
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def run_case(benchmark: Any, echo_url: str, proxy: Any, payload: str, mode: str, loop: asyncio.AbstractEventLoop) -> None:
+    benchmark.group = f"paired-{payload}-{mode}"
+    floor, sock = floor_for(echo_url, payload)
+    argument = PAYLOADS[payload]
+    if mode != "async":
+        loop = None  # type: ignore[assignment]
+    try:
+        if loop is None:
+            method = getattr(proxy, payload)
+            assert method(argument) == argument
+            paired(benchmark, floor, lambda: method(argument), None)
+        else:
+            method = getattr(proxy, f"{payload}_async")
+            assert loop.run_until_complete(method(argument)) == argument
+            paired(benchmark, floor, lambda: method(argument), loop)
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("payload", list(PAYLOADS))
+@pytest.mark.parametrize("channel", WARPCALL_CHANNELS)
+def test_warpcall_paired(benchmark, echo_url, manager, channel, payload, mode, event_loop_for_calls):
+    run_case(benchmark, echo_url, manager.get_service(BenchService, channel), payload, mode, event_loop_for_calls)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("payload", list(PAYLOADS))
+@pytest.mark.parametrize("channel", ASPYX_CHANNELS)
+def test_aspyx_paired(benchmark, echo_url, aspyx_manager, channel, payload, mode, event_loop_for_calls):
+    import aspyx_bench
+
+    proxy = aspyx_manager.get_service(aspyx_bench.AspyxBenchService, preferred_channel=channel)
+    run_case(benchmark, echo_url, proxy, payload, mode, event_loop_for_calls)
