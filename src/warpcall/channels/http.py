@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from typing import TYPE_CHECKING
+
 import httpx
 
 from warpcall.channels.base import Channel
 from warpcall.channels.transport import AsyncHTTPClient, AsyncWarpTransport, HTTPClient, WarpTransport
-from warpcall.di.configuration import inject_value
+from warpcall.di import inject
+from warpcall.di.configuration import ConfigurationManager, inject_value
 from warpcall.exceptions import ServiceCommunicationException
+from warpcall.registry.contract import ChannelInstances
+
+if TYPE_CHECKING:
+    from warpcall.service import ComponentDescriptor
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -31,6 +38,7 @@ class HTTPXChannel(Channel):
     def __init__(self) -> None:
         super().__init__()
         self.timeout = DEFAULT_TIMEOUT
+        self.configuration: ConfigurationManager | None = None
         self._direct: HTTPClient | None = None
         self._direct_async: AsyncHTTPClient | None = None
         self._client: httpx.Client | None = None
@@ -42,6 +50,16 @@ class HTTPXChannel(Channel):
     def set_timeout(self, timeout: float) -> None:
         """Seconds every call may take (connect, send, receive), from the ``http.timeout`` configuration key."""
         self.timeout = float(timeout)
+
+    @inject()
+    def set_configuration(self, configuration: ConfigurationManager) -> None:
+        self.configuration = configuration
+
+    def setup(self, component_descriptor: ComponentDescriptor, address: ChannelInstances | None) -> None:
+        super().setup(component_descriptor, address)
+        # a channel's own key overrides the global one: http.<channel>.timeout, e.g. http.dispatch-json.timeout
+        if self.configuration is not None:
+            self.timeout = float(self.configuration.get(f"http.{self.name}.timeout", float, self.timeout))
 
     def make_client(self) -> httpx.Client:
         """The sync httpx client this channel sends with; replace it with an ``@around`` advice."""
