@@ -20,37 +20,49 @@ from aspyx_service import (
     ServiceManager,
     ServiceModule,
     component,
+    Body,
+    get,
+    post,
+    rest,
     service,
 )
 from aspyx_service.service import LocalComponentRegistry
-from fastapi import FastAPI
+from aspyx_service.session import SessionManager
 from workload import Data, Pydantic
 
 # aspyx asks the OS for a route to a public address to find its own IP; keep everything on loopback
 Server.get_local_ip = classmethod(lambda cls: "127.0.0.1")  # type: ignore[method-assign]
 
-CHANNELS = ("dispatch-json", "dispatch-msgpack")
+CHANNELS = ("dispatch-json", "dispatch-msgpack", "rest")
 
 
+# aspyx-service's server finds a POST body only when it is marked Body(...)
 @service(name="bench-service")
+@rest("/bench")
 class AspyxBenchService(Service):
+    @get("/hello")
     @abstractmethod
     def hello(self, message: str) -> str: ...
 
+    @post("/data")
     @abstractmethod
-    def data(self, data: Data) -> Data: ...
+    def data(self, data: Body(Data)) -> Data: ...
 
+    @post("/pydantic")
     @abstractmethod
-    def pydantic(self, data: Pydantic) -> Pydantic: ...
+    def pydantic(self, data: Body(Pydantic)) -> Pydantic: ...
 
+    @get("/hello-async")
     @abstractmethod
     async def hello_async(self, message: str) -> str: ...
 
+    @post("/data-async")
     @abstractmethod
-    async def data_async(self, data: Data) -> Data: ...
+    async def data_async(self, data: Body(Data)) -> Data: ...
 
+    @post("/pydantic-async")
     @abstractmethod
-    async def pydantic_async(self, data: Pydantic) -> Pydantic: ...
+    async def pydantic_async(self, data: Body(Pydantic)) -> Pydantic: ...
 
 
 @component(name="bench-component", services=[AspyxBenchService])
@@ -71,6 +83,11 @@ class FixedRegistry(LocalComponentRegistry):
 
 @module(imports=[ServiceModule])
 class AspyxClientModule:
+    @create()
+    def create_session_storage(self) -> SessionManager.Storage:
+        # aspyx-service's ServiceModule needs one, even when no session is used
+        return SessionManager.InMemoryStorage()
+
     @create()
     def create_registry(self) -> ComponentRegistry:
         return FixedRegistry()

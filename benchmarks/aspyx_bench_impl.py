@@ -1,7 +1,7 @@
 """The aspyx implementation of the benchmark service and its server module."""
 
-from __future__ import annotations
-
+# no ``from __future__ import annotations``: aspyx-service's server hands the implementation's annotations to
+# FastAPI as they are, and FastAPI cannot resolve string annotations from another module
 from aspyx.di import create, module
 from aspyx_bench import CHANNELS, AspyxBenchComponent, AspyxBenchService
 from aspyx_service import (
@@ -15,6 +15,7 @@ from aspyx_service import (
     implementation,
 )
 from aspyx_service.service import LocalComponentRegistry
+from aspyx_service.session import SessionManager
 from fastapi import FastAPI
 from workload import Data, Pydantic
 
@@ -48,6 +49,11 @@ class AspyxBenchComponentImpl(AbstractComponent, AspyxBenchComponent):
 
 @module(imports=[ServiceModule])
 class AspyxServerModule:
+    @create()
+    def create_session_storage(self) -> SessionManager.Storage:
+        # aspyx-service's ServiceModule needs one, even when no session is used
+        return SessionManager.InMemoryStorage()
+
     @create()
     def create_registry(self) -> ComponentRegistry:
         return LocalComponentRegistry()

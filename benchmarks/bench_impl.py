@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
 from bench_api import BenchComponent, BenchService
+from fastapi import FastAPI
 from workload import Data, Pydantic
 
 from warpcall import (
@@ -18,7 +18,7 @@ from warpcall import (
 )
 from warpcall.di import create, module
 
-CHANNELS = ("dispatch-json", "dispatch-msgpack", "dispatch-protobuf")
+CHANNELS = ("dispatch-json", "dispatch-msgpack", "dispatch-protobuf", "rest")
 
 
 @implementation()

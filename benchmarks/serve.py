@@ -5,6 +5,7 @@ Prints ``READY <url>`` once serving on a free 127.0.0.1 port; stops when stdin c
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 
@@ -20,7 +21,9 @@ def main() -> None:
     else:
         from aspyx_bench import boot_server
 
-        environment, url = boot_server()
+        # aspyx-service prints its route table; stdout carries only the READY line
+        with contextlib.redirect_stdout(sys.stderr):
+            environment, url = boot_server()
     print(f"READY {url}", flush=True)
     sys.stdin.read()
     environment.destroy()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 from abc import abstractmethod
 from dataclasses import dataclass, field
@@ -141,6 +142,10 @@ class CatalogService(Service):
     @abstractmethod
     def slow(self, seconds: float) -> float: ...
 
+    @get("/where")
+    @abstractmethod
+    def where(self, seconds: float) -> str: ...
+
     @get("/async/items/{item_id}")
     @abstractmethod
     async def read_async(self, item_id: int, verbose: bool = False) -> Item: ...
@@ -168,9 +173,6 @@ THREADS: list[str] = []
 @implementation()
 class CatalogServiceImpl(CatalogService):
     def read(self, item_id: int, verbose: bool = False) -> Item:
-        import threading
-
-        THREADS.append(threading.current_thread().name)
         return Item(f"item-{item_id}", 1.5 * item_id, ["verbose"] if verbose else [])
 
     def search(self, q: str, tags: list[str], limit: int = 10) -> list[Item]:
@@ -222,9 +224,11 @@ class CatalogServiceImpl(CatalogService):
         time.sleep(seconds)
         return seconds
 
-    async def read_async(self, item_id: int, verbose: bool = False) -> Item:
-        import threading
+    def where(self, seconds: float) -> str:
+        time.sleep(seconds)
+        return threading.current_thread().name
 
+    async def read_async(self, item_id: int, verbose: bool = False) -> Item:
         THREADS.append(threading.current_thread().name)
         await asyncio.sleep(0)
         return self.read(item_id, verbose)
@@ -381,7 +385,7 @@ def test_str_body_and_optional_values(catalog):
     assert catalog.maybe(21) == 42
 
 
-def test_async_methods_run_on_the_loop_and_sync_ones_in_the_threadpool(catalog):
+def test_async_methods_run_on_the_loop(catalog):
     async def main() -> tuple[Item, Item]:
         return await catalog.read_async(6, True), await catalog.create_async(Item("cup", 2.0), "eve")
 
@@ -389,10 +393,14 @@ def test_async_methods_run_on_the_loop_and_sync_ones_in_the_threadpool(catalog):
     assert asyncio.run(main()) == (Item("item-6", 9.0, ["verbose"]), Item("cup", 2.0, ["owner:eve"]))
     # a second event loop: the pooled connections of the first are not reused
     assert asyncio.run(main())[0].name == "item-6"
-    catalog.read(1)
-    loop_thread, threadpool_thread = THREADS[0], THREADS[-1]
-    assert loop_thread.startswith("warpcall-uvicorn")
-    assert not threadpool_thread.startswith("warpcall-uvicorn")
+    assert THREADS and all(name.startswith("warpcall-uvicorn") for name in THREADS)
+
+
+def test_a_sync_method_seen_blocking_moves_to_the_threadpool(catalog):
+    """The server's default policy (as on /invoke): on the loop until one call blocks, then in the pool."""
+    assert catalog.where(0.0).startswith("warpcall-uvicorn")
+    assert catalog.where(0.05).startswith("warpcall-uvicorn")
+    assert catalog.where(0.0).startswith("warpcall-sync")
 
 
 def test_a_method_without_route_is_not_callable_over_rest_but_over_dispatch(environment, catalog):

@@ -10,9 +10,10 @@ raises ServiceCommunicationException.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Callable
 from urllib.parse import quote
+
+from pydantic_core import from_json, to_json
 
 from warpcall import _core
 from warpcall.channels.base import channel
@@ -33,8 +34,6 @@ from warpcall.exceptions import (
 from warpcall.routes import RouteDescriptor, routes_of
 
 JSON = "application/json"
-
-_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 
 #: what a 4xx means when the reply does not name a warpcall exception (a plain FastAPI route, a proxy)
 STATUS_ERRORS: dict[int, type[ServiceException]] = {
@@ -155,7 +154,8 @@ class RestCallPlan:
                 if query:
                     path = path + "?" + "&".join(query)
             index = self.body_index
-            body = b"" if index < 0 else _encode_json(self.dump_body(args[index])).encode()  # type: ignore[misc]
+            # the marshaller makes the primitive tree (and checks the type); pydantic-core writes the JSON
+            body = b"" if index < 0 else to_json(self.dump_body(args[index]))  # type: ignore[misc]
         except MarshalException as exc:
             name = self.names[index] if 0 <= index < len(self.names) else "?"
             raise MarshalException(f"{self.qualified}: argument '{name}': {exc}") from None
@@ -167,7 +167,7 @@ class RestCallPlan:
             if not content:
                 return self.load_result(None)
             try:
-                data = json.loads(content)
+                data = from_json(content)
             except ValueError:
                 raise ServiceCommunicationException(
                     f"{url} answered {self.qualified} with a body that is not JSON: {_excerpt(content)}"
@@ -202,7 +202,7 @@ def _excerpt(content: bytes) -> str:
 def _error_body(content: bytes) -> tuple[str, str]:
     """``(type, message)`` from an error reply: warpcall's ``{"detail", "type"}`` or FastAPI's ``{"detail"}``."""
     try:
-        data = json.loads(content)
+        data = from_json(content)
     except ValueError:
         return "", _excerpt(content)
     if not isinstance(data, dict):

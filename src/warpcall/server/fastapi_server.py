@@ -106,7 +106,7 @@ class FastAPIServer(Server):
         for component, instance in self.service_manager.local_components():
             for service in component.services:
                 implementation = self.service_manager.get_service(service.type, "local")
-                mount_routes(self.fast_api, component, service, implementation)
+                mount_routes(self.fast_api, component, service, implementation, self.endpoint.sync_calls)
                 self.endpoint.expose(component, service, implementation)
             if component.health:
                 self._route_health(component.health, instance)

@@ -6,7 +6,9 @@ OpenAPI document shows the parameters, the body schema, the response schema
 and the declared metadata. The result is marshalled once, by warpcall's
 marshaller, straight to JSON; FastAPI's response serialization is skipped.
 
-Sync implementations run in the thread pool, async ones on the event loop. An
+Async implementations run on the event loop; sync ones where the server's
+``SyncCalls`` policy says (as on ``/invoke``): in the thread pool, or on the
+loop until a call is seen blocking. An
 implementation's exception becomes ``{"detail": message, "type": name}`` with
 the status it carries (warpcall's protocol and authorization errors) or 500;
 ``fastapi.HTTPException`` passes through untouched.
@@ -15,25 +17,24 @@ the status it carries (warpcall's protocol and authorization errors) or 500;
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 from typing import Annotated, Any, Callable
 
 from fastapi import Body, FastAPI, Path, Query
 from fastapi.exceptions import FastAPIError
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
+from pydantic_core import to_json
 from starlette.exceptions import HTTPException
 
 from warpcall import _core
 from warpcall.exceptions import MarshalException, ServiceException
 from warpcall.routes import RouteDescriptor, RouteParam, is_rest, routes_of
+from warpcall.server.dispatch import ServerMethod, SyncCalls
 
 logger = logging.getLogger("warpcall.server")
 
 JSON = "application/json"
 
-_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 _FASTAPI_PARAMS = {"path": Path, "query": Query, "body": Body}
 _NO_CONTENT = (204, 304)
 
@@ -44,7 +45,7 @@ def error_response(exc: BaseException, status: int | None = None) -> Response:
         status = getattr(exc, "status", 500)
         if not isinstance(status, int) or not 400 <= status < 600:
             status = 500
-    payload = _encode_json({"detail": str(exc), "type": type(exc).__name__}).encode()
+    payload = to_json({"detail": str(exc), "type": type(exc).__name__})
     return Response(payload, status_code=status, media_type=JSON)
 
 
@@ -60,21 +61,19 @@ def _parameter(param: RouteParam) -> inspect.Parameter:
     return inspect.Parameter(param.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
 
 
-def make_endpoint(route: RouteDescriptor, target: Callable[..., Any], qualified: str) -> Callable[..., Any]:
-    """The async endpoint FastAPI calls with the validated parameters; it calls ``target`` and answers JSON."""
+def make_endpoint(route: RouteDescriptor, method: ServerMethod, calls: SyncCalls) -> Callable[..., Any]:
+    """The async endpoint FastAPI calls with the validated parameters; it runs ``method`` and answers JSON."""
     names = tuple(p.name for p in route.params)
-    is_async = inspect.iscoroutinefunction(target)
     dump = _core.marshal.plan_for(route.return_type).dump
     status = route.status_code
     empty = status in _NO_CONTENT
+    qualified = method.descriptor.qualified
 
     async def endpoint(**values: Any) -> Response:
         args = [values[name] for name in names]
         try:
-            if is_async:
-                value = await target(*args)
-            else:
-                value = await run_in_threadpool(target, *args)
+            # sync implementations run where the server's SyncCalls policy says, as on /invoke
+            value = await method.call(args, calls)
         except HTTPException:
             raise
         except Exception as exc:
@@ -83,7 +82,8 @@ def make_endpoint(route: RouteDescriptor, target: Callable[..., Any], qualified:
         if empty:
             return Response(status_code=status)
         try:
-            payload = _encode_json(dump(value)).encode()
+            # the marshaller makes the primitive tree (and checks the type); pydantic-core writes the JSON
+            payload = to_json(dump(value))
         except MarshalException as exc:  # the result does not fit the declared type: the server's fault
             return error_response(exc, 500)
         return Response(payload, status_code=status, media_type=JSON)
@@ -100,18 +100,23 @@ def _response_model(route: RouteDescriptor) -> Any:
     return None if tp is None or tp is type(None) or tp is Any or route.status_code in _NO_CONTENT else tp
 
 
-def mount_routes(app: FastAPI, component: Any, service: Any, implementation: object) -> int:
+def mount_routes(
+    app: FastAPI, component: Any, service: Any, implementation: object, calls: SyncCalls | None = None
+) -> int:
     """Add every route of ``service`` (bound to ``implementation``) to ``app``; returns how many were added.
 
-    A service that declares no route adds nothing. A malformed declaration raises ServiceException.
+    ``calls`` is where sync implementations run (the server's policy; default: always in the thread
+    pool). A service that declares no route adds nothing. A malformed declaration raises ServiceException.
     """
+    calls = calls or SyncCalls("threadpool")
     if not is_rest(service.type):
         return 0
     routes = routes_of(service.type)
     methods = service.methods
     for name, route in routes.items():
         target = getattr(implementation, name)
-        qualified = methods[name].qualified
+        descriptor = methods[name]
+        server_method = ServerMethod(descriptor, target, offload=calls.mode == "threadpool")
         description = route.description
         if description is None:
             description = inspect.getdoc(target)
@@ -121,9 +126,9 @@ def mount_routes(app: FastAPI, component: Any, service: Any, implementation: obj
         try:
             app.add_api_route(
                 route.path,
-                make_endpoint(route, target, qualified),
+                make_endpoint(route, server_method, calls),
                 methods=[route.http_method],
-                name=qualified,
+                name=descriptor.qualified,
                 response_model=_response_model(route),
                 status_code=route.status_code,
                 summary=summary,
