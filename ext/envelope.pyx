@@ -6,10 +6,38 @@ import msgpack
 
 from warpcall.exceptions import MalformedRequestException, ProtocolException
 
-cdef object _json_encode = json.JSONEncoder(
+try:  # orjson is a dependency where it has wheels; the stdlib covers the rest and what orjson refuses
+    import orjson
+    _orjson_dumps = orjson.dumps
+    _orjson_loads = orjson.loads
+    _orjson_encode_error = orjson.JSONEncodeError
+    _orjson_decode_error = orjson.JSONDecodeError
+    _orjson_options = orjson.OPT_NON_STR_KEYS
+except ImportError:
+    _orjson_dumps = None
+
+cdef object _stdlib_encode = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), check_circular=False
 ).encode
-cdef object _json_decode = json.loads
+cdef object _stdlib_decode = json.loads
+
+
+cdef bytes _encode_json(object value):
+    if _orjson_dumps is not None:
+        try:
+            return _orjson_dumps(value, option=_orjson_options)
+        except _orjson_encode_error:  # e.g. integers beyond 64 bits: the stdlib writes them
+            pass
+    return (<str>_stdlib_encode(value)).encode()
+
+
+cdef object _json_decode(object body):
+    if _orjson_dumps is not None:
+        try:
+            return _orjson_loads(body)
+        except _orjson_decode_error:  # the stdlib reads what orjson refuses (big integers) or says why not
+            pass
+    return _stdlib_decode(body)
 cdef object _packb = msgpack.packb
 cdef object _unpackb = msgpack.unpackb
 
@@ -57,7 +85,7 @@ cdef tuple _check_response(object data):
 
 def encode_request_json(str method, list args):
     """Encode a request envelope as JSON bytes."""
-    return (<str>_json_encode({"method": method, "args": args})).encode()
+    return _encode_json({"method": method, "args": args})
 
 
 def decode_request_json(body):
@@ -71,7 +99,7 @@ def decode_request_json(body):
 
 def encode_response_json(result, exception=None):
     """Encode a response envelope as JSON bytes."""
-    return (<str>_json_encode({"result": result, "exception": exception})).encode()
+    return _encode_json({"result": result, "exception": exception})
 
 
 def decode_response_json(body):

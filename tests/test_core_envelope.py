@@ -88,3 +88,20 @@ def test_split_method(core):
     assert core.envelope.split_method("shop:cart:add") == ("shop", "cart", "add")
     with pytest.raises(MalformedRequestException):
         core.envelope.split_method("shop:cart:add:extra")
+
+
+def test_json_integers_beyond_64_bits_roundtrip(core):
+    body = core.envelope.encode_request_json("a:b:c", [2**70, -(2**65)])
+    assert core.envelope.decode_request_json(body) == ("a:b:c", [2**70, -(2**65)])
+
+
+def test_json_non_string_keys_are_written_as_strings(core):
+    body = core.envelope.encode_response_json({1: "one", "two": 2})
+    assert json.loads(body) == {"result": {"1": "one", "two": 2}, "exception": None}
+
+
+def test_json_twins_write_the_same_bytes(core):
+    from warpcall._pure import envelope as reference
+
+    value = [{"text": "grüße", "n": 1, "f": 0.1, "none": None, "flag": True, "list": [1, [2, []]]}]
+    assert core.envelope.encode_request_json("a:b:c", value) == reference.encode_request_json("a:b:c", value)

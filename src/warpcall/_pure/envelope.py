@@ -14,8 +14,30 @@ import msgpack
 
 from warpcall.exceptions import MalformedRequestException, ProtocolException
 
+try:  # orjson is a dependency where it has wheels; the stdlib covers the rest and what orjson refuses
+    import orjson
+except ImportError:  # pragma: no cover - exercised where orjson cannot be installed
+    orjson = None
+
 _json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
-_json_decode = json.loads
+
+
+def _encode_json(value: Any) -> bytes:
+    if orjson is not None:
+        try:
+            return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+        except orjson.JSONEncodeError:  # e.g. integers beyond 64 bits: the stdlib writes them
+            pass
+    return _json_encoder.encode(value).encode()
+
+
+def _json_decode(body: bytes) -> Any:
+    if orjson is not None:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:  # the stdlib reads what orjson refuses (big integers) or says why not
+            pass
+    return json.loads(body)
 
 
 def split_method(name: object) -> tuple[str, str, str]:
@@ -59,7 +81,7 @@ def _check_response(data: object) -> tuple[Any, Any]:
 
 def encode_request_json(method: str, args: list[Any]) -> bytes:
     """Encode a request envelope as JSON bytes."""
-    return _json_encoder.encode({"method": method, "args": args}).encode()
+    return _encode_json({"method": method, "args": args})
 
 
 def decode_request_json(body: bytes) -> tuple[str, list[Any]]:
@@ -73,7 +95,7 @@ def decode_request_json(body: bytes) -> tuple[str, list[Any]]:
 
 def encode_response_json(result: Any, exception: dict[str, Any] | None = None) -> bytes:
     """Encode a response envelope as JSON bytes."""
-    return _json_encoder.encode({"result": result, "exception": exception}).encode()
+    return _encode_json({"result": result, "exception": exception})
 
 
 def decode_response_json(body: bytes) -> tuple[Any, dict[str, Any] | None]:
