@@ -12,6 +12,7 @@ from typing import Any
 
 from aspyx.di import Environment, create, module
 from aspyx_service import (
+    Body,
     Component,
     ComponentRegistry,
     FastAPIServer,
@@ -20,7 +21,6 @@ from aspyx_service import (
     ServiceManager,
     ServiceModule,
     component,
-    Body,
     get,
     post,
     rest,

@@ -29,11 +29,12 @@ import re
 import threading
 import types
 import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from enum import Enum
-from typing import Annotated, Any, Callable, Literal, Sequence, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -79,7 +80,9 @@ class ParamMarker:
 
     kind = ""
 
-    def __init__(self, default: Any = _NO_DEFAULT, *, description: str | None = None, example: Any = None) -> None:
+    def __init__(
+        self, default: Any = _NO_DEFAULT, *, description: str | None = None, example: Any = None
+    ) -> None:
         self.default = default
         self.description = description
         self.example = example
@@ -110,17 +113,21 @@ class PathParamMarker(ParamMarker):
     kind = "path"
 
 
-def Body(t: type[T], *, description: str | None = None, example: Any = None, default: Any = _NO_DEFAULT) -> Any:  # noqa: N802
+def Body(
+    t: type[T], *, description: str | None = None, example: Any = None, default: Any = _NO_DEFAULT
+) -> Any:
     """Annotate a parameter as the JSON body of type ``t``: ``def add(self, item: Body(Item)) -> Item``."""
     return Annotated[t, BodyMarker(default, description=description, example=example)]
 
 
-def QueryParam(t: type[T], *, description: str | None = None, example: Any = None, default: Any = _NO_DEFAULT) -> Any:  # noqa: N802
+def QueryParam(
+    t: type[T], *, description: str | None = None, example: Any = None, default: Any = _NO_DEFAULT
+) -> Any:
     """Annotate a parameter as a query parameter of type ``t`` (a scalar or a list of scalars)."""
     return Annotated[t, QueryParamMarker(default, description=description, example=example)]
 
 
-def PathParam(t: type[T], *, description: str | None = None, example: Any = None) -> Any:  # noqa: N802
+def PathParam(t: type[T], *, description: str | None = None, example: Any = None) -> Any:
     """Annotate a parameter as a path parameter of type ``t``; the path must name it: ``/items/{id}``."""
     return Annotated[t, PathParamMarker(description=description, example=example)]
 
@@ -173,7 +180,9 @@ def _route(http_method: str) -> Callable[..., Callable[[F], F]]:
         status_code: int | None = None,
     ) -> Callable[[F], F]:
         if not isinstance(path, str):
-            raise ServiceException(f"@{http_method.lower()}(path) takes the route path as a string, got {path!r}")
+            raise ServiceException(
+                f"@{http_method.lower()}(path) takes the route path as a string, got {path!r}"
+            )
         spec = RouteSpec(
             http_method,
             path,
@@ -190,7 +199,9 @@ def _route(http_method: str) -> Callable[..., Callable[[F], F]]:
                 raise ServiceException(f"@{http_method.lower()}('{path}') decorates a method, got {func!r}")
             label = getattr(func, "__qualname__", func.__name__)
             if getattr(func, "__warpcall_route__", None) is not None:
-                raise ServiceException(f"{label} has two route decorators; declare one HTTP method per service method")
+                raise ServiceException(
+                    f"{label} has two route decorators; declare one HTTP method per service method"
+                )
             # what can be checked without type hints is checked now, at import
             _check_placeholders(label, spec, _parameter_names(label, func))
             func.__warpcall_route__ = spec  # type: ignore[attr-defined]
@@ -200,7 +211,9 @@ def _route(http_method: str) -> Callable[..., Callable[[F], F]]:
 
     declare.__name__ = http_method.lower()
     declare.__qualname__ = http_method.lower()
-    declare.__doc__ = f"Declare a service method as the HTTP {http_method} route ``path`` (under the @rest prefix)."
+    declare.__doc__ = (
+        f"Declare a service method as the HTTP {http_method} route ``path`` (under the @rest prefix)."
+    )
     return declare
 
 
@@ -356,7 +369,9 @@ def _split(hint: Any) -> tuple[Any, ParamMarker | None]:
     return hint, None
 
 
-def _build(service_type: type, name: str, func: Callable[..., Any], spec: RouteSpec, prefix: str) -> RouteDescriptor:
+def _build(
+    service_type: type, name: str, func: Callable[..., Any], spec: RouteSpec, prefix: str
+) -> RouteDescriptor:
     label = f"{service_type.__name__}.{name}"
     names = _parameter_names(label, func)
     placeholders = _placeholders(label, spec)
@@ -407,7 +422,9 @@ def _build(service_type: type, name: str, func: Callable[..., Any], spec: RouteS
         params[index] = _checked(label, spec, param)
     bodies = [p.name for p in params if p.kind == "body"]
     if len(bodies) > 1:
-        raise ServiceException(f"{label}: {len(bodies)} parameters are bodies ({bodies}); a request carries one body")
+        raise ServiceException(
+            f"{label}: {len(bodies)} parameters are bodies ({bodies}); a request carries one body"
+        )
     if bodies and spec.http_method == "GET":
         raise ServiceException(
             f"{label}: a GET request carries no body, but '{bodies[0]}' is one; use @post, or QueryParam(...) scalars"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Optional
 
 import pytest
 from fastapi import FastAPI
@@ -74,7 +73,7 @@ class ShapeService(Service):
 
     @delete("/points/{point_id}", response_description="gone")
     @abstractmethod
-    def remove(self, point_id: int, hard: Optional[bool] = None) -> bool: ...
+    def remove(self, point_id: int, hard: bool | None = None) -> bool: ...
 
     @post("/notes")
     @abstractmethod
@@ -104,16 +103,25 @@ def test_parameters_are_sorted_by_where_they_travel():
     assert add.status_code == 201 and add.summary == "Add a point" and add.spec.tags == ("points",)
 
     replace = routes["replace"]
-    assert [(p.name, p.kind, p.type) for p in replace.params] == [("point_id", "path", int), ("point", "body", Point)]
+    assert [(p.name, p.kind, p.type) for p in replace.params] == [
+        ("point_id", "path", int),
+        ("point", "body", Point),
+    ]
     assert replace.params[0].description == "which"
     assert replace.params[1].example == {"x": 1, "y": 2}
     assert replace.description == "Replace a point" and replace.spec.deprecated is True
 
     relabel = routes["relabel"]
-    assert [(p.name, p.kind, p.is_list) for p in relabel.params] == [("label", "body", False), ("tags", "query", True)]
+    assert [(p.name, p.kind, p.is_list) for p in relabel.params] == [
+        ("label", "body", False),
+        ("tags", "query", True),
+    ]
 
     remove = routes["remove"]
-    assert [(p.name, p.kind, p.default) for p in remove.params] == [("point_id", "path", ...), ("hard", "query", None)]
+    assert [(p.name, p.kind, p.default) for p in remove.params] == [
+        ("point_id", "path", ...),
+        ("hard", "query", None),
+    ]
     assert remove.spec.response_description == "gone"
 
     note = routes["note"]
@@ -121,7 +129,9 @@ def test_parameters_are_sorted_by_where_they_travel():
 
 
 def test_unmarked_second_model_is_a_query_parameter_and_is_rejected():
-    with pytest.raises(ServiceException, match=r"BadAdd\.add: parameter 'label' of type Label cannot be a query"):
+    with pytest.raises(
+        ServiceException, match=r"BadAdd\.add: parameter 'label' of type Label cannot be a query"
+    ):
 
         @rest("/bad")
         class BadAdd(Service):
@@ -174,7 +184,9 @@ def test_two_bodies_raise_at_import():
 
 
 def test_a_body_on_get_raises_at_import():
-    with pytest.raises(ServiceException, match=r"GetBody\.read: a GET request carries no body, but 'point' is one"):
+    with pytest.raises(
+        ServiceException, match=r"GetBody\.read: a GET request carries no body, but 'point' is one"
+    ):
 
         @rest("/get")
         class GetBody(Service):
@@ -183,7 +195,9 @@ def test_a_body_on_get_raises_at_import():
 
 
 def test_an_unmarked_model_on_get_is_not_a_query_parameter():
-    with pytest.raises(ServiceException, match=r"GetModel\.read: parameter 'point' of type Point cannot be a query"):
+    with pytest.raises(
+        ServiceException, match=r"GetModel\.read: parameter 'point' of type Point cannot be a query"
+    ):
 
         @rest("/get")
         class GetModel(Service):
@@ -192,7 +206,9 @@ def test_an_unmarked_model_on_get_is_not_a_query_parameter():
 
 
 def test_a_path_param_marker_needs_its_placeholder():
-    with pytest.raises(ServiceException, match=r"Lost\.read: parameter 'pid' is a PathParam but the path '/x' has no"):
+    with pytest.raises(
+        ServiceException, match=r"Lost\.read: parameter 'pid' is a PathParam but the path '/x' has no"
+    ):
 
         @rest("/lost")
         class Lost(Service):
@@ -234,7 +250,9 @@ def test_keyword_only_parameters_and_double_decorators_are_rejected():
 
 
 def test_two_methods_on_one_route_are_rejected():
-    with pytest.raises(ServiceException, match=r"Dup\.(a|b) and Dup\.(a|b) both declare GET /dup/x/\{(i|j)\}"):
+    with pytest.raises(
+        ServiceException, match=r"Dup\.(a|b) and Dup\.(a|b) both declare GET /dup/x/\{(i|j)\}"
+    ):
 
         @rest("/dup")
         class Dup(Service):
@@ -253,7 +271,7 @@ def test_two_methods_on_one_route_are_rejected():
 class LaterService(Service):
     @post("/x")
     @abstractmethod
-    def take(self, item: DefinedLater) -> DefinedLater: ...  # noqa: F821
+    def take(self, item: DefinedLater) -> DefinedLater: ...
 
 
 @dataclass
@@ -303,7 +321,9 @@ class NeverModule:
 
 
 def test_an_unresolvable_hint_fails_the_server_at_startup():
-    with pytest.raises(ServiceException, match=r"NeverService\.take: cannot resolve its type hints.*NeverDefined"):
+    with pytest.raises(
+        ServiceException, match=r"NeverService\.take: cannot resolve its type hints.*NeverDefined"
+    ):
         FastAPIServer.boot(NeverModule, host="127.0.0.1", port=0)
 
 
@@ -331,7 +351,9 @@ def test_an_unresolvable_hint_fails_the_channel_when_it_starts():
     environment = Environment(NeverClientModule)
     try:
         manager = environment.get(ServiceManager)
-        with pytest.raises(ServiceException, match=r"NeverRemoteService\.read: cannot resolve its type hints"):
+        with pytest.raises(
+            ServiceException, match=r"NeverRemoteService\.read: cannot resolve its type hints"
+        ):
             manager.get_service(NeverRemoteService, "rest")
     finally:
         environment.destroy()

@@ -10,7 +10,7 @@ from abc import abstractmethod
 from dataclasses import dataclass, field
 from datetime import date
 from enum import Enum
-from typing import Any, Optional
+from typing import Any
 
 import httpx
 import pytest
@@ -91,7 +91,10 @@ class CatalogService(Service):
     @get("/search")
     @abstractmethod
     def search(
-        self, q: str, tags: list[str], limit: QueryParam(int, description="max results", example=5, default=10)
+        self,
+        q: str,
+        tags: list[str],
+        limit: QueryParam(int, description="max results", example=5, default=10),
     ) -> list[Item]: ...
 
     @post("/items", status_code=201, tags=["items"])
@@ -100,11 +103,15 @@ class CatalogService(Service):
 
     @put("/items/{item_id}")
     @abstractmethod
-    def replace(self, item_id: int, item: Body(Item, description="the new item", example=ITEM_EXAMPLE)) -> Item: ...
+    def replace(
+        self, item_id: int, item: Body(Item, description="the new item", example=ITEM_EXAMPLE)
+    ) -> Item: ...
 
     @patch("/items/{item_id}/owner")
     @abstractmethod
-    def set_owner(self, item_id: PathParam(int, description="the item's id", example=7), owner: Owner) -> Owner: ...
+    def set_owner(
+        self, item_id: PathParam(int, description="the item's id", example=7), owner: Owner
+    ) -> Owner: ...
 
     @delete("/items/{item_id}", deprecated=True, description="Remove an item for good")
     @abstractmethod
@@ -116,7 +123,7 @@ class CatalogService(Service):
 
     @get("/names/{name}")
     @abstractmethod
-    def echo_name(self, name: str, color: Color, day: Optional[date] = None) -> str: ...
+    def echo_name(self, name: str, color: Color, day: date | None = None) -> str: ...
 
     @get("/files/{path:path}")
     @abstractmethod
@@ -128,7 +135,7 @@ class CatalogService(Service):
 
     @get("/maybe")
     @abstractmethod
-    def maybe(self, value: Optional[int] = None) -> Optional[int]: ...
+    def maybe(self, value: int | None = None) -> int | None: ...
 
     @post("/fail")
     @abstractmethod
@@ -195,7 +202,7 @@ class CatalogServiceImpl(CatalogService):
     def clear(self) -> None:
         return None
 
-    def echo_name(self, name: str, color: Color, day: Optional[date] = None) -> str:
+    def echo_name(self, name: str, color: Color, day: date | None = None) -> str:
         assert isinstance(color, Color)
         return f"{name}|{color.value}|{day.isoformat() if day else '-'}"
 
@@ -205,7 +212,7 @@ class CatalogServiceImpl(CatalogService):
     def note(self, text: str, times: int = 1) -> str:
         return text * times
 
-    def maybe(self, value: Optional[int] = None) -> Optional[int]:
+    def maybe(self, value: int | None = None) -> int | None:
         return None if value is None else value * 2
 
     def fail(self, kind: str) -> str:
@@ -369,7 +376,9 @@ def test_path_values_are_escaped_and_scalars_spelled_for_urls(catalog):
     assert catalog.echo_name("a b?c#d%e&f", Color.BLUE) == "a b?c#d%e&f|blue|-"
     assert catalog.echo_name("ünï", Color.RED, date(2026, 11, 23)) == "ünï|red|2026-11-23"
     # one segment cannot carry a '/' (the server decodes the path before routing): refused before sending
-    with pytest.raises(MarshalException, match=r"argument 'name': 'a/b' cannot be a path segment.*\{name:path\}"):
+    with pytest.raises(
+        MarshalException, match=r"argument 'name': 'a/b' cannot be a path segment.*\{name:path\}"
+    ):
         catalog.echo_name("a/b", Color.RED)
     with pytest.raises(MarshalException, match="argument 'name': '' cannot be a path segment"):
         catalog.echo_name("", Color.RED)
@@ -456,7 +465,9 @@ def test_fastapi_validates_input(server):
     response = httpx.get(f"{server.url}/api/catalog/items/seven", timeout=5)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["path", "item_id"]
-    response = httpx.post(f"{server.url}/api/catalog/items", params={"owner": "x"}, json={"name": "x"}, timeout=5)
+    response = httpx.post(
+        f"{server.url}/api/catalog/items", params={"owner": "x"}, json={"name": "x"}, timeout=5
+    )
     assert response.status_code == 422
     assert ["body", "price"] in [error["loc"] for error in response.json()["detail"]]
     response = httpx.get(f"{server.url}/api/catalog/names/x", params={"color": "green"}, timeout=5)
@@ -464,7 +475,9 @@ def test_fastapi_validates_input(server):
 
 
 def test_arguments_that_do_not_fit_fail_before_sending(catalog):
-    with pytest.raises(MarshalException, match=r"store:catalog:read: argument 'item_id': .*expected int, got str"):
+    with pytest.raises(
+        MarshalException, match=r"store:catalog:read: argument 'item_id': .*expected int, got str"
+    ):
         catalog.read("seven")  # type: ignore[arg-type]
     with pytest.raises(MarshalException, match=r"store:catalog:create: argument 'item'"):
         catalog.create("not an item", "x")  # type: ignore[arg-type]
@@ -522,7 +535,9 @@ def test_openapi_parameters(openapi):
     assert parameters["verbose"]["schema"] == {"type": "boolean", "default": False, "title": "Verbose"}
 
     search = {p["name"]: p for p in openapi["paths"]["/api/catalog/search"]["get"]["parameters"]}
-    assert search["tags"]["schema"]["type"] == "array" and search["tags"]["schema"]["items"] == {"type": "string"}
+    assert search["tags"]["schema"]["type"] == "array" and search["tags"]["schema"]["items"] == {
+        "type": "string"
+    }
     assert search["limit"]["description"] == "max results"
     assert search["limit"]["schema"]["default"] == 10 and search["limit"]["required"] is False
     assert search["limit"]["schema"]["examples"] == [5]
@@ -539,9 +554,13 @@ def test_openapi_parameters(openapi):
 def test_openapi_request_bodies(openapi):
     create = openapi["paths"]["/api/catalog/items"]["post"]
     assert create["requestBody"]["required"] is True
-    assert create["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Item"}
+    assert create["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Item"
+    }
     assert [p["name"] for p in create["parameters"]] == ["owner"]
-    replace = openapi["paths"]["/api/catalog/items/{item_id}"]["put"]["requestBody"]["content"]["application/json"]
+    replace = openapi["paths"]["/api/catalog/items/{item_id}"]["put"]["requestBody"]["content"][
+        "application/json"
+    ]
     assert replace["schema"]["description"] == "the new item"
     assert replace["schema"]["examples"] == [ITEM_EXAMPLE]
     owner = openapi["paths"]["/api/catalog/items/{item_id}/owner"]["patch"]["requestBody"]
@@ -556,7 +575,10 @@ def test_openapi_request_bodies(openapi):
 def test_openapi_responses_and_metadata(openapi):
     read = openapi["paths"]["/api/catalog/items/{item_id}"]["get"]
     assert read["summary"] == "Read an item"
-    assert read["description"].startswith("Read one item.") and "Returns the item with its tags." in read["description"]
+    assert (
+        read["description"].startswith("Read one item.")
+        and "Returns the item with its tags." in read["description"]
+    )
     assert read["tags"] == ["items"]
     ok = read["responses"]["200"]
     assert ok["description"] == "The item"
@@ -619,7 +641,9 @@ def profiles(environment, server) -> ProfileService:
 def test_a_rest_service_calls_an_existing_fastapi_route(profiles):
     assert profiles.read(5) == Profile(id=5, name="user5", greeting="hi")
     assert profiles.read(6, "hey") == Profile(id=6, name="user6", greeting="hey")
-    assert asyncio.run(profiles.create(NewProfile(name="zoe"), "yo")) == Profile(id=99, name="zoe", greeting="yo")
+    assert asyncio.run(profiles.create(NewProfile(name="zoe"), "yo")) == Profile(
+        id=99, name="zoe", greeting="yo"
+    )
     with pytest.raises(ServiceException, match=r"HTTP 404\): no profile 0"):
         profiles.read(0)
 
@@ -650,7 +674,9 @@ def test_a_channel_with_an_httpx_client_of_its_own_sends_the_same_requests(serve
 
     class RecordingChannel(RestChannel):
         def make_client(self) -> httpx.Client:
-            return httpx.Client(timeout=5, event_hooks={"request": [lambda r: seen.append(f"{r.method} {r.url}")]})
+            return httpx.Client(
+                timeout=5, event_hooks={"request": [lambda r: seen.append(f"{r.method} {r.url}")]}
+            )
 
         def make_async_client(self) -> httpx.AsyncClient:
             async def hook(request: httpx.Request) -> None:

@@ -10,7 +10,8 @@ raises ServiceCommunicationException.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
 from pydantic_core import from_json, to_json
@@ -61,16 +62,16 @@ class RestCallPlan:
     """Per method: how a call becomes a request and a reply becomes a result (built on the first call)."""
 
     __slots__ = (
-        "qualified",
-        "http_method",
-        "segments",
-        "path_params",
-        "query_params",
         "body_index",
         "dump_body",
-        "load_result",
         "headers",
+        "http_method",
+        "load_result",
         "names",
+        "path_params",
+        "qualified",
+        "query_params",
+        "segments",
     )
 
     def __init__(self, method: Any, route: RouteDescriptor) -> None:
@@ -89,7 +90,9 @@ class RestCallPlan:
             self.segments.append(head)
             param = route.params[positions[name]]
             # {name} is one segment: a '/' in it would never reach the route, so it is refused before sending
-            self.path_params.append((param.index, _core.marshal.plan_for(param.type).dump, convertor == "path"))
+            self.path_params.append(
+                (param.index, _core.marshal.plan_for(param.type).dump, convertor == "path")
+            )
         self.segments.append(rest)
         self.query_params = tuple(
             (quote(p.name, safe="") + "=", p.index, p.is_list, _core.marshal.plan_for(p.type).dump)
@@ -181,10 +184,16 @@ class RestCallPlan:
         if 400 <= status < 500:
             error = CALLER_ERRORS.get(kind) or STATUS_ERRORS.get(status)
             if error is None:
-                error = UnknownMethodException if status in (404, 405) and message in _ROUTE_MISSES else ServiceException
+                error = (
+                    UnknownMethodException
+                    if status in (404, 405) and message in _ROUTE_MISSES
+                    else ServiceException
+                )
             return error(f"{url} rejected {self.qualified} (HTTP {status}): {message}")
         if status in UNREACHABLE and not kind:
-            return ServiceCommunicationException(f"{url} answered {self.qualified} with HTTP {status}: {message}")
+            return ServiceCommunicationException(
+                f"{url} answered {self.qualified} with HTTP {status}: {message}"
+            )
         return RemoteServiceException(
             f"{self.qualified} raised {kind or f'HTTP {status}'} at {url}: {message}",
             remote_type=kind,

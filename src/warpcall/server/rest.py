@@ -8,17 +8,18 @@ marshaller, straight to JSON; FastAPI's response serialization is skipped.
 
 Async implementations run on the event loop; sync ones where the server's
 ``SyncCalls`` policy says (as on ``/invoke``): in the thread pool, or on the
-loop until a call is seen blocking. An
-implementation's exception becomes ``{"detail": message, "type": name}`` with
-the status it carries (warpcall's protocol and authorization errors) or 500;
-``fastapi.HTTPException`` passes through untouched.
+loop until a call is seen blocking. An implementation's exception becomes
+``{"detail": message, "type": name}`` with the status it carries (warpcall's
+protocol and authorization errors) or 500; ``fastapi.HTTPException`` passes
+through untouched.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from typing import Annotated, Any, Callable
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Path, Query
 from fastapi.exceptions import FastAPIError
@@ -27,7 +28,7 @@ from pydantic_core import to_json
 from starlette.exceptions import HTTPException
 
 from warpcall import _core
-from warpcall.exceptions import MarshalException, ServiceException
+from warpcall.exceptions import AuthorizationException, MarshalException, ProtocolException, ServiceException
 from warpcall.routes import RouteDescriptor, RouteParam, is_rest, routes_of
 from warpcall.server.dispatch import ServerMethod, SyncCalls
 
@@ -40,11 +41,9 @@ _NO_CONTENT = (204, 304)
 
 
 def error_response(exc: BaseException, status: int | None = None) -> Response:
-    """The JSON error reply for ``exc``: its own ``status`` when it carries one (4xx), else 500."""
+    """The JSON error reply for ``exc``: the status of warpcall's protocol and authorization errors, else 500."""
     if status is None:
-        status = getattr(exc, "status", 500)
-        if not isinstance(status, int) or not 400 <= status < 600:
-            status = 500
+        status = exc.status if isinstance(exc, (ProtocolException, AuthorizationException)) else 500
     payload = to_json({"detail": str(exc), "type": type(exc).__name__})
     return Response(payload, status_code=status, media_type=JSON)
 
@@ -58,7 +57,9 @@ def _parameter(param: RouteParam) -> inspect.Parameter:
     annotation = Annotated[param.type, _FASTAPI_PARAMS[param.kind](**options)]
     default = inspect.Parameter.empty if param.required else param.default
     # keyword-only: FastAPI passes keywords, and required ones may follow optional ones
-    return inspect.Parameter(param.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+    return inspect.Parameter(
+        param.name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
+    )
 
 
 def make_endpoint(route: RouteDescriptor, method: ServerMethod, calls: SyncCalls) -> Callable[..., Any]:
@@ -138,5 +139,7 @@ def mount_routes(
                 deprecated=route.spec.deprecated,
             )
         except FastAPIError as exc:
-            raise ServiceException(f"{route.label}: FastAPI cannot serve {route.http_method} {route.path}: {exc}") from exc
+            raise ServiceException(
+                f"{route.label}: FastAPI cannot serve {route.http_method} {route.path}: {exc}"
+            ) from exc
     return len(routes)
