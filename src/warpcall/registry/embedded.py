@@ -63,6 +63,8 @@ class EmbeddedComponentRegistry(ComponentRegistry):
     leaves every watcher's URL list at most ``ttl + poll_interval`` seconds
     after its last heartbeat (defaults: 5 s + 0.5 s). Registrations and
     deregistrations by a live process reach watchers within ``poll_interval``.
+    Processes sharing a file should use the same ``ttl``: a reader ignores
+    rows older than its own ``ttl``, a writer renews every ``ttl / 5``.
     When the file cannot be opened or read, watched channels keep their last
     list; the error is logged and retried with capped exponential backoff.
     """
