@@ -429,8 +429,14 @@ def _build(
         raise ServiceException(
             f"{label}: a GET request carries no body, but '{bodies[0]}' is one; use @post, or QueryParam(...) scalars"
         )
-    path = "/" + "/".join(part for part in (prefix.strip("/"), spec.path.strip("/")) if part)
+    path = join_path(prefix, spec.path)
     return RouteDescriptor(service_type, name, func, spec, path, tuple(params), hints.get("return", Any))
+
+
+def join_path(prefix: str, path: str) -> str:
+    """``prefix`` and ``path`` joined by one '/'; a trailing '/' of ``path`` stays (FastAPI tells them apart)."""
+    joined = "/" + "/".join(part for part in (prefix.strip("/"), path.strip("/")) if part)
+    return joined + "/" if path.endswith("/") and joined != "/" else joined
 
 
 def _checked(label: str, spec: RouteSpec, param: RouteParam) -> RouteParam:

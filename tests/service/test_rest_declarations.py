@@ -128,6 +128,15 @@ def test_parameters_are_sorted_by_where_they_travel():
     assert [(p.name, p.kind, p.type) for p in note.params] == [("text", "body", str), ("count", "query", int)]
 
 
+def test_prefix_and_path_join_with_one_slash_and_keep_a_trailing_one():
+    from warpcall.routes import join_path
+
+    assert join_path("/api/", "/items") == "/api/items"
+    assert join_path("api", "items/") == "/api/items/"
+    assert join_path("", "") == "/"
+    assert join_path("/api", "") == "/api"
+
+
 def test_unmarked_second_model_is_a_query_parameter_and_is_rejected():
     with pytest.raises(
         ServiceException, match=r"BadAdd\.add: parameter 'label' of type Label cannot be a query"

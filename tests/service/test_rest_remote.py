@@ -668,6 +668,29 @@ def test_a_route_the_server_does_not_have_is_an_unknown_method(environment, serv
         ghost.nothing(1)
 
 
+def test_redirects_are_not_followed(environment, server):
+    @service(name="slashed")
+    @rest("/api/catalog")
+    class SlashedService(Service):
+        @get("/search/")
+        @abstractmethod
+        def search(self, q: str) -> list[Item]: ...
+
+    @component(name="slashed-town", services=[SlashedService])
+    class SlashedComponent(Component):
+        pass
+
+    environment.get(ComponentRegistry).register(
+        Declarations.by_type[SlashedComponent], [ChannelAddress("rest", server.url)]
+    )
+    slashed = environment.get(ServiceManager).get_service(SlashedService, "rest")
+    # FastAPI redirects /search/ to /search; the channel reports it instead of guessing
+    with pytest.raises(
+        ServiceException, match=r"slashed-town:slashed:search with HTTP 307 .*follows no redirects"
+    ):
+        slashed.search("x")
+
+
 def test_a_channel_with_an_httpx_client_of_its_own_sends_the_same_requests(server):
     """A subclass replacing the client factory makes the channel send through real httpx clients."""
     seen: list[str] = []

@@ -181,6 +181,11 @@ class RestCallPlan:
     def error(self, url: str, status: int, content: bytes) -> ServiceException:
         """The exception an error reply means for the caller."""
         kind, message = _error_body(content)
+        if status < 400:
+            return ServiceException(
+                f"{url} answered {self.qualified} with HTTP {status} (the rest channel follows no "
+                f"redirects; check the route's path): {message}"
+            )
         if 400 <= status < 500:
             error = CALLER_ERRORS.get(kind) or STATUS_ERRORS.get(status)
             if error is None:
