@@ -282,7 +282,9 @@ def test_scalar_mapping_uses_declared_protobuf_types() -> None:
         FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_SINT64,
         FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_MESSAGE,
     ]
-    assert fields[8].label == FieldDescriptor.LABEL_REPEATED
+    # protobuf 7 dropped FieldDescriptor.label for is_repeated; older releases only have label
+    repeated = getattr(fields[8], "is_repeated", None)
+    assert repeated if repeated is not None else fields[8].label == FieldDescriptor.LABEL_REPEATED
     assert fields[9].message_type.GetOptions().map_entry
     assert fields[10].message_type.name == "Point"
 

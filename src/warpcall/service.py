@@ -15,15 +15,13 @@ import socket
 import threading
 from abc import ABC, abstractmethod
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 from warpcall import _core
-from warpcall.di import injectable
+from warpcall.di import inject, injectable
 from warpcall.exceptions import ServiceException
+from warpcall.health import HealthCheckManager, HealthStatus
 from warpcall.registry.contract import ChannelAddress, ChannelInstances
-
-if TYPE_CHECKING:
-    from warpcall.health import HealthCheckManager
 
 T = TypeVar("T")
 
@@ -91,6 +89,11 @@ class AbstractComponent(Component, ABC):
         self.status = ComponentStatus.VIRGIN
         self.health_check_manager: HealthCheckManager | None = None
 
+    @inject()
+    def set_health_check_manager(self, health_check_manager: HealthCheckManager) -> None:
+        """The manager whose checks ``get_health`` combines."""
+        self.health_check_manager = health_check_manager
+
     def startup(self) -> None:
         self.status = ComponentStatus.RUNNING
 
@@ -101,8 +104,6 @@ class AbstractComponent(Component, ABC):
         return self.status
 
     async def get_health(self) -> HealthCheckManager.Health:
-        from warpcall.health import HealthCheckManager, HealthStatus
-
         if self.health_check_manager is None:
             return HealthCheckManager.Health(HealthStatus.OK)
         return await self.health_check_manager.check()

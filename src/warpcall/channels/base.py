@@ -35,7 +35,8 @@ class Channel(ABC):
     def __init__(self) -> None:
         self.component_descriptor: ComponentDescriptor | None = None
         self.address: ChannelInstances | None = None
-        self.selector: Any = self.FirstURLSelector()
+        # round robin by default, as aspyx-service channels start out
+        self.selector: Any = self.RoundRobinURLSelector()
 
     def setup(self, component_descriptor: ComponentDescriptor, address: ChannelInstances | None) -> None:
         """Bind the channel to a component and its current URLs; called once, before :meth:`customize`."""
@@ -47,11 +48,11 @@ class Channel(ABC):
         """Called once per channel instance after setup; the joinpoint for advice that configures channels."""
 
     def select_round_robin(self) -> None:
-        """Spread calls over all known URLs in turn."""
+        """Spread calls over all known URLs in turn (the default)."""
         self._use_selector(self.RoundRobinURLSelector())
 
     def select_first_url(self) -> None:
-        """Send every call to the first known URL (the default)."""
+        """Send every call to the first known URL."""
         self._use_selector(self.FirstURLSelector())
 
     def _use_selector(self, selector: Any) -> None:
