@@ -405,10 +405,8 @@ def test_async_methods_run_on_the_loop(catalog):
     assert THREADS and all(name.startswith("warpcall-uvicorn") for name in THREADS)
 
 
-def test_a_sync_method_seen_blocking_moves_to_the_threadpool(catalog):
-    """The server's default policy (as on /invoke): on the loop until one call blocks, then in the pool."""
-    assert catalog.where(0.0).startswith("warpcall-uvicorn")
-    assert catalog.where(0.05).startswith("warpcall-uvicorn")
+def test_sync_implementations_run_in_the_threadpool_as_fastapi_runs_def_endpoints(catalog):
+    assert catalog.where(0.0).startswith("warpcall-sync")
     assert catalog.where(0.0).startswith("warpcall-sync")
 
 

@@ -38,7 +38,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class ServerMethod:
     """Per exposed method: the bound implementation and the unmarshalling it needs, built once."""
 
-    __slots__ = ("descriptor", "target", "is_async", "offload", "required", "loaders", "dump_result", "_codec")
+    __slots__ = (
+        "descriptor", "target", "is_async", "offload", "strikes", "required", "loaders", "dump_result", "_codec"
+    )
 
     def __init__(self, descriptor: Any, target: Callable[..., Any], offload: bool = False) -> None:
         self.descriptor = descriptor
@@ -46,6 +48,7 @@ class ServerMethod:
         self.is_async = inspect.iscoroutinefunction(target)
         #: run a sync implementation in the thread pool (set up front, or once it was seen to block)
         self.offload = offload
+        self.strikes = 0
         parameters = list(descriptor.signature.parameters.values())[1:]
         self.required = sum(1 for p in parameters if p.default is inspect.Parameter.empty)
         self.loaders = tuple(_core.marshal.plan_for(tp).load for tp in descriptor.param_types)
@@ -84,21 +87,30 @@ class ServerMethod:
         try:
             return self.target(*args)
         finally:
-            elapsed = time.perf_counter() - started
-            if elapsed > calls.blocking_threshold:
-                self.offload = True
-                logger.warning(
-                    "%s blocked the event loop for %.1f ms; its calls run in the thread pool from now on",
-                    self.descriptor.qualified, elapsed * 1e3,
-                )
+            self._observe(time.perf_counter() - started, calls)
+
+    def _observe(self, elapsed: float, calls: SyncCalls) -> None:
+        # one very slow call, or several slow ones in a row, mean the method blocks; a single call that
+        # the OS merely preempted on a busy machine does not move it
+        if elapsed <= calls.blocking_threshold:
+            self.strikes = 0
+            return
+        self.strikes += 1
+        if elapsed > 10 * calls.blocking_threshold or self.strikes >= 3:
+            self.offload = True
+            logger.warning(
+                "%s blocked the event loop for %.1f ms; its calls run in the thread pool from now on",
+                self.descriptor.qualified, elapsed * 1e3,
+            )
 
 
 class SyncCalls:
     """Where sync implementations run.
 
     ``"adaptive"`` (the default) calls them on the event loop -- a thread hop costs more than most
-    service methods take -- until one call of a method takes longer than ``blocking_threshold``
-    seconds; from then on that method runs in the thread pool. ``"threadpool"`` always hops (as
+    service methods take -- until a method is seen blocking: one call over ten times
+    ``blocking_threshold`` seconds, or three in a row over it; from then on that method runs in
+    the thread pool. ``"threadpool"`` always hops (as
     FastAPI runs ``def`` endpoints); ``"inline"`` never does (as aspyx-service runs them).
     """
 

@@ -106,8 +106,9 @@ def mount_routes(
 ) -> int:
     """Add every route of ``service`` (bound to ``implementation``) to ``app``; returns how many were added.
 
-    ``calls`` is where sync implementations run (the server's policy; default: always in the thread
-    pool). A service that declares no route adds nothing. A malformed declaration raises ServiceException.
+    Sync implementations always run in ``calls``' thread pool, as FastAPI runs ``def`` endpoints, async
+    ones on the loop. A service that declares no route adds nothing. A malformed declaration raises
+    ServiceException.
     """
     calls = calls or SyncCalls("threadpool")
     if not is_rest(service.type):
@@ -117,7 +118,7 @@ def mount_routes(
     for name, route in routes.items():
         target = getattr(implementation, name)
         descriptor = methods[name]
-        server_method = ServerMethod(descriptor, target, offload=calls.mode == "threadpool")
+        server_method = ServerMethod(descriptor, target, offload=True)
         description = route.description
         if description is None:
             description = inspect.getdoc(target)
