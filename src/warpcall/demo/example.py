@@ -8,7 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from warpcall import Component, Service, component, service
+from warpcall import Component, Service, component, get, post, rest, service
 
 
 @dataclass
@@ -30,21 +30,26 @@ class Receipt(BaseModel):
 
 
 @service(name="greeter", description="says hello and prices orders")
+@rest("/greeter")
 class GreeterService(Service):
-    """The demo service."""
+    """The demo service; the route decorators serve it on the rest channel too."""
 
+    @get("/hello/{name}")
     @abstractmethod
     def hello(self, name: str) -> str:
         """A greeting."""
 
+    @post("/echo")
     @abstractmethod
     def echo(self, order: Order) -> Order:
         """The order, unchanged: a roundtrip of a dataclass."""
 
+    @post("/price")
     @abstractmethod
     def price(self, order: Order) -> Receipt:
         """A receipt for the order."""
 
+    @get("/hello-async/{name}")
     @abstractmethod
     async def hello_async(self, name: str) -> str:
         """A greeting, computed by an async implementation."""

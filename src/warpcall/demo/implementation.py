@@ -5,7 +5,7 @@ from __future__ import annotations
 from warpcall import AbstractComponent, ChannelAddress, health, implementation
 from warpcall.demo.example import DemoComponent, GreeterService, Order, Receipt
 
-REMOTE_CHANNELS = ("dispatch-json", "dispatch-msgpack", "dispatch-protobuf")
+REMOTE_CHANNELS = ("dispatch-json", "dispatch-msgpack", "dispatch-protobuf", "rest")
 
 
 @implementation()

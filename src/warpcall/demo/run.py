@@ -17,7 +17,7 @@ from warpcall.demo import implementation  # noqa: F401 - the in-process implemen
 from warpcall.demo.example import GreeterService, Order
 from warpcall.di import Environment, create, module
 
-CHANNELS = ("local", "dispatch-json", "dispatch-msgpack", "dispatch-protobuf")
+CHANNELS = ("local", "dispatch-json", "dispatch-msgpack", "dispatch-protobuf", "rest")
 READY_TIMEOUT = 30.0
 DISCOVERY_TIMEOUT = 15.0
 
