@@ -1,0 +1,409 @@
+"""The marshalling plan builder and the failure helpers, shared by both marshalling cores.
+
+``PlanBuilder`` reads type hints and chooses a plan per type, once per type; it instantiates
+the plan classes of the module it is given (``warpcall._pure.marshal`` or the compiled
+``warpcall._native.marshal``), so both cores support the same types and fail at plan time
+with the same messages. ``Fail`` and the message helpers are what the plans of both cores
+raise and render while walking a value.
+"""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import dataclasses
+import enum
+import sys
+import threading
+import types
+import typing
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from uuid import UUID
+
+from warpcall.exceptions import MarshalException
+
+try:
+    from pydantic import BaseModel, TypeAdapter
+except ImportError:  # pydantic is optional for users who marshal only dataclasses
+    BaseModel = TypeAdapter = None  # type: ignore[assignment,misc]
+
+NoneType = type(None)
+_PRIMITIVES = (str, int, float, bool, NoneType)
+
+
+# ---------------------------------------------------------------- helpers shared by both cores
+
+
+def type_name(tp: Any) -> str:
+    """A short readable name for a type or type hint, as used in error messages."""
+    if tp is None or tp is NoneType:
+        return "None"
+    if tp is Any:
+        return "Any"
+    if tp is Ellipsis:
+        return "..."
+    if isinstance(tp, TypeVar):
+        return tp.__name__
+    if isinstance(tp, typing.ForwardRef):
+        return tp.__forward_arg__
+    if isinstance(tp, str):
+        return tp
+    origin = get_origin(tp)
+    args = get_args(tp)
+    if origin is Union or origin is types.UnionType:
+        return " | ".join(type_name(a) for a in args)
+    if origin is Literal:
+        return f"Literal[{', '.join(repr(a) for a in args)}]"
+    if origin is typing.Annotated:
+        return type_name(tp.__origin__)
+    if origin is not None:
+        base = getattr(origin, "__name__", None) or repr(origin)
+        return f"{base}[{', '.join(type_name(a) for a in args)}]" if args else base
+    if isinstance(tp, type):
+        return tp.__name__
+    return repr(tp)
+
+
+def show(value: Any) -> str:
+    """A value in an error message: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_int_key(key: str) -> int | None:
+    """An int from a JSON object key ('-12'), or None when it is not a plain decimal integer."""
+    digits = key[1:] if key[:1] == "-" else key
+    if digits.isascii() and digits.isdigit():
+        return int(key)
+    return None
+
+
+class Fail(Exception):
+    """Raised inside a plan; ``path`` collects segments while unwinding, innermost first."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path: list[str] = []
+
+    def render(self, root: str) -> str:
+        return f"{root}{''.join(reversed(self.path))}: {self.message}"
+
+
+def union_mismatch(name: str, value: Any, attempts: list) -> Fail:
+    """The failure of a union: for a dict or list, also why each member tried rejected it."""
+    message = f"expected {name}, got {type(value).__name__}"
+    if attempts and type(value) in (dict, list):
+        reasons = "; ".join(
+            f"as {member}{''.join(reversed(fail.path))}: {fail.message}" for member, fail in attempts
+        )
+        message += f" ({reasons})"
+    return Fail(message)
+
+
+def pydantic_failure(exc: Any) -> Fail:
+    """Turn a pydantic ValidationError into a Fail carrying the first error's location."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    if first["type"] == "missing":
+        message = "missing required field"
+    else:
+        message = f"{first['msg']}, got {type(first.get('input')).__name__}"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more errors)"
+    fail = Fail(message)
+    for part in reversed(first["loc"]):
+        fail.path.append(f"[{part}]" if isinstance(part, int) else f".{part}")
+    return fail
+
+
+# ---------------------------------------------------------------- the plan builder (shared)
+
+
+class PlanBuilder:
+    """Builds and caches plans; ``kinds`` is the module whose plan classes to instantiate."""
+
+    def __init__(self, kinds: Any) -> None:
+        self.kinds = kinds
+        self.cache: dict[Any, Any] = {}
+        self._lock = threading.RLock()
+        self._building: dict[Any, Any] | None = None
+
+    def plan_for(self, tp: Any) -> Any:
+        """The cached plan for ``tp``, built on first use; raises MarshalException for unsupported types."""
+        try:
+            plan = self.cache.get(tp)
+        except TypeError:  # unhashable hint (e.g. Annotated metadata): build, never cache
+            with self._lock:
+                return self._build_top(tp, cache=False)
+        if plan is not None:
+            return plan
+        with self._lock:
+            plan = self.cache.get(tp)
+            if plan is None:
+                plan = self._build_top(tp, cache=True)
+            return plan
+
+    def _build_top(self, tp: Any, cache: bool) -> Any:
+        if self._building is not None:  # plan_for() again on this thread, from inside a build
+            return self._build(tp, type_name(tp))
+        self._building = {}
+        try:
+            plan = self._build(tp, type_name(tp))
+            if cache:
+                # publish only complete plans: nothing half-built is visible to other threads
+                self.cache.update(self._building)
+                self.cache[tp] = plan
+            return plan
+        finally:
+            self._building = None
+
+    def _build(self, tp: Any, where: str) -> Any:
+        try:
+            known = self.cache.get(tp) or self._building.get(tp)
+        except TypeError:
+            known = None
+        if known is not None:
+            return known
+        plan = self._make(tp, where)
+        try:
+            self._building[tp] = plan
+        except TypeError:
+            pass
+        return plan
+
+    def _unsupported(self, tp: Any, where: str, why: str = "") -> MarshalException:
+        detail = f" ({why})" if why else ""
+        name = type_name(tp)
+        subject = name if where == name else f"{where}: {name}"
+        return MarshalException(
+            f"{subject} is not a supported type{detail}; use dataclasses, pydantic models, enums, "
+            "primitives, datetime/date/time, UUID, Decimal, bytes, Literal, unions and standard containers"
+        )
+
+    def _make(self, tp: Any, where: str) -> Any:
+        k = self.kinds
+        origin = get_origin(tp)
+        if origin is typing.Annotated:
+            return self._build(tp.__origin__, where)
+        if tp is Any or tp is object or isinstance(tp, TypeVar):
+            return k.AnyPlan(tp)
+        if tp is None or tp is NoneType:
+            return k.NonePlan(tp)
+        simple = {
+            str: k.StrPlan, int: k.IntPlan, float: k.FloatPlan, bool: k.BoolPlan, bytes: k.BytesPlan,
+            datetime: k.DateTimePlan, date: k.DatePlan, time: k.TimePlan,
+            UUID: k.UUIDPlan, Decimal: k.DecimalPlan,
+        }
+        try:
+            maker = simple.get(tp)
+        except TypeError:
+            maker = None
+        if maker is not None:
+            return maker(tp)
+        if isinstance(tp, typing.NewType):
+            return self._build(tp.__supertype__, where)
+        if isinstance(tp, type) and issubclass(tp, enum.Enum):
+            return self._enum(tp, where)
+        if BaseModel is not None and isinstance(tp, type) and issubclass(tp, BaseModel):
+            return self._pydantic(tp, where)
+        dataclass_type = origin if origin is not None else tp
+        if isinstance(dataclass_type, type) and dataclasses.is_dataclass(dataclass_type):
+            return self._dataclass(tp, dataclass_type, where)
+        if origin is Union or origin is types.UnionType:
+            return self._union(tp, where)
+        if origin is Literal:
+            return self._literal(tp, where)
+        container = origin if origin is not None else tp
+        args = get_args(tp)
+        if container in (list, cabc.Sequence, cabc.MutableSequence, typing.Sequence):
+            item = self._build(args[0] if args else Any, f"{where}[]")
+            return k.ListPlan(tp, item, list, (list, tuple))
+        if container in (set, frozenset, cabc.Set, cabc.MutableSet):
+            item = self._build(args[0] if args else Any, f"{where}[]")
+            factory = frozenset if container is frozenset else set
+            return k.ListPlan(tp, item, factory, (set, frozenset, list, tuple))
+        if container is tuple:
+            if origin is None or (len(args) == 2 and args[1] is Ellipsis):
+                item = self._build(args[0] if args else Any, f"{where}[]")
+                return k.ListPlan(tp, item, tuple, (tuple, list))
+            if args == ((),):
+                args = ()
+            items = tuple(self._build(a, f"{where}[{i}]") for i, a in enumerate(args))
+            return k.TuplePlan(tp, items)
+        if container in (dict, cabc.Mapping, cabc.MutableMapping):
+            key_type, value_type = args if len(args) == 2 else (Any, Any)
+            key = self._key(key_type, where)
+            return k.DictPlan(tp, key, self._build(value_type, f"{where}[]"))
+        if hasattr(tp, "__get_pydantic_core_schema__") and TypeAdapter is not None:
+            return k.AdapterPlan(tp, TypeAdapter(tp))
+        raise self._unsupported(tp, where)
+
+    def _key(self, key_type: Any, where: str) -> Any:
+        k = self.kinds
+        plan = self._build(key_type, f"{where} key")
+        inner = key_type.__origin__ if get_origin(key_type) is typing.Annotated else key_type
+        as_strings = (k.StrPlan, k.AnyPlan, k.UUIDPlan, k.DecimalPlan, k.DateTimePlan, k.DatePlan, k.TimePlan)
+        if isinstance(plan, as_strings):
+            return plan
+        if isinstance(plan, k.IntPlan):
+            return k.IntKeyPlan(key_type, plan)
+        values = []
+        if isinstance(plan, k.EnumPlan):
+            values = [m.value for m in inner]
+        elif isinstance(plan, k.LiteralPlan):
+            values = [getattr(v, "value", v) for v in get_args(inner)]
+        if values and all(type(v) is str for v in values):
+            return plan
+        if values and all(type(v) is int for v in values):
+            return k.IntKeyPlan(key_type, plan)
+        raise MarshalException(
+            f"{where}: dict keys must be str, int, an enum or a string-valued type, got {type_name(key_type)}"
+        )
+
+    def _enum(self, tp: type, where: str) -> Any:
+        members = {}
+        for member in tp:
+            if type(member._value_) not in _PRIMITIVES:
+                kind = type(member._value_).__name__
+                raise self._unsupported(tp, where, f"member {member.name} has a {kind} value")
+            members.setdefault(member._value_, member)
+        value_types = frozenset(type(v) for v in members)
+        choices = ", ".join(show(v) for v in members)
+        return self.kinds.EnumPlan(tp, members, value_types, choices)
+
+    def _literal(self, tp: Any, where: str) -> Any:
+        load_map, dump_map = {}, {}
+        for value in get_args(tp):
+            wire = value._value_ if isinstance(value, enum.Enum) else value
+            if type(wire) not in _PRIMITIVES:
+                raise self._unsupported(tp, where, f"literal {value!r}")
+            load_map[(type(wire), wire)] = value
+            dump_map[(type(value), value)] = wire
+        choices = ", ".join(show(w) for _, w in load_map)
+        return self.kinds.LiteralPlan(tp, load_map, dump_map, choices)
+
+    def _union(self, tp: Any, where: str) -> Any:
+        k = self.kinds
+        members = [a for a in get_args(tp) if a is not NoneType and a is not None]
+        none_ok = len(members) != len(get_args(tp))
+        if none_ok and len(members) == 1:
+            return k.OptionalPlan(tp, self._build(members[0], where))
+        load_exact: dict = {}
+        dump_exact: dict = {}
+        others = []
+        for member in members:
+            plan = self._build(member, where)
+            bare = member.__origin__ if get_origin(member) is typing.Annotated else member
+            if bare in (str, int, float, bool, bytes):
+                load_exact.setdefault(bare, plan)
+                dump_exact.setdefault(bare, plan)
+                if bare is bytes:
+                    others.append(plan)  # bytes also come as base64 strings
+                continue
+            if isinstance(bare, type) and get_origin(member) is None and bare not in (object,):
+                dump_exact.setdefault(bare, plan)  # classes: dataclasses, models, enums, datetime, ...
+            others.append(plan)
+        subclassed = tuple(plan for bare, plan in load_exact.items() if bare in (str, int, float))
+        if float in load_exact and int not in load_exact:
+            load_exact[int] = load_exact[float]
+            dump_exact[int] = dump_exact[float]
+        return k.UnionPlan(tp, none_ok, load_exact, dump_exact, tuple(others), subclassed)
+
+    def _dataclass(self, tp: Any, cls: type, where: str) -> Any:
+        plan = self.kinds.DataclassPlan(tp)
+        self._building[tp] = plan  # before the fields, so recursive references find it
+        hints = self._hints(cls, where)
+        params = getattr(cls, "__parameters__", ())
+        args = get_args(tp)
+        mapping = dict(zip(params, args)) if args else {}
+        fields = []
+        for field in dataclasses.fields(cls):
+            hint = _substitute(hints.get(field.name, Any), mapping)
+            field_plan = self._build(hint, f"{type_name(tp)}.{field.name}")
+            fields.append((field.name, field_plan, field.init, field.default, field.default_factory))
+        init_vars = any(
+            f._field_type is dataclasses._FIELD_INITVAR  # type: ignore[attr-defined]
+            for f in cls.__dataclass_fields__.values()
+        )
+        direct = (
+            cls.__dataclass_params__.init
+            and not init_vars
+            and cls.__new__ is object.__new__
+            and not hasattr(cls, "__pydantic_validator__")  # pydantic dataclasses validate in __init__
+        )
+        has_dict = cls.__dictoffset__ != 0
+        plan.setup(cls, fields, has_dict, hasattr(cls, "__post_init__"), bool(direct))
+        return plan
+
+    def _hints(self, cls: type, where: str) -> dict:
+        module = sys.modules.get(cls.__module__)
+        globalns = dict(vars(module)) if module is not None else {}
+        try:
+            return typing.get_type_hints(cls, globalns=globalns, localns={cls.__name__: cls})
+        except Exception as exc:
+            raise MarshalException(
+                f"{where}: cannot resolve the type hints of {cls.__name__} ({exc}); "
+                "define the referenced types at module level"
+            ) from None
+
+    def _pydantic(self, tp: type, where: str) -> Any:
+        k = self.kinds
+        if not tp.__pydantic_complete__:
+            try:
+                tp.model_rebuild()
+            except Exception as exc:
+                raise MarshalException(
+                    f"{where}: pydantic model {tp.__name__} is not complete ({exc})"
+                ) from None
+        plan = k.PydanticPlan(tp)
+        self._building[tp] = plan
+        fields, convert = [], []
+        by_name = False
+        for name, info in tp.model_fields.items():
+            field_plan = self._build(info.annotation, f"{type_name(tp)}.{name}")
+            fields.append((name, field_plan))
+            if not _validates_natively(info.annotation, set()):
+                convert.append((name, field_plan))
+            if info.alias is not None and info.alias != name:
+                by_name = True
+        extra = tp.model_config.get("extra") == "allow"
+        plan.setup(tp, fields, convert, by_name, extra)
+        return plan
+
+
+def _substitute(hint: Any, mapping: dict) -> Any:
+    """Replace type variables of a generic dataclass by its arguments (Page[T] as Page[Data])."""
+    if not mapping:
+        return hint
+    if isinstance(hint, TypeVar):
+        return mapping.get(hint, Any)
+    params = getattr(hint, "__parameters__", ())
+    if params and get_origin(hint) is not None:
+        return hint[tuple(mapping.get(p, Any) for p in params)]
+    return hint
+
+
+def _validates_natively(tp: Any, seen: set) -> bool:
+    """True when pydantic's own validator turns our wire form of ``tp`` into the same value we would."""
+    if tp in _PRIMITIVES or tp is Any or tp is None or isinstance(tp, TypeVar):
+        return True
+    origin = get_origin(tp)
+    args = get_args(tp)
+    if origin is typing.Annotated:
+        return _validates_natively(tp.__origin__, seen)
+    if origin is Union or origin is types.UnionType:
+        return all(_validates_natively(a, seen) for a in args)
+    if origin is Literal:
+        return all(type(a) in _PRIMITIVES for a in args)
+    if origin in (list, cabc.Sequence, typing.Sequence):
+        return not args or _validates_natively(args[0], seen)
+    if origin is dict:
+        return args[0] is str and _validates_natively(args[1], seen)
+    if isinstance(tp, type) and BaseModel is not None and issubclass(tp, BaseModel):
+        if tp in seen:
+            return False
+        seen.add(tp)
+        return all(_validates_natively(f.annotation, seen) for f in tp.model_fields.values())
+    return False
