@@ -1,0 +1,523 @@
+"""The asyncio HTTP/1.1 keep-alive client on the compiled core, and its httpx transport.
+
+``AsyncHTTPClient`` pools connections per event loop and per (scheme, host, port); the
+loop reads each pooled socket and feeds ``_core.transport.ResponseParser``, and one
+timer per loop watches the read timeouts of the calls in flight.
+``AsyncWarpTransport`` puts it under an ``httpx.AsyncClient``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections import deque
+from typing import Any
+
+import httpx
+
+from warpcall import _core
+from warpcall.channels._http_common import (
+    _TARGETS,
+    _attach_request,
+    _bad_request,
+    _check_timeout,
+    _connect_error,
+    _connect_timeout,
+    _protocol_error,
+    _raw_headers,
+    _read_error,
+    _read_limited,
+    _read_timeout,
+    _response,
+    _Target,
+    _target,
+    _timeouts,
+    _write_error,
+    _write_timeout,
+)
+
+_READ_SIZE = 65536
+_WATCH_TICK = 0.05  # how often an event loop checks the read timeouts of its calls in flight
+
+
+class _AsyncConn:
+    """One kept-alive non-blocking socket of the async client; the loop reads it for as long as it lives."""
+
+    __slots__ = (
+        "sock",
+        "loop",
+        "_idle",
+        "generation",
+        "closed",
+        "parser",
+        "waiter",
+        "url",
+        "read_timeout",
+        "last_read",
+    )
+
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop, generation: int) -> None:
+        self.sock = sock
+        self.loop = loop
+        # the socket is non-blocking: the core's Connection serves only for its idle check here
+        self._idle = _core.transport.Connection(sock).idle
+        self.generation = generation
+        self.closed = False
+        self.parser: Any = None
+        self.waiter: asyncio.Future | None = None
+        self.url = ""
+        self.read_timeout = 0.0
+        self.last_read = 0.0
+        loop.add_reader(sock.fileno(), self._on_readable)
+
+    def reusable(self) -> bool:
+        return not self.closed and self._idle()
+
+    def start(self, parser: Any, url: str, read_timeout: float) -> asyncio.Future:
+        """Expect a response; the returned future gets the finished parser or the error."""
+        self.parser = parser
+        self.url = url
+        self.read_timeout = read_timeout
+        waiter = self.waiter = self.loop.create_future()
+        return waiter
+
+    def time_out(self) -> None:
+        """No bytes came for ``read_timeout`` seconds: fail the call under way."""
+        if self.waiter is not None and not self.waiter.done():
+            self._fail(_read_timeout(self.url, self.read_timeout))
+
+    def _on_readable(self) -> None:
+        try:
+            data = self.sock.recv(_READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fail(_read_error(self.url, exc))
+            return
+        parser = self.parser
+        if parser is None:
+            # bytes or EOF on an idle connection: the server gave up on it
+            self.close()
+            return
+        self.last_read = self.loop.time()
+        try:
+            done = parser.feed(data)
+        except ValueError as exc:
+            self._fail(_protocol_error(self.url, exc))
+            return
+        if done:
+            waiter = self.waiter
+            self.parser = self.waiter = None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(parser)
+
+    def _fail(self, exc: BaseException) -> None:
+        waiter = self.waiter
+        self.close()
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.parser = self.waiter = None
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+
+    def close_dead_loop(self) -> None:
+        """Close the socket of a connection whose event loop is already closed."""
+        self.closed = True
+        self.sock.close()
+
+    def __del__(self) -> None:
+        # reached only once the loop let go of the reader, i.e. the loop is closed: no warning, just close
+        self.sock.close()
+
+
+class _LoopPool(dict):
+    """One event loop's connections by (scheme, host, port), and the watch over its calls awaiting a response.
+
+    A single recurring timer per loop checks read timeouts (each receive may wait
+    ``read_timeout``, to within ``_WATCH_TICK``), instead of a timer per call.
+    """
+
+    __slots__ = ("loop", "inflight", "watch", "can_watch_sockets")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.loop = loop
+        self.inflight: set[_AsyncConn] = set()
+        self.watch: asyncio.TimerHandle | None = None
+        # Windows' proactor loop cannot watch a socket (add_reader); such loops go through httpx
+        self.can_watch_sockets = type(loop).add_reader is not asyncio.AbstractEventLoop.add_reader
+
+    def track(self, conn: _AsyncConn) -> None:
+        """Watch ``conn`` until ``untrack``: it is waiting for a response."""
+        conn.last_read = self.loop.time()
+        self.inflight.add(conn)
+        if self.watch is None:
+            self.watch = self.loop.call_later(min(_WATCH_TICK, conn.read_timeout), self._check)
+
+    def untrack(self, conn: _AsyncConn) -> None:
+        self.inflight.discard(conn)
+
+    def _check(self) -> None:
+        now = self.loop.time()
+        for conn in list(self.inflight):
+            if now - conn.last_read >= conn.read_timeout:
+                self.inflight.discard(conn)
+                conn.time_out()
+        self.watch = self.loop.call_later(_WATCH_TICK, self._check) if self.inflight else None
+
+
+class _KeyPool:
+    """Connections to one (scheme, host, port) on one event loop: idle ones, how many exist, who waits."""
+
+    __slots__ = ("idle", "count", "waiters")
+
+    def __init__(self) -> None:
+        self.idle: list[_AsyncConn] = []
+        self.count = 0
+        self.waiters: deque[asyncio.Future] = deque()
+
+    def take(self) -> _AsyncConn | None:
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if conn.reusable():
+                return conn
+            conn.close()
+            self.count -= 1
+        return None
+
+    def give_back(self, conn: _AsyncConn, keep: bool, max_idle: int) -> None:
+        """A call is done with ``conn``: hand it (or its slot) to a waiter, keep it idle, or close it."""
+        if not keep:
+            conn.close()
+        waiters = self.waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn if keep else None)
+                return
+        if keep and len(self.idle) < max_idle:
+            self.idle.append(conn)
+            return
+        if keep:
+            conn.close()
+        self.count -= 1
+
+    def give_slot_back(self) -> None:
+        """A connection could not be opened: its slot goes to the next waiter, or is freed."""
+        waiters = self.waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.count -= 1
+
+    def close_all(self, dead_loop: bool = False) -> None:
+        while self.idle:
+            conn = self.idle.pop()
+            if dead_loop:
+                conn.close_dead_loop()
+            else:
+                conn.close()
+            self.count -= 1
+
+
+class AsyncHTTPClient:
+    """asyncio HTTP/1.1 keep-alive client: connections pooled per event loop and per (scheme, host, port).
+
+    Works from any number of event loops, one after the other (successive
+    ``asyncio.run()``) or at once in different threads. ``max_connections`` bounds
+    the connections to one host from one loop; a call that finds them all busy
+    waits up to the timeout, then raises ``httpx.PoolTimeout``.
+    """
+
+    def __init__(
+        self,
+        timeout: float = 10.0,
+        max_body: int = 64 * 2**20,
+        max_connections: int = 100,
+        max_idle: int = 100,
+    ) -> None:
+        self.timeout = _check_timeout(timeout)
+        self.max_body = max_body
+        self.max_connections = max_connections
+        self.max_idle = max_idle
+        self._pools: dict[asyncio.AbstractEventLoop, _LoopPool] = {}
+        self._generation = 0
+        self._tls: dict[asyncio.AbstractEventLoop, httpx.AsyncHTTPTransport] = {}
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        timeout: float | None = None,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Send one request and return ``(status, headers, body)``; raises httpx's exception types."""
+        t = self.timeout if timeout is None else _check_timeout(timeout)
+        try:
+            status, _reason, response_headers, content = await self._exchange(
+                method, url, headers, body, t, t, t, t
+            )
+        except httpx.RequestError as exc:
+            _attach_request(exc, method, url)
+            raise
+        return status, response_headers, content
+
+    def _loop_pool(self, loop: asyncio.AbstractEventLoop) -> _LoopPool:
+        pools = self._pools.get(loop)
+        if pools is None:
+            # a new loop: drop what earlier, now closed, loops left behind
+            # list() first: other threads may add their loops meanwhile
+            for old in [old for old in list(self._pools) if old.is_closed()]:
+                for key_pool in self._pools.pop(old, {}).values():
+                    key_pool.close_all(dead_loop=True)
+            for old in [old for old in list(self._tls) if old.is_closed()]:
+                self._tls.pop(old, None)
+            pools = self._pools[loop] = _LoopPool(loop)
+        return pools
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        headers: Any,
+        body: bytes,
+        connect_t: float,
+        write_t: float,
+        read_t: float,
+        pool_t: float,
+    ) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        target = _TARGETS.get(url) or _target(url)
+        if target.tls:
+            return await self._delegate(method, url, headers, body, connect_t, write_t, read_t, pool_t)
+        try:
+            data = _core.transport.build_request(method, target.path, target.host_header, headers, body)
+        except ValueError as exc:
+            raise _bad_request(method, url, exc) from None
+        loop = asyncio.get_running_loop()
+        pools = self._pools.get(loop)
+        if pools is None:
+            pools = self._loop_pool(loop)
+        if not pools.can_watch_sockets:
+            return await self._delegate(method, url, headers, body, connect_t, write_t, read_t, pool_t)
+        key_pool = pools.get(target.key)
+        if key_pool is None:
+            key_pool = pools[target.key] = _KeyPool()
+        conn = key_pool.take()
+        reused = conn is not None
+        if not reused:
+            conn, reused = await self._acquire(key_pool, loop, target, url, connect_t, pool_t)
+        try:
+            sent = self._send_now(conn, data, url, reused)
+        except BaseException:
+            key_pool.give_back(conn, False, self.max_idle)
+            raise
+        if sent < 0:
+            # the server dropped the pooled connection and nothing was sent: a new one is safe
+            key_pool.give_back(conn, False, self.max_idle)
+            conn, _ = await self._acquire(key_pool, loop, target, url, connect_t, pool_t)
+            try:
+                sent = self._send_now(conn, data, url, False)
+            except BaseException:
+                key_pool.give_back(conn, False, self.max_idle)
+                raise
+        parser = _core.transport.ResponseParser(self.max_body, method == "HEAD")
+        waiter = conn.start(parser, url, read_t)
+        try:
+            if sent < len(data):
+                await self._send_rest(conn, loop, data, sent, url, write_t)
+            pools.track(conn)
+            await waiter
+        except BaseException:
+            # error or cancellation mid-call: the connection's state is unknown
+            pools.untrack(conn)
+            key_pool.give_back(conn, False, self.max_idle)
+            raise
+        pools.untrack(conn)
+        key_pool.give_back(
+            conn, parser.keep_alive and not conn.closed and conn.generation == self._generation, self.max_idle
+        )
+        return parser.status, parser.reason, parser.headers, parser.body
+
+    async def _acquire(
+        self,
+        key_pool: _KeyPool,
+        loop: asyncio.AbstractEventLoop,
+        target: _Target,
+        url: str,
+        connect_t: float,
+        pool_t: float,
+    ) -> tuple[_AsyncConn, bool]:
+        """A connection for one call, and whether it served calls before.
+
+        A new one while under ``max_connections``, else the next one a call gives back.
+        """
+        if key_pool.count >= self.max_connections:
+            waiter = loop.create_future()
+            key_pool.waiters.append(waiter)
+            try:
+                conn = await asyncio.wait_for(waiter, pool_t)
+            except asyncio.TimeoutError:
+                raise httpx.PoolTimeout(
+                    f"no free connection to {url} within {pool_t} s: all {self.max_connections} are busy"
+                ) from None
+            if conn is not None:
+                if conn.reusable():
+                    return conn, True
+                conn.close()
+            # the slot of a closed connection passed to us: open a new one in its place
+        else:
+            key_pool.count += 1
+        try:
+            return await self._connect(loop, target, url, connect_t), False
+        except BaseException:
+            key_pool.give_slot_back()
+            raise
+
+    async def _connect(
+        self, loop: asyncio.AbstractEventLoop, target: _Target, url: str, timeout: float
+    ) -> _AsyncConn:
+        try:
+            sock = await asyncio.wait_for(self._open_socket(loop, target), timeout)
+        except asyncio.TimeoutError:
+            raise _connect_timeout(url, timeout) from None
+        except OSError as exc:
+            raise _connect_error(url, exc) from None
+        return _AsyncConn(sock, loop, self._generation)
+
+    @staticmethod
+    async def _open_socket(loop: asyncio.AbstractEventLoop, target: _Target) -> socket.socket:
+        infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+        error: OSError = OSError(f"no address for {target.host}")
+        for family, type_, proto, _name, address in infos:
+            sock = socket.socket(family, type_, proto)
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                await loop.sock_connect(sock, address)
+            except BaseException as exc:
+                sock.close()
+                if not isinstance(exc, OSError):
+                    raise
+                error = exc
+                continue
+            return sock
+        raise error
+
+    @staticmethod
+    def _send_now(conn: _AsyncConn, data: bytes, url: str, fresh: bool) -> int:
+        """Send what the socket takes now; -1 when a reused connection failed before any byte went out."""
+        try:
+            return conn.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError as exc:
+            if not fresh and isinstance(exc, ConnectionError):
+                return -1
+            raise _write_error(url, exc) from None
+
+    @staticmethod
+    async def _send_rest(
+        conn: _AsyncConn, loop: asyncio.AbstractEventLoop, data: bytes, sent: int, url: str, timeout: float
+    ) -> None:
+        try:
+            await asyncio.wait_for(loop.sock_sendall(conn.sock, memoryview(data)[sent:]), timeout)
+        except asyncio.TimeoutError:
+            raise _write_timeout(url, timeout) from None
+        except OSError as exc:
+            raise _write_error(url, exc) from None
+
+    async def _delegate(
+        self,
+        method: str,
+        url: str,
+        headers: Any,
+        body: bytes,
+        connect_t: float,
+        write_t: float,
+        read_t: float,
+        pool_t: float,
+    ) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        loop = asyncio.get_running_loop()
+        self._loop_pool(loop)
+        transport = self._tls.get(loop)
+        if transport is None:
+            transport = self._tls[loop] = httpx.AsyncHTTPTransport()
+        timeout = {"connect": connect_t, "write": write_t, "read": read_t, "pool": pool_t}
+        request = httpx.Request(method, url, headers=headers, content=body, extensions={"timeout": timeout})
+        response = await transport.handle_async_request(request)
+        try:
+            out = bytearray()
+            async for chunk in response.aiter_raw():
+                out += chunk
+                if len(out) > self.max_body:
+                    _read_limited([bytes(out)], self.max_body, url)
+        finally:
+            await response.aclose()
+        return response.status_code, response.reason_phrase, _raw_headers(response), bytes(out)
+
+    async def aclose(self) -> None:
+        """Close the pooled connections of this loop and of closed loops; other loops close theirs soon.
+
+        The client stays usable: a later call opens new connections.
+        """
+        self._generation += 1
+        current = asyncio.get_running_loop()
+        for loop, pools in list(self._pools.items()):
+            if loop is current:
+                for key_pool in pools.values():
+                    key_pool.close_all()
+            elif loop.is_closed():
+                del self._pools[loop]
+                for key_pool in pools.values():
+                    key_pool.close_all(dead_loop=True)
+            else:
+                for key_pool in pools.values():
+                    loop.call_soon_threadsafe(key_pool.close_all)
+        transport = self._tls.pop(current, None)
+        if transport is not None:
+            await transport.aclose()
+
+    async def __aenter__(self) -> AsyncHTTPClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class AsyncWarpTransport(httpx.AsyncBaseTransport):
+    """An ``httpx.AsyncBaseTransport`` on ``AsyncHTTPClient``.
+
+    Use: ``httpx.AsyncClient(transport=AsyncWarpTransport())``.
+
+    httpx's per-request timeouts apply (``None`` means this client's default).
+    Response bodies are read whole (up to ``max_body``) before httpx sees them.
+    """
+
+    def __init__(
+        self, client: AsyncHTTPClient | None = None, *, timeout: float = 10.0, max_body: int = 64 * 2**20
+    ) -> None:
+        self._owns = client is None
+        self.client = client if client is not None else AsyncHTTPClient(timeout=timeout, max_body=max_body)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        client = self.client
+        connect_t, write_t, read_t, pool_t = _timeouts(request.extensions, client.timeout)
+        body = await request.aread()
+        status, reason, headers, content = await client._exchange(
+            request.method, str(request.url), request.headers.raw, body, connect_t, write_t, read_t, pool_t
+        )
+        return _response(status, reason, headers, content)
+
+    async def aclose(self) -> None:
+        if self._owns:
+            await self.client.aclose()

@@ -1,0 +1,154 @@
+"""What the sync and async HTTP clients share: URL targets, timeouts, errors and responses.
+
+A ``_Target`` is what a URL means on the wire, parsed once per URL and cached. The
+error builders give every failure httpx's exception type and a message naming the URL;
+``_read_limited`` enforces ``max_body`` and ``_response`` hands a reply to httpx.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_QUERY_SAFE = _PATH_SAFE + "?"
+
+
+class _Target:
+    """What a URL means to the wire: where to connect and what to write; parsed once per URL."""
+
+    __slots__ = ("tls", "host", "port", "key", "host_header", "path")
+
+    def __init__(self, url: str) -> None:
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise httpx.UnsupportedProtocol(f"cannot call {url!r}: {exc}") from None
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https"):
+            raise httpx.UnsupportedProtocol(
+                f"cannot call {url!r}: only http:// and https:// URLs are supported"
+            )
+        host = parts.hostname
+        if not host:
+            raise httpx.UnsupportedProtocol(f"cannot call {url!r}: the URL has no host")
+        default = 443 if scheme == "https" else 80
+        self.tls = scheme == "https"
+        self.host = host
+        self.port = port or default
+        self.key = (scheme, host, self.port)
+        name = f"[{host}]" if ":" in host else host
+        self.host_header = name if self.port == default else f"{name}:{self.port}"
+        # percent-encode what may not appear raw in a request line, as httpx does; '%' stays (already encoded)
+        path = quote(parts.path, safe=_PATH_SAFE) or "/"
+        self.path = f"{path}?{quote(parts.query, safe=_QUERY_SAFE)}" if parts.query else path
+
+
+_TARGETS: dict[str, _Target] = {}
+
+
+def _target(url: str) -> _Target:
+    target = _TARGETS.get(url)
+    if target is None:
+        target = _Target(url)
+        if len(_TARGETS) >= 4096:
+            _TARGETS.clear()
+        _TARGETS[url] = target
+    return target
+
+
+def _check_timeout(timeout: float) -> float:
+    if not timeout or timeout <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    return float(timeout)
+
+
+def _attach_request(exc: httpx.RequestError, method: str, url: str) -> None:
+    """Give a direct-path error the ``.request`` an httpx client would have set."""
+    try:
+        exc.request  # noqa: B018 - the property raises when httpx has not set a request
+    except RuntimeError:
+        try:
+            exc.request = httpx.Request(method, url)
+        except Exception:  # an unusable URL: the message already names it
+            pass
+
+
+def _raw_headers(response: httpx.Response) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
+
+
+def _timeouts(extensions: dict, default: float) -> tuple[float, float, float, float]:
+    """connect, write, read, pool timeouts from an httpx request; None means the client's default."""
+    t = extensions.get("timeout") or {}
+    return (
+        t.get("connect") or default,
+        t.get("write") or default,
+        t.get("read") or default,
+        t.get("pool") or default,
+    )
+
+
+def _reason(exc: OSError) -> str:
+    """The OS's words for an error, the same whichever API (socket or asyncio) reported it."""
+    if isinstance(exc, socket.gaierror) or not exc.errno:
+        return exc.strerror or str(exc)
+    return os.strerror(exc.errno)
+
+
+def _bad_request(method: str, url: str, exc: ValueError) -> httpx.LocalProtocolError:
+    return httpx.LocalProtocolError(f"cannot send {method} {url}: {exc}")
+
+
+def _connect_error(url: str, exc: OSError) -> httpx.ConnectError:
+    return httpx.ConnectError(f"cannot connect to {url}: {_reason(exc)}")
+
+
+def _write_error(url: str, exc: OSError) -> httpx.WriteError:
+    return httpx.WriteError(f"sending the request to {url} failed: {_reason(exc)}")
+
+
+def _read_error(url: str, exc: OSError) -> httpx.ReadError:
+    return httpx.ReadError(f"reading the response from {url} failed: {_reason(exc)}")
+
+
+def _protocol_error(url: str, exc: ValueError) -> httpx.RemoteProtocolError:
+    return httpx.RemoteProtocolError(f"bad response from {url}: {exc}")
+
+
+def _read_timeout(url: str, timeout: float) -> httpx.ReadTimeout:
+    return httpx.ReadTimeout(f"no response from {url} within {timeout} s (read timeout)")
+
+
+def _write_timeout(url: str, timeout: float) -> httpx.WriteTimeout:
+    return httpx.WriteTimeout(f"sending the request to {url} took over {timeout} s (write timeout)")
+
+
+def _connect_timeout(url: str, timeout: float) -> httpx.ConnectTimeout:
+    return httpx.ConnectTimeout(f"cannot connect to {url} within {timeout} s (connect timeout)")
+
+
+def _read_limited(chunks: Any, max_body: int, url: str) -> bytes:
+    out = bytearray()
+    for chunk in chunks:
+        out += chunk
+        if len(out) > max_body:
+            raise httpx.RemoteProtocolError(
+                f"bad response from {url}: response body exceeds the limit of {max_body} bytes; "
+                "raise max_body if this is expected"
+            )
+    return bytes(out)
+
+
+def _response(status: int, reason: str, headers: list[tuple[str, str]], content: bytes) -> httpx.Response:
+    return httpx.Response(
+        status,
+        headers=headers,
+        stream=httpx.ByteStream(content),
+        extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason.encode("latin-1", "replace")},
+    )

@@ -1,0 +1,262 @@
+"""The blocking HTTP/1.1 keep-alive client on the compiled core, and its httpx transport.
+
+``HTTPClient`` pools connections per thread and per (scheme, host, port); one call is
+a request written by ``_core.transport.build_request``, one ``send`` and as many ``recv``
+as the response needs. ``WarpTransport`` puts it under an ``httpx.Client``.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import weakref
+from typing import Any
+
+import httpx
+
+from warpcall import _core
+from warpcall.channels._http_common import (
+    _TARGETS,
+    _attach_request,
+    _bad_request,
+    _check_timeout,
+    _connect_error,
+    _connect_timeout,
+    _protocol_error,
+    _raw_headers,
+    _read_error,
+    _read_limited,
+    _read_timeout,
+    _response,
+    _Target,
+    _target,
+    _timeouts,
+    _write_error,
+    _write_timeout,
+)
+
+
+class _Conn:
+    """One kept-alive connection of the sync client: the core's Connection and the generation it joined."""
+
+    __slots__ = ("io", "generation", "__weakref__")
+
+    def __init__(self, sock: socket.socket, generation: int) -> None:
+        self.io = _core.transport.Connection(sock)
+        self.generation = generation
+
+    def close(self) -> None:
+        self.io.sock.close()
+
+    __del__ = close
+
+
+def _open(target: _Target, url: str, timeout: float, generation: int) -> _Conn:
+    try:
+        sock = socket.create_connection((target.host, target.port), timeout=timeout)
+    except TimeoutError:
+        raise _connect_timeout(url, timeout) from None
+    except OSError as exc:
+        raise _connect_error(url, exc) from None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.settimeout(None)  # blocking: the core's Connection sets kernel timeouts per send and receive
+    return _Conn(sock, generation)
+
+
+def _send(conn: _Conn, data: bytes, timeout: float, url: str, reused: bool) -> bool:
+    """Send the request; False when a reused connection failed before any byte went out."""
+    io = conn.io
+    try:
+        if io.timeout != timeout:
+            io.set_timeout(timeout)
+        io.send(data)
+    except (BlockingIOError, TimeoutError):
+        conn.close()
+        raise _write_timeout(url, timeout) from None
+    except OSError as exc:
+        conn.close()
+        if reused and io.sent == 0 and isinstance(exc, ConnectionError):
+            return False
+        raise _write_error(url, exc) from None
+    return True
+
+
+class HTTPClient:
+    """Blocking HTTP/1.1 keep-alive client: connections pooled per thread and per (scheme, host, port).
+
+    ``timeout`` bounds connect, each send and each receive; ``max_body`` is the
+    largest response body accepted. ``request`` returns ``(status, headers, body)``.
+    """
+
+    def __init__(self, timeout: float = 10.0, max_body: int = 64 * 2**20, max_idle: int = 8) -> None:
+        self.timeout = _check_timeout(timeout)
+        self.max_body = max_body
+        self.max_idle = max_idle
+        self._local = threading.local()
+        self._pools: weakref.WeakSet[_Pool] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._tls: httpx.HTTPTransport | None = None
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        timeout: float | None = None,
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Send one request and return ``(status, headers, body)``; raises httpx's exception types."""
+        t = self.timeout if timeout is None else _check_timeout(timeout)
+        try:
+            status, _reason, response_headers, content = self._exchange(method, url, headers, body, t, t, t)
+        except httpx.RequestError as exc:
+            _attach_request(exc, method, url)
+            raise
+        return status, response_headers, content
+
+    def _pool(self) -> _Pool:
+        try:
+            return self._local.pool
+        except AttributeError:
+            pool = self._local.pool = _Pool()
+            with self._lock:
+                self._pools.add(pool)
+            return pool
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        headers: Any,
+        body: bytes,
+        connect_t: float,
+        write_t: float,
+        read_t: float,
+    ) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        target = _TARGETS.get(url) or _target(url)
+        if target.tls:
+            return self._delegate(method, url, headers, body, connect_t, write_t, read_t)
+        try:
+            data = _core.transport.build_request(method, target.path, target.host_header, headers, body)
+        except ValueError as exc:
+            raise _bad_request(method, url, exc) from None
+        try:
+            idle = self._local.pool[target.key]
+        except (AttributeError, KeyError):
+            idle = self._pool().setdefault(target.key, [])
+        conn = None
+        while idle:
+            candidate = idle.pop()
+            # an idle connection must have nothing to read: data or EOF there means the server gave up on it
+            if candidate.io.idle():
+                conn = candidate
+                break
+            candidate.close()
+        if conn is None:
+            conn = _open(target, url, connect_t, self._generation)
+            _send(conn, data, write_t, url, reused=False)
+        elif not _send(conn, data, write_t, url, reused=True):
+            # the server dropped the pooled connection and nothing was sent: a new one is safe
+            conn = _open(target, url, connect_t, self._generation)
+            _send(conn, data, write_t, url, reused=False)
+        parser = _core.transport.ResponseParser(self.max_body, method == "HEAD")
+        try:
+            if read_t != write_t:
+                conn.io.set_timeout(read_t)
+            conn.io.receive(parser)
+        except (BlockingIOError, TimeoutError):
+            conn.close()
+            raise _read_timeout(url, read_t) from None
+        except ValueError as exc:
+            conn.close()
+            raise _protocol_error(url, exc) from None
+        except OSError as exc:
+            conn.close()
+            raise _read_error(url, exc) from None
+        if parser.keep_alive and conn.generation == self._generation and len(idle) < self.max_idle:
+            idle.append(conn)
+        else:
+            conn.close()
+        return parser.status, parser.reason, parser.headers, parser.body
+
+    def _delegate(
+        self,
+        method: str,
+        url: str,
+        headers: Any,
+        body: bytes,
+        connect_t: float,
+        write_t: float,
+        read_t: float,
+    ) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        if self._tls is None:
+            self._tls = httpx.HTTPTransport()
+        timeout = {"connect": connect_t, "write": write_t, "read": read_t, "pool": connect_t}
+        request = httpx.Request(method, url, headers=headers, content=body, extensions={"timeout": timeout})
+        response = self._tls.handle_request(request)
+        try:
+            content = _read_limited(response.iter_raw(), self.max_body, url)
+        finally:
+            response.close()
+        return response.status_code, response.reason_phrase, _raw_headers(response), content
+
+    def close(self) -> None:
+        """Close every pooled connection of every thread; calls under way close theirs when they end.
+
+        The client stays usable: a later call opens new connections.
+        """
+        with self._lock:
+            self._generation += 1
+            pools = list(self._pools)
+        for pool in pools:
+            for idle in list(pool.values()):
+                while idle:
+                    try:
+                        idle.pop().close()
+                    except IndexError:  # another thread took it meanwhile
+                        break
+        if self._tls is not None:
+            self._tls.close()
+            self._tls = None
+
+    def __enter__(self) -> HTTPClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _Pool(dict):
+    """A thread's idle connections: (scheme, host, port) -> list, most recently used last."""
+
+    # identity, not contents: the client keeps every thread's pool in a WeakSet
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+
+
+class WarpTransport(httpx.BaseTransport):
+    """An ``httpx.BaseTransport`` on ``HTTPClient``: ``httpx.Client(transport=WarpTransport())``.
+
+    httpx's per-request timeouts apply (``None`` means this client's default).
+    Response bodies are read whole (up to ``max_body``) before httpx sees them.
+    """
+
+    def __init__(
+        self, client: HTTPClient | None = None, *, timeout: float = 10.0, max_body: int = 64 * 2**20
+    ) -> None:
+        self._owns = client is None
+        self.client = client if client is not None else HTTPClient(timeout=timeout, max_body=max_body)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        client = self.client
+        connect_t, write_t, read_t, _pool_t = _timeouts(request.extensions, client.timeout)
+        body = request.read()
+        status, reason, headers, content = client._exchange(
+            request.method, str(request.url), request.headers.raw, body, connect_t, write_t, read_t
+        )
+        return _response(status, reason, headers, content)
+
+    def close(self) -> None:
+        if self._owns:
+            self.client.close()
