@@ -38,6 +38,7 @@ import requests
 from warpcall.di import on_destroy
 from warpcall.di.configuration import inject_value
 from warpcall.exceptions import ServiceCommunicationException, ServiceException
+from warpcall.registry._watch import Backoff, URLsByChannel, WatchedChannels, group_by_channel, to_instances
 from warpcall.registry.contract import (
     ChannelAddress,
     ChannelInstances,
@@ -45,7 +46,6 @@ from warpcall.registry.contract import (
     ComponentRegistry,
     WatchedChannel,
 )
-from warpcall.registry.local import Backoff, URLsByChannel, WatchedChannels, group_by_channel, to_instances
 
 log = logging.getLogger("warpcall.registry.consul")
 

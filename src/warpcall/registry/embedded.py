@@ -21,6 +21,7 @@ from pathlib import Path
 
 from warpcall.di import on_destroy
 from warpcall.exceptions import ServiceCommunicationException, ServiceException
+from warpcall.registry._watch import Backoff, URLsByChannel, WatchedChannels, group_by_channel, to_instances
 from warpcall.registry.contract import (
     ChannelAddress,
     ChannelInstances,
@@ -28,7 +29,6 @@ from warpcall.registry.contract import (
     ComponentRegistry,
     WatchedChannel,
 )
-from warpcall.registry.local import Backoff, URLsByChannel, WatchedChannels, group_by_channel, to_instances
 
 log = logging.getLogger("warpcall.registry.embedded")
 

@@ -27,6 +27,7 @@ import httpx
 
 from warpcall.di import on_destroy
 from warpcall.exceptions import ServiceCommunicationException, ServiceException
+from warpcall.registry._watch import Backoff, WatchedChannels, group_by_channel, to_instances
 from warpcall.registry.contract import (
     ChannelAddress,
     ChannelInstances,
@@ -34,7 +35,6 @@ from warpcall.registry.contract import (
     ComponentRegistry,
     WatchedChannel,
 )
-from warpcall.registry.local import Backoff, WatchedChannels, group_by_channel, to_instances
 
 log = logging.getLogger("warpcall.registry.etcd")
 
