@@ -20,7 +20,14 @@ import pytest
 from bench_api import BenchComponent, BenchService
 from workload import DATA, FIELDS, PYDANTIC
 
-from warpcall import ChannelAddress, ComponentRegistry, LocalComponentRegistry, ServiceManager, ServiceModule, _core
+from warpcall import (
+    ChannelAddress,
+    ComponentRegistry,
+    LocalComponentRegistry,
+    ServiceManager,
+    ServiceModule,
+    _core,
+)
 from warpcall.di import Environment, create, module
 from warpcall.service import Declarations
 

@@ -80,7 +80,7 @@ class ServiceManager:
         if name == LOCAL:
             # the implementation itself: a local call costs a plain call (advice, if any, is woven into it)
             return self.environment_or_fail().get(service_type), False
-        descriptor.methods  # qualifies the method descriptors ("component:service:method") before any call
+        descriptor.qualify()  # the envelope names "component:service:method" from the first call on
         return _core.proxy.make_proxy(service_type, self._channel(component, name, addresses.get(name))), True
 
     def _choose_channel(self, service: str, component: ComponentDescriptor, preferred: str, available: list[str]) -> str:

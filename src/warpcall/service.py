@@ -141,6 +141,10 @@ class ServiceDescriptor:
     @property
     def methods(self) -> dict[str, Any]:
         """``name -> MethodDescriptor`` of the service's public methods, qualified with component and service."""
+        return self.qualify()
+
+    def qualify(self) -> dict[str, Any]:
+        """Build the method descriptors once, naming each ``component:service:method``; returns them."""
         methods = self._methods
         if methods is None:
             with self._lock:

@@ -25,17 +25,19 @@ from warpcall import (
     ComponentRegistry,
     FastAPIServer,
     LocalComponentRegistry,
+    MarshalException,
     RemoteServiceException,
     Service,
     ServiceCommunicationException,
     ServiceManager,
     ServiceModule,
+    UnknownMethodException,
+    _core,
     component,
     implementation,
     service,
 )
-from warpcall import MarshalException, UnknownMethodException, _core
-from warpcall.di import Environment, create, module
+from warpcall.di import create, module
 
 CHANNELS = ["dispatch-json", "dispatch-msgpack", "dispatch-protobuf"]
 

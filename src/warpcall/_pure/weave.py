@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
+
 def _no_chain_error(name: str) -> RuntimeError:
     return RuntimeError(
         f"Invocation.proceed() of {name} has no advice chain: "

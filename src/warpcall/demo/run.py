@@ -9,10 +9,17 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from typing import Any, Callable
 
 import warpcall
-from warpcall import ComponentRegistry, EmbeddedComponentRegistry, ServiceCommunicationException, ServiceManager, ServiceModule
+from warpcall import (
+    ComponentRegistry,
+    EmbeddedComponentRegistry,
+    ServiceCommunicationException,
+    ServiceManager,
+    ServiceModule,
+)
 from warpcall.demo import implementation  # noqa: F401 - the in-process implementation, for the local channel
 from warpcall.demo.example import GreeterService, Order
 from warpcall.di import Environment, create, module
@@ -118,9 +125,9 @@ def run(calls: int = 200) -> int:
             if echoed != order:
                 raise SystemExit(f"{name}: echo returned {echoed!r}, expected {order!r}")
             receipt = greeter.price(order)
-            hello_time = _median_seconds(lambda: greeter.hello("world"), calls)
-            echo_time = _median_seconds(lambda: greeter.echo(order), calls)
-            async_time = asyncio.run(_median_seconds_async(lambda: greeter.hello_async("world"), calls))
+            hello_time = _median_seconds(partial(greeter.hello, "world"), calls)
+            echo_time = _median_seconds(partial(greeter.echo, order), calls)
+            async_time = asyncio.run(_median_seconds_async(partial(greeter.hello_async, "world"), calls))
             print(
                 f"{name:<18} {greeting!r:<14} {'equal' if echoed == order else 'DIFFERENT':<12} {receipt!r:<38} "
                 f"{_format(hello_time)} {_format(echo_time)} {_format(async_time)}"

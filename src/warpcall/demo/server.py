@@ -12,7 +12,13 @@ import threading
 
 from fastapi import FastAPI
 
-from warpcall import ComponentRegistry, EmbeddedComponentRegistry, FastAPIServer, ServiceManager, ServiceModule
+from warpcall import (
+    ComponentRegistry,
+    EmbeddedComponentRegistry,
+    FastAPIServer,
+    ServiceManager,
+    ServiceModule,
+)
 from warpcall.demo import implementation  # noqa: F401 - registers the implementations
 from warpcall.di import create, module
 

@@ -8,6 +8,7 @@ and rebuilt types) or what was raised (type and message).
 import dataclasses
 import json
 import sys
+from functools import partial
 from typing import Any, Callable
 
 from aspyx.di import Environment, create, module
@@ -112,10 +113,10 @@ def main() -> int:
             for instance in manager.channel_cache.values():
                 instance.timeout = CALL_TIMEOUT  # aspyx defaults to 1000 s
             results[channel] = {
-                "hello": outcome(lambda: proxy.hello("aspyx client"), lambda value: {"value": value}),
-                "weigh": outcome(lambda: proxy.weigh(PARCEL), describe_parcel),
-                "upgrade": outcome(lambda: proxy.upgrade(CUSTOMER), describe_customer),
-                "fail": outcome(lambda: proxy.fail("too heavy"), lambda value: {"value": value}),
+                "hello": outcome(partial(proxy.hello, "aspyx client"), lambda value: {"value": value}),
+                "weigh": outcome(partial(proxy.weigh, PARCEL), describe_parcel),
+                "upgrade": outcome(partial(proxy.upgrade, CUSTOMER), describe_customer),
+                "fail": outcome(partial(proxy.fail, "too heavy"), lambda value: {"value": value}),
             }
     finally:
         environment.destroy()

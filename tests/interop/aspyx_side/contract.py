@@ -11,9 +11,8 @@ from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Optional
 
-from pydantic import BaseModel
-
 from aspyx_service import Component, Service, component, service
+from pydantic import BaseModel
 
 CHANNELS = ["dispatch-json", "dispatch-msgpack"]
 

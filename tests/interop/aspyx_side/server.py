@@ -8,8 +8,6 @@ shuts down when its stdin closes.
 import sys
 import time
 
-from fastapi import FastAPI
-
 from aspyx.di import create, module
 from aspyx_service import (
     AbstractComponent,
@@ -23,6 +21,7 @@ from aspyx_service import (
 )
 from aspyx_service.service import LocalComponentRegistry
 from contract import CHANNELS, Address, Customer, InteropComponent, Item, Parcel, ParcelService
+from fastapi import FastAPI
 
 SIDE = "aspyx"
 STARTUP_TIMEOUT = 20.0

@@ -8,7 +8,12 @@ converted values; a value that does not convert fails the build of the environme
 """
 
 from warpcall.di._errors import ConfigurationException
-from warpcall.di.configuration._inject import ConfigValue, ConfigurationLifecycleCallable, config, inject_value
+from warpcall.di.configuration._inject import (
+    ConfigurationLifecycleCallable,
+    ConfigValue,
+    config,
+    inject_value,
+)
 from warpcall.di.configuration._manager import ConfigurationManager, ConfigurationSource
 from warpcall.di.configuration._sources import EnvConfigurationSource, YamlConfigurationSource
 
