@@ -61,8 +61,10 @@ class FastAPIServer(Server):
         max_body: int = DEFAULT_MAX_BODY,
         include_traceback: bool = False,
         sync_calls: str = "adaptive",
+        access_log: bool = False,
     ) -> None:
         self.fast_api = fastapi
+        self.access_log = access_log
         self.service_manager = service_manager
         self.component_registry = component_registry
         self.endpoint = DispatchEndpoint(
@@ -129,6 +131,7 @@ class FastAPIServer(Server):
             self.asgi,
             interface="asgi3",
             log_level="warning",
+            access_log=self.access_log,  # uvicorn formats each access line even when it is filtered out
             lifespan="on",
             timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_TIMEOUT),
         )
