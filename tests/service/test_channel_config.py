@@ -23,7 +23,8 @@ from warpcall.di import Environment, create, module
 from warpcall.di.configuration import YamlConfigurationSource
 from warpcall.service import Declarations
 
-CONFIG = Path(__file__).with_name("channel_config.yaml")
+#: where the YAML source reads from; the fixture points it into pytest's tmp_path
+CONFIG: list[Path] = []
 
 
 @service(name="configured")
@@ -54,16 +55,17 @@ class ConfiguredModule:
 
     @create()
     def create_configuration(self) -> YamlConfigurationSource:
-        return YamlConfigurationSource(str(CONFIG))
+        return YamlConfigurationSource(str(CONFIG[0]))
 
 
 @pytest.fixture
-def manager():
-    CONFIG.write_text("http:\n  timeout: 3.5\n  dispatch-msgpack:\n    timeout: 0.25\n")
+def manager(tmp_path):
+    config = tmp_path / "channels.yaml"
+    config.write_text("http:\n  timeout: 3.5\n  dispatch-msgpack:\n    timeout: 0.25\n")
+    CONFIG[:] = [config]
     environment = Environment(ConfiguredModule)
     yield environment.get(ServiceManager)
     environment.destroy()
-    CONFIG.unlink()
 
 
 def test_global_and_per_channel_timeouts(manager):
