@@ -105,3 +105,21 @@ def test_json_twins_write_the_same_bytes(core):
 
     value = [{"text": "grüße", "n": 1, "f": 0.1, "none": None, "flag": True, "list": [1, [2, []]]}]
     assert core.envelope.encode_request_json("a:b:c", value) == reference.encode_request_json("a:b:c", value)
+
+
+def test_json_without_orjson_gives_the_same_bytes(core):
+    """Where orjson cannot be installed the stdlib writes the same envelope."""
+    import subprocess
+    import sys
+
+    variant = "_native" if core.native else "_pure"
+    script = (
+        "import sys; sys.modules['orjson'] = None\n"
+        f"from warpcall.{variant} import envelope\n"
+        "body = envelope.encode_request_json('a:b:c', [{'text': 'grüße', 'n': 2**70, 'f': 0.5, 'x': None}])\n"
+        "sys.stdout.write(body.decode())\n"
+        "assert envelope.decode_request_json(body)[1][0]['n'] == 2**70\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    expected = core.envelope.encode_request_json("a:b:c", [{"text": "grüße", "n": 2**70, "f": 0.5, "x": None}])
+    assert result.stdout.encode() == expected
