@@ -114,11 +114,17 @@ def test_json_without_orjson_gives_the_same_bytes(core):
 
     variant = "_native" if core.native else "_pure"
     script = (
-        "import sys; sys.modules['orjson'] = None\n"
+        "import sys\n"
+        "class NoOrjson:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'orjson':\n"
+        "            raise ImportError('no orjson here')\n"
+        "sys.meta_path.insert(0, NoOrjson())\n"
         f"from warpcall.{variant} import envelope\n"
         "body = envelope.encode_request_json('a:b:c', [{'text': 'grüße', 'n': 2**70, 'f': 0.5, 'x': None}])\n"
         "sys.stdout.write(body.decode())\n"
         "assert envelope.decode_request_json(body)[1][0]['n'] == 2**70\n"
+        "assert 'orjson' not in sys.modules\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     expected = core.envelope.encode_request_json("a:b:c", [{"text": "grüße", "n": 2**70, "f": 0.5, "x": None}])
