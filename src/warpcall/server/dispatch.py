@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import time
+from time import perf_counter
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, Awaitable, Callable
@@ -29,6 +29,16 @@ from warpcall.exceptions import (
 logger = logging.getLogger("warpcall.server")
 
 DEFAULT_MAX_BODY = 10 * 2**20
+
+#: the content-type header each reply format is sent with
+REPLY_CONTENT_TYPES = {kind: kind.encode() for kind in (JSON, MSGPACK, PROTOBUF)}
+#: how many distinct raw content-type values are remembered with their media type
+MEDIA_TYPE_CACHE_SIZE = 64
+
+
+def media_type_of(content_type: bytes) -> str:
+    """The media type of a raw ``content-type`` header value: before any parameter, lower case."""
+    return content_type.split(b";")[0].strip().decode("latin-1").lower()
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -73,6 +83,8 @@ class ServerMethod:
                 f"{self.descriptor.qualified} takes {expected} argument(s), got {count}"
             )
         try:
+            if count == 1:  # the common case, without a comprehension's frame
+                return [self.loaders[0](args[0])]
             return [load(arg) for load, arg in zip(self.loaders, args)]
         except MarshalException as exc:
             raise InvalidArgumentsException(f"{self.descriptor.qualified}: {exc}") from None
@@ -83,11 +95,17 @@ class ServerMethod:
             return await self.target(*args)
         if self.offload:
             return await asyncio.get_running_loop().run_in_executor(calls.executor, partial(self.target, *args))
-        started = time.perf_counter()
+        return self.call_inline(args, calls)
+
+    def call_inline(self, args: list[Any], calls: SyncCalls) -> Any:
+        """Run a sync implementation on the loop, watching whether it blocks."""
+        started = perf_counter()
         try:
             return self.target(*args)
         finally:
-            self._observe(time.perf_counter() - started, calls)
+            elapsed = perf_counter() - started
+            if elapsed > calls.blocking_threshold or self.strikes:
+                self._observe(elapsed, calls)
 
     def _observe(self, elapsed: float, calls: SyncCalls) -> None:
         # one very slow call, or several slow ones in a row, mean the method blocks; a single call that
@@ -158,6 +176,7 @@ class DispatchEndpoint:
         self.include_traceback = include_traceback
         self.sync_calls = sync_calls or SyncCalls()
         self.methods: dict[str, ServerMethod] = {}
+        self._media_types: dict[bytes, str] = {}
 
     def expose(self, component: Any, service: Any, implementation: object) -> None:
         """Make every method the service declares callable, bound to ``implementation``."""
@@ -177,8 +196,14 @@ class DispatchEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
-        media_type = headers.get(b"content-type", b"").split(b";")[0].strip().decode("latin-1").lower()
-        reply_type = media_type if media_type in (JSON, MSGPACK, PROTOBUF) else JSON
+        content_type = headers.get(b"content-type", b"")
+        # clients send the same few content types over and over; parse each once
+        media_type = self._media_types.get(content_type)
+        if media_type is None:
+            media_type = media_type_of(content_type)
+            if len(self._media_types) < MEDIA_TYPE_CACHE_SIZE:
+                self._media_types[content_type] = media_type
+        reply_type = media_type if media_type in REPLY_CONTENT_TYPES else JSON
         try:
             if scope.get("method") != "POST":
                 await self._send(send, 405, JSON, _core.envelope.encode_response_json(
@@ -196,13 +221,16 @@ class DispatchEndpoint:
                 qualified, args = _core.envelope.decode_request_msgpack(body)
             else:
                 qualified, args = _core.envelope.decode_request_json(body)
-            method = self.resolve(qualified)
+            method = self.methods.get(qualified) or self.resolve(qualified)
             values = method.load_args(args)
         except ProtocolException as exc:
             await self._send_error(send, reply_type, exc.status, exc)
             return
         try:
-            value = await method.call(values, self.sync_calls)
+            if method.is_async or method.offload:
+                value = await method.call(values, self.sync_calls)
+            else:  # no coroutine to create and await for a sync method run on the loop
+                value = method.call_inline(values, self.sync_calls)
         except Exception as exc:
             # the implementation's exception is the outcome of the call: 200 with it in the envelope, as
             # aspyx-service answers, so its clients read the message too
@@ -238,10 +266,16 @@ class DispatchEndpoint:
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
             raise RequestTooLargeException(f"body of {int(declared)} bytes exceeds the limit of {self.max_body} bytes")
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            # the whole body in one message, as uvicorn delivers small requests
+            body = message.get("body", b"")
+            if len(body) > self.max_body:
+                raise RequestTooLargeException(f"body exceeds the limit of {self.max_body} bytes")
+            return body
         chunks: list[bytes] = []
         size = 0
         while True:
-            message = await receive()
             if message["type"] == "http.disconnect":
                 break
             chunk = message.get("body", b"")
@@ -251,6 +285,7 @@ class DispatchEndpoint:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
+            message = await receive()
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _send_error(self, send: Send, reply_type: str, status: int, exc: Exception) -> None:
@@ -265,6 +300,6 @@ class DispatchEndpoint:
         await send({
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(payload)).encode())],
+            "headers": [(b"content-type", REPLY_CONTENT_TYPES[content_type]), (b"content-length", b"%d" % len(payload))],
         })
         await send({"type": "http.response.body", "body": payload})
