@@ -77,6 +77,8 @@ class DispatchPlan:
     def dump_args(self, args: tuple[Any, ...]) -> list[Any]:
         """Arguments as primitive trees, in declared order; MarshalException naming the argument that does not fit."""
         try:
+            if len(args) == 1 and len(self.dumpers) == 1:  # the common case, without a comprehension's frame
+                return [self.dumpers[0](args[0])]
             return [dump(arg) for dump, arg in zip(self.dumpers, args)]
         except MarshalException as exc:
             raise MarshalException(f"{self.qualified}: argument '{self._culprit(args)}': {exc}") from None

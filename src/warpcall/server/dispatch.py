@@ -213,7 +213,11 @@ class DispatchEndpoint:
                 raise UnsupportedMediaTypeException(
                     f"content type {media_type or '(none)'!r} is not supported; send {JSON}, {MSGPACK} or {PROTOBUF}"
                 )
-            body = await self._read_body(headers, receive)
+            self._check_declared_length(headers)
+            message = await receive()
+            body = message.get("body", b"")
+            if message["type"] != "http.request" or message.get("more_body", False) or len(body) > self.max_body:
+                body = await self._read_rest(message, receive)
             if media_type == PROTOBUF:
                 await self._invoke_protobuf(headers, body, send)
                 return
@@ -242,7 +246,14 @@ class DispatchEndpoint:
             except MarshalException as exc:  # the result does not fit the declared type: the server's fault
                 result, exception, status = None, describe_exception(exc), 500
         encode = _core.envelope.encode_response_msgpack if media_type == MSGPACK else _core.envelope.encode_response_json
-        await self._send(send, status, reply_type, encode(result, exception))
+        payload = encode(result, exception)
+        # what _send does, without another coroutine on every call
+        await send({
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", REPLY_CONTENT_TYPES[reply_type]), (b"content-length", b"%d" % len(payload))],
+        })
+        await send({"type": "http.response.body", "body": payload})
 
     async def _invoke_protobuf(self, headers: dict[bytes, bytes], body: bytes, send: Send) -> None:
         method = self.resolve(headers.get(METHOD_HEADER.encode(), b"").decode("latin-1"))
@@ -262,17 +273,13 @@ class DispatchEndpoint:
                 payload, status = codec.encode_response(None, describe_exception(exc)), 500
         await self._send(send, status, PROTOBUF, payload)
 
-    async def _read_body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
+    def _check_declared_length(self, headers: dict[bytes, bytes]) -> None:
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
             raise RequestTooLargeException(f"body of {int(declared)} bytes exceeds the limit of {self.max_body} bytes")
-        message = await receive()
-        if message["type"] == "http.request" and not message.get("more_body", False):
-            # the whole body in one message, as uvicorn delivers small requests
-            body = message.get("body", b"")
-            if len(body) > self.max_body:
-                raise RequestTooLargeException(f"body exceeds the limit of {self.max_body} bytes")
-            return body
+
+    async def _read_rest(self, message: dict[str, Any], receive: Receive) -> bytes:
+        """The body from ``message`` (already received) on, through the last ``more_body`` message."""
         chunks: list[bytes] = []
         size = 0
         while True:
