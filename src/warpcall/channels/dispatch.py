@@ -198,6 +198,10 @@ class DispatchProtobufChannel(EnvelopeChannel):
 
     content_type = PROTOBUF
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._method_headers: dict[str, list[tuple[str, str]]] = {}
+
     @staticmethod
     def codec(method: Any) -> Any:
         """The method's protobuf codec (built once)."""
@@ -211,7 +215,10 @@ class DispatchProtobufChannel(EnvelopeChannel):
     def _request(self, invocation: Any) -> tuple[Any, list[tuple[str, str]], bytes]:
         method = invocation.method
         codec = self.codec(method)
-        headers = [*self.headers, (METHOD_HEADER, method.qualified)]
+        # one header list per method and channel, built on the first call
+        headers = self._method_headers.get(method.qualified)
+        if headers is None:
+            headers = self._method_headers[method.qualified] = [*self.headers, (METHOD_HEADER, method.qualified)]
         return codec, headers, codec.encode_request(positional_args(invocation))
 
     def invoke(self, invocation: Any) -> Any:

@@ -34,6 +34,7 @@ DEFAULT_MAX_BODY = 10 * 2**20
 REPLY_CONTENT_TYPES = {kind: kind.encode() for kind in (JSON, MSGPACK, PROTOBUF)}
 #: how many distinct raw content-type values are remembered with their media type
 MEDIA_TYPE_CACHE_SIZE = 64
+METHOD_HEADER_BYTES = METHOD_HEADER.encode()
 
 
 def media_type_of(content_type: bytes) -> str:
@@ -256,13 +257,17 @@ class DispatchEndpoint:
         await send({"type": "http.response.body", "body": payload})
 
     async def _invoke_protobuf(self, headers: dict[bytes, bytes], body: bytes, send: Send) -> None:
-        method = self.resolve(headers.get(METHOD_HEADER.encode(), b"").decode("latin-1"))
+        qualified = headers.get(METHOD_HEADER_BYTES, b"").decode("latin-1")
+        method = self.methods.get(qualified) or self.resolve(qualified)
         codec = method.codec
         values = codec.decode_request(body)
         if len(values) < method.required:
             raise InvalidArgumentsException(f"{method.descriptor.qualified} takes {method.required} argument(s)")
         try:
-            value = await method.call(values, self.sync_calls)
+            if method.is_async or method.offload:
+                value = await method.call(values, self.sync_calls)
+            else:
+                value = method.call_inline(values, self.sync_calls)
         except Exception as exc:
             logger.debug("%s raised", method.descriptor.qualified, exc_info=True)
             payload, status = codec.encode_response(None, describe_exception(exc, self.include_traceback)), 200
