@@ -6,7 +6,7 @@ import logging
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import uvicorn
 from fastapi import FastAPI
@@ -128,7 +128,7 @@ class FastAPIServer(Server):
         if self.thread is not None:
             raise ServiceException("FastAPIServer is already running")
         config = uvicorn.Config(
-            self.asgi,
+            self._uvicorn_app(),
             interface="asgi3",
             log_level="warning",
             access_log=self.access_log,  # uvicorn formats each access line even when it is filtered out
@@ -159,6 +159,20 @@ class FastAPIServer(Server):
             await self.endpoint(scope, receive, send)
         else:
             await self.fast_api(scope, receive, send)
+
+    def _uvicorn_app(self) -> Callable[[dict[str, Any], Any, Any], Awaitable[None]]:
+        """What :meth:`asgi` does, as a plain function returning the app's awaitable.
+
+        uvicorn awaits whatever its app returns, so this saves the coroutine :meth:`asgi` would wrap
+        around every call.
+        """
+
+        def app(scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
+            if scope["type"] == "http" and scope["path"] == "/invoke" and not self.fast_api.user_middleware:
+                return self.endpoint(scope, receive, send)
+            return self.fast_api(scope, receive, send)
+
+        return app
 
     @property
     def url(self) -> str:
