@@ -118,7 +118,7 @@ def test_json_without_orjson_gives_the_same_bytes(core):
         "class NoOrjson:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name == 'orjson':\n"
-        "            raise ImportError('no orjson here')\n"
+        "            raise ModuleNotFoundError('no orjson here', name='orjson')\n"
         "sys.meta_path.insert(0, NoOrjson())\n"
         f"from warpcall.{variant} import envelope\n"
         "body = envelope.encode_request_json('a:b:c', [{'text': 'grüße', 'n': 2**70, 'f': 0.5, 'x': None}])\n"
