@@ -12,35 +12,10 @@ from typing import Any
 
 import msgpack
 import pytest
+from workload import DATA, Data
 
 from warpcall.channels.protobuf_codec import ProtobufMethodCodec
 
-LOREM = (
-    "Lorem ipsum dolor sit amet, consectetur adipiscing elit, "
-    "sed do eiusmod tempor incididunt ut labore et dolore magna aliqua."
-)
-assert len(LOREM) == 123
-
-
-@dataclasses.dataclass
-class Data:
-    i: int
-    f: float
-    b: bool
-    s: str
-    s0: str
-    s1: str
-    s2: str
-    s3: str
-    s4: str
-    s5: str
-    s6: str
-    s7: str
-    s8: str
-    s9: str
-
-
-DATA = Data(1, 1.0, True, "s", *[LOREM] * 10)
 TREE = {"method": "bench:svc:data", "args": [dataclasses.asdict(DATA)]}
 GROUP = "protobuf-codec"
 

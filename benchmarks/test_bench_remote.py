@@ -7,50 +7,19 @@ Groups: ``<payload>-<sync|async>`` holds every channel of both frameworks for th
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from bench_api import BenchComponent, BenchService
+from bench_api import BenchService
 from workload import DATA, PYDANTIC
 
-from warpcall import ChannelAddress, ComponentRegistry, LocalComponentRegistry, ServiceManager, ServiceModule
-from warpcall.di import Environment, create, module
-from warpcall.service import Declarations
+from conftest import WARPCALL_CHANNELS
 
-WARPCALL_CHANNELS = ["dispatch-json", "dispatch-msgpack", "dispatch-protobuf", "rest"]
 ASPYX_CHANNELS = ["dispatch-json", "dispatch-msgpack", "rest"]
 PAYLOADS = {"hello": "hello world", "data": DATA, "pydantic": PYDANTIC}
 THREADS, CALLS_PER_THREAD = 8, 50
-
-
-@module(imports=[ServiceModule])
-class BenchClientModule:
-    @create()
-    def create_registry(self) -> ComponentRegistry:
-        return LocalComponentRegistry()
-
-
-@pytest.fixture(scope="module")
-def warpcall_manager(warpcall_server: str) -> Iterator[ServiceManager]:
-    environment = Environment(BenchClientModule)
-    descriptor = Declarations.by_type[BenchComponent]
-    environment.get(ComponentRegistry).register(
-        descriptor, [ChannelAddress(name, warpcall_server) for name in WARPCALL_CHANNELS]
-    )
-    yield environment.get(ServiceManager)
-    environment.destroy()
-
-
-@pytest.fixture(scope="module")
-def aspyx_manager(aspyx_server: str) -> Iterator[Any]:
-    import aspyx_bench
-
-    environment, manager = aspyx_bench.client(aspyx_server)
-    yield manager
-    environment.destroy()
 
 
 def proxy_for(request: pytest.FixtureRequest, framework: str, channel: str) -> Any:
@@ -76,17 +45,10 @@ def test_sync_call(benchmark, request, framework, channel, payload):
     benchmark(method, argument)
 
 
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    # one loop for every async case: aspyx-service keeps its async clients bound to the first loop it ran on
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
 @pytest.mark.parametrize("payload", list(PAYLOADS))
 @pytest.mark.parametrize(("framework", "channel"), CASES, ids=[f"{f}-{c}" for f, c in CASES])
-def test_async_call(benchmark, request, loop, framework, channel, payload):
+def test_async_call(benchmark, request, calls_loop, framework, channel, payload):
+    loop = calls_loop
     benchmark.group = f"{payload}-async"
     proxy = proxy_for(request, framework, channel)
     method = getattr(proxy, f"{payload}_async")

@@ -18,32 +18,16 @@ from typing import Any
 
 import floors
 import pytest
-from bench_api import BenchComponent, BenchService
+from bench_api import BenchService
 from workload import DATA, FIELDS, PYDANTIC
 
-from warpcall import (
-    ChannelAddress,
-    ComponentRegistry,
-    LocalComponentRegistry,
-    ServiceManager,
-    ServiceModule,
-    _core,
-)
-from warpcall.di import Environment, create, module
-from warpcall.service import Declarations
+from warpcall import _core
 
 ROUNDS, WARMUP = 1000, 100
-WARPCALL_CHANNELS = ["dispatch-json", "dispatch-msgpack", "dispatch-protobuf"]
+DISPATCH_CHANNELS = ["dispatch-json", "dispatch-msgpack", "dispatch-protobuf"]
 ASPYX_CHANNELS = ["dispatch-json", "dispatch-msgpack"]
 PAYLOADS = {"hello": "hello world", "data": DATA, "pydantic": PYDANTIC}
 TREES = {"hello": "hello world", "data": FIELDS, "pydantic": FIELDS}
-
-
-@module(imports=[ServiceModule])
-class PairedClientModule:
-    @create()
-    def create_registry(self) -> ComponentRegistry:
-        return LocalComponentRegistry()
 
 
 @pytest.fixture(scope="module")
@@ -51,25 +35,6 @@ def echo_url() -> Iterator[str]:
     process, url = floors.launch("_echo_server.py", "http")
     yield url + "/echo"
     floors.stop(process)
-
-
-@pytest.fixture(scope="module")
-def manager(warpcall_server: str) -> Iterator[ServiceManager]:
-    environment = Environment(PairedClientModule)
-    environment.get(ComponentRegistry).register(
-        Declarations.by_type[BenchComponent], [ChannelAddress(name, warpcall_server) for name in WARPCALL_CHANNELS]
-    )
-    yield environment.get(ServiceManager)
-    environment.destroy()
-
-
-@pytest.fixture(scope="module")
-def aspyx_manager(aspyx_server: str) -> Iterator[Any]:
-    import aspyx_bench
-
-    environment, manager = aspyx_bench.client(aspyx_server)
-    yield manager
-    environment.destroy()
 
 
 PAIRS_PER_LOOP_RUN = 20  # async pairs per run_until_complete, so entering the loop stays out of the figures
@@ -124,14 +89,6 @@ def floor_for(echo_url: str, payload: str) -> tuple[Callable[[], bytes], Any]:
     return floors.raw_http(echo_url, body)
 
 
-@pytest.fixture(scope="module")
-def event_loop_for_calls() -> Iterator[asyncio.AbstractEventLoop]:
-    """One loop for every async case: aspyx-service's async clients break once their first loop closes."""
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
 def run_case(benchmark: Any, echo_url: str, proxy: Any, payload: str, mode: str, loop: asyncio.AbstractEventLoop) -> None:
     benchmark.group = f"paired-{payload}-{mode}"
     floor, sock = floor_for(echo_url, payload)
@@ -153,16 +110,17 @@ def run_case(benchmark: Any, echo_url: str, proxy: Any, payload: str, mode: str,
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("payload", list(PAYLOADS))
-@pytest.mark.parametrize("channel", WARPCALL_CHANNELS)
-def test_warpcall_paired(benchmark, echo_url, manager, channel, payload, mode, event_loop_for_calls):
-    run_case(benchmark, echo_url, manager.get_service(BenchService, channel), payload, mode, event_loop_for_calls)
+@pytest.mark.parametrize("channel", DISPATCH_CHANNELS)
+def test_warpcall_paired(benchmark, echo_url, warpcall_manager, channel, payload, mode, calls_loop):
+    proxy = warpcall_manager.get_service(BenchService, channel)
+    run_case(benchmark, echo_url, proxy, payload, mode, calls_loop)
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("payload", list(PAYLOADS))
 @pytest.mark.parametrize("channel", ASPYX_CHANNELS)
-def test_aspyx_paired(benchmark, echo_url, aspyx_manager, channel, payload, mode, event_loop_for_calls):
+def test_aspyx_paired(benchmark, echo_url, aspyx_manager, channel, payload, mode, calls_loop):
     import aspyx_bench
 
     proxy = aspyx_manager.get_service(aspyx_bench.AspyxBenchService, preferred_channel=channel)
-    run_case(benchmark, echo_url, proxy, payload, mode, event_loop_for_calls)
+    run_case(benchmark, echo_url, proxy, payload, mode, calls_loop)
