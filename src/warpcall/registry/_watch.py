@@ -4,15 +4,18 @@
 instances into one URL list per channel and back into ``get_addresses`` answers.
 ``WatchedChannels`` remembers which channels watch which component and pushes a
 channel's URL list only when it changed; ``Backoff`` is the capped exponential
-delay between retries when a registry server cannot be reached.
+delay between retries when a registry server cannot be reached;
+``BackgroundTasks`` is the one-loop, one-thread home of a registry's watches.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
 
 from warpcall.registry.contract import ChannelAddress, ChannelInstances, WatchedChannel
 
@@ -142,3 +145,77 @@ class Backoff:
     def reset(self) -> None:
         """The registry answered again: start from ``initial`` next time."""
         self._next = self.initial
+
+
+class BackgroundTasks:
+    """One asyncio loop in one daemon thread, running at most one task per key until :meth:`stop`.
+
+    Registries watch and renew from here so that ``stop`` can cancel a blocked
+    query at once; a thread blocked in a synchronous HTTP call could not be.
+    ``client`` is made on the loop's thread when it starts and closed there when it stops.
+    """
+
+    def __init__(
+        self,
+        thread_name: str,
+        open_client: Callable[[], Any],
+        close_client: Callable[[Any], Coroutine[Any, Any, Any]],
+    ) -> None:
+        self.thread_name = thread_name
+        self.client: Any = None
+        self._open_client = open_client
+        self._close_client = close_client
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stopped = False
+        self._lock = threading.Lock()
+
+    def start(self, key: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``factory()`` as the task of ``key`` (once per key), starting the thread on first use."""
+        with self._lock:
+            if self._stopped:
+                return
+            if self._thread is None:
+                ready = threading.Event()
+                self._thread = threading.Thread(target=self._run, args=(ready,), name=self.thread_name, daemon=True)
+                self._thread.start()
+                ready.wait()
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._spawn, key, factory)
+
+    def stop(self) -> None:
+        """Cancel every task, close the client and join the thread. Safe to call twice."""
+        with self._lock:
+            self._stopped = True
+            loop, thread = self._loop, self._thread
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(self._cancel_all)
+            thread.join()
+
+    def _run(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self.client = self._open_client()
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(self._close_client(self.client))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def _spawn(self, key: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        if not self._stopped and key not in self._tasks:
+            self._tasks[key] = asyncio.get_running_loop().create_task(factory())
+
+    def _cancel_all(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        loop = asyncio.get_running_loop()
+        if tasks:
+            asyncio.gather(*tasks, return_exceptions=True).add_done_callback(lambda _: loop.stop())
+        else:
+            loop.stop()
+

@@ -38,7 +38,14 @@ import requests
 from warpcall.di import on_destroy
 from warpcall.di.configuration import inject_value
 from warpcall.exceptions import ServiceCommunicationException, ServiceException
-from warpcall.registry._watch import Backoff, URLsByChannel, WatchedChannels, group_by_channel, to_instances
+from warpcall.registry._watch import (
+    BackgroundTasks,
+    Backoff,
+    URLsByChannel,
+    WatchedChannels,
+    group_by_channel,
+    to_instances,
+)
 from warpcall.registry.contract import (
     ChannelAddress,
     ChannelInstances,
@@ -202,9 +209,9 @@ class ConsulComponentRegistry(ComponentRegistry):
         # component -> the agent.service.register arguments of this process's instance (service_id among them)
         self._registrations: dict[str, dict[str, Any]] = {}
         self._watched = WatchedChannels()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._background = BackgroundTasks(
+            "warpcall-consul-watch", lambda: _AsyncConsul(self.consul, self.timeout), lambda client: client.http.close()
+        )
         self._closed = False
 
     @property
@@ -332,50 +339,17 @@ class ConsulComponentRegistry(ComponentRegistry):
             self._registrations.clear()
         for service_id in service_ids:
             self._deregister(service_id)
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._cancel_all)
-            self._thread.join()
+        self._background.stop()
         self._watched.clear()
 
     # background work: one asyncio loop in one daemon thread, one task per watched component
 
+    @property
+    def _client(self) -> _AsyncConsul:
+        return self._background.client
+
     def _start_task(self, key: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        if self._thread is None:
-            ready = threading.Event()
-            self._thread = threading.Thread(
-                target=self._run_loop, args=(ready,), name="warpcall-consul-watch", daemon=True
-            )
-            self._thread.start()
-            ready.wait()
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._spawn, key, factory)
-
-    def _run_loop(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        self._client = _AsyncConsul(self.consul, self.timeout)
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(self._client.http.close())
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    def _spawn(self, key: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        if not self._closed and key not in self._tasks:
-            self._tasks[key] = asyncio.get_running_loop().create_task(factory())
-
-    def _cancel_all(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        loop = asyncio.get_running_loop()
-        if tasks:
-            gathered = asyncio.gather(*tasks, return_exceptions=True)
-            gathered.add_done_callback(lambda _: loop.stop())
-        else:
-            loop.stop()
+        self._background.start(key, factory)
 
     async def _follow(self, component: str, index: str | None) -> None:
         """Blocking queries on the passing instances of ``component``, pushing every change."""

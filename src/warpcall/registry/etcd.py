@@ -27,7 +27,7 @@ import httpx
 
 from warpcall.di import on_destroy
 from warpcall.exceptions import ServiceCommunicationException, ServiceException
-from warpcall.registry._watch import Backoff, WatchedChannels, group_by_channel, to_instances
+from warpcall.registry._watch import BackgroundTasks, Backoff, WatchedChannels, group_by_channel, to_instances
 from warpcall.registry.contract import (
     ChannelAddress,
     ChannelInstances,
@@ -91,9 +91,11 @@ class EtcdComponentRegistry(ComponentRegistry):
         # what the watch knows: key -> (create revision, component, addresses), as of ``_revision``
         self._entries: dict[str, tuple[int, str, list[ChannelAddress]]] = {}
         self._revision = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._background = BackgroundTasks(
+            "warpcall-etcd-registry",
+            lambda: httpx.AsyncClient(base_url=self.endpoint, timeout=self.timeout),
+            lambda client: client.aclose(),
+        )
         self._closed = False
 
     @property
@@ -180,9 +182,7 @@ class EtcdComponentRegistry(ComponentRegistry):
             if self._closed:
                 return
             self._closed = True
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._cancel_all)
-            self._thread.join()
+        self._background.stop()
         with self._lock:
             if self._lease is not None:
                 try:
@@ -271,42 +271,12 @@ class EtcdComponentRegistry(ComponentRegistry):
 
     # background tasks (one asyncio loop in one daemon thread)
 
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        return self._background.client
+
     def _start_task(self, name: str, factory: Any) -> None:
-        if self._thread is None:
-            ready = threading.Event()
-            self._thread = threading.Thread(
-                target=self._run_loop, args=(ready,), name="warpcall-etcd-registry", daemon=True
-            )
-            self._thread.start()
-            ready.wait()
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._spawn, name, factory)
-
-    def _run_loop(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        self._client = httpx.AsyncClient(base_url=self.endpoint, timeout=self.timeout)
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(self._client.aclose())
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    def _spawn(self, name: str, factory: Any) -> None:
-        if not self._closed and name not in self._tasks:
-            self._tasks[name] = asyncio.get_running_loop().create_task(factory())
-
-    def _cancel_all(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        loop = asyncio.get_running_loop()
-        if tasks:
-            asyncio.gather(*tasks, return_exceptions=True).add_done_callback(lambda _: loop.stop())
-        else:
-            loop.stop()
+        self._background.start(name, factory)
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = await self._client.post(path, json=body)
