@@ -7,11 +7,8 @@ an envelope naming the problem, and never reaches an implementation.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from time import perf_counter
 from typing import Any, Awaitable, Callable
 
@@ -25,6 +22,7 @@ from warpcall.exceptions import (
     UnknownMethodException,
     UnsupportedMediaTypeException,
 )
+from warpcall.server.workers import WorkerPool
 
 logger = logging.getLogger("warpcall.server")
 
@@ -95,7 +93,7 @@ class ServerMethod:
         if self.is_async:
             return await self.target(*args)
         if self.offload:
-            return await asyncio.get_running_loop().run_in_executor(calls.executor, partial(self.target, *args))
+            return await calls.pool.run(self.target, *args)
         return self.call_inline(args, calls)
 
     def call_inline(self, args: list[Any], calls: SyncCalls) -> Any:
@@ -141,20 +139,12 @@ class SyncCalls:
         self.mode = mode
         self.blocking_threshold = float("inf") if mode == "inline" else blocking_threshold
         self.max_workers = max_workers
-        self._executor: ThreadPoolExecutor | None = None
-
-    @property
-    def executor(self) -> ThreadPoolExecutor:
-        """The thread pool, created on first use."""
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(self.max_workers, thread_name_prefix="warpcall-sync")
-        return self._executor
+        #: the thread pool; its threads start when calls need them
+        self.pool = WorkerPool(max_workers, prefix="warpcall-sync")
 
     def close(self) -> None:
         """Stop the thread pool after the calls under way."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        self.pool.close()
 
 
 def describe_exception(exc: BaseException, include_traceback: bool = False) -> dict[str, Any]:
