@@ -18,6 +18,7 @@ from warpcall.manager import ServiceManager
 from warpcall.registry.contract import ComponentRegistry
 from warpcall.server.dispatch import DEFAULT_MAX_BODY, DispatchEndpoint, SyncCalls
 from warpcall.server.rest import mount_routes
+from warpcall.server.rest_fast import RestFastPath
 from warpcall.service import Server
 
 logger = logging.getLogger("warpcall.server")
@@ -70,10 +71,13 @@ class FastAPIServer(Server):
         self.endpoint = DispatchEndpoint(
             max_body=max_body, include_traceback=include_traceback, sync_calls=SyncCalls(sync_calls)
         )
+        #: answers warpcall's REST routes without FastAPI's per-request machinery when that is safe
+        self.rest_fast_path = RestFastPath(fastapi)
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
         self.socket: socket.socket | None = None
         self.environment: Environment | None = None
+        self.port, self.host = Server.port, type(self)._host
 
     @classmethod
     def boot(cls, module: type, host: str = "127.0.0.1", port: int = 8000, start_thread: bool = True) -> Environment:
@@ -104,11 +108,15 @@ class FastAPIServer(Server):
     @on_init()
     def mount(self) -> None:
         """Start the components, expose their services on /invoke and as REST routes, add their health routes."""
-        self.service_manager.startup(Server.port)
+        # boot() set the class-wide values for this environment; keep this server's own copy
+        self.port, self.host = Server.port, type(self)._host
+        self.service_manager.startup(self.port)
         for component, instance in self.service_manager.local_components():
             for service in component.services:
                 implementation = self.service_manager.get_service(service.type, "local")
-                mount_routes(self.fast_api, component, service, implementation, self.endpoint.sync_calls)
+                mount_routes(
+                    self.fast_api, component, service, implementation, self.endpoint.sync_calls, self.rest_fast_path
+                )
                 self.endpoint.expose(component, service, implementation)
             if component.health:
                 self._route_health(component.health, instance)
@@ -138,47 +146,47 @@ class FastAPIServer(Server):
         self.server = uvicorn.Server(config)
         self.socket = sock
         self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [sock]}, name=f"warpcall-uvicorn-{Server.port}", daemon=True
+            target=self.server.run, kwargs={"sockets": [sock]}, name=f"warpcall-uvicorn-{self.port}", daemon=True
         )
         self.thread.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not self.server.started:
             if not self.thread.is_alive():
-                raise ServiceException(f"uvicorn stopped while starting on port {Server.port}; see its log above")
+                raise ServiceException(f"uvicorn stopped while starting on port {self.port}; see its log above")
             if time.monotonic() > deadline:
-                raise ServiceException(f"uvicorn did not start on port {Server.port} within {STARTUP_TIMEOUT} s")
+                raise ServiceException(f"uvicorn did not start on port {self.port} within {STARTUP_TIMEOUT} s")
             time.sleep(0.005)
 
     async def asgi(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """The app uvicorn serves: ``POST /invoke`` straight to the endpoint, everything else to FastAPI.
-
-        The fast path only applies while the app has no user middleware; with middleware (auth,
-        tracing) the call goes through the FastAPI app, which has the same endpoint mounted.
-        """
-        if scope["type"] == "http" and scope["path"] == "/invoke" and not self.fast_api.user_middleware:
-            await self.endpoint(scope, receive, send)
-        else:
-            await self.fast_api(scope, receive, send)
+        """The app uvicorn serves: :meth:`_uvicorn_app` as a coroutine function."""
+        await self._uvicorn_app()(scope, receive, send)
 
     def _uvicorn_app(self) -> Callable[[dict[str, Any], Any, Any], Awaitable[None]]:
-        """What :meth:`asgi` does, as a plain function returning the app's awaitable.
+        """The app uvicorn serves: ``POST /invoke`` and warpcall's REST routes directly, the rest through FastAPI.
 
-        uvicorn awaits whatever its app returns, so this saves the coroutine :meth:`asgi` would wrap
-        around every call.
+        The direct paths only apply while the app has no user middleware; with middleware (auth,
+        tracing) every request goes through the FastAPI app, which has the same endpoint and routes
+        mounted. The app returns the awaitable instead of being a coroutine itself: uvicorn awaits
+        whatever it returns, which saves a coroutine on every call.
         """
+        fast_api, endpoint, rest_fast_path = self.fast_api, self.endpoint, self.rest_fast_path
 
         def app(scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
-            if scope["type"] == "http" and scope["path"] == "/invoke" and not self.fast_api.user_middleware:
-                return self.endpoint(scope, receive, send)
-            return self.fast_api(scope, receive, send)
+            if scope["type"] == "http" and not fast_api.user_middleware:
+                if scope["path"] == "/invoke":
+                    return endpoint(scope, receive, send)
+                found = rest_fast_path.handler(scope)
+                if found is not None:
+                    return rest_fast_path.answer(found[0], found[1], scope, receive, send)
+            return fast_api(scope, receive, send)
 
         return app
 
     @property
     def url(self) -> str:
         """Base URL of this server (loopback host as booted)."""
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{Server.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     @on_destroy()
     def stop(self) -> None:

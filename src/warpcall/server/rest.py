@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Path, Query
 from fastapi.exceptions import FastAPIError
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from pydantic_core import to_json
 from starlette.exceptions import HTTPException
 
@@ -31,6 +32,7 @@ from warpcall import _core
 from warpcall.exceptions import AuthorizationException, MarshalException, ProtocolException, ServiceException
 from warpcall.routes import RouteDescriptor, RouteParam, is_rest, routes_of
 from warpcall.server.dispatch import ServerMethod, SyncCalls
+from warpcall.server.rest_fast import RestFastPath
 
 logger = logging.getLogger("warpcall.server")
 
@@ -62,16 +64,14 @@ def _parameter(param: RouteParam) -> inspect.Parameter:
     )
 
 
-def make_endpoint(route: RouteDescriptor, method: ServerMethod, calls: SyncCalls) -> Callable[..., Any]:
-    """The async endpoint FastAPI calls with the validated parameters; it runs ``method`` and answers JSON."""
-    names = tuple(p.name for p in route.params)
+def make_responder(route: RouteDescriptor, method: ServerMethod, calls: SyncCalls) -> Callable[[list[Any]], Awaitable[Response]]:
+    """``respond(args)``: run ``method`` with validated arguments and make the JSON reply (``HTTPException`` passes)."""
     dump = _core.marshal.plan_for(route.return_type).dump
     status = route.status_code
     empty = status in _NO_CONTENT
     qualified = method.descriptor.qualified
 
-    async def endpoint(**values: Any) -> Response:
-        args = [values[name] for name in names]
+    async def respond(args: list[Any]) -> Response:
         try:
             # sync implementations run where the server's SyncCalls policy says, as on /invoke
             value = await method.call(args, calls)
@@ -89,6 +89,16 @@ def make_endpoint(route: RouteDescriptor, method: ServerMethod, calls: SyncCalls
             return error_response(exc, 500)
         return Response(payload, status_code=status, media_type=JSON)
 
+    return respond
+
+
+def make_endpoint(route: RouteDescriptor, respond: Callable[[list[Any]], Awaitable[Response]]) -> Callable[..., Any]:
+    """The async endpoint FastAPI calls with the validated parameters; ``respond`` runs the method and answers."""
+    names = tuple(p.name for p in route.params)
+
+    async def endpoint(**values: Any) -> Response:
+        return await respond([values[name] for name in names])
+
     endpoint.__name__ = route.name
     endpoint.__qualname__ = f"{route.service_type.__name__}.{route.name}"
     endpoint.__doc__ = route.description
@@ -102,13 +112,19 @@ def _response_model(route: RouteDescriptor) -> Any:
 
 
 def mount_routes(
-    app: FastAPI, component: Any, service: Any, implementation: object, calls: SyncCalls | None = None
+    app: FastAPI,
+    component: Any,
+    service: Any,
+    implementation: object,
+    calls: SyncCalls | None = None,
+    fast_path: RestFastPath | None = None,
 ) -> int:
     """Add every route of ``service`` (bound to ``implementation``) to ``app``; returns how many were added.
 
     Sync implementations always run in ``calls``' thread pool, as FastAPI runs ``def`` endpoints, async
-    ones on the loop. A service that declares no route adds nothing. A malformed declaration raises
-    ServiceException.
+    ones on the loop. Each route is also registered with ``fast_path``, which may answer its requests
+    without FastAPI's per-request machinery. A service that declares no route adds nothing. A malformed
+    declaration raises ServiceException.
     """
     calls = calls or SyncCalls("threadpool")
     if not is_rest(service.type):
@@ -119,6 +135,7 @@ def mount_routes(
         target = getattr(implementation, name)
         descriptor = methods[name]
         server_method = ServerMethod(descriptor, target, offload=True)
+        respond = make_responder(route, server_method, calls)
         description = route.description
         if description is None:
             description = inspect.getdoc(target)
@@ -128,7 +145,7 @@ def mount_routes(
         try:
             app.add_api_route(
                 route.path,
-                make_endpoint(route, server_method, calls),
+                make_endpoint(route, respond),
                 methods=[route.http_method],
                 name=descriptor.qualified,
                 response_model=_response_model(route),
@@ -143,4 +160,8 @@ def mount_routes(
             raise ServiceException(
                 f"{route.label}: FastAPI cannot serve {route.http_method} {route.path}: {exc}"
             ) from exc
+        if fast_path is not None:
+            api_route = app.router.routes[-1]
+            if isinstance(api_route, APIRoute) and api_route.name == descriptor.qualified:
+                fast_path.add(route, api_route, respond)
     return len(routes)
