@@ -259,6 +259,8 @@ REQUESTS: list[tuple[str, str, str, bytes | None, str | None]] = [
     ("GET", "/depot/find", "label=a&day=yesterday", None, None),
     ("GET", "/depot/find", "label=&tags=", None, None),
     ("GET", "/depot/find", "label=%E2%82%AC+%26&tags=%2F", None, None),
+    ("GET", "/depot/find", "label=a;b&tags=c&&tags=d&limit=1&limit=2", None, None),
+    ("GET", "/depot/find", "label=x&tags=y&unknown=z&=q", None, None),
     ("POST", "/depot/parcels", "sender=ann", b'{"label":"box","weight":2.5,"tags":["fragile"],"shade":"dark"}', "application/json"),
     ("POST", "/depot/parcels", "sender=ann", b'{"label":"box","weight":"2.5"}', "application/json"),
     ("POST", "/depot/parcels", "sender=ann", b'{"label":"box"}', "application/json"),
@@ -374,3 +376,15 @@ def test_overlap_check_is_conservative():
     assert _may_overlap("/depot/by-user/{anything}", "/depot/by-user/{name}")
     assert _may_overlap("/a/{x}/c", "/a/b/{y}")
     assert _may_overlap("/a/{x}", "/{rest:path}")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [b"", b"a=1", b"a=1&&b=&c&=x&a=2", b"a=%20b+c&d=e%2Bf", b"a=1;b=2", b"=", b"&&", b"k=v=w", b"caf\xe9=1"],
+)
+def test_query_pairs_are_what_starlette_reads(query):
+    from urllib.parse import parse_qsl
+
+    from warpcall.server.rest_fast import _query_pairs
+
+    assert _query_pairs(query) == parse_qsl(query.decode("latin-1"), keep_blank_values=True)

@@ -129,7 +129,8 @@ class EnvelopeChannel(HTTPXChannel):
 
     def __init__(self) -> None:
         super().__init__()
-        self.headers = [("content-type", self.content_type), ("accept", self.content_type)]
+        # no accept header: the server answers in the request's format, and every header costs it parsing
+        self.headers = [("content-type", self.content_type)]
 
     def invoke(self, invocation: Any) -> Any:
         plan = DispatchPlan.of(invocation.method)

@@ -103,7 +103,7 @@ class RestCallPlan:
         self.body_index = -1 if body is None else body.index
         self.dump_body = None if body is None else _core.marshal.plan_for(body.type).dump
         self.load_result = _core.marshal.plan_for(route.return_type).load
-        self.headers = [("accept", JSON)] + ([("content-type", JSON)] if body is not None else [])
+        self.headers = [("content-type", JSON)] if body is not None else []
 
     @classmethod
     def of(cls, method: Any) -> RestCallPlan:

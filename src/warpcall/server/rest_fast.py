@@ -102,7 +102,7 @@ class FastRoute:
             query = scope["query_string"]
             values: dict[str, list[str]] = {}
             if query:
-                for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+                for key, value in _query_pairs(query):
                     values.setdefault(key, []).append(value)
             for index, name, is_list, validate, required, default in self.query_params:
                 found = values.get(name)
@@ -220,7 +220,23 @@ class RestFastPath:
             response = await fast.respond(args)
         except HTTPException as exc:
             response = await http_exception_handler(None, exc)  # type: ignore[arg-type]
-        await response(scope, receive, send)
+        # what Response.__call__ sends, without its extra awaits (these responses have no background task)
+        await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+
+def _query_pairs(query: bytes) -> list[tuple[str, str]]:
+    """What starlette's ``QueryParams`` reads: ``parse_qsl(..., keep_blank_values=True)`` of the latin-1 text."""
+    text = query.decode("latin-1")
+    if "%" in text or "+" in text or ";" in text:
+        return parse_qsl(text, keep_blank_values=True)
+    # nothing to unquote: the same pairs, without parse_qsl's per-pair work
+    pairs = []
+    for part in text.split("&"):
+        if part:
+            key, _, value = part.partition("=")
+            pairs.append((key, value))
+    return pairs
 
 
 def _may_overlap(path: str, other: str) -> bool:

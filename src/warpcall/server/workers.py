@@ -82,14 +82,17 @@ class WorkerPool:
                 value, failed = context.run(fn, *args), False
             except BaseException as exc:  # delivered to the awaiting request, like run_in_executor does
                 value, failed = exc, True
+            del fn, args, context
+            # count this worker idle first: once told, the loop wants the GIL back at once, and this
+            # thread gives it up by waiting for the next job right after telling it
+            with self._lock:
+                if self._generation == generation:
+                    self._idle += 1
             try:
                 loop.call_soon_threadsafe(_resolve, future, value, failed)
             except RuntimeError:  # the loop closed while the call ran: there is no one left to tell
                 pass
-            del loop, future, fn, args, context, value
-            with self._lock:
-                if self._generation == generation:
-                    self._idle += 1
+            del loop, future, value
 
     def close(self) -> None:
         """Let the calls under way finish, then stop every worker (bounded wait)."""
