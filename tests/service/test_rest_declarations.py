@@ -366,3 +366,15 @@ def test_an_unresolvable_hint_fails_the_channel_when_it_starts():
             manager.get_service(NeverRemoteService, "rest")
     finally:
         environment.destroy()
+
+
+@pytest.mark.parametrize(
+    "value", ["", "plain", "hello world", "a/b/c", "100%", "x+y=z&w", "~_.-", "\t\n\x7f", "é€ / ü", "?#[]@!$'()*,;"]
+)
+@pytest.mark.parametrize("keep_slash", [False, True])
+def test_escape_is_urllib_quote(value, keep_slash):
+    from urllib.parse import quote
+
+    from warpcall.channels.rest import escape
+
+    assert escape(value, keep_slash) == quote(value, safe="/" if keep_slash else "")

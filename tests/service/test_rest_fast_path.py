@@ -380,7 +380,19 @@ def test_overlap_check_is_conservative():
 
 @pytest.mark.parametrize(
     "query",
-    [b"", b"a=1", b"a=1&&b=&c&=x&a=2", b"a=%20b+c&d=e%2Bf", b"a=1;b=2", b"=", b"&&", b"k=v=w", b"caf\xe9=1"],
+    [
+        b"",
+        b"a=1",
+        b"a=1&&b=&c&=x&a=2",
+        b"a=%20b+c&d=e%2Bf",
+        b"a=1;b=2",
+        b"=",
+        b"&&",
+        b"k=v=w",
+        b"caf\xe9=1",
+        b"e=%E2%82%AC&bad=%zz%4&cut=%E2%82&p%61ir=%3D%26",
+        b"m=hello%20world",
+    ],
 )
 def test_query_pairs_are_what_starlette_reads(query):
     from urllib.parse import parse_qsl

@@ -49,6 +49,19 @@ STATUS_ERRORS: dict[int, type[ServiceException]] = {
 UNREACHABLE = (502, 503, 504)
 
 
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+#: str.translate tables escaping ASCII exactly as ``quote(..., safe="")`` and ``quote(..., safe="/")`` do
+_ESCAPE = {c: f"%{c:02X}" for c in range(128) if chr(c) not in _UNRESERVED}
+_ESCAPE_KEEP_SLASH = {c: e for c, e in _ESCAPE.items() if c != ord("/")}
+
+
+def escape(value: str, keep_slash: bool = False) -> str:
+    """``urllib.parse.quote(value, safe="" or "/")``; ASCII text through a translate table, in C."""
+    if value.isascii():
+        return value.translate(_ESCAPE_KEEP_SLASH if keep_slash else _ESCAPE)
+    return quote(value, safe="/" if keep_slash else "")
+
+
 def text(value: Any) -> str:
     """A dumped scalar as it appears in a URL: JSON spelling for booleans and None, str() otherwise."""
     if value is True:
@@ -134,14 +147,14 @@ class RestCallPlan:
                         raise MarshalException("a path parameter cannot be None")
                     value = text(value)
                     if slashes:
-                        parts.append(quote(value, safe="/"))
+                        parts.append(escape(value, keep_slash=True))
                     elif "/" in value or not value:
                         raise MarshalException(
                             f"{value!r} cannot be a path segment (empty, or contains '/'); declare the "
                             f"placeholder as {{{self.names[index]}:path}} for values with '/'"
                         )
                     else:
-                        parts.append(quote(value, safe=""))
+                        parts.append(escape(value))
                     parts.append(literal)
                 path = "".join(parts)
             if self.query_params:
@@ -151,9 +164,9 @@ class RestCallPlan:
                     if value is None:
                         continue
                     if is_list:
-                        query.extend(key + quote(text(item), safe="") for item in value if item is not None)
+                        query.extend(key + escape(text(item)) for item in value if item is not None)
                     else:
-                        query.append(key + quote(text(value), safe=""))
+                        query.append(key + escape(text(value)))
                 if query:
                     path = path + "?" + "&".join(query)
             index = self.body_index

@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Body, FastAPI, Path, Query
 from fastapi.exceptions import FastAPIError
@@ -32,7 +32,9 @@ from warpcall import _core
 from warpcall.exceptions import AuthorizationException, MarshalException, ProtocolException, ServiceException
 from warpcall.routes import RouteDescriptor, RouteParam, is_rest, routes_of
 from warpcall.server.dispatch import ServerMethod, SyncCalls
-from warpcall.server.rest_fast import RestFastPath
+
+if TYPE_CHECKING:
+    from warpcall.server.rest_fast import RestFastPath
 
 logger = logging.getLogger("warpcall.server")
 
@@ -40,13 +42,37 @@ JSON = "application/json"
 
 _FASTAPI_PARAMS = {"path": Path, "query": Query, "body": Body}
 _NO_CONTENT = (204, 304)
+_JSON_BYTES = JSON.encode()
+
+#: a route's reply: the status and the JSON body (None: no body, for 204 and 304)
+Reply = tuple[int, "bytes | None"]
 
 
-def error_response(exc: BaseException, status: int | None = None) -> Response:
+def error_reply(exc: BaseException, status: int | None = None) -> Reply:
     """The JSON error reply for ``exc``: the status of warpcall's protocol and authorization errors, else 500."""
     if status is None:
         status = exc.status if isinstance(exc, (ProtocolException, AuthorizationException)) else 500
-    payload = to_json({"detail": str(exc), "type": type(exc).__name__})
+    return status, to_json({"detail": str(exc), "type": type(exc).__name__})
+
+
+def error_response(exc: BaseException, status: int | None = None) -> Response:
+    """:func:`error_reply` as a starlette ``Response``."""
+    return as_response(error_reply(exc, status))
+
+
+def raw_headers(reply: Reply) -> list[tuple[bytes, bytes]]:
+    """The headers ``as_response(reply)`` carries, for sending ``reply`` as raw ASGI messages."""
+    status, payload = reply
+    if payload is None:
+        return []
+    return [(b"content-length", b"%d" % len(payload)), (b"content-type", _JSON_BYTES)]
+
+
+def as_response(reply: Reply) -> Response:
+    """The starlette ``Response`` of a ``(status, JSON payload or None)`` reply."""
+    status, payload = reply
+    if payload is None:
+        return Response(status_code=status)
     return Response(payload, status_code=status, media_type=JSON)
 
 
@@ -64,14 +90,14 @@ def _parameter(param: RouteParam) -> inspect.Parameter:
     )
 
 
-def make_responder(route: RouteDescriptor, method: ServerMethod, calls: SyncCalls) -> Callable[[list[Any]], Awaitable[Response]]:
+def make_responder(route: RouteDescriptor, method: ServerMethod, calls: SyncCalls) -> Callable[[list[Any]], Awaitable[Reply]]:
     """``respond(args)``: run ``method`` with validated arguments and make the JSON reply (``HTTPException`` passes)."""
     dump = _core.marshal.plan_for(route.return_type).dump
     status = route.status_code
     empty = status in _NO_CONTENT
     qualified = method.descriptor.qualified
 
-    async def respond(args: list[Any]) -> Response:
+    async def respond(args: list[Any]) -> Reply:
         try:
             # sync implementations run where the server's SyncCalls policy says, as on /invoke
             value = await method.call(args, calls)
@@ -79,25 +105,24 @@ def make_responder(route: RouteDescriptor, method: ServerMethod, calls: SyncCall
             raise
         except Exception as exc:
             logger.debug("%s raised", qualified, exc_info=True)
-            return error_response(exc)
+            return error_reply(exc)
         if empty:
-            return Response(status_code=status)
+            return status, None
         try:
             # the marshaller makes the primitive tree (and checks the type); pydantic-core writes the JSON
-            payload = to_json(dump(value))
+            return status, to_json(dump(value))
         except MarshalException as exc:  # the result does not fit the declared type: the server's fault
-            return error_response(exc, 500)
-        return Response(payload, status_code=status, media_type=JSON)
+            return error_reply(exc, 500)
 
     return respond
 
 
-def make_endpoint(route: RouteDescriptor, respond: Callable[[list[Any]], Awaitable[Response]]) -> Callable[..., Any]:
+def make_endpoint(route: RouteDescriptor, respond: Callable[[list[Any]], Awaitable[Reply]]) -> Callable[..., Any]:
     """The async endpoint FastAPI calls with the validated parameters; ``respond`` runs the method and answers."""
     names = tuple(p.name for p in route.params)
 
     async def endpoint(**values: Any) -> Response:
-        return await respond([values[name] for name in names])
+        return as_response(await respond([values[name] for name in names]))
 
     endpoint.__name__ = route.name
     endpoint.__qualname__ = f"{route.service_type.__name__}.{route.name}"

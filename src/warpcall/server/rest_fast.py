@@ -28,8 +28,9 @@ It is off while the app has user middleware, custom exception handlers, a
 from __future__ import annotations
 
 import copy
+from functools import partial
 from typing import Any, Awaitable, Callable
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from fastapi import FastAPI
 from fastapi.exception_handlers import (
@@ -42,6 +43,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route, WebSocketRoute
 
 from warpcall.routes import RouteDescriptor
+from warpcall.server.rest import Reply, raw_headers
 
 try:
     from orjson import loads as json_loads
@@ -63,8 +65,7 @@ class _Missing(Exception):
 
 
 def _validator(tp: Any) -> Callable[[Any], Any]:
-    validate = TypeAdapter(tp).validate_python
-    return lambda value: validate(value, from_attributes=True)
+    return partial(TypeAdapter(tp).validate_python, from_attributes=True)
 
 
 def _default(value: Any) -> Any:
@@ -77,7 +78,7 @@ class FastRoute:
 
     __slots__ = ("api_route", "respond", "size", "path_params", "query_params", "body", "http_method", "static")
 
-    def __init__(self, route: RouteDescriptor, api_route: Route, respond: Callable[[list[Any]], Awaitable[Any]]) -> None:
+    def __init__(self, route: RouteDescriptor, api_route: Route, respond: Callable[[list[Any]], Awaitable[Reply]]) -> None:
         self.api_route = api_route
         self.respond = respond
         self.http_method = route.http_method
@@ -133,7 +134,7 @@ class RestFastPath:
         self._shape: tuple[int, int] = (-1, -1)
         self._enabled = False
 
-    def add(self, route: RouteDescriptor, api_route: Route, respond: Callable[[list[Any]], Awaitable[Any]]) -> None:
+    def add(self, route: RouteDescriptor, api_route: Route, respond: Callable[[list[Any]], Awaitable[Reply]]) -> None:
         """Register a warpcall route that FastAPI serves as ``api_route``; ``respond(args)`` makes its reply."""
         self.routes[id(api_route)] = FastRoute(route, api_route, respond)
         self._shape = (-1, -1)
@@ -217,26 +218,36 @@ class RestFastPath:
             return
         self.served += 1
         try:
-            response = await fast.respond(args)
+            status, payload = reply = await fast.respond(args)
         except HTTPException as exc:
             response = await http_exception_handler(None, exc)  # type: ignore[arg-type]
-        # what Response.__call__ sends, without its extra awaits (these responses have no background task)
-        await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
-        await send({"type": "http.response.body", "body": response.body})
+            status, headers, payload = response.status_code, response.raw_headers, response.body
+        else:
+            headers = raw_headers(reply)
+        # what the endpoint's Response would send, as raw ASGI messages (these replies have no background task)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload or b""})
 
 
 def _query_pairs(query: bytes) -> list[tuple[str, str]]:
     """What starlette's ``QueryParams`` reads: ``parse_qsl(..., keep_blank_values=True)`` of the latin-1 text."""
-    text = query.decode("latin-1")
-    if "%" in text or "+" in text or ";" in text:
-        return parse_qsl(text, keep_blank_values=True)
-    # nothing to unquote: the same pairs, without parse_qsl's per-pair work
+    if not query.isascii():
+        return parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    # ASCII: the same pairs, unquoted the way parse_qsl unquotes an ASCII run, without its per-pair overhead
     pairs = []
-    for part in text.split("&"):
+    for part in query.decode("ascii").split("&"):
         if part:
             key, _, value = part.partition("=")
-            pairs.append((key, value))
+            pairs.append((_unquote(key), _unquote(value)))
     return pairs
+
+
+def _unquote(text: str) -> str:
+    if "+" in text:
+        text = text.replace("+", " ")
+    if "%" not in text:
+        return text
+    return unquote_to_bytes(text).decode("utf-8", "replace")
 
 
 def _may_overlap(path: str, other: str) -> bool:
