@@ -1,9 +1,11 @@
-"""Remote calls paired with the raw-HTTP floor, call by call, so machine load hits both alike.
+"""Remote calls paired call by call with a reference, so machine load hits both alike.
 
-Each pair is one floor call (the same JSON envelope bytes POSTed over a kept-alive blocking
-socket to a bare uvicorn ASGI echo in its own process) and one proxy call, alternating which goes
-first; async calls are awaited inside the event loop, 20 pairs per loop run. ``extra_info`` holds
-both medians and ``ratio`` = proxy / floor; the README quotes these.
+Dispatch channels are paired with the raw-HTTP floor: one floor call (the same JSON envelope
+bytes POSTed over a kept-alive blocking socket to a bare uvicorn ASGI echo in its own process)
+and one proxy call, alternating which goes first. The rest channel is paired the same way with
+aspyx-service's rest channel on the same workload. Async calls are awaited inside the event
+loop, 20 pairs per loop run. ``extra_info`` holds both medians and ``ratio`` = proxy / reference
+(``speedup`` = reference / proxy for the rest pairs); the README quotes these.
 
     pytest benchmarks/test_bench_remote_paired.py --benchmark-only -q
 """
@@ -11,6 +13,7 @@ both medians and ``ratio`` = proxy / floor; the README quotes these.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -59,16 +62,23 @@ def paired(benchmark: Any, floor: Callable[[], Any], call: Callable[[], Any], lo
         if not order[0]:
             timed_floor()
 
+    async def timed_floor_async() -> None:
+        started = time.perf_counter()
+        result = floor()
+        if inspect.isawaitable(result):  # an async reference (aspyx's rest channel) is awaited in the same loop
+            await result
+        times["floor"].append(time.perf_counter() - started)
+
     async def pairs() -> None:
         for _ in range(PAIRS_PER_LOOP_RUN):
             order[0] = not order[0]
             if order[0]:
-                timed_floor()
+                await timed_floor_async()
             started = time.perf_counter()
             await call()
             times["call"].append(time.perf_counter() - started)
             if not order[0]:
-                timed_floor()
+                await timed_floor_async()
 
     if loop is None:
         benchmark.pedantic(one_pair, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
@@ -82,6 +92,7 @@ def paired(benchmark: Any, floor: Callable[[], Any], call: Callable[[], Any], lo
     floor_us = statistics.median(times["floor"][WARMUP:] or times["floor"]) * 1e6
     call_us = statistics.median(times["call"][WARMUP:] or times["call"]) * 1e6
     benchmark.extra_info.update(floor_us=round(floor_us, 1), call_us=round(call_us, 1), ratio=round(call_us / floor_us, 3))
+    benchmark.extra_info["speedup"] = round(floor_us / call_us, 2)
 
 
 def floor_for(echo_url: str, payload: str) -> tuple[Callable[[], bytes], Any]:
@@ -124,3 +135,24 @@ def test_aspyx_paired(benchmark, echo_url, aspyx_manager, channel, payload, mode
 
     proxy = aspyx_manager.get_service(aspyx_bench.AspyxBenchService, preferred_channel=channel)
     run_case(benchmark, echo_url, proxy, payload, mode, calls_loop)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("payload", list(PAYLOADS))
+def test_rest_paired_with_aspyx_rest(benchmark, warpcall_manager, aspyx_manager, payload, mode, calls_loop):
+    """warpcall's rest channel, each call paired with one of aspyx-service's rest channel (the "floor" here)."""
+    import aspyx_bench
+
+    benchmark.group = f"rest-vs-aspyx-{payload}-{mode}"
+    mine = warpcall_manager.get_service(BenchService, "rest")
+    theirs = aspyx_manager.get_service(aspyx_bench.AspyxBenchService, preferred_channel="rest")
+    argument = PAYLOADS[payload]
+    name = payload if mode == "sync" else f"{payload}_async"
+    method, reference = getattr(mine, name), getattr(theirs, name)
+    if mode == "sync":
+        assert method(argument) == argument and reference(argument) == argument
+        paired(benchmark, lambda: reference(argument), lambda: method(argument), None)
+    else:
+        assert calls_loop.run_until_complete(method(argument)) == argument
+        assert calls_loop.run_until_complete(reference(argument)) == argument
+        paired(benchmark, lambda: reference(argument), lambda: method(argument), calls_loop)
