@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import socket
 import struct
@@ -10,6 +11,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).parent
 READY_TIMEOUT = 30.0
@@ -94,3 +96,42 @@ def raw_http(url: str, payload: bytes, content_type: str = "application/json") -
         raise RuntimeError("no complete response")
 
     return call, sock
+
+
+async def raw_http_async(url: str, payload: bytes, content_type: str = "application/json") -> tuple[Callable[[], Any], Any]:
+    """The async floor: the same prepared POST over a kept-alive asyncio stream, response read by length.
+
+    Returns ``(call, writer)``: ``await call()`` is one round trip; close ``writer`` when done.
+    """
+    authority, _, path = url.split("://", 1)[1].partition("/")
+    host, port = authority.rsplit(":", 1)
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), TIMEOUT)
+    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    request = (
+        b"POST /%s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n"
+        % (path.encode(), authority.encode(), content_type.encode(), len(payload))
+        + payload
+    )
+
+    async def call() -> bytes:
+        # a timer that aborts the connection bounds the call (cheaper than wait_for, which makes a task)
+        deadline = asyncio.get_running_loop().call_later(TIMEOUT, writer.transport.abort)
+        try:
+            writer.write(request)
+            data = await reader.read(65536)
+            for _ in range(MAX_READS):
+                end = data.find(b"\r\n\r\n")
+                if end >= 0:
+                    start = data.find(b"content-length: ") + 16
+                    total = end + 4 + int(data[start : data.find(b"\r", start)])
+                    if len(data) >= total:
+                        return data[end + 4 : total]
+                more = await reader.read(65536)
+                if not more:
+                    break
+                data += more
+        finally:
+            deadline.cancel()
+        raise RuntimeError("no complete response")
+
+    return call, writer

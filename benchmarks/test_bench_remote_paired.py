@@ -1,8 +1,9 @@
 """Remote calls paired call by call with a reference, so machine load hits both alike.
 
 Dispatch channels are paired with the raw-HTTP floor: one floor call (the same JSON envelope
-bytes POSTed over a kept-alive blocking socket to a bare uvicorn ASGI echo in its own process)
-and one proxy call, alternating which goes first. The rest channel is paired the same way with
+bytes POSTed over a kept-alive socket to a bare uvicorn ASGI echo in its own process) and one
+proxy call, alternating which goes first. Sync calls are paired with a blocking socket, async
+calls with an asyncio stream on the same event loop (``floors.raw_http_async``). The rest channel is paired the same way with
 aspyx-service's rest channel on the same workload. Async calls are awaited inside the event
 loop, 20 pairs per loop run. ``extra_info`` holds both medians and ``ratio`` = proxy / reference
 (``speedup`` = reference / proxy for the rest pairs); the README quotes these.
@@ -95,28 +96,28 @@ def paired(benchmark: Any, floor: Callable[[], Any], call: Callable[[], Any], lo
     benchmark.extra_info["speedup"] = round(floor_us / call_us, 2)
 
 
-def floor_for(echo_url: str, payload: str) -> tuple[Callable[[], bytes], Any]:
-    body = _core.envelope.encode_request_json(f"bench-component:bench-service:{payload}", [TREES[payload]])
-    return floors.raw_http(echo_url, body)
-
-
 def run_case(benchmark: Any, echo_url: str, proxy: Any, payload: str, mode: str, loop: asyncio.AbstractEventLoop) -> None:
     benchmark.group = f"paired-{payload}-{mode}"
-    floor, sock = floor_for(echo_url, payload)
     argument = PAYLOADS[payload]
-    if mode != "async":
-        loop = None  # type: ignore[assignment]
-    try:
-        if loop is None:
+    body = _core.envelope.encode_request_json(f"bench-component:bench-service:{payload}", [TREES[payload]])
+    if mode == "sync":
+        floor, sock = floors.raw_http(echo_url, body)
+        try:
             method = getattr(proxy, payload)
             assert method(argument) == argument
             paired(benchmark, floor, lambda: method(argument), None)
-        else:
+        finally:
+            sock.close()
+    else:
+        # async calls against the async floor: the same bytes over a kept-alive asyncio stream, same loop
+        async_floor, writer = loop.run_until_complete(floors.raw_http_async(echo_url, body))
+        try:
             method = getattr(proxy, f"{payload}_async")
             assert loop.run_until_complete(method(argument)) == argument
-            paired(benchmark, floor, lambda: method(argument), loop)
-    finally:
-        sock.close()
+            assert loop.run_until_complete(async_floor()) == body
+            paired(benchmark, async_floor, lambda: method(argument), loop)
+        finally:
+            writer.close()
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
