@@ -1,6 +1,7 @@
 """Compiled twin of warpcall._pure.envelope: the dispatch request and response envelopes."""
 
 import json
+import threading
 
 import msgpack
 
@@ -38,8 +39,17 @@ cdef object _json_decode(object body):
         except _orjson_decode_error:  # the stdlib reads what orjson refuses (big integers) or says why not
             pass
     return _stdlib_decode(body)
-cdef object _packb = msgpack.packb
 cdef object _unpackb = msgpack.unpackb
+# one Packer per thread: packb() builds (and frees) a Packer and its buffer on every call
+cdef object _local = threading.local()
+
+
+cdef bytes _pack(object value):
+    try:
+        packer = _local.packer
+    except AttributeError:
+        packer = _local.packer = msgpack.Packer(use_bin_type=True)
+    return packer.pack(value)
 
 
 cpdef tuple split_method(object name):
@@ -113,7 +123,7 @@ def decode_response_json(body):
 
 def encode_request_msgpack(str method, list args):
     """Encode a request envelope as msgpack bytes."""
-    return _packb({"method": method, "args": args}, use_bin_type=True)
+    return _pack({"method": method, "args": args})
 
 
 def decode_request_msgpack(body):
@@ -127,7 +137,7 @@ def decode_request_msgpack(body):
 
 def encode_response_msgpack(result, exception=None):
     """Encode a response envelope as msgpack bytes."""
-    return _packb({"result": result, "exception": exception}, use_bin_type=True)
+    return _pack({"result": result, "exception": exception})
 
 
 def decode_response_msgpack(body):

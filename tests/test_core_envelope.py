@@ -129,3 +129,29 @@ def test_json_without_orjson_gives_the_same_bytes(core):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     expected = core.envelope.encode_request_json("a:b:c", [{"text": "grüße", "n": 2**70, "f": 0.5, "x": None}])
     assert result.stdout.encode() == expected
+
+
+def test_msgpack_encoding_survives_a_failure_and_threads(core):
+    # the encoder keeps one packer per thread: a failed pack must leave it clean, and threads their own
+    import threading
+
+    import msgpack
+
+    with pytest.raises(TypeError):
+        core.envelope.encode_response_msgpack({"half": [1, 2, object()]})
+    assert msgpack.unpackb(core.envelope.encode_response_msgpack("ok"), raw=False) == {"result": "ok", "exception": None}
+    errors: list[str] = []
+
+    def encode(n: int) -> None:
+        for i in range(300):
+            value = {"thread": n, "i": i, "text": "x" * (i % 50)}
+            decoded = msgpack.unpackb(core.envelope.encode_request_msgpack("c:s:m", [value]), raw=False)
+            if decoded != {"method": "c:s:m", "args": [value]}:
+                errors.append(f"thread {n} call {i}: {decoded!r}")
+
+    threads = [threading.Thread(target=encode, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []

@@ -8,6 +8,7 @@ Extra keys are ignored on decode; an old peer's plain-string exception is accept
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import msgpack
@@ -20,6 +21,18 @@ except ImportError:  # pragma: no cover - exercised where orjson cannot be insta
     orjson = None
 
 _json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
+
+
+_local = threading.local()
+
+
+def _pack(value: Any) -> bytes:
+    # one Packer per thread: packb() builds (and frees) a Packer and its buffer on every call
+    try:
+        packer = _local.packer
+    except AttributeError:
+        packer = _local.packer = msgpack.Packer(use_bin_type=True)
+    return packer.pack(value)
 
 
 def _encode_json(value: Any) -> bytes:
@@ -109,7 +122,7 @@ def decode_response_json(body: bytes) -> tuple[Any, dict[str, Any] | None]:
 
 def encode_request_msgpack(method: str, args: list[Any]) -> bytes:
     """Encode a request envelope as msgpack bytes."""
-    return msgpack.packb({"method": method, "args": args}, use_bin_type=True)
+    return _pack({"method": method, "args": args})
 
 
 def decode_request_msgpack(body: bytes) -> tuple[str, list[Any]]:
@@ -123,7 +136,7 @@ def decode_request_msgpack(body: bytes) -> tuple[str, list[Any]]:
 
 def encode_response_msgpack(result: Any, exception: dict[str, Any] | None = None) -> bytes:
     """Encode a response envelope as msgpack bytes."""
-    return msgpack.packb({"result": result, "exception": exception}, use_bin_type=True)
+    return _pack({"result": result, "exception": exception})
 
 
 def decode_response_msgpack(body: bytes) -> tuple[Any, dict[str, Any] | None]:
