@@ -19,6 +19,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from warpcall import (
@@ -400,3 +401,36 @@ def test_query_pairs_are_what_starlette_reads(query):
     from warpcall.server.rest_fast import _query_pairs
 
     assert _query_pairs(query) == parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+
+
+class TimedRoute(APIRoute):
+    """A user's route class: it stamps every response, so FastAPI must serve its routes."""
+
+    def get_route_handler(self) -> Any:
+        handler = super().get_route_handler()
+
+        async def stamped(request: Request) -> Any:
+            response = await handler(request)
+            response.headers["x-stamped"] = "yes"
+            return response
+
+        return stamped
+
+
+def app_with_route_class() -> FastAPI:
+    app = FastAPI()
+    app.router.route_class = TimedRoute
+    return app
+
+
+def test_a_user_route_class_keeps_its_routes_on_fastapi():
+    environment = FastAPIServer.boot(make_module(app_with_route_class), host="127.0.0.1", port=0)
+    try:
+        server = environment.get(FastAPIServer)
+        with httpx.Client(timeout=10) as client:
+            reply = client.get(f"{server.url}/depot/parcels/4")
+        assert reply.status_code == 200 and reply.json()["label"] == "p4"
+        assert reply.headers.get("x-stamped") == "yes"
+        assert server.rest_fast_path.served == 0
+    finally:
+        environment.destroy()

@@ -22,7 +22,8 @@ in generic work: the router's linear scan, a ``Request``, dependency solving, a
   answered by FastAPI's default handler.
 
 It is off while the app has user middleware, custom exception handlers, a
-``root_path``, or when a route carries dependencies: those need FastAPI's stack.
+``root_path``, and for a route that carries dependencies or is of a route class
+of the user's (``APIRouter(route_class=...)``): those need FastAPI's stack.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from fastapi.exception_handlers import (
     request_validation_exception_handler,
     websocket_request_validation_exception_handler,
 )
+from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException
 from starlette.routing import Route, WebSocketRoute
@@ -163,7 +165,12 @@ class RestFastPath:
                 if candidate.param_convertors:
                     others.append(candidate.path)
                 continue
-            plain = not unknown_before and not getattr(candidate.dependant, "dependencies", True)
+            # a route class of the user's (router.route_class) may wrap every request: FastAPI must serve it
+            plain = (
+                not unknown_before
+                and type(candidate) is APIRoute
+                and not getattr(candidate.dependant, "dependencies", True)
+            )
             if fast.static:
                 path, method = candidate.path, fast.http_method
                 shadowed = any(
