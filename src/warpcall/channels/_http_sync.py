@@ -63,8 +63,8 @@ def _open(target: _Target, url: str, timeout: float, generation: int) -> _Conn:
     return _Conn(sock, generation)
 
 
-def _send(conn: _Conn, data: bytes, timeout: float, url: str, reused: bool) -> bool:
-    """Send the request; False when a reused connection failed before any byte went out."""
+def _send(conn: _Conn, data: bytes, timeout: float, url: str) -> None:
+    """Send the request on a new connection."""
     io = conn.io
     try:
         if io.timeout != timeout:
@@ -75,10 +75,7 @@ def _send(conn: _Conn, data: bytes, timeout: float, url: str, reused: bool) -> b
         raise _write_timeout(url, timeout) from None
     except OSError as exc:
         conn.close()
-        if reused and io.sent == 0 and isinstance(exc, ConnectionError):
-            return False
         raise _write_error(url, exc) from None
-    return True
 
 
 class HTTPClient:
@@ -153,13 +150,24 @@ class HTTPClient:
                 conn = candidate
                 break
             candidate.close()
+        if conn is not None:
+            # what _send does, written out for the pooled connection of the common case
+            io = conn.io
+            try:
+                if io.timeout != write_t:
+                    io.set_timeout(write_t)
+                io.send(data)
+            except (BlockingIOError, TimeoutError):
+                conn.close()
+                raise _write_timeout(url, write_t) from None
+            except OSError as exc:
+                conn.close()
+                if io.sent != 0 or not isinstance(exc, ConnectionError):
+                    raise _write_error(url, exc) from None
+                conn = None  # the server dropped it and nothing was sent: a new connection is safe
         if conn is None:
             conn = _open(target, url, connect_t, self._generation)
-            _send(conn, data, write_t, url, reused=False)
-        elif not _send(conn, data, write_t, url, reused=True):
-            # the server dropped the pooled connection and nothing was sent: a new one is safe
-            conn = _open(target, url, connect_t, self._generation)
-            _send(conn, data, write_t, url, reused=False)
+            _send(conn, data, write_t, url)
         parser = _core.transport.ResponseParser(self.max_body, method == "HEAD")
         try:
             if read_t != write_t:

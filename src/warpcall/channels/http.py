@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from warpcall.channels._http_common import _check_timeout
 from warpcall.channels.base import Channel
 from warpcall.channels.transport import AsyncHTTPClient, AsyncWarpTransport, HTTPClient, WarpTransport
 from warpcall.di import inject
@@ -49,7 +50,7 @@ class HTTPXChannel(Channel):
     @inject_value("http.timeout", default=DEFAULT_TIMEOUT)
     def set_timeout(self, timeout: float) -> None:
         """Seconds every call may take (connect, send, receive), from the ``http.timeout`` configuration key."""
-        self.timeout = float(timeout)
+        self.timeout = _check_timeout(timeout)
 
     @inject()
     def set_configuration(self, configuration: ConfigurationManager) -> None:
@@ -59,7 +60,7 @@ class HTTPXChannel(Channel):
         super().setup(component_descriptor, address)
         # a channel's own key overrides the global one: http.<channel>.timeout, e.g. http.dispatch-json.timeout
         if self.configuration is not None:
-            self.timeout = float(self.configuration.get(f"http.{self.name}.timeout", float, self.timeout))
+            self.timeout = _check_timeout(self.configuration.get(f"http.{self.name}.timeout", float, self.timeout))
 
     def make_client(self) -> httpx.Client:
         """The sync httpx client this channel sends with; replace it with an ``@around`` advice."""
@@ -86,7 +87,11 @@ class HTTPXChannel(Channel):
         try:
             direct = self._direct
             if direct is not None:
-                return direct.request(method, url, headers, body, self.timeout)
+                timeout = self.timeout
+                status, _reason, reply_headers, content = direct._exchange(
+                    method, url, headers, body, timeout, timeout, timeout
+                )
+                return status, reply_headers, content
             client = self._client
             if client is None:
                 client = self._client = self.make_client()
