@@ -159,11 +159,31 @@ class EnvelopeChannel(HTTPXChannel):
         return self._result(plan, url, status, headers, content)
 
     async def invoke_async(self, invocation: Any) -> Any:
-        plan = DispatchPlan.of(invocation.method)
-        body = type(self).encode_request(plan.qualified, plan.dump_args(positional_args(invocation)))
+        plan, body = self._plan_and_body(invocation)
         url = self.get_url()
-        status, headers, content = await self.post_async(url + "/invoke", self.headers, body)
+        status, headers, content = await self.request_async("POST", url + "/invoke", self.headers, body)
+        if status == 200:
+            try:
+                result, exception = type(self).decode_response(content)
+            except ProtocolException:
+                pass  # _result names the problem
+            else:
+                if exception is None:
+                    return plan.load_result(result)
         return self._result(plan, url, status, headers, content)
+
+    def _plan_and_body(self, invocation: Any) -> tuple[DispatchPlan, bytes]:
+        method = invocation.method
+        plan = method.plans.get("dispatch") or DispatchPlan.of(method)
+        args = invocation.args
+        if invocation.kwargs is None and len(args) == 1 and len(plan.dumpers) == 1:
+            try:
+                trees = [plan.dumpers[0](args[0])]
+            except MarshalException:
+                trees = plan.dump_args(args)  # raises naming the argument
+        else:
+            trees = plan.dump_args(positional_args(invocation))
+        return plan, type(self).encode_request(plan.qualified, trees)
 
     def _result(self, plan: DispatchPlan, url: str, status: int, headers: list[tuple[str, str]], content: bytes) -> Any:
         if status != 200:

@@ -105,7 +105,11 @@ class HTTPXChannel(Channel):
         try:
             direct = self._direct_async
             if direct is not None:
-                return await direct.request(method, url, headers, body, self.timeout)
+                timeout = self.timeout
+                status, _reason, reply_headers, content = await direct._exchange(
+                    method, url, headers, body, timeout, timeout, timeout, timeout
+                )
+                return status, reply_headers, content
             loop = asyncio.get_running_loop()
             client = self._async_clients.get(loop)
             if client is None:
