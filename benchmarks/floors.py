@@ -71,6 +71,16 @@ def blocking_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def complete_body(data: bytes) -> bytes | None:
+    """The body of the response in ``data`` once it is all there (uvicorn sends content-length), else None."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    start = data.find(b"content-length: ") + 16
+    total = end + 4 + int(data[start : data.find(b"\r", start)])
+    return data[end + 4 : total] if len(data) >= total else None
+
+
 def raw_http(url: str, payload: bytes, content_type: str = "application/json") -> tuple[Callable[[], bytes], socket.socket]:
     """The floor: a prepared POST written to a kept-alive blocking socket, the response read by length."""
     authority, _, path = url.split("://", 1)[1].partition("/")
@@ -86,12 +96,9 @@ def raw_http(url: str, payload: bytes, content_type: str = "application/json") -
         sock.sendall(request)
         data = sock.recv(65536)
         for _ in range(MAX_READS):
-            end = data.find(b"\r\n\r\n")
-            if end >= 0:
-                start = data.find(b"content-length: ") + 16
-                total = end + 4 + int(data[start : data.find(b"\r", start)])
-                if len(data) >= total:
-                    return data[end + 4 : total]
+            body = complete_body(data)
+            if body is not None:
+                return body
             data += sock.recv(65536)
         raise RuntimeError("no complete response")
 
@@ -120,12 +127,9 @@ async def raw_http_async(url: str, payload: bytes, content_type: str = "applicat
             writer.write(request)
             data = await reader.read(65536)
             for _ in range(MAX_READS):
-                end = data.find(b"\r\n\r\n")
-                if end >= 0:
-                    start = data.find(b"content-length: ") + 16
-                    total = end + 4 + int(data[start : data.find(b"\r", start)])
-                    if len(data) >= total:
-                        return data[end + 4 : total]
+                body = complete_body(data)
+                if body is not None:
+                    return body
                 more = await reader.read(65536)
                 if not more:
                     break

@@ -7,9 +7,11 @@ of a battery, valid or not, must get the same status and body from both.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
 from abc import abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from enum import Enum
@@ -356,17 +358,21 @@ def app_with_exception_handler() -> FastAPI:
     return app
 
 
-def test_a_custom_exception_handler_turns_the_fast_path_off():
-    environment = FastAPIServer.boot(make_module(app_with_exception_handler), host="127.0.0.1", port=0)
+@contextlib.contextmanager
+def booted(app_factory: Any) -> Iterator[FastAPIServer]:
+    environment = FastAPIServer.boot(make_module(app_factory), host="127.0.0.1", port=0)
     try:
-        server = environment.get(FastAPIServer)
-        with httpx.Client(timeout=10) as client:
-            reply = client.get(f"{server.url}/depot/fail/teapot")
-            assert (reply.status_code, reply.json()) == (418, {"custom": 418})
-            assert client.get(f"{server.url}/depot/parcels/1").status_code == 200
-        assert server.rest_fast_path.served == 0
+        yield environment.get(FastAPIServer)
     finally:
         environment.destroy()
+
+
+def test_a_custom_exception_handler_turns_the_fast_path_off():
+    with booted(app_with_exception_handler) as server, httpx.Client(timeout=10) as client:
+        reply = client.get(f"{server.url}/depot/fail/teapot")
+        assert (reply.status_code, reply.json()) == (418, {"custom": 418})
+        assert client.get(f"{server.url}/depot/parcels/1").status_code == 200
+        assert server.rest_fast_path.served == 0
 
 
 def test_overlap_check_is_conservative():
@@ -424,13 +430,8 @@ def app_with_route_class() -> FastAPI:
 
 
 def test_a_user_route_class_keeps_its_routes_on_fastapi():
-    environment = FastAPIServer.boot(make_module(app_with_route_class), host="127.0.0.1", port=0)
-    try:
-        server = environment.get(FastAPIServer)
-        with httpx.Client(timeout=10) as client:
-            reply = client.get(f"{server.url}/depot/parcels/4")
+    with booted(app_with_route_class) as server, httpx.Client(timeout=10) as client:
+        reply = client.get(f"{server.url}/depot/parcels/4")
         assert reply.status_code == 200 and reply.json()["label"] == "p4"
         assert reply.headers.get("x-stamped") == "yes"
         assert server.rest_fast_path.served == 0
-    finally:
-        environment.destroy()
