@@ -63,21 +63,6 @@ def _open(target: _Target, url: str, timeout: float, generation: int) -> _Conn:
     return _Conn(sock, generation)
 
 
-def _send(conn: _Conn, data: bytes, timeout: float, url: str) -> None:
-    """Send the request on a new connection."""
-    io = conn.io
-    try:
-        if io.timeout != timeout:
-            io.set_timeout(timeout)
-        io.send(data)
-    except (BlockingIOError, TimeoutError):
-        conn.close()
-        raise _write_timeout(url, timeout) from None
-    except OSError as exc:
-        conn.close()
-        raise _write_error(url, exc) from None
-
-
 class HTTPClient:
     """Blocking HTTP/1.1 keep-alive client: connections pooled per thread and per (scheme, host, port).
 
@@ -150,24 +135,24 @@ class HTTPClient:
                 conn = candidate
                 break
             candidate.close()
-        if conn is not None:
-            # what _send does, written out for the pooled connection of the common case
+        while True:
+            fresh = conn is None
+            if fresh:
+                conn = _open(target, url, connect_t, self._generation)
             io = conn.io
             try:
                 if io.timeout != write_t:
                     io.set_timeout(write_t)
                 io.send(data)
+                break
             except (BlockingIOError, TimeoutError):
                 conn.close()
                 raise _write_timeout(url, write_t) from None
             except OSError as exc:
                 conn.close()
-                if io.sent != 0 or not isinstance(exc, ConnectionError):
+                if fresh or io.sent != 0 or not isinstance(exc, ConnectionError):
                     raise _write_error(url, exc) from None
-                conn = None  # the server dropped it and nothing was sent: a new connection is safe
-        if conn is None:
-            conn = _open(target, url, connect_t, self._generation)
-            _send(conn, data, write_t, url)
+                conn = None  # the server dropped the pooled one and nothing was sent: a new connection is safe
         parser = _core.transport.ResponseParser(self.max_body, method == "HEAD")
         try:
             if read_t != write_t:

@@ -77,7 +77,9 @@ class FastAPIServer(Server):
         self.thread: threading.Thread | None = None
         self.socket: socket.socket | None = None
         self.environment: Environment | None = None
+        # boot() set the class-wide values for this environment; keep this server's own copy
         self.port, self.host = Server.port, type(self)._host
+        self._app: Callable[[dict[str, Any], Any, Any], Awaitable[None]] | None = None
 
     @classmethod
     def boot(cls, module: type, host: str = "127.0.0.1", port: int = 8000, start_thread: bool = True) -> Environment:
@@ -108,8 +110,6 @@ class FastAPIServer(Server):
     @on_init()
     def mount(self) -> None:
         """Start the components, expose their services on /invoke and as REST routes, add their health routes."""
-        # boot() set the class-wide values for this environment; keep this server's own copy
-        self.port, self.host = Server.port, type(self)._host
         self.service_manager.startup(self.port)
         for component, instance in self.service_manager.local_components():
             for service in component.services:
@@ -159,7 +159,7 @@ class FastAPIServer(Server):
 
     async def asgi(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """The app uvicorn serves: :meth:`_uvicorn_app` as a coroutine function."""
-        await self._uvicorn_app()(scope, receive, send)
+        await self._uvicorn_app()(scope, receive, send)  # built once, on the first request
 
     def _uvicorn_app(self) -> Callable[[dict[str, Any], Any, Any], Awaitable[None]]:
         """The app uvicorn serves: ``POST /invoke`` and warpcall's REST routes directly, the rest through FastAPI.
@@ -169,6 +169,8 @@ class FastAPIServer(Server):
         mounted. The app returns the awaitable instead of being a coroutine itself: uvicorn awaits
         whatever it returns, which saves a coroutine on every call.
         """
+        if self._app is not None:
+            return self._app
         fast_api, endpoint, rest_fast_path = self.fast_api, self.endpoint, self.rest_fast_path
 
         def app(scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
@@ -180,6 +182,7 @@ class FastAPIServer(Server):
                     return rest_fast_path.answer(found[0], found[1], scope, receive, send)
             return fast_api(scope, receive, send)
 
+        self._app = app
         return app
 
     @property

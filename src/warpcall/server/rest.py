@@ -55,11 +55,6 @@ def error_reply(exc: BaseException, status: int | None = None) -> Reply:
     return status, to_json({"detail": str(exc), "type": type(exc).__name__})
 
 
-def error_response(exc: BaseException, status: int | None = None) -> Response:
-    """:func:`error_reply` as a starlette ``Response``."""
-    return as_response(error_reply(exc, status))
-
-
 def raw_headers(reply: Reply) -> list[tuple[bytes, bytes]]:
     """The headers ``as_response(reply)`` carries, for sending ``reply`` as raw ASGI messages."""
     status, payload = reply
