@@ -157,8 +157,16 @@ def describe_exception(exc: BaseException, include_traceback: bool = False) -> d
     return entry
 
 
+#: a reply: status, content-type header value, body
+Reply = tuple[int, bytes, bytes]
+
+
 class DispatchEndpoint:
-    """ASGI app for ``POST /invoke``: decode, resolve, unmarshal, call, marshal, answer in kind."""
+    """ASGI app for ``POST /invoke``: decode, resolve, unmarshal, call, marshal, answer in kind.
+
+    :meth:`answer` is the whole exchange once the body is read; the ASGI app and the server's
+    inline protocol (:mod:`warpcall.server.protocol`) both go through it.
+    """
 
     def __init__(
         self, max_body: int = DEFAULT_MAX_BODY, include_traceback: bool = False, sync_calls: SyncCalls | None = None
@@ -185,99 +193,144 @@ class DispatchEndpoint:
             )
         return method
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = dict(scope["headers"])
-        content_type = headers.get(b"content-type", b"")
-        # clients send the same few content types over and over; parse each once
+    def media_type(self, content_type: bytes) -> str:
+        """The media type of a raw content-type value; clients send the same few over and over, each is parsed once."""
         media_type = self._media_types.get(content_type)
         if media_type is None:
             media_type = media_type_of(content_type)
             if len(self._media_types) < MEDIA_TYPE_CACHE_SIZE:
                 self._media_types[content_type] = media_type
-        reply_type = media_type if media_type in REPLY_CONTENT_TYPES else JSON
+        return media_type
+
+    def refuse(self, http_method: str, content_type: bytes, declared_length: bytes | None) -> Reply | None:
+        """The reply to a request that must be refused before its body is read (405, 415, 413), else None."""
+        if http_method != "POST":
+            return 405, REPLY_CONTENT_TYPES[JSON], _core.envelope.encode_response_json(
+                None, {"type": "MethodNotAllowed", "message": "POST the envelope to /invoke"})
+        media_type = self.media_type(content_type)
+        if media_type not in REPLY_CONTENT_TYPES:
+            return self.error_reply(JSON, UnsupportedMediaTypeException(
+                f"content type {media_type or '(none)'!r} is not supported; send {JSON}, {MSGPACK} or {PROTOBUF}"
+            ))
+        if declared_length is not None and declared_length.isdigit() and int(declared_length) > self.max_body:
+            return self.error_reply(media_type, RequestTooLargeException(
+                f"body of {int(declared_length)} bytes exceeds the limit of {self.max_body} bytes"
+            ))
+        return None
+
+    def answer(self, content_type: bytes, method_header: bytes, body: bytes) -> Reply | Awaitable[Reply]:
+        """The reply to one envelope, or an awaitable of it when the method must be awaited.
+
+        A sync method that runs on the loop is answered here and now, so the common call needs no
+        coroutine at all. ``method_header`` names the method for protobuf bodies.
+        """
+        media_type = self.media_type(content_type)
         try:
-            if scope.get("method") != "POST":
-                await self._send(send, 405, JSON, _core.envelope.encode_response_json(
-                    None, {"type": "MethodNotAllowed", "message": "POST the envelope to /invoke"}))
-                return
-            if reply_type != media_type:
+            if media_type not in REPLY_CONTENT_TYPES:
                 raise UnsupportedMediaTypeException(
                     f"content type {media_type or '(none)'!r} is not supported; send {JSON}, {MSGPACK} or {PROTOBUF}"
                 )
-            self._check_declared_length(headers)
-            message = await receive()
-            body = message.get("body", b"")
-            if message["type"] != "http.request" or message.get("more_body", False) or len(body) > self.max_body:
-                body = await self._read_rest(message, receive)
+            if len(body) > self.max_body:
+                raise RequestTooLargeException(f"body exceeds the limit of {self.max_body} bytes")
             if media_type == PROTOBUF:
-                await self._invoke_protobuf(headers, body, send)
-                return
-            if media_type == MSGPACK:
-                qualified, args = _core.envelope.decode_request_msgpack(body)
+                qualified = method_header.decode("latin-1")
+                method = self.methods.get(qualified) or self.resolve(qualified)
+                values = method.codec.decode_request(body)
+                if len(values) < method.required:
+                    raise InvalidArgumentsException(
+                        f"{method.descriptor.qualified} takes {method.required} argument(s)"
+                    )
             else:
-                qualified, args = _core.envelope.decode_request_json(body)
-            method = self.methods.get(qualified) or self.resolve(qualified)
-            if len(args) == 1 and len(method.loaders) == 1:  # load_args' common case, without its frame
-                try:
-                    values = [method.loaders[0](args[0])]
-                except MarshalException:
-                    values = method.load_args(args)  # raises, naming the method
-            else:
-                values = method.load_args(args)
+                if media_type == MSGPACK:
+                    qualified, args = _core.envelope.decode_request_msgpack(body)
+                else:
+                    qualified, args = _core.envelope.decode_request_json(body)
+                method = self.methods.get(qualified) or self.resolve(qualified)
+                if len(args) == 1 and len(method.loaders) == 1:  # load_args' common case, without its frame
+                    try:
+                        values = [method.loaders[0](args[0])]
+                    except MarshalException:
+                        values = method.load_args(args)  # raises, naming the method
+                else:
+                    values = method.load_args(args)
         except ProtocolException as exc:
-            await self._send_error(send, reply_type, exc.status, exc)
-            return
+            return self.error_reply(media_type, exc)
+        if method.is_async or method.offload:
+            return self._answer_awaited(method, values, media_type)
         try:
-            if method.is_async or method.offload:
-                value = await method.call(values, self.sync_calls)
-            else:  # no coroutine to create and await for a sync method run on the loop
-                value = method.call_inline(values, self.sync_calls)
+            value = method.call_inline(values, self.sync_calls)
         except Exception as exc:
-            # the implementation's exception is the outcome of the call: 200 with it in the envelope, as
-            # aspyx-service answers, so its clients read the message too
-            logger.debug("%s raised", qualified, exc_info=True)
-            result, exception, status = None, describe_exception(exc, self.include_traceback), 200
-        else:
+            return self._raised(method, media_type, exc)
+        return self._returned(method, media_type, value)
+
+    async def _answer_awaited(self, method: ServerMethod, values: list[Any], media_type: str) -> Reply:
+        try:
+            value = await method.call(values, self.sync_calls)
+        except Exception as exc:
+            return self._raised(method, media_type, exc)
+        return self._returned(method, media_type, value)
+
+    def _raised(self, method: ServerMethod, media_type: str, exc: Exception) -> Reply:
+        # the implementation's exception is the outcome of the call: 200 with it in the envelope, as
+        # aspyx-service answers, so its clients read the message too
+        logger.debug("%s raised", method.descriptor.qualified, exc_info=True)
+        return self._envelope(method, media_type, 200, None, describe_exception(exc, self.include_traceback))
+
+    def _returned(self, method: ServerMethod, media_type: str, value: Any) -> Reply:
+        try:
+            if media_type == PROTOBUF:
+                return 200, REPLY_CONTENT_TYPES[PROTOBUF], method.codec.encode_response(value)
+            result = method.dump_result(value)
+        except MarshalException as exc:  # the result does not fit the declared type: the server's fault
+            return self._envelope(method, media_type, 500, None, describe_exception(exc))
+        return self._envelope(method, media_type, 200, result, None)
+
+    @staticmethod
+    def _envelope(
+        method: ServerMethod, media_type: str, status: int, result: Any, exception: dict[str, Any] | None
+    ) -> Reply:
+        if media_type == PROTOBUF:
+            return status, REPLY_CONTENT_TYPES[PROTOBUF], method.codec.encode_response(result, exception)
+        if media_type == MSGPACK:
+            return status, REPLY_CONTENT_TYPES[MSGPACK], _core.envelope.encode_response_msgpack(result, exception)
+        return status, REPLY_CONTENT_TYPES[JSON], _core.envelope.encode_response_json(result, exception)
+
+    @staticmethod
+    def error_reply(media_type: str, exc: ProtocolException) -> Reply:
+        """The reply to a bad request: msgpack for msgpack bodies, JSON otherwise (protobuf has no error message)."""
+        entry = describe_exception(exc)
+        if media_type == MSGPACK:
+            return exc.status, REPLY_CONTENT_TYPES[MSGPACK], _core.envelope.encode_response_msgpack(None, entry)
+        return exc.status, REPLY_CONTENT_TYPES[JSON], _core.envelope.encode_response_json(None, entry)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        content_type, method_header, declared = b"", b"", None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                declared = value
+            elif name == METHOD_HEADER_BYTES:
+                method_header = value
+        reply = self.refuse(scope.get("method", ""), content_type, declared)
+        if reply is None:
             try:
-                result, exception, status = method.dump_result(value), None, 200
-            except MarshalException as exc:  # the result does not fit the declared type: the server's fault
-                result, exception, status = None, describe_exception(exc), 500
-        encode = _core.envelope.encode_response_msgpack if media_type == MSGPACK else _core.envelope.encode_response_json
-        payload = encode(result, exception)
-        # what _send does, without another coroutine on every call
+                message = await receive()
+                body = message.get("body", b"")
+                if message["type"] != "http.request" or message.get("more_body", False) or len(body) > self.max_body:
+                    body = await self._read_rest(message, receive)
+            except RequestTooLargeException as exc:
+                reply = self.error_reply(self.media_type(content_type), exc)
+            else:
+                outcome = self.answer(content_type, method_header, body)
+                reply = outcome if type(outcome) is tuple else await outcome  # type: ignore[misc]
+        status, reply_type, payload = reply  # type: ignore[misc]
         await send({
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", REPLY_CONTENT_TYPES[reply_type]), (b"content-length", b"%d" % len(payload))],
+            "headers": [(b"content-type", reply_type), (b"content-length", b"%d" % len(payload))],
         })
         await send({"type": "http.response.body", "body": payload})
-
-    async def _invoke_protobuf(self, headers: dict[bytes, bytes], body: bytes, send: Send) -> None:
-        qualified = headers.get(METHOD_HEADER_BYTES, b"").decode("latin-1")
-        method = self.methods.get(qualified) or self.resolve(qualified)
-        codec = method.codec
-        values = codec.decode_request(body)
-        if len(values) < method.required:
-            raise InvalidArgumentsException(f"{method.descriptor.qualified} takes {method.required} argument(s)")
-        try:
-            if method.is_async or method.offload:
-                value = await method.call(values, self.sync_calls)
-            else:
-                value = method.call_inline(values, self.sync_calls)
-        except Exception as exc:
-            logger.debug("%s raised", method.descriptor.qualified, exc_info=True)
-            payload, status = codec.encode_response(None, describe_exception(exc, self.include_traceback)), 200
-        else:
-            try:
-                payload, status = codec.encode_response(value), 200
-            except MarshalException as exc:
-                payload, status = codec.encode_response(None, describe_exception(exc)), 500
-        await self._send(send, status, PROTOBUF, payload)
-
-    def _check_declared_length(self, headers: dict[bytes, bytes]) -> None:
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            raise RequestTooLargeException(f"body of {int(declared)} bytes exceeds the limit of {self.max_body} bytes")
 
     async def _read_rest(self, message: dict[str, Any], receive: Receive) -> bytes:
         """The body from ``message`` (already received) on, through the last ``more_body`` message."""
@@ -295,19 +348,3 @@ class DispatchEndpoint:
                 break
             message = await receive()
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-    async def _send_error(self, send: Send, reply_type: str, status: int, exc: Exception) -> None:
-        entry = describe_exception(exc)
-        if reply_type == MSGPACK:
-            await self._send(send, status, MSGPACK, _core.envelope.encode_response_msgpack(None, entry))
-        else:
-            await self._send(send, status, JSON, _core.envelope.encode_response_json(None, entry))
-
-    @staticmethod
-    async def _send(send: Send, status: int, content_type: str, payload: bytes) -> None:
-        await send({
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", REPLY_CONTENT_TYPES[content_type]), (b"content-length", b"%d" % len(payload))],
-        })
-        await send({"type": "http.response.body", "body": payload})
