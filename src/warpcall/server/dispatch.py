@@ -231,7 +231,9 @@ class DispatchEndpoint:
                     f"content type {media_type or '(none)'!r} is not supported; send {JSON}, {MSGPACK} or {PROTOBUF}"
                 )
             if len(body) > self.max_body:
-                raise RequestTooLargeException(f"body exceeds the limit of {self.max_body} bytes")
+                raise RequestTooLargeException(
+                    f"body of {len(body)} bytes exceeds the limit of {self.max_body} bytes"
+                )
             if media_type == PROTOBUF:
                 qualified = method_header.decode("latin-1")
                 method = self.methods.get(qualified) or self.resolve(qualified)

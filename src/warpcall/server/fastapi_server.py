@@ -17,6 +17,7 @@ from warpcall.exceptions import ServiceException
 from warpcall.manager import ServiceManager
 from warpcall.registry.contract import ComponentRegistry
 from warpcall.server.dispatch import DEFAULT_MAX_BODY, DispatchEndpoint, SyncCalls
+from warpcall.server.protocol import inline_protocol
 from warpcall.server.rest import mount_routes
 from warpcall.server.rest_fast import RestFastPath
 from warpcall.service import Server
@@ -73,6 +74,8 @@ class FastAPIServer(Server):
         )
         #: answers warpcall's REST routes without FastAPI's per-request machinery when that is safe
         self.rest_fast_path = RestFastPath(fastapi)
+        #: uvicorn's httptools protocol answering ``POST /invoke`` without ASGI (None: uvicorn's own protocol)
+        self.protocol_class = inline_protocol(self.endpoint, lambda: not fastapi.user_middleware)
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
         self.socket: socket.socket | None = None
@@ -138,6 +141,7 @@ class FastAPIServer(Server):
         config = uvicorn.Config(
             self._uvicorn_app(),
             interface="asgi3",
+            http=self.protocol_class or "auto",
             log_level="warning",
             access_log=self.access_log,  # uvicorn formats each access line even when it is filtered out
             lifespan="on",

@@ -1,0 +1,425 @@
+"""The server's inline protocol answers ``POST /invoke`` byte for byte as the ASGI app does.
+
+Two real uvicorn servers on 127.0.0.1 serve the same service: one on a plain app (the
+protocol answers ``/invoke`` itself), one whose app has a pass-through middleware (every
+request goes through ASGI and FastAPI). Raw requests, valid or not, must get the same
+status line, headers (but ``date``) and body from both, and the connection must stay open
+or close alike. HTTP details the protocol leaves to uvicorn (pipelining, ``Expect:
+100-continue``, chunked and large bodies) and shutdown with calls under way are checked
+on the plain server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import socket
+import threading
+import time
+from abc import abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import pytest
+from fastapi import FastAPI, Request
+
+from warpcall import (
+    AbstractComponent,
+    ChannelAddress,
+    Component,
+    ComponentRegistry,
+    FastAPIServer,
+    LocalComponentRegistry,
+    Service,
+    ServiceManager,
+    ServiceModule,
+    _core,
+    component,
+    implementation,
+    service,
+)
+from warpcall.channels.dispatch import DispatchProtobufChannel
+from warpcall.di import create, module
+from warpcall.server import protocol
+from warpcall.service import Declarations
+
+TIMEOUT = 5.0
+MAX_BODY = 4096
+MAX_READS = 10_000
+
+pytestmark = pytest.mark.skipif(not protocol.SUPPORTED, reason="the installed uvicorn has no httptools protocol")
+
+
+@dataclass
+class Parcel:
+    label: str
+    weight: float
+
+
+TAG: contextvars.ContextVar[str] = contextvars.ContextVar("tag", default="unset")
+
+
+@service(name="relay")
+class RelayService(Service):
+    @abstractmethod
+    def echo(self, parcel: Parcel) -> Parcel: ...
+
+    @abstractmethod
+    def fail(self, text: str) -> str: ...
+
+    @abstractmethod
+    def wrong(self) -> int: ...
+
+    @abstractmethod
+    def tag(self, value: str) -> str: ...
+
+    @abstractmethod
+    async def later(self, seconds: float) -> float: ...
+
+
+@component(name="post", services=[RelayService])
+class PostComponent(Component):
+    pass
+
+
+@implementation()
+class RelayServiceImpl(RelayService):
+    def echo(self, parcel: Parcel) -> Parcel:
+        return parcel
+
+    def fail(self, text: str) -> str:
+        raise ValueError(text)
+
+    def wrong(self) -> int:
+        return "not an int"  # type: ignore[return-value]
+
+    def tag(self, value: str) -> str:
+        # a request's context variables must not reach the next request
+        before = TAG.get()
+        TAG.set(value)
+        return before
+
+    async def later(self, seconds: float) -> float:
+        await asyncio.sleep(seconds)
+        return seconds
+
+
+@implementation()
+class PostComponentImpl(AbstractComponent, PostComponent):
+    def get_addresses(self, port: int) -> list[ChannelAddress]:
+        return [ChannelAddress("dispatch-json", f"http://127.0.0.1:{port}")]
+
+
+def plain_app() -> FastAPI:
+    return FastAPI()
+
+
+def app_with_middleware() -> FastAPI:
+    app = FastAPI()
+
+    @app.middleware("http")
+    async def pass_through(request: Request, call_next: Any) -> Any:
+        return await call_next(request)
+
+    return app
+
+
+def make_module(app_factory: Any) -> type:
+    @module(imports=[ServiceModule])
+    class PostModule:
+        @create()
+        def create_registry(self) -> ComponentRegistry:
+            return LocalComponentRegistry()
+
+        @create()
+        def create_server(self, manager: ServiceManager, registry: ComponentRegistry) -> FastAPIServer:
+            return FastAPIServer(app_factory(), manager, registry, max_body=MAX_BODY)
+
+    return PostModule
+
+
+@pytest.fixture(scope="module")
+def servers():
+    booted = []
+    try:
+        for factory in (plain_app, app_with_middleware):
+            booted.append(FastAPIServer.boot(make_module(factory), host="127.0.0.1", port=0))
+        inline, reference = (environment.get(FastAPIServer) for environment in booted)
+        assert inline.protocol_class is not None
+        yield inline, reference
+    finally:
+        for environment in booted:
+            environment.destroy()
+
+
+# --- a raw HTTP/1.1 client: what is sent is exactly what the test says -------------------------------
+
+
+def connect(server: FastAPIServer) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def request(path: str, body: bytes, content_type: str | None = "application/json", *, version: str = "1.1",
+            extra: str = "", method: str = "POST") -> bytes:
+    head = f"{method} {path} HTTP/{version}\r\nhost: 127.0.0.1\r\n"
+    if content_type is not None:
+        head += f"content-type: {content_type}\r\n"
+    return f"{head}content-length: {len(body)}\r\n{extra}\r\n".encode("latin-1") + body
+
+
+class Reader:
+    """Reads whole responses (content-length framed, as both paths answer) from a socket, bounded."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self.buffer = sock, b""
+
+    def _fill(self) -> bool:
+        chunk = self.sock.recv(65536)
+        self.buffer += chunk
+        return bool(chunk)
+
+    def response(self) -> tuple[bytes, dict[bytes, bytes], bytes]:
+        for _ in range(MAX_READS):
+            end = self.buffer.find(b"\r\n\r\n")
+            if end >= 0:
+                head, rest = self.buffer[:end], self.buffer[end + 4:]
+                status, *lines = head.split(b"\r\n")
+                headers = dict(line.split(b": ", 1) for line in lines)
+                length = int(headers[b"content-length"])
+                if len(rest) >= length:
+                    self.buffer = rest[length:]
+                    return status, headers, rest[:length]
+            if not self._fill():
+                raise ConnectionError(f"connection closed mid-response: {self.buffer[:200]!r}")
+        raise AssertionError("response never completed")
+
+    def closed(self) -> bool:
+        """True when the server closed the connection (and sent nothing more)."""
+        try:
+            return not self.buffer and not self._fill()
+        except ConnectionResetError:
+            return True
+
+
+def roundtrip(server: FastAPIServer, data: bytes) -> tuple[bytes, dict[bytes, bytes], bytes, bool]:
+    """Send ``data``, read one response; also whether the server then closed the connection."""
+    with connect(server) as sock:
+        sock.sendall(data)
+        reader = Reader(sock)
+        status, headers, body = reader.response()
+        headers.pop(b"date")
+        sock.settimeout(0.1)
+        try:
+            closed = reader.closed()
+        except TimeoutError:
+            closed = False
+    return status, headers, body, closed
+
+
+# --- the battery ----------------------------------------------------------------------------------------
+
+
+def envelope(method: str, args: list[Any]) -> bytes:
+    return _core.envelope.encode_request_json(f"post:relay:{method}", args)
+
+
+def packed(method: str, args: list[Any]) -> bytes:
+    return msgpack.packb({"method": f"post:relay:{method}", "args": args})
+
+
+PARCEL = {"label": "box", "weight": 2.5}
+
+# (request bytes, what it is) -- valid and invalid alike; both servers must answer each the same
+BATTERY: list[tuple[bytes, str]] = [
+    (request("/invoke", envelope("echo", [PARCEL])), "json call"),
+    (request("/invoke", packed("echo", [PARCEL]), "application/msgpack"), "msgpack call"),
+    (request("/invoke", envelope("echo", [PARCEL]), "application/json; charset=utf-8"), "parameter in content type"),
+    (request("/invoke", envelope("later", [0.01])), "async method"),
+    (request("/invoke", envelope("fail", ["no"])), "implementation raises"),
+    (request("/invoke", packed("fail", ["no"]), "application/msgpack"), "raises, msgpack"),
+    (request("/invoke", envelope("wrong", [])), "result does not fit: 500"),
+    (request("/invoke", envelope("echo", [{"label": "box"}])), "argument does not fit"),
+    (request("/invoke", envelope("echo", [PARCEL, PARCEL])), "too many arguments"),
+    (request("/invoke", envelope("missing", [])), "unknown method"),
+    (request("/invoke", envelope("__init__", [])), "not declared"),
+    (request("/invoke", b'{"method": "post:relay:echo", "args": '), "malformed JSON"),
+    (request("/invoke", b'[1, 2]'), "not an envelope"),
+    (request("/invoke", b""), "empty body"),
+    (request("/invoke", b"\x93\x01", "application/msgpack"), "malformed msgpack"),
+    (request("/invoke", envelope("echo", [PARCEL]), "text/plain"), "unsupported content type"),
+    (request("/invoke", envelope("echo", [PARCEL]), None), "no content type"),
+    (request("/invoke", envelope("echo", [{"label": "x" * MAX_BODY, "weight": 1}])), "over max_body"),
+    (request("/invoke", b"\x0a\x03box", "application/x-protobuf", extra="x-rpc-method: post:relay:nope\r\n"),
+     "protobuf, unknown method"),
+    (request("/invoke", b"\xff\xff", "application/x-protobuf", extra="x-rpc-method: post:relay:echo\r\n"),
+     "malformed protobuf"),
+    (request("/invoke", envelope("echo", [PARCEL]), version="1.0"), "HTTP/1.0 closes"),
+    (request("/invoke", envelope("echo", [PARCEL]), extra="connection: close\r\n"), "connection: close"),
+    (request("/invoke", envelope("later", [0.01]), extra="connection: close\r\n"), "async, connection: close"),
+]
+
+
+@pytest.mark.parametrize("data, what", BATTERY, ids=[what for _, what in BATTERY])
+def test_inline_answers_match_the_asgi_path(servers, data, what):
+    inline, reference = servers
+    before = inline.protocol_class.served
+    expected = roundtrip(reference, data)
+    answered = roundtrip(inline, data)
+    assert answered == expected, what
+    # each of these requests is small and plain: the protocol answered it, not the ASGI app
+    assert inline.protocol_class.served == before + 1
+    assert reference.protocol_class.served == 0
+
+
+def test_a_protobuf_call_is_answered_inline_and_decodes(servers):
+    inline, reference = servers
+    codec = DispatchProtobufChannel.codec(Declarations.service(RelayService).methods["echo"])
+    data = request(
+        "/invoke", codec.encode_request((Parcel("box", 2.5),)), "application/x-protobuf",
+        extra="x-rpc-method: post:relay:echo\r\n",
+    )
+    before = inline.protocol_class.served
+    answered = roundtrip(inline, data)
+    assert answered == roundtrip(reference, data)
+    status, headers, payload, closed = answered
+    assert (status, headers[b"content-type"], closed) == (b"HTTP/1.1 200 OK", b"application/x-protobuf", False)
+    assert codec.decode_response(payload) == (Parcel("box", 2.5), None)
+    assert inline.protocol_class.served == before + 1
+
+
+def test_access_lines_are_uvicorns(servers, caplog):
+    inline, reference = servers
+    data = request("/invoke", envelope("echo", [PARCEL]))
+    lines = {}
+    for server in servers:
+        with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+            caplog.clear()
+            roundtrip(server, data)
+            time.sleep(0.05)  # uvicorn's own path logs from its task
+        lines[server.port] = [r.getMessage().split(" - ", 1)[1] for r in caplog.records if r.name == "uvicorn.access"]
+    assert lines[inline.port] == lines[reference.port] == ['"POST /invoke HTTP/1.1" 200']
+
+
+def test_an_internal_error_is_uvicorns_500_and_the_server_goes_on(servers, monkeypatch):
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug in the server")
+
+    async def broken_later() -> Any:
+        raise RuntimeError("a bug in the server")
+
+    data = request("/invoke", envelope("echo", [PARCEL]))
+    for server in servers:
+        monkeypatch.setattr(server.endpoint, "answer", broken)
+    sync_answers = [roundtrip(server, data) for server in servers]
+    for server in servers:
+        monkeypatch.setattr(server.endpoint, "answer", lambda *args: broken_later())
+    async_answers = [roundtrip(server, data) for server in servers]
+    monkeypatch.undo()
+    # the inline answer is the one uvicorn sends when an app fails; FastAPI's error middleware on the
+    # other server sends the same status and body (its own headers, the connection kept)
+    uvicorns = {b"server": b"uvicorn", b"content-type": b"text/plain; charset=utf-8", b"content-length": b"21",
+                b"connection": b"close"}
+    for answers in (sync_answers, async_answers):
+        assert answers[0] == (b"HTTP/1.1 500 Internal Server Error", uvicorns, b"Internal Server Error", True)
+        assert answers[1][0::2] == (b"HTTP/1.1 500 Internal Server Error", b"Internal Server Error")
+    assert roundtrip(servers[0], data)[0] == b"HTTP/1.1 200 OK"
+
+
+def test_pipelined_requests_are_answered_in_order(servers):
+    inline, _ = servers
+    before = inline.protocol_class.served
+    with connect(inline) as sock:
+        sock.sendall(
+            request("/invoke", envelope("echo", [PARCEL]))
+            + request("/invoke", envelope("later", [0.05]))
+            + request("/invoke", envelope("fail", ["third"]))
+            + request("/invoke", envelope("echo", [{"label": "last", "weight": 1.0}]))
+        )
+        reader = Reader(sock)
+        bodies = [reader.response()[2] for _ in range(4)]
+    assert [_core.envelope.decode_response_json(body) for body in bodies] == [
+        (PARCEL, None),
+        (0.05, None),
+        (None, {"type": "ValueError", "message": "third"}),
+        ({"label": "last", "weight": 1.0}, None),
+    ]
+    # the first two arrive fresh; the third queues behind the async call and takes uvicorn's path
+    assert inline.protocol_class.served >= before + 2
+
+
+def test_context_variables_do_not_reach_the_next_request(servers):
+    for server in servers:
+        with connect(server) as sock:
+            reader = Reader(sock)
+            answers = []
+            for value in ("a", "b"):
+                sock.sendall(request("/invoke", envelope("tag", [value])))
+                answers.append(_core.envelope.decode_response_json(reader.response()[2])[0])
+        assert answers == ["unset", "unset"]
+
+
+def test_a_body_arriving_in_pieces_is_answered_inline(servers):
+    inline, _ = servers
+    data = request("/invoke", envelope("echo", [PARCEL]))
+    cut = data.index(b"\r\n\r\n") + 4
+    before = inline.protocol_class.served
+    with connect(inline) as sock:
+        for piece in (data[:cut], data[cut:cut + 10], data[cut + 10:]):
+            sock.sendall(piece)
+            time.sleep(0.02)
+        status, _, body = Reader(sock).response()
+    assert status == b"HTTP/1.1 200 OK" and _core.envelope.decode_response_json(body) == (PARCEL, None)
+    assert inline.protocol_class.served == before + 1
+
+
+def test_what_the_protocol_leaves_to_uvicorn_still_works(servers):
+    inline, _ = servers
+    before = inline.protocol_class.served
+    body = envelope("echo", [PARCEL])
+    with connect(inline) as sock:
+        reader = Reader(sock)
+        # Expect: 100-continue -- uvicorn answers 100 once the app reads the body
+        head = request("/invoke", body, extra="expect: 100-continue\r\n")
+        sock.sendall(head[: head.index(b"\r\n\r\n") + 4])
+        for _ in range(MAX_READS):
+            if b"\r\n\r\n" in reader.buffer:
+                break
+            reader._fill()
+        assert reader.buffer == b"HTTP/1.1 100 Continue\r\n\r\n"
+        reader.buffer = b""
+        sock.sendall(body)
+        assert reader.response()[2] == b'{"result":{"label":"box","weight":2.5},"exception":null}'
+        # a chunked body
+        sock.sendall(
+            b"POST /invoke HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+            + b"%x\r\n%s\r\n" % (10, body[:10]) + b"%x\r\n%s\r\n" % (len(body) - 10, body[10:]) + b"0\r\n\r\n"
+        )
+        assert reader.response()[2] == b'{"result":{"label":"box","weight":2.5},"exception":null}'
+        # a body over the protocol's limit streams through the app, which refuses it before reading it
+        big = request("/invoke", b"x" * (protocol.HOLD_LIMIT + 1))
+        sock.sendall(big)
+        status, _, refusal = reader.response()
+        assert status == b"HTTP/1.1 413 Request Entity Too Large" and b"RequestTooLargeException" in refusal
+    assert inline.protocol_class.served == before
+
+
+def test_destroy_lets_a_call_under_way_finish():
+    environment = FastAPIServer.boot(make_module(plain_app), host="127.0.0.1", port=0)
+    server = environment.get(FastAPIServer)
+    stopper = threading.Thread(target=environment.destroy)
+    with connect(server) as sock:
+        sock.sendall(request("/invoke", envelope("later", [0.3])))
+        time.sleep(0.1)  # the call is under way
+        stopper.start()
+        status, headers, body = Reader(sock).response()
+    stopper.join(TIMEOUT)
+    assert not stopper.is_alive()
+    assert status == b"HTTP/1.1 200 OK" and _core.envelope.decode_response_json(body) == (0.3, None)
+    assert headers[b"connection"] == b"close"  # the server is going away: this connection ends with the call
+    with pytest.raises(OSError):
+        connect(server).close()  # and nothing accepts any more
