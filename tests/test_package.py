@@ -68,3 +68,12 @@ def test_twins_expose_the_same_public_names(name, native_expected):
 
     missing = {n for n in public(pure) if not hasattr(native, n)}
     assert not missing, f"warpcall._native.{name} lacks {sorted(missing)}"
+
+
+def test_the_inline_protocol_fits_the_installed_uvicorn():
+    """With httptools installed (uvicorn[standard]) the server's inline protocol must be usable: a uvicorn
+    release that moved what it relies on makes this fail rather than quietly costing every call."""
+    pytest.importorskip("httptools")
+    from warpcall.server import protocol
+
+    assert protocol.SUPPORTED

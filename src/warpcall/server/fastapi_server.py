@@ -74,8 +74,8 @@ class FastAPIServer(Server):
         )
         #: answers warpcall's REST routes without FastAPI's per-request machinery when that is safe
         self.rest_fast_path = RestFastPath(fastapi)
-        #: uvicorn's httptools protocol answering ``POST /invoke`` without ASGI (None: uvicorn's own protocol)
-        self.protocol_class = inline_protocol(self.endpoint, lambda: not fastapi.user_middleware)
+        #: uvicorn's httptools protocol answering /invoke and the REST routes without ASGI (None: uvicorn's own)
+        self.protocol_class = inline_protocol(self.endpoint, self.rest_fast_path, lambda: not fastapi.user_middleware)
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
         self.socket: socket.socket | None = None

@@ -1,15 +1,24 @@
-"""uvicorn's httptools protocol, answering ``POST /invoke`` itself when that is safe.
+"""uvicorn's httptools protocol, answering ``POST /invoke`` and warpcall's REST routes itself when that is safe.
 
 Going through ASGI costs a request a task, a scope walk through the app, a ``receive``
 and two ``send`` coroutines: on a 2-core machine about as much as the whole bare
 uvicorn echo. The subclass here keeps uvicorn's parsing, connection, keep-alive,
-pipelining and shutdown handling, and only replaces the ASGI hand-off for a plain
-``POST /invoke`` with a small ``content-length`` body: once the body is in, it asks
-:meth:`DispatchEndpoint.answer` for the reply and writes it, the way uvicorn's
-``send`` would (same status line, default headers, ``connection: close`` when the
-connection ends). Everything else -- other routes, chunked or large bodies,
-``Expect: 100-continue``, pipelined requests, an app with user middleware -- takes uvicorn's ordinary path to the ASGI app, which has the same
-endpoint mounted.
+pipelining and shutdown handling, and only replaces the ASGI hand-off for a request
+with no or a small ``content-length`` body that the server's own fast paths would
+answer anyway:
+
+- ``POST /invoke``: once the body is in, :meth:`DispatchEndpoint.answer` makes the
+  reply; a method that must be awaited gets a task, the rest need none;
+- a request :class:`RestFastPath` routes to a warpcall route: its arguments are
+  validated as there, a sync implementation goes to the thread pool with a callback
+  instead of an awaiting task, and a request that does not validate goes to
+  FastAPI's ASGI app, body included.
+
+The reply is written the way uvicorn's ``send`` writes it (the same status line,
+default headers, ``connection: close`` when the connection ends, access log line).
+Everything else -- other routes, chunked or large bodies, ``Expect: 100-continue``,
+pipelined requests, an app with user middleware -- takes uvicorn's ordinary path
+to the ASGI app, which has the same endpoint and routes mounted.
 
 The subclass relies on uvicorn internals; :data:`SUPPORTED` says whether the
 installed uvicorn has the ones it uses, and without them the server runs uvicorn's
@@ -21,9 +30,15 @@ from __future__ import annotations
 import contextvars
 import inspect
 import logging
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Coroutine
+
+from fastapi.exception_handlers import http_exception_handler
+from starlette.exceptions import HTTPException
 
 from warpcall.server.dispatch import METHOD_HEADER_BYTES, DispatchEndpoint, Reply
+from warpcall.server.rest import Reply as RestReply
+from warpcall.server.rest import Responder
+from warpcall.server.rest_fast import RestFastPath
 
 logger = logging.getLogger("warpcall.server")
 
@@ -31,11 +46,18 @@ logger = logging.getLogger("warpcall.server")
 HOLD_LIMIT = 64 * 1024
 
 _CYCLE_FIELDS = {"scope", "keep_alive", "default_headers", "on_response", "message_event"}
+_JSON = b"application/json"
 
 try:
-    from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
+    from uvicorn.protocols.http.httptools_impl import (
+        HEADER_RE,
+        HEADER_VALUE_RE,
+        STATUS_LINE,
+        HttpToolsProtocol,
+        RequestResponseCycle,
+    )
     from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
-except ImportError:  # httptools is not installed: uvicorn runs h11
+except ImportError:  # httptools is not installed (uvicorn runs h11), or uvicorn moved what this needs
     SUPPORTED = False
 else:
     SUPPORTED = all(
@@ -46,49 +68,49 @@ else:
 INTERNAL_ERROR: Reply = (500, b"text/plain; charset=utf-8", b"Internal Server Error")
 
 
-def inline_protocol(endpoint: DispatchEndpoint, accepts: Callable[[], bool]) -> type | None:
-    """A protocol class for ``uvicorn.Config(http=...)`` that answers ``endpoint`` inline, or None when unsupported.
+def inline_protocol(endpoint: DispatchEndpoint, rest: RestFastPath, accepts: Callable[[], bool]) -> type | None:
+    """A protocol class for ``uvicorn.Config(http=...)`` answering ``endpoint`` and ``rest`` inline (None: unsupported).
 
     ``accepts()`` is asked on every request; while it is false (the app has user middleware),
-    ``/invoke`` goes through the ASGI app like any other route.
+    every request goes through the ASGI app.
     """
     if not SUPPORTED:
         return None
-    return type(
-        "InlineDispatchProtocol", (_InlineDispatchProtocol,), {"endpoint": endpoint, "accepts": staticmethod(accepts)}
-    )
+    namespace = {"endpoint": endpoint, "rest": rest, "accepts": staticmethod(accepts)}
+    return type("InlineProtocol", (_InlineProtocol,), namespace)
 
 
-def _holdable(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes] | None:
-    """(content type, method header) when the request has a small ``content-length`` body and nothing unusual."""
-    content_type, method_header, length = b"", b"", None
+def _small_body(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes] | None:
+    """(content type, method header) when the body is absent or a small ``content-length`` one; else None."""
+    content_type, method_header = b"", b""
     for name, value in headers:
         if name == b"content-type":
             content_type = value
         elif name == b"content-length":
-            length = value
+            if not value.isdigit() or int(value) > HOLD_LIMIT:
+                return None
         elif name == METHOD_HEADER_BYTES:
             method_header = value
         elif name == b"transfer-encoding":
             return None
-    if length is None or not length.isdigit() or int(length) > HOLD_LIMIT:
-        return None
     return content_type, method_header
 
 
 if SUPPORTED:
 
-    class _InlineDispatchProtocol(HttpToolsProtocol):  # type: ignore[misc]
-        """Holds a fresh ``POST /invoke`` instead of starting its ASGI task, and answers it when its body is in."""
+    class _InlineProtocol(HttpToolsProtocol):  # type: ignore[misc]
+        """Holds a fresh request the fast paths answer instead of starting its ASGI task; answers it when complete."""
 
         endpoint: DispatchEndpoint
+        rest: RestFastPath
         accepts: Callable[[], bool]
         #: requests answered without the ASGI app, over all connections of this class
         served = 0
 
         _fresh = False
         _held: Any = None
-        _request: tuple[bytes, bytes] = (b"", b"")
+        _complete: Callable[[Any, Any], None]
+        _request: Any = None
 
         def on_headers_complete(self) -> None:
             # uvicorn starts the ASGI task from here for a fresh request, and from
@@ -103,25 +125,40 @@ if SUPPORTED:
             if (
                 self._fresh
                 and app is self.app  # not uvicorn's 503 app for a concurrency limit
-                and cycle.scope["path"] == "/invoke"
-                and cycle.scope["method"] == "POST"
                 and not self.expect_100_continue
                 and not self.flow.write_paused
                 and self.accepts()
             ):
-                request = _holdable(cycle.scope["headers"])
+                scope = cycle.scope
+                request = _small_body(scope["headers"])
                 if request is not None:
-                    self._held, self._request = cycle, request
-                    return
+                    if scope["path"] == "/invoke":
+                        if scope["method"] == "POST":
+                            self._held, self._complete, self._request = cycle, self._dispatch, request
+                            return
+                    else:
+                        found = self.rest.handler(scope)
+                        if found is not None:
+                            self._held, self._complete, self._request = cycle, self._rest, (request[0], *found)
+                            return
             super()._start_asgi_task(cycle, app)
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
             cycle = self._held
-            if cycle is None:
-                return
-            self._held = None
-            content_type, method_header = self._request
+            if cycle is not None:
+                self._held = None
+                self._complete(cycle, self._request)
+
+        def _spawn(self, context: contextvars.Context, coroutine: Coroutine[Any, Any, None]) -> None:
+            task = context.run(self.loop.create_task, coroutine)
+            task.add_done_callback(self.tasks.discard)
+            self.tasks.add(task)  # uvicorn's shutdown waits for it
+
+        # --- POST /invoke ---------------------------------------------------------------------------
+
+        def _dispatch(self, cycle: Any, request: tuple[bytes, bytes]) -> None:
+            content_type, method_header = request
             # each request runs in a context of its own, as an ASGI task would
             context = contextvars.copy_context()
             try:
@@ -130,12 +167,9 @@ if SUPPORTED:
                 logger.exception("answering POST /invoke failed")
                 outcome = INTERNAL_ERROR
             if type(outcome) is tuple:
-                type(self).served += 1
                 self._reply(cycle, outcome)
-                return
-            task = context.run(self.loop.create_task, self._reply_later(cycle, outcome))
-            task.add_done_callback(self.tasks.discard)
-            self.tasks.add(task)  # uvicorn's shutdown waits for it
+            else:
+                self._spawn(context, self._reply_later(cycle, outcome))
 
         async def _reply_later(self, cycle: Any, outcome: Awaitable[Reply]) -> None:
             try:
@@ -143,29 +177,125 @@ if SUPPORTED:
             except Exception:
                 logger.exception("answering POST /invoke failed")
                 reply = INTERNAL_ERROR
-            if self.flow.write_paused and not self.transport.is_closing():
-                await self.flow.drain()
-            type(self).served += 1
+            await self._drained()
             self._reply(cycle, reply)
 
         def _reply(self, cycle: Any, reply: Reply) -> None:
-            """Write the response as uvicorn's ``send`` would, then complete the cycle."""
-            cycle.response_started = True
-            if reply is INTERNAL_ERROR:
-                cycle.keep_alive = False
             status, content_type, payload = reply
+            if reply is INTERNAL_ERROR:
+                cycle.keep_alive = False  # as uvicorn ends a connection whose app failed
+            self._write(cycle, status, b"content-type: %s\r\ncontent-length: %d\r\n" % (content_type, len(payload)), payload)
+
+        # --- REST routes ----------------------------------------------------------------------------
+
+        def _rest(self, cycle: Any, request: tuple[bytes, Any, dict[str, Any]]) -> None:
+            content_type, fast, path_values = request
+            body = bytes(cycle.body) if fast.body is not None else None
+            try:
+                if body is not None and content_type != _JSON:
+                    raise ValueError("not a JSON body")
+                args = fast.arguments(cycle.scope, path_values, body)
+            except Exception:  # noqa: BLE001 - any doubt about the input: FastAPI validates and answers
+                HttpToolsProtocol._start_asgi_task(self, cycle, self.rest.app)
+                return
+            self.rest.served += 1
+            responder: Responder = fast.respond
+            method = responder.method
+            if method.is_async:
+                self._spawn(contextvars.copy_context(), self._rest_later(cycle, responder, args))
+            elif method.offload:
+                # the worker's callback writes the reply: no task waits for it
+                responder.calls.pool.submit(self.loop, method.target, args, self._rest_done, (cycle, responder))
+            else:
+                try:
+                    value = contextvars.copy_context().run(method.call_inline, args, responder.calls)
+                except BaseException as exc:  # noqa: BLE001 - sorted out in _rest_done
+                    self._rest_done((cycle, responder), exc, True)
+                else:
+                    self._rest_done((cycle, responder), value, False)
+
+        def _rest_done(self, token: tuple[Any, Responder], outcome: Any, failed: bool) -> None:
+            cycle, responder = token
+            if failed and isinstance(outcome, HTTPException):
+                self._spawn(contextvars.copy_context(), self._http_exception(cycle, outcome))
+                return
+            try:
+                if not failed:
+                    reply = responder.returned(outcome)
+                elif isinstance(outcome, Exception):
+                    reply = responder.raised(outcome)
+                else:  # SystemExit and the like in the worker: the app failed, as uvicorn would see it
+                    raise RuntimeError("the implementation raised a BaseException") from outcome
+            except Exception:
+                logger.exception("answering %s %s failed", cycle.scope["method"], cycle.scope["path"])
+                self._reply(cycle, INTERNAL_ERROR)
+                return
+            self._rest_reply(cycle, reply)
+
+        async def _rest_later(self, cycle: Any, responder: Responder, args: list[Any]) -> None:
+            try:
+                reply = await responder(args)
+            except HTTPException as exc:
+                await self._http_exception(cycle, exc)
+                return
+            except Exception:
+                logger.exception("answering %s %s failed", cycle.scope["method"], cycle.scope["path"])
+                await self._drained()
+                self._reply(cycle, INTERNAL_ERROR)
+                return
+            await self._drained()
+            self._rest_reply(cycle, reply)
+
+        def _rest_reply(self, cycle: Any, reply: RestReply) -> None:
+            status, payload = reply
+            if payload is None:  # 204, 304: no body, no content headers
+                self._write(cycle, status, b"", b"")
+            else:
+                self._write(cycle, status, b"content-length: %d\r\ncontent-type: application/json\r\n" % len(payload), payload)
+
+        async def _http_exception(self, cycle: Any, exc: HTTPException) -> None:
+            """FastAPI's default handler makes the reply, headers of the user's included."""
+            response = await http_exception_handler(None, exc)  # type: ignore[arg-type]
+            head, closes = [], False
+            for name, value in response.raw_headers:
+                if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
+                    # uvicorn refuses the header once the response has started: the connection just ends
+                    logger.error("invalid HTTP header in %s's reply", cycle.scope["path"])
+                    cycle.response_started = cycle.response_complete = True
+                    self.transport.close()
+                    return
+                name = name.lower()
+                if name == b"connection" and b"close" in [t.lower().strip() for t in value.split(b",")]:
+                    cycle.keep_alive, closes = False, True
+                head += (name, b": ", value, b"\r\n")
+            await self._drained()
+            self._write(cycle, response.status_code, b"".join(head), response.body, closes)
+
+        # --- writing ------------------------------------------------------------------------------
+
+        async def _drained(self) -> None:
+            if self.flow.write_paused and not self.transport.is_closing():
+                await self.flow.drain()
+
+        def _write(self, cycle: Any, status: int, head: bytes, payload: bytes, closes: bool = False) -> None:
+            """Write the response as uvicorn's ``send`` would, then complete the cycle.
+
+            ``head`` is the reply's own header lines; ``closes`` says they hold ``connection: close``.
+            """
+            cycle.response_started = True
             if self.access_log:
                 scope = cycle.scope
                 self.access_logger.info(
                     '%s - "%s %s HTTP/%s" %d', get_client_addr(scope), scope["method"],
                     get_path_with_query_string(scope), scope["http_version"], status,
                 )
+            type(self).served += 1
             if not self.transport.is_closing():
                 parts = [STATUS_LINE[status]]
                 for name, value in cycle.default_headers:
                     parts += (name, b": ", value, b"\r\n")
-                parts.append(b"content-type: %s\r\ncontent-length: %d\r\n" % (content_type, len(payload)))
-                if not cycle.keep_alive:
+                parts.append(head)
+                if not cycle.keep_alive and not closes:
                     parts.append(b"connection: close\r\n")
                 parts += (b"\r\n", payload)
                 self.transport.write(b"".join(parts))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Body, FastAPI, Path, Query
@@ -85,34 +85,52 @@ def _parameter(param: RouteParam) -> inspect.Parameter:
     )
 
 
-def make_responder(route: RouteDescriptor, method: ServerMethod, calls: SyncCalls) -> Callable[[list[Any]], Awaitable[Reply]]:
-    """``respond(args)``: run ``method`` with validated arguments and make the JSON reply (``HTTPException`` passes)."""
-    dump = _core.marshal.plan_for(route.return_type).dump
-    status = route.status_code
-    empty = status in _NO_CONTENT
-    qualified = method.descriptor.qualified
+class Responder:
+    """A route's call and reply: ``await responder(args)`` runs the method with validated arguments and makes
+    the JSON reply (``HTTPException`` passes through).
 
-    async def respond(args: list[Any]) -> Reply:
+    :meth:`returned` and :meth:`raised` are the two halves after the call, for a caller that runs
+    ``method`` itself (the server's inline protocol hands sync implementations to the thread pool
+    with no coroutine in between).
+    """
+
+    __slots__ = ("method", "calls", "dump", "status", "empty", "qualified")
+
+    def __init__(self, route: RouteDescriptor, method: ServerMethod, calls: SyncCalls) -> None:
+        self.method = method
+        self.calls = calls
+        self.dump = _core.marshal.plan_for(route.return_type).dump
+        self.status = route.status_code
+        self.empty = self.status in _NO_CONTENT
+        self.qualified = method.descriptor.qualified
+
+    async def __call__(self, args: list[Any]) -> Reply:
         try:
             # sync implementations run where the server's SyncCalls policy says, as on /invoke
-            value = await method.call(args, calls)
+            value = await self.method.call(args, self.calls)
         except HTTPException:
             raise
         except Exception as exc:
-            logger.debug("%s raised", qualified, exc_info=True)
-            return error_reply(exc)
-        if empty:
-            return status, None
+            return self.raised(exc)
+        return self.returned(value)
+
+    def returned(self, value: Any) -> Reply:
+        """The reply to the implementation's result."""
+        if self.empty:
+            return self.status, None
         try:
             # the marshaller makes the primitive tree (and checks the type); pydantic-core writes the JSON
-            return status, to_json(dump(value))
+            return self.status, to_json(self.dump(value))
         except MarshalException as exc:  # the result does not fit the declared type: the server's fault
             return error_reply(exc, 500)
 
-    return respond
+    def raised(self, exc: Exception) -> Reply:
+        """The reply to an exception the implementation raised (not ``HTTPException``: that one has its handler)."""
+        logger.debug("%s raised", self.qualified, exc_info=True)
+        return error_reply(exc)
 
 
-def make_endpoint(route: RouteDescriptor, respond: Callable[[list[Any]], Awaitable[Reply]]) -> Callable[..., Any]:
+def make_endpoint(route: RouteDescriptor, respond: Responder) -> Callable[..., Any]:
     """The async endpoint FastAPI calls with the validated parameters; ``respond`` runs the method and answers."""
     names = tuple(p.name for p in route.params)
 
@@ -155,7 +173,7 @@ def mount_routes(
         target = getattr(implementation, name)
         descriptor = methods[name]
         server_method = ServerMethod(descriptor, target, offload=True)
-        respond = make_responder(route, server_method, calls)
+        respond = Responder(route, server_method, calls)
         description = route.description
         if description is None:
             description = inspect.getdoc(target)

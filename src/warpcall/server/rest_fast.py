@@ -45,7 +45,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route, WebSocketRoute
 
 from warpcall.routes import RouteDescriptor
-from warpcall.server.rest import Reply, raw_headers
+from warpcall.server.rest import Responder, raw_headers
 
 try:
     from orjson import loads as json_loads
@@ -80,7 +80,7 @@ class FastRoute:
 
     __slots__ = ("api_route", "respond", "size", "path_params", "query_params", "body", "http_method", "static")
 
-    def __init__(self, route: RouteDescriptor, api_route: Route, respond: Callable[[list[Any]], Awaitable[Reply]]) -> None:
+    def __init__(self, route: RouteDescriptor, api_route: Route, respond: Responder) -> None:
         self.api_route = api_route
         self.respond = respond
         self.http_method = route.http_method
@@ -136,7 +136,7 @@ class RestFastPath:
         self._shape: tuple[int, int] = (-1, -1)
         self._enabled = False
 
-    def add(self, route: RouteDescriptor, api_route: Route, respond: Callable[[list[Any]], Awaitable[Reply]]) -> None:
+    def add(self, route: RouteDescriptor, api_route: Route, respond: Responder) -> None:
         """Register a warpcall route that FastAPI serves as ``api_route``; ``respond(args)`` makes its reply."""
         self.routes[id(api_route)] = FastRoute(route, api_route, respond)
         self._shape = (-1, -1)

@@ -54,14 +54,29 @@ class WorkerPool:
         """Run ``fn(*args)`` in a worker; must be called on the running loop that awaits the result."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
+        self.submit(loop, fn, args, _resolve, future)
+        return future
+
+    def submit(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...] | list[Any],
+        done: Callable[[Any, Any, bool], None],
+        token: Any,
+    ) -> None:
+        """Run ``fn(*args)`` in a worker, then ``done(token, outcome, failed)`` on ``loop``.
+
+        ``outcome`` is the result, or the exception when ``failed``. This is :meth:`run` without
+        the future, for callers on the loop that have no coroutine to resume.
+        """
         with self._lock:
             if self._idle:
                 self._idle -= 1
             elif len(self._threads) < self.max_workers:
                 self._spawn()
             # else every worker is busy: the job waits in the queue for the first one free
-        self._jobs.put((loop, future, fn, args, contextvars.copy_context()))
-        return future
+        self._jobs.put((loop, done, token, fn, args, contextvars.copy_context()))
 
     def _spawn(self) -> None:
         self._started += 1
@@ -76,7 +91,7 @@ class WorkerPool:
             job = jobs.get()
             if job is None:
                 return
-            loop, future, fn, args, context = job
+            loop, done, token, fn, args, context = job
             del job
             try:
                 value, failed = context.run(fn, *args), False
@@ -89,10 +104,10 @@ class WorkerPool:
                 if self._generation == generation:
                     self._idle += 1
             try:
-                loop.call_soon_threadsafe(_resolve, future, value, failed)
+                loop.call_soon_threadsafe(done, token, value, failed)
             except RuntimeError:  # the loop closed while the call ran: there is no one left to tell
                 pass
-            del loop, future, value
+            del loop, done, token, value
 
     def close(self) -> None:
         """Let the calls under way finish, then stop every worker (bounded wait)."""
