@@ -150,3 +150,31 @@ def test_a_loop_closed_during_the_call_leaves_the_worker_serving(pool):
 def test_max_workers_must_be_positive():
     with pytest.raises(ValueError, match="max_workers"):
         WorkerPool(max_workers=0)
+
+
+def test_submit_calls_back_on_the_loop_with_the_token_and_the_outcome(pool):
+    def fail(text: str) -> None:
+        raise ValueError(text)
+
+    async def main() -> list[tuple]:
+        loop = asyncio.get_running_loop()
+        seen: list[tuple] = []
+        finished = asyncio.Event()
+
+        def done(token: str, outcome: object, failed: bool) -> None:
+            # runs on the loop's own thread, like any callback of it
+            seen.append((token, outcome if not failed else repr(outcome), failed, threading.current_thread().name))
+            if len(seen) == 2:
+                finished.set()
+
+        REQUEST_ID.set("submitted")
+        pool.submit(loop, lambda: (REQUEST_ID.get(), threading.current_thread().name[:10]), (), done, "first")
+        pool.submit(loop, fail, ["no"], done, "second")
+        await asyncio.wait_for(finished.wait(), 5)
+        return sorted(seen)
+
+    loop_thread = threading.current_thread().name
+    assert asyncio.run(main()) == [
+        ("first", ("submitted", "test-pool_"), False, loop_thread),
+        ("second", "ValueError('no')", True, loop_thread),
+    ]
