@@ -48,6 +48,10 @@ class BenchComponentImpl(AbstractComponent, BenchComponent):
         return [ChannelAddress(name, f"http://127.0.0.1:{port}") for name in CHANNELS]
 
 
+#: serve.py turns this off for the ASGI-only server of ``test_bench_server.py``
+INLINE_PROTOCOL = True
+
+
 @module(imports=[ServiceModule])
 class BenchServerModule:
     @create()
@@ -56,4 +60,4 @@ class BenchServerModule:
 
     @create()
     def create_server(self, manager: ServiceManager, registry: ComponentRegistry) -> FastAPIServer:
-        return FastAPIServer(FastAPI(), manager, registry)
+        return FastAPIServer(FastAPI(), manager, registry, inline_protocol=INLINE_PROTOCOL)

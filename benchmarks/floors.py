@@ -81,16 +81,24 @@ def complete_body(data: bytes) -> bytes | None:
     return data[end + 4 : total] if len(data) >= total else None
 
 
-def raw_http(url: str, payload: bytes, content_type: str = "application/json") -> tuple[Callable[[], bytes], socket.socket]:
-    """The floor: a prepared POST written to a kept-alive blocking socket, the response read by length."""
+def raw_http(
+    url: str, payload: bytes, content_type: str = "application/json", method: str = "POST"
+) -> tuple[Callable[[], bytes], socket.socket]:
+    """The floor: a prepared request written to a kept-alive blocking socket, the response read by length.
+
+    ``method="GET"`` sends no body (``url`` carries the query).
+    """
     authority, _, path = url.split("://", 1)[1].partition("/")
     host, port = authority.rsplit(":", 1)
     sock = blocking_socket(host, int(port))
-    request = (
-        b"POST /%s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n"
-        % (path.encode(), authority.encode(), content_type.encode(), len(payload))
-        + payload
-    )
+    if method == "GET":
+        request = b"GET /%s HTTP/1.1\r\nHost: %s\r\n\r\n" % (path.encode(), authority.encode())
+    else:
+        request = (
+            b"%s /%s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n"
+            % (method.encode(), path.encode(), authority.encode(), content_type.encode(), len(payload))
+            + payload
+        )
 
     def call() -> bytes:
         sock.sendall(request)

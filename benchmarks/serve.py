@@ -1,4 +1,6 @@
-"""Serve one side of the benchmark in its own process: ``python serve.py warpcall|aspyx``.
+"""Serve one side of the benchmark in its own process: ``python serve.py warpcall|warpcall-asgi|aspyx``.
+
+``warpcall-asgi`` is the warpcall server with ``inline_protocol=False``: every request through ASGI.
 
 Prints ``READY <url>`` once serving on a free 127.0.0.1 port; stops when stdin closes.
 """
@@ -11,8 +13,11 @@ import sys
 
 def main() -> None:
     kind = sys.argv[1]
-    if kind == "warpcall":
+    if kind in ("warpcall", "warpcall-asgi"):
+        import bench_impl
         from bench_impl import BenchServerModule
+
+        bench_impl.INLINE_PROTOCOL = kind == "warpcall"
 
         from warpcall import FastAPIServer
 

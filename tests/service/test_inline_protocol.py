@@ -423,3 +423,24 @@ def test_destroy_lets_a_call_under_way_finish():
     assert headers[b"connection"] == b"close"  # the server is going away: this connection ends with the call
     with pytest.raises(OSError):
         connect(server).close()  # and nothing accepts any more
+
+
+def test_the_inline_protocol_can_be_turned_off():
+    @module(imports=[ServiceModule])
+    class AsgiOnlyModule:
+        @create()
+        def create_registry(self) -> ComponentRegistry:
+            return LocalComponentRegistry()
+
+        @create()
+        def create_server(self, manager: ServiceManager, registry: ComponentRegistry) -> FastAPIServer:
+            return FastAPIServer(plain_app(), manager, registry, inline_protocol=False)
+
+    environment = FastAPIServer.boot(AsgiOnlyModule, host="127.0.0.1", port=0)
+    try:
+        server = environment.get(FastAPIServer)
+        assert server.protocol_class is None
+        status, _, body, _ = roundtrip(server, request("/invoke", envelope("echo", [PARCEL])))
+        assert (status, _core.envelope.decode_response_json(body)) == (b"HTTP/1.1 200 OK", (PARCEL, None))
+    finally:
+        environment.destroy()

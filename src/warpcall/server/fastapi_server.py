@@ -17,7 +17,7 @@ from warpcall.exceptions import ServiceException
 from warpcall.manager import ServiceManager
 from warpcall.registry.contract import ComponentRegistry
 from warpcall.server.dispatch import DEFAULT_MAX_BODY, DispatchEndpoint, SyncCalls
-from warpcall.server.protocol import inline_protocol
+from warpcall.server.protocol import inline_protocol as make_inline_protocol
 from warpcall.server.rest import mount_routes
 from warpcall.server.rest_fast import RestFastPath
 from warpcall.service import Server
@@ -49,6 +49,13 @@ class FastAPIServer(Server):
     Create it in a module (``@create()``) and start everything with
     :meth:`boot`; ``environment.destroy()`` deregisters the components, lets
     in-flight calls finish and stops uvicorn, leaving no thread or socket.
+
+    Options: ``max_body`` (bytes accepted on ``/invoke``), ``include_traceback`` (remote
+    tracebacks in error envelopes), ``sync_calls`` (where sync implementations behind
+    ``/invoke`` run, see :class:`SyncCalls`), ``access_log`` (uvicorn's access lines) and
+    ``inline_protocol``: when true (the default) and uvicorn runs httptools, the server's
+    protocol answers ``/invoke`` and warpcall's REST routes without the ASGI round
+    (:mod:`warpcall.server.protocol`); false serves every request through ASGI.
     """
 
     _socket: socket.socket | None = None
@@ -64,6 +71,7 @@ class FastAPIServer(Server):
         include_traceback: bool = False,
         sync_calls: str = "adaptive",
         access_log: bool = False,
+        inline_protocol: bool = True,
     ) -> None:
         self.fast_api = fastapi
         self.access_log = access_log
@@ -75,7 +83,11 @@ class FastAPIServer(Server):
         #: answers warpcall's REST routes without FastAPI's per-request machinery when that is safe
         self.rest_fast_path = RestFastPath(fastapi)
         #: uvicorn's httptools protocol answering /invoke and the REST routes without ASGI (None: uvicorn's own)
-        self.protocol_class = inline_protocol(self.endpoint, self.rest_fast_path, lambda: not fastapi.user_middleware)
+        self.protocol_class = (
+            make_inline_protocol(self.endpoint, self.rest_fast_path, lambda: not fastapi.user_middleware)
+            if inline_protocol
+            else None
+        )
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
         self.socket: socket.socket | None = None

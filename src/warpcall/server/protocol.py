@@ -12,7 +12,10 @@ answer anyway:
 - a request :class:`RestFastPath` routes to a warpcall route: its arguments are
   validated as there, a sync implementation goes to the thread pool with a callback
   instead of an awaiting task, and a request that does not validate goes to
-  FastAPI's ASGI app, body included.
+  FastAPI's ASGI app, body included. The worker that ran a sync implementation also
+  writes a plain reply itself, to a duplicate of the connection's socket, so the
+  caller is answered without waiting for the event loop to wake up (the loop then
+  only completes the request's bookkeeping); see :func:`_call_and_send`.
 
 The reply is written the way uvicorn's ``send`` writes it (the same status line,
 default headers, ``connection: close`` when the connection ends, access log line).
@@ -30,6 +33,8 @@ from __future__ import annotations
 import contextvars
 import inspect
 import logging
+import os
+from functools import partial
 from typing import Any, Awaitable, Callable, Coroutine
 
 from fastapi.exception_handlers import http_exception_handler
@@ -78,6 +83,36 @@ def inline_protocol(endpoint: DispatchEndpoint, rest: RestFastPath, accepts: Cal
         return None
     namespace = {"endpoint": endpoint, "rest": rest, "accepts": staticmethod(accepts)}
     return type("InlineProtocol", (_InlineProtocol,), namespace)
+
+
+def _call_and_send(
+    target: Callable[..., Any], responder: Responder, fd: int, head: bytes, *args: Any
+) -> tuple[int | None, Any]:
+    """Run in a worker: call ``target``, and write a plain reply to ``fd`` (a duplicate of the socket).
+
+    Returns ``(status, unsent bytes)`` once the reply went out (or the peer is gone), ``(None,
+    reply)`` for a reply the loop must write (no body, or the socket would block at once).
+    The duplicate keeps the socket itself open until the write is over, even if the loop
+    closes the connection meanwhile, so the bytes can never reach another connection.
+    """
+    try:
+        reply = responder.returned(target(*args))
+        status, payload = reply
+        if payload is None:
+            return None, reply
+        data = b"".join((
+            STATUS_LINE[status], head, b"content-length: %d\r\ncontent-type: application/json\r\n\r\n" % len(payload),
+            payload,
+        ))
+        try:
+            written = os.write(fd, data)  # the socket is non-blocking: as much as fits now
+        except BlockingIOError:
+            return None, reply
+        except OSError:  # the caller went away; the loop sees the connection close
+            written = len(data)
+        return status, data[written:]
+    finally:
+        os.close(fd)
 
 
 def _small_body(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes] | None:
@@ -204,8 +239,15 @@ if SUPPORTED:
             if method.is_async:
                 self._spawn(contextvars.copy_context(), self._rest_later(cycle, responder, args))
             elif method.offload:
-                # the worker's callback writes the reply: no task waits for it
-                responder.calls.pool.submit(self.loop, method.target, args, self._rest_done, (cycle, responder))
+                # no task waits for the worker: it writes the reply itself where it safely can, else its
+                # callback on the loop does
+                if cycle.keep_alive and self.scheme == "http" and not self.transport.get_write_buffer_size():
+                    fd = os.dup(self.transport.get_extra_info("socket").fileno())
+                    head = b"".join([b"%s: %s\r\n" % header for header in cycle.default_headers])
+                    job = partial(_call_and_send, method.target, responder, fd, head)
+                    responder.calls.pool.submit(self.loop, job, args, self._rest_sent, (cycle, responder))
+                else:
+                    responder.calls.pool.submit(self.loop, method.target, args, self._rest_done, (cycle, responder))
             else:
                 try:
                     value = contextvars.copy_context().run(method.call_inline, args, responder.calls)
@@ -213,6 +255,20 @@ if SUPPORTED:
                     self._rest_done((cycle, responder), exc, True)
                 else:
                     self._rest_done((cycle, responder), value, False)
+
+        def _rest_sent(self, token: tuple[Any, Responder], outcome: Any, failed: bool) -> None:
+            cycle, responder = token
+            if failed:  # the implementation raised: nothing was written
+                self._rest_done(token, outcome, True)
+                return
+            status, rest = outcome
+            if status is None:
+                self._rest_reply(cycle, rest)
+                return
+            self._started(cycle, status)
+            if rest and not self.transport.is_closing():  # what the socket did not take at once, in order
+                self.transport.write(rest)
+            self._finished(cycle)
 
         def _rest_done(self, token: tuple[Any, Responder], outcome: Any, failed: bool) -> None:
             cycle, responder = token
@@ -282,14 +338,7 @@ if SUPPORTED:
 
             ``head`` is the reply's own header lines; ``closes`` says they hold ``connection: close``.
             """
-            cycle.response_started = True
-            if self.access_log:
-                scope = cycle.scope
-                self.access_logger.info(
-                    '%s - "%s %s HTTP/%s" %d', get_client_addr(scope), scope["method"],
-                    get_path_with_query_string(scope), scope["http_version"], status,
-                )
-            type(self).served += 1
+            self._started(cycle, status)
             if not self.transport.is_closing():
                 parts = [STATUS_LINE[status]]
                 for name, value in cycle.default_headers:
@@ -299,6 +348,20 @@ if SUPPORTED:
                     parts.append(b"connection: close\r\n")
                 parts += (b"\r\n", payload)
                 self.transport.write(b"".join(parts))
+            self._finished(cycle)
+
+        def _started(self, cycle: Any, status: int) -> None:
+            cycle.response_started = True
+            if self.access_log:
+                scope = cycle.scope
+                self.access_logger.info(
+                    '%s - "%s %s HTTP/%s" %d', get_client_addr(scope), scope["method"],
+                    get_path_with_query_string(scope), scope["http_version"], status,
+                )
+            type(self).served += 1
+
+        def _finished(self, cycle: Any) -> None:
+            """What uvicorn does once a response is complete: the next pipelined request or the keep-alive timer."""
             cycle.response_complete = True
             cycle.message_event.set()
             if not cycle.keep_alive:
