@@ -178,3 +178,18 @@ def test_submit_calls_back_on_the_loop_with_the_token_and_the_outcome(pool):
         ("first", ("submitted", "test-pool_"), False, loop_thread),
         ("second", "ValueError('no')", True, loop_thread),
     ]
+
+
+def test_running_counts_the_jobs_under_way(pool):
+    release = threading.Event()
+
+    async def main() -> tuple[int, int, int]:
+        before = pool.running
+        first = pool.run(release.wait, 5)
+        second = pool.run(release.wait, 5)
+        during = pool.running
+        release.set()
+        await asyncio.gather(first, second)
+        return before, during, pool.running
+
+    assert asyncio.run(main()) == (0, 2, 0)

@@ -240,14 +240,21 @@ if SUPPORTED:
                 self._spawn(contextvars.copy_context(), self._rest_later(cycle, responder, args))
             elif method.offload:
                 # no task waits for the worker: it writes the reply itself where it safely can, else its
-                # callback on the loop does
-                if cycle.keep_alive and self.scheme == "http" and not self.transport.get_write_buffer_size():
+                # callback on the loop does. Only a lone job writes: under load, workers that write
+                # would fight over the GIL, and the loop writes many replies in one wake-up
+                pool = responder.calls.pool
+                if (
+                    not pool.running
+                    and cycle.keep_alive
+                    and self.scheme == "http"
+                    and not self.transport.get_write_buffer_size()
+                ):
                     fd = os.dup(self.transport.get_extra_info("socket").fileno())
                     head = b"".join([b"%s: %s\r\n" % header for header in cycle.default_headers])
                     job = partial(_call_and_send, method.target, responder, fd, head)
-                    responder.calls.pool.submit(self.loop, job, args, self._rest_sent, (cycle, responder))
+                    pool.submit(self.loop, job, args, self._rest_sent, (cycle, responder))
                 else:
-                    responder.calls.pool.submit(self.loop, method.target, args, self._rest_done, (cycle, responder))
+                    pool.submit(self.loop, method.target, args, self._rest_done, (cycle, responder))
             else:
                 try:
                     value = contextvars.copy_context().run(method.call_inline, args, responder.calls)

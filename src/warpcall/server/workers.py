@@ -47,6 +47,8 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._idle = 0  # workers waiting for a job and not yet promised one
+        #: jobs submitted and not finished yet (read without the lock: a hint, exact under it)
+        self.running = 0
         self._started = 0
         self._generation = 0  # close() starts a new one: old workers finish on the old queue
 
@@ -71,6 +73,7 @@ class WorkerPool:
         the future, for callers on the loop that have no coroutine to resume.
         """
         with self._lock:
+            self.running += 1
             if self._idle:
                 self._idle -= 1
             elif len(self._threads) < self.max_workers:
@@ -101,6 +104,7 @@ class WorkerPool:
             # count this worker idle first: once told, the loop wants the GIL back at once, and this
             # thread gives it up by waiting for the next job right after telling it
             with self._lock:
+                self.running -= 1
                 if self._generation == generation:
                     self._idle += 1
             try:
