@@ -86,7 +86,7 @@ def inline_protocol(endpoint: DispatchEndpoint, rest: RestFastPath, accepts: Cal
 
 
 def _call_and_send(
-    target: Callable[..., Any], responder: Responder, fd: int, head: bytes, *args: Any
+    target: Callable[..., Any], responder: Responder, fd: int, head: bytes, box: list[Any], *args: Any
 ) -> tuple[int | None, Any]:
     """Run in a worker: call ``target``, and write a plain reply to ``fd`` (a duplicate of the socket).
 
@@ -94,23 +94,28 @@ def _call_and_send(
     reply)`` for a reply the loop must write (no body, or the socket would block at once).
     The duplicate keeps the socket itself open until the write is over, even if the loop
     closes the connection meanwhile, so the bytes can never reach another connection.
+    The outcome also goes into ``box`` at once: the caller may send its next request
+    before the loop hears back from the pool, and the loop settles this one first.
     """
     try:
         reply = responder.returned(target(*args))
         status, payload = reply
         if payload is None:
-            return None, reply
-        data = b"".join((
-            STATUS_LINE[status], head, b"content-length: %d\r\ncontent-type: application/json\r\n\r\n" % len(payload),
-            payload,
-        ))
-        try:
-            written = os.write(fd, data)  # the socket is non-blocking: as much as fits now
-        except BlockingIOError:
-            return None, reply
-        except OSError:  # the caller went away; the loop sees the connection close
-            written = len(data)
-        return status, data[written:]
+            outcome: tuple[int | None, Any] = (None, reply)
+        else:
+            data = b"".join((
+                STATUS_LINE[status], head,
+                b"content-length: %d\r\ncontent-type: application/json\r\n\r\n" % len(payload), payload,
+            ))
+            try:
+                written = os.write(fd, data)  # the socket is non-blocking: as much as fits now
+            except BlockingIOError:
+                written = -1
+            except OSError:  # the caller went away; the loop sees the connection close
+                written = len(data)
+            outcome = (None, reply) if written < 0 else (status, data[written:])
+        box.append(outcome)
+        return outcome
     finally:
         os.close(fd)
 
@@ -139,13 +144,22 @@ if SUPPORTED:
         endpoint: DispatchEndpoint
         rest: RestFastPath
         accepts: Callable[[], bool]
-        #: requests answered without the ASGI app, over all connections of this class
+        #: requests taken on (and answered) without the ASGI app, over all connections of this class
         served = 0
 
         _fresh = False
         _held: Any = None
+        _sending: Any = None  # the token of a reply a worker writes itself, until the loop settles it
         _complete: Callable[[Any, Any], None]
         _request: Any = None
+
+        def data_received(self, data: bytes) -> None:
+            sending = self._sending
+            if sending is not None and sending[2]:
+                # the worker has answered, and the caller already sent more: settle that request
+                # first, so this one arrives on a free connection rather than as a pipelined one
+                self._settle(sending, sending[2][0])
+            super().data_received(data)
 
         def on_headers_complete(self) -> None:
             # uvicorn starts the ASGI task from here for a fresh request, and from
@@ -194,6 +208,7 @@ if SUPPORTED:
 
         def _dispatch(self, cycle: Any, request: tuple[bytes, bytes]) -> None:
             content_type, method_header = request
+            type(self).served += 1
             # each request runs in a context of its own, as an ASGI task would
             context = contextvars.copy_context()
             try:
@@ -234,6 +249,7 @@ if SUPPORTED:
                 HttpToolsProtocol._start_asgi_task(self, cycle, self.rest.app)
                 return
             self.rest.served += 1
+            type(self).served += 1  # counted before any reply can reach the caller
             responder: Responder = fast.respond
             method = responder.method
             if method.is_async:
@@ -251,8 +267,10 @@ if SUPPORTED:
                 ):
                     fd = os.dup(self.transport.get_extra_info("socket").fileno())
                     head = b"".join([b"%s: %s\r\n" % header for header in cycle.default_headers])
-                    job = partial(_call_and_send, method.target, responder, fd, head)
-                    pool.submit(self.loop, job, args, self._rest_sent, (cycle, responder))
+                    box: list[Any] = []
+                    job = partial(_call_and_send, method.target, responder, fd, head, box)
+                    self._sending = token = (cycle, responder, box)
+                    pool.submit(self.loop, job, args, self._rest_sent, token)
                 else:
                     pool.submit(self.loop, method.target, args, self._rest_done, (cycle, responder))
             else:
@@ -263,13 +281,20 @@ if SUPPORTED:
                 else:
                     self._rest_done((cycle, responder), value, False)
 
-        def _rest_sent(self, token: tuple[Any, Responder], outcome: Any, failed: bool) -> None:
-            cycle, responder = token
+        def _rest_sent(self, token: tuple[Any, Responder, list[Any]], outcome: Any, failed: bool) -> None:
+            if self._sending is not token:
+                return  # settled already, when the caller's next request came in
             if failed:  # the implementation raised: nothing was written
-                self._rest_done(token, outcome, True)
+                self._sending = None
+                self._rest_done(token[:2], outcome, True)
                 return
+            self._settle(token, outcome)
+
+        def _settle(self, token: tuple[Any, Responder, list[Any]], outcome: tuple[int | None, Any]) -> None:
+            self._sending = None
+            cycle = token[0]
             status, rest = outcome
-            if status is None:
+            if status is None:  # the worker left the reply to the loop
                 self._rest_reply(cycle, rest)
                 return
             self._started(cycle, status)
@@ -365,7 +390,6 @@ if SUPPORTED:
                     '%s - "%s %s HTTP/%s" %d', get_client_addr(scope), scope["method"],
                     get_path_with_query_string(scope), scope["http_version"], status,
                 )
-            type(self).served += 1
 
         def _finished(self, cycle: Any) -> None:
             """What uvicorn does once a response is complete: the next pipelined request or the keep-alive timer."""
