@@ -126,7 +126,7 @@ def app_with_middleware() -> FastAPI:
     return app
 
 
-def make_module(app_factory: Any) -> type:
+def make_module(app_factory: Any, **options: Any) -> type:
     @module(imports=[ServiceModule])
     class PostModule:
         @create()
@@ -135,7 +135,7 @@ def make_module(app_factory: Any) -> type:
 
         @create()
         def create_server(self, manager: ServiceManager, registry: ComponentRegistry) -> FastAPIServer:
-            return FastAPIServer(app_factory(), manager, registry, max_body=MAX_BODY)
+            return FastAPIServer(app_factory(), manager, registry, max_body=MAX_BODY, **options)
 
     return PostModule
 
@@ -426,17 +426,7 @@ def test_destroy_lets_a_call_under_way_finish():
 
 
 def test_the_inline_protocol_can_be_turned_off():
-    @module(imports=[ServiceModule])
-    class AsgiOnlyModule:
-        @create()
-        def create_registry(self) -> ComponentRegistry:
-            return LocalComponentRegistry()
-
-        @create()
-        def create_server(self, manager: ServiceManager, registry: ComponentRegistry) -> FastAPIServer:
-            return FastAPIServer(plain_app(), manager, registry, inline_protocol=False)
-
-    environment = FastAPIServer.boot(AsgiOnlyModule, host="127.0.0.1", port=0)
+    environment = FastAPIServer.boot(make_module(plain_app, inline_protocol=False), host="127.0.0.1", port=0)
     try:
         server = environment.get(FastAPIServer)
         assert server.protocol_class is None
