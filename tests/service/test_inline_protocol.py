@@ -266,13 +266,13 @@ BATTERY: list[tuple[bytes, str]] = [
 @pytest.mark.parametrize("data, what", BATTERY, ids=[what for _, what in BATTERY])
 def test_inline_answers_match_the_asgi_path(servers, data, what):
     inline, reference = servers
-    before = inline.protocol_class.served
+    before = inline.protocol_class.stats.served
     expected = roundtrip(reference, data)
     answered = roundtrip(inline, data)
     assert answered == expected, what
     # each of these requests is small and plain: the protocol answered it, not the ASGI app
-    assert inline.protocol_class.served == before + 1
-    assert reference.protocol_class.served == 0
+    assert inline.protocol_class.stats.served == before + 1
+    assert reference.protocol_class.stats.served == 0
 
 
 def test_a_protobuf_call_is_answered_inline_and_decodes(servers):
@@ -282,13 +282,13 @@ def test_a_protobuf_call_is_answered_inline_and_decodes(servers):
         "/invoke", codec.encode_request((Parcel("box", 2.5),)), "application/x-protobuf",
         extra="x-rpc-method: post:relay:echo\r\n",
     )
-    before = inline.protocol_class.served
+    before = inline.protocol_class.stats.served
     answered = roundtrip(inline, data)
     assert answered == roundtrip(reference, data)
     status, headers, payload, closed = answered
     assert (status, headers[b"content-type"], closed) == (b"HTTP/1.1 200 OK", b"application/x-protobuf", False)
     assert codec.decode_response(payload) == (Parcel("box", 2.5), None)
-    assert inline.protocol_class.served == before + 1
+    assert inline.protocol_class.stats.served == before + 1
 
 
 def test_access_lines_are_uvicorns(servers, caplog):
@@ -331,7 +331,7 @@ def test_an_internal_error_is_uvicorns_500_and_the_server_goes_on(servers, monke
 
 def test_pipelined_requests_are_answered_in_order(servers):
     inline, _ = servers
-    before = inline.protocol_class.served
+    before = inline.protocol_class.stats.served
     with connect(inline) as sock:
         sock.sendall(
             request("/invoke", envelope("echo", [PARCEL]))
@@ -348,7 +348,7 @@ def test_pipelined_requests_are_answered_in_order(servers):
         ({"label": "last", "weight": 1.0}, None),
     ]
     # the first two arrive fresh; the third queues behind the async call and takes uvicorn's path
-    assert inline.protocol_class.served >= before + 2
+    assert inline.protocol_class.stats.served >= before + 2
 
 
 def test_context_variables_do_not_reach_the_next_request(servers):
@@ -366,19 +366,19 @@ def test_a_body_arriving_in_pieces_is_answered_inline(servers):
     inline, _ = servers
     data = request("/invoke", envelope("echo", [PARCEL]))
     cut = data.index(b"\r\n\r\n") + 4
-    before = inline.protocol_class.served
+    before = inline.protocol_class.stats.served
     with connect(inline) as sock:
         for piece in (data[:cut], data[cut:cut + 10], data[cut + 10:]):
             sock.sendall(piece)
             time.sleep(0.02)
         status, _, body = Reader(sock).response()
     assert status == b"HTTP/1.1 200 OK" and _core.envelope.decode_response_json(body) == (PARCEL, None)
-    assert inline.protocol_class.served == before + 1
+    assert inline.protocol_class.stats.served == before + 1
 
 
 def test_what_the_protocol_leaves_to_uvicorn_still_works(servers):
     inline, _ = servers
-    before = inline.protocol_class.served
+    before = inline.protocol_class.stats.served
     body = envelope("echo", [PARCEL])
     with connect(inline) as sock:
         reader = Reader(sock)
@@ -405,7 +405,7 @@ def test_what_the_protocol_leaves_to_uvicorn_still_works(servers):
         sock.sendall(big)
         status, _, refusal = reader.response()
         assert status == b"HTTP/1.1 413 Request Entity Too Large" and b"RequestTooLargeException" in refusal
-    assert inline.protocol_class.served == before
+    assert inline.protocol_class.stats.served == before
 
 
 def test_destroy_lets_a_call_under_way_finish():

@@ -341,17 +341,17 @@ def test_valid_requests_take_the_fast_path_and_invalid_ones_reach_fastapi(server
     path_of = fast.rest_fast_path
     inline = fast.protocol_class
     with httpx.Client(timeout=10) as client:
-        before, inline_before = path_of.served, inline.served
+        before, inline_before = path_of.served, inline.stats.served
         assert client.get(f"{fast.url}/depot/parcels/7").json()["label"] == "p7"
         assert client.post(f"{fast.url}/depot/parcels?sender=ann", json=PARCEL).status_code == 201
         assert path_of.served == before + 2
         # the server's protocol answered both, without an ASGI task
-        assert inline is None or inline.served == inline_before + 2
+        assert inline is None or inline.stats.served == inline_before + 2
         assert client.get(f"{fast.url}/depot/parcels/seven").status_code == 422
         assert client.get(f"{fast.url}/depot/shadowed").json() == "user"
         assert client.get(f"{fast.url}/depot/by-user/zoe").json() == "user:zoe"
         assert path_of.served == before + 2
-        assert inline is None or inline.served == inline_before + 2
+        assert inline is None or inline.stats.served == inline_before + 2
         reference_served = reference.rest_fast_path.served
         assert client.get(f"{reference.url}/depot/parcels/7").status_code == 200
         assert reference.rest_fast_path.served == reference_served  # middleware: FastAPI answers everything

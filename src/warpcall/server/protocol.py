@@ -81,8 +81,19 @@ def inline_protocol(endpoint: DispatchEndpoint, rest: RestFastPath, accepts: Cal
     """
     if not SUPPORTED:
         return None
-    namespace = {"endpoint": endpoint, "rest": rest, "accepts": staticmethod(accepts)}
+    namespace = {"endpoint": endpoint, "rest": rest, "accepts": staticmethod(accepts), "stats": InlineStats()}
     return type("InlineProtocol", (_InlineProtocol,), namespace)
+
+
+class InlineStats:
+    """What an inline protocol class did; kept apart from the class, since assigning a class attribute
+    would invalidate the interpreter's attribute cache for every instance on every request."""
+
+    __slots__ = ("served",)
+
+    def __init__(self) -> None:
+        #: requests taken on (and answered) without the ASGI app, over all connections
+        self.served = 0
 
 
 def _call_and_send(
@@ -144,8 +155,7 @@ if SUPPORTED:
         endpoint: DispatchEndpoint
         rest: RestFastPath
         accepts: Callable[[], bool]
-        #: requests taken on (and answered) without the ASGI app, over all connections of this class
-        served = 0
+        stats: InlineStats
 
         _fresh = False
         _held: Any = None
@@ -208,7 +218,7 @@ if SUPPORTED:
 
         def _dispatch(self, cycle: Any, request: tuple[bytes, bytes]) -> None:
             content_type, method_header = request
-            type(self).served += 1
+            self.stats.served += 1
             # each request runs in a context of its own, as an ASGI task would
             context = contextvars.copy_context()
             try:
@@ -249,7 +259,7 @@ if SUPPORTED:
                 HttpToolsProtocol._start_asgi_task(self, cycle, self.rest.app)
                 return
             self.rest.served += 1
-            type(self).served += 1  # counted before any reply can reach the caller
+            self.stats.served += 1  # counted before any reply can reach the caller
             responder: Responder = fast.respond
             method = responder.method
             if method.is_async:
