@@ -161,6 +161,12 @@ def describe_exception(exc: BaseException, include_traceback: bool = False) -> d
 Reply = tuple[int, bytes, bytes]
 
 
+def _unsupported(media_type: str) -> UnsupportedMediaTypeException:
+    return UnsupportedMediaTypeException(
+        f"content type {media_type or '(none)'!r} is not supported; send {JSON}, {MSGPACK} or {PROTOBUF}"
+    )
+
+
 class DispatchEndpoint:
     """ASGI app for ``POST /invoke``: decode, resolve, unmarshal, call, marshal, answer in kind.
 
@@ -209,14 +215,13 @@ class DispatchEndpoint:
                 None, {"type": "MethodNotAllowed", "message": "POST the envelope to /invoke"})
         media_type = self.media_type(content_type)
         if media_type not in REPLY_CONTENT_TYPES:
-            return self.error_reply(JSON, UnsupportedMediaTypeException(
-                f"content type {media_type or '(none)'!r} is not supported; send {JSON}, {MSGPACK} or {PROTOBUF}"
-            ))
+            return self.error_reply(JSON, _unsupported(media_type))
         if declared_length is not None and declared_length.isdigit() and int(declared_length) > self.max_body:
-            return self.error_reply(media_type, RequestTooLargeException(
-                f"body of {int(declared_length)} bytes exceeds the limit of {self.max_body} bytes"
-            ))
+            return self.error_reply(media_type, self._too_large(int(declared_length)))
         return None
+
+    def _too_large(self, size: int) -> RequestTooLargeException:
+        return RequestTooLargeException(f"body of {size} bytes exceeds the limit of {self.max_body} bytes")
 
     def answer(self, content_type: bytes, method_header: bytes, body: bytes) -> Reply | Awaitable[Reply]:
         """The reply to one envelope, or an awaitable of it when the method must be awaited.
@@ -227,13 +232,9 @@ class DispatchEndpoint:
         media_type = self.media_type(content_type)
         try:
             if media_type not in REPLY_CONTENT_TYPES:
-                raise UnsupportedMediaTypeException(
-                    f"content type {media_type or '(none)'!r} is not supported; send {JSON}, {MSGPACK} or {PROTOBUF}"
-                )
+                raise _unsupported(media_type)
             if len(body) > self.max_body:
-                raise RequestTooLargeException(
-                    f"body of {len(body)} bytes exceeds the limit of {self.max_body} bytes"
-                )
+                raise self._too_large(len(body))
             if media_type == PROTOBUF:
                 qualified = method_header.decode("latin-1")
                 method = self.methods.get(qualified) or self.resolve(qualified)

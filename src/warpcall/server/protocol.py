@@ -51,7 +51,13 @@ logger = logging.getLogger("warpcall.server")
 HOLD_LIMIT = 64 * 1024
 
 _CYCLE_FIELDS = {"scope", "keep_alive", "default_headers", "on_response", "message_event"}
-_JSON = b"application/json"
+#: the header lines of a REST reply with a JSON body (its length to fill in), as FastAPI's response orders them
+_REST_HEAD = b"content-length: %d\r\ncontent-type: application/json\r\n"
+
+
+def _default_head(cycle: Any) -> bytes:
+    """uvicorn's default header lines (server, date) as they start every reply."""
+    return b"".join([b"%s: %s\r\n" % header for header in cycle.default_headers])
 
 try:
     from uvicorn.protocols.http.httptools_impl import (
@@ -116,7 +122,7 @@ def _call_and_send(
         else:
             data = b"".join((
                 STATUS_LINE[status], head,
-                b"content-length: %d\r\ncontent-type: application/json\r\n\r\n" % len(payload), payload,
+                _REST_HEAD % len(payload), b"\r\n", payload,
             ))
             try:
                 written = os.write(fd, data)  # the socket is non-blocking: as much as fits now
@@ -252,9 +258,7 @@ if SUPPORTED:
             content_type, fast, path_values = request
             body = bytes(cycle.body) if fast.body is not None else None
             try:
-                if body is not None and content_type != _JSON:
-                    raise ValueError("not a JSON body")
-                args = fast.arguments(cycle.scope, path_values, body)
+                args = fast.arguments(cycle.scope, path_values, body, content_type)
             except Exception:  # noqa: BLE001 - any doubt about the input: FastAPI validates and answers
                 HttpToolsProtocol._start_asgi_task(self, cycle, self.rest.app)
                 return
@@ -276,9 +280,8 @@ if SUPPORTED:
                     and not self.transport.get_write_buffer_size()
                 ):
                     fd = os.dup(self.transport.get_extra_info("socket").fileno())
-                    head = b"".join([b"%s: %s\r\n" % header for header in cycle.default_headers])
                     box: list[Any] = []
-                    job = partial(_call_and_send, method.target, responder, fd, head, box)
+                    job = partial(_call_and_send, method.target, responder, fd, _default_head(cycle), box)
                     self._sending = token = (cycle, responder, box)
                     pool.submit(self.loop, job, args, self._rest_sent, token)
                 else:
@@ -349,7 +352,7 @@ if SUPPORTED:
             if payload is None:  # 204, 304: no body, no content headers
                 self._write(cycle, status, b"", b"")
             else:
-                self._write(cycle, status, b"content-length: %d\r\ncontent-type: application/json\r\n" % len(payload), payload)
+                self._write(cycle, status, _REST_HEAD % len(payload), payload)
 
         async def _http_exception(self, cycle: Any, exc: HTTPException) -> None:
             """FastAPI's default handler makes the reply, headers of the user's included."""
@@ -382,14 +385,10 @@ if SUPPORTED:
             """
             self._started(cycle, status)
             if not self.transport.is_closing():
-                parts = [STATUS_LINE[status]]
-                for name, value in cycle.default_headers:
-                    parts += (name, b": ", value, b"\r\n")
-                parts.append(head)
-                if not cycle.keep_alive and not closes:
-                    parts.append(b"connection: close\r\n")
-                parts += (b"\r\n", payload)
-                self.transport.write(b"".join(parts))
+                close = b"" if cycle.keep_alive or closes else b"connection: close\r\n"
+                self.transport.write(
+                    b"".join((STATUS_LINE[status], _default_head(cycle), head, close, b"\r\n", payload))
+                )
             self._finished(cycle)
 
         def _started(self, cycle: Any, status: int) -> None:

@@ -95,8 +95,15 @@ class FastRoute:
         body = route.body
         self.body = None if body is None else (body.index, _validator(body.type))
 
-    def arguments(self, scope: Scope, path_values: dict[str, Any], body: bytes | None) -> list[Any]:
-        """The validated arguments, in declared order; ``_Missing`` or a ValidationError when FastAPI must answer."""
+    def arguments(
+        self, scope: Scope, path_values: dict[str, Any], body: bytes | None, content_type: bytes = _JSON
+    ) -> list[Any]:
+        """The validated arguments, in declared order; ``_Missing`` or a ValidationError when FastAPI must answer.
+
+        ``body`` is None for a route without one; a body must come as ``application/json``.
+        """
+        if body is not None and content_type != _JSON:
+            raise _Missing("content-type")
         args: list[Any] = [None] * self.size
         for name, value in path_values.items():
             index, validate = self.path_params[name]
@@ -217,9 +224,7 @@ class RestFastPath:
             if body is None:  # the client went away while sending
                 return
         try:
-            if body is not None and _content_type(scope) != _JSON:
-                raise _Missing("content-type")
-            args = fast.arguments(scope, path_values, body)
+            args = fast.arguments(scope, path_values, body, _content_type(scope))
         except Exception:  # noqa: BLE001 - any doubt about the input: FastAPI validates and answers
             await self.app(scope, _replay(body, receive) if body is not None else receive, send)
             return
