@@ -16,6 +16,8 @@ import pytest
 from google.protobuf.descriptor import FieldDescriptor
 from pydantic import AliasChoices, BaseModel, Field, field_validator
 
+from warpcall import _core
+from warpcall.channels import protobuf_codec
 from warpcall.channels.protobuf_codec import ProtobufMethodCodec, codec_for
 from warpcall.exceptions import MalformedRequestException, MarshalException, ProtocolException
 
@@ -125,6 +127,19 @@ class Box(Generic[T]):
 
 
 _counter = iter(range(1_000_000))
+
+
+@pytest.fixture(autouse=True, params=["native-wire", "pure-wire", "no-wire"])
+def wire(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every codec test three times: with the compiled wire fast path, its pure twin, and protobuf alone."""
+    if request.param == "native-wire":
+        try:
+            module = _core.load_variant("pbwire", native=True)
+        except ImportError:
+            pytest.skip("the compiled core is not built here")
+    else:
+        module = _core.load_variant("pbwire", native=False) if request.param == "pure-wire" else None
+    monkeypatch.setattr(protobuf_codec, "DEFAULT_WIRE", module)
 
 
 def codec(*param_types: Any, returns: Any = None) -> ProtobufMethodCodec:

@@ -42,6 +42,7 @@ transport = _load("transport")
 proxy = _load("proxy")
 weave = _load("weave")
 marshal = _load("marshal")
+pbwire = _load("pbwire")
 
 #: True when every core module runs compiled.
 NATIVE = all(LOADED.values())

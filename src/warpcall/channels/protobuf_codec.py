@@ -18,22 +18,45 @@ is an error otherwise; ints travel as 64-bit ``sint64``.
 
 Every type is analysed once per method; the per-call path only walks the value.
 The type analysis and the message types live in ``warpcall.channels.protobuf_schema``.
+
+Where the compiled core is built, messages without repeated fields or maps (scalars,
+optional scalars, enums, dates, nested dataclasses and models) are written and read by
+``warpcall._native.pbwire`` without building a protobuf message object; any value or
+body that is not the plain case goes through protobuf as before, so errors and the
+bytes on the wire stay the same.
 """
 
 from __future__ import annotations
 
 import threading
+from types import ModuleType
 from typing import Any, Sequence
 
 import msgpack
 from google.protobuf.message import DecodeError
 
+from warpcall import _core
 from warpcall.channels.protobuf_schema import _F, _SCALARS, _Field, _FileBuilder, _Message
 from warpcall.exceptions import MalformedRequestException, MarshalException, ProtocolException
 
 __all__ = ["ProtobufMethodCodec", "codec_for"]
 
 # Everything a broken value or body can raise while being converted; anything else is a bug and propagates.
+#: the wire fast path, where it is compiled: the pure twin is slower than protobuf's own C parser
+DEFAULT_WIRE: ModuleType | None = _core.pbwire if _core.LOADED["pbwire"] else None
+
+
+class _NoWire:
+    """The layout of a message the fast path does not carry: protobuf does all the work."""
+
+    @staticmethod
+    def encode(values: Sequence[Any]) -> None:
+        return None
+
+    @staticmethod
+    def decode(body: bytes) -> None:
+        return None
+
 _CONVERSION_ERRORS = (
     TypeError, ValueError, AttributeError, KeyError, OverflowError, RecursionError, MarshalException
 )
@@ -45,7 +68,7 @@ class ProtobufMethodCodec:
     """Request and response messages of one service method, derived from its signature once."""
 
     def __init__(self, qualified: str, param_names: Sequence[str], param_types: Sequence[Any],
-                 return_type: Any) -> None:
+                 return_type: Any, *, wire: ModuleType | None | bool = True) -> None:
         if len(param_names) != len(param_types):
             raise ValueError(f"{qualified}: {len(param_names)} parameter names but {len(param_types)} types")
         self.qualified = qualified
@@ -77,6 +100,12 @@ class ProtobufMethodCodec:
         self._result = response.fields[0][1] if self._returns else None
         self.request_type: type = request.cls
         self.response_type: type = response.cls
+        # the wire fast path writes and reads plain values and bodies; protobuf itself handles the rest,
+        # and names every problem. ``wire``: True for DEFAULT_WIRE, a pbwire module, or False/None for none
+        if wire is True:
+            wire = DEFAULT_WIRE
+        self._request_wire = (wire and request.wire(wire)) or _NoWire
+        self._response_wire = (wire and response.wire(wire, reject=[len(response.fields)])) or _NoWire
 
     # -- request
     def encode_request(self, args: Sequence[Any]) -> bytes:
@@ -86,6 +115,9 @@ class ProtobufMethodCodec:
             raise MarshalException(
                 f"{self.qualified} takes {len(request.fields)} argument(s) {self._params}, got {len(args)}"
             )
+        body = self._request_wire.encode(args)
+        if body is not None:
+            return body
         try:
             return request.cls(**request.dump_values(args)).SerializeToString()
         except _CONVERSION_ERRORS as exc:
@@ -107,6 +139,9 @@ class ProtobufMethodCodec:
 
     def decode_request(self, body: bytes) -> list[Any]:
         """Parse a request message into argument values of the declared types."""
+        values = self._request_wire.decode(body)
+        if values is not None:
+            return values
         try:
             return self._request.load_values(self._request.cls.FromString(body))
         except _DECODE_ERRORS as exc:
@@ -117,6 +152,10 @@ class ProtobufMethodCodec:
     # -- response
     def encode_response(self, result: Any, exception: dict[str, str] | None = None) -> bytes:
         """Serialize a result, or an exception ``{"type": ..., "message": ...}``, into a response message."""
+        if exception is None and self._returns:
+            body = self._response_wire.encode((result,))
+            if body is not None:
+                return body
         fields: dict[str, Any] = {}
         if exception is not None:
             fields["exception"] = _error_fields(exception)
@@ -133,6 +172,9 @@ class ProtobufMethodCodec:
 
     def decode_response(self, body: bytes) -> tuple[Any, dict[str, str] | None]:
         """Parse a response message into ``(result, exception)``; exception is None on success."""
+        values = self._response_wire.decode(body)
+        if values is not None:
+            return (values[0] if self._returns else None), None
         try:
             message = self._response.cls.FromString(body)
             if message.HasField("exception"):

@@ -19,6 +19,7 @@ import typing
 from collections import abc
 from datetime import date, datetime, time
 from decimal import Decimal
+from types import ModuleType
 from typing import Any, Callable, Sequence
 from uuid import UUID
 
@@ -126,6 +127,8 @@ class _Message:
         self.attrs: list[str] = []  # the Python attribute behind each field, for dataclasses and models
         self.load: Callable[[Any], Any] = self.build
         self.sealed = False
+        self.instance_of: type | None = None  # the dataclass or model behind the message, if any
+        self._wires: dict[str, Any] = {}  # pbwire module name -> this message's layout as a nested field
 
     def seal(self) -> None:
         """Precompute what the per-call path needs, once all fields are known."""
@@ -185,6 +188,29 @@ class _Message:
                 values[i] = load(value)
         return values
 
+    # -- the wire fast path
+    def wire(self, pbwire: ModuleType, reject: Sequence[int] = ()) -> Any:
+        """This message's ``pbwire.MessageWire`` (the codec's fast path), or None when a field needs protobuf.
+
+        ``reject`` leaves the message's last ``len(reject)`` fields out of the layout and makes their
+        numbers in a body fall back to protobuf (the response's ``exception``).
+        """
+        fields = self.fields[:len(self.fields) - len(reject)]
+        if not all(_wire_ready(field, set()) for _, field in fields):
+            return None
+        wire = pbwire.MessageWire()
+        wire.define([_wire_field(field, pbwire) for _, field in fields], reject=reject)
+        return wire
+
+    def nested_wire(self, pbwire: ModuleType) -> Any:
+        """The layout of this message as a field of another (built once; recursive types share it)."""
+        wire = self._wires.get(pbwire.__name__)
+        if wire is None:
+            wire = self._wires[pbwire.__name__] = pbwire.MessageWire()
+            wire.define([_wire_field(field, pbwire) for _, field in self.fields], build=self.build,
+                        cls=self.instance_of, read=self.read_attrs)
+        return wire
+
     def emit(self, package: str) -> descriptor_pb2.DescriptorProto:
         proto = descriptor_pb2.DescriptorProto(name=self.name)
         for number, (name, field) in enumerate(self.fields, start=1):
@@ -206,6 +232,33 @@ class _Message:
                 fd.oneof_index = len(proto.oneof_decl)
                 proto.oneof_decl.add(name="_" + name)
         return proto
+
+
+_WIRE_KINDS = {
+    _F.TYPE_SINT64: "SINT64", _F.TYPE_DOUBLE: "DOUBLE", _F.TYPE_BOOL: "BOOL",
+    _F.TYPE_STRING: "STRING", _F.TYPE_BYTES: "BYTES", _F.TYPE_MESSAGE: "MESSAGE",
+}
+
+
+def _wire_ready(field: _Field, seen: set[int]) -> bool:
+    """Whether the wire fast path can carry ``field``: no repeated fields or maps, down every nested message."""
+    if field.label != _F.LABEL_OPTIONAL or field.ptype not in _WIRE_KINDS:
+        return False
+    message = field.message
+    if message is None or id(message) in seen:  # a scalar, or a message already being checked (recursion)
+        return True
+    if message.instance_of is None:  # only dataclasses and models have a class to check and build
+        return False
+    seen.add(id(message))
+    return all(_wire_ready(inner, seen) for _, inner in message.fields)
+
+
+def _wire_field(field: _Field, pbwire: ModuleType) -> tuple[int, bool, bool, Any, Any, Any]:
+    """A field of ``pbwire.MessageWire.define``."""
+    kind = getattr(pbwire, _WIRE_KINDS[field.ptype])
+    if field.message is not None:
+        return kind, True, field.nullable, None, None, field.message.nested_wire(pbwire)
+    return kind, field.presence, field.nullable, None if field.passthrough else field.dump, field.load, None
 
 
 def _describe_type(fd: descriptor_pb2.FieldDescriptorProto, field: _Field, package: str) -> None:
@@ -497,6 +550,7 @@ class _FileBuilder:
             args = typing.get_args(tp)
             name = _type_name(origin) + "".join("_" + _identifier(_type_name(a)) for a in args)
             message = self.new_message(name, _type_name(origin))
+            message.instance_of = origin
             self.by_type[tp] = message  # registered before its fields, so recursive types find it
             if is_dataclass:
                 self.dataclass_fields(message, origin, dict(zip(getattr(origin, "__parameters__", ()), args)))
