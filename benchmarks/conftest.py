@@ -15,7 +15,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
 from bench_api import BenchComponent  # noqa: E402
-from floors import launch, stop  # noqa: E402
+from floors import launch, pin_client, stop  # noqa: E402
 
 from warpcall import (  # noqa: E402
     ChannelAddress,
@@ -26,6 +26,8 @@ from warpcall import (  # noqa: E402
 )
 from warpcall.di import Environment, create, module  # noqa: E402
 from warpcall.service import Declarations  # noqa: E402
+
+pin_client()
 
 #: every channel the warpcall benchmark server exposes
 WARPCALL_CHANNELS = ["dispatch-json", "dispatch-msgpack", "dispatch-protobuf", "rest"]

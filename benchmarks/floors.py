@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import socket
 import struct
@@ -19,6 +20,24 @@ TIMEOUT = 5.0
 MAX_READS = 1000  # bounds the raw client's read loop
 
 
+#: ``WARPCALL_BENCH_PIN=1``: the calling process on the first CPU, every server on the others, so a
+#: call and its floor always cross the same CPUs (the OS's placement otherwise moves figures by 50%)
+PINNED = os.environ.get("WARPCALL_BENCH_PIN", "") not in ("", "0") and hasattr(os, "sched_setaffinity")
+
+
+_CPUS = sorted(os.sched_getaffinity(0)) if PINNED else []
+
+
+def pin_client() -> None:
+    """Pin this process to its first CPU when ``WARPCALL_BENCH_PIN`` asks for it and there are two or more."""
+    if len(_CPUS) > 1:
+        os.sched_setaffinity(0, _CPUS[:1])
+
+
+def _pin_server() -> None:
+    os.sched_setaffinity(0, _CPUS[1:] or _CPUS)
+
+
 def launch(script: str, *argv: str) -> tuple[subprocess.Popen[str], str]:
     """Run ``python <script> <argv>`` from this folder and wait (bounded) for its ``READY <address>`` line."""
     process = subprocess.Popen(
@@ -27,6 +46,7 @@ def launch(script: str, *argv: str) -> tuple[subprocess.Popen[str], str]:
         stdout=subprocess.PIPE,
         text=True,
         cwd=HERE,
+        preexec_fn=_pin_server if PINNED else None,
     )
     lines: queue.Queue[str] = queue.Queue()
 

@@ -108,6 +108,14 @@ def header(headers: list[tuple[str, str]], name: str) -> str:
     return ""
 
 
+def _is_protobuf(headers: list[tuple[str, str]]) -> bool:
+    """Whether a reply's content type is protobuf (parameters and case aside)."""
+    for key, value in headers:
+        if key == "content-type" or key.lower() == "content-type":
+            return value == PROTOBUF or value.split(";")[0].strip().lower() == PROTOBUF
+    return False
+
+
 def raise_remote(qualified: str, url: str, status: int, exception: dict[str, Any]) -> None:
     """Raise what a reply's exception entry means for the caller."""
     kind = str(exception.get("type") or "")
@@ -237,29 +245,36 @@ class DispatchProtobufChannel(EnvelopeChannel):
 
     def _request(self, invocation: Any) -> tuple[Any, list[tuple[str, str]], bytes]:
         method = invocation.method
-        codec = self.codec(method)
-        # one header list per method and channel, built on the first call
+        codec = method.plans.get("dispatch-protobuf") or self.codec(method)
         headers = self._method_headers.get(method.qualified)
-        if headers is None:
+        if headers is None:  # one header list per method and channel, built on the first call
             headers = self._method_headers[method.qualified] = [*self.headers, (METHOD_HEADER, method.qualified)]
         return codec, headers, codec.encode_request(positional_args(invocation))
 
     def invoke(self, invocation: Any) -> Any:
         codec, headers, body = self._request(invocation)
         url = self.get_url()
-        reply = self.post(url + "/invoke", headers, body)
-        return self._protobuf_result(invocation.method.qualified, codec, url, *reply)
+        status, reply_headers, content = self.request("POST", url + "/invoke", headers, body)
+        if status == 200 and _is_protobuf(reply_headers):
+            try:
+                result, exception = codec.decode_response(content)
+            except ProtocolException:
+                pass  # _protobuf_result names the problem
+            else:
+                if exception is None:
+                    return result
+        return self._protobuf_result(invocation.method.qualified, codec, url, status, reply_headers, content)
 
     async def invoke_async(self, invocation: Any) -> Any:
         codec, headers, body = self._request(invocation)
         url = self.get_url()
-        reply = await self.post_async(url + "/invoke", headers, body)
-        return self._protobuf_result(invocation.method.qualified, codec, url, *reply)
+        status, reply_headers, content = await self.request_async("POST", url + "/invoke", headers, body)
+        return self._protobuf_result(invocation.method.qualified, codec, url, status, reply_headers, content)
 
     def _protobuf_result(
         self, qualified: str, codec: Any, url: str, status: int, headers: list[tuple[str, str]], content: bytes
     ) -> Any:
-        if header(headers, "content-type").split(";")[0].strip() != PROTOBUF:
+        if not _is_protobuf(headers):
             self._raise_error_reply(qualified, url, status, headers, content)
         try:
             result, exception = codec.decode_response(content)

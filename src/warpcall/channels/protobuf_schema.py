@@ -612,7 +612,9 @@ class _FileBuilder:
         message.attrs = [name for name, _ in items]
         message.read_attrs = _tuple_getter(message.attrs, operator.attrgetter)
         names = message.attrs
-        validate = cls.model_validate  # validation keeps the model's own validators in force on this side
+        # validation keeps the model's own validators in force on this side; the validator itself is what
+        # model_validate calls, without its Python frame
+        validate = cls.__pydantic_validator__.validate_python
         if not any(info.alias or info.validation_alias for _, info in items):
             message.build = lambda values: validate(dict(zip(names, values)))
         elif _BY_NAME:
