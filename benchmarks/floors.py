@@ -20,22 +20,27 @@ TIMEOUT = 5.0
 MAX_READS = 1000  # bounds the raw client's read loop
 
 
-#: ``WARPCALL_BENCH_PIN=1``: the calling process on the first CPU, every server on the others, so a
-#: call and its floor always cross the same CPUs (the OS's placement otherwise moves figures by 50%)
-PINNED = os.environ.get("WARPCALL_BENCH_PIN", "") not in ("", "0") and hasattr(os, "sched_setaffinity")
-
-
-_CPUS = sorted(os.sched_getaffinity(0)) if PINNED else []
+#: ``WARPCALL_BENCH_PIN``: where the benchmark processes run, so that a call and its floor always take
+#: the same path through the scheduler (left to the OS, placement moves figures on a small VM by 50%).
+#: ``same``: the calling process and every server on the first CPU, so the figures add up the CPU work
+#: of both ends; ``split``: the calling process on the first CPU, the servers on the others, so every
+#: call also pays a wake-up on another CPU. Unset: the OS decides.
+PIN = os.environ.get("WARPCALL_BENCH_PIN", "")
+if PIN not in ("", "same", "split"):
+    raise RuntimeError(f"WARPCALL_BENCH_PIN must be 'same' or 'split', not {PIN!r}")
+if PIN and not hasattr(os, "sched_setaffinity"):  # pragma: no cover - not Linux
+    raise RuntimeError("WARPCALL_BENCH_PIN needs os.sched_setaffinity (Linux)")
+_CPUS = sorted(os.sched_getaffinity(0)) if PIN else []
 
 
 def pin_client() -> None:
-    """Pin this process to its first CPU when ``WARPCALL_BENCH_PIN`` asks for it and there are two or more."""
-    if len(_CPUS) > 1:
+    """Pin this process to its first CPU when ``WARPCALL_BENCH_PIN`` is set."""
+    if _CPUS:
         os.sched_setaffinity(0, _CPUS[:1])
 
 
 def _pin_server() -> None:
-    os.sched_setaffinity(0, _CPUS[1:] or _CPUS)
+    os.sched_setaffinity(0, _CPUS[1:] if PIN == "split" and len(_CPUS) > 1 else _CPUS[:1])
 
 
 def launch(script: str, *argv: str) -> tuple[subprocess.Popen[str], str]:
@@ -46,7 +51,7 @@ def launch(script: str, *argv: str) -> tuple[subprocess.Popen[str], str]:
         stdout=subprocess.PIPE,
         text=True,
         cwd=HERE,
-        preexec_fn=_pin_server if PINNED else None,
+        preexec_fn=_pin_server if PIN else None,
     )
     lines: queue.Queue[str] = queue.Queue()
 
