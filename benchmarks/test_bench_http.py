@@ -5,8 +5,9 @@ connection (the floor), ``http.client``, ``httpx.Client`` (alone and on
 ``WarpTransport``), ``HTTPClient`` on the compiled and on the pure core, the async
 clients (``httpx.AsyncClient`` and ``AsyncHTTPClient``, each call entered from
 synchronous code with ``run_until_complete``, whose own cost ``asyncio-loop-entry``
-shows), and a raw socket ping-pong to a plain TCP echo (no HTTP). The servers run
-in their own processes on free 127.0.0.1 ports. The body is the JSON dispatch
+shows) with their floor, the same raw request over an asyncio stream, and a raw socket
+ping-pong to a plain TCP echo (no HTTP). The servers run in their own processes on
+free 127.0.0.1 ports. The body is the JSON dispatch
 envelope of the aspyx workload's ``data(Data)`` call.
 
     pytest benchmarks/test_bench_http.py --benchmark-only -q
@@ -138,6 +139,15 @@ def test_asyncio_loop_entry(benchmark: Any, loop: asyncio.AbstractEventLoop) -> 
         return PAYLOAD
 
     run(benchmark, lambda: loop.run_until_complete(noop()))
+
+
+def test_raw_socket_http_async(benchmark: Any, echo_url: str, loop: asyncio.AbstractEventLoop) -> None:
+    """The async floor: the same request over a kept-alive asyncio stream, each call entered like the async rows."""
+    call, writer = loop.run_until_complete(floors.raw_http_async(echo_url, PAYLOAD))
+    try:
+        run(benchmark, lambda: loop.run_until_complete(call()))
+    finally:
+        writer.close()
 
 
 def test_httpx_async_client(benchmark: Any, echo_url: str, loop: asyncio.AbstractEventLoop) -> None:
