@@ -43,6 +43,7 @@ proxy = _load("proxy")
 weave = _load("weave")
 marshal = _load("marshal")
 pbwire = _load("pbwire")
+invokehead = _load("invokehead")
 
 #: True when every core module runs compiled.
 NATIVE = all(LOADED.values())

@@ -40,6 +40,7 @@ from typing import Any, Awaitable, Callable, Coroutine
 from fastapi.exception_handlers import http_exception_handler
 from starlette.exceptions import HTTPException
 
+from warpcall import _core
 from warpcall.server.dispatch import METHOD_HEADER_BYTES, DispatchEndpoint, Reply
 from warpcall.server.rest import Reply as RestReply
 from warpcall.server.rest import Responder
@@ -55,9 +56,9 @@ _CYCLE_FIELDS = {"scope", "keep_alive", "default_headers", "on_response", "messa
 _REST_HEAD = b"content-length: %d\r\ncontent-type: application/json\r\n"
 
 
-def _default_head(cycle: Any) -> bytes:
+def _default_head(default_headers: list[tuple[bytes, bytes]]) -> bytes:
     """uvicorn's default header lines (server, date) as they start every reply."""
-    return b"".join([b"%s: %s\r\n" % header for header in cycle.default_headers])
+    return b"".join([b"%s: %s\r\n" % header for header in default_headers])
 
 try:
     from uvicorn.protocols.http.httptools_impl import (
@@ -73,10 +74,15 @@ except ImportError:  # httptools is not installed (uvicorn runs h11), or uvicorn
 else:
     SUPPORTED = all(
         callable(getattr(HttpToolsProtocol, name, None))
-        for name in ("_start_asgi_task", "on_headers_complete", "on_message_complete", "on_response_complete")
+        for name in (
+            "_start_asgi_task", "on_message_begin", "on_headers_complete", "on_message_complete",
+            "on_response_complete", "_unset_keepalive_if_required", "shutdown",
+        )
     ) and _CYCLE_FIELDS <= set(inspect.signature(RequestResponseCycle.__init__).parameters)
 
 INTERNAL_ERROR: Reply = (500, b"text/plain; charset=utf-8", b"Internal Server Error")
+
+_parse_invoke = _core.invokehead.parse
 
 
 def inline_protocol(endpoint: DispatchEndpoint, rest: RestFastPath, accepts: Callable[[], bool]) -> type | None:
@@ -95,11 +101,13 @@ class InlineStats:
     """What an inline protocol class did; kept apart from the class, since assigning a class attribute
     would invalidate the interpreter's attribute cache for every instance on every request."""
 
-    __slots__ = ("served",)
+    __slots__ = ("served", "unparsed")
 
     def __init__(self) -> None:
         #: requests taken on (and answered) without the ASGI app, over all connections
         self.served = 0
+        #: of those, ``POST /invoke`` requests answered straight from the bytes, without uvicorn's parser
+        self.unparsed = 0
 
 
 def _call_and_send(
@@ -164,6 +172,9 @@ if SUPPORTED:
         stats: InlineStats
 
         _fresh = False
+        _in_message = False  # uvicorn's parser has seen part of a request it has not completed
+        _pending = False  # an unparsed request's reply is awaited
+        _closing = False  # shut down while _pending: that reply ends the connection
         _held: Any = None
         _sending: Any = None  # the token of a reply a worker writes itself, until the loop settles it
         _complete: Callable[[Any, Any], None]
@@ -175,7 +186,21 @@ if SUPPORTED:
                 # the worker has answered, and the caller already sent more: settle that request
                 # first, so this one arrives on a free connection rather than as a pipelined one
                 self._settle(sending, sending[2][0])
+            if (
+                not self._in_message
+                and not self._pending
+                and self._sending is None
+                and (self.cycle is None or self.cycle.response_complete)
+            ):
+                request = _parse_invoke(data, HOLD_LIMIT)
+                if request is not None and self._may_answer_unparsed():
+                    self._answer_unparsed(data, request)
+                    return
             super().data_received(data)
+
+        def on_message_begin(self) -> None:
+            self._in_message = True
+            super().on_message_begin()
 
         def on_headers_complete(self) -> None:
             # uvicorn starts the ASGI task from here for a fresh request, and from
@@ -209,6 +234,7 @@ if SUPPORTED:
             super()._start_asgi_task(cycle, app)
 
         def on_message_complete(self) -> None:
+            self._in_message = False
             super().on_message_complete()
             cycle = self._held
             if cycle is not None:
@@ -219,6 +245,74 @@ if SUPPORTED:
             task = context.run(self.loop.create_task, coroutine)
             task.add_done_callback(self.tasks.discard)
             self.tasks.add(task)  # uvicorn's shutdown waits for it
+
+        def shutdown(self) -> None:
+            if self._pending:  # as uvicorn does for a request under way: its reply closes the connection
+                self._closing = True
+                return
+            super().shutdown()
+
+        # --- POST /invoke, straight from the bytes --------------------------------------------------
+        # A chunk that is exactly one plain POST /invoke (the common call: one request, one read)
+        # skips uvicorn's parser callbacks, scope and cycle, which cost more than the call itself.
+        # Everything uvicorn does around a request is done here too: the keep-alive timer, the
+        # request count, flow control, the access line, graceful shutdown.
+
+        def _may_answer_unparsed(self) -> bool:
+            limit = self.limit_concurrency
+            return (
+                not self.root_path
+                and not self.flow.write_paused
+                and (limit is None or (len(self.connections) < limit and len(self.tasks) < limit))
+                and self.accepts()
+            )
+
+        def _answer_unparsed(self, data: bytes, request: tuple[bytes, bytes, int]) -> None:
+            content_type, method_header, head_length = request
+            self._unset_keepalive_if_required()
+            stats = self.stats
+            stats.served += 1
+            stats.unparsed += 1
+            context = contextvars.copy_context()
+            try:
+                outcome = context.run(self.endpoint.answer, content_type, method_header, data[head_length:])
+            except Exception:
+                logger.exception("answering POST /invoke failed")
+                outcome = INTERNAL_ERROR
+            if type(outcome) is tuple:
+                self._write_unparsed(outcome)
+            else:
+                # until the reply is out, the connection reads nothing: a pipelined request waits its turn
+                self._pending = True
+                self.flow.pause_reading()
+                self._spawn(context, self._reply_unparsed_later(outcome))
+
+        async def _reply_unparsed_later(self, outcome: Awaitable[Reply]) -> None:
+            try:
+                reply = await outcome
+            except Exception:
+                logger.exception("answering POST /invoke failed")
+                reply = INTERNAL_ERROR
+            await self._drained()
+            self._pending = False
+            self._write_unparsed(reply)
+
+        def _write_unparsed(self, reply: Reply) -> None:
+            status, content_type, payload = reply
+            keep_alive = reply is not INTERNAL_ERROR and not self._closing
+            if self.access_log:
+                self.access_logger.info(
+                    '%s - "POST /invoke HTTP/1.1" %d', get_client_addr({"client": self.client}), status
+                )
+            if not self.transport.is_closing():
+                self.transport.write(b"".join((
+                    STATUS_LINE[status], _default_head(self.server_state.default_headers),
+                    b"content-type: %s\r\ncontent-length: %d\r\n" % (content_type, len(payload)),
+                    b"" if keep_alive else b"connection: close\r\n", b"\r\n", payload,
+                )))
+                if not keep_alive:
+                    self.transport.close()
+            self.on_response_complete()
 
         # --- POST /invoke ---------------------------------------------------------------------------
 
@@ -281,7 +375,7 @@ if SUPPORTED:
                 ):
                     fd = os.dup(self.transport.get_extra_info("socket").fileno())
                     box: list[Any] = []
-                    job = partial(_call_and_send, method.target, responder, fd, _default_head(cycle), box)
+                    job = partial(_call_and_send, method.target, responder, fd, _default_head(cycle.default_headers), box)
                     self._sending = token = (cycle, responder, box)
                     pool.submit(self.loop, job, args, self._rest_sent, token)
                 else:
@@ -387,7 +481,7 @@ if SUPPORTED:
             if not self.transport.is_closing():
                 close = b"" if cycle.keep_alive or closes else b"connection: close\r\n"
                 self.transport.write(
-                    b"".join((STATUS_LINE[status], _default_head(cycle), head, close, b"\r\n", payload))
+                    b"".join((STATUS_LINE[status], _default_head(cycle.default_headers), head, close, b"\r\n", payload))
                 )
             self._finished(cycle)
 
