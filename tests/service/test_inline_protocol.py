@@ -205,10 +205,20 @@ class Reader:
             return True
 
 
-def roundtrip(server: FastAPIServer, data: bytes) -> tuple[bytes, dict[bytes, bytes], bytes, bool]:
-    """Send ``data``, read one response; also whether the server then closed the connection."""
+def roundtrip(server: FastAPIServer, data: bytes, *, in_pieces: bool = False) -> tuple[bytes, dict[bytes, bytes], bytes, bool]:
+    """Send ``data``, read one response; also whether the server then closed the connection.
+
+    ``in_pieces``: the head's last line break goes in a second write, so the server reads the request in
+    two chunks (uvicorn's parser takes it, never the unparsed path).
+    """
     with connect(server) as sock:
-        sock.sendall(data)
+        if in_pieces:
+            cut = data.index(b"\r\n\r\n") + 2
+            sock.sendall(data[:cut])
+            time.sleep(0.02)
+            sock.sendall(data[cut:])
+        else:
+            sock.sendall(data)
         reader = Reader(sock)
         status, headers, body = reader.response()
         headers.pop(b"date")
@@ -263,16 +273,21 @@ BATTERY: list[tuple[bytes, str]] = [
 ]
 
 
+@pytest.mark.parametrize("in_pieces", [False, True], ids=["one-chunk", "in-pieces"])
 @pytest.mark.parametrize("data, what", BATTERY, ids=[what for _, what in BATTERY])
-def test_inline_answers_match_the_asgi_path(servers, data, what):
+def test_inline_answers_match_the_asgi_path(servers, data, what, in_pieces):
     inline, reference = servers
-    before = inline.protocol_class.stats.served
-    expected = roundtrip(reference, data)
-    answered = roundtrip(inline, data)
+    stats = inline.protocol_class.stats
+    served, unparsed = stats.served, stats.unparsed
+    expected = roundtrip(reference, data, in_pieces=in_pieces)
+    answered = roundtrip(inline, data, in_pieces=in_pieces)
     assert answered == expected, what
     # each of these requests is small and plain: the protocol answered it, not the ASGI app
-    assert inline.protocol_class.stats.served == before + 1
+    assert stats.served == served + 1
     assert reference.protocol_class.stats.served == 0
+    # in one chunk, an HTTP/1.1 request that keeps the connection is answered from its bytes
+    plain = not in_pieces and b"HTTP/1.0" not in data and b"connection: close" not in data
+    assert stats.unparsed == unparsed + plain
 
 
 def test_a_protobuf_call_is_answered_inline_and_decodes(servers):
@@ -406,6 +421,60 @@ def test_what_the_protocol_leaves_to_uvicorn_still_works(servers):
         status, _, refusal = reader.response()
         assert status == b"HTTP/1.1 413 Request Entity Too Large" and b"RequestTooLargeException" in refusal
     assert inline.protocol_class.stats.served == before
+
+
+def test_unparsed_requests_count_and_keep_alive_times_out_as_uvicorns(servers):
+    inline, _ = servers
+    stats, state, config = inline.protocol_class.stats, inline.server.server_state, inline.server.config
+    saved = config.timeout_keep_alive
+    config.timeout_keep_alive = 0.3  # read by each new connection
+    try:
+        with connect(inline) as sock:
+            reader = Reader(sock)
+            unparsed, total = stats.unparsed, state.total_requests
+            for _ in range(3):
+                sock.sendall(request("/invoke", envelope("echo", [PARCEL])))
+                assert reader.response()[2] == b'{"result":{"label":"box","weight":2.5},"exception":null}'
+            assert (stats.unparsed, state.total_requests) == (unparsed + 3, total + 3)
+            # the keep-alive timer runs again after each reply: the idle connection is closed in time
+            started = time.monotonic()
+            sock.settimeout(TIMEOUT)
+            assert reader.closed()
+            assert 0.2 < time.monotonic() - started < 3
+    finally:
+        config.timeout_keep_alive = saved
+
+
+def test_a_request_arriving_while_an_unparsed_call_is_awaited_waits_its_turn(servers):
+    inline, _ = servers
+    stats = inline.protocol_class.stats
+    served, unparsed = stats.served, stats.unparsed
+    with connect(inline) as sock:
+        reader = Reader(sock)
+        sock.sendall(request("/invoke", envelope("later", [0.2])))
+        time.sleep(0.05)  # the async call is under way
+        sock.sendall(request("/invoke", envelope("echo", [PARCEL])))
+        first, second = reader.response(), reader.response()
+    assert _core.envelope.decode_response_json(first[2]) == (0.2, None)
+    assert _core.envelope.decode_response_json(second[2]) == (PARCEL, None)
+    assert stats.served == served + 2 and stats.unparsed >= unparsed + 1
+
+
+def test_a_request_after_a_stray_byte_is_read_as_uvicorn_reads_it(servers):
+    # uvicorn's parser holds the stray byte: the request that follows is not a request on its own
+    answers = []
+    for server in servers:
+        unparsed = server.protocol_class.stats.unparsed
+        with connect(server) as sock:
+            sock.sendall(b"P")
+            time.sleep(0.05)
+            sock.sendall(request("/invoke", envelope("echo", [PARCEL])))
+            status, headers, body = Reader(sock).response()
+            headers.pop(b"date", None)
+            answers.append((status, headers, body))
+        assert server.protocol_class.stats.unparsed == unparsed
+    assert answers[0] == answers[1]
+    assert answers[0][0] == b"HTTP/1.1 400 Bad Request"
 
 
 def test_destroy_lets_a_call_under_way_finish():
