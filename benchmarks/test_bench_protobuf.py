@@ -26,8 +26,13 @@ def bench(benchmark: Any) -> Any:
     return benchmark
 
 
-def test_protobuf_codec_request(bench: Any) -> None:
-    codec = ProtobufMethodCodec("bench:svc:data", ["data"], [Data], Data)
+WIRES = [pytest.param(True, id="pbwire"), pytest.param(False, id="protobuf-alone")]
+
+
+@pytest.mark.parametrize("wire", WIRES)
+def test_protobuf_codec_request(bench: Any, wire: bool) -> None:
+    """The codec as the channel uses it (with the compiled wire fast path where built), and protobuf alone."""
+    codec = ProtobufMethodCodec("bench:svc:data", ["data"], [Data], Data, wire=wire)
 
     def roundtrip() -> list[Any]:
         return codec.decode_request(codec.encode_request((DATA,)))
@@ -35,8 +40,9 @@ def test_protobuf_codec_request(bench: Any) -> None:
     assert bench(roundtrip) == [DATA]
 
 
-def test_protobuf_codec_response(bench: Any) -> None:
-    codec = ProtobufMethodCodec("bench:svc:data", ["data"], [Data], Data)
+@pytest.mark.parametrize("wire", WIRES)
+def test_protobuf_codec_response(bench: Any, wire: bool) -> None:
+    codec = ProtobufMethodCodec("bench:svc:data", ["data"], [Data], Data, wire=wire)
 
     def roundtrip() -> tuple[Any, Any]:
         return codec.decode_response(codec.encode_response(DATA))
