@@ -17,6 +17,12 @@ answer anyway:
   caller is answered without waiting for the event loop to wake up (the loop then
   only completes the request's bookkeeping); see :func:`_call_and_send`.
 
+A connection that is idle and reads exactly one plain ``POST /invoke`` in one chunk
+(the common call) skips even uvicorn's parser callbacks, scope and request cycle:
+``invokehead.parse`` recognises the request from its bytes, and the protocol does what
+uvicorn does around it (keep-alive timer, request count, flow control, access line,
+graceful shutdown). Anything it does not recognise goes to uvicorn's parser.
+
 The reply is written the way uvicorn's ``send`` writes it (the same status line,
 default headers, ``connection: close`` when the connection ends, access log line).
 Everything else -- other routes, chunked or large bodies, ``Expect: 100-continue``,
@@ -56,9 +62,22 @@ _CYCLE_FIELDS = {"scope", "keep_alive", "default_headers", "on_response", "messa
 _REST_HEAD = b"content-length: %d\r\ncontent-type: application/json\r\n"
 
 
+#: the header lines of a dispatch reply: its content type and length to fill in
+_DISPATCH_HEAD = b"content-type: %s\r\ncontent-length: %d\r\n"
+
+
 def _default_head(default_headers: list[tuple[bytes, bytes]]) -> bytes:
     """uvicorn's default header lines (server, date) as they start every reply."""
     return b"".join([b"%s: %s\r\n" % header for header in default_headers])
+
+
+def _response(status: int, default_headers: list[tuple[bytes, bytes]], head: bytes, close: bool,
+              payload: bytes) -> bytes:
+    """A whole response as uvicorn's ``send`` writes it: status line, default headers, ``head``, body."""
+    return b"".join((
+        STATUS_LINE[status], _default_head(default_headers), head,
+        b"connection: close\r\n" if close else b"", b"\r\n", payload,
+    ))
 
 try:
     from uvicorn.protocols.http.httptools_impl import (
@@ -305,11 +324,10 @@ if SUPPORTED:
                     '%s - "POST /invoke HTTP/1.1" %d', get_client_addr({"client": self.client}), status
                 )
             if not self.transport.is_closing():
-                self.transport.write(b"".join((
-                    STATUS_LINE[status], _default_head(self.server_state.default_headers),
-                    b"content-type: %s\r\ncontent-length: %d\r\n" % (content_type, len(payload)),
-                    b"" if keep_alive else b"connection: close\r\n", b"\r\n", payload,
-                )))
+                self.transport.write(_response(
+                    status, self.server_state.default_headers, _DISPATCH_HEAD % (content_type, len(payload)),
+                    not keep_alive, payload,
+                ))
                 if not keep_alive:
                     self.transport.close()
             self.on_response_complete()
@@ -344,7 +362,7 @@ if SUPPORTED:
             status, content_type, payload = reply
             if reply is INTERNAL_ERROR:
                 cycle.keep_alive = False  # as uvicorn ends a connection whose app failed
-            self._write(cycle, status, b"content-type: %s\r\ncontent-length: %d\r\n" % (content_type, len(payload)), payload)
+            self._write(cycle, status, _DISPATCH_HEAD % (content_type, len(payload)), payload)
 
         # --- REST routes ----------------------------------------------------------------------------
 
@@ -375,7 +393,8 @@ if SUPPORTED:
                 ):
                     fd = os.dup(self.transport.get_extra_info("socket").fileno())
                     box: list[Any] = []
-                    job = partial(_call_and_send, method.target, responder, fd, _default_head(cycle.default_headers), box)
+                    head = _default_head(cycle.default_headers)
+                    job = partial(_call_and_send, method.target, responder, fd, head, box)
                     self._sending = token = (cycle, responder, box)
                     pool.submit(self.loop, job, args, self._rest_sent, token)
                 else:
@@ -479,9 +498,8 @@ if SUPPORTED:
             """
             self._started(cycle, status)
             if not self.transport.is_closing():
-                close = b"" if cycle.keep_alive or closes else b"connection: close\r\n"
                 self.transport.write(
-                    b"".join((STATUS_LINE[status], _default_head(cycle.default_headers), head, close, b"\r\n", payload))
+                    _response(status, cycle.default_headers, head, not (cycle.keep_alive or closes), payload)
                 )
             self._finished(cycle)
 
