@@ -304,19 +304,10 @@ if SUPPORTED:
                 # until the reply is out, the connection reads nothing: a pipelined request waits its turn
                 self._pending = True
                 self.flow.pause_reading()
-                self._spawn(context, self._reply_unparsed_later(outcome))
-
-        async def _reply_unparsed_later(self, outcome: Awaitable[Reply]) -> None:
-            try:
-                reply = await outcome
-            except Exception:
-                logger.exception("answering POST /invoke failed")
-                reply = INTERNAL_ERROR
-            await self._drained()
-            self._pending = False
-            self._write_unparsed(reply)
+                self._spawn(context, self._reply_later(outcome, self._write_unparsed))
 
         def _write_unparsed(self, reply: Reply) -> None:
+            self._pending = False
             status, content_type, payload = reply
             keep_alive = reply is not INTERNAL_ERROR and not self._closing
             if self.access_log:
@@ -347,16 +338,17 @@ if SUPPORTED:
             if type(outcome) is tuple:
                 self._reply(cycle, outcome)
             else:
-                self._spawn(context, self._reply_later(cycle, outcome))
+                self._spawn(context, self._reply_later(outcome, partial(self._reply, cycle)))
 
-        async def _reply_later(self, cycle: Any, outcome: Awaitable[Reply]) -> None:
+        async def _reply_later(self, outcome: Awaitable[Reply], write: Callable[[Reply], None]) -> None:
+            """Await a dispatch reply and ``write`` it once the transport takes writes."""
             try:
                 reply = await outcome
             except Exception:
                 logger.exception("answering POST /invoke failed")
                 reply = INTERNAL_ERROR
             await self._drained()
-            self._reply(cycle, reply)
+            write(reply)
 
         def _reply(self, cycle: Any, reply: Reply) -> None:
             status, content_type, payload = reply
