@@ -41,7 +41,6 @@ from warpcall.exceptions import MalformedRequestException, MarshalException, Pro
 
 __all__ = ["ProtobufMethodCodec", "codec_for"]
 
-# Everything a broken value or body can raise while being converted; anything else is a bug and propagates.
 #: the wire fast path, where it is compiled: the pure twin is slower than protobuf's own C parser
 DEFAULT_WIRE: ModuleType | None = _core.pbwire if _core.LOADED["pbwire"] else None
 
@@ -57,6 +56,8 @@ class _NoWire:
     def decode(body: bytes) -> None:
         return None
 
+
+# Everything a broken value or body can raise while being converted; anything else is a bug and propagates.
 _CONVERSION_ERRORS = (
     TypeError, ValueError, AttributeError, KeyError, OverflowError, RecursionError, MarshalException
 )
