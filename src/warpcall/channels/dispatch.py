@@ -103,17 +103,19 @@ def positional_args(invocation: Any) -> tuple[Any, ...]:
 def header(headers: list[tuple[str, str]], name: str) -> str:
     """First value of a header (names compared case-insensitively), '' when absent."""
     for key, value in headers:
-        if key.lower() == name:
+        if key == name or key.lower() == name:  # servers mostly send lowercase names: skip lower() then
             return value
     return ""
 
 
+def media_type(headers: list[tuple[str, str]]) -> str:
+    """A reply's content type without parameters ('' when absent)."""
+    value = header(headers, "content-type")
+    return value if value in (JSON, MSGPACK, PROTOBUF) else value.split(";")[0].strip()
+
+
 def _is_protobuf(headers: list[tuple[str, str]]) -> bool:
-    """Whether a reply's content type is protobuf (parameters and case aside)."""
-    for key, value in headers:
-        if key == "content-type" or key.lower() == "content-type":
-            return value == PROTOBUF or value.split(";")[0].strip().lower() == PROTOBUF
-    return False
+    return media_type(headers).lower() == PROTOBUF
 
 
 def raise_remote(qualified: str, url: str, status: int, exception: dict[str, Any]) -> None:
@@ -190,7 +192,7 @@ class EnvelopeChannel(HTTPXChannel):
     def _raise_error_reply(
         self, qualified: str, url: str, status: int, headers: list[tuple[str, str]], content: bytes
     ) -> None:
-        kind = header(headers, "content-type").split(";")[0].strip()
+        kind = media_type(headers)
         decode = {JSON: _core.envelope.decode_response_json, MSGPACK: _core.envelope.decode_response_msgpack}.get(kind)
         exception = None
         if decode is not None:
