@@ -1,13 +1,19 @@
-"""Build script: compiles every ext/*.pyx into warpcall._native.<name>.
+"""Build script: compiles warpcall's hot modules with Cython.
+
+Each hot module is one Python source under src/ whose C types live in an
+augmenting ext/warpcall/<pkg>/<mod>.pxd (found through Cython's include path);
+a module that needs the C API alone is an ext/warpcall/<pkg>/<mod>.pyx. The
+extension lands beside the source and is preferred by Python's import system.
 
 The compiled core is optional. When no C compiler is available the build
-still succeeds and the package runs on its pure-Python twin
-(warpcall._pure), which this script says once.
+still succeeds and the package runs the same sources as plain Python, which
+this script says once.
 """
 
 from __future__ import annotations
 
 import os
+import runpy
 import sys
 from pathlib import Path
 
@@ -55,20 +61,31 @@ def extensions() -> list[Extension]:
         print("warpcall: Cython is not available; installing the pure-Python core.", file=sys.stderr)
         return []
     only = {name for name in os.environ.get("WARPCALL_BUILD_ONLY", "").split(",") if name}
-    modules = [
-        Extension(f"warpcall._native.{path.stem}", [str(path.relative_to(HERE))])
-        for path in sorted((HERE / "ext").glob("*.pyx"))
-        if not only or path.stem in only
-    ]
+    # the list lives in the package; run its file alone (the package's dependencies are not installed here)
+    listed = runpy.run_path(str(HERE / "src" / "warpcall" / "_compiled.py"))
+
+    modules = []
+    for name in listed["SOURCES"] + listed["COMPILED_ONLY"]:
+        if only and name.rsplit(".", 1)[1] not in only:
+            continue
+        relative = Path(*name.split("."))
+        pyx = HERE / "ext" / relative.with_suffix(".pyx")
+        # a .pyx in ext/ wins: the C-API-only modules, and a source not yet moved to pure mode
+        source = pyx if pyx.is_file() else HERE / "src" / relative.with_suffix(".py")
+        modules.append(Extension(name, [str(source.relative_to(HERE))]))
     return cythonize(
         modules,
         language_level=3,
+        include_path=[str(HERE / "ext")],
         build_dir="build/cython",
         compiler_directives={
             "boundscheck": False,
             "wraparound": False,
             "cdivision": True,
             "embedsignature": True,
+            # type hints in the sources are for type checkers; C types come from the .pxd files only,
+            # so compiled and plain-Python runs accept the same arguments
+            "annotation_typing": False,
         },
         quiet=True,
     )

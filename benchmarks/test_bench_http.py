@@ -33,7 +33,8 @@ httpx = pytest.importorskip("httpx")
 import floors  # noqa: E402
 from floors import blocking_socket, stop  # noqa: E402
 
-from warpcall import _core  # noqa: E402
+from warpcall._compiled import load_variant  # noqa: E402
+from warpcall.channels import _http_async, _http_sync  # noqa: E402
 from warpcall.channels.transport import AsyncHTTPClient, AsyncWarpTransport, HTTPClient, WarpTransport  # noqa: E402
 
 HERE = Path(__file__).parent
@@ -110,16 +111,21 @@ def test_httpx_client_on_warp_transport(benchmark: Any, echo_url: str) -> None:
         run(benchmark, lambda: client.post(echo_url, content=PAYLOAD, headers=HEADERS).content)
 
 
+def use_transport(monkeypatch: pytest.MonkeyPatch, transport: Any) -> None:
+    """Point both clients at one build of the transport core (they import its three names)."""
+    for client in (_http_sync, _http_async):
+        for name in ("Connection", "ResponseParser", "build_request"):
+            monkeypatch.setattr(client, name, getattr(transport, name))
+
+
 @pytest.mark.parametrize("native", [True, False], ids=["native", "pure"])
 def test_warpcall_http_client(
     benchmark: Any, echo_url: str, native: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     try:
-        variant = _core.load_variant("transport", native)
+        use_transport(monkeypatch, load_variant("transport", native))
     except ImportError:
         pytest.skip("the compiled core is not built here")
-    # the client reads _core.transport on every call: point it at the variant under test
-    monkeypatch.setattr(_core, "transport", variant)
     client = HTTPClient(timeout=TIMEOUT)
     try:
         run(benchmark, lambda: client.request("POST", echo_url, HEADERS, PAYLOAD)[2])
@@ -231,7 +237,7 @@ def test_paired_with_the_floor(
         uvloop = pytest.importorskip("uvloop")
         loop = uvloop.new_event_loop()
     try:
-        monkeypatch.setattr(_core, "transport", _core.load_variant("transport", client != "pure"))
+        use_transport(monkeypatch, load_variant("transport", client != "pure"))
     except ImportError:
         pytest.skip("the compiled core is not built here")
     floor, sock = raw_http(echo_url)

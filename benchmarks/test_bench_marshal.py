@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from workload import DATA, FIELDS, PYDANTIC, Data, Pydantic
 
-from warpcall._core import load_variant
+from warpcall._compiled import load_variant
 
 TREE = dict(FIELDS)
 EXPECTED = {Data: DATA, Pydantic: PYDANTIC}

@@ -60,9 +60,9 @@ def test_json_dict(bench: Any) -> None:
 
 def test_marshal_msgpack(bench: Any) -> None:
     """What dispatch-msgpack does with the same argument: marshal to a tree, pack, unpack, rebuild."""
-    from warpcall import _core
+    from warpcall.core.marshal import plan_for
 
-    plan = _core.marshal.plan_for(Data)
+    plan = plan_for(Data)
 
     def roundtrip() -> Any:
         tree = msgpack.unpackb(msgpack.packb({"method": "bench:svc:data", "args": [plan.dump(DATA)]}))

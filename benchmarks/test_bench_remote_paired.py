@@ -25,7 +25,7 @@ import pytest
 from bench_api import BenchService
 from workload import DATA, FIELDS, PYDANTIC
 
-from warpcall import _core
+from warpcall.core.envelope import encode_request_json
 
 ROUNDS, WARMUP = 1000, 100
 DISPATCH_CHANNELS = ["dispatch-json", "dispatch-msgpack", "dispatch-protobuf"]
@@ -99,7 +99,7 @@ def paired(benchmark: Any, floor: Callable[[], Any], call: Callable[[], Any], lo
 def run_case(benchmark: Any, echo_url: str, proxy: Any, payload: str, mode: str, loop: asyncio.AbstractEventLoop) -> None:
     benchmark.group = f"paired-{payload}-{mode}"
     argument = PAYLOADS[payload]
-    body = _core.envelope.encode_request_json(f"bench-component:bench-service:{payload}", [TREES[payload]])
+    body = encode_request_json(f"bench-component:bench-service:{payload}", [TREES[payload]])
     if mode == "sync":
         floor, sock = floors.raw_http(echo_url, body)
         try:

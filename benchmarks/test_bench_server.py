@@ -31,15 +31,15 @@ import pytest
 from workload import FIELDS
 
 from conftest import start_server
-from warpcall import _core
+from warpcall.core.envelope import encode_request_json
 
 ROUNDS, WARMUP = 1500, 150
 
 # case -> (HTTP method, path with query, body)
 CASES = {
-    "invoke-json-hello": ("POST", "/invoke", _core.envelope.encode_request_json(
+    "invoke-json-hello": ("POST", "/invoke", encode_request_json(
         "bench-component:bench-service:hello", ["hello world"])),
-    "invoke-json-data": ("POST", "/invoke", _core.envelope.encode_request_json(
+    "invoke-json-data": ("POST", "/invoke", encode_request_json(
         "bench-component:bench-service:data", [FIELDS])),
     "rest-hello": ("GET", "/bench/hello?message=hello%20world", b""),
     "rest-data": ("POST", "/bench/data", json.dumps(FIELDS, separators=(",", ":")).encode()),

@@ -1,35 +1,30 @@
-"""Shared fixtures: the ``core`` fixture runs a behaviour test once per core (compiled and pure)."""
+"""Shared fixtures: the ``core`` fixture runs a behaviour test once per build of the core's one source.
+
+``core.<module>`` is the compiled build of ``warpcall.core.<module>`` (or ``warpcall.di.weave``)
+for the ``native`` parameter, and the same source run as plain Python for ``pure``.
+"""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from warpcall._core import load_variant
+from warpcall._compiled import PURE_REQUESTED, SOURCES, extension_built, load_variant
 
 
 def _native_expected() -> bool:
-    """The compiled core must import when CI asks for it or when compiled modules sit in the package."""
+    """The compiled core must import when CI asks for it or when compiled modules sit beside their sources."""
     if os.environ.get("WARPCALL_REQUIRE_NATIVE", "") not in ("", "0"):
         return True
-    spec = importlib.util.find_spec("warpcall._native")
-    if spec is None or not spec.submodule_search_locations:
-        return False
-    return any(
-        path.suffix in (".so", ".pyd")
-        for location in spec.submodule_search_locations
-        for path in Path(location).iterdir()
-    )
+    return any(extension_built(name) for name in SOURCES)
 
 
 @dataclass(frozen=True)
 class CoreImpl:
-    """One implementation of the core; ``core.<module>`` is that variant of ``warpcall._core.<module>``."""
+    """One build of the core; ``core.<module>`` is that build of the module of that short name."""
 
     tag: str
     native: bool
@@ -44,10 +39,13 @@ NATIVE = CoreImpl("native", native=True)
 PURE = CoreImpl("pure", native=False)
 
 
-@pytest.fixture(
-    scope="session",
-    params=[pytest.param(NATIVE, marks=pytest.mark.c_extension, id="native"), pytest.param(PURE, id="pure")],
-)
+# under WARPCALL_PURE=1 the run is about the plain-Python build: the compiled one is not a parameter
+_BUILDS = [pytest.param(PURE, id="pure")]
+if not PURE_REQUESTED:
+    _BUILDS.insert(0, pytest.param(NATIVE, marks=pytest.mark.c_extension, id="native"))
+
+
+@pytest.fixture(scope="session", params=_BUILDS)
 def core(request: pytest.FixtureRequest) -> CoreImpl:
     impl: CoreImpl = request.param
     if impl.native:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import msgpack
 import pytest
@@ -101,7 +102,9 @@ def test_json_non_string_keys_are_written_as_strings(core):
 
 
 def test_json_twins_write_the_same_bytes(core):
-    from warpcall._pure import envelope as reference
+    from warpcall._compiled import load_pure
+
+    reference = load_pure("warpcall.core.envelope")
 
     value = [{"text": "grüße", "n": 1, "f": 0.1, "none": None, "flag": True, "list": [1, [2, []]]}]
     assert core.envelope.encode_request_json("a:b:c", value) == reference.encode_request_json("a:b:c", value)
@@ -112,7 +115,6 @@ def test_json_without_orjson_gives_the_same_bytes(core):
     import subprocess
     import sys
 
-    variant = "_native" if core.native else "_pure"
     script = (
         "import sys\n"
         "class NoOrjson:\n"
@@ -120,13 +122,16 @@ def test_json_without_orjson_gives_the_same_bytes(core):
         "        if name == 'orjson':\n"
         "            raise ModuleNotFoundError('no orjson here', name='orjson')\n"
         "sys.meta_path.insert(0, NoOrjson())\n"
-        f"from warpcall.{variant} import envelope\n"
+        "from warpcall.core import envelope\n"
         "body = envelope.encode_request_json('a:b:c', [{'text': 'grüße', 'n': 2**70, 'f': 0.5, 'x': None}])\n"
         "sys.stdout.write(body.decode())\n"
         "assert envelope.decode_request_json(body)[1][0]['n'] == 2**70\n"
         "assert 'orjson' not in sys.modules\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    env = dict(os.environ, WARPCALL_PURE="0" if core.native else "1")
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True, env=env
+    )
     expected = core.envelope.encode_request_json("a:b:c", [{"text": "grüße", "n": 2**70, "f": 0.5, "x": None}])
     assert result.stdout.encode() == expected
 

@@ -18,7 +18,7 @@ import pytest
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from warpcall._core import load_variant
+from warpcall._compiled import load_variant
 from warpcall.exceptions import MarshalException
 
 T = TypeVar("T")

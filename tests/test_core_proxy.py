@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from warpcall._core import load_variant
+from warpcall._compiled import load_variant
 
 # ---------------------------------------------------------------- services used by the tests
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from warpcall._core import load_variant
+from warpcall._compiled import load_variant
 
 CoreImpl = Any  # the ``core`` fixture of conftest.py: ``core.transport`` is one variant of the module
 

@@ -1,4 +1,4 @@
-"""The package itself: which core runs, the pure switch, typing marker, twin parity."""
+"""The package itself: which build of the core runs, the pure switch, the typing marker."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import warpcall
-from warpcall import _core
+from warpcall import _compiled
 
 
 def _run(code: str, **env: str) -> str:
@@ -22,24 +22,38 @@ def _run(code: str, **env: str) -> str:
     return result.stdout.strip()
 
 
-def test_native_flag_matches_what_was_loaded():
-    assert warpcall.NATIVE is _core.NATIVE
-    assert _core.NATIVE == all(_core.LOADED.values())
-    assert set(_core.LOADED) >= {"selector", "envelope"}
+def test_native_flag_says_whether_every_compiled_module_runs_compiled():
+    modules = [importlib.import_module(name) for name in _compiled.SOURCES]
+    if _compiled.PURE_REQUESTED:
+        assert warpcall.NATIVE is False
+        assert not any(_compiled.is_compiled(m) for m in modules)
+    else:
+        assert warpcall.NATIVE == all(_compiled.is_compiled(m) for m in modules)
 
 
 def test_native_core_is_active_when_it_was_built(native_expected):
-    if _core.PURE_REQUESTED:
+    if _compiled.PURE_REQUESTED:
         pytest.skip("WARPCALL_PURE is set for this run")
     if not native_expected:
         pytest.skip("no compiled core in this install")
-    assert warpcall.NATIVE, f"compiled core built but not imported: {_core.LOADED}"
+    assert warpcall.NATIVE, "compiled core built but not imported"
 
 
-def test_pure_switch_forces_the_twins():
-    assert _run("import warpcall; print(warpcall.NATIVE)", WARPCALL_PURE="1") == "False"
-    modules = _run("from warpcall import _core; print(sorted({m.__name__.rsplit('.', 1)[0] for m in [_core.selector, _core.envelope]}))", WARPCALL_PURE="1")
-    assert modules == "['warpcall._pure']"
+def test_pure_switch_runs_the_sources(native_expected):
+    code = (
+        "import warpcall, importlib\n"
+        "from warpcall import _compiled\n"
+        "files = [importlib.import_module(n).__file__ for n in _compiled.SOURCES]\n"
+        "try:\n"
+        "    import warpcall.core.pbwire\n"
+        "    pbwire = 'importable'\n"
+        "except ImportError:\n"
+        "    pbwire = 'absent'\n"
+        "print(warpcall.NATIVE, all(f.endswith('.py') for f in files), pbwire)\n"
+    )
+    assert _run(code, WARPCALL_PURE="1") == "False True absent"
+    if native_expected:  # and without the switch the same imports load the extensions
+        assert _run(code).startswith("True False")
 
 
 def test_package_ships_py_typed():
@@ -49,25 +63,25 @@ def test_package_ships_py_typed():
 
 
 @pytest.mark.c_extension
-@pytest.mark.parametrize("name", sorted(_core.LOADED))
-def test_twins_expose_the_same_public_names(name, native_expected):
-    if not native_expected:
-        pytest.skip("no compiled core in this install")
-    native = _core.load_variant(name, native=True)
-    pure = _core.load_variant(name, native=False)
+@pytest.mark.parametrize("name", _compiled.SOURCES)
+def test_both_builds_expose_the_same_public_names(name, native_expected):
+    if not native_expected or _compiled.PURE_REQUESTED:
+        pytest.skip("no compiled core in this run")
+    compiled = _compiled.load_compiled(name)
+    pure = _compiled.load_pure(name)
 
     def public(module):
-        # a twin's public surface is its __all__ when it declares one, else what it defines itself
         declared = getattr(module, "__all__", None)
         if declared is not None:
             return set(declared)
+        # what the module defines itself (classes and functions), not what it imported
         return {
             n for n, value in vars(module).items()
             if not n.startswith("_") and getattr(value, "__module__", None) == module.__name__
         }
 
-    missing = {n for n in public(pure) if not hasattr(native, n)}
-    assert not missing, f"warpcall._native.{name} lacks {sorted(missing)}"
+    missing = public(pure) - public(compiled)
+    assert not missing, f"compiled {name} lacks {sorted(missing)}"
 
 
 def test_the_inline_protocol_fits_the_installed_uvicorn():

@@ -1,4 +1,4 @@
-"""The protobuf wire fast path (``pbwire``), on both cores, against protobuf's own encoder and parser.
+"""The protobuf wire fast path (``pbwire``, compiled only), against protobuf's own encoder and parser.
 
 Every case runs the same method's codec twice: once with ``core.pbwire`` under it, once with
 protobuf alone. Bytes, values and errors must be the same; the fast path must have been taken
@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import os
 import struct
 import uuid
 from datetime import date, datetime
@@ -19,7 +20,24 @@ from typing import Any, Optional
 import pytest
 from pydantic import BaseModel
 
+from warpcall._compiled import load_compiled
 from warpcall.channels.protobuf_codec import ProtobufMethodCodec
+
+
+@dataclasses.dataclass(frozen=True)
+class _CompiledWire:
+    pbwire: Any
+
+
+@pytest.fixture(scope="module")
+def core(native_expected: bool) -> _CompiledWire:
+    """``core.pbwire``: the wire exists only compiled (without it the codec uses protobuf alone)."""
+    try:
+        return _CompiledWire(load_compiled("warpcall.core.pbwire"))
+    except ImportError as exc:
+        if native_expected and os.environ.get("WARPCALL_PURE", "") in ("", "0"):
+            pytest.fail(f"the compiled wire was built but does not import: {exc}")
+        pytest.skip("the compiled wire is not built here, or WARPCALL_PURE is set")
 
 LONG = "x" * 20_000  # a length that needs a three-byte varint, inside a nested message too
 

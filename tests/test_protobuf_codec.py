@@ -16,7 +16,7 @@ import pytest
 from google.protobuf.descriptor import FieldDescriptor
 from pydantic import AliasChoices, BaseModel, Field, field_validator
 
-from warpcall import _core
+from warpcall._compiled import load_compiled
 from warpcall.channels import protobuf_codec
 from warpcall.channels.protobuf_codec import ProtobufMethodCodec, codec_for
 from warpcall.exceptions import MalformedRequestException, MarshalException, ProtocolException
@@ -129,16 +129,15 @@ class Box(Generic[T]):
 _counter = iter(range(1_000_000))
 
 
-@pytest.fixture(autouse=True, params=["native-wire", "pure-wire", "no-wire"])
+@pytest.fixture(autouse=True, params=["native-wire", "no-wire"])
 def wire(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every codec test three times: with the compiled wire fast path, its pure twin, and protobuf alone."""
+    """Every codec test twice: with the compiled wire fast path, and with protobuf alone (its fallback)."""
+    module = None
     if request.param == "native-wire":
         try:
-            module = _core.load_variant("pbwire", native=True)
+            module = load_compiled("warpcall.core.pbwire")
         except ImportError:
-            pytest.skip("the compiled core is not built here")
-    else:
-        module = _core.load_variant("pbwire", native=False) if request.param == "pure-wire" else None
+            pytest.skip("the compiled wire is not built here, or WARPCALL_PURE is set")
     monkeypatch.setattr(protobuf_codec, "DEFAULT_WIRE", module)
 
 

@@ -3,11 +3,17 @@
 The decorator API is the one of ``aspyx-service``: a program written for it
 ports by changing ``aspyx_service`` to ``warpcall`` (and ``aspyx.di`` to
 ``warpcall.di``). ``NATIVE`` tells whether the compiled core is active;
-``WARPCALL_PURE=1`` forces the pure-Python twin.
+``WARPCALL_PURE=1`` runs the same core from its Python source.
 """
 
-from warpcall._core import NATIVE
-from warpcall.channels import (
+from typing import Any
+
+from warpcall import _compiled
+
+if _compiled.PURE_REQUESTED:  # before any core module is imported
+    _compiled.install_pure_finder()
+
+from warpcall.channels import (  # noqa: E402
     Channel,
     DispatchJSONChannel,
     DispatchMsgpackChannel,
@@ -63,6 +69,12 @@ from warpcall.service import (
 )
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "NATIVE":  # computed on first use: it imports every compiled module
+        return _compiled.native()
+    raise AttributeError(f"module 'warpcall' has no attribute {name!r}")
 
 
 @module()

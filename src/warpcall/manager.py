@@ -7,8 +7,8 @@ import threading
 import typing
 from typing import Any, Callable, TypeVar
 
-from warpcall import _core
 from warpcall.channels.base import Channel, ChannelRegistry
+from warpcall.core.proxy import make_proxy
 from warpcall.di import Environment, PostProcessor, inject_environment, injectable, on_destroy
 from warpcall.exceptions import ServiceException
 from warpcall.registry.contract import ChannelInstances, ComponentRegistry
@@ -81,7 +81,7 @@ class ServiceManager:
             # the implementation itself: a local call costs a plain call (advice, if any, is woven into it)
             return self.environment_or_fail().get(service_type), False
         descriptor.qualify()  # the envelope names "component:service:method" from the first call on
-        return _core.proxy.make_proxy(service_type, self._channel(component, name, addresses.get(name))), True
+        return make_proxy(service_type, self._channel(component, name, addresses.get(name))), True
 
     def _choose_channel(self, service: str, component: ComponentDescriptor, preferred: str, available: list[str]) -> str:
         if preferred:

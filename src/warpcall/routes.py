@@ -39,7 +39,8 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from warpcall import _core
+from warpcall.core.marshal import type_name
+from warpcall.core.proxy import service_methods
 from warpcall.exceptions import ServiceException
 
 T = TypeVar("T")
@@ -451,12 +452,12 @@ def _checked(label: str, spec: RouteSpec, param: RouteParam) -> RouteParam:
         return dataclasses.replace(param, is_list=True, default=default)
     if param.kind == "path":
         raise ServiceException(
-            f"{label}: path parameter '{param.name}' has type {_core.marshal.type_name(param.type)}; "
+            f"{label}: path parameter '{param.name}' has type {type_name(param.type)}; "
             "a path segment carries a scalar (str, int, float, bool, enum, date/time, UUID, Decimal)"
         )
     hint = " on GET/DELETE; use @post/@put/@patch or mark it Body(...)" if is_model(param.type) else ""
     raise ServiceException(
-        f"{label}: parameter '{param.name}' of type {_core.marshal.type_name(param.type)} cannot be a query "
+        f"{label}: parameter '{param.name}' of type {type_name(param.type)} cannot be a query "
         f"parameter{hint}; a query parameter is a scalar or a list of scalars"
     )
 
@@ -471,7 +472,7 @@ def is_rest(service_type: type) -> bool:
         return True
     return any(
         getattr(method.func, "__warpcall_route__", None) is not None
-        for method in _core.proxy.service_methods(service_type).values()
+        for method in service_methods(service_type).values()
     )
 
 
@@ -487,7 +488,7 @@ def routes_of(service_type: type) -> dict[str, RouteDescriptor]:
         routes = _routes.get(service_type)
         if routes is None:
             prefix = getattr(service_type, "__warpcall_rest__", "") or ""
-            methods = _core.proxy.service_methods(service_type)
+            methods = service_methods(service_type)
             built: dict[str, RouteDescriptor] = {}
             for name, method in methods.items():
                 spec = getattr(method.func, "__warpcall_route__", None)

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from enum import Enum
 from typing import Any, Callable, TypeVar
 
-from warpcall import _core
+from warpcall.core.proxy import service_methods
 from warpcall.di import inject, injectable
 from warpcall.exceptions import ServiceException
 from warpcall.health import HealthCheckManager, HealthStatus
@@ -150,7 +150,7 @@ class ServiceDescriptor:
             with self._lock:
                 if self._methods is None:
                     component = self.require_component()
-                    built = dict(_core.proxy.service_methods(self.type))
+                    built = dict(service_methods(self.type))
                     for method in built.values():
                         method.qualified = f"{component.name}:{self.name}:{method.name}"
                     self._methods = built

@@ -1,4 +1,4 @@
-"""The joinpoint chain of a woven method (warpcall._core.weave), on both cores."""
+"""The joinpoint chain of a woven method (warpcall.di.weave), on both cores."""
 
 from __future__ import annotations
 

@@ -35,12 +35,12 @@ from warpcall import (
     Service,
     ServiceManager,
     ServiceModule,
-    _core,
     component,
     implementation,
     service,
 )
 from warpcall.channels.dispatch import DispatchProtobufChannel
+from warpcall.core import envelope as core_envelope
 from warpcall.di import create, module
 from warpcall.server import protocol
 from warpcall.service import Declarations
@@ -243,7 +243,7 @@ def roundtrip(server: FastAPIServer, data: bytes, *, in_pieces: bool = False) ->
 
 
 def envelope(method: str, args: list[Any]) -> bytes:
-    return _core.envelope.encode_request_json(f"post:relay:{method}", args)
+    return core_envelope.encode_request_json(f"post:relay:{method}", args)
 
 
 def packed(method: str, args: list[Any]) -> bytes:
@@ -365,7 +365,7 @@ def test_pipelined_requests_are_answered_in_order(servers):
         )
         reader = Reader(sock)
         bodies = [reader.response()[2] for _ in range(4)]
-    assert [_core.envelope.decode_response_json(body) for body in bodies] == [
+    assert [core_envelope.decode_response_json(body) for body in bodies] == [
         (PARCEL, None),
         (0.05, None),
         (None, {"type": "ValueError", "message": "third"}),
@@ -382,7 +382,7 @@ def test_context_variables_do_not_reach_the_next_request(servers):
             answers = []
             for value in ("a", "b"):
                 sock.sendall(request("/invoke", envelope("tag", [value])))
-                answers.append(_core.envelope.decode_response_json(reader.response()[2])[0])
+                answers.append(core_envelope.decode_response_json(reader.response()[2])[0])
         assert answers == ["unset", "unset"]
 
 
@@ -396,7 +396,7 @@ def test_a_body_arriving_in_pieces_is_answered_inline(servers):
             sock.sendall(piece)
             time.sleep(0.02)
         status, _, body = Reader(sock).response()
-    assert status == b"HTTP/1.1 200 OK" and _core.envelope.decode_response_json(body) == (PARCEL, None)
+    assert status == b"HTTP/1.1 200 OK" and core_envelope.decode_response_json(body) == (PARCEL, None)
     assert inline.protocol_class.stats.served == before + 1
 
 
@@ -466,8 +466,8 @@ def test_a_request_arriving_while_an_unparsed_call_is_awaited_waits_its_turn(ser
         wait_until(lambda: stats.unparsed == unparsed + 1)  # the async call is under way
         sock.sendall(request("/invoke", envelope("echo", [PARCEL])))
         first, second = reader.response(), reader.response()
-    assert _core.envelope.decode_response_json(first[2]) == (0.2, None)
-    assert _core.envelope.decode_response_json(second[2]) == (PARCEL, None)
+    assert core_envelope.decode_response_json(first[2]) == (0.2, None)
+    assert core_envelope.decode_response_json(second[2]) == (PARCEL, None)
     assert stats.served == served + 2
 
 
@@ -499,7 +499,7 @@ def test_destroy_lets_a_call_under_way_finish():
         status, headers, body = Reader(sock).response()
     stopper.join(TIMEOUT)
     assert not stopper.is_alive()
-    assert status == b"HTTP/1.1 200 OK" and _core.envelope.decode_response_json(body) == (0.3, None)
+    assert status == b"HTTP/1.1 200 OK" and core_envelope.decode_response_json(body) == (0.3, None)
     assert headers[b"connection"] == b"close"  # the server is going away: this connection ends with the call
     with pytest.raises(OSError):
         connect(server).close()  # and nothing accepts any more
@@ -511,6 +511,6 @@ def test_the_inline_protocol_can_be_turned_off():
         server = environment.get(FastAPIServer)
         assert server.protocol_class is None
         status, _, body, _ = roundtrip(server, request("/invoke", envelope("echo", [PARCEL])))
-        assert (status, _core.envelope.decode_response_json(body)) == (b"HTTP/1.1 200 OK", (PARCEL, None))
+        assert (status, core_envelope.decode_response_json(body)) == (b"HTTP/1.1 200 OK", (PARCEL, None))
     finally:
         environment.destroy()

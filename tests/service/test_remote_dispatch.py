@@ -32,11 +32,11 @@ from warpcall import (
     ServiceManager,
     ServiceModule,
     UnknownMethodException,
-    _core,
     component,
     implementation,
     service,
 )
+from warpcall.core import proxy as core_proxy
 from warpcall.di import create, module
 
 CHANNELS = ["dispatch-json", "dispatch-msgpack", "dispatch-protobuf"]
@@ -375,10 +375,10 @@ def test_caller_errors_raise_their_exception_type_through_the_channel(manager, c
 
     def vanished(self: Any, name: str) -> str: ...
 
-    descriptor = _core.proxy.MethodDescriptor.from_function(vanished)
+    descriptor = core_proxy.MethodDescriptor.from_function(vanished)
     descriptor.qualified = "shop:orders:vanished"
     with pytest.raises(UnknownMethodException, match="no registered service declares 'shop:orders:vanished'"):
-        http_channel.invoke(_core.proxy.Invocation(descriptor, ("x",), None))
+        http_channel.invoke(core_proxy.Invocation(descriptor, ("x",), None))
 
 
 def free_port() -> int:

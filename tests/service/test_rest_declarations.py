@@ -149,11 +149,11 @@ def test_unmarked_second_model_is_a_query_parameter_and_is_rejected():
 
 
 def test_routes_are_cached_on_the_method_descriptors():
-    from warpcall import _core
+    from warpcall.core import proxy as core_proxy
 
     routes = routes_of(ShapeService)
     assert routes_of(ShapeService) is routes
-    methods = _core.proxy.service_methods(ShapeService)
+    methods = core_proxy.service_methods(ShapeService)
     assert methods["read"].plans["rest"] is routes["read"]
     assert "rest" not in methods["plain"].plans
 

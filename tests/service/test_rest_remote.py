@@ -709,9 +709,9 @@ def test_a_channel_with_an_httpx_client_of_its_own_sends_the_same_requests(serve
     channel.setup(Declarations.by_type[StoreComponent], None)
     channel.customize()
     channel.selector.set_urls([server.url])
-    from warpcall import _core
+    from warpcall.core import proxy as core_proxy
 
-    proxy = _core.proxy.make_proxy(CatalogService, channel)
+    proxy = core_proxy.make_proxy(CatalogService, channel)
     try:
         assert proxy.echo_name("a b", Color.BLUE) == "a b|blue|-"
         assert asyncio.run(proxy.create_async(Item("x", 1.0), "o")).tags == ["owner:o"]

@@ -1,7 +1,7 @@
 """The asyncio HTTP/1.1 keep-alive client on the compiled core, and its httpx transport.
 
 ``AsyncHTTPClient`` pools connections per event loop and per (scheme, host, port); the
-loop reads each pooled socket and feeds ``_core.transport.ResponseParser``, and one
+loop reads each pooled socket and feeds ``warpcall.core.transport.ResponseParser``, and one
 timer per loop watches the read timeouts of the calls in flight.
 ``AsyncWarpTransport`` puts it under an ``httpx.AsyncClient``.
 """
@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 
-from warpcall import _core
 from warpcall.channels._http_common import (
     _TARGETS,
     _attach_request,
@@ -35,6 +34,7 @@ from warpcall.channels._http_common import (
     _write_error,
     _write_timeout,
 )
+from warpcall.core.transport import Connection, ResponseParser, build_request
 
 _READ_SIZE = 65536
 _WATCH_TICK = 0.05  # how often an event loop checks the read timeouts of its calls in flight
@@ -60,7 +60,7 @@ class _AsyncConn:
         self.sock = sock
         self.loop = loop
         # the socket is non-blocking: the core's Connection serves only for its idle check here
-        self._idle = _core.transport.Connection(sock).idle
+        self._idle = Connection(sock).idle
         self.generation = generation
         self.closed = False
         self.parser: Any = None
@@ -300,7 +300,7 @@ class AsyncHTTPClient:
         if target.tls:
             return await self._delegate(method, url, headers, body, connect_t, write_t, read_t, pool_t)
         try:
-            data = _core.transport.build_request(method, target.path, target.host_header, headers, body)
+            data = build_request(method, target.path, target.host_header, headers, body)
         except ValueError as exc:
             raise _bad_request(method, url, exc) from None
         loop = asyncio.get_running_loop()
@@ -330,7 +330,7 @@ class AsyncHTTPClient:
             except BaseException:
                 key_pool.give_back(conn, False, self.max_idle)
                 raise
-        parser = _core.transport.ResponseParser(self.max_body, method == "HEAD")
+        parser = ResponseParser(self.max_body, method == "HEAD")
         waiter = conn.start(parser, url, read_t)
         try:
             if sent < len(data):

@@ -1,7 +1,7 @@
 """The blocking HTTP/1.1 keep-alive client on the compiled core, and its httpx transport.
 
 ``HTTPClient`` pools connections per thread and per (scheme, host, port); one call is
-a request written by ``_core.transport.build_request``, one ``send`` and as many ``recv``
+a request written by ``warpcall.core.transport.build_request``, one ``send`` and as many ``recv``
 as the response needs. ``WarpTransport`` puts it under an ``httpx.Client``.
 """
 
@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 
-from warpcall import _core
 from warpcall.channels._http_common import (
     _TARGETS,
     _attach_request,
@@ -34,6 +33,7 @@ from warpcall.channels._http_common import (
     _write_error,
     _write_timeout,
 )
+from warpcall.core.transport import Connection, ResponseParser, build_request
 
 
 class _Conn:
@@ -42,7 +42,7 @@ class _Conn:
     __slots__ = ("io", "generation", "__weakref__")
 
     def __init__(self, sock: socket.socket, generation: int) -> None:
-        self.io = _core.transport.Connection(sock)
+        self.io = Connection(sock)
         self.generation = generation
 
     def close(self) -> None:
@@ -120,7 +120,7 @@ class HTTPClient:
         if target.tls:
             return self._delegate(method, url, headers, body, connect_t, write_t, read_t)
         try:
-            data = _core.transport.build_request(method, target.path, target.host_header, headers, body)
+            data = build_request(method, target.path, target.host_header, headers, body)
         except ValueError as exc:
             raise _bad_request(method, url, exc) from None
         try:
@@ -153,7 +153,7 @@ class HTTPClient:
                 if fresh or io.sent != 0 or not isinstance(exc, ConnectionError):
                     raise _write_error(url, exc) from None
                 conn = None  # the server dropped the pooled one and nothing was sent: a new connection is safe
-        parser = _core.transport.ResponseParser(self.max_body, method == "HEAD")
+        parser = ResponseParser(self.max_body, method == "HEAD")
         try:
             if read_t != write_t:
                 conn.io.set_timeout(read_t)

@@ -6,7 +6,7 @@ import threading
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
-from warpcall import _core
+from warpcall.core import selector as url_selection
 from warpcall.di import injectable
 from warpcall.exceptions import ServiceException
 from warpcall.registry.contract import ChannelInstances
@@ -25,9 +25,9 @@ class Channel(ABC):
     URL selector picks one per call.
     """
 
-    URLSelector: ClassVar[type] = _core.selector.URLSelector
-    FirstURLSelector: ClassVar[type] = _core.selector.FirstURLSelector
-    RoundRobinURLSelector: ClassVar[type] = _core.selector.RoundRobinURLSelector
+    URLSelector: ClassVar[type] = url_selection.URLSelector
+    FirstURLSelector: ClassVar[type] = url_selection.FirstURLSelector
+    RoundRobinURLSelector: ClassVar[type] = url_selection.RoundRobinURLSelector
 
     #: the channel name, set by ``@channel(name)``
     name: ClassVar[str] = ""

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from warpcall import _core
 from warpcall.channels.base import channel
 from warpcall.channels.http import HTTPXChannel
 from warpcall.channels.protobuf_codec import codec_for
+from warpcall.core.envelope import (
+    decode_response_json,
+    decode_response_msgpack,
+    encode_request_json,
+    encode_request_msgpack,
+)
+from warpcall.core.marshal import plan_for
 from warpcall.exceptions import (
     AuthorizationException,
     InvalidArgumentsException,
@@ -63,8 +69,8 @@ class DispatchPlan:
     def __init__(self, method: Any) -> None:
         self.qualified: str = method.qualified
         self.names: tuple[str, ...] = method.param_names
-        self.dumpers = tuple(_core.marshal.plan_for(tp).dump for tp in method.param_types)
-        self.load_result: Callable[[Any], Any] = _core.marshal.plan_for(method.return_type).load
+        self.dumpers = tuple(plan_for(tp).dump for tp in method.param_types)
+        self.load_result: Callable[[Any], Any] = plan_for(method.return_type).load
 
     @classmethod
     def of(cls, method: Any) -> DispatchPlan:
@@ -193,7 +199,7 @@ class EnvelopeChannel(HTTPXChannel):
         self, qualified: str, url: str, status: int, headers: list[tuple[str, str]], content: bytes
     ) -> None:
         kind = media_type(headers)
-        decode = {JSON: _core.envelope.decode_response_json, MSGPACK: _core.envelope.decode_response_msgpack}.get(kind)
+        decode = {JSON: decode_response_json, MSGPACK: decode_response_msgpack}.get(kind)
         exception = None
         if decode is not None:
             try:
@@ -212,8 +218,8 @@ class DispatchJSONChannel(EnvelopeChannel):
     """Dispatch over HTTP with a JSON envelope."""
 
     content_type = JSON
-    encode_request = staticmethod(_core.envelope.encode_request_json)
-    decode_response = staticmethod(_core.envelope.decode_response_json)
+    encode_request = staticmethod(encode_request_json)
+    decode_response = staticmethod(decode_response_json)
 
 
 @channel("dispatch-msgpack")
@@ -221,8 +227,8 @@ class DispatchMsgpackChannel(EnvelopeChannel):
     """Dispatch over HTTP with a msgpack envelope (``Content-Type: application/msgpack``)."""
 
     content_type = MSGPACK
-    encode_request = staticmethod(_core.envelope.encode_request_msgpack)
-    decode_response = staticmethod(_core.envelope.decode_response_msgpack)
+    encode_request = staticmethod(encode_request_msgpack)
+    decode_response = staticmethod(decode_response_msgpack)
 
 
 @channel("dispatch-protobuf")

@@ -21,7 +21,7 @@ The type analysis and the message types live in ``warpcall.channels.protobuf_sch
 
 Where the compiled core is built, messages without repeated fields or maps (scalars,
 optional scalars, enums, dates, nested dataclasses and models) are written and read by
-``warpcall._native.pbwire`` without building a protobuf message object; any value or
+``warpcall.core.pbwire`` (compiled only) without building a protobuf message object; any value or
 body that is not the plain case goes through protobuf as before, so errors and the
 bytes on the wire stay the same.
 """
@@ -35,14 +35,16 @@ from typing import Any, Sequence
 import msgpack
 from google.protobuf.message import DecodeError
 
-from warpcall import _core
 from warpcall.channels.protobuf_schema import _F, _SCALARS, _Field, _FileBuilder, _Message
 from warpcall.exceptions import MalformedRequestException, MarshalException, ProtocolException
 
 __all__ = ["ProtobufMethodCodec", "codec_for"]
 
-#: the wire fast path, where it is compiled: the pure twin is slower than protobuf's own C parser
-DEFAULT_WIRE: ModuleType | None = _core.pbwire if _core.LOADED["pbwire"] else None
+DEFAULT_WIRE: ModuleType | None
+try:  # the wire fast path exists only compiled: in Python it would be slower than protobuf's own C parser
+    from warpcall.core import pbwire as DEFAULT_WIRE
+except ImportError:
+    DEFAULT_WIRE = None
 
 
 class _NoWire:

@@ -639,9 +639,9 @@ class _FileBuilder:
 
         def get_plan() -> Any:
             if not plan:
-                from warpcall import _core
+                from warpcall.core.marshal import plan_for
 
-                plan.append(_core.marshal.plan_for(tp))
+                plan.append(plan_for(tp))
             return plan[0]
 
         def dump(value: Any) -> bytes:

@@ -16,10 +16,10 @@ from urllib.parse import quote
 
 from pydantic_core import from_json, to_json
 
-from warpcall import _core
 from warpcall.channels.base import channel
 from warpcall.channels.dispatch import CALLER_ERRORS, positional_args
 from warpcall.channels.http import HTTPXChannel
+from warpcall.core.marshal import plan_for
 from warpcall.exceptions import (
     AuthorizationException,
     InvalidArgumentsException,
@@ -104,18 +104,18 @@ class RestCallPlan:
             param = route.params[positions[name]]
             # {name} is one segment: a '/' in it would never reach the route, so it is refused before sending
             self.path_params.append(
-                (param.index, _core.marshal.plan_for(param.type).dump, convertor == "path")
+                (param.index, plan_for(param.type).dump, convertor == "path")
             )
         self.segments.append(rest)
         self.query_params = tuple(
-            (quote(p.name, safe="") + "=", p.index, p.is_list, _core.marshal.plan_for(p.type).dump)
+            (quote(p.name, safe="") + "=", p.index, p.is_list, plan_for(p.type).dump)
             for p in route.params
             if p.kind == "query"
         )
         body = route.body
         self.body_index = -1 if body is None else body.index
-        self.dump_body = None if body is None else _core.marshal.plan_for(body.type).dump
-        self.load_result = _core.marshal.plan_for(route.return_type).load
+        self.dump_body = None if body is None else plan_for(body.type).dump
+        self.load_result = plan_for(route.return_type).load
         self.headers = [("content-type", JSON)] if body is not None else []
 
     @classmethod

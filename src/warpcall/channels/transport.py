@@ -1,8 +1,8 @@
 """HTTP/1.1 keep-alive clients on the compiled core, and the httpx transports built on them.
 
 ``HTTPClient`` (sync) and ``AsyncHTTPClient`` are the direct path: one call is a
-request written by ``_core.transport.build_request``, one ``send`` and as many
-``recv`` as the response needs, parsed by ``_core.transport.ResponseParser``.
+request written by ``warpcall.core.transport.build_request``, one ``send`` and as many
+``recv`` as the response needs, parsed by ``warpcall.core.transport.ResponseParser``.
 ``WarpTransport`` / ``AsyncWarpTransport`` put the same machinery under an
 ``httpx.Client`` / ``httpx.AsyncClient``, so whatever the httpx client does to a
 request (event hooks, auth, default headers) still reaches the server.

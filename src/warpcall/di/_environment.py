@@ -17,7 +17,6 @@ import sys
 import threading
 from typing import Any, Callable, Optional, TypeVar
 
-from warpcall import _core
 from warpcall.di._bindings import Ambiguous, Binding, injectable_bases, missing, resolve, where
 from warpcall.di._conditions import Condition, conditions_of
 from warpcall.di._decorators import module
@@ -32,6 +31,7 @@ from warpcall.di._lifecycle import (
 )
 from warpcall.di._providers import AbstractInstanceProvider, Providers, describe
 from warpcall.di._reflection import Decorators
+from warpcall.di.weave import InstanceCache
 
 T = TypeVar("T")
 
@@ -113,7 +113,7 @@ class Environment:
             self.lifecycle_processors.extend(parent.lifecycle_processors)
         self._weaver = weaver_factory(self) if weaver_factory is not None else None
         # the compiled cache answers get() of created singletons without running Python code
-        self.get = _core.weave.InstanceCache(self._cache, self._get_slow).get  # type: ignore[method-assign]
+        self.get = InstanceCache(self._cache, self._get_slow).get  # type: ignore[method-assign]
         self._build()
 
     # building

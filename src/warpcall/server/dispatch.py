@@ -12,8 +12,15 @@ import logging
 from time import perf_counter
 from typing import Any, Awaitable, Callable
 
-from warpcall import _core
 from warpcall.channels.dispatch import JSON, METHOD_HEADER, MSGPACK, PROTOBUF, DispatchProtobufChannel
+from warpcall.core.envelope import (
+    decode_request_json,
+    decode_request_msgpack,
+    encode_response_json,
+    encode_response_msgpack,
+    split_method,
+)
+from warpcall.core.marshal import plan_for
 from warpcall.exceptions import (
     InvalidArgumentsException,
     MarshalException,
@@ -60,8 +67,8 @@ class ServerMethod:
         self.strikes = 0
         parameters = list(descriptor.signature.parameters.values())[1:]
         self.required = sum(1 for p in parameters if p.default is inspect.Parameter.empty)
-        self.loaders = tuple(_core.marshal.plan_for(tp).load for tp in descriptor.param_types)
-        self.dump_result = _core.marshal.plan_for(descriptor.return_type).dump
+        self.loaders = tuple(plan_for(tp).load for tp in descriptor.param_types)
+        self.dump_result = plan_for(descriptor.return_type).dump
         self._codec: Any = None
 
     @property
@@ -193,7 +200,7 @@ class DispatchEndpoint:
         """The exposed method named ``component:service:method``; UnknownMethodException otherwise."""
         method = self.methods.get(qualified)
         if method is None:
-            _core.envelope.split_method(qualified)
+            split_method(qualified)
             raise UnknownMethodException(
                 f"no registered service declares {qualified!r}; this server exposes {len(self.methods)} method(s)"
             )
@@ -211,7 +218,7 @@ class DispatchEndpoint:
     def refuse(self, http_method: str, content_type: bytes, declared_length: bytes | None) -> Reply | None:
         """The reply to a request that must be refused before its body is read (405, 415, 413), else None."""
         if http_method != "POST":
-            return 405, REPLY_CONTENT_TYPES[JSON], _core.envelope.encode_response_json(
+            return 405, REPLY_CONTENT_TYPES[JSON], encode_response_json(
                 None, {"type": "MethodNotAllowed", "message": "POST the envelope to /invoke"})
         media_type = self.media_type(content_type)
         if media_type not in REPLY_CONTENT_TYPES:
@@ -245,9 +252,9 @@ class DispatchEndpoint:
                     )
             else:
                 if media_type == MSGPACK:
-                    qualified, args = _core.envelope.decode_request_msgpack(body)
+                    qualified, args = decode_request_msgpack(body)
                 else:
-                    qualified, args = _core.envelope.decode_request_json(body)
+                    qualified, args = decode_request_json(body)
                 method = self.methods.get(qualified) or self.resolve(qualified)
                 if len(args) == 1 and len(method.loaders) == 1:  # load_args' common case, without its frame
                     try:
@@ -295,16 +302,16 @@ class DispatchEndpoint:
         if media_type == PROTOBUF:
             return status, REPLY_CONTENT_TYPES[PROTOBUF], method.codec.encode_response(result, exception)
         if media_type == MSGPACK:
-            return status, REPLY_CONTENT_TYPES[MSGPACK], _core.envelope.encode_response_msgpack(result, exception)
-        return status, REPLY_CONTENT_TYPES[JSON], _core.envelope.encode_response_json(result, exception)
+            return status, REPLY_CONTENT_TYPES[MSGPACK], encode_response_msgpack(result, exception)
+        return status, REPLY_CONTENT_TYPES[JSON], encode_response_json(result, exception)
 
     @staticmethod
     def error_reply(media_type: str, exc: ProtocolException) -> Reply:
         """The reply to a bad request: msgpack for msgpack bodies, JSON otherwise (protobuf has no error message)."""
         entry = describe_exception(exc)
         if media_type == MSGPACK:
-            return exc.status, REPLY_CONTENT_TYPES[MSGPACK], _core.envelope.encode_response_msgpack(None, entry)
-        return exc.status, REPLY_CONTENT_TYPES[JSON], _core.envelope.encode_response_json(None, entry)
+            return exc.status, REPLY_CONTENT_TYPES[MSGPACK], encode_response_msgpack(None, entry)
+        return exc.status, REPLY_CONTENT_TYPES[JSON], encode_response_json(None, entry)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         content_type, method_header, declared = b"", b"", None

@@ -46,7 +46,7 @@ from typing import Any, Awaitable, Callable, Coroutine
 from fastapi.exception_handlers import http_exception_handler
 from starlette.exceptions import HTTPException
 
-from warpcall import _core
+from warpcall.core.invokehead import parse
 from warpcall.server.dispatch import METHOD_HEADER_BYTES, DispatchEndpoint, Reply
 from warpcall.server.rest import Reply as RestReply
 from warpcall.server.rest import Responder
@@ -101,7 +101,7 @@ else:
 
 INTERNAL_ERROR: Reply = (500, b"text/plain; charset=utf-8", b"Internal Server Error")
 
-_parse_invoke = _core.invokehead.parse
+_parse_invoke = parse
 
 
 def inline_protocol(endpoint: DispatchEndpoint, rest: RestFastPath, accepts: Callable[[], bool]) -> type | None:

@@ -28,7 +28,7 @@ from fastapi.routing import APIRoute
 from pydantic_core import to_json
 from starlette.exceptions import HTTPException
 
-from warpcall import _core
+from warpcall.core.marshal import plan_for
 from warpcall.exceptions import AuthorizationException, MarshalException, ProtocolException, ServiceException
 from warpcall.routes import RouteDescriptor, RouteParam, is_rest, routes_of
 from warpcall.server.dispatch import ServerMethod, SyncCalls
@@ -99,7 +99,7 @@ class Responder:
     def __init__(self, route: RouteDescriptor, method: ServerMethod, calls: SyncCalls) -> None:
         self.method = method
         self.calls = calls
-        self.dump = _core.marshal.plan_for(route.return_type).dump
+        self.dump = plan_for(route.return_type).dump
         self.status = route.status_code
         self.empty = self.status in _NO_CONTENT
         self.qualified = method.descriptor.qualified

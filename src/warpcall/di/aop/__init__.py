@@ -8,14 +8,13 @@ Each advice method receives the ``Invocation`` (``func``, ``args`` with
 ``self`` first, ``kwargs``, ``result``, ``exception``, ``proceed()``).
 """
 
-from warpcall import _core
 from warpcall.di._errors import AOPException
 from warpcall.di.aop._advice import AspectType, advice, after, around, before, error
 from warpcall.di.aop._pointcuts import AspectTarget, ClassAspectTarget, MethodAspectTarget, classes, methods
 from warpcall.di.aop._weaver import Weaver
+from warpcall.di.weave import Invocation
 
 #: the invocation of a woven method, as advice methods receive it
-Invocation = _core.weave.Invocation
 
 __all__ = [
     "AOPException",

@@ -20,11 +20,11 @@ import threading
 import types
 from typing import TYPE_CHECKING, Any, Callable
 
-from warpcall import _core
 from warpcall.di import _environment
 from warpcall.di._errors import AOPException
 from warpcall.di._reflection import TypeDescriptor
 from warpcall.di.aop._advice import AdviceMethod, Advices, AspectType
+from warpcall.di.weave import MethodPlan
 
 if TYPE_CHECKING:
     from warpcall.di._environment import Environment
@@ -101,7 +101,7 @@ class Weaver:
                 )
             instance = self.environment.get(entry.cls)
             chains[entry.kind].append(types.MethodType(entry.func, instance))
-        return _core.weave.MethodPlan(
+        return MethodPlan(
             func,
             befores=tuple(chains[AspectType.BEFORE]),
             arounds=tuple(chains[AspectType.AROUND]),

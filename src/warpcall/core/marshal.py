@@ -6,7 +6,7 @@ whose message names the type and the path, e.g. ``Order.items[2].when: expected 
 datetime string, got int``.
 
 This module holds the plans (the per-call path). The plan *builder* (reading type hints,
-choosing a plan per type) lives in ``warpcall._pure.marshal_plan`` and is shared by the
+choosing a plan per type) lives in ``warpcall.core.marshal_plan`` and is shared by the
 compiled twin, which passes its own plan classes in; so both cores support the same types
 and fail at plan time with the same messages.
 """
@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
 
-from warpcall._pure.marshal_plan import (
+from warpcall.core.marshal_plan import (
     Fail,
     PlanBuilder,
     parse_int_key,

@@ -1,7 +1,7 @@
 """Compiled twin of warpcall._pure.marshal: the per-call walk of values and primitive trees.
 
 Only the plans are compiled here. Reading type hints and choosing a plan per type happens
-once per type, in the builder shared with the pure twin (``warpcall._pure.marshal_plan.PlanBuilder``),
+once per type, in the builder shared with the pure twin (``warpcall.core.marshal_plan.PlanBuilder``),
 which instantiates the plan classes of this module; so both cores accept the same types and
 say the same things.
 """
@@ -19,7 +19,7 @@ from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
 from cpython.object cimport PyObject, PyObject_GenericGetDict, PyObject_GenericSetAttr
 
 from warpcall.exceptions import MarshalException
-from warpcall._pure.marshal_plan import (
+from warpcall.core.marshal_plan import (
     Fail,
     PlanBuilder,
     parse_int_key,

@@ -1,1 +1,0 @@
-"""Compiled core modules, built from ``ext/*.pyx``; ``warpcall._core`` picks them or their pure twins."""
