@@ -7,6 +7,11 @@ from itertools import count
 
 from warpcall.exceptions import ServiceCommunicationException
 
+try:
+    import cython
+except ImportError:  # plain Python without Cython installed
+    from warpcall.core import _shim as cython
+
 
 def _no_url(owner: str) -> ServiceCommunicationException:
     return ServiceCommunicationException(
@@ -47,14 +52,25 @@ class FirstURLSelector(URLSelector):
 
 
 class RoundRobinURLSelector(URLSelector):
-    """Each URL in turn; exact and thread-safe (``next()`` on ``itertools.count`` is atomic)."""
+    """Each URL in turn, exact and thread-safe.
+
+    Compiled, the GIL is held from reading the position to storing the next one; in plain Python
+    another thread may run between the two, so there ``next()`` on ``itertools.count`` (atomic) counts.
+    """
 
     def __init__(self, owner: str = "") -> None:
-        super().__init__(owner)
+        URLSelector.__init__(self, owner)
+        self._next = 0
         self._counter = count()
 
     def select(self) -> str:
         urls = self._urls
-        if not urls:
+        n = len(urls)
+        if n == 0:
             raise _no_url(self.owner)
-        return urls[next(self._counter) % len(urls)]
+        if cython.compiled:
+            i = self._next
+            self._next = i + 1
+        else:
+            i = next(self._counter)
+        return urls[i % n]
