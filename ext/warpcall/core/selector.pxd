@@ -1,4 +1,4 @@
-# C types of src/warpcall/core/selector.py
+# C types of src/warpcall/core/selector.py (Cython reads this file beside the source when compiling it)
 
 cdef object _no_url(str owner)
 
@@ -15,6 +15,3 @@ cdef class FirstURLSelector(URLSelector):
 cdef class RoundRobinURLSelector(URLSelector):
     cdef Py_ssize_t _next
     cdef object _counter
-
-    @cython.locals(urls=tuple, n=Py_ssize_t, i=Py_ssize_t)
-    cpdef select(self)

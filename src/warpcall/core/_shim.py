@@ -1,3 +1,25 @@
-"""What the core's sources use of the ``cython`` module, for plain Python without Cython installed."""
+"""The part of the ``cython`` module the core's sources use, for plain Python without Cython installed.
+
+Compiled, Cython reads these names itself; here they do nothing: decorators return their function,
+C types are the Python types they stand for.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 compiled = False
+Py_ssize_t = int
+bint = bool
+
+
+def locals(**types: Any) -> Callable[[F], F]:  # noqa: A001 - the name Cython gives it
+    """Cython types these locals; plain Python ignores the declaration."""
+    return lambda function: function
+
+
+def cast(tp: Any, value: Any) -> Any:
+    """A C cast, compiled; the value itself in plain Python."""
+    return value

@@ -44,6 +44,7 @@ class URLSelector:
 class FirstURLSelector(URLSelector):
     """Always the first URL of the list."""
 
+    @cython.locals(urls=tuple)
     def select(self) -> str:
         urls = self._urls
         if not urls:
@@ -63,6 +64,7 @@ class RoundRobinURLSelector(URLSelector):
         self._next = 0
         self._counter = count()
 
+    @cython.locals(urls=tuple, n=cython.Py_ssize_t, i=cython.Py_ssize_t)
     def select(self) -> str:
         urls = self._urls
         n = len(urls)
