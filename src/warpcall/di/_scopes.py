@@ -7,7 +7,7 @@ overrides ``get``; the environment makes one scope object per provider.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from warpcall.di._errors import UnknownScopeException
 from warpcall.di._reflection import Decorators
@@ -15,6 +15,8 @@ from warpcall.di._reflection import Decorators
 if TYPE_CHECKING:
     from warpcall.di._environment import Environment
     from warpcall.di._providers import AbstractInstanceProvider
+
+T = TypeVar("T")
 
 
 class Scope:
@@ -26,8 +28,8 @@ class Scope:
     caches_instance = False
 
     def get(
-        self, provider: AbstractInstanceProvider, environment: Environment, arg_provider: Callable[[], list[Any]]
-    ) -> Any:
+        self, provider: AbstractInstanceProvider[T], environment: Environment, arg_provider: Callable[[], list[Any]]
+    ) -> T:
         """Create a new instance from the dependencies ``arg_provider()`` returns."""
         return provider.create(environment, *arg_provider())
 
@@ -88,9 +90,9 @@ class SingletonScope(Scope):
         self.lock = lock if lock is not None else threading.RLock()
 
     def get(
-        self, provider: AbstractInstanceProvider, environment: Environment, arg_provider: Callable[[], list[Any]]
-    ) -> Any:
-        value = self.value
+        self, provider: AbstractInstanceProvider[T], environment: Environment, arg_provider: Callable[[], list[Any]]
+    ) -> T:
+        value: T = self.value
         if value is None:
             with self.lock:
                 value = self.value
@@ -117,11 +119,11 @@ class ThreadScope(Scope):
         self._local = threading.local()
 
     def get(
-        self, provider: AbstractInstanceProvider, environment: Environment, arg_provider: Callable[[], list[Any]]
-    ) -> Any:
+        self, provider: AbstractInstanceProvider[T], environment: Environment, arg_provider: Callable[[], list[Any]]
+    ) -> T:
         try:
-            return self._local.value
+            value: T = self._local.value
         except AttributeError:
             value = provider.create(environment, *arg_provider())
             self._local.value = value
-            return value
+        return value

@@ -21,6 +21,7 @@ import types
 from typing import TYPE_CHECKING, Any, Callable
 
 from warpcall.di import _environment
+from warpcall.di._bindings import Binding
 from warpcall.di._errors import AOPException
 from warpcall.di._reflection import TypeDescriptor
 from warpcall.di.aop._advice import AdviceMethod, Advices, AspectType
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from warpcall.di._environment import Environment
 
 
-def _async_method(plan: Any, instance: object) -> Callable[..., Any]:
+def _async_method(plan: MethodPlan, instance: object) -> Callable[..., Any]:
     run = plan.run_async
 
     async def woven(*args: Any, **kwargs: Any) -> Any:
@@ -46,7 +47,7 @@ class Weaver:
 
     def __init__(self, environment: Environment) -> None:
         self.environment = environment
-        self._plans: dict[type, list[tuple[str, Any, bool]]] = {}
+        self._plans: dict[type, list[tuple[str, MethodPlan, bool]]] = {}
         self._lock = threading.RLock()
 
     def weave(self, instance: object) -> None:
@@ -70,12 +71,13 @@ class Weaver:
         for name, plan, is_async in plans:
             slots[name] = _async_method(plan, instance) if is_async else plan.bind(instance)
 
-    def _plan_class(self, cls: type) -> list[tuple[str, Any, bool]]:
-        environment = self.environment
+    def _plan_class(self, cls: type) -> list[tuple[str, MethodPlan, bool]]:
+        bindings = self.environment._bindings
+        # advice of aspects the environment binds exactly (has_provider, and the binding is the aspect's own)
         candidates = [
             entry for entry in Advices.methods
-            if entry.cls is not cls and environment.has_provider(entry.cls)
-            and environment._bindings[entry.cls].type is entry.cls
+            if entry.cls is not cls and isinstance(binding := bindings.get(entry.cls), Binding)
+            and binding.type is entry.cls
         ]
         if not candidates:
             return []
@@ -89,7 +91,7 @@ class Weaver:
                 plans.append((name, self._plan_method(cls, method.method, matching), method.is_async()))
         return plans
 
-    def _plan_method(self, cls: type, func: Callable[..., Any], matching: list[AdviceMethod]) -> Any:
+    def _plan_method(self, cls: type, func: Callable[..., Any], matching: list[AdviceMethod]) -> MethodPlan:
         is_async = inspect.iscoroutinefunction(func)
         chains: dict[AspectType, list[Any]] = {kind: [] for kind in AspectType}
         for entry in sorted(matching, key=lambda entry: (entry.order, entry.seq)):
@@ -99,7 +101,7 @@ class Weaver:
                     f"{cls.__qualname__}.{func.__name__}; make the advice sync or restrict its pointcut "
                     "with .that_are_async()"
                 )
-            instance = self.environment.get(entry.cls)
+            instance: object = self.environment.get(entry.cls)
             chains[entry.kind].append(types.MethodType(entry.func, instance))
         return MethodPlan(
             func,

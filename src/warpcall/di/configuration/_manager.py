@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from typing import Any, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar, overload
 
 from warpcall.di._decorators import injectable
 from warpcall.di._errors import ConfigurationException
@@ -17,8 +17,12 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+@overload
+def convert(value: Any, target: type[T], key: str, site: str = "") -> T: ...
+@overload
+def convert(value: Any, target: Any, key: str, site: str = "") -> Any: ...
 def convert(value: Any, target: Any, key: str, site: str = "") -> Any:
-    """``value`` as ``target``; raises ConfigurationException naming the key (and ``site``) when it does not fit."""
+    """``value`` as ``target`` (a class or a typing form); raises ConfigurationException naming the key (and ``site``) when it does not fit."""
     if target is None or target is Any or value is None:
         return value
     origin = getattr(target, "__origin__", None) or target
@@ -39,7 +43,8 @@ def convert(value: Any, target: Any, key: str, site: str = "") -> Any:
                 return target(value)
             except ValueError:
                 return target[str(value)]
-        return target(value)
+        make: Callable[[Any], Any] = target  # a class that is not an enum: its constructor converts
+        return make(value)
     except (TypeError, ValueError, KeyError) as exc:
         where = f" (required by {site})" if site else ""
         raise ConfigurationException(
@@ -96,11 +101,15 @@ class ConfigurationManager:
         value = self._lookup(path)
         return default if value is _MISSING else value
 
-    def get(self, path: str, type: type[T], default: Optional[T] = None) -> T:
-        """The value at ``path`` converted to ``type``, or ``default`` when no source defines it."""
+    @overload
+    def get(self, path: str, type: type[T]) -> Optional[T]: ...
+    @overload
+    def get(self, path: str, type: type[T], default: T) -> T: ...
+    def get(self, path: str, type: type[T], default: Optional[T] = None) -> Optional[T]:
+        """The value at ``path`` converted to ``type``, or ``default`` (None unless given) when no source defines it."""
         value = self._lookup(path)
         if value is _MISSING:
-            return default  # type: ignore[return-value]
+            return default
         return convert(value, type, path)
 
 
