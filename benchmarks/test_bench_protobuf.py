@@ -14,7 +14,7 @@ import msgpack
 import pytest
 from workload import DATA, Data
 
-from warpcall.channels.protobuf_codec import ProtobufMethodCodec
+from warpcall.wire.protobuf_codec import ProtobufMethodCodec
 
 TREE = {"method": "bench:svc:data", "args": [dataclasses.asdict(DATA)]}
 GROUP = "protobuf-codec"

@@ -21,7 +21,7 @@ import pytest
 from pydantic import BaseModel
 
 from warpcall._compiled import load_compiled
-from warpcall.channels.protobuf_codec import ProtobufMethodCodec
+from warpcall.wire.protobuf_codec import ProtobufMethodCodec
 
 
 @dataclasses.dataclass(frozen=True)

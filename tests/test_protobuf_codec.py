@@ -17,8 +17,8 @@ from google.protobuf.descriptor import FieldDescriptor
 from pydantic import AliasChoices, BaseModel, Field, field_validator
 
 from warpcall._compiled import load_compiled
-from warpcall.channels import protobuf_codec
-from warpcall.channels.protobuf_codec import ProtobufMethodCodec, codec_for
+from warpcall.wire import protobuf_codec
+from warpcall.wire.protobuf_codec import ProtobufMethodCodec, codec_for
 from warpcall.exceptions import MalformedRequestException, MarshalException, ProtocolException
 
 LOREM = (

@@ -3,7 +3,7 @@
 This module is a ``.pyx`` and has no Python source: its worth is raw-buffer work through the C API
 (growing a malloc'd buffer, varints written in place, borrowed list items), which plain Python
 would do slower than protobuf's own C parser. Where it is not compiled, or ``WARPCALL_PURE=1`` is
-set, ``warpcall.channels.protobuf_codec`` uses protobuf alone, with the same bytes and errors.
+set, ``warpcall.wire.protobuf_codec`` uses protobuf alone, with the same bytes and errors.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE

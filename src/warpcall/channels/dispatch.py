@@ -12,7 +12,6 @@ from typing import Any, Callable
 
 from warpcall.channels.base import channel
 from warpcall.channels.http import HTTPXChannel
-from warpcall.channels.protobuf_codec import codec_for
 from warpcall.core.envelope import (
     decode_response_json,
     decode_response_msgpack,
@@ -21,44 +20,13 @@ from warpcall.core.envelope import (
 )
 from warpcall.core.marshal import plan_for
 from warpcall.exceptions import (
-    AuthorizationException,
-    InvalidArgumentsException,
-    InvalidTokenException,
-    MalformedRequestException,
     MarshalException,
-    MissingTokenException,
     ProtocolException,
     RemoteServiceException,
-    RequestTooLargeException,
     ServiceCommunicationException,
     ServiceException,
-    TokenException,
-    TokenExpiredException,
-    UnknownMethodException,
-    UnsupportedMediaTypeException,
 )
-
-JSON = "application/json"
-MSGPACK = "application/msgpack"
-PROTOBUF = "application/x-protobuf"
-METHOD_HEADER = "x-rpc-method"
-
-#: the caller-side errors a server may name in a 4xx reply; a fixed table, never an import by name
-CALLER_ERRORS: dict[str, type[ServiceException]] = {
-    cls.__name__: cls
-    for cls in (
-        MalformedRequestException,
-        UnknownMethodException,
-        InvalidArgumentsException,
-        RequestTooLargeException,
-        UnsupportedMediaTypeException,
-        AuthorizationException,
-        TokenException,
-        MissingTokenException,
-        InvalidTokenException,
-        TokenExpiredException,
-    )
-}
+from warpcall.wire import CALLER_ERRORS, JSON, METHOD_HEADER, MSGPACK, PROTOBUF, codec_of
 
 
 class DispatchPlan:
@@ -241,15 +209,8 @@ class DispatchProtobufChannel(EnvelopeChannel):
         super().__init__()
         self._method_headers: dict[str, list[tuple[str, str]]] = {}
 
-    @staticmethod
-    def codec(method: Any) -> Any:
-        """The method's protobuf codec (built once)."""
-        codec = method.plans.get("dispatch-protobuf")
-        if codec is None:
-            codec = method.plans["dispatch-protobuf"] = codec_for(
-                method.qualified, method.param_names, method.param_types, method.return_type
-            )
-        return codec
+    #: the method's protobuf codec (built once); the server shares it through warpcall.wire
+    codec = staticmethod(codec_of)
 
     def _request(self, invocation: Any) -> tuple[Any, list[tuple[str, str]], bytes]:
         method = invocation.method

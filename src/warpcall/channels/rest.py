@@ -17,33 +17,18 @@ from urllib.parse import quote
 from pydantic_core import from_json, to_json
 
 from warpcall.channels.base import channel
-from warpcall.channels.dispatch import CALLER_ERRORS, positional_args
+from warpcall.channels.dispatch import positional_args
 from warpcall.channels.http import HTTPXChannel
 from warpcall.core.marshal import plan_for
 from warpcall.exceptions import (
-    AuthorizationException,
-    InvalidArgumentsException,
     MarshalException,
     RemoteServiceException,
-    RequestTooLargeException,
     ServiceCommunicationException,
     ServiceException,
-    TokenException,
     UnknownMethodException,
-    UnsupportedMediaTypeException,
 )
 from warpcall.routes import RouteDescriptor, routes_of
-
-JSON = "application/json"
-
-#: what a 4xx means when the reply does not name a warpcall exception (a plain FastAPI route, a proxy)
-STATUS_ERRORS: dict[int, type[ServiceException]] = {
-    401: TokenException,
-    403: AuthorizationException,
-    413: RequestTooLargeException,
-    415: UnsupportedMediaTypeException,
-    422: InvalidArgumentsException,
-}
+from warpcall.wire import CALLER_ERRORS, JSON, STATUS_ERRORS
 
 #: 5xx statuses that say the server was not reached or not ready, rather than that the call failed there
 UNREACHABLE = (502, 503, 504)

@@ -12,7 +12,6 @@ import logging
 from time import perf_counter
 from typing import Any, Awaitable, Callable
 
-from warpcall.channels.dispatch import JSON, METHOD_HEADER, MSGPACK, PROTOBUF, DispatchProtobufChannel
 from warpcall.core.envelope import (
     decode_request_json,
     decode_request_msgpack,
@@ -30,6 +29,7 @@ from warpcall.exceptions import (
     UnsupportedMediaTypeException,
 )
 from warpcall.server.workers import WorkerPool
+from warpcall.wire import JSON, METHOD_HEADER_BYTES, MSGPACK, PROTOBUF, codec_of
 
 logger = logging.getLogger("warpcall.server")
 
@@ -39,7 +39,6 @@ DEFAULT_MAX_BODY = 10 * 2**20
 REPLY_CONTENT_TYPES = {kind: kind.encode() for kind in (JSON, MSGPACK, PROTOBUF)}
 #: how many distinct raw content-type values are remembered with their media type
 MEDIA_TYPE_CACHE_SIZE = 64
-METHOD_HEADER_BYTES = METHOD_HEADER.encode()
 
 
 def media_type_of(content_type: bytes) -> str:
@@ -75,7 +74,7 @@ class ServerMethod:
     def codec(self) -> Any:
         """The protobuf codec of this method, built on first use."""
         if self._codec is None:
-            self._codec = DispatchProtobufChannel.codec(self.descriptor)
+            self._codec = codec_of(self.descriptor)
         return self._codec
 
     def load_args(self, args: list[Any]) -> list[Any]:

@@ -29,16 +29,15 @@ from pydantic_core import to_json
 from starlette.exceptions import HTTPException
 
 from warpcall.core.marshal import plan_for
-from warpcall.exceptions import AuthorizationException, MarshalException, ProtocolException, ServiceException
+from warpcall.exceptions import MarshalException, ServiceException
 from warpcall.routes import RouteDescriptor, RouteParam, is_rest, routes_of
 from warpcall.server.dispatch import ServerMethod, SyncCalls
+from warpcall.wire import JSON, status_of
 
 if TYPE_CHECKING:
     from warpcall.server.rest_fast import RestFastPath
 
 logger = logging.getLogger("warpcall.server")
-
-JSON = "application/json"
 
 _FASTAPI_PARAMS = {"path": Path, "query": Query, "body": Body}
 _NO_CONTENT = (204, 304)
@@ -51,7 +50,7 @@ Reply = tuple[int, "bytes | None"]
 def error_reply(exc: BaseException, status: int | None = None) -> Reply:
     """The JSON error reply for ``exc``: the status of warpcall's protocol and authorization errors, else 500."""
     if status is None:
-        status = exc.status if isinstance(exc, (ProtocolException, AuthorizationException)) else 500
+        status = status_of(exc)
     return status, to_json({"detail": str(exc), "type": type(exc).__name__})
 
 

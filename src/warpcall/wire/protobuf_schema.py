@@ -3,7 +3,7 @@
 ``_FileBuilder`` analyses the parameter and return types of one method once, generates
 one message type per dataclass, pydantic model or wrapper (recursive types allowed) in a
 descriptor pool of its own, and gives each ``_Field`` the converters the per-call path
-runs; the mapping of types to fields is described in ``warpcall.channels.protobuf_codec``.
+runs; the mapping of types to fields is described in ``warpcall.wire.protobuf_codec``.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ A message field that is absent decodes as None when the type is Optional and
 is an error otherwise; ints travel as 64-bit ``sint64``.
 
 Every type is analysed once per method; the per-call path only walks the value.
-The type analysis and the message types live in ``warpcall.channels.protobuf_schema``.
+The type analysis and the message types live in ``warpcall.wire.protobuf_schema``.
 
 Where the compiled core is built, messages without repeated fields or maps (scalars,
 optional scalars, enums, dates, nested dataclasses and models) are written and read by
@@ -35,8 +35,8 @@ from typing import Any, Sequence
 import msgpack
 from google.protobuf.message import DecodeError
 
-from warpcall.channels.protobuf_schema import _F, _SCALARS, _Field, _FileBuilder, _Message
 from warpcall.exceptions import MalformedRequestException, MarshalException, ProtocolException
+from warpcall.wire.protobuf_schema import _F, _SCALARS, _Field, _FileBuilder, _Message
 
 __all__ = ["ProtobufMethodCodec", "codec_for"]
 
