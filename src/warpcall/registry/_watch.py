@@ -15,7 +15,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from warpcall.registry.contract import ChannelAddress, ChannelInstances, WatchedChannel
 
@@ -147,7 +147,10 @@ class Backoff:
         self._next = self.initial
 
 
-class BackgroundTasks:
+ClientT = TypeVar("ClientT")
+
+
+class BackgroundTasks(Generic[ClientT]):
     """One asyncio loop in one daemon thread, running at most one task per key until :meth:`stop`.
 
     Registries watch and renew from here so that ``stop`` can cancel a blocked
@@ -158,11 +161,11 @@ class BackgroundTasks:
     def __init__(
         self,
         thread_name: str,
-        open_client: Callable[[], Any],
-        close_client: Callable[[Any], Coroutine[Any, Any, Any]],
+        open_client: Callable[[], ClientT],
+        close_client: Callable[[ClientT], Coroutine[Any, Any, Any]],
     ) -> None:
         self.thread_name = thread_name
-        self.client: Any = None
+        self._client: ClientT | None = None
         self._open_client = open_client
         self._close_client = close_client
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -170,6 +173,13 @@ class BackgroundTasks:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopped = False
         self._lock = threading.Lock()
+
+    @property
+    def client(self) -> ClientT:
+        """The client the loop's thread made; the tasks run on that thread, after it was made."""
+        client = self._client
+        assert client is not None, "the background loop has not started"
+        return client
 
     def start(self, key: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run ``factory()`` as the task of ``key`` (once per key), starting the thread on first use."""
@@ -196,12 +206,12 @@ class BackgroundTasks:
     def _run(self, ready: threading.Event) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
-        self.client = self._open_client()
+        client = self._client = self._open_client()
         ready.set()
         try:
             loop.run_forever()
         finally:
-            loop.run_until_complete(self._close_client(self.client))
+            loop.run_until_complete(self._close_client(client))
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 

@@ -88,7 +88,7 @@ def urls_from_health(entries: list[dict[str, Any]] | None) -> URLsByChannel:
     )
 
 
-class _HttpxTransport(consul.base.HTTPClient):
+class _HttpxTransport(consul.base.HTTPClient):  # type: ignore[misc]  # py-consul ships no types
     """py-consul's HTTP client interface on ``httpx.AsyncClient``: each call returns a coroutine."""
 
     def __init__(self, host: str, port: int, scheme: str, verify: Any, cert: Any, timeout: float) -> None:
@@ -120,23 +120,51 @@ class _HttpxTransport(consul.base.HTTPClient):
         )
         return callback(consul.base.Response(response.status_code, response.headers, response.text))
 
-    def get(self, callback, path, params=None, headers=None, raw=False):  # type: ignore[no-untyped-def]
+    def get(
+        self,
+        callback: Callable[[Any], Any],
+        path: str,
+        params: Any = None,
+        headers: dict[str, str] | None = None,
+        raw: bool = False,
+    ) -> Coroutine[Any, Any, Any]:
         return self._request(callback, "GET", path, params, headers)
 
-    def put(self, callback, path, params=None, data="", headers=None):  # type: ignore[no-untyped-def]
+    def put(
+        self,
+        callback: Callable[[Any], Any],
+        path: str,
+        params: Any = None,
+        data: str | bytes = "",
+        headers: dict[str, str] | None = None,
+    ) -> Coroutine[Any, Any, Any]:
         return self._request(callback, "PUT", path, params, headers, data)
 
-    def delete(self, callback, path, params=None, data="", headers=None):  # type: ignore[no-untyped-def]
+    def delete(
+        self,
+        callback: Callable[[Any], Any],
+        path: str,
+        params: Any = None,
+        data: str | bytes = "",
+        headers: dict[str, str] | None = None,
+    ) -> Coroutine[Any, Any, Any]:
         return self._request(callback, "DELETE", path, params, headers, data)
 
-    def post(self, callback, path, params=None, data="", headers=None):  # type: ignore[no-untyped-def]
+    def post(
+        self,
+        callback: Callable[[Any], Any],
+        path: str,
+        params: Any = None,
+        data: str | bytes = "",
+        headers: dict[str, str] | None = None,
+    ) -> Coroutine[Any, Any, Any]:
         return self._request(callback, "POST", path, params, headers, data)
 
     def close(self) -> Coroutine[Any, Any, None]:
         return self.client.aclose()
 
 
-class _AsyncConsul(consul.base.Consul):
+class _AsyncConsul(consul.base.Consul):  # type: ignore[misc]  # py-consul ships no types
     """A py-consul client whose calls are coroutines on ``_HttpxTransport``."""
 
     def __init__(self, like: py_consul.Consul, timeout: float) -> None:
@@ -153,7 +181,9 @@ class _AsyncConsul(consul.base.Consul):
             cert=http.cert,
         )
 
-    def http_connect(self, host, port, scheme, verify=True, cert=None):  # type: ignore[no-untyped-def]
+    def http_connect(
+        self, host: str, port: int, scheme: str, verify: bool | str = True, cert: Any = None
+    ) -> _HttpxTransport:
         return _HttpxTransport(host, port, scheme, verify, cert, self._timeout)
 
 

@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -257,7 +257,8 @@ class EtcdComponentRegistry(ComponentRegistry):
     def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = self._http.post(path, json=body)
         response.raise_for_status()
-        return response.json()
+        answer: dict[str, Any] = response.json()  # etcd's JSON gateway answers with an object
+        return answer
 
     def _grant_sync(self) -> int:
         granted = self._call("/v3/lease/grant", {"TTL": str(self.ttl)})
@@ -275,13 +276,14 @@ class EtcdComponentRegistry(ComponentRegistry):
     def _client(self) -> httpx.AsyncClient:
         return self._background.client
 
-    def _start_task(self, name: str, factory: Any) -> None:
+    def _start_task(self, name: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
         self._background.start(name, factory)
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = await self._client.post(path, json=body)
         response.raise_for_status()
-        return response.json()
+        answer: dict[str, Any] = response.json()  # etcd's JSON gateway answers with an object
+        return answer
 
     async def _keep_alive(self) -> None:
         """Renew the lease every TTL/3; once it is lost (etcd unreachable too long), take a new one and
