@@ -83,7 +83,7 @@ def _raw_headers(response: httpx.Response) -> list[tuple[str, str]]:
     return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
 
 
-def _timeouts(extensions: dict, default: float) -> tuple[float, float, float, float]:
+def _timeouts(extensions: dict[str, Any], default: float) -> tuple[float, float, float, float]:
     """connect, write, read, pool timeouts from an httpx request; None means the client's default."""
     t = extensions.get("timeout") or {}
     return (

@@ -39,11 +39,16 @@ class DemoServerModule:
 def main() -> None:
     """Serve until stdin closes or SIGTERM arrives."""
     stop = threading.Event()
+
+    def stop_when_stdin_closes() -> None:
+        sys.stdin.read()
+        stop.set()
+
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     environment = FastAPIServer.boot(DemoServerModule, host="127.0.0.1", port=0)
     try:
         print(f"READY {environment.get(FastAPIServer).url}", flush=True)
-        threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+        threading.Thread(target=stop_when_stdin_closes, daemon=True).start()
         stop.wait()
     finally:
         environment.destroy()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import operator
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -76,7 +77,9 @@ def _parameter(param: RouteParam) -> inspect.Parameter:
         options["description"] = param.description
     if param.example is not None:
         options["examples"] = [param.example]
-    annotation = Annotated[param.type, _FASTAPI_PARAMS[param.kind](**options)]
+    # Annotated[param.type, ...] built from a value known at run time (a type checker reads the
+    # subscript form as a static type expression)
+    annotation = operator.getitem(Annotated, (param.type, _FASTAPI_PARAMS[param.kind](**options)))
     default = inspect.Parameter.empty if param.required else param.default
     # keyword-only: FastAPI passes keywords, and required ones may follow optional ones
     return inspect.Parameter(
