@@ -63,8 +63,8 @@ class _AsyncConn:
         self._idle = Connection(sock).idle
         self.generation = generation
         self.closed = False
-        self.parser: Any = None
-        self.waiter: asyncio.Future | None = None
+        self.parser: ResponseParser | None = None
+        self.waiter: asyncio.Future[ResponseParser] | None = None
         self.url = ""
         self.read_timeout = 0.0
         self.last_read = 0.0
@@ -73,7 +73,7 @@ class _AsyncConn:
     def reusable(self) -> bool:
         return not self.closed and self._idle()
 
-    def start(self, parser: Any, url: str, read_timeout: float) -> asyncio.Future:
+    def start(self, parser: ResponseParser, url: str, read_timeout: float) -> asyncio.Future[ResponseParser]:
         """Expect a response; the returned future gets the finished parser or the error."""
         self.parser = parser
         self.url = url
@@ -136,7 +136,7 @@ class _AsyncConn:
         self.sock.close()
 
 
-class _LoopPool(dict):
+class _LoopPool(dict[tuple[str, str, int], "_KeyPool"]):
     """One event loop's connections by (scheme, host, port), and the watch over its calls awaiting a response.
 
     A single recurring timer per loop checks read timeouts (each receive may wait
@@ -180,7 +180,8 @@ class _KeyPool:
     def __init__(self) -> None:
         self.idle: list[_AsyncConn] = []
         self.count = 0
-        self.waiters: deque[asyncio.Future] = deque()
+        # calls waiting for a connection: each gets one to reuse, or None for the slot of a closed one
+        self.waiters: deque[asyncio.Future[_AsyncConn | None]] = deque()
 
     def take(self) -> _AsyncConn | None:
         idle = self.idle
@@ -313,9 +314,10 @@ class AsyncHTTPClient:
         if key_pool is None:
             key_pool = pools[target.key] = _KeyPool()
         conn = key_pool.take()
-        reused = conn is not None
-        if not reused:
+        if conn is None:
             conn, reused = await self._acquire(key_pool, loop, target, url, connect_t, pool_t)
+        else:
+            reused = True
         try:
             sent = self._send_now(conn, data, url, reused)
         except BaseException:
@@ -362,7 +364,7 @@ class AsyncHTTPClient:
         A new one while under ``max_connections``, else the next one a call gives back.
         """
         if key_pool.count >= self.max_connections:
-            waiter = loop.create_future()
+            waiter: asyncio.Future[_AsyncConn | None] = loop.create_future()
             key_pool.waiters.append(waiter)
             try:
                 conn = await asyncio.wait_for(waiter, pool_t)

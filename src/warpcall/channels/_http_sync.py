@@ -99,12 +99,12 @@ class HTTPClient:
 
     def _pool(self) -> _Pool:
         try:
-            return self._local.pool
+            pool: _Pool = self._local.pool
         except AttributeError:
             pool = self._local.pool = _Pool()
             with self._lock:
                 self._pools.add(pool)
-            return pool
+        return pool
 
     def _exchange(
         self,
@@ -123,11 +123,12 @@ class HTTPClient:
             data = build_request(method, target.path, target.host_header, headers, body)
         except ValueError as exc:
             raise _bad_request(method, url, exc) from None
+        idle: list[_Conn]
         try:
             idle = self._local.pool[target.key]
         except (AttributeError, KeyError):
             idle = self._pool().setdefault(target.key, [])
-        conn = None
+        conn: _Conn | None = None
         while idle:
             candidate = idle.pop()
             # an idle connection must have nothing to read: data or EOF there means the server gave up on it
@@ -137,7 +138,7 @@ class HTTPClient:
             candidate.close()
         while True:
             fresh = conn is None
-            if fresh:
+            if conn is None:
                 conn = _open(target, url, connect_t, self._generation)
             io = conn.io
             try:
@@ -220,11 +221,11 @@ class HTTPClient:
         self.close()
 
 
-class _Pool(dict):
+class _Pool(dict[tuple[str, str, int], list[_Conn]]):
     """A thread's idle connections: (scheme, host, port) -> list, most recently used last."""
 
     # identity, not contents: the client keeps every thread's pool in a WeakSet
-    __hash__ = object.__hash__
+    __hash__ = object.__hash__  # type: ignore[assignment]  # dict declares itself unhashable
     __eq__ = object.__eq__
 
 
