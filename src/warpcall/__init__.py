@@ -4,82 +4,145 @@ The decorator API is the one of ``aspyx-service``: a program written for it
 ports by changing ``aspyx_service`` to ``warpcall`` (and ``aspyx.di`` to
 ``warpcall.di``). ``NATIVE`` tells whether the compiled core is active;
 ``WARPCALL_PURE=1`` runs the same core from its Python source.
+
+Every name below is imported on first use (PEP 562), so ``import warpcall``
+loads nothing else, and a process that only calls services never loads the
+server (FastAPI, uvicorn) or a registry backend it does not use.
 """
 
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from warpcall import _compiled
 
 if _compiled.PURE_REQUESTED:  # before any core module is imported
     _compiled.install_pure_finder()
 
-from warpcall.channels import (  # noqa: E402
-    Channel,
-    DispatchJSONChannel,
-    DispatchMsgpackChannel,
-    DispatchProtobufChannel,
-    HTTPXChannel,
-    channel,
-)
-from warpcall.channels.rest import RestChannel
-from warpcall.di import module
-from warpcall.exceptions import (
-    AuthorizationException,
-    InvalidArgumentsException,
-    InvalidTokenException,
-    MalformedRequestException,
-    MarshalException,
-    MissingTokenException,
-    ProtocolException,
-    RemoteServiceException,
-    RequestTooLargeException,
-    ServiceCommunicationException,
-    ServiceException,
-    TokenException,
-    TokenExpiredException,
-    UnknownMethodException,
-    UnsupportedMediaTypeException,
-    WarpcallError,
-)
-from warpcall.health import HealthCheckManager, HealthStatus, health_check, health_checks
-from warpcall.manager import ServiceManager, inject_service
-from warpcall.registry import (
-    ChannelAddress,
-    ChannelInstances,
-    ComponentRegistry,
-    ConsulComponentRegistry,
-    EmbeddedComponentRegistry,
-    EtcdComponentRegistry,
-    LocalComponentRegistry,
-)
-from warpcall.routes import Body, PathParam, QueryParam, delete, get, patch, post, put, rest
-from warpcall.server import FastAPIServer
-from warpcall.service import (
-    AbstractComponent,
-    Component,
-    ComponentDescriptor,
-    ComponentStatus,
-    Server,
-    Service,
-    ServiceDescriptor,
-    component,
-    health,
-    implementation,
-    service,
-)
-
 __version__ = "0.1.0"
 
+#: each public name and the module defining it
+_EXPORTS = {
+    **dict.fromkeys(("Channel", "channel"), "warpcall.channels.base"),
+    **dict.fromkeys(
+        ("DispatchJSONChannel", "DispatchMsgpackChannel", "DispatchProtobufChannel"), "warpcall.channels.dispatch"
+    ),
+    "HTTPXChannel": "warpcall.channels.http",
+    "RestChannel": "warpcall.channels.rest",
+    **dict.fromkeys(
+        (
+            "AuthorizationException",
+            "InvalidArgumentsException",
+            "InvalidTokenException",
+            "MalformedRequestException",
+            "MarshalException",
+            "MissingTokenException",
+            "ProtocolException",
+            "RemoteServiceException",
+            "RequestTooLargeException",
+            "ServiceCommunicationException",
+            "ServiceException",
+            "TokenException",
+            "TokenExpiredException",
+            "UnknownMethodException",
+            "UnsupportedMediaTypeException",
+            "WarpcallError",
+        ),
+        "warpcall.exceptions",
+    ),
+    **dict.fromkeys(("HealthCheckManager", "HealthStatus", "health_check", "health_checks"), "warpcall.health"),
+    **dict.fromkeys(("ServiceManager", "ServiceModule", "inject_service"), "warpcall.manager"),
+    **dict.fromkeys(("ChannelAddress", "ChannelInstances", "ComponentRegistry"), "warpcall.registry.contract"),
+    "ConsulComponentRegistry": "warpcall.registry.consul",
+    "EmbeddedComponentRegistry": "warpcall.registry.embedded",
+    "EtcdComponentRegistry": "warpcall.registry.etcd",
+    "LocalComponentRegistry": "warpcall.registry.local",
+    **dict.fromkeys(
+        ("Body", "PathParam", "QueryParam", "delete", "get", "patch", "post", "put", "rest"), "warpcall.routes"
+    ),
+    "FastAPIServer": "warpcall.server.fastapi_server",
+    **dict.fromkeys(
+        (
+            "AbstractComponent",
+            "Component",
+            "ComponentDescriptor",
+            "ComponentStatus",
+            "Server",
+            "Service",
+            "ServiceDescriptor",
+            "component",
+            "health",
+            "implementation",
+            "service",
+        ),
+        "warpcall.service",
+    ),
+}
 
-def __getattr__(name: str) -> Any:
-    if name == "NATIVE":  # computed on first use: it imports every compiled module
-        return _compiled.native()
-    raise AttributeError(f"module 'warpcall' has no attribute {name!r}")
+if TYPE_CHECKING:
+    from warpcall.channels.base import Channel, channel
+    from warpcall.channels.dispatch import (
+        DispatchJSONChannel,
+        DispatchMsgpackChannel,
+        DispatchProtobufChannel,
+    )
+    from warpcall.channels.http import HTTPXChannel
+    from warpcall.channels.rest import RestChannel
+    from warpcall.exceptions import (
+        AuthorizationException,
+        InvalidArgumentsException,
+        InvalidTokenException,
+        MalformedRequestException,
+        MarshalException,
+        MissingTokenException,
+        ProtocolException,
+        RemoteServiceException,
+        RequestTooLargeException,
+        ServiceCommunicationException,
+        ServiceException,
+        TokenException,
+        TokenExpiredException,
+        UnknownMethodException,
+        UnsupportedMediaTypeException,
+        WarpcallError,
+    )
+    from warpcall.health import HealthCheckManager, HealthStatus, health_check, health_checks
+    from warpcall.manager import ServiceManager, ServiceModule, inject_service
+    from warpcall.registry.consul import ConsulComponentRegistry
+    from warpcall.registry.contract import ChannelAddress, ChannelInstances, ComponentRegistry
+    from warpcall.registry.embedded import EmbeddedComponentRegistry
+    from warpcall.registry.etcd import EtcdComponentRegistry
+    from warpcall.registry.local import LocalComponentRegistry
+    from warpcall.routes import Body, PathParam, QueryParam, delete, get, patch, post, put, rest
+    from warpcall.server.fastapi_server import FastAPIServer
+    from warpcall.service import (
+        AbstractComponent,
+        Component,
+        ComponentDescriptor,
+        ComponentStatus,
+        Server,
+        Service,
+        ServiceDescriptor,
+        component,
+        health,
+        implementation,
+        service,
+    )
 
+    #: True when every compiled module runs compiled in this process
+    NATIVE: bool
+else:
+    from warpcall._lazy import export_lazily
 
-@module()
-class ServiceModule:
-    """The module of warpcall's own injectables; import it from your module: ``@module(imports=[ServiceModule])``."""
+    _resolve, _names = export_lazily(__name__, _EXPORTS)
+
+    def __getattr__(name: str) -> Any:
+        if name == "NATIVE":  # computed on each use: it imports every compiled module
+            return _compiled.native()
+        return _resolve(name)
+
+    def __dir__() -> list[str]:
+        return sorted({*_names(), "NATIVE"})
 
 
 __all__ = [

@@ -1,4 +1,8 @@
-"""ServiceManager: hands out service proxies and runs the components hosted by this process."""
+"""ServiceManager: hands out service proxies and runs the components hosted by its environment.
+
+``ServiceModule`` is the module to import (``@module(imports=[ServiceModule])``)
+for an environment that calls or hosts services.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,12 @@ from typing import Any, Callable, TypeVar
 
 from warpcall.channels.base import Channel, ChannelRegistry
 from warpcall.core.proxy import make_proxy
-from warpcall.di import Environment, PostProcessor, inject_environment, injectable, on_destroy
+from warpcall.di import Environment, PostProcessor, inject_environment, injectable, module, on_destroy
 from warpcall.exceptions import ServiceException
-from warpcall.registry.contract import ChannelInstances, ComponentRegistry
-from warpcall.service import ComponentDescriptor, Declarations, Server, health_endpoint
+from warpcall.registry.contract import ChannelAddress, ChannelInstances, ComponentRegistry
+from warpcall.service import ComponentDescriptor, Declarations, ServerSettings, health_endpoint
 
-T = TypeVar("T")
+S = TypeVar("S")
 
 logger = logging.getLogger("warpcall.service")
 
@@ -28,11 +32,38 @@ def default_registry() -> ComponentRegistry:
     return EmbeddedComponentRegistry()
 
 
+class HostedComponent:
+    """A component as one environment hosts it: its implementation, addresses and health endpoint.
+
+    Registries read it as they read a descriptor (``name``, ``health``); kept per environment, so
+    two environments hosting the same component each register their own addresses.
+    """
+
+    __slots__ = ("descriptor", "instance", "addresses", "health")
+
+    def __init__(self, descriptor: ComponentDescriptor, instance: Any, addresses: list[ChannelAddress]) -> None:
+        self.descriptor = descriptor
+        self.instance = instance
+        self.addresses = addresses
+        #: the endpoint set by ``@health`` on the implementation, '' when none
+        self.health = health_endpoint(type(instance))
+
+    @property
+    def name(self) -> str:
+        """The component's declared name."""
+        return self.descriptor.name
+
+    def __repr__(self) -> str:
+        return f"HostedComponent({self.name!r}, {[str(a) for a in self.addresses]})"
+
+
 @injectable()
 class ServiceManager:
-    """Returns typed proxies for services and starts, registers and stops this process's components."""
+    """Returns typed proxies for services and starts, registers and stops its environment's components."""
 
     def __init__(self) -> None:
+        #: where this environment's server listens (set by FastAPIServer.boot; defaults elsewhere)
+        self.settings = ServerSettings.of_booting_environment() or ServerSettings()
         self.environment: Environment | None = None
         self.component_registry: ComponentRegistry | None = None
         self.preferred_channel = ""
@@ -40,7 +71,7 @@ class ServiceManager:
         self._lock = threading.RLock()
         self._channels: dict[tuple[str, str], Channel] = {}
         self._proxies: dict[tuple[type, str], Any] = {}
-        self._started: list[tuple[ComponentDescriptor, Any]] = []
+        self._hosted: list[HostedComponent] = []
 
     @inject_environment()
     def set_environment(self, environment: Environment) -> None:
@@ -57,18 +88,18 @@ class ServiceManager:
         """The channel ``get_service`` uses when the caller names none (and the component exposes it)."""
         self.preferred_channel = preferred_channel
 
-    def get_service(self, service_type: type[T], preferred_channel: str = "") -> T:
+    def get_service(self, service_type: type[S], preferred_channel: str = "") -> S:
         """A proxy typed as ``service_type``; on the 'local' channel, the implementation itself."""
         proxy = self._proxies.get((service_type, preferred_channel))
         if proxy is not None:
-            return typing.cast(T, proxy)
+            return typing.cast(S, proxy)
         with self._lock:
             service, is_proxy = self._make_service(service_type, preferred_channel)
             if is_proxy:
                 self._proxies[(service_type, preferred_channel)] = service
-            return typing.cast(T, service)
+            return typing.cast(S, service)
 
-    def _make_service(self, service_type: type[T], preferred_channel: str) -> tuple[Any, bool]:
+    def _make_service(self, service_type: type[S], preferred_channel: str) -> tuple[Any, bool]:
         descriptor = Declarations.service(service_type)
         component = descriptor.require_component()
         local = self.is_local(component)
@@ -128,39 +159,43 @@ class ServiceManager:
     # hosting
 
     def startup(self, port: int | None = None) -> None:
-        """Start every component implemented here and register its addresses (idempotent)."""
+        """Start every component implemented in this environment and register its addresses on ``port``
+        (default: the environment's ``settings.port``); idempotent."""
         with self._lock:
-            if self._started:
+            if self._hosted:
                 return
             environment = self.environment_or_fail()
-            port = Server.port if port is None else port
+            port = self.settings.port if port is None else port
             for component in Declarations.components():
                 if not self.is_local(component):
                     continue
                 instance = environment.get(component.type)
-                component.health = health_endpoint(type(instance))
-                component.addresses = list(instance.get_addresses(port))
+                hosted = HostedComponent(component, instance, list(instance.get_addresses(port)))
                 instance.startup()
                 if self.component_registry is not None:
-                    self.component_registry.register(component, component.addresses)
-                self._started.append((component, instance))
-                logger.info("component %s started with %s", component.name, [str(a) for a in component.addresses])
+                    self.component_registry.register(hosted, hosted.addresses)
+                self._hosted.append(hosted)
+                logger.info("component %s started with %s", component.name, [str(a) for a in hosted.addresses])
+
+    def hosted_components(self) -> list[HostedComponent]:
+        """The components this environment started, with their implementations and addresses."""
+        return list(self._hosted)
 
     def local_components(self) -> list[tuple[ComponentDescriptor, Any]]:
-        """The started components of this process with their implementation instances."""
-        return list(self._started)
+        """The started components of this environment with their implementation instances."""
+        return [(hosted.descriptor, hosted.instance) for hosted in self._hosted]
 
     def shutdown(self) -> None:
-        """Deregister and stop this process's components (idempotent)."""
+        """Deregister and stop this environment's components (idempotent)."""
         with self._lock:
-            started, self._started = self._started, []
-            for component, instance in reversed(started):
+            hosted, self._hosted = self._hosted, []
+            for component in reversed(hosted):
                 if self.component_registry is not None:
                     try:
                         self.component_registry.deregister(component)
                     except Exception:  # the registry may be gone already; stopping must go on
                         logger.exception("deregistering %s failed", component.name)
-                instance.shutdown()
+                component.instance.shutdown()
 
     @on_destroy()
     def destroy(self) -> None:
@@ -216,3 +251,20 @@ class InjectServiceProcessor(PostProcessor):
     def process(self, instance: object, environment: Environment) -> None:
         for name, service_type, channel in self._setters_of(type(instance)):
             getattr(instance, name)(self.service_manager.get_service(service_type, channel))
+
+
+@module(
+    packages=[
+        "warpcall.manager",
+        "warpcall.health",
+        "warpcall.channels.dispatch",
+        "warpcall.channels.rest",
+    ]
+)
+class ServiceModule:
+    """The module of warpcall's own injectables; import it from your module: ``@module(imports=[ServiceModule])``.
+
+    It provides ``ServiceManager``, the health checks and the built-in channels, and names their
+    modules instead of scanning the whole ``warpcall`` package: building an environment imports
+    neither the server (FastAPI, uvicorn) nor any registry backend.
+    """

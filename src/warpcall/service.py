@@ -14,6 +14,9 @@ import re
 import socket
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import Enum
 from typing import Any, Callable, TypeVar
 
@@ -33,6 +36,7 @@ __all__ = [
     "ComponentDescriptor",
     "ComponentStatus",
     "Server",
+    "ServerSettings",
     "Service",
     "ServiceDescriptor",
     "component",
@@ -109,10 +113,72 @@ class AbstractComponent(Component, ABC):
         return await self.health_check_manager.check()
 
 
-class Server:
-    """What a component needs to know of the process serving it: its port and local address."""
+class ServerSettings:
+    """Where the server of one environment listens: ``host`` and ``port`` (0: any free port).
 
-    port: int = 0
+    ``FastAPIServer.boot`` makes one per environment and builds the environment inside
+    :meth:`booting`; the environment's ``ServiceManager`` keeps it (``service_manager.settings``),
+    so two servers booted in one process, even at once in two threads, each see their own.
+    """
+
+    __slots__ = ("host", "port")
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.port = port
+
+    @staticmethod
+    @contextmanager
+    def booting(settings: ServerSettings) -> Iterator[ServerSettings]:
+        """Make ``settings`` those of the environment built in this block (in this thread or task)."""
+        token = _booting.set(settings)
+        try:
+            yield settings
+        finally:
+            _booting.reset(token)
+        _ServerType.last_booted = settings  # booted: Server.port shows it from now on
+
+    @staticmethod
+    def of_booting_environment() -> ServerSettings | None:
+        """The settings of the environment being booted here, None outside a boot."""
+        return _booting.get()
+
+    def __repr__(self) -> str:
+        return f"ServerSettings(host={self.host!r}, port={self.port})"
+
+
+_booting: ContextVar[ServerSettings | None] = ContextVar("warpcall_booting_server", default=None)
+
+
+class _ServerType(type):
+    """Gives ``Server.port`` its meaning: the port of the environment being booted, else of the last one booted."""
+
+    #: the settings of the environment booted last in this process
+    last_booted: ServerSettings | None = None
+
+    @property
+    def port(cls) -> int:
+        """The booting environment's port (inside its modules' factories), else the last booted one's; 0 before any."""
+        settings = _booting.get() or _ServerType.last_booted
+        return settings.port if settings is not None else 0
+
+    @port.setter
+    def port(cls, value: int) -> None:
+        settings = _booting.get()
+        if settings is not None:
+            settings.port = value
+        else:
+            previous = _ServerType.last_booted
+            _ServerType.last_booted = ServerSettings(previous.host if previous else "127.0.0.1", value)
+
+
+class Server(metaclass=_ServerType):
+    """What a component needs to know of the process serving it: its port and local address.
+
+    ``Server.port`` reads as in aspyx-service (e.g. ``ConsulComponentRegistry(Server.port, ...)``
+    in a module's factory method): a view of the setting of the environment being booted; the
+    setting itself belongs to that environment (:class:`ServerSettings`).
+    """
 
     @staticmethod
     def get_local_ip() -> str:
@@ -171,22 +237,32 @@ class ServiceDescriptor:
 
 
 class ComponentDescriptor:
-    """Per component type: name, services, health endpoint, and the addresses it was last registered with."""
+    """Per component type: its name, description and services, as declared (the same for every environment).
+
+    What an environment hosting the component adds (its addresses, the health endpoint of its
+    implementation) is kept by that environment's ``ServiceManager`` (``HostedComponent``).
+    """
+
+    #: what registries read as the health endpoint; a declaration has none, a hosted component has its own
+    health = ""
 
     def __init__(self, component_type: type, name: str, description: str, services: list[ServiceDescriptor]) -> None:
         self.type = component_type
         self.name = name
         self.description = description
         self.services = services
-        self.health = ""
-        self.addresses: list[ChannelAddress] = []
 
     def __repr__(self) -> str:
         return f"ComponentDescriptor({self.name!r}, services={[s.name for s in self.services]})"
 
 
 class Declarations:
-    """The process-wide table of declared services and components, filled by the decorators."""
+    """What the decorators declared: services and components by type and by name.
+
+    The table describes types, as the classes themselves do, so it is process-wide like them; which
+    components an environment hosts, where and with which health endpoint, that environment's
+    ``ServiceManager`` keeps.
+    """
 
     by_type: dict[type, ServiceDescriptor | ComponentDescriptor] = {}
     services_by_name: dict[str, ServiceDescriptor] = {}
@@ -201,6 +277,18 @@ class Declarations:
             raise ServiceException(
                 f"{getattr(service_type, '__name__', service_type)} is not a declared service; "
                 f"decorate it with @service() and list it in a @component. Declared services: {known}"
+            )
+        return descriptor
+
+    @classmethod
+    def component(cls, component_type: type) -> ComponentDescriptor:
+        """The descriptor of a declared component, or a ServiceException naming what is declared."""
+        descriptor = cls.by_type.get(component_type)
+        if not isinstance(descriptor, ComponentDescriptor):
+            known = sorted(d.type.__name__ for d in cls.components_by_name.values())
+            raise ServiceException(
+                f"{getattr(component_type, '__name__', component_type)} is not a declared component; "
+                f"decorate it with @component(services=[...]). Declared components: {known}"
             )
         return descriptor
 

@@ -48,12 +48,17 @@ def create(eager: bool = True, scope: str = "singleton") -> Callable[[F], F]:
     return decorator
 
 
-def module(imports: Optional[list[type]] = None) -> Callable[[C], C]:
+def module(imports: Optional[list[type]] = None, *, packages: Optional[list[str]] = None) -> Callable[[C], C]:
     """Mark a module: an environment built from it manages the injectables of the module's package
-    (every ``__module__`` below it) and those of the imported modules."""
+    (every ``__module__`` below it) and those of the imported modules.
+
+    ``packages`` names the packages or modules to manage instead of the module's own package, so
+    that a module living in a large package (a library's) imports only what it provides; each is
+    imported while the environment is built, a package with its submodules.
+    """
 
     def decorator(cls: C) -> C:
-        Decorators.add(cls, module, imports)
+        Decorators.add(cls, module, imports, packages)
         Decorators.add(cls, injectable, True, "singleton")
         Providers.register(ClassInstanceProvider(cls, True, "singleton", implicit=True))
         return cls

@@ -134,6 +134,12 @@ class Environment:
                 )
             for imported in decorator.args[0] or ():
                 load(imported, mod)
+            packages = decorator.args[1] if len(decorator.args) > 1 else None
+            if packages is not None:
+                for name in packages:
+                    _import_package(name)
+                prefixes.extend(packages)
+                return
             prefix = _package_prefix(mod)
             if prefix != mod.__module__ or hasattr(sys.modules.get(prefix), "__path__"):
                 _import_package(prefix)
@@ -149,11 +155,12 @@ class Environment:
         by_class: list[tuple[int, AbstractInstanceProvider[Any]]] = []
         by_config: list[tuple[int, AbstractInstanceProvider[Any]]] = []
         for seq, provider in enumerate(Providers.snapshot()):
-            if not _belongs(provider.get_module(), prefixes):
-                continue
             host = provider.get_host()
-            if host not in self._modules and Decorators.has_decorator(host, module):
-                continue  # another module in the package (a demo, a sub-application) is active only when imported
+            if host not in self._modules:
+                if not _belongs(provider.get_module(), prefixes):
+                    continue
+                if Decorators.has_decorator(host, module):
+                    continue  # another module in the package (a demo, a sub-application) is active only when imported
             existing = inherited.get(provider.get_type())
             if isinstance(existing, Binding) and existing.provider is provider:
                 continue  # inherited from the parent (re-bound here when its scope is "environment")

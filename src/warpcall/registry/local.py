@@ -44,6 +44,16 @@ class LocalDirectory:
         self.registries: list[LocalComponentRegistry] = []
 
 
+class _Remote:
+    """A component known only by name: one served by another process."""
+
+    __slots__ = ("name",)
+    health = ""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
 class LocalComponentRegistry(ComponentRegistry):
     """Registrations held in memory; for components hosted and called in one process.
 
@@ -69,6 +79,11 @@ class LocalComponentRegistry(ComponentRegistry):
             self._directory.instances.setdefault(descriptor.name, {})[self._key] = list(addresses)
             self._registered.add(descriptor.name)
             self._notify(descriptor.name)
+
+    def register_remote(self, component: str, addresses: list[ChannelAddress]) -> None:
+        """Publish where another process serves the component named ``component``, as if it had registered
+        here: how a process calling through this in-process registry learns a server's address."""
+        self.register(_Remote(component), addresses)
 
     def deregister(self, descriptor: ComponentInfo) -> None:
         with self._directory.lock:

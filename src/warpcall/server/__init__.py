@@ -1,6 +1,21 @@
-"""Serving components: FastAPIServer and the dispatch endpoint it mounts."""
+"""Serving components: FastAPIServer and the dispatch endpoint it mounts.
 
-from warpcall.server.dispatch import DispatchEndpoint
-from warpcall.server.fastapi_server import FastAPIServer
+Each name is imported on first use (PEP 562): the endpoint's modules load
+without FastAPI and uvicorn, which only ``FastAPIServer`` needs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+_EXPORTS = {"DispatchEndpoint": "warpcall.server.dispatch", "FastAPIServer": "warpcall.server.fastapi_server"}
+
+if TYPE_CHECKING:
+    from warpcall.server.dispatch import DispatchEndpoint
+    from warpcall.server.fastapi_server import FastAPIServer
+else:
+    from warpcall._lazy import export_lazily
+
+    __getattr__, __dir__ = export_lazily(__name__, _EXPORTS)
 
 __all__ = ["DispatchEndpoint", "FastAPIServer"]

@@ -20,7 +20,7 @@ from warpcall.server.dispatch import DEFAULT_MAX_BODY, DispatchEndpoint, SyncCal
 from warpcall.server.protocol import inline_protocol as make_inline_protocol
 from warpcall.server.rest import mount_routes
 from warpcall.server.rest_fast import RestFastPath
-from warpcall.service import Server
+from warpcall.service import Server, ServerSettings
 
 logger = logging.getLogger("warpcall.server")
 
@@ -58,9 +58,6 @@ class FastAPIServer(Server):
     (:mod:`warpcall.server.protocol`); false serves every request through ASGI.
     """
 
-    _socket: socket.socket | None = None
-    _host = "127.0.0.1"
-
     def __init__(
         self,
         fastapi: FastAPI,
@@ -92,8 +89,9 @@ class FastAPIServer(Server):
         self.thread: threading.Thread | None = None
         self.socket: socket.socket | None = None
         self.environment: Environment | None = None
-        # boot() set the class-wide values for this environment; keep this server's own copy
-        self.port, self.host = Server.port, type(self)._host
+        #: where this server listens: its environment's settings (boot() sets them while it builds the environment)
+        self.settings = service_manager.settings
+        self.port, self.host = self.settings.port, self.settings.host
         self._app: Callable[[dict[str, Any], Any, Any], Awaitable[None]] | None = None
 
     @classmethod
@@ -104,10 +102,10 @@ class FastAPIServer(Server):
         with uvicorn yourself (``uvicorn main:app``) on ``port``.
         """
         sock = bind_socket(host, port) if start_thread else None
-        Server.port = sock.getsockname()[1] if sock is not None else port
-        cls._host = host
+        settings = ServerSettings(host, sock.getsockname()[1] if sock is not None else port)
         try:
-            environment = Environment(module)
+            with ServerSettings.booting(settings):
+                environment = Environment(module)
         except BaseException:
             if sock is not None:
                 sock.close()
@@ -126,15 +124,16 @@ class FastAPIServer(Server):
     def mount(self) -> None:
         """Start the components, expose their services on /invoke and as REST routes, add their health routes."""
         self.service_manager.startup(self.port)
-        for component, instance in self.service_manager.local_components():
+        for hosted in self.service_manager.hosted_components():
+            component = hosted.descriptor
             for service in component.services:
                 implementation = self.service_manager.get_service(service.type, "local")
                 mount_routes(
                     self.fast_api, component, service, implementation, self.endpoint.sync_calls, self.rest_fast_path
                 )
                 self.endpoint.expose(component, service, implementation)
-            if component.health:
-                self._route_health(component.health, instance)
+            if hosted.health:
+                self._route_health(hosted.health, hosted.instance)
         self.fast_api.add_route("/invoke", self.endpoint, methods=["POST"], include_in_schema=False)
 
     def _route_health(self, path: str, instance: Any) -> None:
