@@ -28,6 +28,7 @@ bytes on the wire stay the same.
 
 from __future__ import annotations
 
+import importlib
 import threading
 from types import ModuleType
 from typing import Any, Sequence
@@ -36,13 +37,14 @@ import msgpack
 from google.protobuf.message import DecodeError
 
 from warpcall.exceptions import MalformedRequestException, MarshalException, ProtocolException
-from warpcall.wire.protobuf_schema import _F, _SCALARS, _Field, _FileBuilder, _Message
+from warpcall.wire.protobuf_schema import _F, _SCALARS, _Field, _FileBuilder, _Message, _Wire
 
 __all__ = ["ProtobufMethodCodec", "codec_for"]
 
 DEFAULT_WIRE: ModuleType | None
 try:  # the wire fast path exists only compiled: in Python it would be slower than protobuf's own C parser
-    from warpcall.core import pbwire as DEFAULT_WIRE
+    # (compiled only, it has no Python source for type checkers: its module is a ModuleType to them)
+    DEFAULT_WIRE = importlib.import_module("warpcall.core.pbwire")
 except ImportError:
     DEFAULT_WIRE = None
 
@@ -107,8 +109,10 @@ class ProtobufMethodCodec:
         # and names every problem. ``wire``: True for DEFAULT_WIRE, a pbwire module, or False/None for none
         if wire is True:
             wire = DEFAULT_WIRE
-        self._request_wire = (wire and request.wire(wire)) or _NoWire
-        self._response_wire = (wire and response.wire(wire, reject=[len(response.fields)])) or _NoWire
+        self._request_wire: _Wire | type[_NoWire] = (wire and request.wire(wire)) or _NoWire
+        self._response_wire: _Wire | type[_NoWire] = (
+            (wire and response.wire(wire, reject=[len(response.fields)])) or _NoWire
+        )
 
     # -- request
     def encode_request(self, args: Sequence[Any]) -> bytes:
@@ -163,11 +167,12 @@ class ProtobufMethodCodec:
         if exception is not None:
             fields["exception"] = _error_fields(exception)
         elif result is not None:
-            if not self._returns:
+            result_field = self._result  # None exactly when the method returns nothing
+            if result_field is None:
                 raise MarshalException(f"{self.qualified}: result: declared to return None, "
                                        f"got {type(result).__name__}")
             try:
-                fields["result"] = self._result.dump(result)  # type: ignore[union-attr]
+                fields["result"] = result_field.dump(result)
                 return self._response.cls(**fields).SerializeToString()
             except _CONVERSION_ERRORS as exc:
                 raise MarshalException(f"{self.qualified}: result: {_reason(exc)}") from None
@@ -179,15 +184,16 @@ class ProtobufMethodCodec:
         if values is not None:
             return (values[0] if self._returns else None), None
         try:
-            message = self._response.cls.FromString(body)
+            message: Any = self._response.cls.FromString(body)  # generated: its fields are attributes
             if message.HasField("exception"):
                 error = message.exception
                 exception = {"type": error.type, "message": error.message}
                 exception.update(error.extra)
                 return None, exception
-            if not self._returns or not message.HasField("result"):
+            result_field = self._result  # None exactly when the method returns nothing
+            if result_field is None or not message.HasField("result"):
                 return None, None
-            load = self._result.load  # type: ignore[union-attr]
+            load = result_field.load
             value = message.result
             return (load(value) if load is not None else value), None
         except _DECODE_ERRORS as exc:

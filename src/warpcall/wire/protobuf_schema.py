@@ -20,11 +20,13 @@ from collections import abc
 from datetime import date, datetime, time
 from decimal import Decimal
 from types import ModuleType
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence, TypeAlias
 from uuid import UUID
 
 import msgpack
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.message import Message
 
 from warpcall.exceptions import MarshalException
 
@@ -36,18 +38,17 @@ except ImportError:  # pragma: no cover - pydantic is a dependency, but the code
 _BY_NAME = BaseModel is not None and "by_name" in inspect.signature(BaseModel.model_validate).parameters
 
 _F = descriptor_pb2.FieldDescriptorProto
+_Kind: TypeAlias = "descriptor_pb2.FieldDescriptorProto.Type.ValueType"  # TYPE_*, an int
+_Label: TypeAlias = "descriptor_pb2.FieldDescriptorProto.Label.ValueType"  # LABEL_*, an int
 _SINT64_MIN, _SINT64_MAX = -(2**63), 2**63 - 1
 
 Dump = Callable[[Any], Any]
 Load = Callable[[Any], Any]
 
 
-def _message_class(descriptor: Any) -> type:
-    # GetMessageClass exists from protobuf 4.21; MessageFactory.GetPrototype is the older spelling.
-    get = getattr(message_factory, "GetMessageClass", None)
-    if get is not None:
-        return get(descriptor)
-    return message_factory.MessageFactory(descriptor.file.pool).GetPrototype(descriptor)  # pragma: no cover
+def _message_class(descriptor: Descriptor) -> type[Message]:
+    # GetMessageClass exists from protobuf 4.21 on (the dependency asks for 4.25)
+    return message_factory.GetMessageClass(descriptor)
 
 
 def _type_name(tp: Any) -> str:
@@ -63,14 +64,33 @@ def _identifier(text: str) -> str:
     return "_" + name if name[0].isdigit() else name
 
 
-def _tuple_getter(names: Sequence[Any], getter: Callable[..., Any]) -> Callable[[Any], tuple]:
+def _tuple_getter(names: Sequence[Any], getter: Callable[..., Any]) -> Callable[[Any], tuple[Any, ...]]:
     """``attrgetter``/``itemgetter`` that always returns a tuple, whatever the number of names."""
     if len(names) > 1:
-        return getter(*names)
+        many: Callable[[Any], tuple[Any, ...]] = getter(*names)  # with two names or more, a tuple
+        return many
     if len(names) == 1:
         one = getter(names[0])
         return lambda obj: (one(obj),)
     return lambda obj: ()
+
+
+class _Wire(Protocol):
+    """A message's layout on the wire fast path (``pbwire.MessageWire``): values to a body and back, or
+    None where protobuf must do it."""
+
+    def define(self, fields: Sequence[tuple[Any, ...]], build: Callable[[Sequence[Any]], Any] | None = None,
+               cls: type | None = object, read: Callable[[Any], tuple[Any, ...]] | None = None,
+               reject: Sequence[int] = ()) -> None: ...
+
+    def encode(self, values: Sequence[Any]) -> bytes | None: ...
+
+    def decode(self, body: bytes) -> list[Any] | None: ...
+
+
+def _no_match(value: Any) -> bool:
+    """The check of a field that accepts only its exact type."""
+    return False
 
 
 class _Field:
@@ -85,21 +105,21 @@ class _Field:
                  "exact", "check", "dump", "load", "passthrough", "describe", "direct")
 
     def __init__(
-        self, ptype: int, describe: str, *, exact: type | None = None,
+        self, ptype: _Kind, describe: str, *, exact: type | None = None,
         check: Callable[[Any], bool] | None = None,
-        dump: Dump | None = None, load: Load | None = None, label: int = _F.LABEL_OPTIONAL,
+        dump: Dump | None = None, load: Load | None = None, label: _Label = _F.LABEL_OPTIONAL,
         message: _Message | None = None,
     ) -> None:
         self.label = label
         self.ptype = ptype
         self.message = message
-        self.map_key: int = 0
+        self.map_key: _Kind = _F.TYPE_STRING  # set for maps only
         self.map_value: _Field | None = None
         self.optional = False  # proto3 `optional` keyword on a scalar
         self.presence = message is not None  # absence decodes to None
         self.nullable = False  # None is accepted on encode
         self.exact = exact
-        self.check = check
+        self.check: Callable[[Any], bool] = check if check is not None else _no_match
         self.passthrough = dump is None
         self.dump: Dump = dump if dump is not None else self._checked
         self.load = load
@@ -108,7 +128,7 @@ class _Field:
         self.direct = label == _F.LABEL_OPTIONAL
 
     def _checked(self, value: Any) -> Any:
-        if type(value) is self.exact or (self.check is not None and self.check(value)):
+        if type(value) is self.exact or self.check(value):
             return value
         raise _bad(value, self.describe)
 
@@ -119,16 +139,16 @@ class _Message:
     def __init__(self, name: str, describe: str) -> None:
         self.name = name
         self.describe = describe
-        self.cls: type = type(None)
+        self.cls: type[Message] = Message  # the generated class, once the file is compiled
         self.fields: list[tuple[str, _Field]] = []  # (protobuf field name, field)
-        self.build: Callable[[list[Any]], Any] = list
-        self.getter: Callable[[Any], tuple] = tuple
-        self.read_attrs: Callable[[Any], tuple] = tuple
+        self.build: Callable[[Sequence[Any]], Any] = list
+        self.getter: Callable[[Any], tuple[Any, ...]] = tuple
+        self.read_attrs: Callable[[Any], tuple[Any, ...]] = tuple
         self.attrs: list[str] = []  # the Python attribute behind each field, for dataclasses and models
         self.load: Callable[[Any], Any] = self.build
         self.sealed = False
         self.instance_of: type | None = None  # the dataclass or model behind the message, if any
-        self._wires: dict[str, Any] = {}  # pbwire module name -> this message's layout as a nested field
+        self._wires: dict[str, _Wire] = {}  # pbwire module name -> this message's layout as a nested field
 
     def seal(self) -> None:
         """Precompute what the per-call path needs, once all fields are known."""
@@ -171,7 +191,7 @@ class _Message:
                     raise MarshalException(
                         f"field {name!r} of {self.describe}: expected {field.describe}, got None"
                     )
-            elif field.passthrough and not (type(value) is field.exact or field.check(value)):  # type: ignore
+            elif field.passthrough and not (type(value) is field.exact or field.check(value)):
                 raise MarshalException(f"field {name!r} of {self.describe}: {_bad(value, field.describe)}")
 
     # -- decode
@@ -189,7 +209,7 @@ class _Message:
         return values
 
     # -- the wire fast path
-    def wire(self, pbwire: ModuleType, reject: Sequence[int] = ()) -> Any:
+    def wire(self, pbwire: ModuleType, reject: Sequence[int] = ()) -> _Wire | None:
         """This message's ``pbwire.MessageWire`` (the codec's fast path), or None when a field needs protobuf.
 
         ``reject`` leaves the message's last ``len(reject)`` fields out of the layout and makes their
@@ -198,11 +218,11 @@ class _Message:
         fields = self.fields[:len(self.fields) - len(reject)]
         if not all(_wire_ready(field, set()) for _, field in fields):
             return None
-        wire = pbwire.MessageWire()
+        wire: _Wire = pbwire.MessageWire()
         wire.define([_wire_field(field, pbwire) for _, field in fields], reject=reject)
         return wire
 
-    def nested_wire(self, pbwire: ModuleType) -> Any:
+    def nested_wire(self, pbwire: ModuleType) -> _Wire:
         """The layout of this message as a field of another (built once; recursive types share it)."""
         wire = self._wires.get(pbwire.__name__)
         if wire is None:
@@ -234,7 +254,7 @@ class _Message:
         return proto
 
 
-_WIRE_KINDS = {
+_WIRE_KINDS: dict[_Kind, str] = {
     _F.TYPE_SINT64: "SINT64", _F.TYPE_DOUBLE: "DOUBLE", _F.TYPE_BOOL: "BOOL",
     _F.TYPE_STRING: "STRING", _F.TYPE_BYTES: "BYTES", _F.TYPE_MESSAGE: "MESSAGE",
 }
@@ -253,7 +273,7 @@ def _wire_ready(field: _Field, seen: set[int]) -> bool:
     return all(_wire_ready(inner, seen) for _, inner in message.fields)
 
 
-def _wire_field(field: _Field, pbwire: ModuleType) -> tuple[int, bool, bool, Any, Any, Any]:
+def _wire_field(field: _Field, pbwire: ModuleType) -> tuple[Any, bool, bool, Any, Any, Any]:
     """A field of ``pbwire.MessageWire.define``."""
     kind = getattr(pbwire, _WIRE_KINDS[field.ptype])
     if field.message is not None:
@@ -267,7 +287,7 @@ def _describe_type(fd: descriptor_pb2.FieldDescriptorProto, field: _Field, packa
         fd.type_name = f".{package}.{field.message.name}"
 
 
-def _scalar(ptype: int, tp: type, check: Callable[[Any], bool], describe: str) -> _Field:
+def _scalar(ptype: _Kind, tp: type, check: Callable[[Any], bool], describe: str) -> _Field:
     return _Field(ptype, describe, exact=tp, check=check)
 
 
@@ -510,7 +530,7 @@ class _FileBuilder:
                 raise _bad(mapping, describe)
             out: dict[Any, Any] = {}
             for item_key, item in mapping.items():
-                if type(item_key) is not key.exact and not key.check(item_key):  # type: ignore[misc]
+                if type(item_key) is not key.exact and not key.check(item_key):
                     raise MarshalException(f"key {item_key!r}: {_bad(item_key, key.describe)}")
                 if item is None and not none_ok:
                     raise MarshalException(f"value of {item_key!r}: expected {value.describe}, got None")
@@ -564,7 +584,7 @@ class _FileBuilder:
             if type(value) is cls:
                 # a plain instance's __dict__ holds exactly its fields, in order: when their types are
                 # exactly the declared ones it already is the constructor's keywords
-                attrs = getattr(value, "__dict__", None)
+                attrs: dict[str, Any] | None = getattr(value, "__dict__", None)
                 if (message.plain and attrs is not None and tuple(map(type, attrs.values())) == message.exact
                         and tuple(attrs) == message.names):
                     return attrs
@@ -597,7 +617,7 @@ class _FileBuilder:
             return
         init = [(i, f.name) for i, f in enumerate(fields) if f.init]
 
-        def build(values: list[Any]) -> Any:
+        def build(values: Sequence[Any]) -> Any:
             obj = cls(**{name: values[i] for i, name in init})
             for i, name in late:
                 object.__setattr__(obj, name, values[i])  # also works for frozen dataclasses
