@@ -79,7 +79,7 @@ class RestCallPlan:
         # the path split at its placeholders: literal, value, literal, value, ..., literal
         positions = {p.name: p.index for p in route.params if p.kind == "path"}
         self.segments: list[str] = []
-        self.path_params: list[tuple[int, Callable[[Any], Any]]] = []
+        self.path_params: list[tuple[int, Callable[[Any], Any], bool]] = []  # index, dump, '/' allowed
         rest = route.path
         while "{" in rest:
             head, _, tail = rest.partition("{")
@@ -99,14 +99,14 @@ class RestCallPlan:
         )
         body = route.body
         self.body_index = -1 if body is None else body.index
-        self.dump_body = None if body is None else plan_for(body.type).dump
+        self.dump_body: Callable[[Any], Any] | None = None if body is None else plan_for(body.type).dump
         self.load_result = plan_for(route.return_type).load
         self.headers = [("content-type", JSON)] if body is not None else []
 
     @classmethod
     def of(cls, method: Any) -> RestCallPlan:
         """The cached plan of a method descriptor; ServiceException when the method is not a route."""
-        plan = method.plans.get("rest-call")
+        plan: RestCallPlan | None = method.plans.get("rest-call")
         if plan is None:
             route = method.plans.get("rest")
             if route is None:
@@ -143,7 +143,7 @@ class RestCallPlan:
                     parts.append(literal)
                 path = "".join(parts)
             if self.query_params:
-                query = []
+                query: list[str] = []
                 for key, index, is_list, dump in self.query_params:
                     value = dump(args[index])
                     if value is None:
@@ -155,8 +155,9 @@ class RestCallPlan:
                 if query:
                     path = path + "?" + "&".join(query)
             index = self.body_index
+            dump_body = self.dump_body  # None exactly when there is no body (index < 0)
             # the marshaller makes the primitive tree (and checks the type); pydantic-core writes the JSON
-            body = b"" if index < 0 else to_json(self.dump_body(args[index]))  # type: ignore[misc]
+            body = b"" if dump_body is None else to_json(dump_body(args[index]))
         except MarshalException as exc:
             name = self.names[index] if 0 <= index < len(self.names) else "?"
             raise MarshalException(f"{self.qualified}: argument '{name}': {exc}") from None

@@ -47,10 +47,11 @@ from fastapi.exception_handlers import http_exception_handler
 from starlette.exceptions import HTTPException
 
 from warpcall.core.invokehead import parse
-from warpcall.server.dispatch import METHOD_HEADER_BYTES, DispatchEndpoint, Reply
+from warpcall.server.dispatch import DispatchEndpoint, Reply
 from warpcall.server.rest import Reply as RestReply
 from warpcall.server.rest import Responder
 from warpcall.server.rest_fast import RestFastPath
+from warpcall.wire import METHOD_HEADER_BYTES
 
 logger = logging.getLogger("warpcall.server")
 
@@ -71,8 +72,13 @@ def _default_head(default_headers: list[tuple[bytes, bytes]]) -> bytes:
     return b"".join([b"%s: %s\r\n" % header for header in default_headers])
 
 
+def _client_addr(client: tuple[str, int] | None) -> str:
+    """The peer as uvicorn's access log writes it (``get_client_addr`` of a scope with this client)."""
+    return "%s:%d" % client if client else ""
+
+
 def _response(status: int, default_headers: list[tuple[bytes, bytes]], head: bytes, close: bool,
-              payload: bytes) -> bytes:
+              payload: bytes | memoryview) -> bytes:
     """A whole response as uvicorn's ``send`` writes it: status line, default headers, ``head``, body."""
     return b"".join((
         STATUS_LINE[status], _default_head(default_headers), head,
@@ -182,7 +188,7 @@ def _small_body(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes] | Non
 
 if SUPPORTED:
 
-    class _InlineProtocol(HttpToolsProtocol):  # type: ignore[misc]
+    class _InlineProtocol(HttpToolsProtocol):
         """Holds a fresh request the fast paths answer instead of starting its ASGI task; answers it when complete."""
 
         endpoint: DispatchEndpoint
@@ -298,7 +304,7 @@ if SUPPORTED:
             except Exception:
                 logger.exception("answering POST /invoke failed")
                 outcome = INTERNAL_ERROR
-            if type(outcome) is tuple:
+            if isinstance(outcome, tuple):
                 self._write_unparsed(outcome)
             else:
                 # until the reply is out, the connection reads nothing: a pipelined request waits its turn
@@ -312,7 +318,7 @@ if SUPPORTED:
             keep_alive = reply is not INTERNAL_ERROR and not self._closing
             if self.access_log:
                 self.access_logger.info(
-                    '%s - "POST /invoke HTTP/1.1" %d', get_client_addr({"client": self.client}), status
+                    '%s - "POST /invoke HTTP/1.1" %d', _client_addr(self.client), status
                 )
             if not self.transport.is_closing():
                 self.transport.write(_response(
@@ -335,7 +341,7 @@ if SUPPORTED:
             except Exception:
                 logger.exception("answering POST /invoke failed")
                 outcome = INTERNAL_ERROR
-            if type(outcome) is tuple:
+            if isinstance(outcome, tuple):
                 self._reply(cycle, outcome)
             else:
                 self._spawn(context, self._reply_later(outcome, partial(self._reply, cycle)))
@@ -364,7 +370,8 @@ if SUPPORTED:
             try:
                 args = fast.arguments(cycle.scope, path_values, body, content_type)
             except Exception:  # noqa: BLE001 - any doubt about the input: FastAPI validates and answers
-                HttpToolsProtocol._start_asgi_task(self, cycle, self.rest.app)
+                # starlette and uvicorn type the same ASGI call differently (MutableMapping, TypedDicts)
+                HttpToolsProtocol._start_asgi_task(self, cycle, self.rest.app)  # type: ignore[arg-type]
                 return
             self.rest.served += 1
             self.stats.served += 1  # counted before any reply can reach the caller
@@ -462,7 +469,8 @@ if SUPPORTED:
         async def _http_exception(self, cycle: Any, exc: HTTPException) -> None:
             """FastAPI's default handler makes the reply, headers of the user's included."""
             response = await http_exception_handler(None, exc)  # type: ignore[arg-type]
-            head, closes = [], False
+            head: list[bytes] = []
+            closes = False
             for name, value in response.raw_headers:
                 if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
                     # uvicorn refuses the header once the response has started: the connection just ends
@@ -483,7 +491,9 @@ if SUPPORTED:
             if self.flow.write_paused and not self.transport.is_closing():
                 await self.flow.drain()
 
-        def _write(self, cycle: Any, status: int, head: bytes, payload: bytes, closes: bool = False) -> None:
+        def _write(
+            self, cycle: Any, status: int, head: bytes, payload: bytes | memoryview, closes: bool = False
+        ) -> None:
             """Write the response as uvicorn's ``send`` would, then complete the cycle.
 
             ``head`` is the reply's own header lines; ``closes`` says they hold ``connection: close``.

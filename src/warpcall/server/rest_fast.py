@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import copy
 from functools import partial
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 from fastapi import FastAPI
@@ -43,18 +43,17 @@ from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Message, Receive, Scope, Send
 
 from warpcall.routes import RouteDescriptor
 from warpcall.server.rest import Responder, raw_headers
 
+json_loads: Callable[[bytes], Any]
 try:
     from orjson import loads as json_loads
 except ImportError:  # pragma: no cover - orjson is a dependency on CPython
     from json import loads as json_loads
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _DEFAULT_HANDLERS = (http_exception_handler, request_validation_exception_handler,
                      websocket_request_validation_exception_handler)
@@ -229,6 +228,7 @@ class RestFastPath:
             await self.app(scope, _replay(body, receive) if body is not None else receive, send)
             return
         self.served += 1
+        payload: bytes | memoryview | None
         try:
             status, payload = reply = await fast.respond(args)
         except HTTPException as exc:
@@ -273,7 +273,8 @@ def _may_overlap(path: str, other: str) -> bool:
 
 
 def _content_type(scope: Scope) -> bytes:
-    for name, value in scope["headers"]:
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
         if name == b"content-type":
             return value
     return b""
@@ -294,7 +295,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     """A ``receive`` that first gives back the body already read, then defers to the server's."""
     pending = [{"type": "http.request", "body": body, "more_body": False}]
 
-    async def replay() -> dict[str, Any]:
+    async def replay() -> Message:
         if pending:
             return pending.pop()
         return await receive()
