@@ -13,6 +13,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 compiled = False
 Py_ssize_t = int
 bint = bool
+longlong = int
+# a pointer into a bytes object's buffer, compiled; the bytes object itself here (indexing gives ints)
+p_const_uchar = bytes
 
 
 def locals(**types: Any) -> Callable[[F], F]:  # noqa: A001 - the name Cython gives it
@@ -20,6 +23,16 @@ def locals(**types: Any) -> Callable[[F], F]:  # noqa: A001 - the name Cython gi
     return lambda function: function
 
 
-def cast(tp: Any, value: Any) -> Any:
+def cast(tp: Any, value: Any, typecheck: bool = False) -> Any:
     """A C cast, compiled; the value itself in plain Python."""
     return value
+
+
+def cclass(cls: F) -> F:
+    """Compiled, the class is an extension type; plain Python leaves it a class."""
+    return cls
+
+
+def freelist(size: int) -> Callable[[F], F]:
+    """Compiled, instances of the class are recycled through a free list; plain Python ignores it."""
+    return lambda cls: cls
