@@ -25,7 +25,7 @@ from warpcall import (  # noqa: E402
     ServiceModule,
 )
 from warpcall.di import Environment, create, module  # noqa: E402
-from warpcall.service import Declarations  # noqa: E402
+from warpcall.service import component_descriptor  # noqa: E402
 
 pin_client()
 
@@ -66,7 +66,7 @@ def aspyx_server() -> Iterator[str]:
 def warpcall_manager(warpcall_server: str) -> Iterator[ServiceManager]:
     environment = Environment(BenchClientModule)
     environment.get(ComponentRegistry).register(
-        Declarations.by_type[BenchComponent], [ChannelAddress(name, warpcall_server) for name in WARPCALL_CHANNELS]
+        component_descriptor(BenchComponent), [ChannelAddress(name, warpcall_server) for name in WARPCALL_CHANNELS]
     )
     yield environment.get(ServiceManager)
     environment.destroy()

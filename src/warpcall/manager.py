@@ -16,7 +16,13 @@ from warpcall.core.proxy import make_proxy
 from warpcall.di import Environment, PostProcessor, inject_environment, injectable, module, on_destroy
 from warpcall.exceptions import ServiceException
 from warpcall.registry.contract import ChannelAddress, ChannelInstances, ComponentRegistry
-from warpcall.service import ComponentDescriptor, Declarations, ServerSettings, health_endpoint
+from warpcall.service import (
+    ComponentDescriptor,
+    ServerSettings,
+    declaration_of,
+    health_endpoint,
+    service_descriptor,
+)
 
 S = TypeVar("S")
 
@@ -100,7 +106,7 @@ class ServiceManager:
             return typing.cast(S, service)
 
     def _make_service(self, service_type: type[S], preferred_channel: str) -> tuple[Any, bool]:
-        descriptor = Declarations.service(service_type)
+        descriptor = service_descriptor(service_type)
         component = descriptor.require_component()
         local = self.is_local(component)
         addresses = {} if self.component_registry is None else {
@@ -166,9 +172,14 @@ class ServiceManager:
                 return
             environment = self.environment_or_fail()
             port = self.settings.port if port is None else port
-            for component in Declarations.components():
-                if not self.is_local(component):
-                    continue
+            names: dict[str, ComponentDescriptor] = {}
+            for component in self.implemented_components():
+                other = names.setdefault(component.name, component)
+                if other is not component:
+                    raise ServiceException(
+                        f"components {other.type.__qualname__} and {component.type.__qualname__} are both named "
+                        f"'{component.name}' in {environment}; registries know a component by its name: rename one"
+                    )
                 instance = environment.get(component.type)
                 hosted = HostedComponent(component, instance, list(instance.get_addresses(port)))
                 instance.startup()
@@ -176,6 +187,16 @@ class ServiceManager:
                     self.component_registry.register(hosted, hosted.addresses)
                 self._hosted.append(hosted)
                 logger.info("component %s started with %s", component.name, [str(a) for a in hosted.addresses])
+
+    def implemented_components(self) -> list[ComponentDescriptor]:
+        """The declared components this environment provides an implementation of: those it hosts."""
+        environment = self.environment_or_fail()
+        found: list[ComponentDescriptor] = []
+        for provided in environment.providers:
+            descriptor = declaration_of(provided)
+            if isinstance(descriptor, ComponentDescriptor) and environment.has_provider(provided):
+                found.append(descriptor)
+        return found
 
     def hosted_components(self) -> list[HostedComponent]:
         """The components this environment started, with their implementations and addresses."""

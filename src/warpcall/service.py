@@ -40,9 +40,12 @@ __all__ = [
     "Service",
     "ServiceDescriptor",
     "component",
+    "component_descriptor",
+    "declaration_of",
     "health",
     "implementation",
     "service",
+    "service_descriptor",
 ]
 
 
@@ -194,7 +197,11 @@ def _snake_case(name: str) -> str:
 
 
 class ServiceDescriptor:
-    """Per service type: its name, its component and its method descriptors (built once)."""
+    """Per service type: its name, its component and its method descriptors (built once).
+
+    ``@service`` attaches it to the class (``service_descriptor(cls)`` reads it): a declaration
+    describes a type, as the class does; there is no process-wide table of them.
+    """
 
     def __init__(self, service_type: type, name: str, description: str) -> None:
         self.type = service_type
@@ -237,7 +244,7 @@ class ServiceDescriptor:
 
 
 class ComponentDescriptor:
-    """Per component type: its name, description and services, as declared (the same for every environment).
+    """Per component type: its name, description and services, as declared (``component_descriptor(cls)``).
 
     What an environment hosting the component adds (its addresses, the health endpoint of its
     implementation) is kept by that environment's ``ServiceManager`` (``HostedComponent``).
@@ -256,46 +263,38 @@ class ComponentDescriptor:
         return f"ComponentDescriptor({self.name!r}, services={[s.name for s in self.services]})"
 
 
-class Declarations:
-    """What the decorators declared: services and components by type and by name.
+#: the attribute ``@service`` and ``@component`` set on the class they declare: its descriptor
+_DECLARATION = "__warpcall_declaration__"
 
-    The table describes types, as the classes themselves do, so it is process-wide like them; which
-    components an environment hosts, where and with which health endpoint, that environment's
-    ``ServiceManager`` keeps.
-    """
 
-    by_type: dict[type, ServiceDescriptor | ComponentDescriptor] = {}
-    services_by_name: dict[str, ServiceDescriptor] = {}
-    components_by_name: dict[str, ComponentDescriptor] = {}
+def declaration_of(declared_type: Any) -> ServiceDescriptor | ComponentDescriptor | None:
+    """The descriptor ``@service`` or ``@component`` gave ``declared_type`` itself (a subclass has none), else None."""
+    if not isinstance(declared_type, type):
+        return None
+    descriptor: ServiceDescriptor | ComponentDescriptor | None = vars(declared_type).get(_DECLARATION)
+    return descriptor
 
-    @classmethod
-    def service(cls, service_type: type) -> ServiceDescriptor:
-        """The descriptor of a declared service, or a ServiceException naming what is declared."""
-        descriptor = cls.by_type.get(service_type)
-        if not isinstance(descriptor, ServiceDescriptor):
-            known = sorted(d.type.__name__ for d in cls.services_by_name.values())
-            raise ServiceException(
-                f"{getattr(service_type, '__name__', service_type)} is not a declared service; "
-                f"decorate it with @service() and list it in a @component. Declared services: {known}"
-            )
-        return descriptor
 
-    @classmethod
-    def component(cls, component_type: type) -> ComponentDescriptor:
-        """The descriptor of a declared component, or a ServiceException naming what is declared."""
-        descriptor = cls.by_type.get(component_type)
-        if not isinstance(descriptor, ComponentDescriptor):
-            known = sorted(d.type.__name__ for d in cls.components_by_name.values())
-            raise ServiceException(
-                f"{getattr(component_type, '__name__', component_type)} is not a declared component; "
-                f"decorate it with @component(services=[...]). Declared components: {known}"
-            )
-        return descriptor
+def service_descriptor(service_type: Any) -> ServiceDescriptor:
+    """The descriptor of a declared service, or a ServiceException saying how to declare it."""
+    descriptor = declaration_of(service_type)
+    if not isinstance(descriptor, ServiceDescriptor):
+        raise ServiceException(
+            f"{getattr(service_type, '__name__', service_type)} is not a declared service; "
+            "decorate it with @service() and list it in a @component(services=[...])"
+        )
+    return descriptor
 
-    @classmethod
-    def components(cls) -> list[ComponentDescriptor]:
-        """Every declared component."""
-        return list(cls.components_by_name.values())
+
+def component_descriptor(component_type: Any) -> ComponentDescriptor:
+    """The descriptor of a declared component, or a ServiceException saying how to declare it."""
+    descriptor = declaration_of(component_type)
+    if not isinstance(descriptor, ComponentDescriptor):
+        raise ServiceException(
+            f"{getattr(component_type, '__name__', component_type)} is not a declared component; "
+            "decorate it with @component(services=[...])"
+        )
+    return descriptor
 
 
 def service(name: str = "", description: str = "") -> Callable[[type[T]], type[T]]:
@@ -304,9 +303,7 @@ def service(name: str = "", description: str = "") -> Callable[[type[T]], type[T
     def decorate(cls: type[T]) -> type[T]:
         if not (isinstance(cls, type) and issubclass(cls, Service)):
             raise ServiceException(f"@service needs a subclass of warpcall.Service, got {cls!r}")
-        descriptor = ServiceDescriptor(cls, name or _snake_case(cls.__name__), description)
-        Declarations.by_type[cls] = descriptor
-        Declarations.services_by_name[descriptor.name] = descriptor
+        setattr(cls, _DECLARATION, ServiceDescriptor(cls, name or _snake_case(cls.__name__), description))
         return cls
 
     return decorate
@@ -318,9 +315,8 @@ def component(name: str = "", description: str = "", services: list[type] | None
     def decorate(cls: type[T]) -> type[T]:
         if not (isinstance(cls, type) and issubclass(cls, Component)):
             raise ServiceException(f"@component needs a subclass of warpcall.Component, got {cls!r}")
-        component_name = name or _snake_case(cls.__name__)
-        members = [Declarations.service(service_type) for service_type in services or []]
-        descriptor = ComponentDescriptor(cls, component_name, description, members)
+        members = [service_descriptor(service_type) for service_type in services or []]
+        descriptor = ComponentDescriptor(cls, name or _snake_case(cls.__name__), description, members)
         for member in members:
             if member.component is not None and member.component.type is not cls:
                 raise ServiceException(
@@ -328,8 +324,7 @@ def component(name: str = "", description: str = "", services: list[type] | None
                     f"a service belongs to one component"
                 )
             member.component = descriptor
-        Declarations.by_type[cls] = descriptor
-        Declarations.components_by_name[component_name] = descriptor
+        setattr(cls, _DECLARATION, descriptor)
         return cls
 
     return decorate
@@ -339,8 +334,7 @@ def implementation() -> Callable[[type[T]], type[T]]:
     """Mark a class implementing a service or component; the DI container creates and manages it."""
 
     def decorate(cls: type[T]) -> type[T]:
-        declared = [base for base in cls.__mro__[1:] if base in Declarations.by_type]
-        if not declared:
+        if not any(declaration_of(base) is not None for base in cls.__mro__[1:]):
             raise ServiceException(
                 f"@implementation class {cls.__name__} implements no declared service or component; "
                 "subclass a @service or @component class"

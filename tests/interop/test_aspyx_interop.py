@@ -33,7 +33,7 @@ from warpcall import (
     service,
 )
 from warpcall.di import Environment, create, module
-from warpcall.service import Declarations
+from warpcall.service import component_descriptor
 
 CHANNELS = ["dispatch-json", "dispatch-msgpack"]
 
@@ -183,7 +183,7 @@ def warpcall_client(aspyx_server: Any) -> Iterator[ServiceManager]:
     try:
         registry = environment.get(ComponentRegistry)
         registry.register(
-            Declarations.components_by_name["interop"],
+            component_descriptor(InteropComponent),
             [ChannelAddress(channel, aspyx_server.url) for channel in CHANNELS],
         )
         yield environment.get(ServiceManager)

@@ -21,7 +21,7 @@ from warpcall import (
 from warpcall.channels.http import DEFAULT_TIMEOUT
 from warpcall.di import Environment, create, module
 from warpcall.di.configuration import YamlConfigurationSource
-from warpcall.service import Declarations
+from warpcall.service import component_descriptor
 
 #: where the YAML source reads from; the fixture points it into pytest's tmp_path
 CONFIG: list[Path] = []
@@ -41,7 +41,7 @@ class ConfiguredComponent(Component):
 def registry_with_instance() -> LocalComponentRegistry:
     registry = LocalComponentRegistry()
     registry.register(
-        Declarations.by_type[ConfiguredComponent],
+        component_descriptor(ConfiguredComponent),
         [ChannelAddress(name, "http://127.0.0.1:9") for name in ("dispatch-json", "dispatch-msgpack")],
     )
     return registry

@@ -43,7 +43,7 @@ from warpcall.channels.dispatch import DispatchProtobufChannel
 from warpcall.core import envelope as core_envelope
 from warpcall.di import create, module
 from warpcall.server import protocol
-from warpcall.service import Declarations
+from warpcall.service import service_descriptor
 
 TIMEOUT = 5.0
 MAX_BODY = 4096
@@ -301,7 +301,7 @@ def test_inline_answers_match_the_asgi_path(servers, data, what, in_pieces):
 
 def test_a_protobuf_call_is_answered_inline_and_decodes(servers):
     inline, reference = servers
-    codec = DispatchProtobufChannel.codec(Declarations.service(RelayService).methods["echo"])
+    codec = DispatchProtobufChannel.codec(service_descriptor(RelayService).methods["echo"])
     data = request(
         "/invoke", codec.encode_request((Parcel("box", 2.5),)), "application/x-protobuf",
         extra="x-rpc-method: post:relay:echo\r\n",

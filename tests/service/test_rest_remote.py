@@ -49,7 +49,7 @@ from warpcall import (
     service,
 )
 from warpcall.di import create, module
-from warpcall.service import Declarations
+from warpcall.service import component_descriptor
 
 
 class Color(Enum):
@@ -632,7 +632,7 @@ def test_plain_httpx_calls_the_routes_as_documented(server, openapi):
 @pytest.fixture(scope="module")
 def profiles(environment, server) -> ProfileService:
     registry = environment.get(ComponentRegistry)
-    registry.register(Declarations.by_type[LegacyComponent], [ChannelAddress("rest", server.url)])
+    registry.register(component_descriptor(LegacyComponent), [ChannelAddress("rest", server.url)])
     return environment.get(ServiceManager).get_service(ProfileService, "rest")
 
 
@@ -659,7 +659,7 @@ def test_a_route_the_server_does_not_have_is_an_unknown_method(environment, serv
         pass
 
     environment.get(ComponentRegistry).register(
-        Declarations.by_type[GhostComponent], [ChannelAddress("rest", server.url)]
+        component_descriptor(GhostComponent), [ChannelAddress("rest", server.url)]
     )
     ghost = environment.get(ServiceManager).get_service(GhostService, "rest")
     with pytest.raises(UnknownMethodException, match=r"ghost-town:ghost:nothing \(HTTP 404\): Not Found"):
@@ -679,7 +679,7 @@ def test_redirects_are_not_followed(environment, server):
         pass
 
     environment.get(ComponentRegistry).register(
-        Declarations.by_type[SlashedComponent], [ChannelAddress("rest", server.url)]
+        component_descriptor(SlashedComponent), [ChannelAddress("rest", server.url)]
     )
     slashed = environment.get(ServiceManager).get_service(SlashedService, "rest")
     # FastAPI redirects /search/ to /search; the channel reports it instead of guessing
@@ -706,7 +706,7 @@ def test_a_channel_with_an_httpx_client_of_its_own_sends_the_same_requests(serve
             return httpx.AsyncClient(timeout=5, event_hooks={"request": [hook]})
 
     channel = RecordingChannel()
-    channel.setup(Declarations.by_type[StoreComponent], None)
+    channel.setup(component_descriptor(StoreComponent), None)
     channel.customize()
     channel.selector.set_urls([server.url])
     from warpcall.core import proxy as core_proxy

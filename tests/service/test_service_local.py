@@ -29,7 +29,7 @@ from warpcall import (
 )
 from warpcall.di import Environment, create, injectable, module
 from warpcall.di.aop import Invocation, advice, around, methods
-from warpcall.service import Declarations
+from warpcall.service import component_descriptor, service_descriptor
 
 
 @service(description="counts things")
@@ -155,7 +155,7 @@ class LocalTestModule:
     @create()
     def create_registry(self) -> ComponentRegistry:
         registry = LocalComponentRegistry()
-        registry.register(Declarations.components_by_name["far-away"], [ChannelAddress("recording", "memory://far")])
+        registry.register(component_descriptor(FarAwayComponent), [ChannelAddress("recording", "memory://far")])
         return registry
 
 
@@ -173,10 +173,10 @@ def manager(environment) -> ServiceManager:
 
 
 def test_service_names_default_to_snake_case():
-    assert Declarations.service(CounterService).name == "counter_service"
-    assert Declarations.service(NameService).name == "names"
-    assert Declarations.service(CounterService).description == "counts things"
-    assert [s.name for s in Declarations.components_by_name["local-test"].services] == ["counter_service", "names"]
+    assert service_descriptor(CounterService).name == "counter_service"
+    assert service_descriptor(NameService).name == "names"
+    assert service_descriptor(CounterService).description == "counts things"
+    assert [s.name for s in component_descriptor(LocalTestComponent).services] == ["counter_service", "names"]
 
 
 def test_local_channel_hands_back_the_implementation(manager):
@@ -271,7 +271,7 @@ def test_component_lifecycle_and_registration(environment, manager):
     manager.startup(port=4711)
     assert instance.get_status() is ComponentStatus.RUNNING
     registry = environment.get(ComponentRegistry)
-    descriptor = Declarations.components_by_name["local-test"]
+    descriptor = component_descriptor(LocalTestComponent)
     assert [(a.channel, a.urls) for a in registry.get_addresses(descriptor)] == [("recording", ["memory://4711"])]
     manager.shutdown()
     assert instance.get_status() is ComponentStatus.STOPPED
@@ -282,7 +282,7 @@ def test_unknown_service_is_named(manager):
     class Undeclared(Service):
         pass
 
-    with pytest.raises(ServiceException, match=r"Undeclared is not a declared service.*Declared services: \["):
+    with pytest.raises(ServiceException, match=r"Undeclared is not a declared service; decorate it with @service\(\)"):
         manager.get_service(Undeclared)
 
 

@@ -26,6 +26,7 @@ from warpcall import (
     LocalComponentRegistry,
     Server,
     Service,
+    ServiceException,
     ServiceManager,
     ServiceModule,
     component,
@@ -243,3 +244,64 @@ def test_boots_under_way_at_once_each_see_their_own_port():
         rendezvous = None
         for environment in booted.values():
             environment.destroy()
+
+
+@service(name="twin-greeter")
+class FirstTwinService(Service):
+    @abstractmethod
+    def whoami(self) -> str: ...
+
+
+@component(name="twin", services=[FirstTwinService])
+class FirstTwin(Component):
+    pass
+
+
+@service(name="twin-greeter")
+class SecondTwinService(Service):
+    @abstractmethod
+    def whoami(self) -> str: ...
+
+
+@component(name="twin", services=[SecondTwinService])
+class SecondTwin(Component):
+    pass
+
+
+class FirstTwinImpl(DispatchComponentImpl, FirstTwin):
+    pass
+
+
+class SecondTwinImpl(DispatchComponentImpl, SecondTwin):
+    pass
+
+
+@module(imports=[ServiceModule])
+class FirstTwinModule:
+    @create()
+    def create_registry(self) -> ComponentRegistry:
+        return LocalComponentRegistry()
+
+    @create()
+    def create_component(self) -> FirstTwinImpl:
+        return FirstTwinImpl()
+
+
+@module(imports=[FirstTwinModule])
+class BothTwinsModule:
+    @create()
+    def create_component(self) -> SecondTwinImpl:
+        return SecondTwinImpl()
+
+
+def test_component_names_are_unique_per_environment_not_per_process():
+    first = Environment(FirstTwinModule)
+    both = Environment(BothTwinsModule)
+    try:
+        first.get(ServiceManager).startup(port=1)
+        assert [h.descriptor.type for h in first.get(ServiceManager).hosted_components()] == [FirstTwin]
+        with pytest.raises(ServiceException, match=r"FirstTwin and SecondTwin are both named 'twin'"):
+            both.get(ServiceManager).startup(port=2)
+    finally:
+        both.destroy()
+        first.destroy()
