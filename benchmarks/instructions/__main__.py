@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -66,6 +67,8 @@ def count(python: str, script: str, calls: int, workdir: Path) -> dict[str, floa
         ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={prefix}",
          python, "-c", script, str(library), str(calls)],
         capture_output=True, text=True, timeout=1800,
+        # string hashes decide dict layouts and so the instructions of a lookup: fixed, runs compare
+        env={**os.environ, "PYTHONHASHSEED": "0"},
     )
     if result.returncode != 0:
         raise RuntimeError(f"{python} failed:\n{result.stderr[-3000:]}")
