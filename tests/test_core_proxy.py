@@ -464,6 +464,31 @@ def test_proxy_methods_carry_the_service_method_names(core) -> None:
     assert set(core.proxy.service_methods(type(proxy))) == set(core.proxy.service_methods(Greeter))
 
 
+def test_proxy_methods_carry_docstrings_and_refuse_unknown_attributes(core) -> None:
+    class Documented:
+        def act(self, value: int) -> int:
+            """Acts on a value."""
+            ...
+
+    method = core.proxy.make_proxy(Documented, Recorder()).act
+    assert method.__doc__ == "Acts on a value."
+    assert method.__qualname__.endswith("Documented.act")
+    with pytest.raises(AttributeError, match="'_Call' object has no attribute 'nope'"):
+        method.nope  # noqa: B018
+
+
+def test_explicit_dunder_call_matches_a_plain_call(core) -> None:
+    # compiled, a plain call takes the type's C call slot and __call__ the method Cython wrote: both must agree
+    channel = Recorder()
+    proxy = core.proxy.make_proxy(Greeter, channel)
+    proxy.hello("ann", punctuation="?")
+    proxy.hello.__call__("ann", punctuation="?")
+    proxy.hello.__call__("bob")
+    first, second, third = channel.calls
+    assert (first.args, first.kwargs) == (second.args, second.kwargs) == (("ann",), {"punctuation": "?"})
+    assert (third.args, third.kwargs) == (("bob",), None)
+
+
 def test_invocation_args_are_a_tuple(core) -> None:
     desc = core.proxy.MethodDescriptor.from_function(Greeter.hello)
     invocation = core.proxy.Invocation(desc, ["ann"])

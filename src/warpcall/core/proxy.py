@@ -3,6 +3,10 @@
 Everything that depends only on a service type or a method (signature, type
 hints, sync/async shape, the channel's bound handler) is computed once; a
 call through a proxy builds one ``Invocation`` and hands it to the channel.
+
+Compiled with the C types of ``ext/warpcall/core/proxy.pxd``; the same file runs as plain Python.
+One thing only the C API does: compiled, a proxy method's call slot takes the caller's keywords as
+CPython hands them over, without building a dict per call (``_call_slot`` in the .pxd).
 """
 
 from __future__ import annotations
@@ -13,12 +17,18 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+try:
+    import cython
+except ImportError:  # plain Python without Cython installed
+    from warpcall.core import _shim as cython
+
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 # instance-dict key under which a proxy keeps its channel (service methods never start with "_")
 _CHANNEL_KEY = "_warpcall_channel"
 
 
+@cython.locals(quoted=list, last=cython.Py_ssize_t)
 def _quoted_names(names: list[str]) -> str:
     """Python's own way of listing missing arguments: 'a', 'a' and 'b', 'a', 'b', and 'c'."""
     quoted = [repr(name) for name in names]
@@ -26,12 +36,24 @@ def _quoted_names(names: list[str]) -> str:
         return quoted[0]
     if len(quoted) == 2:
         return f"{quoted[0]} and {quoted[1]}"
-    return ", ".join(quoted[:-1]) + ", and " + quoted[-1]
+    last = len(quoted) - 1
+    return ", ".join(quoted[:last]) + ", and " + quoted[last]
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING = _Missing()
 
 
 class MethodDescriptor:
     """Everything about one service method that does not depend on a call's arguments (built once, cached)."""
 
+    # plain Python; compiled, the fields are those the .pxd declares (a class attribute then)
     __slots__ = (
         "name",
         "qualified",
@@ -51,6 +73,7 @@ class MethodDescriptor:
         "_unbindable",
     )
 
+    @cython.locals(params=list, positional=list, defaults=list)
     def __init__(self, func: Callable[..., Any]) -> None:
         self.func = func
         self.name: str = func.__name__
@@ -60,21 +83,23 @@ class MethodDescriptor:
         self.plans: dict[str, Any] = {}
         self._param_types: tuple[Any, ...] | None = None
         self._return_type: Any = None
-        self._label = f"{getattr(func, '__qualname__', self.name)}()"
+        self._label: str = f"{getattr(func, '__qualname__', self.name)}()"
 
         params = list(self.signature.parameters.values())
         # the first positional parameter is the instance the method is called on
         if params and params[0].kind in _POSITIONAL:
             params = params[1:]
-        self.param_names: tuple[str, ...] = tuple(p.name for p in params)
+        self.param_names: tuple[str, ...] = tuple([p.name for p in params])
         positional = [p for p in params if p.kind in _POSITIONAL]
-        self._count = len(positional)
+        self._count: int = len(positional)
         defaults = [p.default for p in positional if p.default is not inspect.Parameter.empty]
-        self._required = self._count - len(defaults)
-        self._defaults = tuple(defaults)
-        self._index = {p.name: i for i, p in enumerate(positional)}
-        self._positional_only = frozenset(p.name for p in positional if p.kind is inspect.Parameter.POSITIONAL_ONLY)
-        self._unbindable = ", ".join(repr(p.name) for p in params if p.kind not in _POSITIONAL)
+        self._required: int = self._count - len(defaults)
+        self._defaults: tuple[Any, ...] = tuple(defaults)
+        self._index: dict[str, int] = {p.name: i for i, p in enumerate(positional)}
+        self._positional_only: frozenset[str] = frozenset(
+            [p.name for p in positional if p.kind is inspect.Parameter.POSITIONAL_ONLY]
+        )
+        self._unbindable: str = ", ".join([repr(p.name) for p in params if p.kind not in _POSITIONAL])
 
     @classmethod
     def from_function(cls, func: Callable[..., Any]) -> MethodDescriptor:
@@ -90,14 +115,14 @@ class MethodDescriptor:
                 "define every type the signature names at module level"
             ) from exc
         self._return_type = hints.get("return", Any)
-        self._param_types = tuple(hints.get(name, Any) for name in self.param_names)
+        self._param_types = tuple([hints.get(name, Any) for name in self.param_names])
 
     @property
     def param_types(self) -> tuple[Any, ...]:
         """Resolved type hints of the parameters (without the instance); ``Any`` where a hint is missing."""
         if self._param_types is None:
             self._resolve_hints()
-        return self._param_types  # type: ignore[return-value]
+        return typing.cast("tuple[Any, ...]", self._param_types)
 
     @property
     def return_type(self) -> Any:
@@ -106,13 +131,21 @@ class MethodDescriptor:
             self._resolve_hints()
         return self._return_type
 
+    @cython.locals(
+        positional=tuple,
+        given=cython.Py_ssize_t,
+        count=cython.Py_ssize_t,
+        at=cython.Py_ssize_t,
+        i=cython.Py_ssize_t,
+        values=list,
+        missing=list,
+    )
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> tuple[Any, ...]:
         """Return the positional arguments in declared order with defaults applied; TypeError like Python's own."""
-        if type(args) is not tuple:
-            args = tuple(args)
-        given = len(args)
+        positional = args if type(args) is tuple else tuple(args)
+        given = len(positional)
         if not kwargs and given == self._count and not self._unbindable:
-            return args
+            return positional
         if self._unbindable:
             raise TypeError(
                 f"{self._label} has keyword-only or variadic parameters ({self._unbindable}); "
@@ -124,21 +157,21 @@ class MethodDescriptor:
         if not kwargs:
             if given < self._required:
                 raise TypeError(self._missing(list(self.param_names[given : self._required])))
-            return args + self._defaults[given - self._required :]
-        values: list[Any] = list(args)
+            return positional + self._defaults[given - self._required :]
+        values = list(positional)
         values.extend([_MISSING] * (count - given))
-        index = self._index
         for key, value in kwargs.items():
-            position = index.get(key)
+            position = self._index.get(key)
             if position is None:
                 raise TypeError(f"{self._label} got an unexpected keyword argument {key!r}")
             if key in self._positional_only:
                 raise TypeError(
                     f"{self._label} got some positional-only arguments passed as keyword arguments: {key!r}"
                 )
-            if position < given:
+            at = position
+            if at < given:
                 raise TypeError(f"{self._label} got multiple values for argument {key!r}")
-            values[position] = value
+            values[at] = value
         missing = [self.param_names[i] for i in range(given, self._required) if values[i] is _MISSING]
         if missing:
             raise TypeError(self._missing(missing))
@@ -156,28 +189,25 @@ class MethodDescriptor:
 
     def _missing(self, names: list[str]) -> str:
         plural = "" if len(names) == 1 else "s"
-        return f"{self._label} missing {len(names)} required positional argument{plural}: {_quoted_names(names)}"
+        return (
+            f"{self._label} missing {len(names)} required positional argument{plural}: {_quoted_names(names)}"
+        )
 
     def __repr__(self) -> str:
         return f"<MethodDescriptor {self.qualified}{self.signature}>"
 
 
-class _Missing:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<missing>"
-
-
-_MISSING = _Missing()
-
-
+@cython.freelist(32)  # directives Cython takes only here, on a class it compiles as cclass (.pxd: final)
+@cython.cclass
 class Invocation:
     """One call through a proxy: the method, the positional arguments, and the keywords (None when none)."""
 
     __slots__ = ("method", "args", "kwargs")
 
-    def __init__(self, method: MethodDescriptor, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> None:
+    @cython.locals(method=MethodDescriptor)
+    def __init__(
+        self, method: MethodDescriptor, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None
+    ) -> None:
         self.method = method
         self.args = args if type(args) is tuple else tuple(args)
         self.kwargs = kwargs
@@ -196,9 +226,10 @@ _methods_cache: dict[type, dict[str, MethodDescriptor]] = {}
 _proxy_classes: dict[type, type] = {}
 
 
+@cython.locals(methods=dict, seen=set)
 def _collect_methods(service_type: type) -> dict[str, MethodDescriptor]:
-    methods: dict[str, MethodDescriptor] = {}
-    seen: set[str] = set()
+    methods = {}
+    seen = set()
     for cls in service_type.__mro__:
         own = cls.__dict__
         # a proxy class's forwarders are not service methods; its service type's methods are
@@ -245,9 +276,10 @@ def _proxy_repr(self: Any) -> str:
     return f"<warpcall proxy for {service_type.__module__}.{service_type.__qualname__} via {channel!r}>"
 
 
+@cython.locals(methods=dict, namespace=dict)
 def _build_proxy_class(service_type: type) -> type:
     methods = service_methods(service_type)
-    namespace: dict[str, Any] = {
+    namespace = {
         "__module__": service_type.__module__,
         "__qualname__": f"{service_type.__qualname__}Proxy",
         "__doc__": f"Proxy of {service_type.__qualname__}: every call goes to a channel.",
@@ -258,9 +290,9 @@ def _build_proxy_class(service_type: type) -> type:
     }
     for name, descriptor in methods.items():
         namespace[name] = _forwarder(name, descriptor.func)
-    cls = type(service_type)(f"{service_type.__name__}Proxy", (service_type,), namespace)
+    cls: type = type(service_type)(f"{service_type.__name__}Proxy", (service_type,), namespace)
     # abstract methods the proxy does not route (private ones, those of root classes) must not block instantiation
-    cls.__abstractmethods__ = frozenset()
+    cls.__abstractmethods__ = frozenset()  # type: ignore[attr-defined]  # typeshed's type does not declare it
     return cls
 
 
@@ -276,16 +308,57 @@ def proxy_class(service_type: type) -> type:
     return cls
 
 
-def _sync_call(method: MethodDescriptor, invoke: Callable[[Invocation], Any]) -> Callable[..., Any]:
-    def call(*args: Any, **kwargs: Any) -> Any:
-        return invoke(Invocation(method, args, kwargs or None))
+class _Call:
+    """A proxy's method, bound once to its descriptor and to the channel's handler: a call builds one Invocation."""
 
-    call.__name__ = method.name
-    call.__qualname__ = getattr(method.func, "__qualname__", method.name)
-    call.__doc__ = method.func.__doc__
-    return call
+    __slots__ = ("method", "handler")
+
+    @cython.locals(method=MethodDescriptor)
+    def __init__(self, method: MethodDescriptor, handler: Callable[[Invocation], Any]) -> None:
+        self.method = method
+        self.handler = handler
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # compiled, the type's call slot is _call_slot of proxy.pxd, which takes the keywords without a dict
+        return self._invoke(args, kwargs or None)
+
+    @cython.locals(invocation=Invocation)
+    def _invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> Any:
+        invocation = Invocation.__new__(Invocation)  # no __init__: args is a tuple already
+        invocation.method = self.method
+        invocation.args = args
+        invocation.kwargs = kwargs
+        return self.handler(invocation)
+
+    def _name(self) -> str:
+        return self.method.name
+
+    def _doc(self) -> str | None:
+        return self.method.func.__doc__
+
+    # the service method's name and docstring (property() here: Cython's pure mode refuses @property
+    # on a name the class statement defines itself)
+    __name__ = property(_name)
+    __doc__ = property(_doc)
+
+    def __getattr__(self, name: str) -> Any:
+        # the service method's qualified name: a class body cannot hold a __qualname__ property, as the
+        # class statement takes that name for the class's own
+        if name == "__qualname__":
+            return getattr(self.method.func, "__qualname__", self.method.name)
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __repr__(self) -> str:
+        return f"<proxy method {self.method.qualified} via {self.handler!r}>"
 
 
+if cython.compiled:
+    # C API only: a def __call__ taking **kwargs builds a dict on every call; the slot in proxy.pxd takes
+    # the keywords as CPython hands them over (NULL when there are none)
+    _install_call_slot()  # type: ignore[name-defined]  # noqa: F821 - a cdef inline function of proxy.pxd
+
+
+@cython.locals(attributes=dict, methods=dict, method=MethodDescriptor)
 def make_proxy(service_type: type, channel: Any) -> Any:
     """An instance of ``service_type``'s proxy class whose methods call ``channel.invoke`` / ``channel.invoke_async``.
 
@@ -293,18 +366,19 @@ def make_proxy(service_type: type, channel: Any) -> Any:
     ``channel.invoke_async(invocation)``, the awaitable the caller awaits. The service's
     ``__init__`` is not called. The channel's handlers are looked up once, here.
     """
-    cls = proxy_class(service_type)
-    proxy = object.__new__(cls)
+    cls: Any = proxy_class(service_type)
+    proxy: Any = object.__new__(cls)
     attributes = proxy.__dict__
     attributes[_CHANNEL_KEY] = channel
     invoke = invoke_async = None
-    for name, method in cls.__warpcall_methods__.items():
+    methods = cls.__warpcall_methods__
+    for name, method in methods.items():
         if method.is_async:
             if invoke_async is None:
                 invoke_async = channel.invoke_async
-            attributes[name] = _sync_call(method, invoke_async)
+            attributes[name] = _Call(method, invoke_async)
         else:
             if invoke is None:
                 invoke = channel.invoke
-            attributes[name] = _sync_call(method, invoke)
+            attributes[name] = _Call(method, invoke)
     return proxy
