@@ -11,7 +11,7 @@ import threading
 import typing
 from typing import Any, Callable, TypeVar
 
-from warpcall.channels.base import Channel, ChannelRegistry
+from warpcall.channels.base import Channel, channel_name
 from warpcall.core.proxy import make_proxy
 from warpcall.di import Environment, PostProcessor, inject_environment, injectable, module, on_destroy
 from warpcall.exceptions import ServiceException
@@ -123,7 +123,7 @@ class ServiceManager:
     def _choose_channel(self, service: str, component: ComponentDescriptor, preferred: str, available: list[str]) -> str:
         if preferred:
             if preferred != LOCAL:
-                ChannelRegistry.get(preferred)  # unknown channel names fail here, with the known ones listed
+                self.channel_type(preferred)  # unknown channel names fail here, with the known ones listed
             if preferred in available or (preferred != LOCAL and not available):
                 # nothing registered yet: the registry's watch fills the URL list when an instance appears
                 return preferred
@@ -144,13 +144,33 @@ class ServiceManager:
         key = (component.name, name)
         channel = self._channels.get(key)
         if channel is None:
-            channel = self.environment_or_fail().get(ChannelRegistry.get(name))
+            channel = self.environment_or_fail().get(self.channel_type(name))
             channel.setup(component, address)
             channel.customize()
             if self.component_registry is not None:
                 self.component_registry.watch(channel)
             self._channels[key] = channel
         return channel
+
+    def channel_types(self) -> dict[str, type[Channel]]:
+        """The channels this environment can create, by name: the ``@channel`` classes it provides."""
+        environment = self.environment_or_fail()
+        return {
+            channel_name(provided): provided
+            for provided in environment.providers
+            if channel_name(provided) and environment.has_provider(provided)
+        }
+
+    def channel_type(self, name: str) -> type[Channel]:
+        """The channel class named ``name`` in this environment, or a ServiceException listing the known names."""
+        found = self.channel_types().get(name)
+        if found is None:
+            known = sorted([LOCAL, *self.channel_types()])
+            raise ServiceException(
+                f"no channel named '{name}' is registered; known channels: {known}. A channel is known to an "
+                "environment whose module manages the package declaring it (@channel)"
+            )
+        return found
 
     def environment_or_fail(self) -> Environment:
         """The environment this manager lives in."""

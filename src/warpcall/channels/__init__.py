@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 _EXPORTS = {
-    **dict.fromkeys(("Channel", "ChannelRegistry", "channel"), "warpcall.channels.base"),
+    **dict.fromkeys(("Channel", "channel", "channel_name"), "warpcall.channels.base"),
     **dict.fromkeys(
         ("DispatchJSONChannel", "DispatchMsgpackChannel", "DispatchProtobufChannel"), "warpcall.channels.dispatch"
     ),
@@ -17,7 +17,7 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
-    from warpcall.channels.base import Channel, ChannelRegistry, channel
+    from warpcall.channels.base import Channel, channel, channel_name
     from warpcall.channels.dispatch import (
         DispatchJSONChannel,
         DispatchMsgpackChannel,
@@ -31,10 +31,10 @@ else:
 
 __all__ = [
     "Channel",
-    "ChannelRegistry",
     "DispatchJSONChannel",
     "DispatchMsgpackChannel",
     "DispatchProtobufChannel",
     "HTTPXChannel",
     "channel",
+    "channel_name",
 ]

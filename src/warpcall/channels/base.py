@@ -1,8 +1,7 @@
-"""The channel contract: how a proxy's invocation reaches an implementation, and the channel registry."""
+"""The channel contract: how a proxy's invocation reaches an implementation, and the ``@channel`` declaration."""
 
 from __future__ import annotations
 
-import threading
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
@@ -85,30 +84,16 @@ class Channel(ABC):
         return f"<{type(self).__name__} {self.name!r} of {component!r} urls={list(self.selector.urls)}>"
 
 
-class ChannelRegistry:
-    """Channel classes by name, filled by ``@channel``."""
-
-    _lock = threading.Lock()
-    by_name: dict[str, type[Channel]] = {}
-
-    @classmethod
-    def get(cls, name: str) -> type[Channel]:
-        """The channel class registered as ``name``, or a ServiceException listing the known names."""
-        try:
-            return cls.by_name[name]
-        except KeyError:
-            raise ServiceException(
-                f"no channel named '{name}' is registered; known channels: {sorted(cls.names())}"
-            ) from None
-
-    @classmethod
-    def names(cls) -> list[str]:
-        """Every registered channel name, 'local' included."""
-        return ["local", *cls.by_name]
+def channel_name(channel_type: Any) -> str:
+    """The name ``@channel`` gave ``channel_type`` itself ('' for any other class, a subclass of a channel too)."""
+    if isinstance(channel_type, type) and issubclass(channel_type, Channel):
+        return str(vars(channel_type).get("name", ""))
+    return ""
 
 
 def channel(name: str) -> Callable[[C], C]:
-    """Register a :class:`Channel` subclass under ``name``; the container creates one instance per component."""
+    """Declare a :class:`Channel` subclass as the channel ``name``; an environment providing the class
+    (through the module managing its package) creates one instance per component it calls."""
 
     def decorate(cls: C) -> C:
         if not (isinstance(cls, type) and issubclass(cls, Channel)):
@@ -116,8 +101,6 @@ def channel(name: str) -> Callable[[C], C]:
         if name == "local":
             raise ServiceException("the channel name 'local' is reserved for in-process calls")
         cls.name = name
-        with ChannelRegistry._lock:
-            ChannelRegistry.by_name[name] = cls
         return injectable(scope="request")(cls)
 
     return decorate
