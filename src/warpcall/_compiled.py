@@ -13,13 +13,11 @@ This module is imported first by ``warpcall/__init__.py`` and imports nothing he
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from types import ModuleType
 
 #: modules compiled from their single Python source
@@ -38,19 +36,24 @@ COMPILED_ONLY: tuple[str, ...] = ("warpcall.core.pbwire",)
 PURE_REQUESTED = os.environ.get("WARPCALL_PURE", "") not in ("", "0")
 
 
-def _source_path(name: str) -> Path:
+def _source_path(name: str) -> str:
     package, _, leaf = name.rpartition(".")
     spec = importlib.util.find_spec(package)
     assert spec is not None and spec.submodule_search_locations is not None, package
     for location in spec.submodule_search_locations:
-        candidate = Path(location) / f"{leaf}.py"
-        if candidate.is_file():
+        candidate = os.path.join(location, f"{leaf}.py")
+        if os.path.isfile(candidate):
             return candidate
     raise ModuleNotFoundError(f"no Python source for {name}", name=name)
 
 
-class _PureFinder(importlib.abc.MetaPathFinder):
-    """Loads the compiled modules from their Python sources, never from an extension."""
+class _PureFinder:
+    """Loads the compiled modules from their Python sources, never from an extension.
+
+    A meta path finder by its ``find_spec`` alone: subclassing ``importlib.abc.MetaPathFinder``
+    would import ``importlib.abc`` (and with it ``importlib.resources``, ``tempfile``...) on every
+    ``import warpcall``.
+    """
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
@@ -80,7 +83,7 @@ def extension_built(name: str) -> bool:
     if spec is None or spec.submodule_search_locations is None:
         return False
     return any(
-        (Path(location) / f"{leaf}{suffix}").is_file()
+        os.path.isfile(os.path.join(location, f"{leaf}{suffix}"))
         for location in spec.submodule_search_locations
         for suffix in importlib.machinery.EXTENSION_SUFFIXES
     )
