@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, Generic, TypeVar
 
-from warpcall.registry.contract import ChannelAddress, ChannelInstances, WatchedChannel
+from warpcall.registry.contract import ChannelAddress, ChannelInstances, WatchedChannel, watched_component
 
 #: channel name -> URLs of every live instance on that channel, in a stable order
 URLsByChannel = dict[str, list[str]]
@@ -62,7 +62,7 @@ class WatchedChannels:
 
         When the component's instances are already known, the channel gets them at once.
         """
-        component = channel.component_descriptor.name
+        component = watched_component(channel)
         with self._lock:
             channels = self._channels.setdefault(component, [])
             first = not channels

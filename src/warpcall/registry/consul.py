@@ -52,6 +52,7 @@ from warpcall.registry.contract import (
     ComponentInfo,
     ComponentRegistry,
     WatchedChannel,
+    watched_component,
 )
 
 log = logging.getLogger("warpcall.registry.consul")
@@ -327,7 +328,7 @@ class ConsulComponentRegistry(ComponentRegistry):
             self._deregister(registration["service_id"])
 
     def watch(self, channel: WatchedChannel) -> None:
-        component = channel.component_descriptor.name
+        component = watched_component(channel)
         with self._lock:
             self._check_open()
             if not self._watched.add(channel):

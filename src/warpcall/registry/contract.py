@@ -51,12 +51,23 @@ class ComponentInfo(Protocol):
 class WatchedChannel(Protocol):
     """What a registry reads of and pushes into a channel it watches."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     @property
-    def component_descriptor(self) -> ComponentInfo: ...
+    def component_descriptor(self) -> ComponentInfo | None:
+        """The component the channel calls; None until the channel is set up."""
+        ...
 
     def set_address(self, address: ChannelInstances | None) -> None: ...
+
+
+def watched_component(channel: WatchedChannel) -> str:
+    """The name of the component ``channel`` calls (a channel is set up before it is watched)."""
+    descriptor = channel.component_descriptor
+    if descriptor is None:
+        raise ValueError(f"the {channel.name!r} channel is watched before it was set up with its component")
+    return descriptor.name
 
 
 class ComponentRegistry(ABC):

@@ -28,6 +28,7 @@ from warpcall.registry.contract import (
     ComponentInfo,
     ComponentRegistry,
     WatchedChannel,
+    watched_component,
 )
 
 log = logging.getLogger("warpcall.registry.embedded")
@@ -143,7 +144,7 @@ class EmbeddedComponentRegistry(ComponentRegistry):
     def watch(self, channel: WatchedChannel) -> None:
         with self._lock:
             self._check_open()
-            component = channel.component_descriptor.name
+            component = watched_component(channel)
             if self._watched.add(channel):
                 try:
                     self._watched.update(component, self._read(component))

@@ -34,6 +34,7 @@ from warpcall.registry.contract import (
     ComponentInfo,
     ComponentRegistry,
     WatchedChannel,
+    watched_component,
 )
 
 log = logging.getLogger("warpcall.registry.etcd")
@@ -148,7 +149,7 @@ class EtcdComponentRegistry(ComponentRegistry):
                 )
 
     def watch(self, channel: WatchedChannel) -> None:
-        component = channel.component_descriptor.name
+        component = watched_component(channel)
         with self._lock:
             self._check_open()
             if not self._watched.add(channel):

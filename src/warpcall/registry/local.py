@@ -21,6 +21,7 @@ from warpcall.registry.contract import (
     ComponentInfo,
     ComponentRegistry,
     WatchedChannel,
+    watched_component,
 )
 
 __all__ = [
@@ -92,7 +93,7 @@ class LocalComponentRegistry(ComponentRegistry):
             self._notify(descriptor.name)
 
     def watch(self, channel: WatchedChannel) -> None:
-        component = channel.component_descriptor.name
+        component = watched_component(channel)
         with self._directory.lock:
             if self._watched.add(channel):
                 self._watched.update(component, self._urls(component))
