@@ -200,7 +200,7 @@ class ServiceManager:
                         f"components {other.type.__qualname__} and {component.type.__qualname__} are both named "
                         f"'{component.name}' in {environment}; registries know a component by its name: rename one"
                     )
-                instance = environment.get(component.type)
+                instance: Any = environment.get(component.type)
                 hosted = HostedComponent(component, instance, list(instance.get_addresses(port)))
                 instance.startup()
                 if self.component_registry is not None:

@@ -61,7 +61,8 @@ class Channel(ABC):
 
     def get_url(self) -> str:
         """The base URL for the next call."""
-        return self.selector.select()
+        url: str = self.selector.select()
+        return url
 
     def set_address(self, address: ChannelInstances | None) -> None:
         """Take a new URL list from the registry; the channel object stays the same."""

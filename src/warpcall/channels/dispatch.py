@@ -43,7 +43,7 @@ class DispatchPlan:
     @classmethod
     def of(cls, method: Any) -> DispatchPlan:
         """The cached plan of a method descriptor."""
-        plan = method.plans.get("dispatch")
+        plan: DispatchPlan | None = method.plans.get("dispatch")
         if plan is None:
             plan = method.plans["dispatch"] = cls(method)
         return plan
@@ -68,10 +68,11 @@ class DispatchPlan:
 
 def positional_args(invocation: Any) -> tuple[Any, ...]:
     """The invocation's arguments in declared order (keywords and defaults resolved)."""
-    args = invocation.args
+    args: tuple[Any, ...] = invocation.args
     if invocation.kwargs is None and len(args) == len(invocation.method.param_names):
         return args
-    return invocation.positional()
+    positional: tuple[Any, ...] = invocation.positional()
+    return positional
 
 
 def header(headers: list[tuple[str, str]], name: str) -> str:

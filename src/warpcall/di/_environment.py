@@ -113,7 +113,7 @@ class Environment:
             self.lifecycle_processors.extend(parent.lifecycle_processors)
         self._weaver = weaver_factory(self) if weaver_factory is not None else None
         # the compiled cache answers get() of created singletons without running Python code
-        self.get = InstanceCache(self._cache, self._get_slow).get  # type: ignore[method-assign]
+        self.get = InstanceCache(self._cache, self._get_slow).get  # type: ignore[method-assign,assignment]
         self._build()
 
     # building
@@ -237,13 +237,13 @@ class Environment:
 
         # configuration sources first: configuration conditions and values depend on them
         self._create_eager(lambda b: any(issubclass(b.type, base) for base in bootstrap_types))
-        ready_by_config = []
+        ready_by_config: list[tuple[int, AbstractInstanceProvider[Any]]] = []
         for seq, provider in by_config:
-            failed = next((c for c in conditions_of(provider.get_host()) if not c.apply(self)), None)
-            if failed is None:
+            unmet = next((c for c in conditions_of(provider.get_host()) if not c.apply(self)), None)
+            if unmet is None:
                 ready_by_config.append((seq, provider))
             else:
-                self._excluded.setdefault(provider.get_type(), failed)
+                self._excluded.setdefault(provider.get_type(), unmet)
         self._install(ready_by_config)
         self._resolve_all()
         for check in build_checks:
@@ -350,7 +350,7 @@ class Environment:
             raise missing(type, "Environment.get", self, self._excluded)
         if isinstance(binding, Ambiguous):
             raise binding.error("Environment.get")
-        instance = binding.instance()
+        instance: T = binding.instance()
         if binding.caches:
             self._cache[type] = instance
         return instance

@@ -332,8 +332,8 @@ class DispatchEndpoint:
                 reply = self.error_reply(self.media_type(content_type), exc)
             else:
                 outcome = self.answer(content_type, method_header, body)
-                reply = outcome if type(outcome) is tuple else await outcome  # type: ignore[misc]
-        status, reply_type, payload = reply  # type: ignore[misc]
+                reply = outcome if isinstance(outcome, tuple) else await outcome
+        status, reply_type, payload = reply
         await send({
             "type": "http.response.start",
             "status": status,

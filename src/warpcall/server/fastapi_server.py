@@ -11,6 +11,7 @@ from typing import Any, Awaitable, Callable
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.routing import Route
 
 from warpcall.di import Environment, on_destroy, on_init
 from warpcall.exceptions import ServiceException
@@ -127,14 +128,15 @@ class FastAPIServer(Server):
         for hosted in self.service_manager.hosted_components():
             component = hosted.descriptor
             for service in component.services:
-                implementation = self.service_manager.get_service(service.type, "local")
+                implementation: Any = self.service_manager.get_service(service.type, "local")
                 mount_routes(
                     self.fast_api, component, service, implementation, self.endpoint.sync_calls, self.rest_fast_path
                 )
                 self.endpoint.expose(component, service, implementation)
             if hosted.health:
                 self._route_health(hosted.health, hosted.instance)
-        self.fast_api.add_route("/invoke", self.endpoint, methods=["POST"], include_in_schema=False)
+        # an ASGI app as the route's endpoint (what add_route does, typed for it)
+        self.fast_api.router.routes.append(Route("/invoke", self.endpoint, methods=["POST"], include_in_schema=False))
 
     def _route_health(self, path: str, instance: Any) -> None:
         registry = self.component_registry
