@@ -15,12 +15,15 @@ import inspect
 import threading
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-try:
-    import cython
-except ImportError:  # plain Python without Cython installed
+if TYPE_CHECKING:  # type checkers read the shim: Cython ships no types for its pure-mode names
     from warpcall.core import _shim as cython
+else:
+    try:
+        import cython
+    except ImportError:  # plain Python without Cython installed
+        from warpcall.core import _shim as cython
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
@@ -358,8 +361,11 @@ if cython.compiled:
     _install_call_slot()  # type: ignore[name-defined]  # noqa: F821 - a cdef inline function of proxy.pxd
 
 
+S = typing.TypeVar("S")
+
+
 @cython.locals(attributes=dict, methods=dict, method=MethodDescriptor)
-def make_proxy(service_type: type, channel: Any) -> Any:
+def make_proxy(service_type: type[S], channel: Any) -> S:
     """An instance of ``service_type``'s proxy class whose methods call ``channel.invoke`` / ``channel.invoke_async``.
 
     Sync methods return what ``channel.invoke(invocation)`` returns; async methods return
@@ -381,4 +387,4 @@ def make_proxy(service_type: type, channel: Any) -> Any:
             if invoke is None:
                 invoke = channel.invoke
             attributes[name] = _Call(method, invoke)
-    return proxy
+    return typing.cast(S, proxy)

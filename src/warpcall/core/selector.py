@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from itertools import count
+from typing import TYPE_CHECKING
 
 from warpcall.exceptions import ServiceCommunicationException
 
-try:
-    import cython
-except ImportError:  # plain Python without Cython installed
+if TYPE_CHECKING:  # type checkers read the shim: Cython ships no types for its pure-mode names
     from warpcall.core import _shim as cython
+else:
+    try:
+        import cython
+    except ImportError:  # plain Python without Cython installed
+        from warpcall.core import _shim as cython
 
 
 def _no_url(owner: str) -> ServiceCommunicationException:

@@ -12,12 +12,15 @@ after an error); then the exception is re-raised unless an error advice cleared
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-try:
-    import cython
-except ImportError:  # plain Python without Cython installed
+if TYPE_CHECKING:  # type checkers read the shim: Cython ships no types for its pure-mode names
     from warpcall.core import _shim as cython
+else:
+    try:
+        import cython
+    except ImportError:  # plain Python without Cython installed
+        from warpcall.core import _shim as cython
 
 if cython.compiled:
     # (first, *rest) compiled by Cython builds a list and copies it into a tuple; _prepend fills one tuple
