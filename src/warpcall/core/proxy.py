@@ -361,11 +361,11 @@ if cython.compiled:
     _install_call_slot()  # type: ignore[name-defined]  # noqa: F821 - a cdef inline function of proxy.pxd
 
 
-S = typing.TypeVar("S")
+_S = typing.TypeVar("_S")
 
 
 @cython.locals(attributes=dict, methods=dict, method=MethodDescriptor)
-def make_proxy(service_type: type[S], channel: Any) -> S:
+def make_proxy(service_type: type[_S], channel: Any) -> _S:
     """An instance of ``service_type``'s proxy class whose methods call ``channel.invoke`` / ``channel.invoke_async``.
 
     Sync methods return what ``channel.invoke(invocation)`` returns; async methods return
@@ -387,4 +387,4 @@ def make_proxy(service_type: type[S], channel: Any) -> S:
             if invoke is None:
                 invoke = channel.invoke
             attributes[name] = _Call(method, invoke)
-    return typing.cast(S, proxy)
+    return typing.cast(_S, proxy)
