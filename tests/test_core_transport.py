@@ -391,3 +391,76 @@ def test_connection_errors(core: CoreImpl, pair: tuple) -> None:
         for _ in range(100):  # the first writes may still land in the socket buffer
             conn.send(b"x" * 65536)
     assert conn.sent == 0
+
+
+def test_connection_and_parser_refuse_wrong_types(core: CoreImpl, pair: tuple) -> None:
+    client, _server = pair
+    conn = core.transport.Connection(client)
+    with pytest.raises(TypeError, match="^parser must be a ResponseParser, not dict$"):
+        conn.receive({})
+    with pytest.raises(TypeError, match="'float' object cannot be interpreted as an integer"):
+        core.transport.ResponseParser(max_body=1.5)
+    assert core.transport.ResponseParser(max_body=True).feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx")
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.fixture
+def alarm() -> Iterator[Any]:
+    """``alarm(handler)`` runs ``handler`` on SIGALRM every 50 ms, interrupting a blocked system call (EINTR)."""
+    signal = pytest.importorskip("signal")
+    if not hasattr(signal, "setitimer"):
+        pytest.skip("no setitimer on this platform")
+    previous = signal.getsignal(signal.SIGALRM)
+
+    def start(handler: Any) -> None:
+        signal.signal(signal.SIGALRM, lambda _signum, _frame: handler())
+        signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
+
+    yield start
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def test_receive_retries_after_a_signal_and_raises_what_the_handler_raises(
+    core: CoreImpl, pair: tuple, alarm: Any
+) -> None:
+    client, server = pair
+    conn = core.transport.Connection(client)
+    conn.set_timeout(30)  # a bound, should the signal never come
+    # the handler answers: the receive blocked before it, so it sees EINTR, runs the handler and reads again
+    alarm(lambda: server.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+    assert conn.receive(core.transport.ResponseParser()).body == b"ok"
+
+    def interrupt() -> None:
+        raise Interrupted
+
+    alarm(interrupt)
+    with pytest.raises(Interrupted):
+        conn.receive(core.transport.ResponseParser())
+
+
+def test_send_retries_after_a_signal(core: CoreImpl, pair: tuple, alarm: Any) -> None:
+    client, server = pair
+    conn = core.transport.Connection(client)
+    conn.set_timeout(30)
+    data = bytes(range(256)) * 4_000  # more than both socket buffers: the send blocks until the peer reads
+    received = bytearray()
+    server.setblocking(False)
+
+    def drain() -> None:
+        try:
+            while True:
+                received.extend(server.recv(1 << 20))
+        except BlockingIOError:
+            pass
+
+    alarm(drain)
+    conn.send(data)
+    assert conn.sent == len(data)
+    server.settimeout(5)
+    while len(received) < len(data):
+        received.extend(server.recv(1 << 20))
+    assert bytes(received) == data
