@@ -101,7 +101,7 @@ def test_json_non_string_keys_are_written_as_strings(core):
     assert json.loads(body) == {"result": {"1": "one", "two": 2}, "exception": None}
 
 
-def test_json_twins_write_the_same_bytes(core):
+def test_json_both_builds_write_the_same_bytes(core):
     from warpcall._compiled import load_pure
 
     reference = load_pure("warpcall.core.envelope")

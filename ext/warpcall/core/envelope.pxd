@@ -1,0 +1,11 @@
+# C types of src/warpcall/core/envelope.py (Cython reads this file beside the source when compiling it)
+
+cdef object _orjson_dumps, _orjson_loads, _orjson_encode_error, _orjson_decode_error, _orjson_options
+cdef object _stdlib_encode, _stdlib_decode, _unpackb, _local
+
+cdef bytes _pack(object value)
+cdef bytes _encode_json(object value)
+cdef object _json_decode(object body)
+cpdef tuple split_method(object name)
+cdef tuple _check_request(object data)
+cdef tuple _check_response(object data)
