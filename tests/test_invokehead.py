@@ -101,8 +101,8 @@ def test_a_hundred_headers_are_fine(core: Any) -> None:
     assert core.invokehead.parse(data, LIMIT) == (b"", b"", head_length(data))
 
 
-def test_the_twins_agree_on_mangled_requests(core: Any) -> None:
-    """Bounded random byte changes to a valid request: the compiled parser says what the pure one says."""
+def test_both_builds_agree_on_mangled_requests(core: Any) -> None:
+    """Bounded random byte changes to a valid request: the compiled build says what the plain-Python one says."""
     from warpcall._compiled import load_pure
 
     reference = load_pure("warpcall.core.invokehead")
