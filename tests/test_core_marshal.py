@@ -34,7 +34,7 @@ class Level(enum.IntEnum):
     HIGH = 2
 
 
-class Mood(enum.StrEnum):
+class Mood(str, enum.Enum):  # what enum.StrEnum is, which Python 3.10 lacks
     CALM = "calm"
     ANGRY = "angry"
 
