@@ -310,6 +310,7 @@ class ResponseParser:
     which never has a body.
     """
 
+    # plain Python; compiled, the fields are those the .pxd declares
     __slots__ = (
         "status",
         "reason",
@@ -624,6 +625,7 @@ class Connection:
     when the connection is made; closing it stays the caller's job.
     """
 
+    # plain Python; compiled, the fields are those the .pxd declares
     __slots__ = ("sock", "sent", "timeout", "_kernel", "_fd", "_buf", "_poll")
 
     def __init__(self, sock: socket.socket) -> None:
