@@ -5,10 +5,15 @@ and ``plan.load(data)`` then only walk the value. Bad input raises ``MarshalExce
 whose message names the type and the path, e.g. ``Order.items[2].when: expected an ISO
 datetime string, got int``.
 
-This module holds the plans (the per-call path). The plan *builder* (reading type hints,
-choosing a plan per type) lives in ``warpcall.core.marshal_plan`` and is shared by the
-compiled twin, which passes its own plan classes in; so both cores support the same types
-and fail at plan time with the same messages.
+This module holds the plans (the per-call path); Cython compiles it with the C types of
+``ext/warpcall/core/marshal.pxd``, where the plans become extension types calling each other
+in C. Reading type hints and choosing a plan per type happens once per type, in
+``warpcall.core.marshal_plan``, which instantiates the plan classes of the build it serves
+(compiled or plain Python; tests hold both in one process).
+
+Nothing here branches on ``cython.compiled``: what Cython makes of ``dict.get``, ``obj.__dict__``
+and a copied dict of the field names counts within 5% of the instructions of the C API calls
+(borrowed lookups, the generic ``__dict__`` getter, presized dicts) they replace.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import collections.abc as cabc
 import dataclasses
 import sys
 from base64 import b64decode, b64encode
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -35,11 +41,33 @@ from warpcall.core.marshal_plan import (
 from warpcall.exceptions import MarshalException
 
 try:
+    import cython
+except ImportError:  # plain Python without Cython installed
+    from warpcall.core import _shim as cython
+
+try:
     from pydantic import ValidationError
 except ImportError:  # pydantic is optional for users who marshal only dataclasses
-    ValidationError = None  # type: ignore[assignment,misc]
+
+    class ValidationError(Exception):  # type: ignore[no-redef]
+        """Never raised: stands in for pydantic's error where pydantic is not installed."""
+
 
 _MISSING = dataclasses.MISSING
+_object_new = object.__new__
+_object_setattr = object.__setattr__
+_Mapping = cabc.Mapping
+
+
+def _tname(value: object) -> str:
+    return type(value).__name__
+
+
+def _read_attribute(value: object, name: str) -> Any:
+    try:
+        return getattr(value, name)
+    except AttributeError:
+        raise Fail("attribute is not set") from None
 
 
 # ---------------------------------------------------------------- plans (the per-call path)
@@ -88,9 +116,10 @@ class NonePlan(TypePlan):
     def _dump(self, value: Any) -> Any:
         if value is None:
             return None
-        raise Fail(f"expected None, got {type(value).__name__}")
+        raise Fail(f"expected None, got {_tname(value)}")
 
-    _load = _dump
+    def _load(self, data: Any) -> Any:
+        return self._dump(data)
 
 
 class StrPlan(TypePlan):
@@ -99,9 +128,10 @@ class StrPlan(TypePlan):
             return value
         if isinstance(value, str):
             return str(value)
-        raise Fail(f"expected str, got {type(value).__name__}")
+        raise Fail(f"expected str, got {_tname(value)}")
 
-    _load = _dump
+    def _load(self, data: Any) -> Any:
+        return self._dump(data)
 
 
 class IntPlan(TypePlan):
@@ -110,9 +140,10 @@ class IntPlan(TypePlan):
             return value
         if isinstance(value, int) and not isinstance(value, bool):
             return int(value)
-        raise Fail(f"expected int, got {type(value).__name__}")
+        raise Fail(f"expected int, got {_tname(value)}")
 
-    _load = _dump
+    def _load(self, data: Any) -> Any:
+        return self._dump(data)
 
 
 class FloatPlan(TypePlan):
@@ -121,25 +152,27 @@ class FloatPlan(TypePlan):
             return value
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        raise Fail(f"expected float, got {type(value).__name__}")
+        raise Fail(f"expected float, got {_tname(value)}")
 
-    _load = _dump
+    def _load(self, data: Any) -> Any:
+        return self._dump(data)
 
 
 class BoolPlan(TypePlan):
     def _dump(self, value: Any) -> Any:
         if value is True or value is False:
             return value
-        raise Fail(f"expected bool, got {type(value).__name__}")
+        raise Fail(f"expected bool, got {_tname(value)}")
 
-    _load = _dump
+    def _load(self, data: Any) -> Any:
+        return self._dump(data)
 
 
 class BytesPlan(TypePlan):
     def _dump(self, value: Any) -> Any:
         if isinstance(value, (bytes, bytearray, memoryview)):
             return b64encode(value).decode("ascii")
-        raise Fail(f"expected bytes, got {type(value).__name__}")
+        raise Fail(f"expected bytes, got {_tname(value)}")
 
     def _load(self, data: Any) -> Any:
         if type(data) is str:
@@ -149,49 +182,54 @@ class BytesPlan(TypePlan):
                 raise Fail(f"invalid base64 string {show(data)}") from None
         if isinstance(data, (bytes, bytearray)):
             return bytes(data)
-        raise Fail(f"expected a base64 string or bytes, got {type(data).__name__}")
+        raise Fail(f"expected a base64 string or bytes, got {_tname(data)}")
 
 
 class _IsoPlan(TypePlan):
-    """datetime, date and time travel as ISO 8601 strings."""
+    """datetime, date and time travel as ISO 8601 strings; ``exclude``: a subclass that is not one."""
 
-    kind = ""
-    exclude: type | None = None
+    def __init__(self, tp: Any, kind: str, exclude: type | None = None) -> None:
+        super().__init__(tp)
+        self.kind = kind
+        self.exclude = exclude
+        self.parse: Callable[[str], Any] = tp.fromisoformat
 
     def _dump(self, value: Any) -> Any:
         if isinstance(value, self.tp) and (self.exclude is None or not isinstance(value, self.exclude)):
             return value.isoformat()
-        raise Fail(f"expected {self.kind}, got {type(value).__name__}")
+        raise Fail(f"expected {self.kind}, got {_tname(value)}")
 
     def _load(self, data: Any) -> Any:
         if type(data) is str:
             try:
-                return self.tp.fromisoformat(data)
+                return self.parse(data)
             except ValueError:
                 raise Fail(f"invalid ISO {self.kind} string {show(data)}") from None
         if type(data) is self.tp:
             return data
-        raise Fail(f"expected an ISO {self.kind} string, got {type(data).__name__}")
+        raise Fail(f"expected an ISO {self.kind} string, got {_tname(data)}")
 
 
 class DateTimePlan(_IsoPlan):
-    kind = "datetime"
+    def __init__(self, tp: Any) -> None:
+        super().__init__(tp, "datetime")
 
 
 class DatePlan(_IsoPlan):
-    kind = "date"
-    exclude = datetime
+    def __init__(self, tp: Any) -> None:
+        super().__init__(tp, "date", datetime)
 
 
 class TimePlan(_IsoPlan):
-    kind = "time"
+    def __init__(self, tp: Any) -> None:
+        super().__init__(tp, "time")
 
 
 class UUIDPlan(TypePlan):
     def _dump(self, value: Any) -> Any:
         if isinstance(value, UUID):
             return str(value)
-        raise Fail(f"expected UUID, got {type(value).__name__}")
+        raise Fail(f"expected UUID, got {_tname(value)}")
 
     def _load(self, data: Any) -> Any:
         if type(data) is str:
@@ -201,14 +239,14 @@ class UUIDPlan(TypePlan):
                 raise Fail(f"invalid UUID string {show(data)}") from None
         if type(data) is UUID:
             return data
-        raise Fail(f"expected a UUID string, got {type(data).__name__}")
+        raise Fail(f"expected a UUID string, got {_tname(data)}")
 
 
 class DecimalPlan(TypePlan):
     def _dump(self, value: Any) -> Any:
         if isinstance(value, Decimal):
             return str(value)
-        raise Fail(f"expected Decimal, got {type(value).__name__}")
+        raise Fail(f"expected Decimal, got {_tname(value)}")
 
     def _load(self, data: Any) -> Any:
         kind = type(data)
@@ -227,7 +265,7 @@ class DecimalPlan(TypePlan):
 class EnumPlan(TypePlan):
     """An enum member travels as its value."""
 
-    def __init__(self, tp: Any, members: dict, value_types: frozenset, choices: str) -> None:
+    def __init__(self, tp: Any, members: dict[Any, Any], value_types: frozenset[type], choices: str) -> None:
         super().__init__(tp)
         self.members = members
         self.value_types = value_types
@@ -236,7 +274,7 @@ class EnumPlan(TypePlan):
     def _dump(self, value: Any) -> Any:
         if isinstance(value, self.tp):
             return value._value_
-        raise Fail(f"expected {self.name}, got {type(value).__name__}")
+        raise Fail(f"expected {self.name}, got {_tname(value)}")
 
     def _load(self, data: Any) -> Any:
         if type(data) in self.value_types:
@@ -253,7 +291,7 @@ class EnumPlan(TypePlan):
 class LiteralPlan(TypePlan):
     """One of fixed values; ``(type, value)`` keys keep True apart from 1."""
 
-    def __init__(self, tp: Any, load_map: dict, dump_map: dict, choices: str) -> None:
+    def __init__(self, tp: Any, load_map: dict[Any, Any], dump_map: dict[Any, Any], choices: str) -> None:
         super().__init__(tp)
         self.load_map = load_map
         self.dump_map = dump_map
@@ -292,7 +330,13 @@ class UnionPlan(TypePlan):
     """
 
     def __init__(
-        self, tp: Any, none_ok: bool, load_exact: dict, dump_exact: dict, others: tuple, subclassed: tuple
+        self,
+        tp: Any,
+        none_ok: bool,
+        load_exact: dict[type, TypePlan],
+        dump_exact: dict[type, TypePlan],
+        others: tuple[TypePlan, ...],
+        subclassed: tuple[TypePlan, ...],
     ) -> None:
         super().__init__(tp)
         self.none_ok = none_ok
@@ -301,6 +345,7 @@ class UnionPlan(TypePlan):
         self.others = others
         self.subclassed = subclassed
 
+    @cython.locals(plan=TypePlan, attempts=list)
     def _dump(self, value: Any) -> Any:
         if value is None and self.none_ok:
             return None
@@ -320,6 +365,7 @@ class UnionPlan(TypePlan):
                 continue
         raise union_mismatch(self.name, value, attempts)
 
+    @cython.locals(plan=TypePlan, attempts=list)
     def _load(self, data: Any) -> Any:
         if data is None and self.none_ok:
             return None
@@ -338,15 +384,18 @@ class UnionPlan(TypePlan):
 class ListPlan(TypePlan):
     """Variadic sequences and sets: a list on the wire, ``factory`` (list/tuple/set/frozenset) in Python."""
 
-    def __init__(self, tp: Any, item: TypePlan, factory: type, accept: tuple) -> None:
+    def __init__(
+        self, tp: Any, item: TypePlan, factory: type, accept: tuple[type[Iterable[Any]], ...]
+    ) -> None:
         super().__init__(tp)
         self.item = item
         self.factory = factory
         self.accept = accept
 
+    @cython.locals(item=TypePlan, out=list, index=cython.Py_ssize_t)
     def _dump(self, value: Any) -> Any:
-        if not isinstance(value, self.accept):
-            raise Fail(f"expected {self.name}, got {type(value).__name__}")
+        if type(value) is not list and not isinstance(value, self.accept):
+            raise Fail(f"expected {self.name}, got {_tname(value)}")
         item = self.item
         out = []
         index = 0
@@ -359,9 +408,10 @@ class ListPlan(TypePlan):
             raise
         return out
 
+    @cython.locals(item=TypePlan, out=list, index=cython.Py_ssize_t)
     def _load(self, data: Any) -> Any:
         if type(data) is not list and type(data) is not tuple:
-            raise Fail(f"expected a list, got {type(data).__name__}")
+            raise Fail(f"expected a list, got {_tname(data)}")
         item = self.item
         out = []
         index = 0
@@ -372,11 +422,10 @@ class ListPlan(TypePlan):
         except Fail as fail:
             fail.path.append(f"[{index}]")
             raise
-        factory = self.factory
-        if factory is list:
+        if self.factory is list:
             return out
         try:
-            return factory(out)
+            return self.factory(out)
         except TypeError:  # an element that cannot go into a set
             raise Fail(f"items of {self.name} must be hashable") from None
 
@@ -384,19 +433,21 @@ class ListPlan(TypePlan):
 class TuplePlan(TypePlan):
     """Fixed-length tuples: a list of exactly len(items) on the wire."""
 
-    def __init__(self, tp: Any, items: tuple) -> None:
+    def __init__(self, tp: Any, items: tuple[TypePlan, ...]) -> None:
         super().__init__(tp)
         self.items = items
 
-    def _walk(self, value: Any, dumping: bool) -> list:
-        if len(value) != len(self.items):
-            raise Fail(f"expected {len(self.items)} items, got {len(value)}")
+    @cython.locals(n=cython.Py_ssize_t, out=list, index=cython.Py_ssize_t, plan=TypePlan)
+    def _walk(self, value: Any, dumping: bool) -> list[Any]:
+        n = len(self.items)
+        if len(value) != n:
+            raise Fail(f"expected {n} items, got {len(value)}")
         out = []
         index = 0
         try:
-            for plan, element in zip(self.items, value):
-                out.append(plan._dump(element) if dumping else plan._load(element))
-                index += 1
+            for index in range(n):
+                plan = self.items[index]
+                out.append(plan._dump(value[index]) if dumping else plan._load(value[index]))
         except Fail as fail:
             fail.path.append(f"[{index}]")
             raise
@@ -404,12 +455,12 @@ class TuplePlan(TypePlan):
 
     def _dump(self, value: Any) -> Any:
         if type(value) is not tuple and type(value) is not list:
-            raise Fail(f"expected {self.name}, got {type(value).__name__}")
+            raise Fail(f"expected {self.name}, got {_tname(value)}")
         return self._walk(value, True)
 
     def _load(self, data: Any) -> Any:
         if type(data) is not list and type(data) is not tuple:
-            raise Fail(f"expected a list, got {type(data).__name__}")
+            raise Fail(f"expected a list, got {_tname(data)}")
         return tuple(self._walk(data, False))
 
 
@@ -419,9 +470,10 @@ class DictPlan(TypePlan):
         self.key = key
         self.value = value
 
+    @cython.locals(key_plan=TypePlan, value_plan=TypePlan, out=dict)
     def _dump(self, value: Any) -> Any:
-        if not isinstance(value, cabc.Mapping):
-            raise Fail(f"expected {self.name}, got {type(value).__name__}")
+        if type(value) is not dict and not isinstance(value, _Mapping):
+            raise Fail(f"expected {self.name}, got {_tname(value)}")
         key_plan = self.key
         value_plan = self.value
         out = {}
@@ -434,15 +486,17 @@ class DictPlan(TypePlan):
             raise
         return out
 
+    @cython.locals(key_plan=TypePlan, value_plan=TypePlan, out=dict, source=dict)
     def _load(self, data: Any) -> Any:
         if type(data) is not dict:
-            raise Fail(f"expected a dict, got {type(data).__name__}")
+            raise Fail(f"expected a dict, got {_tname(data)}")
+        source = data
         key_plan = self.key
         value_plan = self.value
         out = {}
         k = None
         try:
-            for k, v in data.items():
+            for k, v in source.items():
                 out[key_plan._load(k)] = value_plan._load(v)
         except Fail as fail:
             fail.path.append(f"[{show(k)}]")
@@ -469,140 +523,170 @@ class IntKeyPlan(TypePlan):
         return self.inner._load(data)
 
 
+# The plans whose whole work, for a value of this exact type, is to return it: the field loops
+# check the type inline and call the plan only for other values (to convert or to fail).
+_PASSED_AS_IS = {StrPlan: str, IntPlan: int, FloatPlan: float, BoolPlan: bool}
+
+
+class _Field:
+    """One field of a dataclass or pydantic model, with its plan."""
+
+    def __init__(
+        self, name: str, plan: TypePlan, init: bool = True, default: Any = _MISSING, factory: Any = _MISSING
+    ) -> None:
+        self.name = name
+        self.plan = plan
+        self.init = init
+        self.default = default
+        self.factory = factory
+        self.exact = _PASSED_AS_IS.get(type(plan))  # values of this type need no call to the plan
+
+
 class DataclassPlan(TypePlan):
     """A dataclass travels as a dict of field name -> dumped value."""
 
-    def setup(self, cls: type, fields: list, has_dict: bool, post_init: bool, direct: bool) -> None:
-        """Fill in the fields once their plans exist (after recursion)."""
+    def setup(
+        self, cls: type, fields: list[tuple[Any, ...]], has_dict: bool, post_init: bool, direct: bool
+    ) -> None:
+        """Fill in the fields, each (name, plan, init, default, factory), once their plans exist."""
         self.cls = cls
-        self.fields = tuple(fields)  # (name, plan, init, default, factory)
+        self.fields = tuple(_Field(*f) for f in fields)
+        self.template = dict.fromkeys(f[0] for f in fields)
         self.has_dict = has_dict
         self.post_init = post_init
         self.direct = direct
 
+    @cython.locals(exact=cython.bint, out=dict, attrs=dict, f=_Field)
     def _dump(self, value: Any) -> Any:
-        if type(value) is not self.cls and not isinstance(value, self.cls):
-            raise Fail(f"expected {self.name}, got {type(value).__name__}")
-        out = {}
-        name = None
+        exact = type(value) is self.cls
+        if not exact and not isinstance(value, self.cls):
+            raise Fail(f"expected {self.name}, got {_tname(value)}")
+        out = self.template.copy()
         try:
-            if self.has_dict and type(value) is self.cls:
+            if self.has_dict and exact:
                 attrs = value.__dict__
-                for name, plan, _, _, _ in self.fields:
-                    try:
-                        field = attrs[name]
-                    except KeyError:
-                        field = _read_attribute(value, name)
-                    out[name] = plan._dump(field)
+                for f in self.fields:
+                    field = attrs.get(f.name, _MISSING)
+                    if type(field) is not f.exact:
+                        field = f.plan._dump(_read_attribute(value, f.name) if field is _MISSING else field)
+                    out[f.name] = field
             else:
-                for name, plan, _, _, _ in self.fields:
-                    out[name] = plan._dump(_read_attribute(value, name))
+                for f in self.fields:
+                    out[f.name] = f.plan._dump(_read_attribute(value, f.name))
         except Fail as fail:
-            fail.path.append(f".{name}")
+            fail.path.append(f".{f.name}")
             raise
         return out
 
+    @cython.locals(source=dict, values=dict, f=_Field)
     def _load(self, data: Any) -> Any:
         if type(data) is not dict:
             if isinstance(data, self.cls):
                 return data
-            raise Fail(f"expected a dict for {self.name}, got {type(data).__name__}")
-        values = {}
-        name = None
+            raise Fail(f"expected a dict for {self.name}, got {_tname(data)}")
+        source = data
+        obj: Any = None
+        if self.direct and self.has_dict:
+            # Fill the instance's own __dict__, as the generated __init__ would: faster than
+            # cls(**values), and bypasses a frozen class's __setattr__ the same way.
+            obj = _object_new(self.cls)
+            values = obj.__dict__
+        else:
+            values = {}
         try:
-            for name, plan, init, default, factory in self.fields:
-                if init:
-                    raw = data.get(name, _MISSING)
+            for f in self.fields:
+                if f.init:
+                    raw = source.get(f.name, _MISSING)
                     if raw is not _MISSING:
-                        values[name] = plan._load(raw)
+                        values[f.name] = raw if type(raw) is f.exact else f.plan._load(raw)
                         continue
-                if factory is not _MISSING:
-                    values[name] = factory()
-                elif default is not _MISSING:
-                    values[name] = default
-                elif init:
+                if f.factory is not _MISSING:
+                    values[f.name] = f.factory()
+                elif f.default is not _MISSING:
+                    values[f.name] = f.default
+                elif f.init:
                     raise Fail("missing required field")
         except Fail as fail:
-            fail.path.append(f".{name}")
+            fail.path.append(f".{f.name}")
             raise
-        return self._construct(values)
-
-    def _construct(self, values: dict) -> Any:
-        cls = self.cls
         try:
-            if not self.direct:
-                return cls(**{f[0]: values[f[0]] for f in self.fields if f[2] and f[0] in values})
-            # Fill the instance directly, as the generated __init__ would: faster than
-            # cls(**values), and bypasses a frozen class's __setattr__ the same way.
-            obj = object.__new__(cls)
-            if self.has_dict:
-                obj.__dict__.update(values)
-            else:
-                for name, value in values.items():
-                    object.__setattr__(obj, name, value)
-            if self.post_init:
+            if obj is None:
+                obj = self._construct(values)
+            if self.post_init and self.direct:
                 obj.__post_init__()
-            return obj
         except ValidationError as exc:  # a pydantic dataclass validating in __init__
             raise pydantic_failure(exc) from None
         except Exception as exc:
             raise Fail(f"constructor raised {type(exc).__name__}: {exc}") from None
+        return obj
 
-
-def _read_attribute(value: Any, name: str) -> Any:
-    try:
-        return getattr(value, name)
-    except AttributeError:
-        raise Fail("attribute is not set") from None
+    @cython.locals(f=_Field)
+    def _construct(self, values: dict[str, Any]) -> Any:
+        if not self.direct:
+            return self.cls(**{f.name: values[f.name] for f in self.fields if f.init and f.name in values})
+        # no __dict__ (slots): set each attribute as the generated __init__ would, past a frozen __setattr__
+        obj: Any = _object_new(self.cls)
+        for name, value in values.items():
+            _object_setattr(obj, name, value)
+        return obj
 
 
 class PydanticPlan(TypePlan):
     """A pydantic model: dumped field by field (by name, like model_dump()), loaded through its validator."""
 
-    def setup(self, cls: type, fields: list, convert: list, by_name: bool, extra: bool) -> None:
+    def setup(
+        self,
+        cls: Any,
+        fields: list[tuple[Any, ...]],
+        convert: list[tuple[Any, ...]],
+        by_name: bool,
+        extra: bool,
+    ) -> None:
         """Fill in the fields once their plans exist; ``convert``: fields we load before validation."""
         self.cls = cls
-        self.fields = tuple(fields)  # (name, plan)
-        self.convert = tuple(convert)  # (name, plan)
-        self.validate = cls.__pydantic_validator__.validate_python
+        self.fields = tuple(_Field(*f) for f in fields)
+        self.template = dict.fromkeys(f[0] for f in fields)
+        self.convert = tuple(_Field(*f) for f in convert)
+        self.validate: Callable[..., Any] = cls.__pydantic_validator__.validate_python
         self.by_name = by_name
         self.extra = extra
 
+    @cython.locals(attrs=dict, out=dict, f=_Field)
     def _dump(self, value: Any) -> Any:
         if not isinstance(value, self.cls):
-            raise Fail(f"expected {self.name}, got {type(value).__name__}")
+            raise Fail(f"expected {self.name}, got {_tname(value)}")
         attrs = value.__dict__
-        out = {}
-        name = None
+        out = self.template.copy()
         try:
-            for name, plan in self.fields:
-                try:
-                    field = attrs[name]
-                except KeyError:
-                    field = _read_attribute(value, name)
-                out[name] = plan._dump(field)
+            for f in self.fields:
+                field = attrs.get(f.name, _MISSING)
+                if type(field) is not f.exact:
+                    field = f.plan._dump(_read_attribute(value, f.name) if field is _MISSING else field)
+                out[f.name] = field
         except Fail as fail:
-            fail.path.append(f".{name}")
+            fail.path.append(f".{f.name}")
             raise
         if self.extra and value.__pydantic_extra__:
             out.update(value.__pydantic_extra__)
         return out
 
+    @cython.locals(source=dict, f=_Field)
     def _load(self, data: Any) -> Any:
         if type(data) is not dict:
             if isinstance(data, self.cls):
                 return data
-            raise Fail(f"expected a dict for {self.name}, got {type(data).__name__}")
+            raise Fail(f"expected a dict for {self.name}, got {_tname(data)}")
         if self.convert:
-            data = dict(data)
-            name = None
+            source = dict(data)
             try:
-                for name, plan in self.convert:
-                    if name in data:
-                        data[name] = plan._load(data[name])
+                for f in self.convert:
+                    raw = source.get(f.name, _MISSING)
+                    if raw is not _MISSING:
+                        source[f.name] = f.plan._load(raw)
             except Fail as fail:
-                fail.path.append(f".{name}")
+                fail.path.append(f".{f.name}")
                 raise
+            data = source
         try:
             if self.by_name:
                 return self.validate(data, by_alias=False, by_name=True)
@@ -622,7 +706,7 @@ class AdapterPlan(TypePlan):
         try:
             return self.adapter.dump_python(value, mode="json")
         except Exception as exc:
-            raise Fail(f"cannot dump {type(value).__name__}: {exc}") from None
+            raise Fail(f"cannot dump {_tname(value)}: {exc}") from None
 
     def _load(self, data: Any) -> Any:
         try:
@@ -634,11 +718,19 @@ class AdapterPlan(TypePlan):
 # ---------------------------------------------------------------- public API
 
 _builder = PlanBuilder(sys.modules[__name__])
+_cache: dict[Any, TypePlan] = _builder.cache
+_build: Callable[[Any], TypePlan] = _builder.plan_for
 
 
 def plan_for(tp: Any) -> TypePlan:
     """The marshalling plan for ``tp``: built once per type (thread-safe) and cached."""
-    return _builder.plan_for(tp)
+    try:
+        plan = _cache.get(tp)
+    except TypeError:  # an unhashable hint (Annotated metadata): the builder builds it uncached
+        plan = None
+    if plan is not None:
+        return plan
+    return _build(tp)
 
 
-__all__ = ["TypePlan", "plan_for"]
+__all__ = ["TypePlan", "plan_for", "type_name"]

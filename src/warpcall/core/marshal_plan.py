@@ -1,10 +1,11 @@
-"""The marshalling plan builder and the failure helpers, shared by both marshalling cores.
+"""The marshalling plan builder and the failure helpers of ``warpcall.core.marshal``.
 
-``PlanBuilder`` reads type hints and chooses a plan per type, once per type; it instantiates
-the plan classes of the module it is given (``warpcall._pure.marshal`` or the compiled
-``warpcall._native.marshal``), so both cores support the same types and fail at plan time
-with the same messages. ``Fail`` and the message helpers are what the plans of both cores
-raise and render while walking a value.
+``PlanBuilder`` reads type hints and chooses a plan per type, once per type. It runs once per
+type, so it stays plain Python; it instantiates the plan classes of the build of
+``warpcall.core.marshal`` it is given (the compiled one, or the same source run as plain
+Python, which tests load beside it), so both builds support the same types and fail at plan
+time with the same messages. ``Fail`` and the message helpers are what the plans raise and
+render while walking a value.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ NoneType = type(None)
 _PRIMITIVES = (str, int, float, bool, NoneType)
 
 
-# ---------------------------------------------------------------- helpers shared by both cores
+# ---------------------------------------------------------------- helpers of the plans
 
 
 def type_name(tp: Any) -> str:
@@ -91,7 +92,7 @@ class Fail(Exception):
         return f"{root}{''.join(reversed(self.path))}: {self.message}"
 
 
-def union_mismatch(name: str, value: Any, attempts: list) -> Fail:
+def union_mismatch(name: str, value: Any, attempts: list[tuple[str, Fail]]) -> Fail:
     """The failure of a union: for a dict or list, also why each member tried rejected it."""
     message = f"expected {name}, got {type(value).__name__}"
     if attempts and type(value) in (dict, list):
@@ -118,17 +119,18 @@ def pydantic_failure(exc: Any) -> Fail:
     return fail
 
 
-# ---------------------------------------------------------------- the plan builder (shared)
+# ---------------------------------------------------------------- the plan builder
 
 
 class PlanBuilder:
-    """Builds and caches plans; ``kinds`` is the module whose plan classes to instantiate."""
+    """Builds and caches plans; ``kinds`` is the build of the marshal module whose plan classes to use."""
 
-    def __init__(self, kinds: Any) -> None:
+    def __init__(self, kinds: types.ModuleType) -> None:
         self.kinds = kinds
         self.cache: dict[Any, Any] = {}
         self._lock = threading.RLock()
-        self._building: dict[Any, Any] | None = None
+        self._active = False  # a build is under way (on the thread holding the lock)
+        self._building: dict[Any, Any] = {}  # its plans so far, published when it completes
 
     def plan_for(self, tp: Any) -> Any:
         """The cached plan for ``tp``, built on first use; raises MarshalException for unsupported types."""
@@ -146,9 +148,9 @@ class PlanBuilder:
             return plan
 
     def _build_top(self, tp: Any, cache: bool) -> Any:
-        if self._building is not None:  # plan_for() again on this thread, from inside a build
+        if self._active:  # plan_for() again on this thread, from inside a build
             return self._build(tp, type_name(tp))
-        self._building = {}
+        self._active = True
         try:
             plan = self._build(tp, type_name(tp))
             if cache:
@@ -157,7 +159,8 @@ class PlanBuilder:
                 self.cache[tp] = plan
             return plan
         finally:
-            self._building = None
+            self._active = False
+            self._building = {}
 
     def _build(self, tp: Any, where: str) -> Any:
         try:
@@ -262,8 +265,8 @@ class PlanBuilder:
             f"{where}: dict keys must be str, int, an enum or a string-valued type, got {type_name(key_type)}"
         )
 
-    def _enum(self, tp: type, where: str) -> Any:
-        members = {}
+    def _enum(self, tp: type[enum.Enum], where: str) -> Any:
+        members: dict[Any, enum.Enum] = {}
         for member in tp:
             if type(member._value_) not in _PRIMITIVES:
                 kind = type(member._value_).__name__
@@ -290,8 +293,8 @@ class PlanBuilder:
         none_ok = len(members) != len(get_args(tp))
         if none_ok and len(members) == 1:
             return k.OptionalPlan(tp, self._build(members[0], where))
-        load_exact: dict = {}
-        dump_exact: dict = {}
+        load_exact: dict[Any, Any] = {}
+        dump_exact: dict[Any, Any] = {}
         others = []
         for member in members:
             plan = self._build(member, where)
@@ -311,7 +314,7 @@ class PlanBuilder:
             dump_exact[int] = dump_exact[float]
         return k.UnionPlan(tp, none_ok, load_exact, dump_exact, tuple(others), subclassed)
 
-    def _dataclass(self, tp: Any, cls: type, where: str) -> Any:
+    def _dataclass(self, tp: Any, cls: Any, where: str) -> Any:
         plan = self.kinds.DataclassPlan(tp)
         self._building[tp] = plan  # before the fields, so recursive references find it
         hints = self._hints(cls, where)
@@ -337,7 +340,7 @@ class PlanBuilder:
         plan.setup(cls, fields, has_dict, hasattr(cls, "__post_init__"), bool(direct))
         return plan
 
-    def _hints(self, cls: type, where: str) -> dict:
+    def _hints(self, cls: type, where: str) -> dict[str, Any]:
         module = sys.modules.get(cls.__module__)
         globalns = dict(vars(module)) if module is not None else {}
         try:
@@ -348,7 +351,7 @@ class PlanBuilder:
                 "define the referenced types at module level"
             ) from None
 
-    def _pydantic(self, tp: type, where: str) -> Any:
+    def _pydantic(self, tp: type[BaseModel], where: str) -> Any:
         k = self.kinds
         if not tp.__pydantic_complete__:
             try:
@@ -373,7 +376,7 @@ class PlanBuilder:
         return plan
 
 
-def _substitute(hint: Any, mapping: dict) -> Any:
+def _substitute(hint: Any, mapping: dict[Any, Any]) -> Any:
     """Replace type variables of a generic dataclass by its arguments (Page[T] as Page[Data])."""
     if not mapping:
         return hint
@@ -385,7 +388,7 @@ def _substitute(hint: Any, mapping: dict) -> Any:
     return hint
 
 
-def _validates_natively(tp: Any, seen: set) -> bool:
+def _validates_natively(tp: Any, seen: set[Any]) -> bool:
     """True when pydantic's own validator turns our wire form of ``tp`` into the same value we would."""
     if tp in _PRIMITIVES or tp is Any or tp is None or isinstance(tp, TypeVar):
         return True
