@@ -26,7 +26,7 @@ from base64 import b64decode, b64encode
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from warpcall.core.marshal_plan import (
@@ -40,10 +40,13 @@ from warpcall.core.marshal_plan import (
 )
 from warpcall.exceptions import MarshalException
 
-try:
-    import cython
-except ImportError:  # plain Python without Cython installed
+if TYPE_CHECKING:  # type checkers read the shim: Cython ships no types for its pure-mode names
     from warpcall.core import _shim as cython
+else:
+    try:
+        import cython
+    except ImportError:  # plain Python without Cython installed
+        from warpcall.core import _shim as cython
 
 try:
     from pydantic import ValidationError
