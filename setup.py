@@ -29,7 +29,7 @@ DEBUG = os.environ.get("WARPCALL_DEBUG", "") not in ("", "0")
 
 
 class OptionalBuildExt(build_ext):
-    """Build the compiled core, falling back to the pure twin on any compiler failure."""
+    """Build the compiled core, falling back to the same sources run as plain Python on any compiler failure."""
 
     warned = False
 
@@ -77,17 +77,22 @@ def extensions() -> list[Extension]:
     # the list lives in the package; run its file alone (the package's dependencies are not installed here)
     listed = runpy.run_path(str(HERE / "src" / "warpcall" / "_compiled.py"))
 
-    modules = []
+    modules, stale = [], []
     for name in listed["SOURCES"] + listed["COMPILED_ONLY"]:
         if only and name.rsplit(".", 1)[1] not in only:
             continue
         relative = Path(*name.split("."))
         pyx = HERE / "ext" / relative.with_suffix(".pyx")
-        # a .pyx in ext/ wins: the C-API-only modules, and a source not yet moved to pure mode
+        # a .pyx in ext/ is a module that only the C API serves (pbwire); the rest compile their .py
         source = pyx if pyx.is_file() else HERE / "src" / relative.with_suffix(".py")
         modules.append(Extension(name, [str(source.relative_to(HERE))]))
-    return cythonize(
-        modules,
+        # Cython does not see an augmenting .pxd on the include path as a dependency: an edited
+        # .pxd must regenerate its module's C file itself
+        pxd = HERE / "ext" / relative.with_suffix(".pxd")
+        generated = HERE / "build" / "cython" / source.relative_to(HERE).with_suffix(".c")
+        if pxd.is_file() and generated.is_file() and pxd.stat().st_mtime > generated.stat().st_mtime:
+            stale.append(modules[-1])
+    options = dict(
         language_level=3,
         include_path=[str(HERE / "ext")],
         build_dir="build/cython",
@@ -102,6 +107,8 @@ def extensions() -> list[Extension]:
         },
         quiet=True,
     )
+    fresh = [m for m in modules if m not in stale]
+    return (cythonize(stale, force=True, **options) if stale else []) + (cythonize(fresh, **options) if fresh else [])
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
