@@ -58,6 +58,16 @@ def core(request: pytest.FixtureRequest) -> CoreImpl:
     return impl
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under WARPCALL_PURE=1 the tests that need the compiled build are deselected, not skipped."""
+    if not PURE_REQUESTED:
+        return
+    compiled_only = [item for item in items if item.get_closest_marker("c_extension")]
+    if compiled_only:
+        config.hook.pytest_deselected(items=compiled_only)
+        items[:] = [item for item in items if not item.get_closest_marker("c_extension")]
+
+
 @pytest.fixture(scope="session")
 def native_expected() -> bool:
     """True when this install must run the compiled core (CI asks for it, or compiled modules are present)."""

@@ -540,6 +540,7 @@ def test_plan_building_is_thread_safe(core):
     assert plans[0].load(plans[0].dump(value)) == value
 
 
+@pytest.mark.c_extension
 def test_both_cores_give_identical_results_and_messages():
     try:
         native = load_variant("marshal", native=True)

@@ -290,6 +290,7 @@ def test_invocation_positional_binds(core) -> None:
     assert proxy.Invocation(desc, ("bob",)).kwargs is None
 
 
+@pytest.mark.c_extension
 def test_messages_are_identical_on_both_cores() -> None:
     try:
         native = load_variant("proxy", native=True)

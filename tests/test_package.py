@@ -31,6 +31,7 @@ def test_native_flag_says_whether_every_compiled_module_runs_compiled():
         assert warpcall.NATIVE == all(_compiled.is_compiled(m) for m in modules)
 
 
+@pytest.mark.c_extension
 def test_native_core_is_active_when_it_was_built(native_expected):
     if _compiled.PURE_REQUESTED:
         pytest.skip("WARPCALL_PURE is set for this run")

@@ -39,6 +39,8 @@ def core(native_expected: bool) -> _CompiledWire:
             pytest.fail(f"the compiled wire was built but does not import: {exc}")
         pytest.skip("the compiled wire is not built here, or WARPCALL_PURE is set")
 
+pytestmark = pytest.mark.c_extension  # the wire exists only compiled
+
 LONG = "x" * 20_000  # a length that needs a three-byte varint, inside a nested message too
 
 

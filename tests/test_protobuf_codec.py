@@ -129,7 +129,9 @@ class Box(Generic[T]):
 _counter = iter(range(1_000_000))
 
 
-@pytest.fixture(autouse=True, params=["native-wire", "no-wire"])
+@pytest.fixture(
+    autouse=True, params=[pytest.param("native-wire", marks=pytest.mark.c_extension), "no-wire"]
+)
 def wire(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every codec test twice: with the compiled wire fast path, and with protobuf alone (its fallback)."""
     module = None
