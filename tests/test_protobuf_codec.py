@@ -17,9 +17,9 @@ from google.protobuf.descriptor import FieldDescriptor
 from pydantic import AliasChoices, BaseModel, Field, field_validator
 
 from warpcall._compiled import load_compiled
+from warpcall.exceptions import MalformedRequestException, MarshalException, ProtocolException
 from warpcall.wire import protobuf_codec
 from warpcall.wire.protobuf_codec import ProtobufMethodCodec, codec_for
-from warpcall.exceptions import MalformedRequestException, MarshalException, ProtocolException
 
 LOREM = (
     "Lorem ipsum dolor sit amet, consectetur adipiscing elit, "
