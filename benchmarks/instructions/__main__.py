@@ -53,7 +53,7 @@ def control_library(workdir: Path) -> Path:
 
 def script_for(setup: str, cases: dict[str, str]) -> str:
     functions = []
-    for index, (label, statement) in enumerate(cases.items()):
+    for index, statement in enumerate(cases.values()):
         functions.append(f"def _case_{index}(_n):\n    for _ in range(_n):\n        {statement}\n")
     table = ", ".join(f"({label!r}, _case_{i})" for i, label in enumerate(cases))
     return RUNNER.format(setup=setup, functions="\n".join(functions) + f"\n_CASES = [{table}]\n")
