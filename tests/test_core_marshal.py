@@ -6,6 +6,8 @@ import collections.abc as cabc
 import dataclasses
 import enum
 import json
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
@@ -487,6 +489,78 @@ def test_pydantic_dataclass_runs_its_validators(core):
     expected = r"^Checked\.name: Value error, name must not be blank, got str$"
     with pytest.raises(MarshalException, match=expected):
         plan.load({"name": " ", "when": "2024-01-01T00:00:00"})
+
+
+class Touchy(BaseModel):
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def explode(cls, value: str) -> str:
+        if value == "boom":
+            raise RuntimeError("a validator's own bug")  # pydantic passes such errors through
+        return value
+
+
+@pydantic_dataclass
+class TouchyRecord:
+    name: str
+
+    def __post_init__(self) -> None:
+        if self.name == "boom":
+            raise RuntimeError("a __post_init__ bug")
+
+
+def test_only_pydantic_validation_errors_become_marshal_errors(core):
+    model = core.marshal.plan_for(Touchy)
+    with pytest.raises(MarshalException, match=r"^Touchy\.name: Input should be a valid string, got int$"):
+        model.load({"name": 3})
+    with pytest.raises(RuntimeError, match="a validator's own bug"):
+        model.load({"name": "boom"})
+    record = core.marshal.plan_for(TouchyRecord)
+    with pytest.raises(MarshalException, match=r"^TouchyRecord: constructor raised RuntimeError: a __post_init__ bug$"):
+        record.load({"name": "boom"})
+
+
+def test_pydantic_is_imported_only_for_a_type_that_needs_it():
+    # a fresh process (WARPCALL_PURE inherited: the build under test): dataclasses never load pydantic;
+    # a type speaking pydantic's protocol imports it; a model defined after the marshaller is planned as one
+    code = """
+import sys
+from dataclasses import dataclass
+from warpcall.core import marshal
+
+@dataclass
+class Point:
+    x: int
+
+assert marshal.plan_for(Point).load({"x": 1}) == Point(1)
+assert marshal.plan_for(list[Point]).dump([Point(2)]) == [{"x": 2}]
+assert "pydantic" not in sys.modules and "pydantic_core" not in sys.modules
+
+from pydantic_core import core_schema
+
+class Cents(int):
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source, handler):
+        return core_schema.no_info_after_validator_function(cls, core_schema.int_schema())
+
+assert "pydantic" not in sys.modules
+assert marshal.plan_for(Cents).load(5) == 5 and "pydantic" in sys.modules
+
+from pydantic import BaseModel
+
+class Model(BaseModel):
+    point: Point
+
+plan = marshal.plan_for(Model)
+assert type(plan).__name__ == "PydanticPlan"
+assert plan.load({"point": {"x": 3}}) == Model(point=Point(3))
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
 
 
 class Opaque:

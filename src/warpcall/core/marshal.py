@@ -14,6 +14,9 @@ in C. Reading type hints and choosing a plan per type happens once per type, in
 Nothing here branches on ``cython.compiled``: what Cython makes of ``dict.get``, ``obj.__dict__``
 and a copied dict of the field names counts within 5% of the instructions of the C API calls
 (borrowed lookups, the generic ``__dict__`` getter, presized dicts) they replace.
+
+pydantic is never imported here: a process marshalling only dataclasses does not load it, and
+the plans tell pydantic's errors by looking pydantic up (``marshal_plan.is_pydantic_error``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from uuid import UUID
 from warpcall.core.marshal_plan import (
     Fail,
     PlanBuilder,
+    is_pydantic_error,
     parse_int_key,
     pydantic_failure,
     show,
@@ -47,14 +51,6 @@ else:
         import cython
     except ImportError:  # plain Python without Cython installed
         from warpcall.core import _shim as cython
-
-try:
-    from pydantic import ValidationError
-except ImportError:  # pydantic is optional for users who marshal only dataclasses
-
-    class ValidationError(Exception):  # type: ignore[no-redef]
-        """Never raised: stands in for pydantic's error where pydantic is not installed."""
-
 
 _MISSING = dataclasses.MISSING
 _object_new = object.__new__
@@ -617,9 +613,9 @@ class DataclassPlan(TypePlan):
                 obj = self._construct(values)
             if self.post_init and self.direct:
                 obj.__post_init__()
-        except ValidationError as exc:  # a pydantic dataclass validating in __init__
-            raise pydantic_failure(exc) from None
         except Exception as exc:
+            if is_pydantic_error(exc):  # a pydantic dataclass validating in __init__
+                raise pydantic_failure(exc) from None
             raise Fail(f"constructor raised {type(exc).__name__}: {exc}") from None
         return obj
 
@@ -694,8 +690,10 @@ class PydanticPlan(TypePlan):
             if self.by_name:
                 return self.validate(data, by_alias=False, by_name=True)
             return self.validate(data)
-        except ValidationError as exc:
-            raise pydantic_failure(exc) from None
+        except Exception as exc:
+            if is_pydantic_error(exc):
+                raise pydantic_failure(exc) from None
+            raise
 
 
 class AdapterPlan(TypePlan):
@@ -714,8 +712,10 @@ class AdapterPlan(TypePlan):
     def _load(self, data: Any) -> Any:
         try:
             return self.adapter.validate_python(data)
-        except ValidationError as exc:
-            raise pydantic_failure(exc) from None
+        except Exception as exc:
+            if is_pydantic_error(exc):
+                raise pydantic_failure(exc) from None
+            raise
 
 
 # ---------------------------------------------------------------- public API

@@ -19,18 +19,36 @@ import types
 import typing
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
 
 from warpcall.exceptions import MarshalException
 
-try:
-    from pydantic import BaseModel, TypeAdapter
-except ImportError:  # pydantic is optional for users who marshal only dataclasses
-    BaseModel = TypeAdapter = None  # type: ignore[assignment,misc]
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 NoneType = type(None)
 _PRIMITIVES = (str, int, float, bool, NoneType)
+
+
+# ---------------------------------------------------------------- pydantic, looked up, never imported here
+#
+# pydantic is optional, and importing it costs a calling process more than the rest of its client
+# path: a type is a pydantic model, and an error pydantic's, only once pydantic has defined them,
+# so the builder and the plans look pydantic up in sys.modules instead of importing it.
+
+
+def pydantic_base_model() -> type[BaseModel] | None:
+    """pydantic's ``BaseModel`` once pydantic has defined it in this process, else None."""
+    main = sys.modules.get("pydantic.main")
+    return getattr(main, "BaseModel", None) if main is not None else None
+
+
+def is_pydantic_error(exc: BaseException) -> bool:
+    """True for pydantic's ``ValidationError`` (pydantic_core's class, which pydantic re-exports)."""
+    core = sys.modules.get("pydantic_core")
+    error = getattr(core, "ValidationError", None) if core is not None else None
+    return error is not None and isinstance(exc, error)
 
 
 # ---------------------------------------------------------------- helpers of the plans
@@ -209,7 +227,8 @@ class PlanBuilder:
             return self._build(tp.__supertype__, where)
         if isinstance(tp, type) and issubclass(tp, enum.Enum):
             return self._enum(tp, where)
-        if BaseModel is not None and isinstance(tp, type) and issubclass(tp, BaseModel):
+        base_model = pydantic_base_model()
+        if base_model is not None and isinstance(tp, type) and issubclass(tp, base_model):
             return self._pydantic(tp, where)
         dataclass_type = origin if origin is not None else tp
         if isinstance(dataclass_type, type) and dataclasses.is_dataclass(dataclass_type):
@@ -239,8 +258,13 @@ class PlanBuilder:
             key_type, value_type = args if len(args) == 2 else (Any, Any)
             key = self._key(key_type, where)
             return k.DictPlan(tp, key, self._build(value_type, f"{where}[]"))
-        if hasattr(tp, "__get_pydantic_core_schema__") and TypeAdapter is not None:
-            return k.AdapterPlan(tp, TypeAdapter(tp))
+        if hasattr(tp, "__get_pydantic_core_schema__"):
+            try:  # the type speaks pydantic's protocol: the first such type imports pydantic
+                from pydantic import TypeAdapter
+            except ImportError:
+                pass
+            else:
+                return k.AdapterPlan(tp, TypeAdapter(tp))
         raise self._unsupported(tp, where)
 
     def _key(self, key_type: Any, where: str) -> Any:
@@ -404,7 +428,8 @@ def _validates_natively(tp: Any, seen: set[Any]) -> bool:
         return not args or _validates_natively(args[0], seen)
     if origin is dict:
         return args[0] is str and _validates_natively(args[1], seen)
-    if isinstance(tp, type) and BaseModel is not None and issubclass(tp, BaseModel):
+    base_model = pydantic_base_model()
+    if isinstance(tp, type) and base_model is not None and issubclass(tp, base_model):
         if tp in seen:
             return False
         seen.add(tp)
