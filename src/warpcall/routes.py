@@ -37,9 +37,8 @@ from enum import Enum
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
 
-from pydantic import BaseModel
-
 from warpcall.core.marshal import type_name
+from warpcall.core.marshal_plan import pydantic_base_model
 from warpcall.core.proxy import service_methods
 from warpcall.exceptions import ServiceException
 
@@ -334,7 +333,10 @@ class RouteDescriptor:
 
 def is_model(tp: Any) -> bool:
     """True for a dataclass or pydantic model class: the kind of parameter that is a body when unmarked."""
-    return isinstance(tp, type) and (dataclasses.is_dataclass(tp) or issubclass(tp, BaseModel))
+    if not isinstance(tp, type):
+        return False
+    base_model = pydantic_base_model()  # None until pydantic defines it: then no class is a model
+    return dataclasses.is_dataclass(tp) or (base_model is not None and issubclass(tp, base_model))
 
 
 def _is_scalar(tp: Any) -> bool:

@@ -14,8 +14,6 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from pydantic_core import from_json, to_json
-
 from warpcall.channels.base import channel
 from warpcall.channels.dispatch import positional_args
 from warpcall.channels.http import HTTPXChannel
@@ -62,6 +60,7 @@ class RestCallPlan:
     __slots__ = (
         "body_index",
         "dump_body",
+        "from_json",
         "headers",
         "http_method",
         "load_result",
@@ -70,6 +69,7 @@ class RestCallPlan:
         "qualified",
         "query_params",
         "segments",
+        "to_json",
     )
 
     def __init__(self, method: Any, route: RouteDescriptor) -> None:
@@ -102,6 +102,12 @@ class RestCallPlan:
         self.dump_body: Callable[[Any], Any] | None = None if body is None else plan_for(body.type).dump
         self.load_result = plan_for(route.return_type).load
         self.headers = [("content-type", JSON)] if body is not None else []
+        # pydantic-core reads and writes the JSON; imported by the first call, not by the environment that
+        # registers this channel (a process calling only over dispatch channels never loads it)
+        from pydantic_core import from_json, to_json
+
+        self.to_json: Callable[[Any], bytes] = to_json
+        self.from_json: Callable[[bytes], Any] = from_json
 
     @classmethod
     def of(cls, method: Any) -> RestCallPlan:
@@ -157,7 +163,7 @@ class RestCallPlan:
             index = self.body_index
             dump_body = self.dump_body  # None exactly when there is no body (index < 0)
             # the marshaller makes the primitive tree (and checks the type); pydantic-core writes the JSON
-            body = b"" if dump_body is None else to_json(dump_body(args[index]))
+            body = b"" if dump_body is None else self.to_json(dump_body(args[index]))
         except MarshalException as exc:
             name = self.names[index] if 0 <= index < len(self.names) else "?"
             raise MarshalException(f"{self.qualified}: argument '{name}': {exc}") from None
@@ -169,7 +175,7 @@ class RestCallPlan:
             if not content:
                 return self.load_result(None)
             try:
-                data = from_json(content)
+                data = self.from_json(content)
             except ValueError:
                 raise ServiceCommunicationException(
                     f"{url} answered {self.qualified} with a body that is not JSON: {_excerpt(content)}"
@@ -214,6 +220,8 @@ def _excerpt(content: bytes) -> str:
 
 def _error_body(content: bytes) -> tuple[str, str]:
     """``(type, message)`` from an error reply: warpcall's ``{"detail", "type"}`` or FastAPI's ``{"detail"}``."""
+    from pydantic_core import from_json  # loaded already: the call's plan imported it
+
     try:
         data = from_json(content)
     except ValueError:
