@@ -1,9 +1,10 @@
-"""The asyncio HTTP/1.1 keep-alive client on the compiled core, and its httpx transport.
+"""The asyncio HTTP/1.1 keep-alive client on the compiled core.
 
 ``AsyncHTTPClient`` pools connections per event loop and per (scheme, host, port); the
 loop reads each pooled socket and feeds ``warpcall.core.transport.ResponseParser``, and one
 timer per loop watches the read timeouts of the calls in flight.
-``AsyncWarpTransport`` puts it under an ``httpx.AsyncClient``.
+``AsyncWarpTransport`` (in ``_httpx_transport``) puts it under an ``httpx.AsyncClient``.
+This module imports httpx only for an https call, an error or a loop that cannot watch sockets.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import deque
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from warpcall.channels._http_common import (
     _TARGETS,
@@ -27,14 +26,15 @@ from warpcall.channels._http_common import (
     _read_error,
     _read_limited,
     _read_timeout,
-    _response,
     _Target,
     _target,
-    _timeouts,
     _write_error,
     _write_timeout,
 )
 from warpcall.core.transport import Connection, ResponseParser, build_request
+
+if TYPE_CHECKING:
+    import httpx
 
 _READ_SIZE = 65536
 _WATCH_TICK = 0.05  # how often an event loop checks the read timeouts of its calls in flight
@@ -268,8 +268,8 @@ class AsyncHTTPClient:
             status, _reason, response_headers, content = await self._exchange(
                 method, url, headers, body, t, t, t, t
             )
-        except httpx.RequestError as exc:
-            _attach_request(exc, method, url)
+        except Exception as exc:
+            _attach_request(exc, method, url)  # httpx's errors only
             raise
         return status, response_headers, content
 
@@ -369,6 +369,8 @@ class AsyncHTTPClient:
             try:
                 conn = await asyncio.wait_for(waiter, pool_t)
             except asyncio.TimeoutError:
+                import httpx
+
                 raise httpx.PoolTimeout(
                     f"no free connection to {url} within {pool_t} s: all {self.max_connections} are busy"
                 ) from None
@@ -449,6 +451,8 @@ class AsyncHTTPClient:
         read_t: float,
         pool_t: float,
     ) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        import httpx  # https, and loops that cannot watch sockets, are httpx's
+
         loop = asyncio.get_running_loop()
         self._loop_pool(loop)
         transport = self._tls.get(loop)
@@ -494,32 +498,3 @@ class AsyncHTTPClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-
-class AsyncWarpTransport(httpx.AsyncBaseTransport):
-    """An ``httpx.AsyncBaseTransport`` on ``AsyncHTTPClient``.
-
-    Use: ``httpx.AsyncClient(transport=AsyncWarpTransport())``.
-
-    httpx's per-request timeouts apply (``None`` means this client's default).
-    Response bodies are read whole (up to ``max_body``) before httpx sees them.
-    """
-
-    def __init__(
-        self, client: AsyncHTTPClient | None = None, *, timeout: float = 10.0, max_body: int = 64 * 2**20
-    ) -> None:
-        self._owns = client is None
-        self.client = client if client is not None else AsyncHTTPClient(timeout=timeout, max_body=max_body)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        client = self.client
-        connect_t, write_t, read_t, pool_t = _timeouts(request.extensions, client.timeout)
-        body = await request.aread()
-        status, reason, headers, content = await client._exchange(
-            request.method, str(request.url), request.headers.raw, body, connect_t, write_t, read_t, pool_t
-        )
-        return _response(status, reason, headers, content)
-
-    async def aclose(self) -> None:
-        if self._owns:
-            await self.client.aclose()

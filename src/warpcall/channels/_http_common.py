@@ -3,16 +3,21 @@
 A ``_Target`` is what a URL means on the wire, parsed once per URL and cached. The
 error builders give every failure httpx's exception type and a message naming the URL;
 ``_read_limited`` enforces ``max_body`` and ``_response`` hands a reply to httpx.
+
+httpx is imported by the first error, https call or httpx client, not here: a process whose
+calls all succeed over the direct path never loads it (nor the CLI and TLS modules it pulls in).
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"
@@ -28,15 +33,13 @@ class _Target:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
-            raise httpx.UnsupportedProtocol(f"cannot call {url!r}: {exc}") from None
+            raise _unsupported(f"cannot call {url!r}: {exc}") from None
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https"):
-            raise httpx.UnsupportedProtocol(
-                f"cannot call {url!r}: only http:// and https:// URLs are supported"
-            )
+            raise _unsupported(f"cannot call {url!r}: only http:// and https:// URLs are supported")
         host = parts.hostname
         if not host:
-            raise httpx.UnsupportedProtocol(f"cannot call {url!r}: the URL has no host")
+            raise _unsupported(f"cannot call {url!r}: the URL has no host")
         default = 443 if scheme == "https" else 80
         self.tls = scheme == "https"
         self.host = host
@@ -68,13 +71,16 @@ def _check_timeout(timeout: float) -> float:
     return float(timeout)
 
 
-def _attach_request(exc: httpx.RequestError, method: str, url: str) -> None:
-    """Give a direct-path error the ``.request`` an httpx client would have set."""
+def _attach_request(exc: BaseException, method: str, url: str) -> None:
+    """Give a direct-path error the ``.request`` an httpx client would have set (other errors pass)."""
+    loaded = sys.modules.get("httpx")  # only httpx makes its errors: none exist before it is imported
+    if loaded is None or not isinstance(exc, loaded.RequestError):
+        return
     try:
         exc.request  # noqa: B018 - the property raises when httpx has not set a request
     except RuntimeError:
         try:
-            exc.request = httpx.Request(method, url)
+            exc.request = loaded.Request(method, url)
         except Exception:  # an unusable URL: the message already names it
             pass
 
@@ -101,35 +107,60 @@ def _reason(exc: OSError) -> str:
     return os.strerror(exc.errno)
 
 
+# the error builders import httpx for its exception types: they run on failures only
+
+
+def _unsupported(message: str) -> httpx.UnsupportedProtocol:
+    import httpx
+
+    return httpx.UnsupportedProtocol(message)
+
+
 def _bad_request(method: str, url: str, exc: ValueError) -> httpx.LocalProtocolError:
+    import httpx
+
     return httpx.LocalProtocolError(f"cannot send {method} {url}: {exc}")
 
 
 def _connect_error(url: str, exc: OSError) -> httpx.ConnectError:
+    import httpx
+
     return httpx.ConnectError(f"cannot connect to {url}: {_reason(exc)}")
 
 
 def _write_error(url: str, exc: OSError) -> httpx.WriteError:
+    import httpx
+
     return httpx.WriteError(f"sending the request to {url} failed: {_reason(exc)}")
 
 
 def _read_error(url: str, exc: OSError) -> httpx.ReadError:
+    import httpx
+
     return httpx.ReadError(f"reading the response from {url} failed: {_reason(exc)}")
 
 
 def _protocol_error(url: str, exc: ValueError) -> httpx.RemoteProtocolError:
+    import httpx
+
     return httpx.RemoteProtocolError(f"bad response from {url}: {exc}")
 
 
 def _read_timeout(url: str, timeout: float) -> httpx.ReadTimeout:
+    import httpx
+
     return httpx.ReadTimeout(f"no response from {url} within {timeout} s (read timeout)")
 
 
 def _write_timeout(url: str, timeout: float) -> httpx.WriteTimeout:
+    import httpx
+
     return httpx.WriteTimeout(f"sending the request to {url} took over {timeout} s (write timeout)")
 
 
 def _connect_timeout(url: str, timeout: float) -> httpx.ConnectTimeout:
+    import httpx
+
     return httpx.ConnectTimeout(f"cannot connect to {url} within {timeout} s (connect timeout)")
 
 
@@ -138,6 +169,8 @@ def _read_limited(chunks: Any, max_body: int, url: str) -> bytes:
     for chunk in chunks:
         out += chunk
         if len(out) > max_body:
+            import httpx
+
             raise httpx.RemoteProtocolError(
                 f"bad response from {url}: response body exceeds the limit of {max_body} bytes; "
                 "raise max_body if this is expected"
@@ -146,6 +179,8 @@ def _read_limited(chunks: Any, max_body: int, url: str) -> bytes:
 
 
 def _response(status: int, reason: str, headers: list[tuple[str, str]], content: bytes) -> httpx.Response:
+    import httpx  # loaded: only the httpx transports hand replies to httpx
+
     return httpx.Response(
         status,
         headers=headers,

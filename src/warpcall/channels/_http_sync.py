@@ -1,8 +1,9 @@
-"""The blocking HTTP/1.1 keep-alive client on the compiled core, and its httpx transport.
+"""The blocking HTTP/1.1 keep-alive client on the compiled core.
 
 ``HTTPClient`` pools connections per thread and per (scheme, host, port); one call is
-a request written by ``warpcall.core.transport.build_request``, one ``send`` and as many ``recv``
-as the response needs. ``WarpTransport`` puts it under an ``httpx.Client``.
+a request written by ``warpcall.core.transport.build_request``, one ``send`` and as many
+``recv`` as the response needs. ``WarpTransport`` (in ``_httpx_transport``) puts it under an
+``httpx.Client``. This module imports httpx only for an https call or an error.
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 import weakref
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from warpcall.channels._http_common import (
     _TARGETS,
@@ -26,14 +25,15 @@ from warpcall.channels._http_common import (
     _read_error,
     _read_limited,
     _read_timeout,
-    _response,
     _Target,
     _target,
-    _timeouts,
     _write_error,
     _write_timeout,
 )
 from warpcall.core.transport import Connection, ResponseParser, build_request
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class _Conn:
@@ -92,8 +92,8 @@ class HTTPClient:
         t = self.timeout if timeout is None else _check_timeout(timeout)
         try:
             status, _reason, response_headers, content = self._exchange(method, url, headers, body, t, t, t)
-        except httpx.RequestError as exc:
-            _attach_request(exc, method, url)
+        except Exception as exc:
+            _attach_request(exc, method, url)  # httpx's errors only
             raise
         return status, response_headers, content
 
@@ -184,6 +184,8 @@ class HTTPClient:
         write_t: float,
         read_t: float,
     ) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        import httpx  # https is httpx's
+
         if self._tls is None:
             self._tls = httpx.HTTPTransport()
         timeout = {"connect": connect_t, "write": write_t, "read": read_t, "pool": connect_t}
@@ -227,30 +229,3 @@ class _Pool(dict[tuple[str, str, int], list[_Conn]]):
     # identity, not contents: the client keeps every thread's pool in a WeakSet
     __hash__ = object.__hash__  # type: ignore[assignment]  # dict declares itself unhashable
     __eq__ = object.__eq__
-
-
-class WarpTransport(httpx.BaseTransport):
-    """An ``httpx.BaseTransport`` on ``HTTPClient``: ``httpx.Client(transport=WarpTransport())``.
-
-    httpx's per-request timeouts apply (``None`` means this client's default).
-    Response bodies are read whole (up to ``max_body``) before httpx sees them.
-    """
-
-    def __init__(
-        self, client: HTTPClient | None = None, *, timeout: float = 10.0, max_body: int = 64 * 2**20
-    ) -> None:
-        self._owns = client is None
-        self.client = client if client is not None else HTTPClient(timeout=timeout, max_body=max_body)
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        client = self.client
-        connect_t, write_t, read_t, _pool_t = _timeouts(request.extensions, client.timeout)
-        body = request.read()
-        status, reason, headers, content = client._exchange(
-            request.method, str(request.url), request.headers.raw, body, connect_t, write_t, read_t
-        )
-        return _response(status, reason, headers, content)
-
-    def close(self) -> None:
-        if self._owns:
-            self.client.close()

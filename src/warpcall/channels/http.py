@@ -1,27 +1,47 @@
-"""HTTPXChannel: the base of HTTP channels, with httpx clients as the customization point."""
+"""HTTPXChannel: the base of HTTP channels, with httpx clients as the customization point.
+
+The channel sends through warpcall's own HTTP client, so a process whose calls succeed over
+it never imports httpx, and one that never awaits a call never imports asyncio: httpx is
+imported when advice or a subclass asks for an httpx client, or when a call fails; the
+async client is made by the first async call.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import sys
+import threading
 import weakref
 from typing import TYPE_CHECKING
 
-import httpx
-
 from warpcall.channels._http_common import _check_timeout
+from warpcall.channels._http_sync import HTTPClient
 from warpcall.channels.base import Channel
-from warpcall.channels.transport import AsyncHTTPClient, AsyncWarpTransport, HTTPClient, WarpTransport
 from warpcall.di import inject
 from warpcall.di.configuration import ConfigurationManager, inject_value
 from warpcall.exceptions import ServiceCommunicationException
 from warpcall.registry.contract import ChannelInstances
 
 if TYPE_CHECKING:
+    import asyncio
+
+    import httpx
+
+    from warpcall.channels._http_async import AsyncHTTPClient
     from warpcall.service import ComponentDescriptor
 
 DEFAULT_TIMEOUT = 10.0
 
 Reply = tuple[int, list[tuple[str, str]], bytes]
+
+_ASYNC_CLIENT_LOCK = threading.Lock()  # the first async calls of several threads make one client
+
+
+def _failed(url: str, exc: Exception) -> ServiceCommunicationException | None:
+    """The exception a failed wire (httpx's TransportError) means for the caller; None for other errors."""
+    loaded = sys.modules.get("httpx")  # only httpx makes its errors: none exist before it is imported
+    if loaded is None or not isinstance(exc, loaded.TransportError):
+        return None
+    return ServiceCommunicationException(f"calling {url} failed: {type(exc).__name__}: {exc}")
 
 
 class HTTPXChannel(Channel):
@@ -42,6 +62,7 @@ class HTTPXChannel(Channel):
         self.configuration: ConfigurationManager | None = None
         self._direct: HTTPClient | None = None
         self._direct_async: AsyncHTTPClient | None = None
+        self._async_direct = False  # the first async call makes _direct_async
         self._client: httpx.Client | None = None
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
@@ -64,10 +85,18 @@ class HTTPXChannel(Channel):
 
     def make_client(self) -> httpx.Client:
         """The sync httpx client this channel sends with; replace it with an ``@around`` advice."""
+        import httpx
+
+        from warpcall.channels._httpx_transport import WarpTransport
+
         return httpx.Client(transport=WarpTransport(), timeout=self.timeout)
 
     def make_async_client(self) -> httpx.AsyncClient:
         """The async httpx client this channel sends with, one per event loop; replace it with an ``@around`` advice."""
+        import httpx
+
+        from warpcall.channels._httpx_transport import AsyncWarpTransport
+
         return httpx.AsyncClient(transport=AsyncWarpTransport(), timeout=self.timeout)
 
     def _uses_default_client(self, method: str) -> bool:
@@ -79,8 +108,17 @@ class HTTPXChannel(Channel):
         super().customize()
         if self._uses_default_client("make_client"):
             self._direct = HTTPClient(timeout=self.timeout)
-        if self._uses_default_client("make_async_client"):
-            self._direct_async = AsyncHTTPClient(timeout=self.timeout)
+        self._async_direct = self._uses_default_client("make_async_client")
+
+    def _make_direct_async(self) -> AsyncHTTPClient:
+        """The direct async client, made by the first async call (its module imports asyncio)."""
+        from warpcall.channels._http_async import AsyncHTTPClient
+
+        with _ASYNC_CLIENT_LOCK:
+            direct = self._direct_async
+            if direct is None:
+                direct = self._direct_async = AsyncHTTPClient(timeout=self.timeout)
+            return direct
 
     def request(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
         """Send one ``method`` request to ``url``; ServiceCommunicationException when the wire fails."""
@@ -97,27 +135,37 @@ class HTTPXChannel(Channel):
                 client = self._client = self.make_client()
             response = client.request(method, url, content=body or None, headers=headers)
             return response.status_code, list(response.headers.items()), response.content
-        except httpx.TransportError as exc:
-            raise ServiceCommunicationException(f"calling {url} failed: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            failure = _failed(url, exc)
+            if failure is None:
+                raise
+            raise failure from exc
 
     async def request_async(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
         """Async :meth:`request`; ServiceCommunicationException when the wire fails."""
         try:
             direct = self._direct_async
+            if direct is None and self._async_direct:
+                direct = self._make_direct_async()
             if direct is not None:
                 timeout = self.timeout
                 status, _reason, reply_headers, content = await direct._exchange(
                     method, url, headers, body, timeout, timeout, timeout, timeout
                 )
                 return status, reply_headers, content
+            import asyncio  # loaded: this coroutine runs on its loop
+
             loop = asyncio.get_running_loop()
             client = self._async_clients.get(loop)
             if client is None:
                 client = self._async_clients[loop] = self.make_async_client()
             response = await client.request(method, url, content=body or None, headers=headers)
             return response.status_code, list(response.headers.items()), response.content
-        except httpx.TransportError as exc:
-            raise ServiceCommunicationException(f"calling {url} failed: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            failure = _failed(url, exc)
+            if failure is None:
+                raise
+            raise failure from exc
 
     def post(self, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
         """POST ``body`` to ``url``; ServiceCommunicationException when the wire fails."""

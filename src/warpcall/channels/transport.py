@@ -22,13 +22,30 @@ connection (no byte went out) is retried once on a new one. ``https`` URLs are
 delegated to httpx's own transport (``httpx.HTTPTransport`` / ``AsyncHTTPTransport``),
 and so are async calls on an event loop that cannot watch sockets (Windows' proactor).
 
-The sync client lives in ``_http_sync``, the async one in ``_http_async``, what they
-share in ``_http_common``; this module is their public import path.
+The sync client lives in ``_http_sync``, the async one in ``_http_async``, the httpx
+transports in ``_httpx_transport``, what they share in ``_http_common``; this module is
+their public import path, each name imported on first use (PEP 562): the sync client
+alone loads neither asyncio nor httpx.
 """
 
 from __future__ import annotations
 
-from warpcall.channels._http_async import AsyncHTTPClient, AsyncWarpTransport
-from warpcall.channels._http_sync import HTTPClient, WarpTransport
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "AsyncHTTPClient": "warpcall.channels._http_async",
+    "AsyncWarpTransport": "warpcall.channels._httpx_transport",
+    "HTTPClient": "warpcall.channels._http_sync",
+    "WarpTransport": "warpcall.channels._httpx_transport",
+}
+
+if TYPE_CHECKING:
+    from warpcall.channels._http_async import AsyncHTTPClient
+    from warpcall.channels._http_sync import HTTPClient
+    from warpcall.channels._httpx_transport import AsyncWarpTransport, WarpTransport
+else:
+    from warpcall._lazy import export_lazily
+
+    __getattr__, __dir__ = export_lazily(__name__, _EXPORTS)
 
 __all__ = ["AsyncHTTPClient", "AsyncWarpTransport", "HTTPClient", "WarpTransport"]
