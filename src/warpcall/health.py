@@ -9,19 +9,25 @@ result. All checks run concurrently; plain ones in worker threads, so the
 event loop serving the health endpoint never blocks. A check still running
 from an earlier call is joined, not started twice, so a hung check costs at
 most one thread.
+
+The coroutines import asyncio where they use it (it is loaded by then): every environment
+with ServiceModule has a HealthCheckManager, and a process that never checks never loads it.
 """
 
 from __future__ import annotations
 
-import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Callable
 from enum import Enum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from warpcall.di import Decorators, Environment, TypeDescriptor, inject_environment, injectable, on_init
 from warpcall.di.configuration import inject_value
+
+if TYPE_CHECKING:
+    import asyncio
 
 C = TypeVar("C", bound=type)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -118,7 +124,7 @@ class HealthCheckManager:
         ) -> None:
             self.name = name
             self.method = method
-            self.is_async = asyncio.iscoroutinefunction(method)
+            self.is_async = inspect.iscoroutinefunction(method)
             self.cache = cache
             self.fail_if_slower_than = fail_if_slower_than
             self._last: HealthCheckManager.Result | None = None
@@ -129,6 +135,8 @@ class HealthCheckManager:
             """This check's result: cached, joined from a run in progress, or from a new run."""
             if self.cache > 0 and self._last is not None and time.monotonic() - self._last_at < self.cache:
                 return self._last.copy()
+            import asyncio
+
             loop = asyncio.get_running_loop()
             running = self._running
             if running is None or running.done() or running.get_loop() is not loop:
@@ -152,6 +160,8 @@ class HealthCheckManager:
                 if self.is_async:
                     await self.method(result)
                 else:
+                    import asyncio
+
                     await asyncio.to_thread(self.method, result)
             except Exception as exc:  # noqa: BLE001 - whatever a check raises is its health result
                 result.set_status(HealthStatus.ERROR, f"{type(exc).__name__}: {exc}")
@@ -205,6 +215,8 @@ class HealthCheckManager:
 
     async def check(self) -> HealthCheckManager.Health:
         """Run every check concurrently and combine them: the overall status is the worst one."""
+        import asyncio
+
         results = await asyncio.gather(*(check.run(self.timeout) for check in self.checks))
         health = HealthCheckManager.Health()
         health.results = list(results)

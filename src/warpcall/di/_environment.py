@@ -9,7 +9,6 @@ all reported here, not at a later call), creates the eager singletons and runs
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import pkgutil
@@ -394,6 +393,8 @@ class Environment:
         pending = self._destroy_sync()
         if not pending:
             return
+        import asyncio  # only for async @on_destroy methods: building an environment does not load it
+
         try:
             asyncio.get_running_loop()
         except RuntimeError:

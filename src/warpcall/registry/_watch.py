@@ -10,14 +10,16 @@ delay between retries when a registry server cannot be reached;
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import threading
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from warpcall.registry.contract import ChannelAddress, ChannelInstances, WatchedChannel, watched_component
+
+if TYPE_CHECKING:
+    import asyncio
 
 #: channel name -> URLs of every live instance on that channel, in a stable order
 URLsByChannel = dict[str, list[str]]
@@ -204,6 +206,8 @@ class BackgroundTasks(Generic[ClientT]):
             thread.join()
 
     def _run(self, ready: threading.Event) -> None:
+        import asyncio  # here, not at the top: the in-process registries never start a loop
+
         loop = asyncio.new_event_loop()
         self._loop = loop
         client = self._client = self._open_client()
@@ -217,9 +221,12 @@ class BackgroundTasks(Generic[ClientT]):
 
     def _spawn(self, key: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
         if not self._stopped and key not in self._tasks:
-            self._tasks[key] = asyncio.get_running_loop().create_task(factory())
+            assert self._loop is not None  # _spawn runs on it
+            self._tasks[key] = self._loop.create_task(factory())
 
     def _cancel_all(self) -> None:
+        import asyncio
+
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()

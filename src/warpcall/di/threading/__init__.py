@@ -6,13 +6,15 @@ Sync methods share a re-entrant lock per instance; ``async def`` methods share a
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 from weakref import WeakKeyDictionary
 
 from warpcall.di._reflection import Decorators
 from warpcall.di.aop import Invocation, advice, around, methods
+
+if TYPE_CHECKING:
+    import asyncio
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,6 +46,8 @@ class SynchronizeAdvice:
             return lock
 
     def _async_lock(self, instance: Any) -> asyncio.Lock:
+        import asyncio  # loaded: an async method asks; every environment has this advice, few await
+
         with self._guard:
             lock = self._async_locks.get(instance)
             if lock is None:
