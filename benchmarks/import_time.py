@@ -13,8 +13,8 @@ For this checkout it also runs the calling process of ``tests/test_layers.py``
 (``tests/layers/echo_client.py``) against its server (``tests/layers/echo_server.py``, started
 once in a child process) and prints the medians of: the client's import statements, its
 Environment's build (which imports what ServiceModule provides: the manager and the channels),
-the two together, and the client process's wall time; and which heavy modules it loaded (none
-expected). The interpreters given with ``--python`` (e.g. an older checkout's
+its first dispatch-json call (which loads what calling needs), the three together, and the
+client process's wall time; and which heavy modules it loaded (none expected). The interpreters given with ``--python`` (e.g. an older checkout's
 ``/work/before/.venv/bin/python``) get the first two rows only: the client script uses API of
 this checkout. The processes cache their bytecode in a temporary directory (PYTHONPYCACHEPREFIX),
 warmed by a first run, as an installed package would. Wall clocks: run it on a quiet machine; it
@@ -110,10 +110,13 @@ def measure_client(runs: int) -> None:
             server.wait()
     imports = [r["imports"] * 1e3 for r in reports]
     builds = [r["build"] * 1e3 for r in reports]
+    calls = [r["call"] * 1e3 for r in reports]
     print("calling process (tests/layers/echo_client.py, dispatch-json)")
     print(f"  its imports                       {median(imports)}")
     print(f"  its Environment build             {median(builds)}")
+    print(f"  its first call                    {median(calls)}")
     print(f"  imports + build                   {median([i + b for i, b in zip(imports, builds)])}")
+    print(f"  imports + build + first call      {median([i + b + c for i, b, c in zip(imports, builds, calls)])}")
     print(f"  process wall time                 {median(walls)}")
     print(f"  heavy modules loaded              {sorted({name for r in reports for name in r['heavy']})}")
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,9 @@ SRC = Path(warpcall.__file__).parent
 
 #: what a process that only calls services must not load (sqlite3 belongs to the embedded registry only)
 SERVER_AND_REGISTRIES = ("fastapi", "uvicorn", "starlette", "consul", "requests", "sqlite3")
+#: what calling over dispatch-json needs none of, when the messages are dataclasses and nothing awaits:
+#: pydantic (no model to marshal), httpx (the channel sends with warpcall's own client) and asyncio
+CALL_EXTRAS = ("pydantic", "pydantic_core", "httpx", "asyncio")
 
 PROCESS_TIMEOUT = 60.0
 
@@ -108,7 +112,7 @@ def test_the_container_does_not_import_the_rpc_core():
     assert loaded_after("import warpcall.di, warpcall.di.aop, warpcall.di.configuration", rpc) == []
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def echo_server() -> Iterator[str]:
     """``tests/layers/echo_server.py`` in a child process; yields its URL, stops it by closing its stdin."""
     process = subprocess.Popen(
@@ -128,12 +132,42 @@ def echo_server() -> Iterator[str]:
             process.wait()
 
 
-def test_a_calling_process_loads_neither_the_server_nor_a_registry_backend(echo_server):
+@pytest.fixture(scope="module")
+def client_report(echo_server: str) -> dict[str, Any]:
+    """What ``tests/layers/echo_client.py`` reports after its call: the reply and the modules it loaded."""
     result = subprocess.run(
         [sys.executable, str(LAYERS / "echo_client.py"), echo_server],
         capture_output=True, text=True, timeout=PROCESS_TIMEOUT,
     )
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report: dict[str, Any] = json.loads(result.stdout)
     assert report["reply"] == "echo: hello"
-    assert report["heavy"] == []
+    return report
+
+
+def test_a_calling_process_loads_neither_the_server_nor_a_registry_backend(client_report):
+    assert [name for name in client_report["heavy"] if name in SERVER_AND_REGISTRIES] == []
+
+
+def test_a_dispatch_json_call_of_dataclasses_loads_neither_pydantic_nor_httpx_nor_asyncio(client_report):
+    assert [name for name in client_report["heavy"] if name in CALL_EXTRAS] == []
+
+
+def test_a_failed_call_still_raises_service_communication_exception_with_httpx_loaded_by_the_error():
+    # a fresh process: the direct path never imported httpx, its connect error does (httpx's ConnectError)
+    code = (
+        f"import socket, sys; sys.path.insert(0, {str(LAYERS)!r}); import echo_client\n"
+        "from warpcall import ServiceCommunicationException\n"
+        "probe = socket.socket(); probe.bind(('127.0.0.1', 0)); port = probe.getsockname()[1]; probe.close()\n"
+        "try:\n"
+        "    echo_client.main(f'http://127.0.0.1:{port}')\n"
+        "except ServiceCommunicationException as exc:\n"
+        "    print(type(exc.__cause__).__module__, type(exc.__cause__).__name__)\n"
+    )
+    assert python(code) == "httpx ConnectError"
+
+
+def test_the_client_reports_every_module_the_layers_forbid():
+    # the client checks a list of its own (it runs without the test package): it must cover both tuples here
+    code = f"import json, sys; sys.path.insert(0, {str(LAYERS)!r}); import echo_client; print(json.dumps(echo_client.HEAVY))"
+    assert sorted(json.loads(python(code))) == sorted(SERVER_AND_REGISTRIES + CALL_EXTRAS)

@@ -1,9 +1,11 @@
-"""A process that only calls: it declares a service, builds an Environment with ServiceModule and a
-LocalComponentRegistry, and calls the service over dispatch-json at the URL it is given.
+"""A process that only calls: it declares a service (its messages dataclasses), builds an Environment
+with ServiceModule and a LocalComponentRegistry, and calls the service over dispatch-json at the URL
+it is given.
 
 Run: ``python tests/layers/echo_client.py <server url>``. It prints one JSON object: the reply,
-the heavy modules it found in ``sys.modules``, and how long its imports and its environment's
-build took (the build imports what ServiceModule provides: the manager and the channels).
+the heavy modules it found in ``sys.modules``, and how long its imports, its environment's
+build (which imports what ServiceModule provides: the manager and the channels) and its first
+call (which loads what calling needs: the proxy's plans, the HTTP client) took.
 ``echo_server.py`` serves the same declarations; ``tests/test_layers.py`` runs both.
 """
 
@@ -16,6 +18,7 @@ started = time.perf_counter()
 import json  # noqa: E402
 import sys  # noqa: E402
 from abc import abstractmethod  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 
 from warpcall import (  # noqa: E402
     ChannelAddress,
@@ -32,14 +35,23 @@ from warpcall.di import Environment, create, module  # noqa: E402
 
 imported = time.perf_counter()
 
-#: what a calling process should never load: the server, the Consul client, the embedded registry's database
-HEAVY = ("fastapi", "uvicorn", "starlette", "consul", "requests", "sqlite3")
+#: what this process should not load: the server, the Consul client, the embedded registry's database;
+#: and, as it calls over dispatch-json with dataclasses and never awaits, pydantic (it marshals no model),
+#: httpx (the channel sends with warpcall's own client) and asyncio
+HEAVY = (
+    "fastapi", "uvicorn", "starlette", "consul", "requests", "sqlite3", "pydantic", "pydantic_core", "httpx", "asyncio"
+)
+
+
+@dataclass
+class Message:
+    text: str
 
 
 @service(name="echo")
 class EchoService(Service):
     @abstractmethod
-    def echo(self, text: str) -> str: ...
+    def echo(self, message: Message) -> Message: ...
 
 
 @component(name="echo-component", services=[EchoService])
@@ -64,7 +76,8 @@ def main(url: str) -> None:
         assert isinstance(registry, LocalComponentRegistry)
         registry.register_remote("echo-component", [ChannelAddress("dispatch-json", url)])
         echo = environment.get(ServiceManager).get_service(EchoService)
-        reply = echo.echo("hello")
+        reply = echo.echo(Message("hello")).text
+        called = time.perf_counter()
     finally:
         environment.destroy()
     print(json.dumps({
@@ -72,6 +85,7 @@ def main(url: str) -> None:
         "heavy": [name for name in HEAVY if name in sys.modules],
         "imports": imported - started,
         "build": built - building,
+        "call": called - built,
     }))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from echo_client import EchoComponent, EchoService
+from echo_client import EchoComponent, EchoService, Message
 from fastapi import FastAPI
 
 from warpcall import (
@@ -26,8 +26,8 @@ from warpcall.di import create, module
 
 @implementation()
 class EchoServiceImpl(EchoService):
-    def echo(self, text: str) -> str:
-        return f"echo: {text}"
+    def echo(self, message: Message) -> Message:
+        return Message(f"echo: {message.text}")
 
 
 @implementation()
