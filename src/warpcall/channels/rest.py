@@ -11,7 +11,7 @@ raises ServiceCommunicationException.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from warpcall.channels.base import channel
@@ -25,8 +25,10 @@ from warpcall.exceptions import (
     ServiceException,
     UnknownMethodException,
 )
-from warpcall.routes import RouteDescriptor, routes_of
 from warpcall.wire import CALLER_ERRORS, JSON, STATUS_ERRORS
+
+if TYPE_CHECKING:
+    from warpcall.routes import RouteDescriptor
 
 #: 5xx statuses that say the server was not reached or not ready, rather than that the call failed there
 UNREACHABLE = (502, 503, 504)
@@ -248,6 +250,10 @@ class RestChannel(HTTPXChannel):
     """Calls ``@rest`` services over their declared HTTP routes, with JSON bodies."""
 
     def setup(self, component_descriptor: Any, address: Any) -> None:
+        # the routes are read here, not when the environment registers this channel: a process that
+        # calls only over dispatch channels never loads the REST declarations
+        from warpcall.routes import routes_of
+
         # every route of the component is checked here, when the channel starts, never at the first call
         for service in component_descriptor.services:
             routes_of(service.type)
