@@ -19,12 +19,12 @@ import msgpack
 from warpcall.exceptions import MalformedRequestException, ProtocolException
 
 if TYPE_CHECKING:  # type checkers read the shim: Cython ships no types for its pure-mode names
-    from warpcall.core import _shim as cython
+    from warpcall import _cython_shim as cython
 else:
     try:
         import cython
     except ImportError:  # plain Python without Cython installed
-        from warpcall.core import _shim as cython
+        from warpcall import _cython_shim as cython
 
 __all__ = [
     "decode_request_json",

@@ -36,6 +36,7 @@ from warpcall.core.marshal_plan import (
     Fail,
     PlanBuilder,
     is_pydantic_error,
+    iso_parser,
     parse_int_key,
     pydantic_failure,
     show,
@@ -45,12 +46,12 @@ from warpcall.core.marshal_plan import (
 from warpcall.exceptions import MarshalException
 
 if TYPE_CHECKING:  # type checkers read the shim: Cython ships no types for its pure-mode names
-    from warpcall.core import _shim as cython
+    from warpcall import _cython_shim as cython
 else:
     try:
         import cython
     except ImportError:  # plain Python without Cython installed
-        from warpcall.core import _shim as cython
+        from warpcall import _cython_shim as cython
 
 _MISSING = dataclasses.MISSING
 _object_new = object.__new__
@@ -191,7 +192,7 @@ class _IsoPlan(TypePlan):
         super().__init__(tp)
         self.kind = kind
         self.exclude = exclude
-        self.parse: Callable[[str], Any] = tp.fromisoformat
+        self.parse: Callable[[str], Any] = iso_parser(tp)
 
     def _dump(self, value: Any) -> Any:
         if isinstance(value, self.tp) and (self.exclude is None or not isinstance(value, self.exclude)):

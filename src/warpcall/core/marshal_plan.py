@@ -19,7 +19,7 @@ import types
 import typing
 from datetime import date, datetime, time
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Callable, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
 
 from warpcall.exceptions import MarshalException
@@ -29,6 +29,24 @@ if TYPE_CHECKING:
 
 NoneType = type(None)
 _PRIMITIVES = (str, int, float, bool, NoneType)
+
+
+def iso_parser(tp: Any) -> Callable[[str], Any]:
+    """``tp.fromisoformat``, accepting a ``Z`` suffix for UTC on every supported Python.
+
+    Python 3.10's parser rejects ``2024-01-01T06:00:00Z`` (JavaScript's and pydantic's way of writing
+    UTC); 3.11 and later read it as ``+00:00``.
+    """
+    parse: Callable[[str], Any] = tp.fromisoformat
+    if sys.version_info >= (3, 11) or tp is date:
+        return parse
+
+    def parse_utc_suffix(text: str) -> Any:
+        if text[-1:] in ("Z", "z"):
+            text = text[:-1] + "+00:00"
+        return parse(text)
+
+    return parse_utc_suffix
 
 
 # ---------------------------------------------------------------- pydantic, looked up, never imported here

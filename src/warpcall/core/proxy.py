@@ -18,12 +18,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # type checkers read the shim: Cython ships no types for its pure-mode names
-    from warpcall.core import _shim as cython
+    from warpcall import _cython_shim as cython
 else:
     try:
         import cython
     except ImportError:  # plain Python without Cython installed
-        from warpcall.core import _shim as cython
+        from warpcall import _cython_shim as cython
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 

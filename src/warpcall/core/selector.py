@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 from warpcall.exceptions import ServiceCommunicationException
 
 if TYPE_CHECKING:  # type checkers read the shim: Cython ships no types for its pure-mode names
-    from warpcall.core import _shim as cython
+    from warpcall import _cython_shim as cython
 else:
     try:
         import cython
     except ImportError:  # plain Python without Cython installed
-        from warpcall.core import _shim as cython
+        from warpcall import _cython_shim as cython
 
 
 def _no_url(owner: str) -> ServiceCommunicationException:

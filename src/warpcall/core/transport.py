@@ -29,12 +29,12 @@ from operator import index
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from warpcall.core import _shim as cython
+    from warpcall import _cython_shim as cython
 else:
     try:
         import cython
     except ImportError:  # plain Python without Cython installed
-        from warpcall.core import _shim as cython
+        from warpcall import _cython_shim as cython
 
 if cython.compiled:
     from cython.cimports.cpython.bytes import PyBytes_FromStringAndSize

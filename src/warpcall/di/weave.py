@@ -15,12 +15,12 @@ import inspect
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # type checkers read the shim: Cython ships no types for its pure-mode names
-    from warpcall.core import _shim as cython
+    from warpcall import _cython_shim as cython
 else:
     try:
         import cython
     except ImportError:  # plain Python without Cython installed
-        from warpcall.core import _shim as cython
+        from warpcall import _cython_shim as cython
 
 if cython.compiled:
     # (first, *rest) compiled by Cython builds a list and copies it into a tuple; _prepend fills one tuple

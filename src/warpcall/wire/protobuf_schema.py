@@ -28,6 +28,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
+from warpcall.core.marshal_plan import iso_parser
 from warpcall.exceptions import MarshalException
 
 try:
@@ -318,9 +319,9 @@ def _text_field(tp: type, to_text: Callable[[Any], str], from_text: Load, reject
 
 
 _TEXT: dict[Any, Callable[[], _Field]] = {
-    datetime: lambda: _text_field(datetime, datetime.isoformat, datetime.fromisoformat),
+    datetime: lambda: _text_field(datetime, datetime.isoformat, iso_parser(datetime)),
     date: lambda: _text_field(date, date.isoformat, date.fromisoformat, reject=datetime),
-    time: lambda: _text_field(time, time.isoformat, time.fromisoformat),
+    time: lambda: _text_field(time, time.isoformat, iso_parser(time)),
     UUID: lambda: _text_field(UUID, str, UUID),
     Decimal: lambda: _text_field(Decimal, str, Decimal),
 }
