@@ -22,6 +22,7 @@ WORKER = r'''
 import json, sys, time, statistics
 sys.path.insert(0, sys.argv[1])
 import floors
+floors.pin_client()  # WARPCALL_BENCH_PIN=same|split places this process as the benchmarks do
 from bench_api import BenchComponent, BenchService
 from workload import DATA, PYDANTIC
 from warpcall import ChannelAddress, ComponentRegistry, LocalComponentRegistry, ServiceManager, ServiceModule
@@ -37,13 +38,11 @@ process, url = floors.launch("serve.py", "warpcall")
 environment = Environment(Client)
 registry = environment.get(ComponentRegistry)
 addresses = [ChannelAddress(n, url) for n in ("dispatch-json", "dispatch-msgpack", "dispatch-protobuf", "rest")]
-try:  # the declaration tables moved from the class into the environment
+if hasattr(registry, "register_remote"):  # the declaration tables moved into the environment
+    registry.register_remote("bench-component", addresses)
+else:
     from warpcall.service import Declarations
-    descriptor = Declarations.by_type[BenchComponent]
-except (ImportError, AttributeError):
-    from warpcall.service import component_descriptor
-    descriptor = component_descriptor(BenchComponent)
-registry.register(descriptor, addresses)
+    registry.register(Declarations.by_type[BenchComponent], addresses)
 manager = environment.get(ServiceManager)
 payloads = {"hello": "hello world", "data": DATA, "pydantic": PYDANTIC}
 proxies = {}
