@@ -83,7 +83,7 @@ class ServiceManager:
     def set_environment(self, environment: Environment) -> None:
         self.environment = environment
         if environment.has_provider(ComponentRegistry):
-            self.component_registry = environment.get(ComponentRegistry)
+            self.component_registry = environment.get(ComponentRegistry)  # type: ignore[type-abstract]  # an abstract class is the lookup key (python/mypy#4717)
         else:
             self.component_registry = default_registry()
             self._owns_registry = True

@@ -111,13 +111,13 @@ def run(calls: int = 200) -> int:
         print(f"server process {child.pid} serves the 'demo' component at {url}")
         environment = Environment(DemoClientModule)
         manager = environment.get(ServiceManager)
-        registry = environment.get(ComponentRegistry)
+        registry = environment.get(ComponentRegistry)  # type: ignore[type-abstract]  # an abstract class is the lookup key (python/mypy#4717)
         print(f"found through {type(registry).__name__} {getattr(registry, 'path', '')}".rstrip())
         order = Order(id=7, customer="ada", items=["tea", "cake", "scones"])
         print(f"{calls} calls per measurement; median latency per call\n")
         print(f"{'channel':<18} {'hello()':<14} {'echo(Order)':<12} {'price(Order)':<38} {'hello':>11} {'echo':>11} {'hello_async':>11}")
         for name in CHANNELS:
-            greeter = manager.get_service(GreeterService, name)
+            greeter = manager.get_service(GreeterService, name)  # type: ignore[type-abstract]  # an abstract class is the lookup key (python/mypy#4717)
             if name != "local":
                 _wait_for_discovery(greeter)
             greeting = greeter.hello("world")
