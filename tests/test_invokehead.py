@@ -57,6 +57,9 @@ REFUSED = [
     pytest.param(b"POST /invoke HTTP/1.1\r\n\r\n", id="no-length"),
     pytest.param(plain("content-type: a", "content-type: b"), id="two-content-types"),
     pytest.param(plain("x-rpc-method: a", "x-rpc-method: b"), id="two-methods"),
+    # the same value twice too: whether two values differ is decided on uvicorn's path, in one place
+    pytest.param(plain("content-type: a", "Content-Type: a"), id="same-content-type-twice"),
+    pytest.param(plain("x-rpc-method: a", "X-Rpc-Method: a"), id="same-method-twice"),
     pytest.param(plain("transfer-encoding: chunked"), id="chunked"),
     pytest.param(plain("expect: 100-continue"), id="expect"),
     pytest.param(plain("upgrade: websocket"), id="upgrade"),
@@ -64,6 +67,9 @@ REFUSED = [
     pytest.param(plain("trailer: x"), id="trailer"),
     pytest.param(plain("connection: close"), id="connection-close"),
     pytest.param(plain("connection: keep-alive, upgrade"), id="connection-list"),
+    # llhttp reads Proxy-Connection as Connection: uvicorn closes after "close", so the request takes its path
+    pytest.param(plain("proxy-connection: close"), id="proxy-connection-close"),
+    pytest.param(plain("Proxy-Connection: keep-alive"), id="proxy-connection"),
     pytest.param(plain(line=b"POST /invoke HTTP/1.0"), id="http-1.0"),
     pytest.param(plain(line=b"POST /invoke?x=1 HTTP/1.1"), id="query"),
     pytest.param(plain(line=b"POST /invokes HTTP/1.1"), id="other-path"),

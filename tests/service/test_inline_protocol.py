@@ -224,7 +224,11 @@ def roundtrip(server: FastAPIServer, data: bytes, *, in_pieces: bool = False) ->
         if in_pieces:
             cut = data.index(b"\r\n\r\n") + 2
             sock.sendall(data[:cut])
-            wait_until(lambda: any(c._in_message for c in server.server.server_state.connections))
+            # a bare uvicorn protocol (the reference below) is mid-head once it has headers and no cycle yet
+            wait_until(lambda: any(
+                getattr(c, "_in_message", c.headers is not None and c.cycle is None)
+                for c in server.server.server_state.connections
+            ))
             sock.sendall(data[cut:])
         else:
             sock.sendall(data)
@@ -279,6 +283,12 @@ BATTERY: list[tuple[bytes, str]] = [
     (request("/invoke", envelope("echo", [PARCEL]), version="1.0"), "HTTP/1.0 closes"),
     (request("/invoke", envelope("echo", [PARCEL]), extra="connection: close\r\n"), "connection: close"),
     (request("/invoke", envelope("later", [0.01]), extra="connection: close\r\n"), "async, connection: close"),
+    # llhttp reads Proxy-Connection as Connection, so uvicorn closes after it: on every path, however it arrives
+    (request("/invoke", envelope("echo", [PARCEL]), extra="proxy-connection: close\r\n"), "proxy-connection: close"),
+    (request("/invoke", envelope("later", [0.01]), extra="Proxy-Connection: close\r\n"),
+     "async, proxy-connection: close"),
+    (request("/invoke", envelope("echo", [PARCEL]), extra="proxy-connection: keep-alive\r\n"),
+     "proxy-connection: keep-alive"),
 ]
 
 
@@ -295,8 +305,108 @@ def test_inline_answers_match_the_asgi_path(servers, data, what, in_pieces):
     assert stats.served == served + 1
     assert reference.protocol_class.stats.served == 0
     # in one chunk, an HTTP/1.1 request that keeps the connection is answered from its bytes
-    plain = not in_pieces and b"HTTP/1.0" not in data and b"connection: close" not in data
+    plain = (not in_pieces and b"HTTP/1.0" not in data and b"connection: close" not in data
+             and b"proxy-connection" not in data.lower())
     assert stats.unparsed == unparsed + plain
+
+
+class BareReference:
+    """uvicorn + FastAPI alone on 127.0.0.1, answering ``POST /invoke``: what warpcall's server must match."""
+
+    def __init__(self) -> None:
+        import uvicorn
+
+        app = FastAPI()
+
+        @app.post("/invoke")
+        async def invoke() -> dict[str, Any]:
+            return {"result": None, "exception": None}
+
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(app, http="httptools", log_level="warning", lifespan="off"))
+        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+
+    def __enter__(self) -> BareReference:
+        self._thread.start()
+        wait_until(lambda: self.server.started, timeout=10)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.should_exit = True
+        self._thread.join(10)
+        self._sock.close()
+
+
+@pytest.fixture(scope="module")
+def bare():
+    with BareReference() as server:
+        yield server
+
+
+@pytest.mark.parametrize("in_pieces", [False, True], ids=["one-chunk", "in-pieces"])
+@pytest.mark.parametrize("extra, closes", [
+    ("proxy-connection: close\r\n", True),
+    ("Proxy-Connection: CLOSE\r\n", True),
+    ("proxy-connection: keep-alive\r\n", False),
+    ("connection: keep-alive\r\nproxy-connection: close\r\n", True),
+], ids=["close", "close-any-case", "keep-alive", "with-connection-keep-alive"])
+def test_proxy_connection_is_honoured_as_bare_uvicorn_does(servers, bare, extra, closes, in_pieces):
+    """Issue 14, point 4: the answer's ``connection`` header and the connection's end do not depend on segmentation."""
+    data = request("/invoke", envelope("echo", [PARCEL]), extra=extra)
+    reference = roundtrip(bare, data, in_pieces=in_pieces)
+    assert (reference[1].get(b"connection"), reference[3]) == ((b"close", True) if closes else (None, False))
+    for server in servers:  # the inline protocol, then ASGI behind a middleware
+        status, headers, body, closed = roundtrip(server, data, in_pieces=in_pieces)
+        assert status == b"HTTP/1.1 200 OK" and core_envelope.decode_response_json(body) == (PARCEL, None)
+        assert (headers.get(b"connection"), closed) == (reference[1].get(b"connection"), reference[3])
+
+
+# header lines after the request's own content type; (status, reply content type, exception type or result)
+DUPLICATES = [
+    (request("/invoke", envelope("echo", [PARCEL]), extra="content-type: application/msgpack\r\n"),
+     (b"HTTP/1.1 400 Bad Request", b"application/json", "MalformedRequestException"), "two content types"),
+    (request("/invoke", envelope("echo", [PARCEL]), extra="Content-Type: Application/JSON\r\n"),
+     (b"HTTP/1.1 400 Bad Request", b"application/json", "MalformedRequestException"), "content types differing in case"),
+    (request("/invoke", packed("echo", [PARCEL]), "application/msgpack",
+             extra="x-rpc-method: post:relay:echo\r\nX-Rpc-Method: post:relay:fail\r\n"),
+     (b"HTTP/1.1 400 Bad Request", b"application/msgpack", "MalformedRequestException"), "two methods, msgpack"),
+    (request("/invoke", b"\x0a\x03box", "application/x-protobuf",
+             extra="x-rpc-method: post:relay:echo\r\nx-rpc-method: post:relay:fail\r\n"),
+     (b"HTTP/1.1 400 Bad Request", b"application/json", "MalformedRequestException"), "two methods, protobuf"),
+    (request("/invoke", envelope("echo", [PARCEL]), extra="content-type: application/json\r\n"),
+     (b"HTTP/1.1 200 OK", b"application/json", PARCEL), "the same content type twice"),
+]
+
+
+@pytest.mark.parametrize("in_pieces", [False, True], ids=["one-chunk", "in-pieces"])
+@pytest.mark.parametrize("data, expected, what", DUPLICATES, ids=[what for _, _, what in DUPLICATES])
+def test_differing_duplicate_headers_are_refused_on_every_path(servers, data, expected, what, in_pieces):
+    """Issue 14, point 2: a middleware reads the first value; no path may act on another one."""
+    inline, reference = servers
+    status, content_type, outcome = expected
+    answers = [roundtrip(server, data, in_pieces=in_pieces) for server in (inline, reference)]
+    assert answers[0] == answers[1], what
+    answer_status, headers, body, closed = answers[0]
+    assert (answer_status, headers[b"content-type"], closed) == (status, content_type, False)
+    if content_type == b"application/msgpack":
+        result, exception = core_envelope.decode_response_msgpack(body)
+    else:
+        result, exception = core_envelope.decode_response_json(body)
+    assert (exception["type"] if exception else result) == outcome
+
+
+def test_identical_method_headers_are_one_method(servers):
+    codec = DispatchProtobufChannel.codec(service_descriptor(RelayService).methods["echo"])
+    data = request(
+        "/invoke", codec.encode_request((Parcel("box", 2.5),)), "application/x-protobuf",
+        extra="x-rpc-method: post:relay:echo\r\nX-RPC-Method: post:relay:echo\r\n",
+    )
+    for in_pieces in (False, True):
+        answers = [roundtrip(server, data, in_pieces=in_pieces) for server in servers]
+        assert answers[0] == answers[1]
+        assert answers[0][0] == b"HTTP/1.1 200 OK"
+        assert codec.decode_response(answers[0][2]) == (Parcel("box", 2.5), None)
 
 
 def test_a_protobuf_call_is_answered_inline_and_decodes(servers):

@@ -67,8 +67,8 @@ def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int] | None:
 
     Plain means: HTTP/1.1, well-formed header lines of visible ASCII, one ``Content-Length``
     of at most ``limit`` matching the bytes after the head, at most one ``Content-Type`` and
-    one ``X-Rpc-Method``, no ``Transfer-Encoding``, ``Expect``, ``Upgrade``, ``TE`` or ``Trailer``,
-    ``Connection`` only as ``keep-alive``. Values come without surrounding spaces or tabs;
+    one ``X-Rpc-Method``, no ``Transfer-Encoding``, ``Expect``, ``Upgrade``, ``TE``, ``Trailer``
+    or ``Proxy-Connection``, ``Connection`` only as ``keep-alive``. Values come without surrounding spaces or tabs;
     a missing ``Content-Type`` or ``X-Rpc-Method`` is ``b""``.
     """
     if type(data) is not bytes:
@@ -145,6 +145,8 @@ def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int] | None:
             or _is(p, name_start, name_end, b"upgrade")
             or _is(p, name_start, name_end, b"te")
             or _is(p, name_start, name_end, b"trailer")
+            # llhttp reads it as Connection (close ends the connection); uvicorn's path honours it
+            or _is(p, name_start, name_end, b"proxy-connection")
         ):
             return None
     if content_length < 0 or content_length > limit or n - pos != content_length:

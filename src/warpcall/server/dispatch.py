@@ -22,6 +22,7 @@ from warpcall.core.envelope import (
 from warpcall.core.marshal import plan_for
 from warpcall.exceptions import (
     InvalidArgumentsException,
+    MalformedRequestException,
     MarshalException,
     ProtocolException,
     RequestTooLargeException,
@@ -173,6 +174,35 @@ def _unsupported(media_type: str) -> UnsupportedMediaTypeException:
     )
 
 
+def read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes, bytes | None, bytes | None]:
+    """``(content type, x-rpc-method, content-length, conflicting)`` from an ASGI scope's headers.
+
+    Values are the first of each, as Starlette reads them (a user middleware sees those).
+    ``conflicting`` names ``content-type`` or ``x-rpc-method`` when either comes again with a
+    different value, which :meth:`DispatchEndpoint.refuse` answers with 400: a middleware
+    that judged the first value must never be passed by a call that acts on another.
+    """
+    content_type: bytes | None = None
+    method_header: bytes | None = None
+    declared: bytes | None = None
+    conflicting: bytes | None = None
+    for name, value in headers:
+        if name == b"content-type":
+            if content_type is None:
+                content_type = value
+            elif value != content_type:
+                conflicting = name
+        elif name == b"content-length":
+            if declared is None:
+                declared = value
+        elif name == METHOD_HEADER_BYTES:
+            if method_header is None:
+                method_header = value
+            elif value != method_header and conflicting is None:
+                conflicting = name
+    return content_type or b"", method_header or b"", declared, conflicting
+
+
 class DispatchEndpoint:
     """ASGI app for ``POST /invoke``: decode, resolve, unmarshal, call, marshal, answer in kind.
 
@@ -214,11 +244,21 @@ class DispatchEndpoint:
                 self._media_types[content_type] = media_type
         return media_type
 
-    def refuse(self, http_method: str, content_type: bytes, declared_length: bytes | None) -> Reply | None:
-        """The reply to a request that must be refused before its body is read (405, 415, 413), else None."""
+    def refuse(
+        self, http_method: str, content_type: bytes, declared_length: bytes | None, conflicting: bytes | None = None
+    ) -> Reply | None:
+        """The reply to a request that must be refused before its body is read (405, 400, 415, 413), else None.
+
+        ``conflicting`` names a header the request carries twice with differing values (see :func:`read_headers`).
+        """
         if http_method != "POST":
             return 405, REPLY_CONTENT_TYPES[JSON], encode_response_json(
                 None, {"type": "MethodNotAllowed", "message": "POST the envelope to /invoke"})
+        if conflicting is not None:
+            # two content types name no channel: JSON, as for an unsupported one
+            kind = JSON if conflicting == b"content-type" else self.media_type(content_type)
+            return self.error_reply(kind, MalformedRequestException(
+                f"the {conflicting.decode('latin-1')} header is sent more than once, with differing values"))
         media_type = self.media_type(content_type)
         if media_type not in REPLY_CONTENT_TYPES:
             return self.error_reply(JSON, _unsupported(media_type))
@@ -313,15 +353,8 @@ class DispatchEndpoint:
         return exc.status, REPLY_CONTENT_TYPES[JSON], encode_response_json(None, entry)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        content_type, method_header, declared = b"", b"", None
-        for name, value in scope["headers"]:
-            if name == b"content-type":
-                content_type = value
-            elif name == b"content-length":
-                declared = value
-            elif name == METHOD_HEADER_BYTES:
-                method_header = value
-        reply = self.refuse(scope.get("method", ""), content_type, declared)
+        content_type, method_header, declared, conflicting = read_headers(scope["headers"])
+        reply = self.refuse(scope.get("method", ""), content_type, declared, conflicting)
         if reply is None:
             try:
                 message = await receive()

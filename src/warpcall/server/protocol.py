@@ -171,19 +171,28 @@ def _call_and_send(
 
 
 def _small_body(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes] | None:
-    """(content type, method header) when the body is absent or a small ``content-length`` one; else None."""
-    content_type, method_header = b"", b""
+    """(content type, method header) when the body is absent or a small ``content-length`` one; else None.
+
+    None too when either header comes twice with differing values: the ASGI app then answers
+    as it does on every path (the dispatch endpoint's 400, FastAPI's reading on a REST route).
+    """
+    content_type: bytes | None = None
+    method_header: bytes | None = None
     for name, value in headers:
         if name == b"content-type":
+            if content_type is not None and value != content_type:
+                return None
             content_type = value
         elif name == b"content-length":
             if not value.isdigit() or int(value) > HOLD_LIMIT:
                 return None
         elif name == METHOD_HEADER_BYTES:
+            if method_header is not None and value != method_header:
+                return None
             method_header = value
         elif name == b"transfer-encoding":
             return None
-    return content_type, method_header
+    return content_type or b"", method_header or b""
 
 
 if SUPPORTED:
