@@ -85,6 +85,27 @@ def _response(status: int, default_headers: list[tuple[bytes, bytes]], head: byt
         b"connection: close\r\n" if close else b"", b"\r\n", payload,
     ))
 
+#: everything the inline protocol uses of uvicorn's HttpToolsProtocol, as paths from an instance: the
+#: methods it overrides or calls (``name()``), the attributes uvicorn sets in ``__init__`` and
+#: ``connection_made``, and what it reads or calls on them and on the request cycle (``cycle.``).
+#: SUPPORTED checks the methods and the protocol's own attributes; tests/service/test_uvicorn_contract.py
+#: checks every path on a real instance serving a request. Keep it in step with the code below.
+UVICORN_USES: tuple[str, ...] = (
+    # methods overridden (and called through super()) or called
+    "data_received()", "on_message_begin()", "on_headers_complete()", "_start_asgi_task()",
+    "on_message_complete()", "on_response_complete()", "_unset_keepalive_if_required()", "shutdown()",
+    # the protocol's own state
+    "app", "loop", "loop.create_task()", "tasks", "tasks.add()", "tasks.discard()", "connections",
+    "limit_concurrency", "root_path", "expect_100_continue", "access_log", "access_logger",
+    "access_logger.info()", "client", "scheme", "server_state", "server_state.default_headers",
+    "transport", "transport.write()", "transport.close()", "transport.is_closing()",
+    "transport.get_write_buffer_size()", "transport.get_extra_info()",
+    "flow", "flow.write_paused", "flow.pause_reading()", "flow.drain()", "cycle",
+    # the request cycle
+    "cycle.scope", "cycle.body", "cycle.keep_alive", "cycle.default_headers", "cycle.on_response()",
+    "cycle.message_event", "cycle.message_event.set()", "cycle.response_started", "cycle.response_complete",
+)
+
 try:
     from uvicorn.protocols.http.httptools_impl import (
         HEADER_RE,
@@ -97,12 +118,12 @@ try:
 except ImportError:  # httptools is not installed (uvicorn runs h11), or uvicorn moved what this needs
     SUPPORTED = False
 else:
+    # methods must be on the class; the protocol's own attributes must be set where uvicorn sets them
+    _assigned = {*HttpToolsProtocol.__init__.__code__.co_names, *HttpToolsProtocol.connection_made.__code__.co_names}
     SUPPORTED = all(
-        callable(getattr(HttpToolsProtocol, name, None))
-        for name in (
-            "_start_asgi_task", "on_message_begin", "on_headers_complete", "on_message_complete",
-            "on_response_complete", "_unset_keepalive_if_required", "shutdown",
-        )
+        callable(getattr(HttpToolsProtocol, path[:-2], None)) if path.endswith("()") else path in _assigned
+        for path in UVICORN_USES
+        if "." not in path
     ) and _CYCLE_FIELDS <= set(inspect.signature(RequestResponseCycle.__init__).parameters)
 
 INTERNAL_ERROR: Reply = (500, b"text/plain; charset=utf-8", b"Internal Server Error")
