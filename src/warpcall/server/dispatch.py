@@ -12,6 +12,8 @@ import logging
 from time import perf_counter
 from typing import Any, Awaitable, Callable
 
+from starlette.requests import ClientDisconnect
+
 from warpcall.core.envelope import (
     decode_request_json,
     decode_request_msgpack,
@@ -375,12 +377,16 @@ class DispatchEndpoint:
         await send({"type": "http.response.body", "body": payload})
 
     async def _read_rest(self, message: dict[str, Any], receive: Receive) -> bytes:
-        """The body from ``message`` (already received) on, through the last ``more_body`` message."""
+        """The body from ``message`` (already received) on, through the last ``more_body`` message.
+
+        Raises starlette's ``ClientDisconnect`` (as ``Request.body()`` does) when the client went away first:
+        a body that did not all arrive must never reach an implementation.
+        """
         chunks: list[bytes] = []
         size = 0
         while True:
             if message["type"] == "http.disconnect":
-                break
+                raise ClientDisconnect()
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
