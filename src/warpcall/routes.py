@@ -58,6 +58,8 @@ __all__ = [
     "RouteSpec",
     "delete",
     "get",
+    "may_hold_float",
+    "non_finite_json",
     "patch",
     "post",
     "put",
@@ -509,3 +511,63 @@ def routes_of(service_type: type) -> dict[str, RouteDescriptor]:
                 methods[name].plans["rest"] = route
             routes = _routes[service_type] = built
     return routes
+
+
+# ---------------------------------------------------------------- non-finite floats in JSON
+
+# types whose values never hold a float (their subclasses neither: bool and IntEnum are ints)
+_FLOATLESS = (str, bytes, int, type(None), datetime, date, time, UUID, Decimal)  # Decimal dumps as a string
+
+
+def may_hold_float(tp: Any, _seen: frozenset[Any] = frozenset()) -> bool:
+    """False only when no value of ``tp`` can hold a float, so the JSON made of it never holds inf or nan.
+
+    Conservative: a type it does not know (``Any``, ``object``, a bare ``list``, a custom class) may hold one.
+    Decided once per route, so the JSON writer checks its output only where a float can be in it.
+    """
+    if tp in _seen:
+        return False  # a recursive type: its other members decide
+    seen = _seen | {tp}
+    if tp is None:
+        return False
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return any(may_hold_float(type(member.value), seen) for member in tp)
+    if isinstance(tp, type) and issubclass(tp, _FLOATLESS) and not issubclass(tp, float):
+        return False
+    origin = get_origin(tp)
+    args = get_args(tp)
+    if origin is Annotated:
+        return may_hold_float(args[0], seen)
+    if origin is Literal:
+        return any(isinstance(arg, float) for arg in args)
+    if origin is Union or origin is types.UnionType:
+        return any(may_hold_float(arg, seen) for arg in args)
+    if origin in (list, set, frozenset, tuple, dict, collections.abc.Sequence, collections.abc.Mapping,
+                  collections.abc.Set, collections.abc.Collection, collections.abc.Iterable):
+        return not args or any(arg is not Ellipsis and may_hold_float(arg, seen) for arg in args)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        try:
+            hints = typing.get_type_hints(tp)
+        except Exception:  # noqa: BLE001 - unresolvable: assume the worst
+            return True
+        return any(may_hold_float(hints.get(f.name, Any), seen) for f in dataclasses.fields(tp))
+    base_model = pydantic_base_model()
+    if base_model is not None and isinstance(tp, type) and issubclass(tp, base_model):
+        return any(may_hold_float(field.annotation, seen) for field in tp.model_fields.values())
+    return True
+
+
+def non_finite_json(payload: bytes) -> bool:
+    """True when ``payload`` (JSON as pydantic-core writes it) holds ``NaN`` or ``Infinity``, which JSON has not.
+
+    Those tokens can otherwise only be inside strings: the scan is cheap and a strict parse decides.
+    """
+    if b"NaN" not in payload and b"Infinity" not in payload:
+        return False
+    from pydantic_core import from_json  # loaded already by whoever wrote the payload
+
+    try:
+        from_json(payload, allow_inf_nan=False)
+    except ValueError:
+        return True
+    return False

@@ -60,6 +60,7 @@ class RestCallPlan:
     """Per method: how a call becomes a request and a reply becomes a result (built on the first call)."""
 
     __slots__ = (
+        "body_floats",
         "body_index",
         "dump_body",
         "from_json",
@@ -102,6 +103,13 @@ class RestCallPlan:
         body = route.body
         self.body_index = -1 if body is None else body.index
         self.dump_body: Callable[[Any], Any] | None = None if body is None else plan_for(body.type).dump
+        # loaded already: the channel's setup read the routes
+        from warpcall.routes import may_hold_float, non_finite_json
+
+        #: the check for inf and nan in the body's JSON, only where the body can hold a float
+        self.body_floats: Callable[[bytes], bool] | None = (
+            non_finite_json if body is not None and may_hold_float(body.type) else None
+        )
         self.load_result = plan_for(route.return_type).load
         self.headers = [("content-type", JSON)] if body is not None else []
         # pydantic-core reads and writes the JSON; imported by the first call, not by the environment that
@@ -166,9 +174,16 @@ class RestCallPlan:
             dump_body = self.dump_body  # None exactly when there is no body (index < 0)
             # the marshaller makes the primitive tree (and checks the type); pydantic-core writes the JSON
             body = b"" if dump_body is None else self.to_json(dump_body(args[index]))
-        except MarshalException as exc:
+        except (MarshalException, ValueError) as exc:  # ValueError: a lone surrogate, in the URL or the JSON
             name = self.names[index] if 0 <= index < len(self.names) else "?"
             raise MarshalException(f"{self.qualified}: argument '{name}': {exc}") from None
+        body_floats = self.body_floats
+        if body_floats is not None and body_floats(body):
+            # pydantic-core writes inf and nan as Infinity and NaN, which is not JSON: refused before sending
+            raise MarshalException(
+                f"{self.qualified}: argument '{self.names[index]}' holds a non-finite float (inf or nan), "
+                "which a JSON body cannot carry"
+            )
         return path, body
 
     def result(self, url: str, status: int, content: bytes) -> Any:

@@ -16,22 +16,28 @@ through untouched.
 
 from __future__ import annotations
 
+import email.message
 import inspect
+import json
 import logging
+import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Body, FastAPI, Path, Query
-from fastapi.exceptions import FastAPIError
-from fastapi.responses import Response
+from fastapi import Body, FastAPI, Path, Query, Request
+from fastapi.datastructures import DefaultPlaceholder
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import FastAPIError, RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 from starlette.exceptions import HTTPException
 
 from warpcall.core.marshal import plan_for
 from warpcall.exceptions import MarshalException, ServiceException
-from warpcall.routes import RouteDescriptor, RouteParam, is_rest, routes_of
+from warpcall.routes import RouteDescriptor, RouteParam, is_rest, may_hold_float, non_finite_json, routes_of
 from warpcall.server.dispatch import ServerMethod, SyncCalls
 from warpcall.wire import JSON, status_of
 
@@ -96,7 +102,7 @@ class Responder:
     with no coroutine in between).
     """
 
-    __slots__ = ("method", "calls", "dump", "status", "empty", "qualified")
+    __slots__ = ("method", "calls", "dump", "status", "empty", "qualified", "floats")
 
     def __init__(self, route: RouteDescriptor, method: ServerMethod, calls: SyncCalls) -> None:
         self.method = method
@@ -105,6 +111,8 @@ class Responder:
         self.status = route.status_code
         self.empty = self.status in _NO_CONTENT
         self.qualified = method.descriptor.qualified
+        #: whether a result can hold a float: only then is the JSON checked for inf and nan
+        self.floats = may_hold_float(route.return_type)
 
     async def __call__(self, args: list[Any]) -> Reply:
         try:
@@ -122,14 +130,142 @@ class Responder:
             return self.status, None
         try:
             # the marshaller makes the primitive tree (and checks the type); pydantic-core writes the JSON
-            return self.status, to_json(self.dump(value))
+            payload = to_json(self.dump(value))
         except MarshalException as exc:  # the result does not fit the declared type: the server's fault
-            return error_reply(exc, 500)
+            return error_reply(MarshalException(f"{self.qualified}: {exc}"), 500)
+        except ValueError as exc:  # pydantic-core cannot write it (a lone surrogate): the server's fault too
+            return error_reply(MarshalException(f"{self.qualified}: its result cannot be written as JSON: {exc}"), 500)
+        if self.floats and non_finite_json(payload):
+            # pydantic-core writes inf and nan as Infinity and NaN, which no JSON reader need accept
+            return error_reply(MarshalException(
+                f"{self.qualified}: its result holds a non-finite float (inf or nan), which JSON cannot carry"
+            ), 500)
+        return self.status, payload
 
     def raised(self, exc: Exception) -> Reply:
         """The reply to an exception the implementation raised (not ``HTTPException``: that one has its handler)."""
         logger.debug("%s raised", self.qualified, exc_info=True)
         return error_reply(exc)
+
+
+class ValidationReplyMixin:
+    """Mixed into the route class of warpcall's routes: FastAPI's handling, except that a validation error
+    FastAPI's default handler cannot write is still answered 422.
+
+    The default handler echoes each bad input, and fails with a plain-text 500 when the input holds a
+    float that is not finite (``NaN`` in a JSON body), a lone surrogate (``"\\ud800"``) or bytes that are
+    not UTF-8 (a body sent as another content type). Only then does this answer, with the same reply
+    made writable: the input shown as the caller sent it (``"NaN"``, ``"\\ud800"``, ``\\xff``). An app with
+    its own handler for the error keeps it; the user's own routes are untouched (no app-wide handler,
+    so the REST fast path stays on).
+
+    A JSON body whose strings hold a lone surrogate escape is refused as FastAPI refuses invalid JSON
+    (422, ``json_invalid``): FastAPI's reader takes it, and the text could reach the implementation,
+    which could then not answer with it.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()  # type: ignore[misc]
+        has_body = getattr(self, "body_field", None) is not None
+
+        async def route_handler(request: Request) -> Response:
+            if has_body:
+                # read once here, FastAPI reads the same cached bytes; the check costs a scan unless the
+                # body has a \u escape
+                body = await request.body()
+                if b"\\u" in body and _reads_json(self, request):
+                    refused = _lone_surrogate(body)
+                    if refused is not None:
+                        return refused
+            try:
+                response: Response = await handler(request)
+            except RequestValidationError as exc:
+                handlers = request.scope.get("starlette.exception_handlers")
+                if handlers is None or _handler_for(handlers[0], exc) is not request_validation_exception_handler:
+                    raise
+                try:
+                    response = await request_validation_exception_handler(request, exc)
+                except ValueError:  # a float out of range, or a Unicode{En,De}codeError
+                    return JSONResponse({"detail": jsonable_encoder(_writable(exc.errors()))}, status_code=422)
+            return response
+
+        return route_handler
+
+
+class WarpcallRoute(ValidationReplyMixin, APIRoute):
+    """The route class of warpcall's routes on an app whose router uses FastAPI's own ``APIRoute``."""
+
+
+_route_classes: dict[type, type[APIRoute]] = {APIRoute: WarpcallRoute}
+
+
+def route_class(base: type[APIRoute]) -> type[APIRoute]:
+    """The route class for warpcall's routes on a router of route class ``base`` (a user's class is kept)."""
+    cls = _route_classes.get(base)
+    if cls is None:
+        cls = _route_classes[base] = type(f"Warpcall{base.__name__}", (ValidationReplyMixin, base), {})
+    return cls
+
+
+def _reads_json(route: Any, request: Request) -> bool:
+    """Whether FastAPI reads the body of ``request`` as JSON (else it validates the raw bytes)."""
+    value = request.headers.get("content-type")
+    if not value:
+        strict = route.strict_content_type
+        return not (strict.value if isinstance(strict, DefaultPlaceholder) else strict)
+    message = email.message.Message()
+    message["content-type"] = value
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def _lone_surrogate(body: bytes) -> Response | None:
+    """FastAPI's invalid-JSON reply when ``body`` is JSON whose strings hold a lone surrogate (``"\\ud800"``),
+    else None.
+
+    FastAPI's ``json.loads`` reads such an escape into a str no UTF-8 writer takes: the call would run
+    with text it cannot answer, or its 422 would fail. pydantic-core refuses it, as a 4xx.
+    """
+    try:
+        from_json(body)
+        return None  # pydantic-core takes no lone surrogate
+    except ValueError:
+        pass
+    try:
+        # what FastAPI reads, written back: only a lone surrogate fails to encode
+        json.dumps(json.loads(body), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        lone = exc.object[exc.start:exc.end].encode("utf-8", "backslashreplace").decode("ascii")
+        error = {"type": "json_invalid", "loc": ["body"], "msg": "JSON decode error", "input": {},
+                 "ctx": {"error": f"lone surrogate {lone} in a \\u escape: not text"}}
+        return JSONResponse({"detail": [error]}, status_code=422)
+    except (ValueError, RecursionError):  # not JSON to FastAPI either: its own reply
+        pass
+    return None
+
+
+def _handler_for(handlers: dict[Any, Any], exc: Exception) -> Any:
+    # starlette's lookup: the handler of the nearest class in the exception's MRO
+    for cls in type(exc).__mro__:
+        if cls in handlers:
+            return handlers[cls]
+    return None
+
+
+def _writable(value: Any) -> Any:
+    """``value`` with what JSON cannot carry spelled out: bytes decoded with escapes, surrogates escaped,
+    non-finite floats as the tokens a caller sends (``NaN``, ``Infinity``, ``-Infinity``)."""
+    if isinstance(value, dict):
+        return {_writable(key): _writable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_writable(item) for item in value]
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    return value
 
 
 def make_endpoint(route: RouteDescriptor, respond: Responder) -> Callable[..., Any]:
@@ -183,7 +319,7 @@ def mount_routes(
         if summary is None and description:
             summary = description.strip().splitlines()[0]
         try:
-            app.add_api_route(
+            app.router.add_api_route(
                 route.path,
                 make_endpoint(route, respond),
                 methods=[route.http_method],
@@ -195,6 +331,7 @@ def mount_routes(
                 tags=list(route.spec.tags) if route.spec.tags is not None else [service.type.__name__],
                 response_description=route.spec.response_description,
                 deprecated=route.spec.deprecated,
+                route_class_override=route_class(app.router.route_class),
             )
         except FastAPIError as exc:
             raise ServiceException(

@@ -39,20 +39,19 @@ from fastapi.exception_handlers import (
     request_validation_exception_handler,
     websocket_request_validation_exception_handler,
 )
-from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
+from pydantic_core import from_json
 from starlette.exceptions import HTTPException
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 
 from warpcall.routes import RouteDescriptor
-from warpcall.server.rest import Responder, raw_headers
+from warpcall.server.rest import Responder, WarpcallRoute, raw_headers
 
-json_loads: Callable[[bytes], Any]
-try:
-    from orjson import loads as json_loads
-except ImportError:  # pragma: no cover - orjson is a dependency on CPython
-    from json import loads as json_loads
+# pydantic-core's reader gives what FastAPI's json.loads gives wherever both read the body (integers of any
+# size included: orjson reads those beyond 64 bits as floats, and int validation would then take a rounded
+# value); whatever it refuses goes to FastAPI
+json_loads: Callable[[bytes], Any] = from_json
 
 
 _DEFAULT_HANDLERS = (http_exception_handler, request_validation_exception_handler,
@@ -174,7 +173,7 @@ class RestFastPath:
             # a route class of the user's (router.route_class) may wrap every request: FastAPI must serve it
             plain = (
                 not unknown_before
-                and type(candidate) is APIRoute
+                and type(candidate) is WarpcallRoute
                 and not getattr(candidate.dependant, "dependencies", True)
             )
             if fast.static:
