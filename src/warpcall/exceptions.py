@@ -5,6 +5,7 @@
     WarpcallError
     ├── ServiceException                      service layer: lookup, configuration, calls
     │   ├── ServiceCommunicationException     the wire failed: refused, reset, timed out, no URL
+    │   │   └── ResponseTooLargeException     a response over the client's limits (head, trailers, body)
     │   ├── RemoteServiceException            the remote implementation raised; carries its type and message
     │   ├── ProtocolException                 a peer sent something that is not a valid call (HTTP 4xx)
     │   │   ├── MalformedRequestException     body is not a valid envelope             (400)
@@ -36,6 +37,12 @@ class ServiceException(WarpcallError):
 
 class ServiceCommunicationException(ServiceException):
     """The transport failed: connection refused or reset, timeout, or no URL to call."""
+
+
+class ResponseTooLargeException(ServiceCommunicationException):
+    """A response broke one of the HTTP client's size limits: its head (64 KiB, 1xx heads included), header
+    or trailer lines (100 each), a status, chunk-size or trailer line (8 KiB), chunk extensions and trailers
+    together (64 KiB), or the body (``max_body``). The connection is closed, never reused."""
 
 
 class RemoteServiceException(ServiceException):

@@ -36,7 +36,7 @@ cdef extern from *:
     Py_ssize_t _sys_send "wc_send" (int fd, const char* buf, Py_ssize_t n) nogil
     int _sys_poll_in "wc_poll_in" (int fd) nogil
 
-cdef Py_ssize_t _max_head, _max_line, _read_size
+cdef Py_ssize_t _max_head, _max_headers, _max_line, _read_size
 cdef bint _POSIX
 cdef int _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _UNTIL_CLOSE, _DONE
 cdef bytes _TOKEN_CHARS
@@ -51,6 +51,8 @@ cdef Py_ssize_t _find_crlf(const unsigned char* p, Py_ssize_t start, Py_ssize_t 
 cdef Py_ssize_t _find_head_end(const unsigned char* p, Py_ssize_t start, Py_ssize_t n) noexcept
 cdef bytes _excerpt(const unsigned char* p, Py_ssize_t start, Py_ssize_t end)
 cdef object _too_large(Py_ssize_t max_body)
+cdef object _head_too_large()
+cdef object _trailers_too_large()
 cdef char* _put(char* o, const char* s, Py_ssize_t n) noexcept
 cdef void _retry_or_raise(int err) except *
 
@@ -68,6 +70,8 @@ cdef class ResponseParser:
     cdef bytearray _parts
     cdef Py_ssize_t _remaining
     cdef bint _received
+    cdef Py_ssize_t _left
+    cdef Py_ssize_t _lines
 
     cdef inline Py_ssize_t _nparts(self)
     cdef inline void _append(self, bytes data, Py_ssize_t start, Py_ssize_t end)

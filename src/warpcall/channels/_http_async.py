@@ -2,7 +2,10 @@
 
 ``AsyncHTTPClient`` pools connections per event loop and per (scheme, host, port); the
 loop reads each pooled socket and feeds ``warpcall.core.transport.ResponseParser``, and one
-timer per loop watches the read timeouts of the calls in flight.
+timer per loop watches the read timeouts of the calls in flight. A request that does not fit
+the socket at once is written by the connection itself as the socket takes it, while the loop
+keeps reading: a server that answers before it has read the whole request (a 413 to a body over
+its limit) and closes has that answer returned, never an error from writing to a closed socket.
 ``AsyncWarpTransport`` (in ``_httpx_transport``) puts it under an ``httpx.AsyncClient``.
 This module imports httpx only for an https call, an error or a loop that cannot watch sockets.
 """
@@ -19,6 +22,7 @@ from warpcall.channels._http_common import (
     _attach_request,
     _bad_request,
     _check_timeout,
+    _closed_while_sending,
     _connect_error,
     _connect_timeout,
     _protocol_error,
@@ -53,7 +57,11 @@ class _AsyncConn:
         "waiter",
         "url",
         "read_timeout",
-        "last_read",
+        "write_timeout",
+        "patience",
+        "last_progress",
+        "out",
+        "write_error",
     )
 
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop, generation: int) -> None:
@@ -67,7 +75,11 @@ class _AsyncConn:
         self.waiter: asyncio.Future[ResponseParser] | None = None
         self.url = ""
         self.read_timeout = 0.0
-        self.last_read = 0.0
+        self.write_timeout = 0.0
+        self.patience = 0.0  # the timeout of what the call waits for now: write progress, then read progress
+        self.last_progress = 0.0
+        self.out: memoryview | None = None  # what is left to write of a request sent in pieces
+        self.write_error: Exception | None = None  # a failed write, reported unless a response comes
         loop.add_reader(sock.fileno(), self._on_readable)
 
     def reusable(self) -> bool:
@@ -77,14 +89,55 @@ class _AsyncConn:
         """Expect a response; the returned future gets the finished parser or the error."""
         self.parser = parser
         self.url = url
-        self.read_timeout = read_timeout
+        self.read_timeout = self.patience = read_timeout
         waiter = self.waiter = self.loop.create_future()
         return waiter
 
+    def send_rest(self, rest: memoryview, write_timeout: float) -> None:
+        """Write ``rest`` as the socket takes it, reading meanwhile; the call's waiter gets the outcome."""
+        self.out = rest
+        self.write_timeout = self.patience = write_timeout
+        self.loop.add_writer(self.sock.fileno(), self._on_writable)
+
+    def _on_writable(self) -> None:
+        out = self.out
+        if out is None:
+            return
+        try:
+            k = self.sock.send(out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._stop_writing()
+            if isinstance(exc, ConnectionError) and self.waiter is not None:
+                # the server stopped reading and closed: it may have answered first (a 413), so keep reading;
+                # the reader reports this error if no whole response comes
+                self.write_error = _write_error(self.url, exc)
+                self.patience = self.read_timeout
+            else:
+                self._fail(_write_error(self.url, exc))
+            return
+        self.last_progress = self.loop.time()
+        if k < len(out):
+            self.out = out[k:]
+        else:
+            self._stop_writing()
+
+    def _stop_writing(self) -> None:
+        """The request is written, or will not be: wait for the response from now on."""
+        if self.out is not None:
+            self.out = None
+            self.patience = self.read_timeout
+            if not self.closed:
+                self.loop.remove_writer(self.sock.fileno())
+
     def time_out(self) -> None:
-        """No bytes came for ``read_timeout`` seconds: fail the call under way."""
+        """No progress for ``patience`` seconds: fail the call under way."""
         if self.waiter is not None and not self.waiter.done():
-            self._fail(_read_timeout(self.url, self.read_timeout))
+            if self.out is not None:
+                self._fail(_write_timeout(self.url, self.write_timeout))
+            else:
+                self._fail(self.write_error or _read_timeout(self.url, self.read_timeout))
 
     def _on_readable(self) -> None:
         try:
@@ -92,24 +145,38 @@ class _AsyncConn:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            self._fail(_read_error(self.url, exc))
+            self._fail(self._sending_failed(exc) or _read_error(self.url, exc))
             return
         parser = self.parser
         if parser is None:
             # bytes or EOF on an idle connection: the server gave up on it
             self.close()
             return
-        self.last_read = self.loop.time()
+        self.last_progress = self.loop.time()
         try:
             done = parser.feed(data)
         except ValueError as exc:
-            self._fail(_protocol_error(self.url, exc))
+            # EOF (no data) before a whole response while writing: the server did not take the request
+            self._fail((None if data else self._sending_failed(exc)) or _protocol_error(self.url, exc))
             return
         if done:
+            if self.out is not None:
+                # answered before the whole request went out: the rest would be read as another request
+                self._stop_writing()
+                parser.keep_alive = False
             waiter = self.waiter
             self.parser = self.waiter = None
             if waiter is not None and not waiter.done():
                 waiter.set_result(parser)
+
+    def _sending_failed(self, exc: Exception) -> Exception | None:
+        """The error to report when the connection ends before a whole response while the request was, or
+        could not be, written whole: the server did not take the request (None when it did)."""
+        if self.write_error is not None:
+            return self.write_error
+        if self.out is not None:
+            return _closed_while_sending(self.url, exc)
+        return None
 
     def _fail(self, exc: BaseException) -> None:
         waiter = self.waiter
@@ -124,6 +191,9 @@ class _AsyncConn:
         self.parser = self.waiter = None
         if not self.loop.is_closed():
             self.loop.remove_reader(self.sock.fileno())
+            if self.out is not None:
+                self.loop.remove_writer(self.sock.fileno())
+        self.out = None
         self.sock.close()
 
     def close_dead_loop(self) -> None:
@@ -154,11 +224,11 @@ class _LoopPool(dict[tuple[str, str, int], "_KeyPool"]):
         self.can_watch_sockets = type(loop).add_reader is not asyncio.AbstractEventLoop.add_reader
 
     def track(self, conn: _AsyncConn) -> None:
-        """Watch ``conn`` until ``untrack``: it is waiting for a response."""
-        conn.last_read = self.loop.time()
+        """Watch ``conn`` until ``untrack``: it is writing its request or waiting for a response."""
+        conn.last_progress = self.loop.time()
         self.inflight.add(conn)
         if self.watch is None:
-            self.watch = self.loop.call_later(min(_WATCH_TICK, conn.read_timeout), self._check)
+            self.watch = self.loop.call_later(min(_WATCH_TICK, conn.patience), self._check)
 
     def untrack(self, conn: _AsyncConn) -> None:
         self.inflight.discard(conn)
@@ -166,7 +236,7 @@ class _LoopPool(dict[tuple[str, str, int], "_KeyPool"]):
     def _check(self) -> None:
         now = self.loop.time()
         for conn in list(self.inflight):
-            if now - conn.last_read >= conn.read_timeout:
+            if now - conn.last_progress >= conn.patience:
                 self.inflight.discard(conn)
                 conn.time_out()
         self.watch = self.loop.call_later(_WATCH_TICK, self._check) if self.inflight else None
@@ -334,10 +404,10 @@ class AsyncHTTPClient:
                 raise
         parser = ResponseParser(self.max_body, method == "HEAD")
         waiter = conn.start(parser, url, read_t)
+        if sent < len(data):
+            conn.send_rest(memoryview(data)[sent:], write_t)
+        pools.track(conn)
         try:
-            if sent < len(data):
-                await self._send_rest(conn, loop, data, sent, url, write_t)
-            pools.track(conn)
             await waiter
         except BaseException:
             # error or cancellation mid-call: the connection's state is unknown
@@ -427,17 +497,6 @@ class AsyncHTTPClient:
         except OSError as exc:
             if not fresh and isinstance(exc, ConnectionError):
                 return -1
-            raise _write_error(url, exc) from None
-
-    @staticmethod
-    async def _send_rest(
-        conn: _AsyncConn, loop: asyncio.AbstractEventLoop, data: bytes, sent: int, url: str, timeout: float
-    ) -> None:
-        try:
-            await asyncio.wait_for(loop.sock_sendall(conn.sock, memoryview(data)[sent:]), timeout)
-        except asyncio.TimeoutError:
-            raise _write_timeout(url, timeout) from None
-        except OSError as exc:
             raise _write_error(url, exc) from None
 
     async def _delegate(

@@ -141,9 +141,22 @@ def _read_error(url: str, exc: OSError) -> httpx.ReadError:
 
 
 def _protocol_error(url: str, exc: ValueError) -> httpx.RemoteProtocolError:
+    from warpcall.core.transport import ResponseTooLarge  # loaded: the clients import it
+
+    if isinstance(exc, ResponseTooLarge):
+        from warpcall.channels._http_errors import ResponseTooLargeError
+
+        return ResponseTooLargeError(f"bad response from {url}: {exc}")
     import httpx
 
     return httpx.RemoteProtocolError(f"bad response from {url}: {exc}")
+
+
+def _closed_while_sending(url: str, exc: Exception) -> httpx.WriteError:
+    import httpx
+
+    reason = _reason(exc) if isinstance(exc, OSError) else "the server closed the connection"
+    return httpx.WriteError(f"sending the request to {url} failed: {reason}")
 
 
 def _read_timeout(url: str, timeout: float) -> httpx.ReadTimeout:
@@ -169,9 +182,9 @@ def _read_limited(chunks: Any, max_body: int, url: str) -> bytes:
     for chunk in chunks:
         out += chunk
         if len(out) > max_body:
-            import httpx
+            from warpcall.channels._http_errors import ResponseTooLargeError
 
-            raise httpx.RemoteProtocolError(
+            raise ResponseTooLargeError(
                 f"bad response from {url}: response body exceeds the limit of {max_body} bytes; "
                 "raise max_body if this is expected"
             )

@@ -2,7 +2,8 @@
 
 ``HTTPClient`` pools connections per thread and per (scheme, host, port); one call is
 a request written by ``warpcall.core.transport.build_request``, one ``send`` and as many
-``recv`` as the response needs. ``WarpTransport`` (in ``_httpx_transport``) puts it under an
+``recv`` as the response needs; a server that answers before it has read the whole request and
+closes (a 413 to a body over its limit) has that answer returned. ``WarpTransport`` (in ``_httpx_transport``) puts it under an
 ``httpx.Client``. This module imports httpx only for an https call or an error.
 """
 
@@ -30,7 +31,7 @@ from warpcall.channels._http_common import (
     _write_error,
     _write_timeout,
 )
-from warpcall.core.transport import Connection, ResponseParser, build_request
+from warpcall.core.transport import Connection, ResponseParser, ResponseTooLarge, build_request
 
 if TYPE_CHECKING:
     import httpx
@@ -150,9 +151,15 @@ class HTTPClient:
                 conn.close()
                 raise _write_timeout(url, write_t) from None
             except OSError as exc:
-                conn.close()
                 if fresh or io.sent != 0 or not isinstance(exc, ConnectionError):
-                    raise _write_error(url, exc) from None
+                    # closed or reset: the server may have answered first (a 413), and that answer is the reply
+                    gone = isinstance(exc, ConnectionError)
+                    early = self._early_reply(conn, url, method, read_t) if gone else None
+                    conn.close()
+                    if early is None:
+                        raise _write_error(url, exc) from None
+                    return early.status, early.reason, early.headers, early.body
+                conn.close()
                 conn = None  # the server dropped the pooled one and nothing was sent: a new connection is safe
         parser = ResponseParser(self.max_body, method == "HEAD")
         try:
@@ -173,6 +180,20 @@ class HTTPClient:
         else:
             conn.close()
         return parser.status, parser.reason, parser.headers, parser.body
+
+    def _early_reply(self, conn: _Conn, url: str, method: str, read_t: float) -> ResponseParser | None:
+        """The whole response a server sent before it closed on a request it did not read whole (a 413 to a
+        body over its limit), or None. The connection is closed by the caller either way."""
+        parser = ResponseParser(self.max_body, method == "HEAD")
+        try:
+            if conn.io.timeout != read_t:
+                conn.io.set_timeout(read_t)
+            conn.io.receive(parser)  # the peer is gone: data it sent, then EOF or a reset, come at once
+        except ResponseTooLarge as exc:
+            raise _protocol_error(url, exc) from None
+        except (OSError, ValueError):
+            return None
+        return parser
 
     def _delegate(
         self,

@@ -18,7 +18,7 @@ from warpcall.channels._http_sync import HTTPClient
 from warpcall.channels.base import Channel
 from warpcall.di import inject
 from warpcall.di.configuration import ConfigurationManager, inject_value
-from warpcall.exceptions import ServiceCommunicationException
+from warpcall.exceptions import ResponseTooLargeException, ServiceCommunicationException
 from warpcall.registry.contract import ChannelInstances
 
 if TYPE_CHECKING:
@@ -41,7 +41,9 @@ def _failed(url: str, exc: Exception) -> ServiceCommunicationException | None:
     loaded = sys.modules.get("httpx")  # only httpx makes its errors: none exist before it is imported
     if loaded is None or not isinstance(exc, loaded.TransportError):
         return None
-    return ServiceCommunicationException(f"calling {url} failed: {type(exc).__name__}: {exc}")
+    # a response over the client's limits keeps its type (the HTTP clients raise it as httpx's and warpcall's)
+    kind = ResponseTooLargeException if isinstance(exc, ResponseTooLargeException) else ServiceCommunicationException
+    return kind(f"calling {url} failed: {type(exc).__name__}: {exc}")
 
 
 class HTTPXChannel(Channel):

@@ -5,7 +5,9 @@
 ``build_request`` turns values into bytes, ``ResponseParser`` bytes into values, and ``Connection``
 moves them over one connected blocking socket (connect, pool and timeouts per call live in
 ``warpcall.channels``). Every protocol error is a ``ValueError`` (``TypeError`` for wrong argument
-types) whose message says what was wrong; the caller adds the URL.
+types) whose message says what was wrong; the caller adds the URL. A response over one of the size
+limits (``MAX_HEAD``, ``MAX_HEADERS``, ``MAX_LINE``, the parser's ``max_body``) raises
+``ResponseTooLarge``, a ``ValueError``, after reading at most about the limit plus one receive.
 
 One source for both builds: Cython compiles it with the C types of ``ext/warpcall/core/transport.pxd``,
 and without the extension it runs as plain Python. The byte scans index a ``const unsigned char*``
@@ -56,18 +58,38 @@ if cython.compiled:
             raise OSError(err, os.strerror(err))
         PyErr_CheckSignals()  # raises what a handler raised
 
-__all__ = ["MAX_HEAD", "MAX_LINE", "READ_SIZE", "Connection", "ResponseParser", "build_request"]
+__all__ = [
+    "MAX_HEAD",
+    "MAX_HEADERS",
+    "MAX_LINE",
+    "READ_SIZE",
+    "Connection",
+    "ResponseParser",
+    "ResponseTooLarge",
+    "build_request",
+]
 
-#: the response head (status line and headers) may not be larger than this
+#: the response head (status line, header lines and the empty line), interim 1xx heads before it included,
+#: may not be larger than this; neither may a chunked body's extensions and trailers together
 MAX_HEAD = 65536
-#: a chunk-size line or trailer line may not be longer than this
+#: the most header lines in one head, and the most trailer lines of one response
+MAX_HEADERS = 100
+#: a status line, a chunk-size line (extensions included) or a trailer line may not be longer than this
 MAX_LINE = 8192
 #: the most bytes one receive asks the OS for
 READ_SIZE = 65536
 # the same limits as C integers when compiled
 _max_head = MAX_HEAD
+_max_headers = MAX_HEADERS
 _max_line = MAX_LINE
 _read_size = READ_SIZE
+
+
+class ResponseTooLarge(ValueError):
+    """A response broke one of the parser's size limits: head, header count, a line, trailers or body.
+
+    The connection is in an unknown state after it: the caller closes it.
+    """
 
 _POSIX = sys.platform != "win32"
 _NO_UPGRADE = "unexpected 101 Switching Protocols: this client does not upgrade connections"
@@ -295,8 +317,16 @@ def _excerpt(p: bytes, start: int, end: int) -> bytes:
     return p[start : end if end - start < 100 else start + 100]
 
 
+def _head_too_large() -> ValueError:
+    return ResponseTooLarge(f"response head is larger than {MAX_HEAD} bytes (interim 1xx heads included)")
+
+
+def _trailers_too_large() -> ValueError:
+    return ResponseTooLarge(f"chunk extensions and trailers of the response are larger than {MAX_HEAD} bytes")
+
+
 def _too_large(max_body: int) -> ValueError:
-    return ValueError(f"response body exceeds the limit of {max_body} bytes; raise max_body if this is expected")
+    return ResponseTooLarge(f"response body exceeds the limit of {max_body} bytes; raise max_body if this is expected")
 
 
 class ResponseParser:
@@ -308,6 +338,12 @@ class ResponseParser:
     connection may carry another request) hold the result. Informational (1xx)
     responses are skipped. ``head=True`` is for the answer to a HEAD request,
     which never has a body.
+
+    Limits (``ResponseTooLarge`` when broken): the head, interim 1xx heads included,
+    at most ``MAX_HEAD`` bytes and ``MAX_HEADERS`` header lines, the status line at
+    most ``MAX_LINE``; a chunked body's size lines at most ``MAX_LINE`` each, their
+    extensions and the trailers at most ``MAX_HEAD`` bytes together, at most
+    ``MAX_HEADERS`` trailer lines of at most ``MAX_LINE``; the body at most ``max_body``.
     """
 
     # plain Python; compiled, the fields are those the .pxd declares
@@ -324,6 +360,8 @@ class ResponseParser:
         "_parts",
         "_remaining",
         "_received",
+        "_left",
+        "_lines",
     )
 
     def __init__(self, max_body: int = 64 * 2**20, head: object = False) -> None:
@@ -340,6 +378,9 @@ class ResponseParser:
         self._parts: bytearray | None = None  # the body gathered from pieces (chunks, reads), or None
         self._remaining = 0
         self._received = False
+        # bytes the heads may still take; once a chunked body starts, its extensions and trailers
+        self._left = _max_head
+        self._lines = 0  # trailer lines so far
 
     @property
     def complete(self) -> bool:
@@ -385,12 +426,13 @@ class ResponseParser:
             if state == _HEAD:
                 end = _find_head_end(p, pos, n)
                 if end < 0:
-                    if n - pos > _max_head:
-                        raise ValueError(f"response head is larger than {MAX_HEAD} bytes")
+                    if n - pos >= self._left:  # no end yet: the head will not fit
+                        raise _head_too_large()
                     self._pending = d[pos:]
                     break
-                if end - pos > _max_head:
-                    raise ValueError(f"response head is larger than {MAX_HEAD} bytes")
+                if end + 4 - pos > self._left:
+                    raise _head_too_large()
+                self._left -= end + 4 - pos  # interim (1xx) heads use up the budget too
                 state = self._parse_head(p, pos, end)
                 pos = end + 4
             elif state == _LENGTH or state == _CHUNK_DATA:
@@ -412,13 +454,20 @@ class ResponseParser:
                 end = _find_crlf(p, pos, n)
                 if end < 0:
                     if n - pos > _max_line:
-                        raise ValueError(f"chunk size line is longer than {MAX_LINE} bytes")
+                        raise ResponseTooLarge(f"chunk size line is longer than {MAX_LINE} bytes")
                     self._pending = d[pos:]
                     break
+                if end - pos > _max_line:
+                    raise ResponseTooLarge(f"chunk size line is longer than {MAX_LINE} bytes")
                 # the size is hex digits, optionally padded and followed by ;extensions
                 stop = pos
                 while stop < end and p[stop] != 59:
                     stop += 1
+                if stop < end:
+                    # extensions carry no body: without a bound, tiny chunks could bring gigabytes of them
+                    self._left -= end - stop
+                    if self._left < 0:
+                        raise _trailers_too_large()
                 i = pos
                 while i < stop and (p[i] == 32 or p[i] == 9):
                     i += 1
@@ -463,10 +512,21 @@ class ResponseParser:
                 end = _find_crlf(p, pos, n)
                 if end < 0:
                     if n - pos > _max_line:
-                        raise ValueError(f"trailer line is longer than {MAX_LINE} bytes")
+                        raise ResponseTooLarge(f"trailer line is longer than {MAX_LINE} bytes")
                     self._pending = d[pos:]
                     break
-                state = _DONE if end == pos else _TRAILERS
+                if end == pos:
+                    state = _DONE
+                else:
+                    # trailers are skipped, but counted: a server must not send them forever
+                    if end - pos > _max_line:
+                        raise ResponseTooLarge(f"trailer line is longer than {MAX_LINE} bytes")
+                    self._left -= end + 2 - pos
+                    if self._left < 0:
+                        raise _trailers_too_large()
+                    self._lines += 1
+                    if self._lines > _max_headers:
+                        raise ResponseTooLarge(f"the response has more than {MAX_HEADERS} trailer lines")
                 pos = end + 2
             else:  # _UNTIL_CLOSE
                 self._append(d, pos, n)
@@ -516,6 +576,8 @@ class ResponseParser:
         line_end = _find_crlf(p, start, end + 2)
         llen = line_end - start
         s = start
+        if llen > _max_line:
+            raise ResponseTooLarge(f"status line is longer than {MAX_LINE} bytes")
         if (
             llen < 12
             or p[s] != 72 or p[s + 1] != 84 or p[s + 2] != 84 or p[s + 3] != 80  # HTTP
@@ -585,6 +647,8 @@ class ResponseParser:
                         keep = True
                     ts = te + 1
             pos = eol + 2
+        if len(headers) > _max_headers:
+            raise ResponseTooLarge(f"the response head has more than {MAX_HEADERS} header lines")
         if status < 200:
             if status == 101:
                 raise ValueError(_NO_UPGRADE)
@@ -602,6 +666,7 @@ class ResponseParser:
             if length >= 0:
                 # both framings present (RFC 9112 6.3): trust chunked, never reuse the connection
                 self.keep_alive = False
+            self._left = _max_head  # from here on, the budget of the extensions and trailers
             return _CHUNK_SIZE
         if length >= 0:
             if length > self._max_body:

@@ -1,0 +1,20 @@
+"""httpx's exception types joined with warpcall's: imported by the first such failure, as httpx is.
+
+The HTTP clients raise httpx's types (they sit under ``httpx.Client`` as transports), and a
+channel turns httpx's transport errors into ``ServiceCommunicationException``. An error that
+is also a warpcall type keeps its meaning on both sides of that line.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from warpcall.exceptions import ResponseTooLargeException
+
+
+class ResponseTooLargeError(httpx.RemoteProtocolError, ResponseTooLargeException):
+    """A response broke one of the client's size limits; the connection was closed, never reused.
+
+    An ``httpx.RemoteProtocolError`` for httpx's callers, a ``ResponseTooLargeException`` (a
+    ``ServiceCommunicationException``) for warpcall's.
+    """
