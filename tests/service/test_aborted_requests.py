@@ -14,6 +14,7 @@ counter see a call.
 from __future__ import annotations
 
 import fcntl
+import logging
 import socket
 import struct
 import termios
@@ -49,8 +50,6 @@ from warpcall.core import envelope as core_envelope
 from warpcall.di import create, module
 from warpcall.server import protocol
 from warpcall.service import service_descriptor
-
-pytestmark = pytest.mark.skipif(not protocol.SUPPORTED, reason="the installed uvicorn has no httptools protocol")
 
 #: calls that reached an implementation, by method (the reference's routes count here too)
 CALLS: Counter[str] = Counter()
@@ -195,7 +194,7 @@ def targets():
         for reference in references:
             reference.__enter__()
         plain, behind = (environment.get(FastAPIServer) for environment in booted)
-        assert plain.protocol_class is not None and not plain.fast_api.user_middleware
+        assert not plain.fast_api.user_middleware
         assert behind.fast_api.user_middleware
         yield {
             "plain": Target("plain", plain.server, plain.port, plain),
@@ -424,6 +423,9 @@ def test_the_reference_runs_nothing_either(targets, shape, server, path, ending)
 def test_the_paths_taken_are_the_ones_named(targets):
     """The shapes reach the paths they are named for: inline or held, or the ASGI app (the REST fast path's too)."""
     plain = targets["plain"]
+    # without it (an uvicorn the protocol does not support) every request goes through ASGI: the tests above
+    # still hold, but the inline and held paths are not among them
+    assert protocol.SUPPORTED, "the inline protocol is off: the inline and held paths are not tested"
     assert plain.warpcall is not None and plain.warpcall.protocol_class is not None
     stats = plain.warpcall.protocol_class.stats  # requests the inline protocol answered without the ASGI app
     fast = plain.warpcall.rest_fast_path  # requests the REST fast path answered, inline or through ASGI
@@ -441,3 +443,37 @@ def test_the_paths_taken_are_the_ones_named(targets):
             assert complete(plain, pieces, rest) == b"HTTP/1.1 200 OK"
             fast_served += path != "/invoke"
             assert (stats.served, fast.served) == (served, fast_served), (shape, path)
+
+
+class ExceptionsLogged(logging.Handler):
+    """What a logger reports: the type of each exception logged, else the message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append(type(record.exc_info[1]).__name__ if record.exc_info else record.getMessage())
+
+
+@pytest.mark.parametrize("path, logged", [("/invoke", ["ClientDisconnect"]), ("/ledger/entries", [])],
+                         ids=["invoke", "rest"])
+@pytest.mark.parametrize("shape", ["over 64 KiB", "chunked", "expect"])
+def test_an_aborted_request_ends_as_the_references_does(targets, shape, path, logged):
+    """What uvicorn reports of the aborted request is the reference's: on ``/invoke`` the ``ClientDisconnect`` that
+    ``request.body()`` raises, on a REST route nothing (FastAPI answers its own 400 to nobody, and the fast path
+    stops)."""
+    logger = logging.getLogger("uvicorn.error")
+    handler = ExceptionsLogged()
+    logger.addHandler(handler)
+    outcomes = {}
+    try:
+        for name in ("plain", "middleware", "reference", "reference+middleware"):
+            handler.seen.clear()
+            body = invoke_json("note") if path == "/invoke" else rest_body()
+            pieces, _ = build(shape, path, body, "application/json")
+            abort(targets[name], pieces, "fin")
+            outcomes[name] = list(handler.seen)
+    finally:
+        logger.removeHandler(handler)
+    assert outcomes == dict.fromkeys(outcomes, logged)

@@ -34,6 +34,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic_core import from_json, to_json
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from warpcall.core.marshal import plan_for
 from warpcall.exceptions import MarshalException, ServiceException
@@ -172,7 +173,12 @@ class ValidationReplyMixin:
             if has_body:
                 # read once here, FastAPI reads the same cached bytes; the check costs a scan unless the
                 # body has a \u escape
-                body = await request.body()
+                try:
+                    body = await request.body()
+                except ClientDisconnect:
+                    # the body did not all arrive: FastAPI's own reading meets the same end and answers
+                    # its 400 to nobody, as on any route (issue 14, point 1)
+                    body = b""
                 if b"\\u" in body and _reads_json(self, request):
                     refused = _lone_surrogate(body)
                     if refused is not None:
