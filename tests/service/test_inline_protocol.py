@@ -619,8 +619,10 @@ def test_the_inline_protocol_can_be_turned_off():
     environment = FastAPIServer.boot(make_module(plain_app, inline_protocol=False), host="127.0.0.1", port=0)
     try:
         server = environment.get(FastAPIServer)
-        assert server.protocol_class is None
+        # the server's protocol still serves (it enforces the limits) but answers nothing itself
+        assert server.protocol_class is not None
         status, _, body, _ = roundtrip(server, request("/invoke", envelope("echo", [PARCEL])))
         assert (status, core_envelope.decode_response_json(body)) == (b"HTTP/1.1 200 OK", (PARCEL, None))
+        assert server.protocol_class.stats.served == 0
     finally:
         environment.destroy()

@@ -18,6 +18,7 @@ from warpcall.exceptions import ServiceException
 from warpcall.manager import ServiceManager
 from warpcall.registry.contract import ComponentRegistry
 from warpcall.server.dispatch import DEFAULT_MAX_BODY, DispatchEndpoint, SyncCalls
+from warpcall.server.limits import ServerLimits
 from warpcall.server.protocol import inline_protocol as make_inline_protocol
 from warpcall.server.rest import mount_routes
 from warpcall.server.rest_fast import RestFastPath
@@ -57,6 +58,13 @@ class FastAPIServer(Server):
     ``inline_protocol``: when true (the default) and uvicorn runs httptools, the server's
     protocol answers ``/invoke`` and warpcall's REST routes without the ASGI round
     (:mod:`warpcall.server.protocol`); false serves every request through ASGI.
+
+    ``limits`` (:class:`~warpcall.server.limits.ServerLimits`, safe defaults when omitted) bound
+    request heads (size, header count, time to arrive), idle connections and connections at
+    once; they hold on every path, inline or through ASGI, with or without user middleware, as
+    long as uvicorn runs httptools (the server's protocol enforces them). Without httptools
+    uvicorn runs h11, which gets ``idle_timeout``, ``max_connections`` and ``max_head_size``
+    (as ``h11_max_incomplete_event_size``) only.
     """
 
     def __init__(
@@ -70,8 +78,11 @@ class FastAPIServer(Server):
         sync_calls: str = "adaptive",
         access_log: bool = False,
         inline_protocol: bool = True,
+        limits: ServerLimits | None = None,
     ) -> None:
         self.fast_api = fastapi
+        #: the bounds this server keeps on every connection
+        self.limits = limits if limits is not None else ServerLimits()
         self.access_log = access_log
         self.service_manager = service_manager
         self.component_registry = component_registry
@@ -80,11 +91,10 @@ class FastAPIServer(Server):
         )
         #: answers warpcall's REST routes without FastAPI's per-request machinery when that is safe
         self.rest_fast_path = RestFastPath(fastapi)
-        #: uvicorn's httptools protocol answering /invoke and the REST routes without ASGI (None: uvicorn's own)
-        self.protocol_class = (
-            make_inline_protocol(self.endpoint, self.rest_fast_path, lambda: not fastapi.user_middleware)
-            if inline_protocol
-            else None
+        #: uvicorn's httptools protocol enforcing ``limits`` and, with ``inline_protocol``, answering /invoke
+        #: and the REST routes without ASGI (None: uvicorn's own, when it does not run httptools)
+        self.protocol_class = make_inline_protocol(
+            self.endpoint, self.rest_fast_path, lambda: not fastapi.user_middleware, self.limits, inline_protocol
         )
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None
@@ -159,6 +169,10 @@ class FastAPIServer(Server):
             access_log=self.access_log,  # uvicorn formats each access line even when it is filtered out
             lifespan="on",
             timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_TIMEOUT),
+            # uvicorn types it int; it is only ever given to loop.call_later
+            timeout_keep_alive=self.limits.idle_timeout,  # type: ignore[arg-type]
+            limit_concurrency=self.limits.limit_concurrency,
+            h11_max_incomplete_event_size=self.limits.max_head_size,  # what h11 bounds, when it serves instead
         )
         self.server = uvicorn.Server(config)
         self.socket = sock

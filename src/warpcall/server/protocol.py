@@ -29,6 +29,14 @@ Everything else -- other routes, chunked or large bodies, ``Expect: 100-continue
 pipelined requests, an app with user middleware -- takes uvicorn's ordinary path
 to the ASGI app, which has the same endpoint and routes mounted.
 
+The same class, with answering inline turned off, serves ``inline_protocol=False``: on
+every path it enforces the server's :class:`~warpcall.server.limits.ServerLimits` (head
+size and header count, time to send a head, idle connections, with uvicorn's
+``limit_concurrency`` for connections), keeps the keep-alive timer off a connection
+while a request is under way, and starts every request (inline or ASGI task) in a copy
+of the connection's context, so context variables never pass from one request to the
+next (uvicorn's ``reset_contextvars`` is honoured: then that context is empty).
+
 The subclass relies on uvicorn internals; :data:`SUPPORTED` says whether the
 installed uvicorn has the ones it uses, and without them the server runs uvicorn's
 own protocol.
@@ -40,6 +48,7 @@ import contextvars
 import inspect
 import logging
 import os
+from asyncio import TimerHandle
 from functools import partial
 from typing import Any, Awaitable, Callable, Coroutine
 
@@ -48,6 +57,7 @@ from starlette.exceptions import HTTPException
 
 from warpcall.core.invokehead import parse
 from warpcall.server.dispatch import DispatchEndpoint, Reply
+from warpcall.server.limits import ServerLimits
 from warpcall.server.rest import Reply as RestReply
 from warpcall.server.rest import Responder
 from warpcall.server.rest_fast import RestFastPath
@@ -101,6 +111,8 @@ UVICORN_USES: tuple[str, ...] = (
     "transport", "transport.write()", "transport.close()", "transport.is_closing()",
     "transport.get_write_buffer_size()", "transport.get_extra_info()",
     "flow", "flow.write_paused", "flow.pause_reading()", "flow.drain()", "cycle",
+    "connection_made()", "connection_lost()", "config", "parser", "parser.get_method()", "url", "headers",
+    "pipeline", "timeout_keep_alive", "timeout_keep_alive_task", "timeout_keep_alive_handler()",
     # the request cycle
     "cycle.scope", "cycle.body", "cycle.keep_alive", "cycle.default_headers", "cycle.on_response()",
     "cycle.message_event", "cycle.message_event.set()", "cycle.response_started", "cycle.response_complete",
@@ -119,7 +131,11 @@ except ImportError:  # httptools is not installed (uvicorn runs h11), or uvicorn
     SUPPORTED = False
 else:
     # methods must be on the class; the protocol's own attributes must be set where uvicorn sets them
-    _assigned = {*HttpToolsProtocol.__init__.__code__.co_names, *HttpToolsProtocol.connection_made.__code__.co_names}
+    # (per connection, or per request for the parsed request line)
+    _assigned = {
+        *HttpToolsProtocol.__init__.__code__.co_names, *HttpToolsProtocol.connection_made.__code__.co_names,
+        *HttpToolsProtocol.on_message_begin.__code__.co_names,
+    }
     SUPPORTED = all(
         callable(getattr(HttpToolsProtocol, path[:-2], None)) if path.endswith("()") else path in _assigned
         for path in UVICORN_USES
@@ -131,16 +147,80 @@ INTERNAL_ERROR: Reply = (500, b"text/plain; charset=utf-8", b"Internal Server Er
 _parse_invoke = parse
 
 
-def inline_protocol(endpoint: DispatchEndpoint, rest: RestFastPath, accepts: Callable[[], bool]) -> type | None:
+def inline_protocol(
+    endpoint: DispatchEndpoint,
+    rest: RestFastPath,
+    accepts: Callable[[], bool],
+    limits: ServerLimits | None = None,
+    inline: bool = True,
+) -> type | None:
     """A protocol class for ``uvicorn.Config(http=...)`` answering ``endpoint`` and ``rest`` inline (None: unsupported).
 
     ``accepts()`` is asked on every request; while it is false (the app has user middleware),
-    every request goes through the ASGI app.
+    every request goes through the ASGI app. ``limits`` (default :class:`ServerLimits`) are
+    enforced on every request, inline or not. ``inline=False`` never answers inline: every
+    request goes through the ASGI app, under the same limits.
     """
     if not SUPPORTED:
         return None
-    namespace = {"endpoint": endpoint, "rest": rest, "accepts": staticmethod(accepts), "stats": InlineStats()}
+    limits = limits or ServerLimits()
+    namespace = {
+        "endpoint": endpoint,
+        "rest": rest,
+        "accepts": staticmethod(accepts if inline else _never),
+        "stats": InlineStats(),
+        "limits": limits,
+        "_max_head_size": limits.max_head_size,
+        "_max_headers": limits.max_headers,
+        "_head_timeout": limits.head_timeout,
+        "_fast_head": _fast_head(limits),
+    }
     return type("InlineProtocol", (_InlineProtocol,), namespace)
+
+
+def _never() -> bool:
+    return False
+
+
+def _fast_head(limits: ServerLimits) -> int:
+    """The longest head of a one-chunk ``POST /invoke`` that is surely within ``limits``.
+
+    ``invokehead.parse`` recognises heads of at most its own ``MAX_HEADERS`` header lines, each at
+    least 4 bytes (``x:`` and CRLF) after the 23-byte request line. A longer head, or one that
+    could hold more headers than allowed, goes to uvicorn's parser, where the limits are checked
+    exactly; the common call only compares one length.
+    """
+    from warpcall.core.invokehead import MAX_HEADERS, REQUEST_LINE
+
+    if limits.max_headers >= MAX_HEADERS:
+        return limits.max_head_size
+    # a head of n bytes holds at most (n - len(request line) - 2) // 4 header lines
+    return min(limits.max_head_size, len(REQUEST_LINE) + 2 + 4 * (limits.max_headers + 1) - 1)
+
+
+def _plain_reply(status: int, default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A refusal written straight to the transport, as uvicorn writes its own 400: the connection then closes."""
+    phrase = STATUS_LINE[status][13:-2]  # b"HTTP/1.1 408 " ... b"\r\n"
+    return b"".join((
+        STATUS_LINE[status], _default_head(default_headers),
+        b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(phrase),
+        phrase,
+    ))
+
+
+def _refusal(status: int) -> Callable[[Any, Any, Any], Awaitable[None]]:
+    """An ASGI app answering ``status`` with ``connection: close``: a refused request takes its turn among pipelined ones."""
+    phrase = STATUS_LINE[status][13:-2]
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(phrase)),
+        (b"connection", b"close"),
+    ]
+
+    async def refuse(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": phrase, "more_body": False})
+
+    return refuse
 
 
 class InlineStats:
@@ -217,6 +297,7 @@ def _small_body(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes] | Non
 
 
 if SUPPORTED:
+    _REFUSE_431 = _refusal(431)
 
     class _InlineProtocol(HttpToolsProtocol):
         """Holds a fresh request the fast paths answer instead of starting its ASGI task; answers it when complete."""
@@ -225,6 +306,21 @@ if SUPPORTED:
         rest: RestFastPath
         accepts: Callable[[], bool]
         stats: InlineStats
+        limits: ServerLimits
+        _max_head_size: int
+        _max_headers: int
+        _head_timeout: float
+        _fast_head: int
+
+        _base: contextvars.Context  # each request runs in a copy of it (see connection_made)
+        _in_head = False  # uvicorn's parser has begun a request whose head is not complete
+        _head_bytes = 0  # bytes of that head in earlier chunks (those that surely belong to it)
+        _head_bound = 0  # bytes of every earlier chunk holding part of that head (it is no longer)
+        _head_counted = False  # the current chunk's bytes belong to that head from its first one on
+        _chunk_starts_head = False  # the chunk being parsed began at a request's first byte or within its head
+        _chunk = 0  # length of the chunk being parsed
+        _head_timer: TimerHandle | None = None
+        _head_refused = False  # the head grew past its limit while an earlier reply was under way
 
         _fresh = False
         _in_message = False  # uvicorn's parser has seen part of a request it has not completed
@@ -234,6 +330,26 @@ if SUPPORTED:
         _sending: Any = None  # the token of a reply a worker writes itself, until the loop settles it
         _complete: Callable[[Any, Any], None]
         _request: Any = None
+
+        def connection_made(self, transport: Any) -> None:  # uvicorn types it as asyncio.Transport
+            super().connection_made(transport)
+            # the context uvicorn would start this connection's first request in; every request starts in
+            # a copy of it, not in whatever context reading last resumed in (a task's, after a paused read:
+            # asyncio's reader callback keeps the context it was added in, cpython#140947)
+            self._base = (
+                contextvars.Context() if getattr(self.config, "reset_contextvars", False)  # uvicorn >= 0.55
+                else contextvars.copy_context()
+            )
+            # a connection that never sends a request is closed as an idle keep-alive one is
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+            super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
             sending = self._sending
@@ -248,16 +364,98 @@ if SUPPORTED:
                 and (self.cycle is None or self.cycle.response_complete)
             ):
                 request = _parse_invoke(data, HOLD_LIMIT)
-                if request is not None and self._may_answer_unparsed():
+                # one length compared: a head that could be over a limit is checked by the parser path
+                if request is not None and request[2] <= self._fast_head and self._may_answer_unparsed():
                     self._answer_unparsed(data, request)
                     return
+            self._chunk = len(data)
+            self._chunk_starts_head = self._in_head or not self._in_message
             super().data_received(data)
+            if self._in_head and not self.transport.is_closing():
+                # the head is still incomplete: bound what it holds, and time it
+                if self._head_counted:
+                    self._head_bytes += self._chunk
+                self._head_bound += self._chunk
+                self._head_counted = True  # the next chunk continues it
+                self._head_pending()
 
         def on_message_begin(self) -> None:
-            self._in_message = True
+            self._in_message = self._in_head = True
+            self._head_bytes = self._head_bound = 0
+            # a head starting mid-chunk (after another request) is counted from the next chunk on
+            self._head_counted, self._chunk_starts_head = self._chunk_starts_head, False
+            # a request is under way: the keep-alive timer must not end the connection until it is answered
+            # (uvicorn arms it after each reply; the next request may be in the same chunk)
+            self._unset_keepalive_if_required()
             super().on_message_begin()
 
+        def _busy(self) -> bool:
+            """An earlier request on this connection is not answered yet."""
+            cycle = self.cycle
+            return self._pending or (cycle is not None and not cycle.response_complete)
+
+        def _head_pending(self) -> None:
+            """A head is incomplete with nothing else under way: refuse it once too large, time it once it starts."""
+            if self._busy():
+                if self._head_bytes > self._max_head_size and not self._head_refused:
+                    # refused once the earlier reply is out (on_response_complete); read no more of it meanwhile
+                    self._head_refused = True
+                    self.flow.pause_reading()
+                return
+            if self._head_bytes > self._max_head_size:
+                self._refuse_now(431)
+                return
+            self._unset_keepalive_if_required()  # armed by a reply written while this head was arriving
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_later(self._head_timeout, self._head_timed_out)
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            if self._in_head and not self.transport.is_closing():
+                logger.warning(
+                    "%s: request head not complete within %s s, answered 408", _client_addr(self.client),
+                    self._head_timeout,
+                )
+                self._refuse_now(408)
+
+        def _refuse_now(self, status: int) -> None:
+            """Answer a request whose head is incomplete (no earlier reply is under way) and close."""
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+            self._in_head = False
+            self.transport.write(_plain_reply(status, self.server_state.default_headers))
+            self.transport.close()
+
+        def _head_refusal(self) -> Any:
+            """The refusing app for the head just parsed when it is over a limit, else None."""
+            if len(self.headers) > self._max_headers:
+                return _REFUSE_431
+            if self._head_bound + self._chunk > self._max_head_size:
+                # only a bound so far (whole chunks): count the head as parsed, each header as `name: value`
+                size = len(self.parser.get_method()) + len(self.url) + 14  # spaces, HTTP/1.1, CRLF, final CRLF
+                for name, value in self.headers:
+                    size += len(name) + len(value) + 4
+                size = max(size, self._head_bytes)  # the bytes of earlier chunks, whitespace included
+                if size > self._max_head_size:
+                    return _REFUSE_431
+            return None
+
         def on_headers_complete(self) -> None:
+            self._in_head = False
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+            refusal = self._head_refusal()
+            if refusal is not None:
+                # through uvicorn's cycle, so it is answered in turn after any pipelined request before it
+                app = self.app
+                self.app = refusal
+                try:
+                    super().on_headers_complete()
+                finally:
+                    self.app = app
+                return
             # uvicorn starts the ASGI task from here for a fresh request, and from
             # on_response_complete for a pipelined one; only the fresh ones are held
             self._fresh = True
@@ -265,6 +463,15 @@ if SUPPORTED:
                 super().on_headers_complete()
             finally:
                 self._fresh = False
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self._in_head and not self.transport.is_closing():
+                # the next request's head was arriving while this reply was made: its turn starts now
+                if self._head_refused:
+                    self._refuse_now(431)
+                else:
+                    self._head_pending()
 
         def _start_asgi_task(self, cycle: Any, app: Any) -> None:
             if (
@@ -286,7 +493,8 @@ if SUPPORTED:
                         if found is not None:
                             self._held, self._complete, self._request = cycle, self._rest, (request[0], *found)
                             return
-            super()._start_asgi_task(cycle, app)
+            # the task copies the context it is created in: the connection's, not the last request's
+            self._base.run(super()._start_asgi_task, cycle, app)
 
         def on_message_complete(self) -> None:
             self._in_message = False
@@ -328,7 +536,7 @@ if SUPPORTED:
             stats = self.stats
             stats.served += 1
             stats.unparsed += 1
-            context = contextvars.copy_context()
+            context = self._base.copy()
             try:
                 outcome = context.run(self.endpoint.answer, content_type, method_header, data[head_length:])
             except Exception:
@@ -357,7 +565,8 @@ if SUPPORTED:
                 ))
                 if not keep_alive:
                     self.transport.close()
-            self.on_response_complete()
+            # uvicorn's own: no head can be arriving, since reading pauses while an unparsed call is awaited
+            HttpToolsProtocol.on_response_complete(self)
 
         # --- POST /invoke ---------------------------------------------------------------------------
 
@@ -365,7 +574,7 @@ if SUPPORTED:
             content_type, method_header = request
             self.stats.served += 1
             # each request runs in a context of its own, as an ASGI task would
-            context = contextvars.copy_context()
+            context = self._base.copy()
             try:
                 outcome = context.run(self.endpoint.answer, content_type, method_header, bytes(cycle.body))
             except Exception:
@@ -401,14 +610,16 @@ if SUPPORTED:
                 args = fast.arguments(cycle.scope, path_values, body, content_type)
             except Exception:  # noqa: BLE001 - any doubt about the input: FastAPI validates and answers
                 # starlette and uvicorn type the same ASGI call differently (MutableMapping, TypedDicts)
-                HttpToolsProtocol._start_asgi_task(self, cycle, self.rest.app)  # type: ignore[arg-type]
+                self._base.run(
+                    HttpToolsProtocol._start_asgi_task, self, cycle, self.rest.app  # type: ignore[arg-type]
+                )
                 return
             self.rest.served += 1
             self.stats.served += 1  # counted before any reply can reach the caller
             responder: Responder = fast.respond
             method = responder.method
             if method.is_async:
-                self._spawn(contextvars.copy_context(), self._rest_later(cycle, responder, args))
+                self._spawn(self._base.copy(), self._rest_later(cycle, responder, args))
             elif method.offload:
                 # no task waits for the worker: it writes the reply itself where it safely can, else its
                 # callback on the loop does. Only a lone job writes: under load, workers that write
@@ -425,12 +636,13 @@ if SUPPORTED:
                     head = _default_head(cycle.default_headers)
                     job = partial(_call_and_send, method.target, responder, fd, head, box)
                     self._sending = token = (cycle, responder, box)
-                    pool.submit(self.loop, job, args, self._rest_sent, token)
+                    # the pool runs the call in a copy of the context it is given the job in
+                    self._base.run(pool.submit, self.loop, job, args, self._rest_sent, token)
                 else:
-                    pool.submit(self.loop, method.target, args, self._rest_done, (cycle, responder))
+                    self._base.run(pool.submit, self.loop, method.target, args, self._rest_done, (cycle, responder))
             else:
                 try:
-                    value = contextvars.copy_context().run(method.call_inline, args, responder.calls)
+                    value = self._base.copy().run(method.call_inline, args, responder.calls)
                 except BaseException as exc:  # noqa: BLE001 - sorted out in _rest_done
                     self._rest_done((cycle, responder), exc, True)
                 else:
@@ -460,7 +672,7 @@ if SUPPORTED:
         def _rest_done(self, token: tuple[Any, Responder], outcome: Any, failed: bool) -> None:
             cycle, responder = token
             if failed and isinstance(outcome, HTTPException):
-                self._spawn(contextvars.copy_context(), self._http_exception(cycle, outcome))
+                self._spawn(self._base.copy(), self._http_exception(cycle, outcome))
                 return
             try:
                 if not failed:

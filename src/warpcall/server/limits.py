@@ -1,0 +1,73 @@
+"""How much of a server one client may hold: request head size and count, time to send a head, idle time, connections.
+
+:class:`ServerLimits` is a :class:`~warpcall.server.fastapi_server.FastAPIServer` option. Its
+defaults are safe for a server on an open network; each limit is enforced by the server's
+protocol (:mod:`warpcall.server.protocol`) on every path a request can take: answered inline,
+through ASGI (``inline_protocol=False``) or through the user's middleware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from warpcall.exceptions import ServiceException
+
+#: the defaults, as the README states them
+DEFAULT_MAX_HEAD_SIZE = 16 * 1024
+DEFAULT_MAX_HEADERS = 100
+DEFAULT_HEAD_TIMEOUT = 10.0
+DEFAULT_IDLE_TIMEOUT = 5.0
+DEFAULT_MAX_CONNECTIONS = 1000
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Bounds on what one connection, and all of them together, may hold of a server.
+
+    - ``max_head_size``: bytes of a request head (request line and header lines, each header
+      counted as ``name: value`` plus its line end, and the empty line that ends the head).
+      A larger head is refused with ``431 Request Header Fields Too Large`` and the connection
+      closes; a head still arriving is refused as soon as it passes the limit.
+    - ``max_headers``: header fields in one request; more are refused with 431, connection closed.
+    - ``head_timeout``: seconds from the first byte of a request head to its last. A head not
+      complete by then is answered ``408 Request Timeout`` and the connection closes (slowloris).
+      While an earlier request on the connection is still being answered, the clock starts
+      when that answer is out.
+    - ``idle_timeout``: seconds a connection may stay open with no request under way and no byte of
+      the next one: after a reply (uvicorn's ``timeout_keep_alive``) and, unlike uvicorn, from the
+      moment a connection is accepted. It is closed silently, as a keep-alive connection is.
+      A request under way (its head, body or reply) is never cut off by this timer.
+    - ``max_connections``: connections served at once (``None``: no limit). A request arriving on a
+      connection beyond them, or while more than that many requests are under way, is answered
+      ``503 Service Unavailable`` with ``connection: close``; this is uvicorn's
+      ``limit_concurrency`` (set to ``max_connections + 1``, since uvicorn counts the asking
+      connection too) and what nginx's ``limit_conn`` answers. A 503 tells a client or load
+      balancer to retry elsewhere or later, where a refused or reset connection looks like a
+      network failure; the surplus connection is still bounded, by this reply or by
+      ``idle_timeout`` when it sends nothing.
+
+    Raises :class:`~warpcall.exceptions.ServiceException` for a value that is not positive.
+    """
+
+    max_head_size: int = DEFAULT_MAX_HEAD_SIZE
+    max_headers: int = DEFAULT_MAX_HEADERS
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    max_connections: int | None = DEFAULT_MAX_CONNECTIONS
+
+    def __post_init__(self) -> None:
+        for name in ("max_head_size", "max_headers", "head_timeout", "idle_timeout", "max_connections"):
+            value = getattr(self, name)
+            if value is None and name == "max_connections":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ServiceException(f"ServerLimits.{name} must be a positive number, got {value!r}")
+        for name in ("max_head_size", "max_headers", "max_connections"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, int):
+                raise ServiceException(f"ServerLimits.{name} must be an integer, got {value!r}")
+
+    @property
+    def limit_concurrency(self) -> int | None:
+        """uvicorn's ``limit_concurrency`` for ``max_connections`` (uvicorn refuses at ``>=``, counting the asker)."""
+        return None if self.max_connections is None else self.max_connections + 1
