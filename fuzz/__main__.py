@@ -1,0 +1,89 @@
+"""``python -m fuzz [--examples N] [--seed S] [target ...]``: every target (or those named) for N inputs.
+
+Prints, per target, the inputs checked, the builds they went through, the time taken and how many came
+out each way (a check's label), and at the end every failure with hypothesis' shrunk falsifying input.
+Exits 1 when any target failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections import Counter
+from typing import Any
+
+from fuzz import _paths  # noqa: F401 - puts tests/fuzz on sys.path
+
+# isort: split
+import fuzz_targets
+from hypothesis import HealthCheck, Phase, given, seed, settings
+
+from warpcall._compiled import PURE_REQUESTED
+
+
+def run_target(target: fuzz_targets.Target, examples: int, chosen_seed: int, port: int | None) -> tuple[Counter[str], str | None]:
+    """Run one target for ``examples`` generated inputs; its outcome counts and its failure, if any."""
+    counts: Counter[str] = Counter()
+    extra: dict[str, Any] = {"port": port} if target.name == "server" else {}
+
+    @seed(chosen_seed)
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+    )
+    @given(target.inputs())
+    def fuzz_one(value: Any) -> None:
+        args = value if isinstance(value, tuple) else (value,)
+        counts[target.check(*args, **extra)] += 1
+
+    try:
+        fuzz_one()
+    except Exception:  # a property failed (hypothesis raises it after shrinking): report, go on
+        return counts, traceback.format_exc(limit=-4)
+    return counts, None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fuzz", description=__doc__.split("\n")[0])
+    parser.add_argument("targets", nargs="*", help=f"targets to run (default all): {', '.join(fuzz_targets.TARGETS)}")
+    parser.add_argument("--examples", type=int, default=100_000, help="generated inputs per target (default 100000)")
+    parser.add_argument("--seed", type=int, default=14, help="hypothesis seed (default 14: runs are reproducible)")
+    options = parser.parse_args(argv)
+    unknown = [name for name in options.targets if name not in fuzz_targets.TARGETS]
+    if unknown:
+        parser.error(f"unknown target(s) {unknown}; known: {list(fuzz_targets.TARGETS)}")
+    names = options.targets or list(fuzz_targets.TARGETS)
+    builds = "plain Python only (WARPCALL_PURE=1)" if PURE_REQUESTED else "compiled and plain Python, compared"
+    print(f"fuzzing {len(names)} target(s), {options.examples} inputs each, seed {options.seed}; builds: {builds}")
+    server = fuzz_targets.start_fuzz_server() if "server" in names else None
+    failures: dict[str, str] = {}
+    try:
+        for name in names:
+            target = fuzz_targets.TARGETS[name]
+            started = time.monotonic()
+            counts, failure = run_target(target, options.examples, options.seed, server.port if server else None)
+            elapsed = time.monotonic() - started
+            total = sum(counts.values())
+            status = "FAILED" if failure else "ok"
+            print(f"\n[{status}] {name}: {total} inputs checked in {elapsed:.1f} s ({target.doc})", flush=True)
+            for outcome_label, count in counts.most_common():
+                print(f"    {count:>9}  {outcome_label}")
+            if failure:
+                failures[name] = failure
+    finally:
+        if server is not None:
+            server.environment.destroy()
+    for name, failure in failures.items():
+        print(f"\n===== {name} failed =====\n{failure}", file=sys.stderr)
+    print(f"\n{len(names) - len(failures)} of {len(names)} target(s) passed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
