@@ -7,6 +7,8 @@ cdef object _Mapping
 
 cdef str _tname(object value)
 cdef object _read_attribute(object value, str name)
+cdef object _as_float(object value)
+cdef object _mark_non_finite(object value, int depth)
 
 cdef dict _cache
 cdef object _build
@@ -161,6 +163,7 @@ cdef class _Field:
     cdef object default
     cdef object factory
     cdef object exact
+    cdef object dump_exact
 
 
 cdef class DataclassPlan(TypePlan):

@@ -14,11 +14,14 @@ from warpcall.channels.base import channel
 from warpcall.channels.http import HTTPXChannel
 from warpcall.core.envelope import (
     decode_response_json,
+    decode_response_json_exact,
     decode_response_msgpack,
     encode_request_json,
     encode_request_msgpack,
+    may_round_integers,
 )
 from warpcall.core.marshal import plan_for
+from warpcall.core.marshal_plan import may_take_rounded_integers
 from warpcall.exceptions import (
     MarshalException,
     ProtocolException,
@@ -32,13 +35,15 @@ from warpcall.wire import CALLER_ERRORS, JSON, METHOD_HEADER, MSGPACK, PROTOBUF,
 class DispatchPlan:
     """Per service method: the marshalling a dispatch call needs, built on the method's first call."""
 
-    __slots__ = ("qualified", "names", "dumpers", "load_result")
+    __slots__ = ("qualified", "names", "dumpers", "load_result", "exact_json")
 
     def __init__(self, method: Any) -> None:
         self.qualified: str = method.qualified
         self.names: tuple[str, ...] = method.param_names
         self.dumpers = tuple(plan_for(tp).dump for tp in method.param_types)
         self.load_result: Callable[[Any], Any] = plan_for(method.return_type).load
+        #: the return type would take, as it is, a float that orjson made of an integer beyond 64 bits
+        self.exact_json: bool = may_take_rounded_integers(method.return_type)
 
     @classmethod
     def of(cls, method: Any) -> DispatchPlan:
@@ -56,6 +61,16 @@ class DispatchPlan:
             return [dump(arg) for dump, arg in zip(self.dumpers, args)]
         except MarshalException as exc:
             raise MarshalException(f"{self.qualified}: argument '{self._culprit(args)}': {exc}") from None
+
+    def unsendable(self, trees: list[Any], encode: Callable[[str, list[Any]], bytes], error: Exception) -> Exception:
+        """The envelope writer refused the arguments: the error naming the argument it could not write."""
+        for name, tree in zip(self.names, trees):
+            try:
+                encode(self.qualified, [tree])
+            except MarshalException as exc:
+                where = str(exc).replace("['args'][0]", f"argument {name!r}", 1)  # the envelope's path, by name
+                return MarshalException(f"{self.qualified}: {where}")
+        return MarshalException(f"{self.qualified}: {error}")
 
     def _culprit(self, args: tuple[Any, ...]) -> str:
         for name, dump, arg in zip(self.names, self.dumpers, args):
@@ -111,6 +126,8 @@ class EnvelopeChannel(HTTPXChannel):
     content_type = JSON
     encode_request: Callable[[str, list[Any]], bytes]
     decode_response: Callable[[bytes], tuple[Any, Any]]
+    #: the exact reader, for a format whose fast reader may round integers beyond 64 bits (JSON)
+    decode_exact: Callable[[bytes], tuple[Any, Any]] | None = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -129,8 +146,11 @@ class EnvelopeChannel(HTTPXChannel):
             except ProtocolException:
                 pass  # _result names the problem
             else:
-                if exception is None:
-                    return plan.load_result(result)
+                if exception is None and not plan.exact_json:
+                    try:
+                        return plan.load_result(result)
+                    except MarshalException:
+                        pass  # _result reads a JSON body again exactly, or raises naming the problem
         return self._result(plan, url, status, headers, content)
 
     async def invoke_async(self, invocation: Any) -> Any:
@@ -151,7 +171,10 @@ class EnvelopeChannel(HTTPXChannel):
                 trees = plan.dump_args(args)  # raises naming the argument
         else:
             trees = plan.dump_args(positional_args(invocation))
-        return plan, type(self).encode_request(plan.qualified, trees)
+        try:
+            return plan, type(self).encode_request(plan.qualified, trees)
+        except MarshalException as exc:  # the format cannot carry a value (inf or nan in JSON, a lone surrogate)
+            raise plan.unsendable(trees, type(self).encode_request, exc) from None
 
     def _result(self, plan: DispatchPlan, url: str, status: int, headers: list[tuple[str, str]], content: bytes) -> Any:
         if status != 200:
@@ -162,7 +185,15 @@ class EnvelopeChannel(HTTPXChannel):
             raise ServiceCommunicationException(f"{url} answered {plan.qualified} with an invalid body: {exc}") from None
         if exception is not None:
             raise_remote(plan.qualified, url, status, exception)
-        return plan.load_result(result)
+        reread = type(self).decode_exact
+        if reread is not None and plan.exact_json and may_round_integers(content):
+            result = reread(content)[0]  # orjson may have read an integer beyond 64 bits as a float
+        try:
+            return plan.load_result(result)
+        except MarshalException:
+            if reread is None or not may_round_integers(content):
+                raise
+        return plan.load_result(reread(content)[0])  # an integer beyond 64 bits, read as a float at first
 
     def _raise_error_reply(
         self, qualified: str, url: str, status: int, headers: list[tuple[str, str]], content: bytes
@@ -189,6 +220,7 @@ class DispatchJSONChannel(EnvelopeChannel):
     content_type = JSON
     encode_request = staticmethod(encode_request_json)
     decode_response = staticmethod(decode_response_json)
+    decode_exact = staticmethod(decode_response_json_exact)
 
 
 @channel("dispatch-msgpack")

@@ -34,6 +34,7 @@ from uuid import UUID
 
 from warpcall.core.marshal_plan import (
     Fail,
+    NonFiniteFloat,
     PlanBuilder,
     is_pydantic_error,
     iso_parser,
@@ -68,6 +69,52 @@ def _read_attribute(value: object, name: str) -> Any:
         return getattr(value, name)
     except AttributeError:
         raise Fail("attribute is not set") from None
+
+
+def _as_float(value: object) -> float:
+    """A number other than an exact float as a float; Fail for anything else or an int beyond a double."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except OverflowError:
+            raise Fail(f"expected float, got an integer of {value.bit_length()} bits, beyond a float") from None  # type: ignore[union-attr]
+    raise Fail(f"expected float, got {_tname(value)}")
+
+
+@cython.locals(depth=cython.int, number=cython.double, items=list, out=dict)
+def _mark_non_finite(value: Any, depth: int) -> Any:
+    """``value`` (Any-typed) with every inf and nan in it wrapped as NonFiniteFloat; ``value`` itself if none.
+
+    JSON cannot carry them and orjson would write ``null``: marked, its writer refuses them by name.
+    Deeper than the envelopes nest, a value cannot be sent at all: it is left to the writer to refuse.
+    """
+    kind = type(value)
+    if kind is float:
+        number = value
+        return value if number - number == 0.0 else NonFiniteFloat(value)
+    if depth > 1024:
+        return value
+    if kind is list or kind is tuple:
+        items = None
+        for index, item in enumerate(value):
+            marked = _mark_non_finite(item, depth + 1)
+            if marked is not item:
+                if items is None:
+                    items = list(value)
+                items[index] = marked
+        if items is None:
+            return value
+        return items if kind is list else tuple(items)
+    if kind is dict:
+        out = None
+        for key, item in value.items():
+            marked = _mark_non_finite(item, depth + 1)
+            if marked is not item:
+                if out is None:
+                    out = dict(value)
+                out[key] = marked
+        return value if out is None else out
+    return value
 
 
 # ---------------------------------------------------------------- plans (the per-call path)
@@ -106,6 +153,9 @@ class TypePlan:
 
 class AnyPlan(TypePlan):
     def _dump(self, value: Any) -> Any:
+        kind = type(value)
+        if kind is dict or kind is list or kind is float or kind is tuple:
+            return _mark_non_finite(value, 0)
         return value
 
     def _load(self, data: Any) -> Any:
@@ -147,15 +197,19 @@ class IntPlan(TypePlan):
 
 
 class FloatPlan(TypePlan):
+    @cython.locals(number=cython.double)
     def _dump(self, value: Any) -> Any:
-        if type(value) is float:
+        if type(value) is not float:
+            value = _as_float(value)
+        number = value
+        if number - number == 0.0:  # finite: inf - inf and nan - nan are nan
             return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise Fail(f"expected float, got {_tname(value)}")
+        return NonFiniteFloat(value)
 
     def _load(self, data: Any) -> Any:
-        return self._dump(data)
+        if type(data) is float:
+            return data
+        return _as_float(data)
 
 
 class BoolPlan(TypePlan):
@@ -540,6 +594,8 @@ class _Field:
         self.default = default
         self.factory = factory
         self.exact = _PASSED_AS_IS.get(type(plan))  # values of this type need no call to the plan
+        # ... when loaded; dumped, a float is checked for inf and nan, which FloatPlan marks for JSON's writer
+        self.dump_exact = None if type(plan) is FloatPlan else self.exact
 
 
 class DataclassPlan(TypePlan):
@@ -567,7 +623,7 @@ class DataclassPlan(TypePlan):
                 attrs = value.__dict__
                 for f in self.fields:
                     field = attrs.get(f.name, _MISSING)
-                    if type(field) is not f.exact:
+                    if type(field) is not f.dump_exact:
                         field = f.plan._dump(_read_attribute(value, f.name) if field is _MISSING else field)
                     out[f.name] = field
             else:
@@ -660,7 +716,7 @@ class PydanticPlan(TypePlan):
         try:
             for f in self.fields:
                 field = attrs.get(f.name, _MISSING)
-                if type(field) is not f.exact:
+                if type(field) is not f.dump_exact:
                     field = f.plan._dump(_read_attribute(value, f.name) if field is _MISSING else field)
                 out[f.name] = field
         except Fail as fail:

@@ -116,6 +116,17 @@ def parse_int_key(key: str) -> int | None:
     return None
 
 
+class NonFiniteFloat(float):
+    """An inf or nan in a dumped tree, marked by the plans so that JSON's writer refuses it by name.
+
+    A plain float to msgpack and protobuf, which carry it. orjson would write a plain one as ``null``
+    (a different value) without a word; this subclass it refuses, so the check costs nothing until
+    such a value turns up (``warpcall.core.envelope``).
+    """
+
+    __slots__ = ()
+
+
 class Fail(Exception):
     """Raised inside a plan; ``path`` collects segments while unwinding, innermost first."""
 
@@ -453,3 +464,64 @@ def _validates_natively(tp: Any, seen: set[Any]) -> bool:
         seen.add(tp)
         return all(_validates_natively(f.annotation, seen) for f in tp.model_fields.values())
     return False
+
+
+# ---------------------------------------------------------------- JSON numbers
+
+_rounding: dict[Any, bool] = {}
+
+
+def may_take_rounded_integers(tp: Any) -> bool:
+    """Whether a value of ``tp`` loaded from JSON could silently take an integer that orjson read as a float.
+
+    orjson reads integers beyond 64 bits as floats. Where the type admits an int and no float
+    (``int``, ``list[int]``, a model's ``int`` field) loading such a float fails, and the caller
+    reads the body again exactly; where a float is taken as it is (``Any``, ``int | float``,
+    ``Decimal``, a type only pydantic knows), the caller must check the body first. Decided once
+    per type; conservative for what it does not know.
+    """
+    try:
+        known = _rounding.get(tp)
+    except TypeError:  # an unhashable hint
+        return _rounds(tp, set())
+    if known is None:
+        known = _rounding[tp] = _rounds(tp, set())
+    return known
+
+
+def _rounds(tp: Any, seen: set[int]) -> bool:
+    if id(tp) in seen:
+        return False  # a recursive type: its other members decide
+    seen.add(id(tp))
+    if tp is Any or tp is object or isinstance(tp, TypeVar) or tp is Decimal:
+        return True
+    if tp in _PRIMITIVES or tp in (bytes, datetime, date, time, UUID) or tp is None:
+        return False
+    origin = get_origin(tp)
+    args = get_args(tp)
+    if origin is typing.Annotated:
+        return _rounds(args[0], seen)
+    if origin is Literal:
+        return False
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return False
+    if origin is Union or origin is types.UnionType:
+        bare = {arg for arg in args if arg is not NoneType}
+        if float in bare and (int in bare or any(isinstance(a, type) and issubclass(a, int) for a in bare)):
+            return True
+        return any(_rounds(arg, seen) for arg in bare)
+    base_model = pydantic_base_model()
+    if base_model is not None and isinstance(tp, type) and issubclass(tp, base_model):
+        return any(_rounds(f.annotation, seen) for f in tp.model_fields.values())
+    dataclass_type = origin if origin is not None else tp
+    if isinstance(dataclass_type, type) and dataclasses.is_dataclass(dataclass_type):
+        try:
+            hints = typing.get_type_hints(dataclass_type)
+        except Exception:  # noqa: BLE001 - unresolvable: assume the worst
+            return True
+        return any(_rounds(hints.get(f.name, Any), seen) for f in dataclasses.fields(dataclass_type))
+    container = origin if origin is not None else tp
+    if isinstance(container, type) and issubclass(container, (cabc.Iterable, cabc.Mapping)):
+        # bare containers hold Any
+        return not args or any(arg is not Ellipsis and _rounds(arg, seen) for arg in args)
+    return True

@@ -14,7 +14,10 @@ No ``.proto`` file is needed: the request message has one field per parameter
 - anything else (``Union``, ``Any``, lists of lists) -> ``bytes``: msgpack of the marshaller's tree
 
 A message field that is absent decodes as None when the type is Optional and
-is an error otherwise; ints travel as 64-bit ``sint64``.
+is an error otherwise; ints travel as 64-bit ``sint64``: an int outside -2**63 .. 2**63-1 is
+refused with a ``MarshalException`` naming the parameter (or ``result``) and the value (inside a
+field carried as msgpack bytes, any int travels, as on dispatch-msgpack). Floats travel as
+``double``, inf and nan included. A string holding a lone surrogate is refused by name.
 
 Every type is analysed once per method; the per-call path only walks the value.
 The type analysis and the message types live in ``warpcall.wire.protobuf_schema``.
@@ -212,6 +215,13 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "the value nests too deeply or contains itself"
     text = str(exc)
+    if isinstance(exc, ValueError) and text.startswith("Value out of range"):
+        # protobuf's words for an int beyond the field: say which rule it broke and what carries the value
+        number = text.partition(":")[2].strip()
+        return (f"the integer {number} is outside sint64 (-2**63 .. 2**63-1), the range dispatch-protobuf "
+                "carries ints in; dispatch-json and dispatch-msgpack carry any int")
+    if isinstance(exc, UnicodeEncodeError):
+        return f"a string holding the lone surrogate {exc.object[exc.start]!a}, which is not Unicode text"
     return text if isinstance(exc, MarshalException) else f"{type(exc).__name__}: {text}"
 
 

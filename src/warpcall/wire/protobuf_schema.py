@@ -28,6 +28,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
+from warpcall.core.envelope import msgpack_default, msgpack_ext_hook
 from warpcall.core.marshal_plan import iso_parser
 from warpcall.exceptions import MarshalException
 
@@ -666,10 +667,13 @@ class _FileBuilder:
             return plan[0]
 
         def dump(value: Any) -> bytes:
-            return msgpack.packb(get_plan().dump(value), use_bin_type=True)
+            # integers beyond 64 bits travel as the dispatch-msgpack envelope carries them
+            return msgpack.packb(get_plan().dump(value), use_bin_type=True, default=msgpack_default)
 
         def load(body: bytes) -> Any:
-            return get_plan().load(msgpack.unpackb(body, raw=False, strict_map_key=False))
+            return get_plan().load(
+                msgpack.unpackb(body, raw=False, strict_map_key=False, ext_hook=msgpack_ext_hook)
+            )
 
         field = _Field(_F.TYPE_BYTES, describe, exact=None, dump=dump, load=load)
         field.check = lambda value: True  # the marshaller checks the value
