@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import logging
 import socket
 import threading
@@ -78,6 +79,9 @@ class RelayService(Service):
     @abstractmethod
     async def later(self, seconds: float) -> float: ...
 
+    @abstractmethod
+    async def tag_later(self, value: str) -> str: ...
+
 
 @component(name="post", services=[RelayService])
 class PostComponent(Component):
@@ -104,6 +108,13 @@ class RelayServiceImpl(RelayService):
     async def later(self, seconds: float) -> float:
         await asyncio.sleep(seconds)
         return seconds
+
+    async def tag_later(self, value: str) -> str:
+        # awaited: the connection pauses reading meanwhile and resumes it from this task's context
+        before = TAG.get()
+        TAG.set(value)
+        await asyncio.sleep(0)
+        return before
 
 
 @implementation()
@@ -494,6 +505,71 @@ def test_context_variables_do_not_reach_the_next_request(servers):
                 sock.sendall(request("/invoke", envelope("tag", [value])))
                 answers.append(core_envelope.decode_response_json(reader.response()[2])[0])
         assert answers == ["unset", "unset"]
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["one-by-one", "pipelined"])
+def test_context_variables_set_by_an_awaited_call_do_not_reach_the_next_request(servers, pipelined):
+    # asyncio's reader callback runs in the context reading was last resumed in: after an awaited reply,
+    # the task's (cpython#140947); each request must still start from the connection's own context
+    calls = [("tag_later", "a"), ("tag", "b"), ("tag_later", "c"), ("tag", "d")]
+    for server in servers:
+        with connect(server) as sock:
+            reader = Reader(sock)
+            if pipelined:
+                sock.sendall(b"".join(request("/invoke", envelope(method, [value])) for method, value in calls))
+                bodies = [reader.response()[2] for _ in calls]
+            else:
+                bodies = []
+                for method, value in calls:
+                    sock.sendall(request("/invoke", envelope(method, [value])))
+                    bodies.append(reader.response()[2])
+        assert [core_envelope.decode_response_json(body)[0] for body in bodies] == ["unset"] * len(calls)
+
+
+def _tag_seen(protocol_class: Any, app: Any, **config: Any) -> str:
+    """What ``tag`` reads over a connection to ``protocol_class`` made in a context where TAG is "server"."""
+    from uvicorn import Config
+    from uvicorn.server import ServerState
+
+    async def main() -> bytes:
+        TAG.set("server")  # as a server's own startup (or instrumentation) may set one
+        settings = Config(app, interface="asgi3", http=protocol_class, lifespan="off", log_level="warning", **config)
+        settings.load()
+        state = ServerState()
+        factory = lambda: settings.http_protocol_class(config=settings, server_state=state, app_state={})  # noqa: E731
+        server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
+        try:
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request("/invoke", envelope("tag", ["x"]), extra="connection: close\r\n"))
+            reply = await asyncio.wait_for(reader.read(), TIMEOUT)
+            writer.close()
+            return reply
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    reply = asyncio.run(main())
+    return core_envelope.decode_response_json(reply.partition(b"\r\n\r\n")[2])[0]
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["default", "reset_contextvars"])
+def test_requests_start_in_the_context_uvicorn_starts_its_tasks_in(servers, reset):
+    # uvicorn 0.55 added Config(reset_contextvars=True): tasks start in an empty context; before, and by
+    # default, in the server's. The inline protocol does as uvicorn's own protocol does, on the same app.
+    from uvicorn import Config
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    if reset and "reset_contextvars" not in inspect.signature(Config).parameters:
+        pytest.skip("this uvicorn has no reset_contextvars (added in 0.55)")
+    inline = servers[0]
+    config = {"reset_contextvars": True} if reset else {}
+    app = inline._uvicorn_app()
+    theirs = _tag_seen(HttpToolsProtocol, app, **config)
+    before = inline.protocol_class.stats.served
+    ours = _tag_seen(inline.protocol_class, app, **config)
+    assert inline.protocol_class.stats.served == before + 1  # answered inline
+    assert ours == theirs == ("unset" if reset else "server")
 
 
 def test_a_body_arriving_in_pieces_is_answered_inline(servers):

@@ -112,7 +112,7 @@ UVICORN_USES: tuple[str, ...] = (
     "transport.get_write_buffer_size()", "transport.get_extra_info()",
     "flow", "flow.write_paused", "flow.pause_reading()", "flow.drain()", "cycle",
     "connection_made()", "connection_lost()", "config", "parser", "parser.get_method()", "url", "headers",
-    "pipeline", "timeout_keep_alive", "timeout_keep_alive_task", "timeout_keep_alive_handler()",
+    "loop.call_later()", "timeout_keep_alive", "timeout_keep_alive_task", "timeout_keep_alive_handler()",
     # the request cycle
     "cycle.scope", "cycle.body", "cycle.keep_alive", "cycle.default_headers", "cycle.on_response()",
     "cycle.message_event", "cycle.message_event.set()", "cycle.response_started", "cycle.response_complete",
