@@ -23,7 +23,7 @@ import pytest
 from fastapi import FastAPI
 
 from rawhttp import Reader, connect, request, wait_until
-from test_transport_http import LoopWithoutReaders, ScriptedServer, read_request
+from test_transport_http import LoopWithoutReaders, ScriptedServer
 from warpcall import (
     AbstractComponent,
     ChannelAddress,
@@ -66,20 +66,20 @@ def _run(coro: Any) -> Any:
 class Callers:
     """One path of calls, kept for several calls (to see whether a connection is reused), then closed."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, timeout: float = TIMEOUT) -> None:
         self.kind = kind
         self.loop: asyncio.AbstractEventLoop | None = None
         if kind == "sync":
-            self.client: Any = HTTPClient(timeout=TIMEOUT)
+            self.client: Any = HTTPClient(timeout=timeout)
         elif kind == "async":
-            self.client = AsyncHTTPClient(timeout=TIMEOUT)
+            self.client = AsyncHTTPClient(timeout=timeout)
         elif kind == "httpx-sync":
-            self.client = httpx.Client(transport=WarpTransport(timeout=TIMEOUT), timeout=TIMEOUT)
+            self.client = httpx.Client(transport=WarpTransport(timeout=timeout), timeout=timeout)
         elif kind == "httpx-async":
-            self.client = httpx.AsyncClient(transport=AsyncWarpTransport(timeout=TIMEOUT), timeout=TIMEOUT)
+            self.client = httpx.AsyncClient(transport=AsyncWarpTransport(timeout=timeout), timeout=timeout)
         else:  # channel-sync, channel-async: what a proxy's call runs
             self.client = DispatchJSONChannel()
-            self.client.timeout = TIMEOUT
+            self.client.timeout = timeout
             self.client.customize()
         if kind.endswith("async"):
             self.loop = asyncio.new_event_loop()
@@ -307,22 +307,50 @@ def test_a_server_that_closes_without_answering_an_upload_is_a_write_error(calle
         assert server.url in str(info.value)
 
 
-def test_a_server_that_answers_early_and_reads_on_keeps_the_connection(caller: Callers) -> None:
-    """A server that answers before reading the body, then drains it: the answer, and the connection is
-    not reused (the client cannot know how much of the body the server took as a request)."""
+def test_an_answer_before_the_body_was_read_is_returned(caller: Callers) -> None:
+    """A server that answers on the head, then reads the body: the answer (the async client stops sending
+    once it has it, the sync one sends on), and the next call works."""
 
     def answer_then_drain(conn: socket.socket, server: ScriptedServer) -> None:
         while True:
-            request = read_request(conn)
-            if request is None:
-                return
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 65536:
+                chunk = conn.recv(1)
+                if not chunk:
+                    return
+                head += chunk
             server.requests += 1
             conn.sendall(OK)
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            while length > 0:
+                chunk = conn.recv(min(length, 65536))
+                if not chunk:
+                    return
+                length -= len(chunk)
 
     with ScriptedServer(answer_then_drain) as server:
         assert caller.call("POST", server.url, UPLOAD) == (200, b"ok")
-        assert caller.call("POST", server.url, UPLOAD) == (200, b"ok")
+        assert caller.call("POST", server.url, b"small") == (200, b"ok")
         assert server.requests == 2
+
+
+def test_an_early_answer_from_a_server_that_stops_reading_is_returned(caller: Callers) -> None:
+    """Answered 413 on the head, then neither read nor closed: the answer, not a write timeout (the async
+    client sees it at once, the sync one when its send times out, here after 0.5 s)."""
+    done = threading.Event()
+
+    def answer_and_stop_reading(conn: socket.socket, server: ScriptedServer) -> None:
+        conn.recv(65536)
+        conn.sendall(EARLY_413)
+        done.wait(TIMEOUT)
+
+    with ScriptedServer(answer_and_stop_reading) as server:
+        callers = Callers(caller.kind, timeout=0.5)
+        try:
+            assert callers.call("POST", server.url, UPLOAD * 8) == (413, REFUSAL)
+        finally:
+            done.set()  # the server's handler ends: the client's connection closes
+            callers.close()
 
 
 # --- the httpx fallback (https, and event loops that cannot watch sockets): httpx's own limits ----------------

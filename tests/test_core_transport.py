@@ -275,6 +275,13 @@ ERROR_CASES = [
     ("parse", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFF\r\n"),
     ("parse", b"XTTP/1.1 200 OK\r\n\r\n"),
     ("parse", b"HTTP/1.1 200 OK\r\n:empty\r\n\r\n"),
+    # the size limits (ResponseTooLarge)
+    ("parse", b"HTTP/1.1 200 OK\r\n" + b"X: v\r\n" * 101 + b"\r\n"),
+    ("parse", b"HTTP/1.1 200 " + b"r" * 8200 + b"\r\n\r\n"),
+    ("parse", b"HTTP/1.1 100 Continue\r\n\r\n" * 3000),
+    ("parse", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + b"T: v\r\n" * 101),
+    ("parse", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1;" + b"e" * 8200 + b"\r\n"),
+    ("parse", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + (b"1;" + b"e" * 8000 + b"\r\nx\r\n") * 9),
 ]
 
 

@@ -148,8 +148,12 @@ class HTTPClient:
                 io.send(data)
                 break
             except (BlockingIOError, TimeoutError):
+                # the server stopped reading: if it answered meanwhile (a 413 without closing), that is the reply
+                early = None if io.idle() else self._early_reply(conn, url, method, read_t)
                 conn.close()
-                raise _write_timeout(url, write_t) from None
+                if early is None:
+                    raise _write_timeout(url, write_t) from None
+                return early.status, early.reason, early.headers, early.body
             except OSError as exc:
                 if fresh or io.sent != 0 or not isinstance(exc, ConnectionError):
                     # closed or reset: the server may have answered first (a 413), and that answer is the reply
@@ -182,8 +186,8 @@ class HTTPClient:
         return parser.status, parser.reason, parser.headers, parser.body
 
     def _early_reply(self, conn: _Conn, url: str, method: str, read_t: float) -> ResponseParser | None:
-        """The whole response a server sent before it closed on a request it did not read whole (a 413 to a
-        body over its limit), or None. The connection is closed by the caller either way."""
+        """The whole response a server sent before it closed on, or stopped reading, a request it did not read
+        whole (a 413 to a body over its limit), or None. The connection is closed by the caller either way."""
         parser = ResponseParser(self.max_body, method == "HEAD")
         try:
             if conn.io.timeout != read_t:
