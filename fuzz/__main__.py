@@ -8,6 +8,8 @@ Exits 1 when any target failed.
 from __future__ import annotations
 
 import argparse
+import logging
+import re
 import sys
 import time
 import traceback
@@ -23,9 +25,15 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from warpcall._compiled import PURE_REQUESTED
 
 
-def run_target(target: fuzz_targets.Target, examples: int, chosen_seed: int, port: int | None) -> tuple[Counter[str], str | None]:
-    """Run one target for ``examples`` generated inputs; its outcome counts and its failure, if any."""
+def run_target(
+    target: fuzz_targets.Target, examples: int, chosen_seed: int, port: int | None, stop: bool
+) -> tuple[Counter[str], str | None]:
+    """Run one target for ``examples`` generated inputs; its outcome counts and its failures, if any.
+
+    ``stop``: stop at the first failure and let hypothesis shrink it; else count every failing input by
+    the kind of its failure and go on, keeping the first input of each kind."""
     counts: Counter[str] = Counter()
+    first_inputs: dict[str, str] = {}
     extra: dict[str, Any] = {"port": port} if target.name == "server" else {}
 
     @seed(chosen_seed)
@@ -40,13 +48,24 @@ def run_target(target: fuzz_targets.Target, examples: int, chosen_seed: int, por
     @given(target.inputs())
     def fuzz_one(value: Any) -> None:
         args = value if isinstance(value, tuple) else (value,)
-        counts[target.check(*args, **extra)] += 1
+        if stop:
+            counts[target.check(*args, **extra)] += 1
+            return
+        try:
+            counts[target.check(*args, **extra)] += 1
+        except Exception as exc:  # noqa: BLE001 - counted by kind, the first input of each kept
+            # grouped by the message up to where it starts quoting the input
+            text = re.split(r"[(\[{'\"]", str(exc).split("\n")[0])[0][:90] if str(exc) else ""
+            kind = f"FAILED {type(exc).__name__}: {text}"
+            counts[kind] += 1
+            if kind not in first_inputs:
+                first_inputs[kind] = f"{kind}\n    first input: {fuzz_targets._short(value, 400)}"
 
     try:
         fuzz_one()
     except Exception:  # a property failed (hypothesis raises it after shrinking): report, go on
         return counts, traceback.format_exc(limit=-4)
-    return counts, None
+    return counts, "\n".join(first_inputs.values()) or None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("targets", nargs="*", help=f"targets to run (default all): {', '.join(fuzz_targets.TARGETS)}")
     parser.add_argument("--examples", type=int, default=100_000, help="generated inputs per target (default 100000)")
     parser.add_argument("--seed", type=int, default=14, help="hypothesis seed (default 14: runs are reproducible)")
+    parser.add_argument("--stop", action="store_true",
+                        help="stop a target at its first failure and shrink it (default: count failures, go on)")
     options = parser.parse_args(argv)
     unknown = [name for name in options.targets if name not in fuzz_targets.TARGETS]
     if unknown:
@@ -61,13 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     names = options.targets or list(fuzz_targets.TARGETS)
     builds = "plain Python only (WARPCALL_PURE=1)" if PURE_REQUESTED else "compiled and plain Python, compared"
     print(f"fuzzing {len(names)} target(s), {options.examples} inputs each, seed {options.seed}; builds: {builds}")
+    logging.getLogger("uvicorn.error").setLevel(logging.ERROR)  # "Invalid HTTP request received", often
     server = fuzz_targets.start_fuzz_server() if "server" in names else None
     failures: dict[str, str] = {}
     try:
         for name in names:
             target = fuzz_targets.TARGETS[name]
             started = time.monotonic()
-            counts, failure = run_target(target, options.examples, options.seed, server.port if server else None)
+            counts, failure = run_target(
+                target, options.examples, options.seed, server.port if server else None, options.stop
+            )
             elapsed = time.monotonic() - started
             total = sum(counts.values())
             status = "FAILED" if failure else "ok"
