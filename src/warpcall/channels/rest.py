@@ -68,6 +68,7 @@ class RestCallPlan:
         "http_method",
         "load_result",
         "names",
+        "non_finite",
         "path_params",
         "qualified",
         "query_params",
@@ -104,12 +105,11 @@ class RestCallPlan:
         self.body_index = -1 if body is None else body.index
         self.dump_body: Callable[[Any], Any] | None = None if body is None else plan_for(body.type).dump
         # loaded already: the channel's setup read the routes
-        from warpcall.routes import may_hold_float, non_finite_json
+        from warpcall.routes import non_finite, non_finite_check
 
-        #: the check for inf and nan in the body's JSON, only where the body can hold a float
-        self.body_floats: Callable[[bytes], bool] | None = (
-            non_finite_json if body is not None and may_hold_float(body.type) else None
-        )
+        #: how the body is checked for inf and nan (0: it cannot hold a float)
+        self.body_floats = 0 if body is None else non_finite_check(body.type)
+        self.non_finite = non_finite
         self.load_result = plan_for(route.return_type).load
         self.headers = [("content-type", JSON)] if body is not None else []
         # pydantic-core reads and writes the JSON; imported by the first call, not by the environment that
@@ -173,12 +173,12 @@ class RestCallPlan:
             index = self.body_index
             dump_body = self.dump_body  # None exactly when there is no body (index < 0)
             # the marshaller makes the primitive tree (and checks the type); pydantic-core writes the JSON
-            body = b"" if dump_body is None else self.to_json(dump_body(args[index]))
+            dumped = None if dump_body is None else dump_body(args[index])
+            body = b"" if dump_body is None else self.to_json(dumped)
         except (MarshalException, ValueError) as exc:  # ValueError: a lone surrogate, in the URL or the JSON
             name = self.names[index] if 0 <= index < len(self.names) else "?"
             raise MarshalException(f"{self.qualified}: argument '{name}': {exc}") from None
-        body_floats = self.body_floats
-        if body_floats is not None and body_floats(body):
+        if self.body_floats and self.non_finite(self.body_floats, dumped, body):
             # pydantic-core writes inf and nan as Infinity and NaN, which is not JSON: refused before sending
             raise MarshalException(
                 f"{self.qualified}: argument '{self.names[index]}' holds a non-finite float (inf or nan), "

@@ -38,7 +38,7 @@ from starlette.requests import ClientDisconnect
 
 from warpcall.core.marshal import plan_for
 from warpcall.exceptions import MarshalException, ServiceException
-from warpcall.routes import RouteDescriptor, RouteParam, is_rest, may_hold_float, non_finite_json, routes_of
+from warpcall.routes import RouteDescriptor, RouteParam, is_rest, non_finite, non_finite_check, routes_of
 from warpcall.server.dispatch import ServerMethod, SyncCalls
 from warpcall.wire import JSON, status_of
 
@@ -103,7 +103,7 @@ class Responder:
     with no coroutine in between).
     """
 
-    __slots__ = ("method", "calls", "dump", "status", "empty", "qualified", "floats")
+    __slots__ = ("method", "calls", "dump", "status", "empty", "qualified", "non_finite")
 
     def __init__(self, route: RouteDescriptor, method: ServerMethod, calls: SyncCalls) -> None:
         self.method = method
@@ -112,8 +112,8 @@ class Responder:
         self.status = route.status_code
         self.empty = self.status in _NO_CONTENT
         self.qualified = method.descriptor.qualified
-        #: whether a result can hold a float: only then is the JSON checked for inf and nan
-        self.floats = may_hold_float(route.return_type)
+        #: the check for inf and nan, only where a result can hold a float
+        self.non_finite = non_finite_check(route.return_type)
 
     async def __call__(self, args: list[Any]) -> Reply:
         try:
@@ -131,12 +131,13 @@ class Responder:
             return self.status, None
         try:
             # the marshaller makes the primitive tree (and checks the type); pydantic-core writes the JSON
-            payload = to_json(self.dump(value))
+            dumped = self.dump(value)
+            payload = to_json(dumped)
         except MarshalException as exc:  # the result does not fit the declared type: the server's fault
             return error_reply(MarshalException(f"{self.qualified}: {exc}"), 500)
         except ValueError as exc:  # pydantic-core cannot write it (a lone surrogate): the server's fault too
             return error_reply(MarshalException(f"{self.qualified}: its result cannot be written as JSON: {exc}"), 500)
-        if self.floats and non_finite_json(payload):
+        if self.non_finite and non_finite(self.non_finite, dumped, payload):
             # pydantic-core writes inf and nan as Infinity and NaN, which no JSON reader need accept
             return error_reply(MarshalException(
                 f"{self.qualified}: its result holds a non-finite float (inf or nan), which JSON cannot carry"
