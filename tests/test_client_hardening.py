@@ -39,7 +39,13 @@ from warpcall import (
     service,
 )
 from warpcall.channels.dispatch import DispatchJSONChannel
-from warpcall.channels.transport import AsyncHTTPClient, AsyncWarpTransport, HTTPClient, WarpTransport
+from warpcall.channels.transport import (
+    AsyncHTTPClient,
+    AsyncWarpTransport,
+    HTTPClient,
+    ResponseTooLargeError,
+    WarpTransport,
+)
 from warpcall.core import transport
 from warpcall.di import create, module
 from warpcall.exceptions import (
@@ -137,6 +143,7 @@ def expect_too_large(caller: Callers, url: str, message: str) -> ResponseTooLarg
     assert isinstance(error, ServiceCommunicationException)
     assert url in str(error)
     if not caller.kind.startswith("channel"):
+        assert isinstance(error, ResponseTooLargeError)
         assert isinstance(error, httpx.RemoteProtocolError)
     return error
 

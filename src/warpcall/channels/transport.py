@@ -10,8 +10,20 @@ request (event hooks, auth, default headers) still reaches the server.
 Both paths raise httpx's exception types with messages that name the URL:
 ``ConnectError``/``ConnectTimeout`` (connect), ``WriteError``/``WriteTimeout``
 (send), ``ReadError``/``ReadTimeout`` (receive), ``RemoteProtocolError`` (the server
-broke HTTP/1.1 or the body is over ``max_body``), ``LocalProtocolError`` (a header
-or method that cannot be sent), ``PoolTimeout`` (async: every connection busy).
+broke HTTP/1.1), ``LocalProtocolError`` (a header or method that cannot be sent),
+``PoolTimeout`` (async: every connection busy).
+
+A response over a size limit raises ``ResponseTooLargeError``: both httpx's
+``RemoteProtocolError`` and warpcall's ``ResponseTooLargeException`` (which a channel
+raises in turn), and its connection is closed, never reused. The limits
+(``warpcall.core.transport``): the head, interim 1xx heads included, 64 KiB and 100
+header lines; a status line, chunk-size line or trailer line 8 KiB; chunk extensions
+and trailers 64 KiB together and 100 trailer lines; the body ``max_body`` (64 MiB).
+
+A server that answers before it has read the whole request (a 413 to a body over its
+limit) and then closes, or stops reading, has that answer returned as the reply: the
+async client stops sending once it has it, the sync one when its send fails or times out.
+On httpx's own transports (below) these are httpx's limits and behaviour.
 
 Every call is bounded: connect, each send and each receive wait at most the
 timeout (``None`` anywhere means the client's default, never "forever").
@@ -36,11 +48,13 @@ _EXPORTS = {
     "AsyncHTTPClient": "warpcall.channels._http_async",
     "AsyncWarpTransport": "warpcall.channels._httpx_transport",
     "HTTPClient": "warpcall.channels._http_sync",
+    "ResponseTooLargeError": "warpcall.channels._http_errors",
     "WarpTransport": "warpcall.channels._httpx_transport",
 }
 
 if TYPE_CHECKING:
     from warpcall.channels._http_async import AsyncHTTPClient
+    from warpcall.channels._http_errors import ResponseTooLargeError
     from warpcall.channels._http_sync import HTTPClient
     from warpcall.channels._httpx_transport import AsyncWarpTransport, WarpTransport
 else:
@@ -48,4 +62,4 @@ else:
 
     __getattr__, __dir__ = export_lazily(__name__, _EXPORTS)
 
-__all__ = ["AsyncHTTPClient", "AsyncWarpTransport", "HTTPClient", "WarpTransport"]
+__all__ = ["AsyncHTTPClient", "AsyncWarpTransport", "HTTPClient", "ResponseTooLargeError", "WarpTransport"]
