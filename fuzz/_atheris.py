@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -66,9 +67,19 @@ def _instrument_pure_core() -> int:
 INSTRUMENTED = _instrument_pure_core()
 
 
-def run(check: Callable[..., str], convert: Callable[[bytes], tuple[Any, ...]]) -> None:
-    """Fuzz ``check(*convert(data))`` with the command line's libFuzzer options (``-atheris_runs=N``...)."""
+def run(check: Callable[..., str], convert: Callable[[bytes], tuple[Any, ...]], seeds: list[bytes]) -> None:
+    """Fuzz ``check(*convert(data))`` with the command line's libFuzzer options (``-atheris_runs=N``...).
+
+    Without a corpus directory on the command line, libFuzzer starts from ``seeds`` (plain, valid
+    inputs) in a temporary one: from nothing it spends most runs finding a first request line."""
     runs = 0
+    argv = list(sys.argv)
+    if not any(not arg.startswith("-") for arg in argv[1:]):
+        corpus = tempfile.mkdtemp(prefix="warpcall-atheris-")
+        for number, seed in enumerate(seeds):
+            with open(os.path.join(corpus, f"seed-{number}"), "wb") as out:
+                out.write(seed)
+        argv.append(corpus)
 
     def one_input(data: bytes) -> None:
         nonlocal runs
@@ -76,7 +87,7 @@ def run(check: Callable[..., str], convert: Callable[[bytes], tuple[Any, ...]]) 
         runs += 1
 
     print(f"atheris: {INSTRUMENTED} functions of the plain-Python core instrumented", file=sys.stderr)
-    atheris.Setup(sys.argv, one_input)
+    atheris.Setup(argv, one_input)
     try:
         atheris.Fuzz()
     finally:  # libFuzzer exits the process at the end of its runs: this prints before

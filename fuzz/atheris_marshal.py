@@ -30,5 +30,15 @@ def convert(data: bytes) -> tuple[Any, ...]:
     return index, tree
 
 
+SEEDS = [
+    bytes([fuzz_targets.MARSHAL_TYPES.index(fuzz_targets.Point)]) + b'{"x":1,"y":2}',
+    bytes([fuzz_targets.MARSHAL_TYPES.index(fuzz_targets.Order)])
+    + b'{"id":1,"items":[{"sku":"a","qty":2,"price":"1.5"}],"when":"2024-01-01T00:00:00Z","tags":{"t":1}}',
+    bytes([fuzz_targets.MARSHAL_TYPES.index(fuzz_targets.Account)])
+    + b'{"owner":"o","balance":1.5,"mood":"calm","history":[{"x":1,"y":2}],"last":"2024-02-29"}',
+    bytes([fuzz_targets.MARSHAL_TYPES.index(fuzz_targets.Frozen)]) + b'{"a":"AAEC","b":[1,"s"],"c":[1,2]}',
+]
+
+
 if __name__ == "__main__":
-    run(fuzz_targets.check_marshal, convert)
+    run(fuzz_targets.check_marshal, convert, SEEDS)

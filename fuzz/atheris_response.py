@@ -23,5 +23,12 @@ def convert(data: bytes) -> tuple[Any, ...]:
     return raw, sorted(min(cut, len(raw)) for cut in cuts), eof, head, 64 * 2**20
 
 
+SEEDS = [
+    b"\x00\x01\x00" + b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+    b"\x01\x01\x01\x10" + b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2;x=1\r\nok\r\n0\r\nt: 1\r\n\r\n",
+    b"\x01\x02\x00" + b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 200 OK\r\nconnection: close\r\n\r\nbody",
+]
+
+
 if __name__ == "__main__":
-    run(fuzz_targets.check_response, convert)
+    run(fuzz_targets.check_response, convert, SEEDS)
