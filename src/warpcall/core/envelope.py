@@ -91,8 +91,8 @@ _unpackb = msgpack.unpackb
 _stack_error = msgpack.StackError
 # one Packer per thread: packb() builds (and frees) a Packer and its buffer on every call
 _local = threading.local()
-# integers of 20 digits or more: the only ones orjson may have read as floats
-_long_digits = re.compile(rb"[0-9]{20}").search
+# 19 digits or more: the only integers orjson may have read as floats (beyond -2**63 .. 2**64-1)
+_long_digits = re.compile(rb"[0-9]{19}").search
 
 
 class _Refused(ValueError):
@@ -212,7 +212,7 @@ def _unencodable(kind: str, value: Any, error: BaseException) -> MarshalExceptio
 
 
 def may_round_integers(body: bytes) -> bool:
-    """True when a JSON ``body`` holds a number of 20 digits or more, which orjson may have read as a float.
+    """True when a JSON ``body`` holds a number of 19 digits or more, which orjson may have read as a float.
 
     For callers whose declared types would take such a float silently (``Any``, ``int | float``,
     ``Decimal``): they then read the body again with the exact reader.

@@ -133,6 +133,8 @@ class TypePlan:
             return self._dump(value)
         except Fail as fail:
             raise MarshalException(fail.render(self.name)) from None
+        except RecursionError:  # as deep as Python recurses: deeper than any envelope carries
+            raise MarshalException(f"{self.name}: the value nests too deeply, or contains itself") from None
 
     def load(self, data: Any) -> Any:
         """Turn a primitive tree back into a validated value of ``tp``."""
@@ -140,6 +142,8 @@ class TypePlan:
             return self._load(data)
         except Fail as fail:
             raise MarshalException(fail.render(self.name)) from None
+        except RecursionError:
+            raise MarshalException(f"{self.name}: the data nests too deeply") from None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

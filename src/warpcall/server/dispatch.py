@@ -15,13 +15,17 @@ from typing import Any, Awaitable, Callable
 from starlette.requests import ClientDisconnect
 
 from warpcall.core.envelope import (
+    MAX_DEPTH,
     decode_request_json,
+    decode_request_json_exact,
     decode_request_msgpack,
     encode_response_json,
     encode_response_msgpack,
+    may_round_integers,
     split_method,
 )
 from warpcall.core.marshal import plan_for
+from warpcall.core.marshal_plan import may_take_rounded_integers
 from warpcall.exceptions import (
     InvalidArgumentsException,
     MalformedRequestException,
@@ -57,7 +61,8 @@ class ServerMethod:
     """Per exposed method: the bound implementation and the unmarshalling it needs, built once."""
 
     __slots__ = (
-        "descriptor", "target", "is_async", "offload", "strikes", "required", "loaders", "dump_result", "_codec"
+        "descriptor", "target", "is_async", "offload", "strikes", "required", "loaders", "dump_result", "_codec",
+        "exact_json",
     )
 
     def __init__(self, descriptor: Any, target: Callable[..., Any], offload: bool = False) -> None:
@@ -72,6 +77,8 @@ class ServerMethod:
         self.loaders = tuple(plan_for(tp).load for tp in descriptor.param_types)
         self.dump_result = plan_for(descriptor.return_type).dump
         self._codec: Any = None
+        #: a parameter type would take, as it is, a float that orjson made of an integer beyond 64 bits
+        self.exact_json = any(may_take_rounded_integers(tp) for tp in descriptor.param_types)
 
     @property
     def codec(self) -> Any:
@@ -168,6 +175,11 @@ def describe_exception(exc: BaseException, include_traceback: bool = False) -> d
 
 #: a reply: status, content-type header value, body
 Reply = tuple[int, bytes, bytes]
+
+
+def _printable(entry: dict[str, Any]) -> dict[str, str]:
+    """An exception entry every format carries: its texts with lone surrogates escaped."""
+    return {str(key): str(value).encode("utf-8", "backslashreplace").decode() for key, value in entry.items()}
 
 
 def _unsupported(media_type: str) -> UnsupportedMediaTypeException:
@@ -294,18 +306,27 @@ class DispatchEndpoint:
             else:
                 if media_type == MSGPACK:
                     qualified, args = decode_request_msgpack(body)
+                    method = self.methods.get(qualified) or self.resolve(qualified)
                 else:
                     qualified, args = decode_request_json(body)
-                method = self.methods.get(qualified) or self.resolve(qualified)
+                    method = self.methods.get(qualified) or self.resolve(qualified)
+                    if method.exact_json and may_round_integers(body):
+                        args = decode_request_json_exact(body)[1]
                 if len(args) == 1 and len(method.loaders) == 1:  # load_args' common case, without its frame
                     try:
                         values = [method.loaders[0](args[0])]
                     except MarshalException:
-                        values = method.load_args(args)  # raises, naming the method
+                        values = self._load_again(method, media_type, body, args)
                 else:
-                    values = method.load_args(args)
+                    try:
+                        values = method.load_args(args)
+                    except InvalidArgumentsException:
+                        values = self._load_again(method, media_type, body, args)
         except ProtocolException as exc:
             return self.error_reply(media_type, exc)
+        except RecursionError:  # arguments nesting deeper than the loaders recurse (the plain-Python build)
+            return self.error_reply(media_type, MalformedRequestException(
+                f"the arguments nest deeper than this server loads (at most {MAX_DEPTH} levels are read)"))
         if method.is_async or method.offload:
             return self._answer_awaited(method, values, media_type)
         try:
@@ -313,6 +334,16 @@ class DispatchEndpoint:
         except Exception as exc:
             return self._raised(method, media_type, exc)
         return self._returned(method, media_type, value)
+
+    @staticmethod
+    def _load_again(method: ServerMethod, media_type: str, body: bytes, args: list[Any]) -> list[Any]:
+        """Loading failed: a JSON integer beyond 64 bits that orjson read as a float is read again exactly.
+
+        Raises InvalidArgumentsException, naming the method, when the arguments still do not fit.
+        """
+        if media_type == JSON and may_round_integers(body):
+            args = decode_request_json_exact(body)[1]
+        return method.load_args(args)
 
     async def _answer_awaited(self, method: ServerMethod, values: list[Any], media_type: str) -> Reply:
         try:
@@ -332,27 +363,47 @@ class DispatchEndpoint:
             if media_type == PROTOBUF:
                 return 200, REPLY_CONTENT_TYPES[PROTOBUF], method.codec.encode_response(value)
             result = method.dump_result(value)
-        except MarshalException as exc:  # the result does not fit the declared type: the server's fault
-            return self._envelope(method, media_type, 500, None, describe_exception(exc))
-        return self._envelope(method, media_type, 200, result, None)
+            return self._envelope(method, media_type, 200, result, None)
+        except MarshalException as exc:
+            # the result does not fit the declared type, or the reply's format cannot carry it (inf or nan in
+            # JSON, a lone surrogate, an int beyond protobuf's sint64, nesting): the server's fault
+            return self._unsendable(method, media_type, str(exc))
+        except RecursionError:  # a result nesting deeper than the plans recurse (the plain-Python build)
+            return self._unsendable(method, media_type, "the result nests too deeply")
+
+    def _unsendable(self, method: ServerMethod, media_type: str, reason: str) -> Reply:
+        """500, in the reply's own format, naming the method and why its result cannot be sent."""
+        qualified = method.descriptor.qualified
+        message = reason if reason.startswith(qualified) else f"{qualified}: result: {reason}"
+        logger.warning("%s", message)
+        return self._envelope(method, media_type, 500, None, {"type": "MarshalException", "message": message})
 
     @staticmethod
     def _envelope(
         method: ServerMethod, media_type: str, status: int, result: Any, exception: dict[str, Any] | None
     ) -> Reply:
-        if media_type == PROTOBUF:
-            return status, REPLY_CONTENT_TYPES[PROTOBUF], method.codec.encode_response(result, exception)
-        if media_type == MSGPACK:
-            return status, REPLY_CONTENT_TYPES[MSGPACK], encode_response_msgpack(result, exception)
-        return status, REPLY_CONTENT_TYPES[JSON], encode_response_json(result, exception)
+        try:
+            if media_type == PROTOBUF:
+                return status, REPLY_CONTENT_TYPES[PROTOBUF], method.codec.encode_response(result, exception)
+            if media_type == MSGPACK:
+                return status, REPLY_CONTENT_TYPES[MSGPACK], encode_response_msgpack(result, exception)
+            return status, REPLY_CONTENT_TYPES[JSON], encode_response_json(result, exception)
+        except (MarshalException, ValueError):
+            if exception is None:
+                raise  # the result: _returned answers 500
+            # an exception message no format can carry (a lone surrogate): sent with it escaped
+            return DispatchEndpoint._envelope(method, media_type, status, None, _printable(exception))
 
     @staticmethod
     def error_reply(media_type: str, exc: ProtocolException) -> Reply:
         """The reply to a bad request: msgpack for msgpack bodies, JSON otherwise (protobuf has no error message)."""
         entry = describe_exception(exc)
-        if media_type == MSGPACK:
-            return exc.status, REPLY_CONTENT_TYPES[MSGPACK], encode_response_msgpack(None, entry)
-        return exc.status, REPLY_CONTENT_TYPES[JSON], encode_response_json(None, entry)
+        encode = encode_response_msgpack if media_type == MSGPACK else encode_response_json
+        kind = MSGPACK if media_type == MSGPACK else JSON
+        try:
+            return exc.status, REPLY_CONTENT_TYPES[kind], encode(None, entry)
+        except MarshalException:  # a message quoting text that is not Unicode: escaped
+            return exc.status, REPLY_CONTENT_TYPES[kind], encode(None, _printable(entry))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         content_type, method_header, declared, conflicting = read_headers(scope["headers"])
