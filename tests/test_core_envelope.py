@@ -8,7 +8,7 @@ import os
 import msgpack
 import pytest
 
-from warpcall.exceptions import MalformedRequestException, ProtocolException
+from warpcall.exceptions import MalformedRequestException, MarshalException, ProtocolException
 
 
 def test_json_request_is_the_aspyx_wire_format(core):
@@ -160,3 +160,127 @@ def test_msgpack_encoding_survives_a_failure_and_threads(core):
     for thread in threads:
         thread.join(30)
     assert errors == []
+
+
+# ---------------------------------------------------------------- values at the edges (issue 14, point 7)
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("n", [2**64, 2**64 + 1, -(2**63) - 1, 2**200, -(10**400)])
+def test_big_integers_json(core, n):
+    body = core.envelope.encode_request_json("a:b:c", [n])
+    assert body == b'{"method":"a:b:c","args":[%d]}' % n
+    assert core.envelope.decode_request_json_exact(body) == ("a:b:c", [n])
+    assert core.envelope.decode_response_json_exact(core.envelope.encode_response_json([n])) == ([n], None)
+    # the fast reader may round them (orjson reads them as floats): the caller is told to read again
+    assert core.envelope.may_round_integers(body)
+    fast = core.envelope.decode_request_json(body)[1][0]
+    assert fast == n or (type(fast) is float and fast == float(n))
+
+
+def test_integers_within_64_bits_are_never_sent_to_the_exact_reader(core):
+    for n in (2**64 - 1, -(2**63), 10**18):
+        body = core.envelope.encode_request_json("a:b:c", [n])
+        assert core.envelope.decode_request_json(body) == ("a:b:c", [n])
+    assert not core.envelope.may_round_integers(b'{"method":"a:b:c","args":[123456789012345678, 1.5e300]}')
+
+
+@pytest.mark.parametrize("n", [2**64, -(2**63) - 1, 2**300, -(2**300), 2**64 - 1, -(2**63), 0, -1])
+def test_big_integers_msgpack(core, n):
+    body = core.envelope.encode_request_msgpack("a:b:c", [n, [n], {"k": n}])
+    assert core.envelope.decode_request_msgpack(body) == ("a:b:c", [n, [n], {"k": n}])
+    assert core.envelope.decode_response_msgpack(core.envelope.encode_response_msgpack(n)) == (n, None)
+
+
+def test_msgpack_big_integer_extension_is_documented_and_other_extensions_pass(core):
+    body = core.envelope.encode_request_msgpack("a:b:c", [2**64])
+    assert body.endswith(b"\xc7\x09" + bytes([core.envelope.BIG_INT_EXT]) + (2**64).to_bytes(9, "big", signed=True))
+    other = msgpack.packb({"method": "a:b:c", "args": [msgpack.ExtType(42, b"x")]})
+    assert core.envelope.decode_request_msgpack(other) == ("a:b:c", [msgpack.ExtType(42, b"x")])
+
+
+def test_json_writers_refuse_marked_inf_and_nan_by_place(core):
+    marked = core.marshal.plan_for(float).dump(float("nan"))
+    with pytest.raises(MarshalException, match=r"^cannot be written as JSON: \['args'\]\[1\]\['x'\]: nan, which JSON"):
+        core.envelope.encode_request_json("a:b:c", [1, {"x": marked}])
+    with pytest.raises(MarshalException, match=r"\['result'\]\[0\]: -inf, which JSON cannot carry"):
+        core.envelope.encode_response_json([core.marshal.plan_for(float).dump(float("-inf"))])
+    # msgpack carries them
+    inf = core.marshal.plan_for(float).dump(float("inf"))
+    assert core.envelope.decode_response_msgpack(core.envelope.encode_response_msgpack([inf])) == ([float("inf")], None)
+
+
+def test_json_reads_nan_and_infinity_that_other_peers_write(core):
+    _, args = core.envelope.decode_request_json(b'{"method":"a:b:c","args":[NaN,Infinity,-Infinity]}')
+    assert str(args) == "[nan, inf, -inf]"
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+def test_no_writer_sends_a_lone_surrogate(core, fmt):
+    encode_request = getattr(core.envelope, f"encode_request_{fmt}")
+    encode_response = getattr(core.envelope, f"encode_response_{fmt}")
+    with pytest.raises(MarshalException, match=r"\['args'\]\[0\]\['k'\]\[1\]: a string holding the lone surrogate "
+                                               r"'\\ud800' at index 2, which is not Unicode text"):
+        encode_request("a:b:c", [{"k": ["ok", "ab\ud800"]}])
+    with pytest.raises(MarshalException, match=r"\['result'\] key '\\udc00': a string holding the lone surrogate"):
+        encode_response({"\udc00": 1})
+
+
+@pytest.mark.parametrize("body", [
+    b'{"method":"a:b:c","args":["\\ud800"]}',
+    b'{"method":"a:b:c","args":["x\\udfff"]}',
+    b'{"method":"a:b:c","args":[{"\\ud800":1}]}',
+    b'{"method":"a:b:c","args":["\\ud800", NaN]}',  # NaN: read by the stdlib, which must refuse it too
+])
+def test_json_bodies_holding_a_lone_surrogate_are_refused(core, body):
+    with pytest.raises(MalformedRequestException, match="lone surrogate"):
+        core.envelope.decode_request_json(body)
+    with pytest.raises(ProtocolException, match="lone surrogate"):
+        core.envelope.decode_response_json(body.replace(b'"method":"a:b:c","args"', b'"result"'))
+
+
+def test_a_surrogate_pair_is_text(core):
+    assert core.envelope.decode_request_json(b'{"method":"a:b:c","args":["\\ud83d\\ude00"]}')[1] == ["\U0001f600"]
+
+
+def test_json_nesting_limit(core):
+    limit = core.envelope.MAX_DEPTH
+    assert limit == 1024
+    at_limit = b'{"method":"a:b:c","args":[' + b"[" * (limit - 2) + b"]" * (limit - 2) + b"]}"
+    assert core.envelope.decode_request_json(at_limit)[0] == "a:b:c"
+    for extra in (b"", b"NaN"):  # orjson's reading, and the stdlib's (which reads NaN)
+        for depth in (limit - 1, 5000):
+            body = b'{"method":"a:b:c","args":[' + b"[" * depth + extra + b"]" * depth + b"]}"
+            with pytest.raises(MalformedRequestException, match=f"nests deeper than {limit} arrays and objects"):
+                core.envelope.decode_request_json(body)
+            with pytest.raises(ProtocolException, match=f"nests deeper than {limit}"):
+                core.envelope.decode_response_json(body.replace(b'"method":"a:b:c","args"', b'"result"'))
+
+
+def test_msgpack_nesting_limit(core):
+    head = b"\x82\xa6method\xa5a:b:c\xa4args\x91"
+    assert core.envelope.decode_request_msgpack(head + b"\x91" * 1021 + b"\x90")[0] == "a:b:c"
+    with pytest.raises(MalformedRequestException, match="nests deeper than 1024 arrays and maps"):
+        core.envelope.decode_request_msgpack(head + b"\x91" * 1022 + b"\x90")
+    with pytest.raises(ProtocolException, match="nests deeper than 1024"):
+        core.envelope.decode_response_msgpack(b"\x82\xa6result" + b"\x91" * 2000 + b"\x90\xa9exception\xc0")
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+def test_writers_refuse_values_nested_beyond_the_limit(core, fmt):
+    encode = getattr(core.envelope, f"encode_request_{fmt}")
+    with pytest.raises(MarshalException, match=f"cannot be written as {'JSON' if fmt == 'json' else 'msgpack'}: "):
+        encode("a:b:c", [_nested(3000)])
+
+
+def test_an_unknown_type_is_refused_by_name(core):
+    with pytest.raises(MarshalException, match="cannot be written as JSON: TypeError"):
+        core.envelope.encode_request_json("a:b:c", [object()])
+    with pytest.raises(MarshalException, match="cannot be written as msgpack: TypeError"):
+        core.envelope.encode_request_msgpack("a:b:c", [object()])

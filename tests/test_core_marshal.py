@@ -6,9 +6,11 @@ import collections.abc as cabc
 import dataclasses
 import enum
 import json
+import math
 import subprocess
 import sys
 import threading
+import typing
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
@@ -21,6 +23,7 @@ from pydantic import BaseModel, Field, HttpUrl, field_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from warpcall._compiled import load_variant
+from warpcall.core.marshal_plan import NonFiniteFloat, may_take_rounded_integers
 from warpcall.exceptions import MarshalException
 
 T = TypeVar("T")
@@ -638,3 +641,68 @@ def test_wire_compatible_with_aspyx_serializer(core):
     data = Data(1, 2.5, True, "x")
     assert plan.load(serialization.get_serializer(Data)(data)) == data
     assert serialization.get_deserializer(Data)(plan.dump(data)) == data
+
+
+# ---------------------------------------------------------------- values at the edges (issue 14, point 7)
+
+
+def test_float_dump_marks_inf_and_nan_for_json_and_load_returns_plain_floats(core):
+    plan = core.marshal.plan_for(float)
+    for value in (math.inf, -math.inf, math.nan):
+        dumped = plan.dump(value)
+        assert type(dumped) is NonFiniteFloat and (math.isnan(dumped) if math.isnan(value) else dumped == value)
+        loaded = plan.load(value)
+        assert type(loaded) is float
+    assert type(plan.dump(1.5)) is float and type(plan.dump(2)) is float
+
+
+def test_inf_and_nan_are_marked_in_fields_containers_and_any(core):
+    @dataclasses.dataclass
+    class Reading:
+        value: float
+        spare: typing.Optional[float] = None
+        raw: typing.Any = None
+
+    tree = core.marshal.plan_for(list[Reading]).dump([Reading(1.0), Reading(math.inf, -math.inf, [1, {"x": math.nan}])])
+    assert type(tree[0]["value"]) is float
+    assert type(tree[1]["value"]) is NonFiniteFloat and type(tree[1]["spare"]) is NonFiniteFloat
+    assert type(tree[1]["raw"][1]["x"]) is NonFiniteFloat
+    untouched = {"a": [1.0, 2]}
+    assert core.marshal.plan_for(typing.Any).dump(untouched) is untouched  # nothing to mark: no copy
+
+
+def test_an_int_beyond_a_double_is_refused_as_a_float(core):
+    plan = core.marshal.plan_for(float)
+    with pytest.raises(MarshalException, match=r"^float: expected float, got an integer of 1329 bits, beyond a float$"):
+        plan.dump(10**400)
+    with pytest.raises(MarshalException, match=r"beyond a float"):
+        plan.load(10**400)
+
+
+def test_big_integers_pass_through_int_plans(core):
+    assert core.marshal.plan_for(list[int]).load([2**70, -(2**90)]) == [2**70, -(2**90)]
+    assert core.marshal.plan_for(dict[int, int]).load({str(2**70): 2**80}) == {2**70: 2**80}
+
+
+def test_a_value_nesting_deeper_than_python_recurses_is_refused(core):
+    value: list = []
+    for _ in range(5000):
+        value = [value]
+    plan = core.marshal.plan_for(list[typing.Any])
+    assert plan.dump([1]) == [1]
+    if not core.marshal.__file__.endswith(".py"):
+        # compiled: the walk of Any values stops marking at the envelopes' depth; the writer refuses the value
+        assert plan.dump([value])[0] is value
+        return
+    with pytest.raises(MarshalException, match="nests too deeply"):
+        plan.dump([value])
+
+
+@pytest.mark.parametrize(("tp", "rounds"), [
+    (int, False), (float, False), (str, False), (typing.Optional[int], False), (list[int], False),
+    (dict[int, str], False), (tuple[int, ...], False), (typing.Any, True), (object, True),
+    (typing.Union[int, float], True), (typing.Optional[typing.Union[int, float]], True), (Decimal, True),
+    (dict[str, typing.Any], True), (list, True),
+])
+def test_which_types_take_a_rounded_json_integer_silently(tp, rounds):
+    assert may_take_rounded_integers(tp) is rounds

@@ -675,3 +675,52 @@ def test_one_message_per_type_within_a_method() -> None:
     fields = c.request_type.DESCRIPTOR.fields
     assert fields[0].message_type is fields[1].message_type
     assert fields[2].message_type.fields_by_name["value"].message_type is fields[0].message_type
+
+
+# ---------------------------------------------------------------- values at the edges (issue 14, point 7)
+
+
+@pytest.mark.parametrize("n", [2**63, -(2**63) - 1, 2**64, 2**100])
+def test_ints_beyond_sint64_are_refused_naming_the_parameter_and_the_rule(n: int) -> None:
+    c = codec(int, Point)
+    with pytest.raises(MarshalException, match=rf"^{c.qualified}: parameter 'p0': the integer {n} is outside sint64 "
+                                               r"\(-2\*\*63 \.\. 2\*\*63-1\), the range dispatch-protobuf carries"):
+        c.encode_request([n, Point(1, 2)])
+    with pytest.raises(MarshalException, match=rf"parameter 'p1': the integer {n} is outside sint64"):
+        c.encode_request([1, Point(n, 2)])
+    returning = codec(returns=int)
+    with pytest.raises(MarshalException, match=rf"^{returning.qualified}: result: the integer {n} is outside sint64"):
+        returning.encode_response(n)
+
+
+@pytest.mark.parametrize("n", [2**63 - 1, -(2**63)])
+def test_sint64_bounds_travel(n: int) -> None:
+    assert roundtrip_request(int, n) == n
+    assert roundtrip_response(int, n) == n
+
+
+@pytest.mark.parametrize("n", [2**64, -(2**70), 10**300])
+def test_ints_inside_msgpack_carried_fields_travel_whatever_their_size(n: int) -> None:
+    assert roundtrip_request(Any, {"n": [n]}) == {"n": [n]}
+    assert roundtrip_response(Union[int, str], n) == n
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf")])
+def test_inf_travels_in_double_fields(value: float) -> None:
+    assert roundtrip_request(float, value) == value
+    assert roundtrip_response(Optional[float], value) == value
+    assert roundtrip_request(Any, [value]) == [value]
+
+
+def test_nan_travels_in_double_fields() -> None:
+    assert str(roundtrip_request(float, float("nan"))) == "nan"
+    assert str(roundtrip_response(list[float], [float("nan")])) == "[nan]"
+
+
+def test_a_lone_surrogate_is_refused_by_name() -> None:
+    c = codec(str, returns=str)
+    with pytest.raises(MarshalException, match=r"parameter 'p0': a string holding the lone surrogate '\\ud800', "
+                                               r"which is not Unicode text"):
+        c.encode_request(["ab\ud800"])
+    with pytest.raises(MarshalException, match=r"result: a string holding the lone surrogate '\\udc00'"):
+        c.encode_response("\udc00")

@@ -26,8 +26,8 @@ import msgpack
 import orjson
 import pytest
 from fastapi import FastAPI
-from rawhttp import Reader, connect, request
 
+from rawhttp import Reader, connect, request
 from warpcall import (
     AbstractComponent,
     ChannelAddress,
