@@ -14,6 +14,7 @@ compiled = False
 Py_ssize_t = int
 bint = bool
 longlong = int
+double = float
 # a pointer into a bytes object's buffer, compiled; the bytes object itself here (indexing gives ints)
 p_const_uchar = bytes
 

@@ -75,13 +75,13 @@ def _as_float(value: object) -> float:
     """A number other than an exact float as a float; Fail for anything else or an int beyond a double."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         try:
-            return float(value)  # type: ignore[arg-type]
+            return float(value)
         except OverflowError:
             raise Fail(f"expected float, got an integer of {value.bit_length()} bits, beyond a float") from None  # type: ignore[union-attr]
     raise Fail(f"expected float, got {_tname(value)}")
 
 
-@cython.locals(depth=cython.int, number=cython.double, items=list, out=dict)
+@cython.locals(number=cython.double, items=list, out=dict)
 def _mark_non_finite(value: Any, depth: int) -> Any:
     """``value`` (Any-typed) with every inf and nan in it wrapped as NonFiniteFloat; ``value`` itself if none.
 
