@@ -298,6 +298,7 @@ def _small_body(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes] | Non
 
 if SUPPORTED:
     _REFUSE_431 = _refusal(431)
+    _uvicorn_response_complete = HttpToolsProtocol.on_response_complete
 
     class _InlineProtocol(HttpToolsProtocol):
         """Holds a fresh request the fast paths answer instead of starting its ASGI task; answers it when complete."""
@@ -312,15 +313,22 @@ if SUPPORTED:
         _head_timeout: float
         _fast_head: int
 
-        _base: contextvars.Context  # each request runs in a copy of it (see connection_made)
-        _in_head = False  # uvicorn's parser has begun a request whose head is not complete
-        _head_bytes = 0  # bytes of that head in earlier chunks (those that surely belong to it)
-        _head_bound = 0  # bytes of every earlier chunk holding part of that head (it is no longer)
-        _head_counted = False  # the current chunk's bytes belong to that head from its first one on
-        _chunk_starts_head = False  # the chunk being parsed began at a request's first byte or within its head
-        _chunk = 0  # length of the chunk being parsed
-        _head_timer: TimerHandle | None = None
-        _head_refused = False  # the head grew past its limit while an earlier reply was under way
+        # slots, set in connection_made: uvicorn's protocol already has about as many attributes as an instance
+        # dict shares keys for, and one more in the dict would slow every attribute read of the fast path
+        __slots__ = (
+            "_base", "_fast_head_size", "_in_head", "_head_bytes", "_head_bound", "_head_counted",
+            "_chunk_starts_head", "_chunk", "_head_timer", "_head_refused",
+        )
+        _base: contextvars.Context  # each request runs in a copy of it
+        _fast_head_size: int  # _fast_head, read as a slot on the fast path
+        _in_head: bool  # uvicorn's parser has begun a request whose head is not complete
+        _head_bytes: int  # bytes of that head in earlier chunks (those that surely belong to it)
+        _head_bound: int  # bytes of every earlier chunk holding part of that head (it is no longer)
+        _head_counted: bool  # the current chunk's bytes belong to that head from its first one on
+        _chunk_starts_head: bool  # the chunk being parsed began at a request's first byte or within its head
+        _chunk: int  # length of the chunk being parsed
+        _head_timer: TimerHandle | None
+        _head_refused: bool  # the head grew past its limit while an earlier reply was under way
 
         _fresh = False
         _in_message = False  # uvicorn's parser has seen part of a request it has not completed
@@ -333,6 +341,10 @@ if SUPPORTED:
 
         def connection_made(self, transport: Any) -> None:  # uvicorn types it as asyncio.Transport
             super().connection_made(transport)
+            self._fast_head_size = self._fast_head
+            self._in_head = self._head_counted = self._chunk_starts_head = self._head_refused = False
+            self._head_bytes = self._head_bound = self._chunk = 0
+            self._head_timer = None
             # the context uvicorn would start this connection's first request in; every request starts in
             # a copy of it, not in whatever context reading last resumed in (a task's, after a paused read:
             # asyncio's reader callback keeps the context it was added in, cpython#140947)
@@ -365,7 +377,7 @@ if SUPPORTED:
             ):
                 request = _parse_invoke(data, HOLD_LIMIT)
                 # one length compared: a head that could be over a limit is checked by the parser path
-                if request is not None and request[2] <= self._fast_head and self._may_answer_unparsed():
+                if request is not None and request[2] <= self._fast_head_size and self._may_answer_unparsed():
                     self._answer_unparsed(data, request)
                     return
             self._chunk = len(data)
@@ -566,7 +578,7 @@ if SUPPORTED:
                 if not keep_alive:
                     self.transport.close()
             # uvicorn's own: no head can be arriving, since reading pauses while an unparsed call is awaited
-            HttpToolsProtocol.on_response_complete(self)
+            _uvicorn_response_complete(self)
 
         # --- POST /invoke ---------------------------------------------------------------------------
 
