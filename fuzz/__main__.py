@@ -34,6 +34,7 @@ def run_target(
     the kind of its failure and go on, keeping the first input of each kind."""
     counts: Counter[str] = Counter()
     first_inputs: dict[str, str] = {}
+    started = time.monotonic()
     extra: dict[str, Any] = {"port": port} if target.name == "server" else {}
 
     @seed(chosen_seed)
@@ -48,6 +49,9 @@ def run_target(
     @given(target.inputs())
     def fuzz_one(value: Any) -> None:
         args = value if isinstance(value, tuple) else (value,)
+        done = sum(counts.values())
+        if done and done % 10_000 == 0:  # progress, so that a long run shows its pace
+            print(f"    ... {target.name}: {done} inputs, {time.monotonic() - started:.0f} s", flush=True)
         if stop:
             counts[target.check(*args, **extra)] += 1
             return
