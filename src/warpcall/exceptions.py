@@ -5,7 +5,10 @@
     WarpcallError
     ├── ServiceException                      service layer: lookup, configuration, calls
     │   ├── ServiceCommunicationException     the wire failed: refused, reset, timed out, no URL
-    │   │   └── ResponseTooLargeException     a response over the client's limits (head, trailers, body)
+    │   │   ├── ResponseTooLargeException     a response over the client's limits (head, trailers, body)
+    │   │   ├── DeadlineExceeded              the call's deadline passed (client side, or the server's 504)
+    │   │   ├── CircuitOpenException          every instance of the component is ejected by its breaker
+    │   │   └── OverloadedException           a bulkhead is full: the server's 503 + Retry-After, or the client's
     │   ├── RemoteServiceException            the remote implementation raised; carries its type and message
     │   ├── ProtocolException                 a peer sent something that is not a valid call (HTTP 4xx)
     │   │   ├── MalformedRequestException     body is not a valid envelope             (400)
@@ -37,6 +40,25 @@ class ServiceException(WarpcallError):
 
 class ServiceCommunicationException(ServiceException):
     """The transport failed: connection refused or reset, timeout, or no URL to call."""
+
+
+class DeadlineExceeded(ServiceCommunicationException):
+    """The call's deadline passed before its reply arrived (raised by the caller), or before the server
+    started the work (the server's 504, which says the implementation did not run)."""
+
+
+class CircuitOpenException(ServiceCommunicationException):
+    """Every instance of a component is ejected by its circuit breaker; the message names them."""
+
+
+class OverloadedException(ServiceCommunicationException):
+    """A bulkhead is full: the server refused with 503 (its ``Retry-After`` in :attr:`retry_after`), or the
+    client's limit on calls in flight to a component stayed full until the call's deadline."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        #: seconds the server asked the caller to wait before trying it again (None: not said)
+        self.retry_after = retry_after
 
 
 class ResponseTooLargeException(ServiceCommunicationException):
