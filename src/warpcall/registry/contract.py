@@ -8,9 +8,12 @@ channel with ``channel.set_address(ChannelInstances | None)``.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Protocol
+
+log = logging.getLogger("warpcall.registry")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,18 @@ class WatchedChannel(Protocol):
     def set_address(self, address: ChannelInstances | None) -> None: ...
 
 
+class Liveness(Protocol):
+    """Whether the process still serves: registries that renew registrations ask before each renewal.
+
+    :class:`warpcall.health.LoopWatchdog` is the one a server installs: alive while its event
+    loop runs callbacks within a bound.
+    """
+
+    def alive(self) -> bool:
+        """True while this process's instances may stay registered."""
+        ...
+
+
 def watched_component(channel: WatchedChannel) -> str:
     """The name of the component ``channel`` calls (a channel is set up before it is watched)."""
     descriptor = channel.component_descriptor
@@ -71,7 +86,17 @@ def watched_component(channel: WatchedChannel) -> str:
 
 
 class ComponentRegistry(ABC):
-    """Publishes hosted components and keeps watched channels' URL lists current."""
+    """Publishes hosted components and keeps watched channels' URL lists current.
+
+    Registries that keep registrations alive by renewing them (the embedded registry's
+    heartbeat, etcd's lease keep-alive) renew only while :meth:`serving` is true, so an
+    instance whose server stalled drops out within the registry's TTL and comes back when it
+    recovers. The server installs its :class:`Liveness` with :meth:`set_liveness`.
+    """
+
+    #: consulted before each renewal; None (no server installed one): always renew
+    _liveness: Liveness | None = None
+    _stalled = False
 
     @abstractmethod
     def register(self, descriptor: ComponentInfo, addresses: list[ChannelAddress]) -> None:
@@ -96,3 +121,29 @@ class ComponentRegistry(ABC):
 
     def close(self) -> None:
         """Stop background work (watches, heartbeats). Safe to call twice."""
+
+    def set_liveness(self, liveness: Liveness | None) -> None:
+        """Renew this process's registrations only while ``liveness.alive()`` (None: always).
+
+        Registries whose registrations do not expire on their own (the in-process one, Consul's
+        health-checked services) ignore it: Consul's check calls the component's health endpoint,
+        which a stalled server does not answer.
+        """
+        self._liveness = liveness
+
+    def serving(self) -> bool:
+        """Whether registrations may be renewed now: the installed liveness says alive (or none is).
+
+        Logs when the answer changes, once each way.
+        """
+        liveness = self._liveness
+        alive = liveness is None or liveness.alive()
+        if alive == self._stalled:
+            self._stalled = not alive
+            if alive:
+                log.info("the server answers again; renewing its registrations")
+            else:
+                log.warning(
+                    "the server stopped answering (%s); its registrations are no longer renewed", liveness
+                )
+        return alive

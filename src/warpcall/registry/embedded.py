@@ -6,6 +6,16 @@ registering process renews the heartbeat, and rows whose heartbeat is older
 than the TTL are ignored, so a process killed with SIGKILL drops out on its own.
 The same thread polls for the watched components' rows and pushes changed URL
 lists into the channels.
+
+The file heals itself: it holds only rows that live processes renew every
+heartbeat, so a file that was deleted, truncated, replaced or damaged is
+recreated by the next process that opens it (under a lock on the directory,
+together with SQLite's ``-wal``/``-shm`` side files, which must never be read
+against another database), and every running process moves to the new file on
+its next tick, servers writing their rows again at once. A client that sees a
+recreated file keeps the URLs it knew for one TTL (the time every live server
+needs to be back), so the vanished file never becomes an empty list; rows that
+expire in a file that stayed are the truth, and an empty list then is too.
 """
 
 from __future__ import annotations
@@ -17,7 +27,10 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from warpcall.di import on_destroy
 from warpcall.exceptions import ServiceCommunicationException, ServiceException
@@ -34,6 +47,12 @@ from warpcall.registry.contract import (
 log = logging.getLogger("warpcall.registry.embedded")
 
 FILE_NAME = "registry.sqlite3"
+#: SQLite's companions of the file: a new file must not meet the old one's
+SIDE_FILES = ("-wal", "-shm", "-journal")
+#: how every SQLite database file starts
+MAGIC = b"SQLite format 3\x00"
+
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (
@@ -45,7 +64,60 @@ CREATE TABLE IF NOT EXISTS instances (
     heartbeat REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS instances_component ON instances (component, heartbeat);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+class DamagedFileError(sqlite3.DatabaseError):
+    """The registry file fails SQLite's own check (``PRAGMA quick_check``)."""
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether ``exc`` says the file is damaged (corrupt, not a database, shorter than it claims),
+    as opposed to busy, unreadable or out of space, which are retried as they are."""
+    if isinstance(exc, DamagedFileError):
+        return True
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith("SQLITE_CORRUPT") or name in ("SQLITE_NOTADB", "SQLITE_IOERR_SHORT_READ")
+
+
+class _DirectoryLock:
+    """An exclusive ``flock`` on the registry's directory while a process opens, creates or replaces
+    the file, so two processes never recreate it at once or remove side files another just made.
+
+    The directory, not a lock file: deleting the registry's files cannot take the lock away.
+    Where ``fcntl`` does not exist (Windows) it does nothing.
+    """
+
+    def __init__(self, directory: Path, timeout: float) -> None:
+        self.directory = directory
+        self.timeout = timeout
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on POSIX
+            return
+        fd = os.open(self.directory, os.O_RDONLY)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._fd = fd
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise TimeoutError(
+                        f"the lock on {self.directory} is held for more than {self.timeout} s"
+                    ) from None
+                time.sleep(0.005)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
 
 
 def default_directory() -> Path:
@@ -68,6 +140,21 @@ class EmbeddedComponentRegistry(ComponentRegistry):
     rows older than its own ``ttl``, a writer renews every ``ttl / 5``.
     When the file cannot be opened or read, watched channels keep their last
     list; the error is logged and retried with capped exponential backoff.
+
+    Self-healing: every tick (``min(poll_interval, heartbeat_interval)``) the
+    thread compares the file on disk (inode, size, modification time, the
+    ``-shm`` file's inode) with the one it has open. A deleted or replaced file
+    is reopened, a changed one is checked as a new process would see it
+    (``PRAGMA quick_check`` on a fresh connection) and recreated when damaged;
+    the process's registrations are written into a new file at once. A client
+    that moves to a recreated file merges the URLs it knew into what it reads
+    for ``ttl`` seconds after the file's creation, then reads the file alone.
+
+    Liveness: with :meth:`set_liveness` (a server installs its event loop's
+    watchdog) the heartbeat is written only while the loop answers, so a stalled
+    server leaves the watchers' lists ``ttl + poll_interval`` seconds after the
+    watchdog noticed (its ``max_lag`` plus one probe interval), and is back
+    within one tick once the loop answers again.
     """
 
     def __init__(
@@ -90,7 +177,13 @@ class EmbeddedComponentRegistry(ComponentRegistry):
         self._backoff = Backoff(initial=min(0.2, poll_interval), maximum=max_backoff)
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = None
-        self._inode: int | None = None
+        # (inode, size, mtime, -shm inode) of the file as last seen with the open connection
+        self._signature: tuple[int, int, int, int | None] | None = None
+        # the 'created' stamp of the file the known URL lists came from
+        self._created: str | None = None
+        # until then (wall clock) a read adds the known URLs: the file was recreated and servers write
+        # their rows back within a heartbeat
+        self._hold_until = 0.0
         # component -> (row id, addresses as JSON, registration time) of the instances this process hosts
         self._registered: dict[str, tuple[str, str, float]] = {}
         self._watched = WatchedChannels()
@@ -109,12 +202,15 @@ class EmbeddedComponentRegistry(ComponentRegistry):
         with self._lock:
             self._check_open()
             previous = self._registered.get(descriptor.name)
-            try:
-                db = self._db()
+
+            def write(db: sqlite3.Connection) -> None:
                 with db:
                     if previous is not None:
                         db.execute("DELETE FROM instances WHERE id = ?", (previous[0],))
                     self._upsert(db, descriptor.name, entry)
+
+            try:
+                self._healing(write)
             except (sqlite3.Error, OSError) as exc:
                 raise ServiceCommunicationException(
                     f"cannot register {descriptor.name} in the registry file {self.path} ({exc}); "
@@ -147,7 +243,7 @@ class EmbeddedComponentRegistry(ComponentRegistry):
             component = watched_component(channel)
             if self._watched.add(channel):
                 try:
-                    self._watched.update(component, self._read(component))
+                    self._watched.update(component, self._healing(lambda _: self._current(component)))
                 except (sqlite3.Error, OSError) as exc:
                     log.warning(
                         "registry file %s unreadable, %s is watched once it is back: %s",
@@ -160,7 +256,7 @@ class EmbeddedComponentRegistry(ComponentRegistry):
     def get_addresses(self, descriptor: ComponentInfo) -> list[ChannelInstances]:
         with self._lock:
             try:
-                return to_instances(descriptor.name, self._read(descriptor.name))
+                return to_instances(descriptor.name, self._healing(lambda _: self._current(descriptor.name)))
             except (sqlite3.Error, OSError) as exc:
                 known = self._watched.known(descriptor.name)
                 if known is None:
@@ -213,11 +309,9 @@ class EmbeddedComponentRegistry(ComponentRegistry):
         while not self._stop.wait(delay):
             try:
                 with self._lock:
-                    if self._registered and time.monotonic() >= next_heartbeat:
-                        self._heartbeat()
+                    due = time.monotonic() >= next_heartbeat
+                    if self._healing(partial(self._tick, heartbeat_due=due)):
                         next_heartbeat = time.monotonic() + self.heartbeat_interval
-                    for component in self._watched.components():
-                        self._watched.update(component, self._read(component))
                 self._backoff.succeeded(log, f"registry file {self.path} readable again")
                 delay = tick
             except (sqlite3.Error, OSError) as exc:
@@ -227,8 +321,21 @@ class EmbeddedComponentRegistry(ComponentRegistry):
                 with self._lock:
                     self._disconnect()
 
-    def _heartbeat(self) -> None:
-        db = self._db()
+    def _tick(self, db: sqlite3.Connection, heartbeat_due: bool) -> bool:
+        """One round of the thread: the heartbeat when due (and serving), then every watched component.
+
+        True when it wrote the heartbeat; while the server does not answer, the heartbeat waits and is
+        tried again every tick, so it resumes as soon as the server does.
+        """
+        beat = False
+        if self._registered and heartbeat_due and self.serving():
+            self._heartbeat(db)
+            beat = True
+        for component in self._watched.components():
+            self._watched.update(component, self._current(component))
+        return beat
+
+    def _heartbeat(self, db: sqlite3.Connection) -> None:
         with db:
             for component, entry in self._registered.items():
                 self._upsert(db, component, entry)
@@ -256,38 +363,162 @@ class EmbeddedComponentRegistry(ComponentRegistry):
             [ChannelAddress(channel, uri) for channel, uri in json.loads(payload)] for (payload,) in rows
         )
 
-    def _db(self) -> sqlite3.Connection:
-        """The open connection, reopened when the file was removed or replaced since it was opened."""
+    def _current(self, component: str) -> URLsByChannel:
+        """``component``'s URL lists as read, plus the ones known before, while a recreated file settles."""
+        urls = self._read(component)
+        if time.time() >= self._hold_until:
+            return urls
+        known = self._watched.known(component)
+        if not known:
+            return urls
+        for channel, channel_urls in urls.items():
+            merged = known.setdefault(channel, [])
+            merged.extend(url for url in channel_urls if url not in merged)
+        return known
+
+    def _healing(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work(db)``; when the file turns out damaged, once more on a file checked (and recreated)."""
         try:
-            inode: int | None = self.path.stat().st_ino
+            return work(self._db())
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            log.warning("registry file %s reads as damaged (%s); checking it", self.path, exc)
+            self._disconnect()
+            return work(self._db())
+
+    def _on_disk(self) -> tuple[int, int, int, int | None] | None:
+        """(inode, size, mtime, -shm inode) of the file, None when it does not exist."""
+        try:
+            stat = os.stat(self.path)
         except FileNotFoundError:
-            inode = None
-        if self._connection is not None and inode == self._inode:
-            return self._connection
+            return None
+        try:
+            shm: int | None = os.stat(f"{self.path}-shm").st_ino
+        except FileNotFoundError:
+            shm = None
+        return stat.st_ino, stat.st_size, stat.st_mtime_ns, shm
+
+    def _db(self) -> sqlite3.Connection:
+        """The open connection; reopened when the file was removed or replaced, checked when it changed.
+
+        Two ``stat`` calls when nothing changed. The file itself changes on disk when some process
+        checkpoints its log into it (rare: the rows are few and small) or when something damaged it.
+        """
+        on_disk = self._on_disk()
+        if self._connection is not None and on_disk is not None and self._signature is not None:
+            if on_disk == self._signature:
+                return self._connection
+            same_files = on_disk[0] == self._signature[0] and on_disk[3] == self._signature[3]
+            if same_files and self._intact():
+                self._signature = on_disk
+                return self._connection
+        return self._open()
+
+    def _header_sound(self) -> bool:
+        """Whether the file starts as a database does (SQLite reads an emptied file as a new database,
+        against the log of the old one when its side files are still there)."""
+        try:
+            with open(self.path, "rb") as file:
+                return file.read(len(MAGIC)) == MAGIC
+        except FileNotFoundError:
+            return True  # nothing to be damaged: it is created
+
+    def _intact(self) -> bool:
+        """Whether the file reads as sound, with the same creation stamp, on a connection of its own."""
+        if not self._header_sound():
+            return False
+        try:
+            probe = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        except sqlite3.Error:
+            return False
+        try:
+            if probe.execute("PRAGMA quick_check").fetchone() != ("ok",):
+                return False
+            row = probe.execute("SELECT value FROM meta WHERE key = 'created'").fetchone()
+            return row is not None and row[0] == self._created
+        except sqlite3.DatabaseError as exc:
+            if is_damage(exc) or "no such table" in str(exc):
+                return False
+            raise
+        finally:
+            probe.close()
+
+    def _open(self) -> sqlite3.Connection:
+        """Connect to the file, creating it (and recreating it when damaged) under the directory lock."""
         self._disconnect()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(
-            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
-        )
+        with _DirectoryLock(self.path.parent, self.busy_timeout):
+            if not self.path.exists():
+                # the log and index of a deleted file would be read as this new file's
+                self._remove(SIDE_FILES)
+            elif not self._header_sound():
+                log.warning("registry file %s is not a database (emptied or overwritten); recreating it", self.path)
+                self._remove(("", *SIDE_FILES))
+            try:
+                db, created = self._connect()
+            except sqlite3.DatabaseError as exc:
+                if not is_damage(exc):
+                    raise
+                log.warning(
+                    "registry file %s is damaged (%s); recreating it (it holds only short-lived rows: "
+                    "live instances write theirs again within a heartbeat)",
+                    self.path,
+                    exc,
+                )
+                self._remove(("", *SIDE_FILES))
+                db, created = self._connect()
+            signature = self._on_disk()
+        self._connection, self._signature = db, signature
+        if self._created is not None and created != self._created:
+            # a new file: its rows come back within a heartbeat of its creation; until every live
+            # server had a TTL to write again, what is read adds to what was known instead of replacing it
+            self._hold_until = float(created) + self.ttl
+            log.warning(
+                "registry file %s was recreated; keeping the known instances until %.1f s after that",
+                self.path,
+                self.ttl,
+            )
+            if self._registered and self.serving():
+                self._heartbeat(db)
+        self._created = created
+        return db
+
+    def _connect(self) -> tuple[sqlite3.Connection, str]:
+        """A connection to the file, with the schema, checked; and the file's creation stamp."""
+        db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
         try:
             db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             db.executescript(_SCHEMA)
+            check = db.execute("PRAGMA quick_check").fetchone()
+            if check != ("ok",):
+                raise DamagedFileError(f"quick_check: {check}")
+            # the stamp tells a recreated file from the one a process had open
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('created', ?)", (repr(time.time()),))
+            (created,) = db.execute("SELECT value FROM meta WHERE key = 'created'").fetchone()
             # `with db:` then commits each group of writes as one transaction
             db.isolation_level = "IMMEDIATE"
         except BaseException:
             db.close()
             raise
-        self._connection = db
-        self._inode = self.path.stat().st_ino
-        return db
+        return db, str(created)
+
+    def _remove(self, suffixes: tuple[str, ...]) -> None:
+        for suffix in suffixes:
+            try:
+                os.unlink(f"{self.path}{suffix}")
+            except FileNotFoundError:
+                pass
 
     def _disconnect(self) -> None:
+        # SQLite neither checkpoints into nor removes the side files of a file that was deleted or moved
+        # since it was opened, so closing a connection to a replaced file leaves the new one alone
         if self._connection is not None:
             self._connection.close()
             self._connection = None
-            self._inode = None
+            self._signature = None
 
     def _check_open(self) -> None:
         if self._closed:
