@@ -3,7 +3,7 @@
 Each test draws from a target's strategy in ``fuzz_targets`` and runs its check, which compares the
 compiled and the plain-Python build on the input and asserts the target's properties (see that module).
 Derandomized and without an example database, so that a run is the same on every machine;
-``WARPCALL_FUZZ_EXAMPLES`` changes the count per target (default 1500, the server 1000).
+``WARPCALL_FUZZ_EXAMPLES`` changes the count per target (default 2000).
 The ``@example`` inputs are the regressions the fuzzers found, kept whatever the seed draws.
 """
 
@@ -23,7 +23,7 @@ from rawhttp import request
 
 pytestmark = pytest.mark.fuzz
 
-EXAMPLES = int(os.environ.get("WARPCALL_FUZZ_EXAMPLES", "1500"))
+EXAMPLES = int(os.environ.get("WARPCALL_FUZZ_EXAMPLES", "2000"))
 
 
 def bounded(examples: int = EXAMPLES) -> settings:
@@ -106,7 +106,7 @@ def fuzz_server() -> Iterator[Any]:
         quiet.setLevel(level)
 
 
-@bounded(max(EXAMPLES * 2 // 3, 1))
+@bounded()
 @given(data=ft.server_requests())
 # a lone surrogate echoed back could not be encoded: a plain-text 500
 @example(data=request("/invoke", b'{"method":"fz:fuzz:echo_text","args":["\\ud800"]}'))
