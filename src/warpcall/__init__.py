@@ -32,14 +32,18 @@ _EXPORTS = {
     **dict.fromkeys(
         (
             "AuthorizationException",
+            "CircuitOpenException",
+            "DeadlineExceeded",
             "InvalidArgumentsException",
             "InvalidTokenException",
             "MalformedRequestException",
             "MarshalException",
             "MissingTokenException",
+            "OverloadedException",
             "ProtocolException",
             "RemoteServiceException",
             "RequestTooLargeException",
+            "ResponseTooLargeException",
             "ServiceCommunicationException",
             "ServiceException",
             "TokenException",
@@ -61,6 +65,8 @@ _EXPORTS = {
         ("Body", "PathParam", "QueryParam", "delete", "get", "patch", "post", "put", "rest"), "warpcall.routes"
     ),
     "FastAPIServer": "warpcall.server.fastapi_server",
+    "ServerLimits": "warpcall.server.limits",
+    **dict.fromkeys(("deadline", "remaining"), "warpcall.resilience.deadline"),
     **dict.fromkeys(
         (
             "AbstractComponent",
@@ -90,14 +96,18 @@ if TYPE_CHECKING:
     from warpcall.channels.rest import RestChannel
     from warpcall.exceptions import (
         AuthorizationException,
+        CircuitOpenException,
+        DeadlineExceeded,
         InvalidArgumentsException,
         InvalidTokenException,
         MalformedRequestException,
         MarshalException,
         MissingTokenException,
+        OverloadedException,
         ProtocolException,
         RemoteServiceException,
         RequestTooLargeException,
+        ResponseTooLargeException,
         ServiceCommunicationException,
         ServiceException,
         TokenException,
@@ -113,8 +123,10 @@ if TYPE_CHECKING:
     from warpcall.registry.embedded import EmbeddedComponentRegistry
     from warpcall.registry.etcd import EtcdComponentRegistry
     from warpcall.registry.local import LocalComponentRegistry
+    from warpcall.resilience.deadline import deadline, remaining
     from warpcall.routes import Body, PathParam, QueryParam, delete, get, patch, post, put, rest
     from warpcall.server.fastapi_server import FastAPIServer
+    from warpcall.server.limits import ServerLimits
     from warpcall.service import (
         AbstractComponent,
         Component,
@@ -153,11 +165,13 @@ __all__ = [
     "Channel",
     "ChannelAddress",
     "ChannelInstances",
+    "CircuitOpenException",
     "Component",
     "ComponentDescriptor",
     "ComponentRegistry",
     "ComponentStatus",
     "ConsulComponentRegistry",
+    "DeadlineExceeded",
     "DispatchJSONChannel",
     "DispatchMsgpackChannel",
     "DispatchProtobufChannel",
@@ -173,13 +187,16 @@ __all__ = [
     "MalformedRequestException",
     "MarshalException",
     "MissingTokenException",
+    "OverloadedException",
     "PathParam",
     "ProtocolException",
     "QueryParam",
     "RemoteServiceException",
     "RequestTooLargeException",
+    "ResponseTooLargeException",
     "RestChannel",
     "Server",
+    "ServerLimits",
     "Service",
     "ServiceCommunicationException",
     "ServiceDescriptor",
@@ -194,6 +211,7 @@ __all__ = [
     "__version__",
     "channel",
     "component",
+    "deadline",
     "delete",
     "get",
     "health",
@@ -204,6 +222,7 @@ __all__ = [
     "patch",
     "post",
     "put",
+    "remaining",
     "rest",
     "service",
 ]

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-_EXPORTS = {"DispatchEndpoint": "warpcall.server.dispatch", "FastAPIServer": "warpcall.server.fastapi_server"}
+_EXPORTS = {
+    "DispatchEndpoint": "warpcall.server.dispatch",
+    "FastAPIServer": "warpcall.server.fastapi_server",
+    "ServerLimits": "warpcall.server.limits",
+}
 
 if TYPE_CHECKING:
     from warpcall.server.dispatch import DispatchEndpoint
     from warpcall.server.fastapi_server import FastAPIServer
+    from warpcall.server.limits import ServerLimits
 else:
     from warpcall._lazy import export_lazily
 
     __getattr__, __dir__ = export_lazily(__name__, _EXPORTS)
 
-__all__ = ["DispatchEndpoint", "FastAPIServer"]
+__all__ = ["DispatchEndpoint", "FastAPIServer", "ServerLimits"]
