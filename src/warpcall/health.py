@@ -12,22 +12,41 @@ most one thread.
 
 The coroutines import asyncio where they use it (it is loaded by then): every environment
 with ServiceModule has a HealthCheckManager, and a process that never checks never loads it.
+
+Liveness: a server hands its event loop to :meth:`HealthCheckManager.watch_loop`, which
+starts a :class:`LoopWatchdog` on it. The watchdog's thread measures how late the loop
+runs a callback; while that lag exceeds ``health.loop.max_lag`` the process counts as
+stalled: heartbeating registries stop renewing its registrations (so it leaves the
+rotation within their TTL) and the health result carries an ``event-loop`` check that is
+ERROR (HTTP 503). The health route itself cannot answer while the loop is stuck; its first
+answer after a stall is still ERROR and names the stall, and the lag is in every answer.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from warpcall.di import Decorators, Environment, TypeDescriptor, inject_environment, injectable, on_init
+from warpcall.di import (
+    Decorators,
+    Environment,
+    TypeDescriptor,
+    inject_environment,
+    injectable,
+    on_destroy,
+    on_init,
+)
 from warpcall.di.configuration import inject_value
 
 if TYPE_CHECKING:
     import asyncio
+
+    from warpcall.registry.contract import ComponentRegistry
 
 C = TypeVar("C", bound=type)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,6 +55,8 @@ log = logging.getLogger("warpcall.health")
 
 #: seconds the manager waits for a check that sets no ``fail_if_slower_than``
 DEFAULT_TIMEOUT = 10.0
+#: seconds the serving event loop may take to run a callback before the process counts as stalled
+DEFAULT_MAX_LOOP_LAG = 2.0
 
 
 class HealthStatus(Enum):
@@ -72,6 +93,104 @@ def health_check(name: str = "", cache: float = 0, fail_if_slower_than: float = 
         return func
 
     return decorator
+
+
+class LoopWatchdog:
+    """Measures, from a thread of its own, how late an event loop runs a callback.
+
+    Every ``interval`` seconds (default: ``max_lag / 4``, at most 0.5 s) the thread schedules
+    a no-op on ``loop`` with ``call_soon_threadsafe``, one at a time, and notes when it ran.
+    :meth:`lag` is the larger of the last measured delay and the age of the probe still
+    waiting; the loop is :meth:`alive` while that is within ``max_lag`` and the loop is not
+    closed. So a loop blocked for longer than ``max_lag`` stops being alive at most
+    ``interval + max_lag`` after it stopped, stays so until a probe comes back on time (one
+    interval after it recovers), and a loop that was closed without stopping the watchdog
+    never is. Cost while healthy: one callback on the loop per interval.
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, max_lag: float = DEFAULT_MAX_LOOP_LAG, interval: float = 0.0
+    ) -> None:
+        if max_lag <= 0:
+            raise ValueError(f"max_lag must be positive, not {max_lag!r}")
+        self.loop = loop
+        self.max_lag = max_lag
+        self.interval = interval if interval > 0 else min(max_lag / 4, 0.5)
+        #: the delay of the last probe that ran (seconds)
+        self.last_lag = 0.0
+        #: how late the latest probe beyond ``max_lag`` ran, and when (monotonic); 0.0 / None: none yet
+        self.last_stall = 0.0
+        self.last_stall_at: float | None = None
+        self._sent: float | None = None
+        self._closed = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> LoopWatchdog:
+        """Start probing (a daemon thread); returns self."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="warpcall-loop-watchdog", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop probing and join the thread. Safe to call twice."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def lag(self) -> float:
+        """Seconds the loop is behind: the last measured delay, or the wait of the pending probe if longer."""
+        sent = self._sent
+        pending = time.monotonic() - sent if sent is not None else 0.0
+        return max(self.last_lag, pending)
+
+    def alive(self) -> bool:
+        """Whether the loop runs callbacks within ``max_lag`` (False once it is closed)."""
+        return not self._closed and self.lag() <= self.max_lag
+
+    def probe(self) -> None:
+        """Schedule one probe on the loop unless one is still waiting (its age is then the lag)."""
+        if self._sent is not None or self._closed:
+            return
+        sent = self._sent = time.monotonic()
+        try:
+            self.loop.call_soon_threadsafe(self._answered, sent)
+        except RuntimeError:  # the loop is closed: nothing serves any more
+            self._closed = True
+
+    def result(self) -> HealthCheckManager.Result:
+        """The ``event-loop`` check: ERROR while not alive, with the lag and the latest stall."""
+        result = LoopResult(self)
+        lag = self.lag()
+        details = f"lag {lag * 1000:.1f} ms (bound {self.max_lag:g} s)"
+        if self.last_stall_at is not None:
+            ago = time.monotonic() - self.last_stall_at
+            details += f"; last stall: a callback ran {self.last_stall:.2f} s late, {ago:.1f} s ago"
+        if self._closed:
+            result.set_status(HealthStatus.ERROR, "the event loop is closed")
+        elif lag > self.max_lag:
+            result.set_status(HealthStatus.ERROR, f"the event loop is stalled: {details}")
+        else:
+            result.set_status(HealthStatus.OK, details)
+        return result
+
+    def __str__(self) -> str:
+        state = "closed" if self._closed else f"lag {self.lag():.3f} s, bound {self.max_lag:g} s"
+        return f"event loop watchdog ({state})"
+
+    def _answered(self, sent: float) -> None:
+        # runs on the loop
+        lag = time.monotonic() - sent
+        self.last_lag = lag
+        if lag > self.max_lag:
+            self.last_stall, self.last_stall_at = lag, time.monotonic()
+            log.warning("the event loop ran a callback %.2f s late (bound %g s)", lag, self.max_lag)
+        self._sent = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval) and not self._closed:
+            self.probe()
 
 
 @injectable()
@@ -177,6 +296,11 @@ class HealthCheckManager:
         self.environment: Environment | None = None
         self.checks: list[HealthCheckManager.Check] = []
         self.timeout = DEFAULT_TIMEOUT
+        self.max_loop_lag = DEFAULT_MAX_LOOP_LAG
+        self.loop_probe_interval = 0.0
+        #: the serving loop's watchdog, once a server called :meth:`watch_loop`
+        self.watchdog: LoopWatchdog | None = None
+        self._liveness_registry: ComponentRegistry | None = None
 
     @inject_environment()
     def set_environment(self, environment: Environment) -> None:
@@ -186,6 +310,43 @@ class HealthCheckManager:
     def set_timeout(self, timeout: float) -> None:
         """Seconds to wait for a check without ``fail_if_slower_than`` (configuration: ``health.timeout``)."""
         self.timeout = timeout
+
+    @inject_value("health.loop.max_lag", default=DEFAULT_MAX_LOOP_LAG)
+    def set_max_loop_lag(self, max_lag: float) -> None:
+        """Seconds the serving loop may run a callback late before the process counts as stalled
+        (configuration: ``health.loop.max_lag``, default 2 s)."""
+        if max_lag <= 0:
+            raise ValueError(f"health.loop.max_lag must be positive, not {max_lag!r}")
+        self.max_loop_lag = max_lag
+
+    @inject_value("health.loop.probe_interval", default=0.0)
+    def set_loop_probe_interval(self, interval: float) -> None:
+        """Seconds between two probes of the serving loop (configuration: ``health.loop.probe_interval``;
+        0, the default: ``max_lag / 4``, at most 0.5 s)."""
+        if interval < 0:
+            raise ValueError(f"health.loop.probe_interval must not be negative, not {interval!r}")
+        self.loop_probe_interval = interval
+
+    def watch_loop(
+        self, loop: asyncio.AbstractEventLoop, registry: ComponentRegistry | None = None
+    ) -> LoopWatchdog:
+        """Start a :class:`LoopWatchdog` on the server's ``loop``; ``registry`` renews registrations
+        only while it is alive. Replaces a watchdog started before."""
+        self.stop_watching()
+        self.watchdog = LoopWatchdog(loop, self.max_loop_lag, self.loop_probe_interval).start()
+        if registry is not None:
+            registry.set_liveness(self.watchdog)
+            self._liveness_registry = registry
+        return self.watchdog
+
+    @on_destroy()
+    def stop_watching(self) -> None:
+        """Stop the watchdog and take it back from the registry (the server stopped)."""
+        if self._liveness_registry is not None:
+            self._liveness_registry.set_liveness(None)
+            self._liveness_registry = None
+        if self.watchdog is not None:
+            self.watchdog.stop()
 
     @on_init()
     def setup(self) -> None:
@@ -217,9 +378,12 @@ class HealthCheckManager:
         """Run every check concurrently and combine them: the overall status is the worst one."""
         import asyncio
 
-        results = await asyncio.gather(*(check.run(self.timeout) for check in self.checks))
+        results = list(await asyncio.gather(*(check.run(self.timeout) for check in self.checks)))
+        watchdog = self.watchdog
+        if watchdog is not None and watchdog.loop is asyncio.get_running_loop():
+            results.append(watchdog.result())
         health = HealthCheckManager.Health()
-        health.results = list(results)
+        health.results = results
         for result in results:
             if result.status.value > health.status.value:
                 health.status = result.status
@@ -234,3 +398,15 @@ class HealthCheckManager:
                 ),
             )
         return health
+
+
+class LoopResult(HealthCheckManager.Result):
+    """The ``event-loop`` check's result; its dict also carries ``lag`` and ``max_lag`` in seconds."""
+
+    def __init__(self, watchdog: LoopWatchdog) -> None:
+        super().__init__("event-loop")
+        self.lag = watchdog.lag()
+        self.max_lag = watchdog.max_lag
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "lag": round(self.lag, 6), "max_lag": self.max_lag}

@@ -210,6 +210,15 @@ class ConsulComponentRegistry(ComponentRegistry):
     exponential backoff. Every ``resync_interval`` seconds the registry
     checks that the agent still knows this process's services and registers
     again any it lost.
+
+    Liveness: nothing is renewed from this process (the agent checks the
+    instance), so :meth:`set_liveness` changes nothing here. A server whose
+    event loop stalls does not answer its health endpoint (the check times out
+    after ``check_timeout``) and, right after it recovers, answers 503 while its
+    ``event-loop`` check still reports the stall (:mod:`warpcall.health`): it
+    leaves the passing instances within ``check_interval + check_timeout``. A
+    component without a health endpoint gets a TCP check, which the kernel
+    answers for a stalled server: declare ``@health`` to have stalls noticed.
     """
 
     def __init__(

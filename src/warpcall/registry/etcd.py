@@ -65,6 +65,13 @@ class EtcdComponentRegistry(ComponentRegistry):
     left. A clean ``deregister``/``close`` deletes the keys at once. When etcd
     cannot be reached, watched channels keep their last list; the error is
     logged and retried with capped exponential backoff.
+
+    Liveness: with :meth:`set_liveness` (a server installs its event loop's
+    watchdog) the lease is renewed only while the loop answers, so a stalled
+    server's keys go when the lease runs out, at most ``granted_ttl`` after the
+    watchdog noticed (its ``max_lag`` plus one probe interval); within
+    ``liveness_recheck`` seconds of the loop answering again a new lease puts them
+    back (or the old one is renewed, if it had not run out).
     """
 
     def __init__(
@@ -76,6 +83,7 @@ class EtcdComponentRegistry(ComponentRegistry):
         timeout: float = 5.0,
         watch_idle: float = 60.0,
         max_backoff: float = 10.0,
+        liveness_recheck: float = 0.1,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.prefix = prefix if prefix.endswith("/") else prefix + "/"
@@ -84,6 +92,7 @@ class EtcdComponentRegistry(ComponentRegistry):
         self.timeout = timeout
         self.watch_idle = watch_idle
         self.max_backoff = max_backoff
+        self.liveness_recheck = liveness_recheck
         self._http = httpx.Client(base_url=self.endpoint, timeout=timeout)
         self._lock = threading.RLock()
         self._lease: int | None = None
@@ -287,12 +296,21 @@ class EtcdComponentRegistry(ComponentRegistry):
         return answer
 
     async def _keep_alive(self) -> None:
-        """Renew the lease every TTL/3; once it is lost (etcd unreachable too long), take a new one and
-        put every key again."""
+        """Renew the lease every TTL/3 while the server answers; once it is lost (etcd unreachable too
+        long, or the server stalled past the TTL), take a new one and put every key again.
+
+        While :meth:`serving` is false (the server's event loop stalled, see
+        :meth:`~warpcall.registry.contract.ComponentRegistry.set_liveness`) nothing is renewed, so
+        etcd deletes the keys when the lease runs out; it is asked again every
+        ``liveness_recheck`` seconds, and the first renewal after it answers again restores the keys.
+        """
         backoff = Backoff(maximum=self.max_backoff)
         delay = self.granted_ttl / 3
         while True:
             await asyncio.sleep(delay)
+            if not self.serving():
+                delay = min(self.liveness_recheck, self.granted_ttl / 3)
+                continue
             try:
                 with self._lock:
                     lease = self._lease
