@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from warpcall.di import Environment, on_destroy, on_init
 from warpcall.exceptions import ServiceException
+from warpcall.health import HealthCheckManager
 from warpcall.manager import ServiceManager
 from warpcall.registry.contract import ComponentRegistry
 from warpcall.server.dispatch import DEFAULT_MAX_BODY, DispatchEndpoint, SyncCalls
@@ -187,6 +188,11 @@ class FastAPIServer(Server):
             if time.monotonic() > deadline:
                 raise ServiceException(f"uvicorn did not start on port {self.port} within {STARTUP_TIMEOUT} s")
             time.sleep(0.005)
+        if self.server.servers:
+            # registrations are renewed only while this loop answers (warpcall.health.LoopWatchdog)
+            self.service_manager.environment_or_fail().get(HealthCheckManager).watch_loop(
+                self.server.servers[0].get_loop(), self.component_registry
+            )
 
     async def asgi(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """The app uvicorn serves: :meth:`_uvicorn_app` as a coroutine function."""
