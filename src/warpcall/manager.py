@@ -78,6 +78,7 @@ class ServiceManager:
         self._channels: dict[tuple[str, str], Channel] = {}
         self._proxies: dict[tuple[type, str], Any] = {}
         self._hosted: list[HostedComponent] = []
+        self._deregistered: list[HostedComponent] = []  # of _hosted, those withdrawn from the registry
 
     @inject_environment()
     def set_environment(self, environment: Environment) -> None:
@@ -226,16 +227,28 @@ class ServiceManager:
         """The started components of this environment with their implementation instances."""
         return [(hosted.descriptor, hosted.instance) for hosted in self._hosted]
 
-    def shutdown(self) -> None:
-        """Deregister and stop this environment's components (idempotent)."""
+    def deregister(self) -> None:
+        """Withdraw this environment's components from the registry, leaving them running (idempotent).
+
+        The first step of a drain: clients stop choosing this instance while it still answers the
+        calls already on their way; :meth:`shutdown` stops the components once the server is done.
+        """
         with self._lock:
-            hosted, self._hosted = self._hosted, []
-            for component in reversed(hosted):
+            pending = [component for component in self._hosted if component not in self._deregistered]
+            for component in reversed(pending):
+                self._deregistered.append(component)
                 if self.component_registry is not None:
                     try:
                         self.component_registry.deregister(component)
                     except Exception:  # the registry may be gone already; stopping must go on
                         logger.exception("deregistering %s failed", component.name)
+
+    def shutdown(self) -> None:
+        """Deregister (unless :meth:`deregister` did already) and stop this environment's components (idempotent)."""
+        with self._lock:
+            self.deregister()
+            hosted, self._hosted, self._deregistered = self._hosted, [], []
+            for component in reversed(hosted):
                 component.instance.shutdown()
 
     @on_destroy()

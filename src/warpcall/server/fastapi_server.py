@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import threading
 import time
-from typing import Any, Awaitable, Callable
+from types import FrameType
+from typing import Any, Awaitable, Callable, Iterable
 
 import uvicorn
 from fastapi import FastAPI
@@ -28,7 +30,17 @@ from warpcall.service import Server, ServerSettings
 logger = logging.getLogger("warpcall.server")
 
 STARTUP_TIMEOUT = 15.0
-GRACEFUL_SHUTDOWN_TIMEOUT = 10.0
+#: default seconds a stopping server lets the calls under way finish (``grace_period``)
+GRACE_PERIOD = 10.0
+GRACEFUL_SHUTDOWN_TIMEOUT = GRACE_PERIOD  # the name before grace_period was a setting
+#: default seconds a stopping server keeps serving after it deregistered (``deregister_delay``)
+DEREGISTER_DELAY = 0.0
+#: seconds after the grace period for the refusals of queued calls to go out before connections are cut
+REPLY_BOUND = 0.5
+#: seconds the worker threads still running a call are waited for once the server stopped
+WORKERS_BOUND = 0.5
+#: the signals :meth:`FastAPIServer.serve_forever` drains the server on
+SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -46,12 +58,39 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Uvicorn(uvicorn.Server):
+    """uvicorn's server, leaving no connection open behind it once its graceful shutdown gave up."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        # connections whose call outlived the grace period: uvicorn cancelled their tasks and left them
+        # open (and a worker's reply has no task at all); closed here, or the socket lives until GC
+        for connection in list(self.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None and not transport.is_closing():
+                transport.abort()
+
+
 class FastAPIServer(Server):
     """Mounts ``POST /invoke`` and the health routes on ``fastapi`` and runs the environment's components.
 
-    Create it in a module (``@create()``) and start everything with
-    :meth:`boot`; ``environment.destroy()`` deregisters the components, lets
-    in-flight calls finish and stops uvicorn, leaving no thread or socket.
+    Create it in a module (``@create()``) and start everything with :meth:`boot`, or
+    :meth:`serve_forever` to serve until SIGTERM or SIGINT. Stopping it (``environment.destroy()``,
+    or one of those signals) drains it:
+
+    1. its components are deregistered, so clients stop choosing this instance;
+    2. it keeps serving for ``deregister_delay`` seconds (default 0), the time the registry takes
+       to tell clients (the embedded registry's ``poll_interval``, a Kubernetes preStop sleep);
+    3. it stops accepting: the listening socket closes, idle keep-alive connections close, a
+       connection with a call under way gets ``connection: close`` on that call's reply;
+    4. the calls under way finish, for up to ``grace_period`` seconds (default 10);
+    5. then sync calls still queued for a worker are refused without ever starting (``503``, an
+       ``OverloadedException`` envelope saying the server is stopping) and, ``0.5`` s later, the
+       connections of calls still running are closed;
+    6. the components are shut down and uvicorn's thread ends.
+
+    ``destroy()`` returns within ``deregister_delay + grace_period`` plus about a second, however
+    deep the queue; a call still running then goes on in its (daemon) worker thread, unanswered.
 
     Options: ``max_body`` (bytes accepted on ``/invoke``), ``include_traceback`` (remote
     tracebacks in error envelopes), ``sync_calls`` (where sync implementations behind
@@ -80,8 +119,20 @@ class FastAPIServer(Server):
         access_log: bool = False,
         inline_protocol: bool = True,
         limits: ServerLimits | None = None,
+        grace_period: float = GRACE_PERIOD,
+        deregister_delay: float = DEREGISTER_DELAY,
     ) -> None:
+        for name, value in (("grace_period", grace_period), ("deregister_delay", deregister_delay)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise ServiceException(f"FastAPIServer {name} must be a number of seconds >= 0, got {value!r}")
         self.fast_api = fastapi
+        #: seconds a stopping server lets the calls under way finish
+        self.grace_period = float(grace_period)
+        #: seconds a stopping server keeps serving after it deregistered, while clients learn of it
+        self.deregister_delay = float(deregister_delay)
+        #: true from the moment the server begins to stop: its health routes answer 503
+        self.draining = False
+        self._hurry = threading.Event()  # set by a second signal: stop without waiting any longer
         #: the bounds this server keeps on every connection
         self.limits = limits if limits is not None else ServerLimits()
         self.access_log = access_log
@@ -153,6 +204,8 @@ class FastAPIServer(Server):
         registry = self.component_registry
 
         async def health() -> JSONResponse:
+            if self.draining:  # a load balancer or readiness probe takes it out of rotation too
+                return JSONResponse({"status": "DRAINING", "checks": []}, status_code=503)
             result = await instance.get_health()
             return JSONResponse(result.to_dict(), status_code=registry.map_health(result))
 
@@ -169,13 +222,14 @@ class FastAPIServer(Server):
             log_level="warning",
             access_log=self.access_log,  # uvicorn formats each access line even when it is filtered out
             lifespan="on",
-            timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_TIMEOUT),
+            # uvicorn types it int; it is only ever given to asyncio.timeout (stop() sets the drain's own)
+            timeout_graceful_shutdown=self.grace_period + REPLY_BOUND,  # type: ignore[arg-type]
             # uvicorn types it int; it is only ever given to loop.call_later
             timeout_keep_alive=self.limits.idle_timeout,  # type: ignore[arg-type]
             limit_concurrency=self.limits.limit_concurrency,
             h11_max_incomplete_event_size=self.limits.max_head_size,  # what h11 bounds, when it serves instead
         )
-        self.server = uvicorn.Server(config)
+        self.server = _Uvicorn(config)
         self.socket = sock
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [sock]}, name=f"warpcall-uvicorn-{self.port}", daemon=True
@@ -228,17 +282,116 @@ class FastAPIServer(Server):
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 
+    @classmethod
+    def serve_forever(
+        cls,
+        module: type,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        *,
+        signals: Iterable[int] = SHUTDOWN_SIGNALS,
+        ready: Callable[[Environment], None] | None = None,
+    ) -> int:
+        """Boot ``module`` (as :meth:`boot`), serve until SIGTERM or SIGINT, then drain and stop; returns the signal.
+
+        Call it from the main thread (only it receives signals). The handlers are installed before
+        the boot, so a signal arriving while the server starts drains it once it is up, and the
+        previous handlers are back when this returns. ``ready(environment)`` is called once the
+        server accepts calls (to print its port, say). A second signal during the drain cuts it
+        short: queued calls are refused and the connections of running ones closed at once.
+        uvicorn installs no handlers of its own here: it runs in a thread.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            raise ServiceException("FastAPIServer.serve_forever must run in the main thread: only it receives signals")
+        received: list[int] = []
+        stopping = threading.Event()
+        environment: Environment | None = None
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            received.append(signum)
+            if stopping.is_set() and environment is not None:
+                logger.warning("signal %d during the drain: stopping now", signum)
+                environment.get(FastAPIServer).hurry()
+            stopping.set()
+
+        previous = {signum: signal.signal(signum, on_signal) for signum in signals}
+        try:
+            environment = cls.boot(module, host, port)
+            try:
+                if ready is not None:
+                    ready(environment)
+                while not stopping.wait(1.0):  # a timed wait: signal handlers run between the waits too
+                    pass
+                logger.info("signal %d: draining %s", received[0], environment.get(FastAPIServer).url)
+            finally:
+                environment.destroy()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return received[0] if received else 0
+
+    def hurry(self) -> None:
+        """Cut a drain under way short: no more waiting for the deregistration delay or the grace period."""
+        self._hurry.set()
+
     @on_destroy()
     def stop(self) -> None:
-        """Deregister, finish in-flight calls, stop uvicorn and close the socket."""
-        self.service_manager.shutdown()
-        if self.server is not None and self.thread is not None:
-            self.server.should_exit = True
-            self.thread.join(GRACEFUL_SHUTDOWN_TIMEOUT + 5)
-            if self.thread.is_alive():
-                self.server.force_exit = True
-                self.thread.join(5)
+        """Drain and stop (see the class): deregister, keep serving ``deregister_delay``, stop accepting,
+        let the calls under way finish up to ``grace_period``, refuse the queued ones, stop uvicorn."""
+        self.draining = True
+        self.service_manager.deregister()
+        server, thread = self.server, self.thread
+        if server is not None and thread is not None:
+            self._drain(server, thread)
         if self.socket is not None:
             self.socket.close()
-        self.endpoint.sync_calls.close()
+        self.service_manager.shutdown()  # the components stop after their last call
+        self.endpoint.sync_calls.close(WORKERS_BOUND)
         self.server, self.thread, self.socket = None, None, None
+
+    def _drain(self, server: uvicorn.Server, thread: threading.Thread) -> None:
+        hurry = self._hurry
+        if self.deregister_delay and thread.is_alive():
+            logger.info("deregistered; serving %.1f s more while clients learn of it", self.deregister_delay)
+            hurry.wait(self.deregister_delay)
+        deadline = time.monotonic() + self.grace_period
+        server.should_exit = True
+        loop = server.servers[0].get_loop() if server.servers else None
+        if loop is not None:
+            # stop accepting now, not at uvicorn's next tick (it closes them again, harmlessly)
+            try:
+                loop.call_soon_threadsafe(_close_listeners, server)
+            except RuntimeError:  # the loop has ended already
+                pass
+        self._join(thread, deadline)
+        if not thread.is_alive():
+            return
+        # the grace period is over: work that has not started never will, and its callers hear so now
+        pool = self.endpoint.sync_calls.pool
+        refused = pool.refuse_queued(
+            f"the server at {self.url} is stopping: the call waited for a worker past the {self.grace_period:g} s "
+            "grace period and was not started; call another instance"
+        )
+        if refused:
+            logger.warning("stopping: %d queued call(s) refused, never started", refused)
+        # uvicorn gives up on the rest REPLY_BOUND after the grace period (its timeout_graceful_shutdown):
+        # it cancels their tasks and _Uvicorn closes their connections
+        self._join(thread, deadline + REPLY_BOUND + 1.0)
+        if thread.is_alive():  # a hurried drain, or the app's shutdown hangs: uvicorn's hard stop
+            server.force_exit = True
+            thread.join(2.0)
+            if thread.is_alive():
+                logger.error("uvicorn's thread on port %d did not stop", self.port)
+
+    def _join(self, thread: threading.Thread, deadline: float) -> None:
+        """Wait for ``thread`` until ``deadline`` (monotonic), or until the drain is hurried."""
+        while thread.is_alive() and not self._hurry.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            thread.join(min(left, 0.05))
+
+
+def _close_listeners(server: uvicorn.Server) -> None:
+    for listener in server.servers:
+        listener.close()
