@@ -75,3 +75,26 @@ def test_user_subclass_can_define_its_own_policy(core):
     selector = LastURLSelector()
     selector.set_urls(["a", "b"])
     assert selector.select() == "b"
+
+
+@pytest.mark.parametrize("kind", ["FirstURLSelector", "RoundRobinURLSelector"])
+def test_others_lists_where_a_call_goes_after_a_failure(core, kind):
+    selector = getattr(core.selector, kind)()
+    selector.set_urls(["a", "b", "c", "d"])
+    # every other URL once, from the one after the failed URL round to the one before it
+    assert selector.others("b") == ["c", "d", "a"]
+    assert selector.others("d") == ["a", "b", "c"]
+    assert selector.others("a") == ["b", "c", "d"]
+    # a URL the list no longer has (the registry dropped it meanwhile): all of them, in order
+    assert selector.others("x") == ["a", "b", "c", "d"]
+    selector.set_urls(["a", "b", "a", "c"])
+    assert selector.others("a") == ["b", "c"]  # each instance once, the failed one never
+    selector.set_urls(["a"])
+    assert selector.others("a") == []
+    selector.set_urls([])
+    assert selector.others("a") == []
+    # picking alternatives leaves the round robin where it was
+    selector.set_urls(["a", "b", "c"])
+    first = selector.select()
+    selector.others(first)
+    assert selector.select() == ("a" if kind == "FirstURLSelector" else "b")

@@ -471,3 +471,115 @@ def test_send_retries_after_a_signal(core: CoreImpl, pair: tuple, alarm: Any) ->
     while len(received) < len(data):
         received.extend(server.recv(1 << 20))
     assert bytes(received) == data
+
+
+# --- keep-alive: the server's announced timeout and the idle expiry -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (b"timeout=5", 5.0),
+        (b"timeout=5, max=1000", 5.0),
+        (b"max=3, Timeout = 0.5 ", 0.5),
+        (b'timeout="2"', 2.0),
+        (b"timeout=1.25", 1.25),
+        (b"timeout=0", 0.0),
+        (b"timeout=", -1.0),
+        (b"timeout=x", -1.0),
+        (b"timeout=-1", -1.0),
+        (b"timeout=1.2.3", -1.0),
+        (b"max=5", -1.0),
+        (b"timeouts=5", -1.0),
+        (b"", -1.0),
+    ],
+)
+def test_parser_reads_the_keep_alive_timeout(core: CoreImpl, value: bytes, seconds: float) -> None:
+    parser = parse(core, b"HTTP/1.1 200 OK\r\nKeep-Alive: " + value + b"\r\nContent-Length: 0\r\n\r\n")
+    assert parser.keep_alive_timeout == seconds
+    assert parser.keep_alive  # the header says how long, never whether
+
+
+def test_parser_keep_alive_timeout_comes_from_the_final_head_only(core: CoreImpl) -> None:
+    assert parse(core, b"HTTP/1.1 204 No Content\r\n\r\n").keep_alive_timeout == -1.0
+    interim = b"HTTP/1.1 100 Continue\r\nKeep-Alive: timeout=9\r\n\r\n"
+    final = b"HTTP/1.1 200 OK\r\nkeep-alive: timeout=3\r\nContent-Length: 0\r\n\r\n"
+    assert parse(core, interim + b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").keep_alive_timeout == -1.0
+    assert parse(core, interim + final, [len(interim) + 20]).keep_alive_timeout == 3.0
+
+
+def test_keepalive_limit_leaves_a_margin_before_the_servers_timeout(core: CoreImpl) -> None:
+    limit = core.transport.keepalive_limit
+    assert (limit(5.0), limit(1.0), limit(0.5), limit(60.0), limit(0.0)) == (4.0, 0.75, 0.375, 59.0, 0.0)
+    # uvicorn closes idle connections after 5 s and says nothing: the default stays below that
+    assert core.transport.DEFAULT_KEEPALIVE_EXPIRY == 4.0
+
+
+def respond(conn: Any, server: socket.socket, core: CoreImpl, head: bytes = b"") -> Any:
+    """One exchange on ``conn``: a request, the answer (with ``head`` lines) and the parser."""
+    conn.send(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    server.recv(100)
+    server.sendall(b"HTTP/1.1 200 OK\r\n" + head + b"Content-Length: 2\r\n\r\nok")
+    return conn.receive(core.transport.ResponseParser())
+
+
+def test_connection_is_not_reusable_once_idle_past_its_expiry(core: CoreImpl, pair: tuple) -> None:
+    client, server = pair
+    conn = core.transport.Connection(client, 0.1)
+    conn.set_timeout(5)
+    assert conn.expiry == 0.1
+    before = time.monotonic()
+    respond(conn, server, core)
+    # the idle period starts when a response is complete, on the clock time.monotonic() reads
+    assert before <= conn.idle_since <= time.monotonic()
+    time.sleep(0.15)  # idle for longer than the expiry: what the test is about, not a wait for a state
+    assert conn.idle() and not conn.reusable()
+    respond(conn, server, core)  # a new exchange starts a new idle period
+    assert conn.reusable()
+    near, far = socket.socketpair()
+    with near, far:
+        never = core.transport.Connection(near, 0)
+        assert never.idle() and not never.reusable()  # expiry 0: never reused
+
+
+def test_connection_honours_the_servers_keep_alive_timeout(core: CoreImpl, pair: tuple) -> None:
+    client, server = pair
+    conn = core.transport.Connection(client, 30.0)
+    conn.set_timeout(5)
+    respond(conn, server, core, b"Keep-Alive: timeout=0\r\n")
+    assert conn.idle() and not conn.reusable()  # the server keeps nothing: neither does the client
+    respond(conn, server, core, b"Keep-Alive: timeout=20\r\n")
+    assert conn.reusable()  # 15 s before this connection expires
+    respond(conn, server, core, b"Keep-Alive: timeout=0.2\r\n")
+    time.sleep(0.2)  # past keepalive_limit(0.2) == 0.15, below the client's own 30 s
+    assert not conn.reusable()
+    respond(conn, server, core)  # no announcement: the client's expiry again
+    assert conn.reusable()
+    near, far = socket.socketpair()
+    with near, far:
+        conn2 = core.transport.Connection(near, 0.05)
+        parser = core.transport.ResponseParser()
+        parser.feed(b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=600\r\nContent-Length: 0\r\n\r\n")
+        conn2.rest(parser)  # what the async client calls: a longer announcement never extends the client's expiry
+        assert conn2.idle()
+        time.sleep(0.1)
+        assert not conn2.reusable()
+
+
+def test_connection_is_not_reusable_when_the_peer_closed_or_wrote(core: CoreImpl, pair: tuple) -> None:
+    client, server = pair
+    conn = core.transport.Connection(client)
+    conn.set_timeout(5)
+    respond(conn, server, core)
+    assert conn.reusable()
+    server.sendall(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+    assert not conn.reusable()
+
+
+def test_connection_refuses_a_bad_expiry_and_rest_a_bad_parser(core: CoreImpl, pair: tuple) -> None:
+    client, _server = pair
+    for bad in (-1, float("nan")):
+        with pytest.raises(ValueError, match="expiry must be a number of seconds >= 0"):
+            core.transport.Connection(client, bad)
+    with pytest.raises(TypeError, match="^parser must be a ResponseParser, not dict$"):
+        core.transport.Connection(client).rest({})

@@ -21,6 +21,7 @@ from warpcall.channels._http_common import (
     _TARGETS,
     _attach_request,
     _bad_request,
+    _check_expiry,
     _check_timeout,
     _closed_while_sending,
     _connect_error,
@@ -32,10 +33,11 @@ from warpcall.channels._http_common import (
     _read_timeout,
     _Target,
     _target,
+    _unsent_error,
     _write_error,
     _write_timeout,
 )
-from warpcall.core.transport import Connection, ResponseParser, build_request
+from warpcall.core.transport import DEFAULT_KEEPALIVE_EXPIRY, Connection, ResponseParser, build_request
 
 if TYPE_CHECKING:
     import httpx
@@ -50,7 +52,7 @@ class _AsyncConn:
     __slots__ = (
         "sock",
         "loop",
-        "_idle",
+        "io",
         "generation",
         "closed",
         "parser",
@@ -64,11 +66,13 @@ class _AsyncConn:
         "write_error",
     )
 
-    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop, generation: int) -> None:
+    def __init__(
+        self, sock: socket.socket, loop: asyncio.AbstractEventLoop, generation: int, expiry: float
+    ) -> None:
         self.sock = sock
         self.loop = loop
-        # the socket is non-blocking: the core's Connection serves only for its idle check here
-        self._idle = Connection(sock).idle
+        # the socket is non-blocking: the core's Connection serves only for its idle checks here
+        self.io = Connection(sock, expiry)
         self.generation = generation
         self.closed = False
         self.parser: ResponseParser | None = None
@@ -83,7 +87,9 @@ class _AsyncConn:
         loop.add_reader(sock.fileno(), self._on_readable)
 
     def reusable(self) -> bool:
-        return not self.closed and self._idle()
+        # idle for less than its expiry: the loop closes a connection the server closed once it reads the EOF,
+        # but a server closing it right now, its EOF not yet read, would meet the next request
+        return not self.closed and self.io.reusable()
 
     def start(self, parser: ResponseParser, url: str, read_timeout: float) -> asyncio.Future[ResponseParser]:
         """Expect a response; the returned future gets the finished parser or the error."""
@@ -306,7 +312,9 @@ class AsyncHTTPClient:
     Works from any number of event loops, one after the other (successive
     ``asyncio.run()``) or at once in different threads. ``max_connections`` bounds
     the connections to one host from one loop; a call that finds them all busy
-    waits up to the timeout, then raises ``httpx.PoolTimeout``.
+    waits up to the timeout, then raises ``httpx.PoolTimeout``. ``keepalive_expiry``:
+    seconds a pooled connection may stay idle and still be reused (below the server's
+    keep-alive timeout; a server's ``Keep-Alive: timeout=N`` shortens it).
     """
 
     def __init__(
@@ -315,11 +323,13 @@ class AsyncHTTPClient:
         max_body: int = 64 * 2**20,
         max_connections: int = 100,
         max_idle: int = 100,
+        keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
     ) -> None:
         self.timeout = _check_timeout(timeout)
         self.max_body = max_body
         self.max_connections = max_connections
         self.max_idle = max_idle
+        self.keepalive_expiry = _check_expiry(keepalive_expiry)
         self._pools: dict[asyncio.AbstractEventLoop, _LoopPool] = {}
         self._generation = 0
         self._tls: dict[asyncio.AbstractEventLoop, httpx.AsyncHTTPTransport] = {}
@@ -398,7 +408,7 @@ class AsyncHTTPClient:
             key_pool.give_back(conn, False, self.max_idle)
             conn, _ = await self._acquire(key_pool, loop, target, url, connect_t, pool_t)
             try:
-                sent = self._send_now(conn, data, url, False)
+                sent = self._send_now(conn, data, url, False)  # once: a second drop is an error
             except BaseException:
                 key_pool.give_back(conn, False, self.max_idle)
                 raise
@@ -415,9 +425,10 @@ class AsyncHTTPClient:
             key_pool.give_back(conn, False, self.max_idle)
             raise
         pools.untrack(conn)
-        key_pool.give_back(
-            conn, parser.keep_alive and not conn.closed and conn.generation == self._generation, self.max_idle
-        )
+        keep = parser.keep_alive and not conn.closed and conn.generation == self._generation
+        if keep:
+            conn.io.rest(parser)  # idle from now, for at most its expiry or the server's announced keep-alive
+        key_pool.give_back(conn, keep, self.max_idle)
         return parser.status, parser.reason, parser.headers, parser.body
 
     async def _acquire(
@@ -466,7 +477,7 @@ class AsyncHTTPClient:
             raise _connect_timeout(url, timeout) from None
         except OSError as exc:
             raise _connect_error(url, exc) from None
-        return _AsyncConn(sock, loop, self._generation)
+        return _AsyncConn(sock, loop, self._generation, self.keepalive_expiry)
 
     @staticmethod
     async def _open_socket(loop: asyncio.AbstractEventLoop, target: _Target) -> socket.socket:
@@ -488,16 +499,17 @@ class AsyncHTTPClient:
         raise error
 
     @staticmethod
-    def _send_now(conn: _AsyncConn, data: bytes, url: str, fresh: bool) -> int:
-        """Send what the socket takes now; -1 when a reused connection failed before any byte went out."""
+    def _send_now(conn: _AsyncConn, data: bytes, url: str, reused: bool) -> int:
+        """Send what the socket takes now; -1 when a reused connection was dropped before any byte went out
+        (a new one is safe); a failure on a new connection raises, before any byte went out too."""
         try:
             return conn.sock.send(data)
         except (BlockingIOError, InterruptedError):
             return 0
         except OSError as exc:
-            if not fresh and isinstance(exc, ConnectionError):
+            if reused and isinstance(exc, ConnectionError):
                 return -1
-            raise _write_error(url, exc) from None
+            raise _unsent_error(url, exc) from None
 
     async def _delegate(
         self,

@@ -71,6 +71,12 @@ def _check_timeout(timeout: float) -> float:
     return float(timeout)
 
 
+def _check_expiry(expiry: float) -> float:
+    if isinstance(expiry, bool) or not isinstance(expiry, (int, float)) or not expiry >= 0:
+        raise ValueError(f"keepalive_expiry must be a number of seconds >= 0, not {expiry!r}")
+    return float(expiry)
+
+
 def _attach_request(exc: BaseException, method: str, url: str) -> None:
     """Give a direct-path error the ``.request`` an httpx client would have set (other errors pass)."""
     loaded = sys.modules.get("httpx")  # only httpx makes its errors: none exist before it is imported
@@ -132,6 +138,13 @@ def _write_error(url: str, exc: OSError) -> httpx.WriteError:
     import httpx
 
     return httpx.WriteError(f"sending the request to {url} failed: {_reason(exc)}")
+
+
+def _unsent_error(url: str, exc: OSError) -> httpx.WriteError:
+    """A write that failed before the OS took any byte of the request, on a connection that carried nothing yet."""
+    from warpcall.channels._http_errors import RequestNotSentError
+
+    return RequestNotSentError(f"sending the request to {url} failed before any byte went out: {_reason(exc)}")
 
 
 def _read_error(url: str, exc: OSError) -> httpx.ReadError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import httpx
 
 from warpcall.exceptions import ResponseTooLargeException
+from warpcall.resilience.failures import RequestNotSent
 
 
 class ResponseTooLargeError(httpx.RemoteProtocolError, ResponseTooLargeException):
@@ -17,4 +18,12 @@ class ResponseTooLargeError(httpx.RemoteProtocolError, ResponseTooLargeException
 
     An ``httpx.RemoteProtocolError`` for httpx's callers, a ``ResponseTooLargeException`` (a
     ``ServiceCommunicationException``) for warpcall's.
+    """
+
+
+class RequestNotSentError(httpx.WriteError, RequestNotSent):
+    """A new connection failed its first write before the OS took any byte of the request.
+
+    An ``httpx.WriteError`` for httpx's callers; ``warpcall.resilience.failures`` classifies it
+    as not sent, so a channel tries the call on its next instance.
     """

@@ -18,6 +18,7 @@ from warpcall.channels._http_common import (
     _TARGETS,
     _attach_request,
     _bad_request,
+    _check_expiry,
     _check_timeout,
     _connect_error,
     _connect_timeout,
@@ -28,10 +29,17 @@ from warpcall.channels._http_common import (
     _read_timeout,
     _Target,
     _target,
+    _unsent_error,
     _write_error,
     _write_timeout,
 )
-from warpcall.core.transport import Connection, ResponseParser, ResponseTooLarge, build_request
+from warpcall.core.transport import (
+    DEFAULT_KEEPALIVE_EXPIRY,
+    Connection,
+    ResponseParser,
+    ResponseTooLarge,
+    build_request,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -42,8 +50,8 @@ class _Conn:
 
     __slots__ = ("io", "generation", "__weakref__")
 
-    def __init__(self, sock: socket.socket, generation: int) -> None:
-        self.io = Connection(sock)
+    def __init__(self, sock: socket.socket, generation: int, expiry: float) -> None:
+        self.io = Connection(sock, expiry)
         self.generation = generation
 
     def close(self) -> None:
@@ -52,7 +60,7 @@ class _Conn:
     __del__ = close
 
 
-def _open(target: _Target, url: str, timeout: float, generation: int) -> _Conn:
+def _open(target: _Target, url: str, timeout: float, generation: int, expiry: float) -> _Conn:
     try:
         sock = socket.create_connection((target.host, target.port), timeout=timeout)
     except TimeoutError:
@@ -61,7 +69,7 @@ def _open(target: _Target, url: str, timeout: float, generation: int) -> _Conn:
         raise _connect_error(url, exc) from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.settimeout(None)  # blocking: the core's Connection sets kernel timeouts per send and receive
-    return _Conn(sock, generation)
+    return _Conn(sock, generation, expiry)
 
 
 class HTTPClient:
@@ -69,12 +77,21 @@ class HTTPClient:
 
     ``timeout`` bounds connect, each send and each receive; ``max_body`` is the
     largest response body accepted. ``request`` returns ``(status, headers, body)``.
+    ``keepalive_expiry``: seconds a pooled connection may stay idle and still be reused
+    (below the server's keep-alive timeout; a server's ``Keep-Alive: timeout=N`` shortens it).
     """
 
-    def __init__(self, timeout: float = 10.0, max_body: int = 64 * 2**20, max_idle: int = 8) -> None:
+    def __init__(
+        self,
+        timeout: float = 10.0,
+        max_body: int = 64 * 2**20,
+        max_idle: int = 8,
+        keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
+    ) -> None:
         self.timeout = _check_timeout(timeout)
         self.max_body = max_body
         self.max_idle = max_idle
+        self.keepalive_expiry = _check_expiry(keepalive_expiry)
         self._local = threading.local()
         self._pools: weakref.WeakSet[_Pool] = weakref.WeakSet()
         self._lock = threading.Lock()
@@ -132,15 +149,15 @@ class HTTPClient:
         conn: _Conn | None = None
         while idle:
             candidate = idle.pop()
-            # an idle connection must have nothing to read: data or EOF there means the server gave up on it
-            if candidate.io.idle():
+            # idle for less than its expiry, and nothing to read: data or EOF there means the server gave up on it
+            if candidate.io.reusable():
                 conn = candidate
                 break
             candidate.close()
         while True:
             fresh = conn is None
             if conn is None:
-                conn = _open(target, url, connect_t, self._generation)
+                conn = _open(target, url, connect_t, self._generation, self.keepalive_expiry)
             io = conn.io
             try:
                 if io.timeout != write_t:
@@ -161,7 +178,8 @@ class HTTPClient:
                     early = self._early_reply(conn, url, method, read_t) if gone else None
                     conn.close()
                     if early is None:
-                        raise _write_error(url, exc) from None
+                        # no byte taken by the OS: provably not sent, another instance may take the call
+                        raise (_unsent_error if io.sent == 0 else _write_error)(url, exc) from None
                     return early.status, early.reason, early.headers, early.body
                 conn.close()
                 conn = None  # the server dropped the pooled one and nothing was sent: a new connection is safe

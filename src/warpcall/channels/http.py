@@ -13,13 +13,15 @@ import threading
 import weakref
 from typing import TYPE_CHECKING
 
-from warpcall.channels._http_common import _check_timeout
+from warpcall.channels._http_common import _check_expiry, _check_timeout
 from warpcall.channels._http_sync import HTTPClient
 from warpcall.channels.base import Channel
+from warpcall.core.transport import DEFAULT_KEEPALIVE_EXPIRY
 from warpcall.di import inject
 from warpcall.di.configuration import ConfigurationManager, inject_value
 from warpcall.exceptions import ResponseTooLargeException, ServiceCommunicationException
 from warpcall.registry.contract import ChannelInstances
+from warpcall.resilience.failures import not_sent
 
 if TYPE_CHECKING:
     import asyncio
@@ -34,6 +36,32 @@ DEFAULT_TIMEOUT = 10.0
 Reply = tuple[int, list[tuple[str, str]], bytes]
 
 _ASYNC_CLIENT_LOCK = threading.Lock()  # the first async calls of several threads make one client
+
+
+def _split(url: str, bases: tuple[str, ...]) -> tuple[str, str]:
+    """``url`` as (the instance URL it starts with, the rest): the longest of ``bases`` that is a prefix
+    ending where a path or query begins, else its scheme and authority."""
+    best = ""
+    for base in bases:
+        if len(base) > len(best) and url.startswith(base):
+            if base.endswith("/") or url[len(base) : len(base) + 1] in ("", "/", "?", "#"):
+                best = base
+    if not best:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        best = f"{parts.scheme}://{parts.netloc}"
+    return best, url[len(best) :]
+
+
+def _none_reached(owner: str, method: str, path: str, tried: list[tuple[str, Exception]]) -> ServiceCommunicationException:
+    """Every instance failed a call before it was sent: the error names each, with its reason."""
+    instances = ", ".join(base for base, _ in tried)
+    reasons = "; ".join(f"{type(exc).__name__}: {exc}" for _, exc in tried)
+    return ServiceCommunicationException(
+        f"{owner or 'this channel'}: {method} {path or '/'} reached none of the {len(tried)} instances "
+        f"tried ({instances}): {reasons}"
+    )
 
 
 def _failed(url: str, exc: Exception) -> ServiceCommunicationException | None:
@@ -61,6 +89,7 @@ class HTTPXChannel(Channel):
     def __init__(self) -> None:
         super().__init__()
         self.timeout = DEFAULT_TIMEOUT
+        self.keepalive_expiry = DEFAULT_KEEPALIVE_EXPIRY
         self.configuration: ConfigurationManager | None = None
         self._direct: HTTPClient | None = None
         self._direct_async: AsyncHTTPClient | None = None
@@ -75,6 +104,16 @@ class HTTPXChannel(Channel):
         """Seconds every call may take (connect, send, receive), from the ``http.timeout`` configuration key."""
         self.timeout = _check_timeout(timeout)
 
+    @inject_value("http.keepalive_expiry", default=DEFAULT_KEEPALIVE_EXPIRY)
+    def set_keepalive_expiry(self, seconds: float) -> None:
+        """Seconds a pooled connection may stay idle and still be reused, from ``http.keepalive_expiry``.
+
+        Keep it below the servers' keep-alive timeout (uvicorn's ``timeout_keep_alive``, warpcall's
+        ``ServerLimits.idle_timeout``, 5 s by default): a request sent on a connection the server is
+        closing fails. A server's ``Keep-Alive: timeout=N`` header shortens it on its own connections.
+        """
+        self.keepalive_expiry = _check_expiry(seconds)
+
     @inject()
     def set_configuration(self, configuration: ConfigurationManager) -> None:
         self.configuration = configuration
@@ -84,6 +123,9 @@ class HTTPXChannel(Channel):
         # a channel's own key overrides the global one: http.<channel>.timeout, e.g. http.dispatch-json.timeout
         if self.configuration is not None:
             self.timeout = _check_timeout(self.configuration.get(f"http.{self.name}.timeout", float, self.timeout))
+            self.keepalive_expiry = _check_expiry(
+                self.configuration.get(f"http.{self.name}.keepalive_expiry", float, self.keepalive_expiry)
+            )
 
     def make_client(self) -> httpx.Client:
         """The sync httpx client this channel sends with; replace it with an ``@around`` advice."""
@@ -109,7 +151,7 @@ class HTTPXChannel(Channel):
     def customize(self) -> None:
         super().customize()
         if self._uses_default_client("make_client"):
-            self._direct = HTTPClient(timeout=self.timeout)
+            self._direct = HTTPClient(timeout=self.timeout, keepalive_expiry=self.keepalive_expiry)
         self._async_direct = self._uses_default_client("make_async_client")
 
     def _make_direct_async(self) -> AsyncHTTPClient:
@@ -119,11 +161,17 @@ class HTTPXChannel(Channel):
         with _ASYNC_CLIENT_LOCK:
             direct = self._direct_async
             if direct is None:
-                direct = self._direct_async = AsyncHTTPClient(timeout=self.timeout)
+                direct = self._direct_async = AsyncHTTPClient(
+                    timeout=self.timeout, keepalive_expiry=self.keepalive_expiry
+                )
             return direct
 
     def request(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
-        """Send one ``method`` request to ``url``; ServiceCommunicationException when the wire fails."""
+        """Send one ``method`` request to ``url``; ServiceCommunicationException when the wire fails.
+
+        A call that failed before any byte of it reached ``url``'s instance goes to the selector's other
+        instances in turn, each once (see :meth:`_fail_over`).
+        """
         try:
             direct = self._direct
             if direct is not None:
@@ -141,10 +189,56 @@ class HTTPXChannel(Channel):
             failure = _failed(url, exc)
             if failure is None:
                 raise
+            if not_sent(exc):
+                return self._fail_over(method, url, headers, body, exc, failure)
             raise failure from exc
 
+    def _send_once(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
+        """What :meth:`request` does, without failing over (it raises the client's error)."""
+        direct = self._direct
+        if direct is not None:
+            timeout = self.timeout
+            status, _reason, reply_headers, content = direct._exchange(
+                method, url, headers, body, timeout, timeout, timeout
+            )
+            return status, reply_headers, content
+        client = self._client
+        if client is None:
+            client = self._client = self.make_client()
+        response = client.request(method, url, content=body or None, headers=headers)
+        return response.status_code, list(response.headers.items()), response.content
+
+    def _fail_over(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        first: Exception,
+        failure: ServiceCommunicationException,
+    ) -> Reply:
+        """The call failed on ``url`` before any byte of it reached the instance: send it to the selector's
+        next instances, each once, until one takes it. A failure that may have reached an instance is raised
+        as it is (only an idempotent method may be sent again); when none took it, the error names them all."""
+        base, path = _split(url, self.selector.urls)
+        tried: list[tuple[str, Exception]] = [(base, first)]
+        for other in self.selector.others(base):
+            target = other + path
+            try:
+                return self._send_once(method, target, headers, body)
+            except Exception as exc:
+                again = _failed(target, exc)
+                if again is None:
+                    raise
+                if not not_sent(exc):
+                    raise again from exc
+                tried.append((other, exc))
+        if len(tried) == 1:
+            raise failure from first
+        raise _none_reached(self.selector.owner, method, path, tried) from tried[-1][1]
+
     async def request_async(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
-        """Async :meth:`request`; ServiceCommunicationException when the wire fails."""
+        """Async :meth:`request`; ServiceCommunicationException when the wire fails, after the same failover."""
         try:
             direct = self._direct_async
             if direct is None and self._async_direct:
@@ -167,7 +261,56 @@ class HTTPXChannel(Channel):
             failure = _failed(url, exc)
             if failure is None:
                 raise
+            if not_sent(exc):
+                return await self._fail_over_async(method, url, headers, body, exc, failure)
             raise failure from exc
+
+    async def _send_once_async(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
+        """What :meth:`request_async` does, without failing over (it raises the client's error)."""
+        direct = self._direct_async
+        if direct is None and self._async_direct:
+            direct = self._make_direct_async()
+        if direct is not None:
+            timeout = self.timeout
+            status, _reason, reply_headers, content = await direct._exchange(
+                method, url, headers, body, timeout, timeout, timeout, timeout
+            )
+            return status, reply_headers, content
+        import asyncio  # loaded: this coroutine runs on its loop
+
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            client = self._async_clients[loop] = self.make_async_client()
+        response = await client.request(method, url, content=body or None, headers=headers)
+        return response.status_code, list(response.headers.items()), response.content
+
+    async def _fail_over_async(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        first: Exception,
+        failure: ServiceCommunicationException,
+    ) -> Reply:
+        """Async :meth:`_fail_over`."""
+        base, path = _split(url, self.selector.urls)
+        tried: list[tuple[str, Exception]] = [(base, first)]
+        for other in self.selector.others(base):
+            target = other + path
+            try:
+                return await self._send_once_async(method, target, headers, body)
+            except Exception as exc:
+                again = _failed(target, exc)
+                if again is None:
+                    raise
+                if not not_sent(exc):
+                    raise again from exc
+                tried.append((other, exc))
+        if len(tried) == 1:
+            raise failure from first
+        raise _none_reached(self.selector.owner, method, path, tried) from tried[-1][1]
 
     def post(self, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
         """POST ``body`` to ``url``; ServiceCommunicationException when the wire fails."""

@@ -44,6 +44,24 @@ class URLSelector:
         """Return the URL for the next call, or raise ServiceCommunicationException when there is none."""
         raise NotImplementedError(f"{type(self).__name__} must implement select()")
 
+    @cython.locals(urls=tuple, n=cython.Py_ssize_t, i=cython.Py_ssize_t, start=cython.Py_ssize_t, out=list)
+    def others(self, url: str) -> list[str]:
+        """Where a call that failed on ``url`` goes next: every other URL once, in list order from the one
+        after ``url`` round to the one before it (all of them, in order, when ``url`` is not in the list)."""
+        urls = self._urls
+        n = len(urls)
+        start = 0
+        for i in range(n):
+            if urls[i] == url:
+                start = i + 1
+                break
+        out = []
+        for i in range(n):
+            other = urls[(start + i) % n]
+            if other != url and other not in out:
+                out.append(other)
+        return out
+
 
 class FirstURLSelector(URLSelector):
     """Always the first URL of the list."""

@@ -26,6 +26,7 @@ import select
 import socket
 import struct
 import sys
+import time
 from collections.abc import Callable, Iterable
 from operator import index
 from typing import TYPE_CHECKING
@@ -42,7 +43,7 @@ if cython.compiled:
     from cython.cimports.cpython.bytes import PyBytes_FromStringAndSize
     from cython.cimports.cpython.exc import PyErr_CheckSignals
     from cython.cimports.libc.string import memchr, memcpy
-    from cython.cimports.warpcall.core.transport import _sys_poll_in, _sys_recv, _sys_send
+    from cython.cimports.warpcall.core.transport import _sys_monotonic, _sys_poll_in, _sys_recv, _sys_send
 
     # helpers of the compiled branches only (C types in the .pxd)
 
@@ -59,6 +60,7 @@ if cython.compiled:
         PyErr_CheckSignals()  # raises what a handler raised
 
 __all__ = [
+    "DEFAULT_KEEPALIVE_EXPIRY",
     "MAX_HEAD",
     "MAX_HEADERS",
     "MAX_LINE",
@@ -67,6 +69,7 @@ __all__ = [
     "ResponseParser",
     "ResponseTooLarge",
     "build_request",
+    "keepalive_limit",
 ]
 
 #: the response head (status line, header lines and the empty line), interim 1xx heads before it included,
@@ -78,6 +81,9 @@ MAX_HEADERS = 100
 MAX_LINE = 8192
 #: the most bytes one receive asks the OS for
 READ_SIZE = 65536
+#: seconds a kept-alive connection may stay idle before it is no longer reused: below uvicorn's 5 s
+#: ``timeout_keep_alive``, so that a request never meets a server closing the connection it arrives on
+DEFAULT_KEEPALIVE_EXPIRY = 4.0
 # the same limits as C integers when compiled
 _max_head = MAX_HEAD
 _max_headers = MAX_HEADERS
@@ -169,6 +175,66 @@ def _ieq(p: bytes, start: int, end: int, lower_name: bytes, m: int) -> bool:
         if c != lower_name[i]:
             return False
     return True
+
+
+@cython.locals(
+    i=cython.Py_ssize_t, s=cython.Py_ssize_t, e=cython.Py_ssize_t, k=cython.Py_ssize_t, c="unsigned char",
+    value="double", scale="double", digits=cython.bint,
+)
+def _announced_timeout(p: bytes, start: int, end: int) -> float:
+    """The seconds of ``timeout=N`` in the Keep-Alive header value p[start:end]; -1.0 when absent or not a number.
+
+    The value is a list of parameters (``timeout=5, max=100``); ``N`` may have a fraction.
+    """
+    i = start
+    while i < end:
+        s = i  # one parameter, p[s:e], up to the next comma
+        while i < end and p[i] != 44:
+            i += 1
+        e = i
+        i += 1
+        k = s
+        while k < e and p[k] != 61:  # =
+            k += 1
+        while s < k and (p[s] == 32 or p[s] == 9):
+            s += 1
+        if k == e or not _ieq(p, s, _trim_end(p, s, k), b"timeout", 7):
+            continue
+        k += 1
+        while k < e and (p[k] == 32 or p[k] == 9):
+            k += 1
+        e = _trim_end(p, k, e)
+        if k < e and p[k] == 34 and p[e - 1] == 34 and e - k >= 2:  # a quoted-string value
+            k += 1
+            e -= 1
+        value = 0.0
+        scale = 0.0  # 0 before the point, then the weight of the next fraction digit
+        digits = False
+        while k < e:
+            c = p[k]
+            if 48 <= c <= 57:
+                digits = True
+                if scale == 0.0:
+                    value = value * 10.0 + (c - 48)
+                else:
+                    value += (c - 48) * scale
+                    scale /= 10.0
+            elif c == 46 and scale == 0.0:  # .
+                scale = 0.1
+            else:
+                return -1.0
+            k += 1
+        return value if digits else -1.0
+    return -1.0
+
+
+@cython.locals(e=cython.Py_ssize_t)
+def _trim_end(p: bytes, start: int, end: int) -> int:
+    """``end`` moved back over the spaces and tabs that end p[start:end]."""
+    e = end
+    while e > start and (p[e - 1] == 32 or p[e - 1] == 9):
+        e -= 1
+    return e
 
 
 @cython.locals(
@@ -335,7 +401,8 @@ class ResponseParser:
     ``feed(data)`` returns True once the response is complete; ``feed(b"")`` says
     the peer closed the connection. Then ``status``, ``reason``, ``headers``
     (``(name, value)`` str pairs as sent), ``body`` and ``keep_alive`` (whether the
-    connection may carry another request) hold the result. Informational (1xx)
+    connection may carry another request) hold the result, and ``keep_alive_timeout``
+    the seconds of a ``Keep-Alive: timeout=N`` header (-1.0 without one). Informational (1xx)
     responses are skipped. ``head=True`` is for the answer to a HEAD request,
     which never has a body.
 
@@ -353,6 +420,7 @@ class ResponseParser:
         "headers",
         "body",
         "keep_alive",
+        "keep_alive_timeout",
         "_max_body",
         "_head",
         "_state",
@@ -370,6 +438,7 @@ class ResponseParser:
         self.headers: list[tuple[str, str]] = []
         self.body = b""
         self.keep_alive = True
+        self.keep_alive_timeout = -1.0
         # an int or TypeError in both builds, as the compiled build's conversion to a C integer has it
         self._max_body: int = max_body if type(max_body) is int else index(max_body)
         self._head = bool(head)
@@ -567,7 +636,7 @@ class ResponseParser:
     @cython.locals(
         line_end=cython.Py_ssize_t, llen=cython.Py_ssize_t, s=cython.Py_ssize_t, status="int", http11=cython.bint, headers=list,
         length="long long", number="long long", chunked=cython.bint, has_te=cython.bint, close=cython.bint,
-        keep=cython.bint, pos=cython.Py_ssize_t, eol=cython.Py_ssize_t, colon=cython.Py_ssize_t,
+        keep=cython.bint, announced="double", pos=cython.Py_ssize_t, eol=cython.Py_ssize_t, colon=cython.Py_ssize_t,
         vs=cython.Py_ssize_t, ve=cython.Py_ssize_t, i=cython.Py_ssize_t, ts=cython.Py_ssize_t,
         te=cython.Py_ssize_t,
     )
@@ -595,6 +664,7 @@ class ResponseParser:
         headers = []
         length = -1
         chunked = has_te = close = keep = False
+        announced = -1.0
         pos = line_end + 2
         while pos < end:
             eol = _find_crlf(p, pos, end + 2)
@@ -646,6 +716,8 @@ class ResponseParser:
                     elif _ieq(p, ts, i, b"keep-alive", 10):
                         keep = True
                     ts = te + 1
+            elif _ieq(p, pos, colon, b"keep-alive", 10):
+                announced = _announced_timeout(p, vs, ve)
             pos = eol + 2
         if len(headers) > _max_headers:
             raise ResponseTooLarge(f"the response head has more than {MAX_HEADERS} header lines")
@@ -657,6 +729,7 @@ class ResponseParser:
         self.reason = p[s + 13 : line_end].decode("latin-1") if llen > 13 else ""
         self.headers = headers
         self.keep_alive = not close and (http11 or keep)
+        self.keep_alive_timeout = announced
         if self._head or status == 204 or status == 304:
             return _DONE
         if has_te:
@@ -682,21 +755,31 @@ class ResponseParser:
 class Connection:
     """One connected, blocking socket carrying one HTTP/1.1 exchange at a time.
 
-    ``idle()`` says whether a kept-alive connection is fit for reuse, ``send`` writes
-    a request, ``receive`` reads until a ``ResponseParser`` has the whole response;
-    ``set_timeout`` bounds each send and each receive. Errors are the socket's
-    ``OSError`` (``BlockingIOError`` or ``TimeoutError`` when a timeout expires) and
-    the parser's ``ValueError``. The socket must be blocking (``settimeout(None)``)
-    when the connection is made; closing it stays the caller's job.
+    ``reusable()`` says whether a kept-alive connection is fit for the next request,
+    ``send`` writes a request, ``receive`` reads until a ``ResponseParser`` has the
+    whole response; ``set_timeout`` bounds each send and each receive. Errors are the
+    socket's ``OSError`` (``BlockingIOError`` or ``TimeoutError`` when a timeout
+    expires) and the parser's ``ValueError``. The socket must be blocking
+    (``settimeout(None)``) when the connection is made; closing it stays the caller's job.
+
+    ``expiry`` is how many seconds the connection may stay idle between a response and
+    the next request; a response announcing ``Keep-Alive: timeout=N`` shortens it to a
+    little less than ``N`` (see ``keepalive_limit``) until the next response.
     """
 
     # plain Python; compiled, the fields are those the .pxd declares
-    __slots__ = ("sock", "sent", "timeout", "_kernel", "_fd", "_buf", "_poll")
+    __slots__ = ("sock", "sent", "timeout", "expiry", "idle_since", "_limit", "_kernel", "_fd", "_buf", "_poll")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, expiry: float = DEFAULT_KEEPALIVE_EXPIRY) -> None:
         self.sock = sock
         self.sent = 0
         self.timeout = -1.0
+        expiry = float(expiry)
+        if not expiry >= 0:  # NaN too
+            raise ValueError(f"expiry must be a number of seconds >= 0, not {expiry!r}")
+        self.expiry = expiry
+        self._limit = expiry  # the expiry of the current idle period: the server's announcement may shorten it
+        self.idle_since = _now()
         # a blocking socket where the OS has SO_RCVTIMEO/SO_SNDTIMEO: no poll() before each call as settimeout() does
         self._kernel = _POSIX and sock.gettimeout() is None
         self._fd = sock.fileno()
@@ -724,9 +807,35 @@ class Connection:
             self.sock.settimeout(seconds)
         self.timeout = seconds
 
-    @cython.locals(ready="int")
     def idle(self) -> bool:
         """True when nothing waits to be read: no data and no EOF, so the peer still expects a request."""
+        return self._nothing_to_read()
+
+    def reusable(self) -> bool:
+        """True when the connection may carry the next request: idle for less than its expiry, and
+        nothing waits to be read (a server that closed it, or sent what was not asked for, left EOF or data)."""
+        if _now() - self.idle_since >= self._limit:
+            return False  # the server may be closing it right now: a request sent there could meet the close
+        return self._nothing_to_read()
+
+    def rest(self, parser: ResponseParser) -> None:
+        """``parser``'s response ended the exchange: the connection is idle from now on, for at most its expiry,
+        shortened by the server's ``Keep-Alive: timeout`` if it announced one. ``receive`` does this itself."""
+        if not isinstance(parser, ResponseParser):
+            raise TypeError(f"parser must be a ResponseParser, not {type(parser).__name__}")
+        self._rested(parser)
+
+    @cython.locals(announced="double")
+    def _rested(self, reader: ResponseParser) -> None:
+        self.idle_since = _now()
+        announced = reader.keep_alive_timeout
+        if announced < 0:
+            self._limit = self.expiry
+        else:
+            self._limit = min(self.expiry, keepalive_limit(announced))
+
+    @cython.locals(ready="int")
+    def _nothing_to_read(self) -> bool:
         if cython.compiled and _POSIX:  # poll(2) with no wait: no Python call before each pooled request
             while True:
                 ready = _sys_poll_in(self._fd)
@@ -773,12 +882,30 @@ class Connection:
                 if k < 0:
                     _retry_or_raise(-k)
                 elif reader._feed(buf[:k]):
+                    self._rested(reader)
                     return parser
         else:
             recv = self.sock.recv
             while not reader._feed(recv(READ_SIZE)):
                 pass
+            self._rested(reader)
             return parser
+
+
+def keepalive_limit(announced: float) -> float:
+    """How long a connection may stay idle when its server announced ``Keep-Alive: timeout=announced``.
+
+    A quarter of the timeout less, at most one second less (5 s: 4 s, 1 s: 0.75 s): the request must reach
+    the server, and be read, before its timer closes the connection.
+    """
+    return announced - min(1.0, announced * 0.25)
+
+
+def _now() -> float:
+    """Seconds on the monotonic clock (CLOCK_MONOTONIC on Linux, which is ``time.monotonic()``'s there)."""
+    if cython.compiled and _POSIX:  # clock_gettime(2) without a Python call
+        return _sys_monotonic()
+    return time.monotonic()
 
 
 def _readable_check(sock: socket.socket) -> Callable[[int], object]:
