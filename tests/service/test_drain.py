@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from rawhttp import Reader, connect, request, wait_until
 
+from rawhttp import Reader, connect, request, wait_until
 from warpcall import (
     AbstractComponent,
     ChannelAddress,
