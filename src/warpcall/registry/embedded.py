@@ -177,8 +177,8 @@ class EmbeddedComponentRegistry(ComponentRegistry):
         self._backoff = Backoff(initial=min(0.2, poll_interval), maximum=max_backoff)
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = None
-        # (inode, size, mtime, -shm inode) of the file as last seen with the open connection
-        self._signature: tuple[int, int, int, int | None] | None = None
+        # (inode, size, mtime, -shm inode, -wal inode) of the file as last seen with the open connection
+        self._signature: tuple[int, int, int, int | None, int | None] | None = None
         # the 'created' stamp of the file the known URL lists came from
         self._created: str | None = None
         # until then (wall clock) a read adds the known URLs: the file was recreated and servers write
@@ -387,29 +387,36 @@ class EmbeddedComponentRegistry(ComponentRegistry):
             self._disconnect()
             return work(self._db())
 
-    def _on_disk(self) -> tuple[int, int, int, int | None] | None:
-        """(inode, size, mtime, -shm inode) of the file, None when it does not exist."""
+    def _on_disk(self) -> tuple[int, int, int, int | None, int | None] | None:
+        """(inode, size, mtime, -shm inode, -wal inode) of the file, None when it does not exist.
+
+        The side files stay while any connection is open (SQLite removes them when the last one
+        closes), so a new inode means another process started a log of its own (a connection that
+        opens an emptied file deletes the log it finds): every connection must move to it.
+        """
         try:
             stat = os.stat(self.path)
         except FileNotFoundError:
             return None
-        try:
-            shm: int | None = os.stat(f"{self.path}-shm").st_ino
-        except FileNotFoundError:
-            shm = None
-        return stat.st_ino, stat.st_size, stat.st_mtime_ns, shm
+        inodes: list[int | None] = []
+        for suffix in ("-shm", "-wal"):
+            try:
+                inodes.append(os.stat(f"{self.path}{suffix}").st_ino)
+            except FileNotFoundError:
+                inodes.append(None)
+        return stat.st_ino, stat.st_size, stat.st_mtime_ns, inodes[0], inodes[1]
 
     def _db(self) -> sqlite3.Connection:
         """The open connection; reopened when the file was removed or replaced, checked when it changed.
 
-        Two ``stat`` calls when nothing changed. The file itself changes on disk when some process
+        Three ``stat`` calls when nothing changed. The file itself changes on disk when some process
         checkpoints its log into it (rare: the rows are few and small) or when something damaged it.
         """
         on_disk = self._on_disk()
         if self._connection is not None and on_disk is not None and self._signature is not None:
             if on_disk == self._signature:
                 return self._connection
-            same_files = on_disk[0] == self._signature[0] and on_disk[3] == self._signature[3]
+            same_files = on_disk[0] == self._signature[0] and on_disk[3:] == self._signature[3:]
             if same_files and self._intact():
                 self._signature = on_disk
                 return self._connection
