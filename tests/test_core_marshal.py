@@ -684,18 +684,158 @@ def test_big_integers_pass_through_int_plans(core):
     assert core.marshal.plan_for(dict[int, int]).load({str(2**70): 2**80}) == {2**70: 2**80}
 
 
-def test_a_value_nesting_deeper_than_python_recurses_is_refused(core):
-    value: list = []
-    for _ in range(5000):
+def test_an_any_value_as_deep_as_the_envelopes_nest_is_marked_in_both_builds(core):
+    # plain Python recurses less deep than the envelopes nest: its marker goes on with a stack of its own
+    value: list = [math.inf]
+    for _ in range(1020):
         value = [value]
     plan = core.marshal.plan_for(list[typing.Any])
-    assert plan.dump([1]) == [1]
-    if not core.marshal.__file__.endswith(".py"):
-        # compiled: the walk of Any values stops marking at the envelopes' depth; the writer refuses the value
-        assert plan.dump([value])[0] is value
-        return
-    with pytest.raises(MarshalException, match="nests too deeply"):
-        plan.dump([value])
+    dumped = plan.dump([value])[0]
+    for _ in range(1020):
+        dumped = dumped[0]
+    assert type(dumped[0]) is NonFiniteFloat
+    deeper: list = []
+    for _ in range(5000):
+        deeper = [deeper]
+    assert plan.dump([deeper])[0] is deeper  # nothing to mark within 1024 levels; the writer refuses the rest
+
+
+@dataclass
+class Chain:
+    value: int = 0
+    next: Optional[Chain] = None
+
+
+@dataclass
+class Branches:
+    children: list[Branches] = field(default_factory=list)
+
+
+class ChainModel(BaseModel):
+    next: Optional[ChainModel] = None
+
+
+def _chain(depth: int) -> Chain:
+    node = None
+    for index in range(depth):
+        node = Chain(index, node)
+    assert node is not None
+    return node
+
+
+CRASH_PROBE = """
+import sys
+from dataclasses import dataclass, field
+from typing import Optional
+from warpcall._compiled import load_variant
+from warpcall.exceptions import MarshalException
+marshal = load_variant("marshal", sys.argv[1] == "native")
+
+@dataclass
+class Tree:
+    children: list["Tree"] = field(default_factory=list)
+
+node = Tree()
+for _ in range(int(sys.argv[2])):
+    node = Tree([node])
+plan = marshal.plan_for(Tree)
+if sys.argv[3] == "cycle":
+    node = Tree()
+    node.children.append(node)
+data: dict = {"children": []}
+for _ in range(int(sys.argv[2])):
+    data = {"children": [data]}
+try:
+    plan.load(data) if sys.argv[3] == "load" else plan.dump(node)
+except MarshalException as exc:
+    print("MarshalException:", exc)
+"""
+
+
+@pytest.mark.parametrize(("depth", "kind"), [(20000, "dump"), (1, "cycle"), (200000, "load")])
+def test_a_recursive_value_too_deep_or_cyclic_raises_instead_of_crashing(core, depth, kind):
+    # in a child process: before the recursion check, the compiled plans overflowed the C stack (SIGSEGV)
+    build = "native" if not core.marshal.__file__.endswith(".py") else "pure"
+    run = subprocess.run([sys.executable, "-c", CRASH_PROBE, build, str(depth), kind],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    if kind == "cycle":
+        assert run.stdout.startswith("MarshalException: Tree.children[0]: the value contains itself (it is the Tree at Tree)")
+    else:
+        assert run.stdout.startswith("MarshalException: Tree: the value nests deeper than the plans recurse (")
+        assert f"{2 * depth + 1} levels of objects and containers" in run.stdout
+
+
+def test_recursive_types_get_the_checked_plans_and_others_do_not(core):
+    m = core.marshal
+    assert type(m.plan_for(Chain)) is m.RecursiveDataclassPlan
+    assert type(m.plan_for(Branches)) is m.RecursiveDataclassPlan
+    assert type(m.plan_for(ChainModel)) is m.RecursivePydanticPlan
+    assert type(m.plan_for(Order)) is m.DataclassPlan and type(m.plan_for(Item)) is m.DataclassPlan
+
+
+def test_recursive_values_round_trip_within_the_limit_and_name_the_problem_beyond(core):
+    m = core.marshal
+    plan = m.plan_for(Chain)
+    shallow = _chain(300)
+    assert plan.load(plan.dump(shallow)) == shallow
+    with pytest.raises(MarshalException, match=r"^Chain: the value nests deeper than the plans recurse \(20000 levels"):
+        plan.dump(_chain(20000))
+    cycle = Chain(1, Chain(2))
+    assert cycle.next is not None
+    cycle.next.next = cycle
+    with pytest.raises(MarshalException, match=r"^Chain\.next\.next: the value contains itself \(it is the Chain at Chain\)"):
+        plan.dump(cycle)
+    data: dict = {"value": 0}
+    for _ in range(20000):
+        data = {"value": 0, "next": data}
+    with pytest.raises(MarshalException, match=r"^Chain: the value nests deeper than the plans recurse \(20001 levels"):
+        plan.load(data)
+    model = m.plan_for(ChainModel)
+    node = ChainModel()
+    for _ in range(20000):
+        node = ChainModel(next=node)
+    with pytest.raises(MarshalException, match=r"^ChainModel: the value nests deeper than the plans recurse"):
+        model.dump(node)
+    looped = ChainModel()
+    looped.next = looped
+    with pytest.raises(MarshalException, match=r"^ChainModel\.next: the value contains itself"):
+        model.dump(looped)
+
+
+class Loose(BaseModel, extra="allow"):
+    name: str
+
+
+class Reading2:
+    """A type only pydantic knows, serialised by a function of its own (a TypeAdapter's dump)."""
+
+    def __init__(self, value: typing.Any) -> None:
+        self.value = value
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: typing.Any, handler: typing.Any) -> typing.Any:
+        from pydantic_core import core_schema
+
+        return core_schema.no_info_plain_validator_function(
+            lambda v: v if isinstance(v, Reading2) else Reading2(v["value"]),
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda r: {"value": r.value}),
+        )
+
+
+def test_inf_and_nan_are_marked_in_pydantic_extras_and_adapter_output(core):
+    m = core.marshal
+    tree = m.plan_for(Loose).dump(Loose(name="a", ratio=math.inf, more=[1.0, {"x": math.nan}]))
+    assert tree["name"] == "a" and type(tree["ratio"]) is NonFiniteFloat and type(tree["more"][1]["x"]) is NonFiniteFloat
+    fine = m.plan_for(Loose).dump(Loose(name="a", ratio=1.5))
+    assert fine == {"name": "a", "ratio": 1.5} and type(fine["ratio"]) is float
+    adapter = m.plan_for(Reading2)
+    assert type(adapter).__name__ == "AdapterPlan"
+    dumped = adapter.dump(Reading2(-math.inf))
+    assert type(dumped["value"]) is NonFiniteFloat and dumped["value"] == -math.inf  # not None, as pydantic writes it
+    nested = adapter.dump(Reading2([1.0, (2.0, math.nan)]))
+    assert type(nested["value"][1][1]) is NonFiniteFloat
+    assert adapter.dump(Reading2(2.5)) == {"value": 2.5}
 
 
 @pytest.mark.parametrize(("tp", "rounds"), [

@@ -5,10 +5,19 @@ cdef object _object_new
 cdef object _object_setattr
 cdef object _Mapping
 
+# CPython's per-thread recursion counter (what Python frames count against sys.getrecursionlimit()): the
+# plans of recursive types enter it per level, so a value nesting deeper than that raises RecursionError
+# where the C stack would otherwise overflow
+# (nonzero on failure, RecursionError set: CPython returns 1, the value of a C &&)
+cdef extern from "Python.h":
+    int Py_EnterRecursiveCall(const char *where) except 1
+    void Py_LeaveRecursiveCall()
+
 cdef str _tname(object value)
 cdef object _read_attribute(object value, str name)
 cdef object _as_float(object value)
 cdef object _mark_non_finite(object value, int depth)
+cdef object _dump_untyped(object value)
 
 cdef dict _cache
 cdef object _build
@@ -179,6 +188,11 @@ cdef class DataclassPlan(TypePlan):
     cdef object _construct(self, dict values)
 
 
+cdef class RecursiveDataclassPlan(DataclassPlan):
+    cdef object _dump(self, object value)
+    cdef object _load(self, object data)
+
+
 cdef class PydanticPlan(TypePlan):
     cdef object cls
     cdef tuple fields
@@ -188,6 +202,11 @@ cdef class PydanticPlan(TypePlan):
     cdef bint by_name
     cdef bint extra
 
+    cdef object _dump(self, object value)
+    cdef object _load(self, object data)
+
+
+cdef class RecursivePydanticPlan(PydanticPlan):
     cdef object _dump(self, object value)
     cdef object _load(self, object data)
 

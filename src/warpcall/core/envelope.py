@@ -137,10 +137,76 @@ def _encode_json(value: Any) -> bytes:
         except _orjson_encode_error:
             pass  # integers beyond 64 bits, which the stdlib writes; or a value JSON cannot carry
     try:
-        text = _stdlib_encode(value)
+        try:
+            text = _stdlib_encode(value)
+        except RecursionError:  # nesting deeper than Python recurses here, yet perhaps within MAX_DEPTH
+            text = _write_deep(value)
         return text.encode()
     except (ValueError, TypeError, RecursionError) as exc:
         raise _unencodable("JSON", value, exc) from None
+
+
+# JSON text of a string, ensure_ascii=False (the stdlib's C function)
+_quote = json.encoder.encode_basestring
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if key is True or key is False or key is None:
+        return "true" if key else "false" if key is False else "null"
+    if isinstance(key, int):
+        return int.__repr__(key)
+    if isinstance(key, float) and key - key == 0.0:
+        return float.__repr__(key)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
+
+
+def _write_deep(value: Any) -> str:
+    """The stdlib writer's output with a stack of its own: what orjson (255 levels) and the stdlib (Python's
+    recursion limit) cannot nest, up to ``MAX_DEPTH`` (the error path of a deep value only).
+
+    ValueError for inf, nan and nesting beyond MAX_DEPTH, TypeError for a type JSON has no form for.
+    """
+    out: list[str] = []
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth < 0:  # text already written: punctuation, an object's key
+            out.append(item)
+        elif isinstance(item, str):
+            out.append(_quote(item))
+        elif item is None or item is True or item is False:
+            out.append("null" if item is None else "true" if item else "false")
+        elif isinstance(item, int):
+            out.append(int.__repr__(item))
+        elif isinstance(item, float):
+            if item - item != 0.0:
+                raise ValueError(f"out of range float value {float(item)!r} is not JSON compliant")
+            out.append(float.__repr__(item))
+        elif isinstance(item, (list, tuple, dict)):
+            if depth > MAX_DEPTH:
+                raise ValueError(f"nests deeper than {MAX_DEPTH} arrays and objects")
+            if isinstance(item, dict):
+                out.append("{")
+                stack.append(("}", -1))
+                pairs = list(item.items())
+                for index in range(len(pairs) - 1, -1, -1):
+                    key, child = pairs[index]
+                    stack.append((child, depth + 1))
+                    stack.append((_quote(_json_key(key)) + ":", -1))
+                    if index:
+                        stack.append((",", -1))
+            else:
+                out.append("[")
+                stack.append(("]", -1))
+                for index in range(len(item) - 1, -1, -1):
+                    stack.append((item[index], depth + 1))
+                    if index:
+                        stack.append((",", -1))
+        else:
+            raise TypeError(f"Object of type {type(item).__name__} is not JSON serializable")
+    return "".join(out)
 
 
 def _json_decode(body: Any) -> Any:

@@ -11,7 +11,7 @@ in C. Reading type hints and choosing a plan per type happens once per type, in
 ``warpcall.core.marshal_plan``, which instantiates the plan classes of the build it serves
 (compiled or plain Python; tests hold both in one process).
 
-Nothing here branches on ``cython.compiled``: what Cython makes of ``dict.get``, ``obj.__dict__``
+Only the recursive types' plans branch on ``cython.compiled`` (their recursion check); what Cython makes of ``dict.get``, ``obj.__dict__``
 and a copied dict of the field names counts within 5% of the instructions of the C API calls
 (borrowed lookups, the generic ``__dict__`` getter, presized dicts) they replace.
 
@@ -38,6 +38,8 @@ from warpcall.core.marshal_plan import (
     PlanBuilder,
     is_pydantic_error,
     iso_parser,
+    mark_non_finite_deep,
+    nesting_failure,
     parse_int_key,
     pydantic_failure,
     show,
@@ -53,6 +55,9 @@ else:
         import cython
     except ImportError:  # plain Python without Cython installed
         from warpcall import _cython_shim as cython
+
+if cython.compiled:
+    from cython.cimports.warpcall.core.marshal import Py_EnterRecursiveCall, Py_LeaveRecursiveCall
 
 _MISSING = dataclasses.MISSING
 _object_new = object.__new__
@@ -117,6 +122,19 @@ def _mark_non_finite(value: Any, depth: int) -> Any:
     return value
 
 
+def _dump_untyped(value: Any) -> Any:
+    """A value of no declared type (Any, a pydantic model's extra field, a TypeAdapter's output), inf and nan marked."""
+    kind = type(value)
+    if kind is dict or kind is list or kind is float or kind is tuple:
+        if cython.compiled:  # recursion in C, bounded by the depth the envelopes carry
+            return _mark_non_finite(value, 0)
+        try:
+            return _mark_non_finite(value, 0)
+        except RecursionError:  # plain Python recurses less deep than the envelopes nest
+            return mark_non_finite_deep(value)
+    return value
+
+
 # ---------------------------------------------------------------- plans (the per-call path)
 
 
@@ -133,8 +151,8 @@ class TypePlan:
             return self._dump(value)
         except Fail as fail:
             raise MarshalException(fail.render(self.name)) from None
-        except RecursionError:  # as deep as Python recurses: deeper than any envelope carries
-            raise MarshalException(f"{self.name}: the value nests too deeply, or contains itself") from None
+        except RecursionError:  # a recursive type's value nesting as deep as Python recurses, or a cycle
+            raise MarshalException(nesting_failure(self.name, value)) from None
 
     def load(self, data: Any) -> Any:
         """Turn a primitive tree back into a validated value of ``tp``."""
@@ -143,7 +161,7 @@ class TypePlan:
         except Fail as fail:
             raise MarshalException(fail.render(self.name)) from None
         except RecursionError:
-            raise MarshalException(f"{self.name}: the data nests too deeply") from None
+            raise MarshalException(nesting_failure(self.name, data)) from None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -157,10 +175,7 @@ class TypePlan:
 
 class AnyPlan(TypePlan):
     def _dump(self, value: Any) -> Any:
-        kind = type(value)
-        if kind is dict or kind is list or kind is float or kind is tuple:
-            return _mark_non_finite(value, 0)
-        return value
+        return _dump_untyped(value)
 
     def _load(self, data: Any) -> Any:
         return data
@@ -691,6 +706,32 @@ class DataclassPlan(TypePlan):
         return obj
 
 
+class RecursiveDataclassPlan(DataclassPlan):
+    """A dataclass whose fields can hold it again (a tree, a linked list): each level counts against the
+    recursion limit, as a Python frame does, so a value nesting deeper, or containing itself, raises
+    RecursionError (a ``MarshalException`` from ``dump``/``load``) where the compiled plans would overflow
+    the C stack. Only recursive types pay for the check.
+    """
+
+    def _dump(self, value: Any) -> Any:
+        if cython.compiled:
+            Py_EnterRecursiveCall(" while marshalling")
+            try:
+                return DataclassPlan._dump(self, value)
+            finally:
+                Py_LeaveRecursiveCall()
+        return DataclassPlan._dump(self, value)  # a Python frame per level: Python counts it
+
+    def _load(self, data: Any) -> Any:
+        if cython.compiled:
+            Py_EnterRecursiveCall(" while marshalling")
+            try:
+                return DataclassPlan._load(self, data)
+            finally:
+                Py_LeaveRecursiveCall()
+        return DataclassPlan._load(self, data)
+
+
 class PydanticPlan(TypePlan):
     """A pydantic model: dumped field by field (by name, like model_dump()), loaded through its validator."""
 
@@ -727,7 +768,8 @@ class PydanticPlan(TypePlan):
             fail.path.append(f".{f.name}")
             raise
         if self.extra and value.__pydantic_extra__:
-            out.update(value.__pydantic_extra__)
+            # extra fields have no declared type: their values are checked as Any's are (inf and nan marked)
+            out.update(_dump_untyped(value.__pydantic_extra__))
         return out
 
     @cython.locals(source=dict, f=_Field)
@@ -757,6 +799,28 @@ class PydanticPlan(TypePlan):
             raise
 
 
+class RecursivePydanticPlan(PydanticPlan):
+    """A pydantic model whose fields can hold it again: each level counts against the recursion limit."""
+
+    def _dump(self, value: Any) -> Any:
+        if cython.compiled:
+            Py_EnterRecursiveCall(" while marshalling")
+            try:
+                return PydanticPlan._dump(self, value)
+            finally:
+                Py_LeaveRecursiveCall()
+        return PydanticPlan._dump(self, value)
+
+    def _load(self, data: Any) -> Any:
+        if cython.compiled:
+            Py_EnterRecursiveCall(" while marshalling")
+            try:
+                return PydanticPlan._load(self, data)
+            finally:
+                Py_LeaveRecursiveCall()
+        return PydanticPlan._load(self, data)
+
+
 class AdapterPlan(TypePlan):
     """A type only pydantic knows (it has __get_pydantic_core_schema__): a TypeAdapter does both ways."""
 
@@ -766,7 +830,11 @@ class AdapterPlan(TypePlan):
 
     def _dump(self, value: Any) -> Any:
         try:
-            return self.adapter.dump_python(value, mode="json")
+            # the adapter writes inf and nan as they are (``ser_json_inf_nan="constants"``, set by the builder)
+            # rather than as None: marked like Any's, JSON's writer refuses them, msgpack carries them
+            return _dump_untyped(self.adapter.dump_python(value, mode="json"))
+        except Fail:
+            raise
         except Exception as exc:
             raise Fail(f"cannot dump {_tname(value)}: {exc}") from None
 

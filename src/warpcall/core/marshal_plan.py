@@ -178,6 +178,11 @@ class PlanBuilder:
         self._lock = threading.RLock()
         self._active = False  # a build is under way (on the thread holding the lock)
         self._building: dict[Any, Any] = {}  # its plans so far, published when it completes
+        # dataclasses and models whose fields lead back to them (found when a field's plan is the one
+        # being set up), built as the Recursive* plans, which bound their recursion
+        self._recursive: set[Any] = set()
+        self._in_setup: set[Any] = set()
+        self._found_recursive = False
 
     def plan_for(self, tp: Any) -> Any:
         """The cached plan for ``tp``, built on first use; raises MarshalException for unsupported types."""
@@ -200,6 +205,12 @@ class PlanBuilder:
         self._active = True
         try:
             plan = self._build(tp, type_name(tp))
+            while self._found_recursive:
+                # a type turned out to lead back to itself after its plan was made: build again, that
+                # type's plan now of the recursive kind (no half-built plan was published)
+                self._found_recursive = False
+                self._building = {}
+                plan = self._build(tp, type_name(tp))
             if cache:
                 # publish only complete plans: nothing half-built is visible to other threads
                 self.cache.update(self._building)
@@ -208,6 +219,8 @@ class PlanBuilder:
         finally:
             self._active = False
             self._building = {}
+            self._in_setup = set()
+            self._found_recursive = False
 
     def _build(self, tp: Any, where: str) -> Any:
         try:
@@ -215,6 +228,9 @@ class PlanBuilder:
         except TypeError:
             known = None
         if known is not None:
+            if tp in self._in_setup and tp not in self._recursive:
+                self._recursive.add(tp)
+                self._found_recursive = True
             return known
         plan = self._make(tp, where)
         try:
@@ -289,11 +305,15 @@ class PlanBuilder:
             return k.DictPlan(tp, key, self._build(value_type, f"{where}[]"))
         if hasattr(tp, "__get_pydantic_core_schema__"):
             try:  # the type speaks pydantic's protocol: the first such type imports pydantic
-                from pydantic import TypeAdapter
+                from pydantic import ConfigDict, TypeAdapter
             except ImportError:
                 pass
             else:
-                return k.AdapterPlan(tp, TypeAdapter(tp))
+                try:  # inf and nan dumped as they are, not as None: the plan marks them for JSON's writer
+                    adapter = TypeAdapter(tp, config=ConfigDict(ser_json_inf_nan="constants"))
+                except Exception:  # noqa: BLE001 - a type with a config of its own takes none here
+                    adapter = TypeAdapter(tp)
+                return k.AdapterPlan(tp, adapter)
         raise self._unsupported(tp, where)
 
     def _key(self, key_type: Any, where: str) -> Any:
@@ -368,8 +388,10 @@ class PlanBuilder:
         return k.UnionPlan(tp, none_ok, load_exact, dump_exact, tuple(others), subclassed)
 
     def _dataclass(self, tp: Any, cls: Any, where: str) -> Any:
-        plan = self.kinds.DataclassPlan(tp)
+        recursive = tp in self._recursive
+        plan = (self.kinds.RecursiveDataclassPlan if recursive else self.kinds.DataclassPlan)(tp)
         self._building[tp] = plan  # before the fields, so recursive references find it
+        self._in_setup.add(tp)
         hints = self._hints(cls, where)
         params = getattr(cls, "__parameters__", ())
         args = get_args(tp)
@@ -391,6 +413,7 @@ class PlanBuilder:
         )
         has_dict = cls.__dictoffset__ != 0
         plan.setup(cls, fields, has_dict, hasattr(cls, "__post_init__"), bool(direct))
+        self._in_setup.discard(tp)
         return plan
 
     def _hints(self, cls: type, where: str) -> dict[str, Any]:
@@ -413,8 +436,9 @@ class PlanBuilder:
                 raise MarshalException(
                     f"{where}: pydantic model {tp.__name__} is not complete ({exc})"
                 ) from None
-        plan = k.PydanticPlan(tp)
+        plan = (k.RecursivePydanticPlan if tp in self._recursive else k.PydanticPlan)(tp)
         self._building[tp] = plan
+        self._in_setup.add(tp)
         fields, convert = [], []
         by_name = False
         for name, info in tp.model_fields.items():
@@ -426,6 +450,7 @@ class PlanBuilder:
                 by_name = True
         extra = tp.model_config.get("extra") == "allow"
         plan.setup(tp, fields, convert, by_name, extra)
+        self._in_setup.discard(tp)
         return plan
 
 
@@ -525,3 +550,109 @@ def _rounds(tp: Any, seen: set[int]) -> bool:
         # bare containers hold Any
         return not args or any(arg is not Ellipsis and _rounds(arg, seen) for arg in args)
     return True
+
+
+# ---------------------------------------------------------------- nesting (error path)
+
+# how many objects nesting_failure looks at before it gives up looking for a cycle
+_NESTING_BUDGET = 1_000_000
+
+
+def _children(value: Any) -> list[tuple[str, Any]] | None:
+    """What a value holds, each with the path segment leading to it; None for a value holding nothing."""
+    kind = type(value)
+    if kind is dict or isinstance(value, cabc.Mapping):
+        return [(f"[{show(key)}]", item) for key, item in value.items()]
+    if kind in (list, tuple, set, frozenset) or isinstance(value, (list, tuple, set, frozenset)):
+        return [(f"[{index}]", item) for index, item in enumerate(value)]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [(f".{f.name}", getattr(value, f.name, None)) for f in dataclasses.fields(value)]
+    base_model = pydantic_base_model()
+    if base_model is not None and isinstance(value, base_model):
+        held = [(f".{name}", getattr(value, name, None)) for name in type(value).model_fields]
+        return held + [(f".{name}", item) for name, item in (value.__pydantic_extra__ or {}).items()]
+    return None
+
+
+def _render(root: str, node: tuple[Any, ...] | None) -> str:
+    """A path kept as linked (segment, parent) pairs, written out, its middle cut when long."""
+    parts: list[str] = []
+    while node is not None:
+        parts.append(node[0])
+        node = node[1]
+    parts.reverse()
+    if len(parts) > 12:
+        parts = [*parts[:6], f"...({len(parts) - 10} more)...", *parts[-4:]]
+    return root + "".join(parts)
+
+
+def nesting_failure(root: str, value: Any) -> str:
+    """Why a value made the plans hit the recursion limit: where it contains itself, or how deep it nests.
+
+    The error path of ``TypePlan.dump``/``load``: walks with a stack of its own (the value is deeper than
+    Python recurses), keeping the path as linked pairs (a copy per level would be quadratic).
+    """
+    on_path: dict[int, tuple[Any, ...] | None] = {}
+    stack: list[tuple[Any, tuple[Any, ...] | None, int, bool]] = [(value, None, 1, False)]
+    deepest = 0
+    budget = _NESTING_BUDGET
+    while stack and budget:
+        item, path, depth, leaving = stack.pop()
+        if leaving:
+            del on_path[id(item)]
+            continue
+        children = _children(item)
+        if not children:
+            continue
+        if id(item) in on_path:
+            return (f"{_render(root, path)}: the value contains itself (it is the {type(item).__name__} at "
+                    f"{_render(root, on_path[id(item)])}), which cannot be marshalled")
+        budget -= 1
+        deepest = max(deepest, depth)
+        on_path[id(item)] = path
+        stack.append((item, path, depth, True))
+        for segment, child in reversed(children):
+            stack.append((child, (segment, path), depth + 1, False))
+    found = f"{deepest} levels of objects and containers" if not stack else f"more than {deepest} levels"
+    return (f"{root}: the value nests deeper than the plans recurse ({found}; Python's recursion limit, "
+            f"{sys.getrecursionlimit()}, bounds the depth of recursive types)")
+
+
+def mark_non_finite_deep(value: Any) -> Any:
+    """``marshal._mark_non_finite`` with a stack of its own, for plain Python where that one hit the recursion limit.
+
+    Lists, tuples and dicts up to 1024 levels deep (the most an envelope carries) are copied where they hold
+    an inf or nan, which is wrapped as ``NonFiniteFloat``; deeper ones are left as they are (no writer sends
+    them).
+    """
+    def marked(item: Any) -> Any:
+        if type(item) is float and item - item != 0.0:
+            return NonFiniteFloat(item)
+        return item
+
+    # post-order: a container is rebuilt once its children are done; results[id] holds the replaced ones
+    replaced: dict[int, Any] = {}
+    stack: list[tuple[Any, int, bool]] = [(value, 1, False)]
+    while stack:
+        item, depth, done = stack.pop()
+        kind = type(item)
+        if kind is not list and kind is not tuple and kind is not dict:
+            continue
+        if not done:
+            if depth > 1024:
+                continue
+            stack.append((item, depth, True))
+            for child in (item.values() if kind is dict else item):
+                stack.append((child, depth + 1, False))
+            continue
+        if id(item) in replaced:
+            continue
+        if kind is dict:
+            out_map = {key: replaced.get(id(child), marked(child)) for key, child in item.items()}
+            if any(out_map[key] is not child for key, child in item.items()):
+                replaced[id(item)] = out_map
+        else:
+            items = [replaced.get(id(child), marked(child)) for child in item]
+            if any(new is not old for new, old in zip(items, item)):
+                replaced[id(item)] = items if kind is list else tuple(items)
+    return replaced.get(id(value), marked(value))
