@@ -29,6 +29,7 @@ from warpcall import (
     implementation,
 )
 from warpcall.di import create, module
+from warpcall.di.configuration import EnvConfigurationSource
 
 KIND, CONFIG = sys.argv[1], json.loads(sys.argv[2])
 
@@ -55,6 +56,11 @@ class ResilienceImpl(AbstractComponent, Resilience):
 
 @module(imports=[ServiceModule])
 class ServerModule:
+    @create()
+    def create_configuration(self) -> EnvConfigurationSource:
+        # health.loop.max_lag and health.loop.probe_interval come from the test, through the environment
+        return EnvConfigurationSource()
+
     @create()
     def create_registry(self) -> ComponentRegistry:
         return make_registry(KIND, CONFIG)
