@@ -10,7 +10,11 @@ What the channels do with the rare values:
   sint64 and refuses any other by name (inside a field carried as msgpack, such as ``Any``, they travel);
 - inf and nan travel on msgpack and protobuf; JSON has no such numbers: both ends refuse to write them;
 - a string holding a lone surrogate is not Unicode text: no end writes one, a JSON body holding one is a 400;
-- an envelope nests at most 1024 arrays and objects deep; a deeper body is a 400;
+- an envelope nests at most 1024 arrays and objects deep (the envelope and, in a request, its args array
+  count): a deeper body is a 400, and each end writes every value within the limit (past orjson's 255 levels
+  and the stdlib's recursion) and refuses a deeper one by name;
+- a value of a recursive dataclass or model nesting deeper than Python's recursion limit, or containing
+  itself, is refused by name (the compiled plans used to overflow the C stack);
 - a result the server cannot write is a 500 in the channel's own envelope, naming the method.
 """
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import math
 from abc import abstractmethod
+from dataclasses import dataclass
 from typing import Any, Optional, Union
 from urllib.parse import urlsplit
 
@@ -26,6 +31,8 @@ import msgpack
 import orjson
 import pytest
 from fastapi import FastAPI
+from pydantic import BaseModel
+from pydantic_core import core_schema
 
 from rawhttp import Reader, connect, request
 from warpcall import (
@@ -52,6 +59,44 @@ CHANNELS = ["dispatch-json", "dispatch-msgpack", "dispatch-protobuf"]
 EXACT_INTS = ["dispatch-json", "dispatch-msgpack"]  # protobuf: sint64
 CARRY_NON_FINITE = ["dispatch-msgpack", "dispatch-protobuf"]
 BIG = [2**64, 2**64 + 1, 2**70 + 3, -(2**63) - 1, -(2**90) - 7, 10**400]
+
+
+@dataclass
+class Chain:
+    value: int = 0
+    next: Optional[Chain] = None
+
+
+class Loose(BaseModel, extra="allow"):
+    name: str
+
+
+class Reading:
+    """A type only pydantic knows: its TypeAdapter dumps it."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        return core_schema.no_info_plain_validator_function(
+            lambda v: v if isinstance(v, Reading) else Reading(v["value"]),
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda r: {"value": r.value}),
+        )
+
+
+def chain(depth: int) -> Chain:
+    node = Chain(0)
+    for index in range(1, depth):
+        node = Chain(index, node)
+    return node
+
+
+def looped() -> Chain:
+    node = Chain(1, Chain(2))
+    assert node.next is not None
+    node.next.next = node
+    return node
 
 
 @service(name="values")
@@ -98,6 +143,39 @@ class ValueService(Service):
     @abstractmethod
     async def nan_async(self) -> float: ...
 
+    @abstractmethod
+    def chain(self, depth: int) -> Chain: ...
+
+    @abstractmethod
+    def loop(self) -> Chain: ...
+
+    @abstractmethod
+    async def loop_async(self) -> Chain: ...
+
+    @abstractmethod
+    def deep(self, depth: int) -> Any: ...
+
+    @abstractmethod
+    async def deep_async(self, depth: int) -> Any: ...
+
+    @abstractmethod
+    def loose(self, kind: str) -> Loose: ...
+
+    @abstractmethod
+    async def loose_async(self, kind: str) -> Loose: ...
+
+    @abstractmethod
+    def take_loose(self, model: Loose) -> str: ...
+
+    @abstractmethod
+    def reading(self, x: str) -> Reading: ...
+
+    @abstractmethod
+    async def reading_async(self, x: str) -> Reading: ...
+
+    @abstractmethod
+    def take_reading(self, r: Reading) -> str: ...
+
 
 @component(name="vals", services=[ValueService])
 class ValuesComponent(Component):
@@ -105,6 +183,8 @@ class ValuesComponent(Component):
 
 
 CALLS: list[str] = []
+# what loose() puts in its model's extra field (JSON's client would not send inf: the server makes it)
+EXTRAS: dict[str, Any] = {"inf": math.inf, "nan": math.nan, "deep": [1.0, {"x": -math.inf}], "fine": 1.5}
 
 
 @implementation()
@@ -154,6 +234,42 @@ class ValueServiceImpl(ValueService):
 
     async def nan_async(self) -> float:
         return -math.inf
+
+    def chain(self, depth: int) -> Chain:
+        return chain(depth)
+
+    def loop(self) -> Chain:
+        CALLS.append("loop")
+        return looped()
+
+    async def loop_async(self) -> Chain:
+        return looped()
+
+    def deep(self, depth: int) -> Any:
+        return nested(depth)
+
+    async def deep_async(self, depth: int) -> Any:
+        return nested(depth)
+
+    def loose(self, kind: str) -> Loose:
+        return Loose(name="n", extra=EXTRAS[kind])
+
+    async def loose_async(self, kind: str) -> Loose:
+        return Loose(name="n", extra=EXTRAS[kind])
+
+    def take_loose(self, model: Loose) -> str:
+        CALLS.append("take_loose")
+        return model.name
+
+    def reading(self, x: str) -> Reading:
+        return Reading([1.0, float(x)])  # JSON's client would not send inf: the server makes it
+
+    async def reading_async(self, x: str) -> Reading:
+        return Reading([1.0, float(x)])
+
+    def take_reading(self, r: Reading) -> str:
+        CALLS.append("take_reading")
+        return repr(r.value)
 
 
 @implementation()
@@ -216,6 +332,15 @@ def nested(depth: int) -> list[Any]:
     for _ in range(depth - 1):
         value = [value]
     return value
+
+
+def is_nested(value: Any, depth: int) -> bool:
+    """``value == nested(depth)`` without recursing (Python's == recurses, and gives out before 1024 levels)."""
+    for _ in range(depth - 1):
+        if type(value) is not list or len(value) != 1:
+            return False
+        value = value[0]
+    return value == []
 
 
 # ---------------------------------------------------------------- big integers
@@ -478,14 +603,133 @@ def test_a_client_does_not_send_a_value_nested_beyond_the_limit(manager, channel
         values(manager, channel).echo(nested(MAX_DEPTH + 10))
 
 
-def test_a_deep_result_the_server_cannot_write_is_a_500_naming_the_method(port):
-    depth = 1000  # read (within the limit), echoed, deeper than the JSON writer recurses
+# the envelopes count: a request is {"method", "args": [value]}, so an argument nests at most MAX_DEPTH - 2
+# levels; a reply is {"result": value}, so a result nests at most MAX_DEPTH - 1
+ARG_DEPTH = MAX_DEPTH - 2
+RESULT_DEPTH = MAX_DEPTH - 1
+
+
+@pytest.mark.parametrize("channel", ["dispatch-json"])
+def test_a_client_sends_arguments_as_deep_as_the_server_reads_and_no_deeper(manager, channel):
+    # orjson writes 255 levels and the stdlib as deep as Python recurses: past both, up to the limit
+    proxy = values(manager, channel)
+    for depth in (300, ARG_DEPTH - 1, ARG_DEPTH):
+        assert is_nested(proxy.echo(nested(depth)), depth)
+        assert is_nested(asyncio.run(proxy.echo_async(nested(depth))), depth)
+    with pytest.raises(MarshalException, match=rf"^vals:values:echo: cannot be written as JSON: argument 'value'\[0\].*: nests deeper than {MAX_DEPTH}"):
+        proxy.echo(nested(ARG_DEPTH + 1))
+    with pytest.raises(MarshalException, match=rf"^vals:values:echo_async: cannot be written as JSON: argument 'value'\[0\].*: nests deeper than {MAX_DEPTH}"):
+        asyncio.run(proxy.echo_async(nested(ARG_DEPTH + 1)))
+
+
+def test_a_raw_request_at_the_argument_limit_is_answered_in_full(port):
+    # read at the limit, and the echo (one level less deep in the reply) written back: no 500
+    for depth in (ARG_DEPTH - 1, ARG_DEPTH):
+        args = b"[" * depth + b"]" * depth
+        status, kind, payload = post(port, b'{"method":"vals:values:echo","args":[%s]}' % args)
+        assert (status, kind) == (200, b"application/json"), depth
+        reply = envelope(kind, payload)
+        assert reply["exception"] is None and is_nested(reply["result"], depth)
+    depth = ARG_DEPTH + 1
     status, kind, payload = post(port, b'{"method":"vals:values:echo","args":[%s]}' % (b"[" * depth + b"]" * depth))
+    assert status == 400 and f"nests deeper than {MAX_DEPTH}" in envelope(kind, payload)["exception"]["message"]
+
+
+@pytest.mark.parametrize("method", ["deep", "deep_async"])
+def test_a_result_is_written_up_to_the_limit_and_a_deeper_one_is_a_500_naming_the_method(port, manager, method):
+    for depth in (300, RESULT_DEPTH - 1, RESULT_DEPTH):
+        status, kind, payload = post(port, b'{"method":"vals:values:%s","args":[%d]}' % (method.encode(), depth))
+        assert (status, kind) == (200, b"application/json"), depth
+        assert is_nested(envelope(kind, payload)["result"], depth)
+        call = getattr(values(manager, "dispatch-json"), method)
+        got = asyncio.run(call(depth)) if method.endswith("_async") else call(depth)
+        assert is_nested(got, depth)
+    status, kind, payload = post(port, b'{"method":"vals:values:%s","args":[%d]}' % (method.encode(), RESULT_DEPTH + 1))
     assert (status, kind) == (500, b"application/json")
     reply = envelope(kind, payload)
     assert reply["exception"]["type"] == "MarshalException"
-    assert reply["exception"]["message"].startswith("vals:values:echo: result: ")
-    assert "nests" in reply["exception"]["message"]
+    assert reply["exception"]["message"].startswith(f"vals:values:{method}: result: ")
+    assert f"nests deeper than {MAX_DEPTH}" in reply["exception"]["message"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/msgpack"])
+def test_a_recursive_result_too_deep_or_containing_itself_is_a_500_naming_the_method(port, content_type):
+    # before the plans' recursion check, both made the compiled server die of a segfault
+    def ask(method: str, args: list[Any]) -> tuple[int, bytes, dict[str, Any]]:
+        call = {"method": f"vals:values:{method}", "args": args}
+        body = orjson.dumps(call) if content_type == "application/json" else msgpack.packb(call)
+        status, kind, payload = post(port, body, content_type)
+        return status, kind, envelope(kind, payload)
+
+    status, kind, reply = ask("chain", [50])
+    assert (status, kind) == (200, content_type.encode()) and reply["result"]["value"] == 49
+    for method, args, problem in [
+        ("chain", [20000], "Chain: the value nests deeper than the plans recurse (20000 levels"),
+        ("loop", [], "Chain.next.next: the value contains itself (it is the Chain at Chain)"),
+        ("loop_async", [], "Chain.next.next: the value contains itself"),
+    ]:
+        status, kind, reply = ask(method, args)
+        assert (status, kind) == (500, content_type.encode()), method
+        assert reply["exception"]["type"] == "MarshalException"
+        assert reply["exception"]["message"].startswith(f"vals:values:{method}: result: {problem}"), reply
+    assert ask("next", [1])[2]["result"] == 2  # the server lives on
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_clients_see_a_cyclic_or_too_deep_result_refused_by_name(manager, channel):
+    # (protobuf's codec writes the message itself, and names no path)
+    proxy = values(manager, channel)
+    with pytest.raises(RemoteServiceException, match=r"vals:values:loop: result: .*contains itself"):
+        proxy.loop()
+    with pytest.raises(RemoteServiceException, match=r"vals:values:loop_async: result: .*contains itself"):
+        asyncio.run(proxy.loop_async())
+    with pytest.raises(RemoteServiceException, match=r"vals:values:chain: result: .*nests (deeper than the plans recurse|too deeply)"):
+        proxy.chain(20000)
+
+
+# ---------------------------------------------------------------- inf and nan without a declared float
+
+
+@pytest.mark.parametrize("extra", ["inf", "nan", "deep"])
+def test_json_server_refuses_inf_in_a_models_extra_fields_with_a_500_naming_the_method(manager, port, extra):
+    proxy = values(manager, "dispatch-json")
+    for call in (lambda: proxy.loose(extra), lambda: asyncio.run(proxy.loose_async(extra))):
+        with pytest.raises(RemoteServiceException, match=r"vals:values:loose(_async)?: result: .*JSON cannot carry") as info:
+            call()
+        assert info.value.remote_type == "MarshalException"
+    status, kind, payload = post(port, b'{"method":"vals:values:loose","args":["%s"]}' % extra.encode())
+    assert (status, kind) == (500, b"application/json")
+    message = envelope(kind, payload)["exception"]["message"]
+    assert message.startswith("vals:values:loose: result: ") and "['result']['extra']" in message
+    assert proxy.loose("fine").model_extra == {"extra": 1.5}
+    # msgpack carries them
+    got = values(manager, "dispatch-msgpack").loose("inf")
+    assert got.name == "n" and got.model_extra == {"extra": math.inf}
+
+
+@pytest.mark.parametrize("x", ["inf", "-inf", "nan"])
+def test_json_server_refuses_inf_in_what_a_type_adapter_dumps(manager, x):
+    # pydantic's adapter wrote inf and nan as None (null) without a word
+    proxy = values(manager, "dispatch-json")
+    with pytest.raises(RemoteServiceException, match=r"vals:values:reading: result: .*\['result'\]\['value'\]\[1\]: .*JSON cannot carry"):
+        proxy.reading(x)
+    with pytest.raises(RemoteServiceException, match=r"vals:values:reading_async: result: .*JSON cannot carry"):
+        asyncio.run(proxy.reading_async(x))
+    assert proxy.reading("2.5").value == [1.0, 2.5]
+    got = values(manager, "dispatch-msgpack").reading(x).value[1]
+    assert math.isnan(got) if x == "nan" else got == float(x)
+
+
+def test_json_client_refuses_inf_in_extra_fields_and_adapter_output_by_argument(manager):
+    CALLS.clear()
+    proxy = values(manager, "dispatch-json")
+    with pytest.raises(MarshalException, match=r"^vals:values:take_loose: cannot be written as JSON: argument 'model'\['ratio'\]: inf, which JSON cannot carry"):
+        proxy.take_loose(Loose(name="a", ratio=math.inf))
+    with pytest.raises(MarshalException, match=r"^vals:values:take_reading: cannot be written as JSON: argument 'r'\['value'\]: nan, which JSON cannot carry"):
+        proxy.take_reading(Reading(math.nan))
+    assert CALLS == []
+    assert proxy.take_loose(Loose(name="a", ratio=1.5)) == "a"
+    assert values(manager, "dispatch-msgpack").take_reading(Reading(math.inf)) == "inf"
 
 
 def test_the_server_still_answers_after_all_of_it(manager):
