@@ -39,7 +39,20 @@ ACCEPTED = [
 
 @pytest.mark.parametrize(("data", "content_type", "method"), ACCEPTED)
 def test_plain_requests_are_recognised(core: Any, data: bytes, content_type: bytes, method: bytes) -> None:
-    assert core.invokehead.parse(data, LIMIT) == (content_type, method, head_length(data))
+    assert core.invokehead.parse(data, LIMIT) == (content_type, method, head_length(data), b"")
+
+
+@pytest.mark.parametrize(("line", "value"), [("x-rpc-timeout: 250", b"250"), ("X-RPC-Timeout:\t7 ", b"7"),
+                                             ("x-rpc-timeout: abc", b"abc")])
+def test_the_deadline_header_is_read(core: Any, line: str, value: bytes) -> None:
+    """The value as sent (trimmed): the server judges it (a malformed one is answered 400 there)."""
+    data = plain("content-type: a", line)
+    assert core.invokehead.parse(data, LIMIT) == (b"a", b"", head_length(data), value)
+
+
+@pytest.mark.parametrize("lines", [("x-rpc-timeout: 1", "x-rpc-timeout: 2"), ("x-rpc-timeout:  ",)])
+def test_a_repeated_or_empty_deadline_header_goes_to_the_parser(core: Any, lines: tuple[str, ...]) -> None:
+    assert core.invokehead.parse(plain(*lines), LIMIT) is None
 
 
 REFUSED = [
@@ -104,7 +117,7 @@ def test_only_bytes_are_read(core: Any) -> None:
 
 def test_a_hundred_headers_are_fine(core: Any) -> None:
     data = plain(*[f"x-{i}: v" for i in range(99)])
-    assert core.invokehead.parse(data, LIMIT) == (b"", b"", head_length(data))
+    assert core.invokehead.parse(data, LIMIT) == (b"", b"", head_length(data), b"")
 
 
 def test_both_builds_agree_on_mangled_requests(core: Any) -> None:

@@ -27,6 +27,7 @@ from warpcall.health import HealthCheckManager, HealthStatus
 from warpcall.registry.contract import ChannelAddress, ChannelInstances
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
     "AbstractComponent",
@@ -342,6 +343,17 @@ def implementation() -> Callable[[type[T]], type[T]]:
         return injectable()(cls)
 
     return decorate
+
+
+def blocking(func: F) -> F:
+    """Declare a sync service method blocking: the server always runs it in its worker pool, never on the event loop.
+
+    Put it on the method of the ``@service`` class or of the implementation. Without it, the server's
+    ``adaptive`` mode runs a sync method on the loop until one call takes longer than
+    ``ServerLimits.max_loop_time``; a method known to wait (I/O, locks, sleeps) should not get that one call.
+    """
+    func.__warpcall_blocking__ = True  # type: ignore[attr-defined]
+    return func
 
 
 def health(endpoint: str) -> Callable[[type[T]], type[T]]:

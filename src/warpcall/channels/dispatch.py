@@ -24,12 +24,13 @@ from warpcall.core.marshal import plan_for
 from warpcall.core.marshal_plan import may_take_rounded_integers
 from warpcall.exceptions import (
     MarshalException,
+    OverloadedException,
     ProtocolException,
     RemoteServiceException,
     ServiceCommunicationException,
     ServiceException,
 )
-from warpcall.wire import CALLER_ERRORS, JSON, METHOD_HEADER, MSGPACK, PROTOBUF, codec_of
+from warpcall.wire import CALLER_ERRORS, JSON, METHOD_HEADER, MSGPACK, PROTOBUF, REFUSALS, codec_of
 
 
 class DispatchPlan:
@@ -210,6 +211,13 @@ class EnvelopeChannel(HTTPXChannel):
             raise ServiceCommunicationException(
                 f"{url} answered {qualified} with HTTP {status}: {content[:200].decode('utf-8', 'replace')}"
             )
+        refused = REFUSALS.get((status, str(exception.get("type") or "")))
+        if refused is not None:  # not started there: 504 past the deadline, 503 with a full queue
+            message = f"{url} did not run {qualified} (HTTP {status}): {exception.get('message') or ''}"
+            if refused is OverloadedException:
+                wait = header(headers, "retry-after")
+                raise OverloadedException(message, float(wait) if wait.isdigit() else None)
+            raise refused(message)
         raise_remote(qualified, url, status, exception)
 
 

@@ -60,16 +60,17 @@ def _is(p: bytes, start: int, end: int, lower: bytes) -> bool:
     name_start=cython.Py_ssize_t, name_end=cython.Py_ssize_t, vs=cython.Py_ssize_t, ve=cython.Py_ssize_t,
     headers=cython.Py_ssize_t, max_headers=cython.Py_ssize_t, ct_start=cython.Py_ssize_t,
     ct_end=cython.Py_ssize_t, mh_start=cython.Py_ssize_t, mh_end=cython.Py_ssize_t,
-    content_length=cython.longlong,
+    to_start=cython.Py_ssize_t, to_end=cython.Py_ssize_t, content_length=cython.longlong,
 )
-def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int] | None:
-    """``(content type, x-rpc-method, head length)`` when ``data`` is exactly one plain ``POST /invoke``.
+def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int, bytes] | None:
+    """``(content type, x-rpc-method, head length, x-rpc-timeout)`` when ``data`` is exactly one plain ``POST /invoke``.
 
     Plain means: HTTP/1.1, well-formed header lines of visible ASCII, one ``Content-Length``
-    of at most ``limit`` matching the bytes after the head, at most one ``Content-Type`` and
-    one ``X-Rpc-Method``, no ``Transfer-Encoding``, ``Expect``, ``Upgrade``, ``TE``, ``Trailer``
-    or ``Proxy-Connection``, ``Connection`` only as ``keep-alive``. Values come without surrounding spaces or tabs;
-    a missing ``Content-Type`` or ``X-Rpc-Method`` is ``b""``.
+    of at most ``limit`` matching the bytes after the head, at most one ``Content-Type``, one
+    ``X-Rpc-Method`` and one non-empty ``X-Rpc-Timeout``, no ``Transfer-Encoding``, ``Expect``,
+    ``Upgrade``, ``TE``, ``Trailer`` or ``Proxy-Connection``, ``Connection`` only as ``keep-alive``.
+    Values come without surrounding spaces or tabs; a missing ``Content-Type``, ``X-Rpc-Method`` or
+    ``X-Rpc-Timeout`` is ``b""`` (an empty timeout value is left to uvicorn's parser, which reads it as sent).
     """
     if type(data) is not bytes:
         return None
@@ -87,7 +88,7 @@ def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int] | None:
     visible = _VALUE
     max_headers = MAX_HEADERS
     headers = 0
-    ct_start = ct_end = mh_start = mh_end = -1
+    ct_start = ct_end = mh_start = mh_end = to_start = to_end = -1
     content_length = -1
     pos = _HEAD_START
     while True:
@@ -135,6 +136,10 @@ def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int] | None:
             if mh_start >= 0:
                 return None
             mh_start, mh_end = vs, ve
+        elif _is(p, name_start, name_end, b"x-rpc-timeout"):
+            if to_start >= 0 or ve == vs:
+                return None
+            to_start, to_end = vs, ve
         elif _is(p, name_start, name_end, b"connection"):
             if not _is(p, vs, ve, b"keep-alive"):
                 return None
@@ -155,4 +160,5 @@ def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int] | None:
         p[ct_start:ct_end] if ct_start >= 0 else b"",
         p[mh_start:mh_end] if mh_start >= 0 else b"",
         pos,
+        p[to_start:to_end] if to_start >= 0 else b"",
     )

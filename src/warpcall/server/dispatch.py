@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from time import perf_counter
+import math
+from time import monotonic, perf_counter
 from typing import Any, Awaitable, Callable
 
 from starlette.requests import ClientDisconnect
@@ -27,15 +28,20 @@ from warpcall.core.envelope import (
 from warpcall.core.marshal import plan_for
 from warpcall.core.marshal_plan import may_take_rounded_integers
 from warpcall.exceptions import (
+    DeadlineExceeded,
     InvalidArgumentsException,
     MalformedRequestException,
     MarshalException,
+    OverloadedException,
     ProtocolException,
     RequestTooLargeException,
     UnknownMethodException,
     UnsupportedMediaTypeException,
 )
-from warpcall.server.workers import WorkerPool
+from warpcall.resilience.deadline import DEADLINE_HEADER_BYTES, parse_header
+from warpcall.resilience.deadline import _current as _deadline
+from warpcall.server.limits import ServerLimits
+from warpcall.server.workers import NotStarted, Refused, WorkerPool
 from warpcall.wire import JSON, METHOD_HEADER_BYTES, MSGPACK, PROTOBUF, codec_of
 
 logger = logging.getLogger("warpcall.server")
@@ -46,6 +52,13 @@ DEFAULT_MAX_BODY = 10 * 2**20
 REPLY_CONTENT_TYPES = {kind: kind.encode() for kind in (JSON, MSGPACK, PROTOBUF)}
 #: how many distinct raw content-type values are remembered with their media type
 MEDIA_TYPE_CACHE_SIZE = 64
+#: where the server's protocol notes, in an ASGI scope, when the request's head was complete (monotonic)
+ARRIVED = "warpcall.arrived"
+
+
+def is_blocking(target: Callable[..., Any] | None) -> bool:
+    """Whether a method is declared ``@blocking`` (on the implementation or on the service's declaration)."""
+    return bool(getattr(target, "__warpcall_blocking__", False))
 
 
 def media_type_of(content_type: bytes) -> str:
@@ -69,8 +82,11 @@ class ServerMethod:
         self.descriptor = descriptor
         self.target = target
         self.is_async = inspect.iscoroutinefunction(target)
-        #: run a sync implementation in the thread pool (set up front, or once it was seen to block)
-        self.offload = offload
+        #: run a sync implementation in the thread pool (set up front, declared ``@blocking``, or once it was
+        #: seen to block)
+        self.offload = offload or (
+            not self.is_async and (is_blocking(target) or is_blocking(getattr(descriptor, "func", None)))
+        )
         self.strikes = 0
         parameters = list(descriptor.signature.parameters.values())[1:]
         self.required = sum(1 for p in parameters if p.default is inspect.Parameter.empty)
@@ -109,7 +125,7 @@ class ServerMethod:
         if self.is_async:
             return await self.target(*args)
         if self.offload:
-            return await calls.pool.run(self.target, *args)
+            return await calls.pool.run(self.target, *args, lane=self)
         return self.call_inline(args, calls)
 
     def call_inline(self, args: list[Any], calls: SyncCalls) -> Any:
@@ -129,7 +145,7 @@ class ServerMethod:
             self.strikes = 0
             return
         self.strikes += 1
-        if elapsed > 10 * calls.blocking_threshold or self.strikes >= 3:
+        if elapsed > calls.max_loop_time or self.strikes >= 3:
             self.offload = True
             logger.warning(
                 "%s blocked the event loop for %.1f ms; its calls run in the thread pool from now on",
@@ -141,26 +157,43 @@ class SyncCalls:
     """Where sync implementations run.
 
     ``"adaptive"`` (the default) calls them on the event loop -- a thread hop costs more than most
-    service methods take -- until a method is seen blocking: one call over ten times
-    ``blocking_threshold`` seconds, or three in a row over it; from then on that method runs in
-    the thread pool. ``"threadpool"`` always hops (as
-    FastAPI runs ``def`` endpoints); ``"inline"`` never does (as aspyx-service runs them).
+    service methods take -- until a method is seen blocking: one call over ``limits.max_loop_time``
+    seconds (so no method holds the loop longer than that twice), or three in a row over
+    ``blocking_threshold``; from then on that method runs in the thread pool. ``"threadpool"``
+    always hops (as FastAPI runs ``def`` endpoints); ``"inline"`` never does (as aspyx-service
+    runs them). A method declared ``@blocking`` always runs in the pool, whatever the mode.
+
+    The pool is the bulkhead ``limits`` (:class:`~warpcall.server.limits.ServerLimits`) describe:
+    ``max_workers`` threads (``max_workers`` here overrides it), ``method_share`` of them per method,
+    ``max_queued`` calls waiting at most.
     """
 
     MODES = ("adaptive", "threadpool", "inline")
 
-    def __init__(self, mode: str = "adaptive", blocking_threshold: float = 0.002, max_workers: int = 32) -> None:
+    def __init__(
+        self, mode: str = "adaptive", blocking_threshold: float = 0.002, max_workers: int | None = None,
+        limits: ServerLimits | None = None,
+    ) -> None:
         if mode not in self.MODES:
             raise ValueError(f"sync_calls must be one of {self.MODES}, got {mode!r}")
+        limits = limits if limits is not None else ServerLimits()
         self.mode = mode
         self.blocking_threshold = float("inf") if mode == "inline" else blocking_threshold
-        self.max_workers = max_workers
+        #: one call on the loop longer than this moves its method to the pool
+        self.max_loop_time = float("inf") if mode == "inline" else max(limits.max_loop_time, blocking_threshold)
+        self.max_workers = max_workers if max_workers is not None else limits.max_workers
+        #: the seconds a 503 for a full queue asks the caller to wait
+        self.retry_after = limits.retry_after
+        share = max(1, int(self.max_workers * limits.method_share))
         #: the thread pool; its threads start when calls need them
-        self.pool = WorkerPool(max_workers, prefix="warpcall-sync")
+        self.pool = WorkerPool(self.max_workers, prefix="warpcall-sync", lane_workers=share, max_queued=limits.max_queued)
 
-    def close(self) -> None:
-        """Stop the thread pool after the calls under way."""
-        self.pool.close()
+    def close(self, timeout: float | None = None) -> None:
+        """Stop the thread pool after the calls under way (waiting ``timeout`` seconds at most for them)."""
+        if timeout is None:
+            self.pool.close()
+        else:
+            self.pool.close(timeout)
 
 
 def describe_exception(exc: BaseException, include_traceback: bool = False) -> dict[str, Any]:
@@ -173,7 +206,9 @@ def describe_exception(exc: BaseException, include_traceback: bool = False) -> d
     return entry
 
 
-#: a reply: status, content-type header value, body
+#: a reply: status, content-type header value, body. A 503 (full queue, see :meth:`DispatchEndpoint.error_reply`)
+#: has its ``Retry-After`` line in the content-type value, after a CRLF: the writers of the server's protocol
+#: put the value in a header line as it is, so the common reply needs no check for it
 Reply = tuple[int, bytes, bytes]
 
 
@@ -188,8 +223,8 @@ def _unsupported(media_type: str) -> UnsupportedMediaTypeException:
     )
 
 
-def read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes, bytes | None, bytes | None]:
-    """``(content type, x-rpc-method, content-length, conflicting)`` from an ASGI scope's headers.
+def read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes, bytes | None, bytes | None, bytes | None]:
+    """``(content type, x-rpc-method, content-length, conflicting, x-rpc-timeout)`` from an ASGI scope's headers.
 
     Values are the first of each, as Starlette reads them (a user middleware sees those).
     ``conflicting`` names ``content-type`` or ``x-rpc-method`` when either comes again with a
@@ -200,6 +235,7 @@ def read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes, byte
     method_header: bytes | None = None
     declared: bytes | None = None
     conflicting: bytes | None = None
+    timeout: bytes | None = None
     for name, value in headers:
         if name == b"content-type":
             if content_type is None:
@@ -214,7 +250,10 @@ def read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes, byte
                 method_header = value
             elif value != method_header and conflicting is None:
                 conflicting = name
-    return content_type or b"", method_header or b"", declared, conflicting
+        elif name == DEADLINE_HEADER_BYTES:
+            if timeout is None:
+                timeout = value
+    return content_type or b"", method_header or b"", declared, conflicting, timeout
 
 
 class DispatchEndpoint:
@@ -283,6 +322,28 @@ class DispatchEndpoint:
     def _too_large(self, size: int) -> RequestTooLargeException:
         return RequestTooLargeException(f"body of {size} bytes exceeds the limit of {self.max_body} bytes")
 
+    def answer_by(
+        self, content_type: bytes, method_header: bytes, body: bytes, timeout: bytes, arrived: float
+    ) -> Reply | Awaitable[Reply]:
+        """:meth:`answer` for a request carrying its caller's deadline.
+
+        ``timeout`` is the request's ``x-rpc-timeout`` value, counted from ``arrived`` (``time.monotonic()``
+        when its head was complete). A call whose deadline has passed is answered 504 (``DeadlineExceeded``)
+        without running; a malformed value 400 (``MalformedRequestException``); otherwise the method runs
+        with the deadline set in the context this is called in (each request's own), so
+        ``warpcall.resilience.deadline.remaining()`` tells it the time left and its calls carry it on. A
+        call that waits for a worker past it is dropped there, never started (504 too).
+        """
+        media_type = self.media_type(content_type)
+        at = parse_header(timeout, arrived)
+        if at is None:
+            return self.error_reply(media_type, MalformedRequestException(
+                f"x-rpc-timeout must be the whole milliseconds left, got {timeout[:40]!r}"))
+        if monotonic() >= at:
+            return self._expired(media_type)
+        _deadline.set(at)  # in the request's own context: the call and every task or job it starts see it
+        return self.answer(content_type, method_header, body)
+
     def answer(self, content_type: bytes, method_header: bytes, body: bytes) -> Reply | Awaitable[Reply]:
         """The reply to one envelope, or an awaitable of it when the method must be awaited.
 
@@ -327,8 +388,15 @@ class DispatchEndpoint:
         except RecursionError:  # arguments nesting deeper than the loaders recurse (the plain-Python build)
             return self.error_reply(media_type, MalformedRequestException(
                 f"the arguments nest deeper than this server loads (at most {MAX_DEPTH} levels are read)"))
-        if method.is_async or method.offload:
+        if method.is_async:
             return self._answer_awaited(method, values, media_type)
+        if method.offload:
+            try:
+                future = self.sync_calls.pool.run(method.target, *values, lane=method)
+            except OverloadedException as exc:
+                exc.retry_after = self.sync_calls.retry_after
+                return self.error_reply(media_type, exc)
+            return self._answer_pooled(method, future, media_type)
         try:
             value = method.call_inline(values, self.sync_calls)
         except Exception as exc:
@@ -344,6 +412,23 @@ class DispatchEndpoint:
         if media_type == JSON and may_round_integers(body):
             args = decode_request_json_exact(body)[1]
         return method.load_args(args)
+
+    def _expired(self, media_type: str, method: ServerMethod | None = None) -> Reply:
+        """504: the caller's deadline passed before the call could start; the implementation did not run."""
+        what = "the call" if method is None else method.descriptor.qualified
+        return self.error_reply(media_type, DeadlineExceeded(f"{what} was not started: the caller's deadline had passed"))
+
+    async def _answer_pooled(self, method: ServerMethod, future: Awaitable[Any], media_type: str) -> Reply:
+        try:
+            value = await future
+        except NotStarted:  # it waited for a worker past the caller's deadline
+            return self._expired(media_type, method)
+        except Refused as exc:  # queued when the server stopped, never started: another instance may take it
+            exc.retry_after = self.sync_calls.retry_after
+            return self.error_reply(media_type, exc)
+        except Exception as exc:
+            return self._raised(method, media_type, exc)
+        return self._returned(method, media_type, value)
 
     async def _answer_awaited(self, method: ServerMethod, values: list[Any], media_type: str) -> Reply:
         try:
@@ -395,18 +480,27 @@ class DispatchEndpoint:
             return DispatchEndpoint._envelope(method, media_type, status, None, _printable(exception))
 
     @staticmethod
-    def error_reply(media_type: str, exc: ProtocolException) -> Reply:
-        """The reply to a bad request: msgpack for msgpack bodies, JSON otherwise (protobuf has no error message)."""
+    def error_reply(media_type: str, exc: ProtocolException | DeadlineExceeded | OverloadedException) -> Reply:
+        """The reply to a bad request, or one refused unstarted (504 past its deadline, 503 for a full queue):
+        msgpack for msgpack bodies, JSON otherwise (protobuf has no error message)."""
         entry = describe_exception(exc)
         encode = encode_response_msgpack if media_type == MSGPACK else encode_response_json
         kind = MSGPACK if media_type == MSGPACK else JSON
+        content_type = REPLY_CONTENT_TYPES[kind]
+        if isinstance(exc, ProtocolException):
+            status = exc.status
+        elif isinstance(exc, DeadlineExceeded):
+            status = 504
+        else:
+            status = 503
+            content_type += b"\r\nretry-after: %d" % math.ceil(exc.retry_after or 1)
         try:
-            return exc.status, REPLY_CONTENT_TYPES[kind], encode(None, entry)
+            return status, content_type, encode(None, entry)
         except MarshalException:  # a message quoting text that is not Unicode: escaped
-            return exc.status, REPLY_CONTENT_TYPES[kind], encode(None, _printable(entry))
+            return status, content_type, encode(None, _printable(entry))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        content_type, method_header, declared, conflicting = read_headers(scope["headers"])
+        content_type, method_header, declared, conflicting, timeout = read_headers(scope["headers"])
         reply = self.refuse(scope.get("method", ""), content_type, declared, conflicting)
         if reply is None:
             try:
@@ -417,14 +511,21 @@ class DispatchEndpoint:
             except RequestTooLargeException as exc:
                 reply = self.error_reply(self.media_type(content_type), exc)
             else:
-                outcome = self.answer(content_type, method_header, body)
+                if timeout is None:
+                    outcome = self.answer(content_type, method_header, body)
+                else:  # counted from the head's arrival, as the server's protocol noted it; sent empty: malformed
+                    outcome = self.answer_by(
+                        content_type, method_header, body, timeout or b"-", scope.get(ARRIVED) or monotonic()
+                    )
                 reply = outcome if isinstance(outcome, tuple) else await outcome
         status, reply_type, payload = reply
-        await send({
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", reply_type), (b"content-length", b"%d" % len(payload))],
-        })
+        retry_after = None
+        if status == 503:  # the Retry-After line rides in the content type (see Reply)
+            reply_type, _, retry_after = reply_type.partition(b"\r\nretry-after: ")
+        headers = [(b"content-type", reply_type), (b"content-length", b"%d" % len(payload))]
+        if retry_after:
+            headers.append((b"retry-after", retry_after))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
     async def _read_rest(self, message: dict[str, Any], receive: Receive) -> bytes:

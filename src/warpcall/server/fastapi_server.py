@@ -139,7 +139,7 @@ class FastAPIServer(Server):
         self.service_manager = service_manager
         self.component_registry = component_registry
         self.endpoint = DispatchEndpoint(
-            max_body=max_body, include_traceback=include_traceback, sync_calls=SyncCalls(sync_calls)
+            max_body=max_body, include_traceback=include_traceback, sync_calls=SyncCalls(sync_calls, limits=self.limits)
         )
         #: answers warpcall's REST routes without FastAPI's per-request machinery when that is safe
         self.rest_fast_path = RestFastPath(fastapi)

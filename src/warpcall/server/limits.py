@@ -1,4 +1,6 @@
-"""How much of a server one client may hold: request head size and count, time to send a head, idle time, connections.
+"""How much of a server clients may hold: request head size and count, time to send a head, idle time,
+connections, and the bulkheads of sync work (worker threads, their share per method, queued calls,
+time on the event loop).
 
 :class:`ServerLimits` is a :class:`~warpcall.server.fastapi_server.FastAPIServer` option. Its
 defaults are safe for a server on an open network; each limit is enforced by the server's
@@ -18,6 +20,11 @@ DEFAULT_MAX_HEADERS = 100
 DEFAULT_HEAD_TIMEOUT = 10.0
 DEFAULT_IDLE_TIMEOUT = 5.0
 DEFAULT_MAX_CONNECTIONS = 1000
+DEFAULT_MAX_WORKERS = 32
+DEFAULT_MAX_QUEUED = 1024
+DEFAULT_METHOD_SHARE = 0.5
+DEFAULT_RETRY_AFTER = 1
+DEFAULT_MAX_LOOP_TIME = 0.02
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,23 @@ class ServerLimits:
       network failure; the surplus connection is still bounded, by this reply or by
       ``idle_timeout`` when it sends nothing.
 
+    The bulkheads of sync implementations (``/invoke`` and REST share one pool, each method under its own share):
+
+    - ``max_workers``: threads running sync implementations at once (default 32).
+    - ``method_share``: the fraction of ``max_workers`` one method may occupy at once (default 0.5, at
+      least one thread): the calls of a method beyond it wait for that method's own calls to finish,
+      so one slow method never takes every worker and other methods, ``/invoke`` or REST, still run.
+    - ``max_queued``: calls accepted but not yet running (default 1024). A call beyond it is refused
+      at once with ``503 Service Unavailable`` and ``Retry-After: <retry_after>``; on ``/invoke`` the
+      envelope names ``OverloadedException`` (the client raises it, with ``retry_after`` filled in).
+    - ``retry_after``: the whole seconds such a 503 asks the caller to wait (default 1).
+    - ``max_loop_time``: seconds a sync implementation may hold the event loop in ``adaptive`` mode
+      (default 0.02). A call that takes longer moves its method to the worker pool for good, so no
+      method runs on the loop longer than this twice; ``@blocking`` methods never run on the loop.
+
+    A call whose caller's deadline (``x-rpc-timeout``) passes while it waits for a worker is dropped,
+    never started: ``504``, ``DeadlineExceeded``.
+
     Raises :class:`~warpcall.exceptions.ServiceException` for a value that is not positive.
     """
 
@@ -54,18 +78,33 @@ class ServerLimits:
     head_timeout: float = DEFAULT_HEAD_TIMEOUT
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     max_connections: int | None = DEFAULT_MAX_CONNECTIONS
+    max_workers: int = DEFAULT_MAX_WORKERS
+    max_queued: int = DEFAULT_MAX_QUEUED
+    method_share: float = DEFAULT_METHOD_SHARE
+    retry_after: int = DEFAULT_RETRY_AFTER
+    max_loop_time: float = DEFAULT_MAX_LOOP_TIME
 
     def __post_init__(self) -> None:
-        for name in ("max_head_size", "max_headers", "head_timeout", "idle_timeout", "max_connections"):
+        for name in (
+            "max_head_size", "max_headers", "head_timeout", "idle_timeout", "max_connections", "max_workers",
+            "max_queued", "method_share", "retry_after", "max_loop_time",
+        ):
             value = getattr(self, name)
             if value is None and name == "max_connections":
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ServiceException(f"ServerLimits.{name} must be a positive number, got {value!r}")
-        for name in ("max_head_size", "max_headers", "max_connections"):
+        if self.method_share > 1:
+            raise ServiceException(f"ServerLimits.method_share must be at most 1, got {self.method_share!r}")
+        for name in ("max_head_size", "max_headers", "max_connections", "max_workers", "max_queued", "retry_after"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, int):
                 raise ServiceException(f"ServerLimits.{name} must be an integer, got {value!r}")
+
+    @property
+    def method_workers(self) -> int:
+        """Workers one method may occupy at once: ``method_share`` of ``max_workers``, at least one."""
+        return max(1, int(self.max_workers * self.method_share))
 
     @property
     def limit_concurrency(self) -> int | None:

@@ -50,17 +50,22 @@ import logging
 import os
 from asyncio import TimerHandle
 from functools import partial
+from time import monotonic
 from typing import Any, Awaitable, Callable, Coroutine
 
 from fastapi.exception_handlers import http_exception_handler
 from starlette.exceptions import HTTPException
 
 from warpcall.core.invokehead import parse
-from warpcall.server.dispatch import DispatchEndpoint, Reply
+from warpcall.exceptions import OverloadedException
+from warpcall.resilience.deadline import DEADLINE_HEADER_BYTES
+from warpcall.resilience.deadline import _current as _deadline
+from warpcall.server.dispatch import ARRIVED, DispatchEndpoint, Reply
 from warpcall.server.limits import ServerLimits
 from warpcall.server.rest import Reply as RestReply
-from warpcall.server.rest import Responder
+from warpcall.server.rest import Responder, deadline_of, overloaded_reply
 from warpcall.server.rest_fast import RestFastPath
+from warpcall.server.workers import NotStarted, Refused
 from warpcall.wire import METHOD_HEADER_BYTES
 
 logger = logging.getLogger("warpcall.server")
@@ -111,7 +116,7 @@ UVICORN_USES: tuple[str, ...] = (
     "transport", "transport.write()", "transport.close()", "transport.is_closing()",
     "transport.get_write_buffer_size()", "transport.get_extra_info()",
     "flow", "flow.write_paused", "flow.pause_reading()", "flow.drain()", "cycle",
-    "connection_made()", "connection_lost()", "config", "parser", "parser.get_method()", "url", "headers",
+    "connection_made()", "connection_lost()", "config", "parser", "parser.get_method()", "url", "headers", "scope",
     "loop.call_later()", "timeout_keep_alive", "timeout_keep_alive_task", "timeout_keep_alive_handler()",
     # the request cycle
     "cycle.scope", "cycle.body", "cycle.keep_alive", "cycle.default_headers", "cycle.on_response()",
@@ -174,6 +179,7 @@ def inline_protocol(
         "_max_headers": limits.max_headers,
         "_head_timeout": limits.head_timeout,
         "_fast_head": _fast_head(limits),
+        "_retry_after": b"retry-after: %d\r\n" % endpoint.sync_calls.retry_after,
     }
     return type("InlineProtocol", (_InlineProtocol,), namespace)
 
@@ -271,14 +277,16 @@ def _call_and_send(
         os.close(fd)
 
 
-def _small_body(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes] | None:
-    """(content type, method header) when the body is absent or a small ``content-length`` one; else None.
+def _small_body(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes, bytes] | None:
+    """(content type, method header, x-rpc-timeout) when the body is absent or a small ``content-length`` one;
+    else None. The timeout is ``b""`` when absent, ``b"-"`` (malformed) when sent empty.
 
     None too when either header comes twice with differing values: the ASGI app then answers
     as it does on every path (the dispatch endpoint's 400, FastAPI's reading on a REST route).
     """
     content_type: bytes | None = None
     method_header: bytes | None = None
+    timeout = b""
     for name, value in headers:
         if name == b"content-type":
             if content_type is not None and value != content_type:
@@ -293,7 +301,10 @@ def _small_body(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes] | Non
             method_header = value
         elif name == b"transfer-encoding":
             return None
-    return content_type or b"", method_header or b""
+        elif name == DEADLINE_HEADER_BYTES:
+            if not timeout:  # the first one, as the ASGI path reads it
+                timeout = value or b"-"
+    return content_type or b"", method_header or b"", timeout
 
 
 if SUPPORTED:
@@ -312,6 +323,7 @@ if SUPPORTED:
         _max_headers: int
         _head_timeout: float
         _fast_head: int
+        _retry_after: bytes  # the header line of a 503 for a full queue
 
         # slots, set in connection_made: uvicorn's protocol already has about as many attributes as an instance
         # dict shares keys for, and one more in the dict would slow every attribute read of the fast path
@@ -468,6 +480,8 @@ if SUPPORTED:
                 finally:
                     self.app = app
                 return
+            # a deadline the request carries counts from now, whenever its turn comes
+            self.scope[ARRIVED] = monotonic()  # type: ignore[literal-required]  # an extension key, as ASGI allows
             # uvicorn starts the ASGI task from here for a fresh request, and from
             # on_response_complete for a pipelined one; only the fresh ones are held
             self._fresh = True
@@ -503,7 +517,7 @@ if SUPPORTED:
                     else:
                         found = self.rest.handler(scope)
                         if found is not None:
-                            self._held, self._complete, self._request = cycle, self._rest, (request[0], *found)
+                            self._held, self._complete, self._request = cycle, self._rest, (request[0], request[2], *found)
                             return
             # the task copies the context it is created in: the connection's, not the last request's
             self._base.run(super()._start_asgi_task, cycle, app)
@@ -542,15 +556,20 @@ if SUPPORTED:
                 and self.accepts()
             )
 
-        def _answer_unparsed(self, data: bytes, request: tuple[bytes, bytes, int]) -> None:
-            content_type, method_header, head_length = request
+        def _answer_unparsed(self, data: bytes, request: tuple[bytes, bytes, int, bytes]) -> None:
+            content_type, method_header, head_length, timeout = request
             self._unset_keepalive_if_required()
             stats = self.stats
             stats.served += 1
             stats.unparsed += 1
             context = self._base.copy()
             try:
-                outcome = context.run(self.endpoint.answer, content_type, method_header, data[head_length:])
+                if timeout:  # the whole request came in this chunk: it arrived now
+                    outcome = context.run(
+                        self.endpoint.answer_by, content_type, method_header, data[head_length:], timeout, monotonic()
+                    )
+                else:
+                    outcome = context.run(self.endpoint.answer, content_type, method_header, data[head_length:])
             except Exception:
                 logger.exception("answering POST /invoke failed")
                 outcome = INTERNAL_ERROR
@@ -571,6 +590,7 @@ if SUPPORTED:
                     '%s - "POST /invoke HTTP/1.1" %d', _client_addr(self.client), status
                 )
             if not self.transport.is_closing():
+                # a 503's Retry-After line comes in its content type value (see dispatch.Reply)
                 self.transport.write(_response(
                     status, self.server_state.default_headers, _DISPATCH_HEAD % (content_type, len(payload)),
                     not keep_alive, payload,
@@ -582,13 +602,19 @@ if SUPPORTED:
 
         # --- POST /invoke ---------------------------------------------------------------------------
 
-        def _dispatch(self, cycle: Any, request: tuple[bytes, bytes]) -> None:
-            content_type, method_header = request
+        def _dispatch(self, cycle: Any, request: tuple[bytes, bytes, bytes]) -> None:
+            content_type, method_header, timeout = request
             self.stats.served += 1
             # each request runs in a context of its own, as an ASGI task would
             context = self._base.copy()
             try:
-                outcome = context.run(self.endpoint.answer, content_type, method_header, bytes(cycle.body))
+                if timeout:
+                    outcome = context.run(
+                        self.endpoint.answer_by, content_type, method_header, bytes(cycle.body), timeout,
+                        cycle.scope[ARRIVED],
+                    )
+                else:
+                    outcome = context.run(self.endpoint.answer, content_type, method_header, bytes(cycle.body))
             except Exception:
                 logger.exception("answering POST /invoke failed")
                 outcome = INTERNAL_ERROR
@@ -615,8 +641,8 @@ if SUPPORTED:
 
         # --- REST routes ----------------------------------------------------------------------------
 
-        def _rest(self, cycle: Any, request: tuple[bytes, Any, dict[str, Any]]) -> None:
-            content_type, fast, path_values = request
+        def _rest(self, cycle: Any, request: tuple[bytes, bytes, Any, dict[str, Any]]) -> None:
+            content_type, timeout, fast, path_values = request
             body = bytes(cycle.body) if fast.body is not None else None
             try:
                 args = fast.arguments(cycle.scope, path_values, body, content_type)
@@ -630,9 +656,25 @@ if SUPPORTED:
             self.stats.served += 1  # counted before any reply can reach the caller
             responder: Responder = fast.respond
             method = responder.method
+            base = self._base
+            if timeout:
+                at, refusal = deadline_of(timeout, cycle.scope[ARRIVED])
+                if refusal is not None:
+                    self._rest_reply(cycle, refusal)
+                    return
+                # the call's own context, holding its deadline: the pool's job (and any task) starts in a copy
+                base = base.copy()
+                base.run(_deadline.set, at)
             if method.is_async:
-                self._spawn(self._base.copy(), self._rest_later(cycle, responder, args))
-            elif method.offload:
+                self._spawn(base.copy(), self._rest_later(cycle, responder, args))
+                return
+            try:
+                self._rest_call(cycle, responder, method, args, base)
+            except OverloadedException as exc:
+                self._rest_reply(cycle, overloaded_reply(exc))
+
+        def _rest_call(self, cycle: Any, responder: Responder, method: Any, args: list[Any], base: Any) -> None:
+            if method.offload:
                 # no task waits for the worker: it writes the reply itself where it safely can, else its
                 # callback on the loop does. Only a lone job writes: under load, workers that write
                 # would fight over the GIL, and the loop writes many replies in one wake-up
@@ -647,29 +689,36 @@ if SUPPORTED:
                     box: list[Any] = []
                     head = _default_head(cycle.default_headers)
                     job = partial(_call_and_send, method.target, responder, fd, head, box)
-                    self._sending = token = (cycle, responder, box)
+                    token = (cycle, responder, box, fd)
                     # the pool runs the call in a copy of the context it is given the job in
-                    self._base.run(pool.submit, self.loop, job, args, self._rest_sent, token)
+                    try:
+                        base.run(pool.submit, self.loop, job, args, self._rest_sent, token, method)
+                    except BaseException:
+                        os.close(fd)
+                        raise
+                    self._sending = token
                 else:
-                    self._base.run(pool.submit, self.loop, method.target, args, self._rest_done, (cycle, responder))
+                    base.run(pool.submit, self.loop, method.target, args, self._rest_done, (cycle, responder), method)
             else:
                 try:
-                    value = self._base.copy().run(method.call_inline, args, responder.calls)
+                    value = base.copy().run(method.call_inline, args, responder.calls)
                 except BaseException as exc:  # noqa: BLE001 - sorted out in _rest_done
                     self._rest_done((cycle, responder), exc, True)
                 else:
                     self._rest_done((cycle, responder), value, False)
 
-        def _rest_sent(self, token: tuple[Any, Responder, list[Any]], outcome: Any, failed: bool) -> None:
+        def _rest_sent(self, token: tuple[Any, Responder, list[Any], int], outcome: Any, failed: bool) -> None:
+            if isinstance(outcome, (NotStarted, Refused)):  # _call_and_send never ran: its socket duplicate is ours
+                os.close(token[3])
             if self._sending is not token:
                 return  # settled already, when the caller's next request came in
-            if failed:  # the implementation raised: nothing was written
+            if failed:  # the implementation raised (or never ran): nothing was written
                 self._sending = None
                 self._rest_done(token[:2], outcome, True)
                 return
             self._settle(token, outcome)
 
-        def _settle(self, token: tuple[Any, Responder, list[Any]], outcome: tuple[int | None, Any]) -> None:
+        def _settle(self, token: tuple[Any, Responder, list[Any], int], outcome: tuple[int | None, Any]) -> None:
             self._sending = None
             cycle = token[0]
             status, rest = outcome
@@ -717,6 +766,8 @@ if SUPPORTED:
             status, payload = reply
             if payload is None:  # 204, 304: no body, no content headers
                 self._write(cycle, status, b"", b"")
+            elif status == 503:
+                self._write(cycle, status, _REST_HEAD % len(payload) + self._retry_after, payload)
             else:
                 self._write(cycle, status, _REST_HEAD % len(payload), payload)
 

@@ -12,6 +12,14 @@ loop until a call is seen blocking. An implementation's exception becomes
 ``{"detail": message, "type": name}`` with the status it carries (warpcall's
 protocol and authorization errors) or 500; ``fastapi.HTTPException`` passes
 through untouched.
+
+A request may carry its caller's deadline (``x-rpc-timeout``: the whole milliseconds left,
+counted from when its head arrived). Work whose deadline has passed is not started: ``504``
+with ``{"detail": ..., "type": "DeadlineExceeded"}``, also when it passed while the call waited
+for a worker. A malformed value is refused with ``400`` (``MalformedRequestException``), as on
+``/invoke``. The implementation runs with the deadline set
+(``warpcall.resilience.deadline.remaining()``). A full queue of sync calls is answered ``503``
+with ``Retry-After`` (``OverloadedException``).
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ import json
 import logging
 import math
 import operator
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, MutableMapping
+from time import monotonic
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Body, FastAPI, Path, Query, Request
@@ -37,9 +46,18 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from warpcall.core.marshal import plan_for
-from warpcall.exceptions import MarshalException, ServiceException
+from warpcall.exceptions import (
+    DeadlineExceeded,
+    MalformedRequestException,
+    MarshalException,
+    OverloadedException,
+    ServiceException,
+)
+from warpcall.resilience.deadline import DEADLINE_HEADER_BYTES, parse_header
+from warpcall.resilience.deadline import _current as _deadline
 from warpcall.routes import RouteDescriptor, RouteParam, is_rest, non_finite, non_finite_check, routes_of
-from warpcall.server.dispatch import ServerMethod, SyncCalls
+from warpcall.server.dispatch import ARRIVED, ServerMethod, SyncCalls
+from warpcall.server.workers import NotStarted
 from warpcall.wire import JSON, status_of
 
 if TYPE_CHECKING:
@@ -62,20 +80,55 @@ def error_reply(exc: BaseException, status: int | None = None) -> Reply:
     return status, to_json({"detail": str(exc), "type": type(exc).__name__})
 
 
-def raw_headers(reply: Reply) -> list[tuple[bytes, bytes]]:
-    """The headers ``as_response(reply)`` carries, for sending ``reply`` as raw ASGI messages."""
+def deadline_of(timeout: bytes, arrived: float) -> tuple[float | None, Reply | None]:
+    """``(deadline, None)`` for an ``x-rpc-timeout`` value counted from ``arrived``, or ``(None, refusal)``:
+    400 for a malformed value, 504 for a deadline already passed."""
+    at = parse_header(timeout, arrived)
+    if at is None:
+        return None, error_reply(MalformedRequestException(
+            f"x-rpc-timeout must be the whole milliseconds left, got {timeout[:40]!r}"), 400)
+    if monotonic() >= at:
+        return None, expired_reply()
+    return at, None
+
+
+def scope_deadline(scope: MutableMapping[str, Any]) -> tuple[float | None, Reply | None]:
+    """:func:`deadline_of` the first ``x-rpc-timeout`` of an ASGI scope's headers (``(None, None)``: none)."""
+    for name, value in scope["headers"]:
+        if name == DEADLINE_HEADER_BYTES:
+            return deadline_of(value or b"-", scope.get(ARRIVED) or monotonic())
+    return None, None
+
+
+def expired_reply() -> Reply:
+    """504: the caller's deadline passed before the call could start; the implementation did not run."""
+    return error_reply(DeadlineExceeded("not started: the caller's deadline had passed"), 504)
+
+
+def overloaded_reply(exc: OverloadedException) -> Reply:
+    """503 for a full queue of sync calls (the writers add ``Retry-After`` to every 503 of warpcall's routes)."""
+    return error_reply(exc, 503)
+
+
+def raw_headers(reply: Reply, retry_after: int = 1) -> list[tuple[bytes, bytes]]:
+    """The headers ``as_response(reply)`` carries, for sending ``reply`` as raw ASGI messages (a 503 asks the
+    caller to retry after ``retry_after`` seconds)."""
     status, payload = reply
     if payload is None:
         return []
-    return [(b"content-length", b"%d" % len(payload)), (b"content-type", _JSON_BYTES)]
+    headers = [(b"content-length", b"%d" % len(payload)), (b"content-type", _JSON_BYTES)]
+    if status == 503:
+        headers.append((b"retry-after", b"%d" % retry_after))
+    return headers
 
 
-def as_response(reply: Reply) -> Response:
-    """The starlette ``Response`` of a ``(status, JSON payload or None)`` reply."""
+def as_response(reply: Reply, retry_after: int = 1) -> Response:
+    """The starlette ``Response`` of a ``(status, JSON payload or None)`` reply (see :func:`raw_headers`)."""
     status, payload = reply
     if payload is None:
         return Response(status_code=status)
-    return Response(payload, status_code=status, media_type=JSON)
+    headers = {"retry-after": "%d" % retry_after} if status == 503 else None
+    return Response(payload, status_code=status, media_type=JSON, headers=headers)
 
 
 def _parameter(param: RouteParam) -> inspect.Parameter:
@@ -116,9 +169,17 @@ class Responder:
         self.non_finite = non_finite_check(route.return_type)
 
     async def __call__(self, args: list[Any]) -> Reply:
+        method = self.method
         try:
-            # sync implementations run where the server's SyncCalls policy says, as on /invoke
-            value = await self.method.call(args, self.calls)
+            if method.offload and not method.is_async:
+                try:
+                    future = self.calls.pool.run(method.target, *args, lane=method)
+                except OverloadedException as exc:  # the queue is full: refused, not run
+                    return overloaded_reply(exc)
+                value = await future
+            else:
+                # sync implementations run where the server's SyncCalls policy says, as on /invoke
+                value = await method.call(args, self.calls)
         except HTTPException:
             raise
         except Exception as exc:
@@ -145,7 +206,10 @@ class Responder:
         return self.status, payload
 
     def raised(self, exc: Exception) -> Reply:
-        """The reply to an exception the implementation raised (not ``HTTPException``: that one has its handler)."""
+        """The reply to an exception the implementation raised (not ``HTTPException``: that one has its handler),
+        or to the pool's :class:`NotStarted` (504)."""
+        if isinstance(exc, NotStarted):
+            return expired_reply()
         logger.debug("%s raised", self.qualified, exc_info=True)
         return error_reply(exc)
 
@@ -171,6 +235,11 @@ class ValidationReplyMixin:
         has_body = getattr(self, "body_field", None) is not None
 
         async def route_handler(request: Request) -> Response:
+            at, refusal = scope_deadline(request.scope)
+            if refusal is not None:
+                return as_response(refusal)
+            if at is not None:
+                _deadline.set(at)  # this request's task: the endpoint and the pool's job see it
             if has_body:
                 # read once here, FastAPI reads the same cached bytes; the check costs a scan unless the
                 # body has a \u escape
@@ -280,7 +349,7 @@ def make_endpoint(route: RouteDescriptor, respond: Responder) -> Callable[..., A
     names = tuple(p.name for p in route.params)
 
     async def endpoint(**values: Any) -> Response:
-        return as_response(await respond([values[name] for name in names]))
+        return as_response(await respond([values[name] for name in names]), respond.calls.retry_after)
 
     endpoint.__name__ = route.name
     endpoint.__qualname__ = f"{route.service_type.__name__}.{route.name}"

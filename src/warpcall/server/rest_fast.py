@@ -45,8 +45,9 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 
+from warpcall.resilience.deadline import _current as _deadline
 from warpcall.routes import RouteDescriptor
-from warpcall.server.rest import Responder, WarpcallRoute, raw_headers
+from warpcall.server.rest import Responder, WarpcallRoute, raw_headers, scope_deadline
 
 # pydantic-core's reader gives what FastAPI's json.loads gives wherever both read the body (integers of any
 # size included: orjson reads those beyond 64 bits as floats, and int validation would then take a rounded
@@ -228,13 +229,16 @@ class RestFastPath:
             return
         self.served += 1
         payload: bytes | memoryview | None
+        at, refusal = scope_deadline(scope)
+        if at is not None:
+            _deadline.set(at)  # this request's task: the implementation (or the pool's job) sees it
         try:
-            status, payload = reply = await fast.respond(args)
+            status, payload = reply = refusal if refusal is not None else await fast.respond(args)
         except HTTPException as exc:
             response = await http_exception_handler(None, exc)  # type: ignore[arg-type]
             status, headers, payload = response.status_code, response.raw_headers, response.body
         else:
-            headers = raw_headers(reply)
+            headers = raw_headers(reply, fast.respond.calls.retry_after)
         # what the endpoint's Response would send, as raw ASGI messages (these replies have no background task)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload or b""})

@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from warpcall.exceptions import (
     AuthorizationException,
+    DeadlineExceeded,
     InvalidArgumentsException,
     InvalidTokenException,
     MalformedRequestException,
     MissingTokenException,
+    OverloadedException,
     ProtocolException,
     RequestTooLargeException,
     ServiceException,
@@ -35,6 +37,7 @@ __all__ = [
     "METHOD_HEADER_BYTES",
     "MSGPACK",
     "PROTOBUF",
+    "REFUSALS",
     "STATUS_ERRORS",
     "codec_of",
     "status_of",
@@ -63,6 +66,13 @@ CALLER_ERRORS: dict[str, type[ServiceException]] = {
         InvalidTokenException,
         TokenExpiredException,
     )
+}
+
+#: calls a server refused unstarted, by the status and the name its reply carries (504 past the caller's
+#: deadline, 503 for a full queue, with Retry-After): the caller may try again, elsewhere or later
+REFUSALS: dict[tuple[int, str], type[ServiceException]] = {
+    (504, DeadlineExceeded.__name__): DeadlineExceeded,
+    (503, OverloadedException.__name__): OverloadedException,
 }
 
 #: what a 4xx means when the reply does not name a warpcall exception (a plain FastAPI route, a proxy)
