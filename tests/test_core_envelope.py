@@ -8,6 +8,7 @@ import os
 import msgpack
 import pytest
 
+from warpcall.core.marshal_plan import NonFiniteFloat
 from warpcall.exceptions import MalformedRequestException, MarshalException, ProtocolException
 
 
@@ -277,6 +278,45 @@ def test_writers_refuse_values_nested_beyond_the_limit(core, fmt):
     encode = getattr(core.envelope, f"encode_request_{fmt}")
     with pytest.raises(MarshalException, match=f"cannot be written as {'JSON' if fmt == 'json' else 'msgpack'}: "):
         encode("a:b:c", [_nested(3000)])
+
+
+def _wrap(depth: int, inner: object) -> object:
+    for _ in range(depth):
+        inner = [inner]
+    return inner
+
+
+def test_json_writers_nest_up_to_the_limit_past_orjson_and_the_stdlibs_recursion(core):
+    # orjson writes 255 levels, the stdlib as deep as Python recurses: the writer goes on, up to MAX_DEPTH
+    env = core.envelope
+    limit = env.MAX_DEPTH
+    for depth in (300, limit - 3, limit - 2):  # the request envelope and its args array count
+        body = env.encode_request_json("a:b:c", [_nested(depth)])
+        assert body == b'{"method":"a:b:c","args":[' + b"[" * depth + b"]" * depth + b"]}"
+        assert env.decode_request_json(body)[0] == "a:b:c"
+    body = env.encode_response_json(_nested(limit - 1))
+    assert body == b'{"result":' + b"[" * (limit - 1) + b"]" * (limit - 1) + b',"exception":null}'
+    with pytest.raises(MarshalException, match=rf"^cannot be written as JSON: \['args'\]\[0\].*: nests deeper than {limit}"):
+        env.encode_request_json("a:b:c", [_nested(limit - 1)])
+    with pytest.raises(MarshalException, match=rf"^cannot be written as JSON: \['result'\].*: nests deeper than {limit}"):
+        env.encode_response_json(_nested(limit))
+    # what the deep writer writes is what the stdlib writes: keys, numbers, big ints, escapes
+    leaf = {"k": [None, True, False, 1.5, -0.0, 2**70, 'q"\\\n\u00e9\U0001f600'], 3: {}, 2.5: (), None: 1, True: 0}
+    text = env.encode_response_json(_wrap(900, leaf)).decode()
+    expected = json.dumps(leaf, ensure_ascii=False, separators=(",", ":"))
+    assert text == '{"result":' + "[" * 900 + expected + "]" * 900 + ',"exception":null}'
+    assert env._write_deep({"result": _wrap(900, leaf), "exception": None}) == text  # the deep writer itself
+    assert '"q\\"\\\\\\n' in expected and str(2**70) in expected  # escapes and the big integer, as the stdlib writes them
+
+
+@pytest.mark.parametrize(("inner", "problem"), [
+    (NonFiniteFloat(float("inf")), "inf, which JSON cannot carry"),
+    ("\ud800", "lone surrogate"),
+    (object(), "TypeError"),
+])
+def test_the_deep_json_writer_refuses_what_the_others_refuse(core, inner, problem):
+    with pytest.raises(MarshalException, match=f"^cannot be written as JSON: .*{problem}"):
+        core.envelope.encode_response_json(_wrap(1000, inner))
 
 
 def test_an_unknown_type_is_refused_by_name(core):
