@@ -487,12 +487,13 @@ class DispatchEndpoint:
         encode = encode_response_msgpack if media_type == MSGPACK else encode_response_json
         kind = MSGPACK if media_type == MSGPACK else JSON
         content_type = REPLY_CONTENT_TYPES[kind]
+        # the refusals go out under their documented names (the pool's own subclasses are no client's concern)
         if isinstance(exc, ProtocolException):
             status = exc.status
         elif isinstance(exc, DeadlineExceeded):
-            status = 504
+            status, entry["type"] = 504, DeadlineExceeded.__name__
         else:
-            status = 503
+            status, entry["type"] = 503, OverloadedException.__name__
             content_type += b"\r\nretry-after: %d" % math.ceil(exc.retry_after or 1)
         try:
             return status, content_type, encode(None, entry)
