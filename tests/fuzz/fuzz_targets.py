@@ -263,12 +263,17 @@ class _LLHttp:
     def __init__(self) -> None:
         self.messages = 0
         self.complete = 0
+        self.parser: Any = None  # set by the caller: the method is read from it once the head is in
+        self.method = b""
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.body = b""
 
     def on_message_begin(self) -> None:
         self.messages += 1
+
+    def on_headers_complete(self) -> None:
+        self.method = self.parser.get_method() if self.parser is not None else b""
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -989,7 +994,7 @@ def _llhttp_reads(data: bytes) -> tuple[str, _LLHttp]:
     """How llhttp frames ``data``: ``"error"``, ``"complete"`` (one message or more) or ``"incomplete"``,
     and what it read."""
     reading = _LLHttp()
-    parser = httptools.HttpRequestParser(reading)
+    parser = reading.parser = httptools.HttpRequestParser(reading)
     try:
         parser.feed_data(data)
     except httptools.HttpParserUpgrade:
@@ -1001,7 +1006,7 @@ def _llhttp_reads(data: bytes) -> tuple[str, _LLHttp]:
 
 def _expected_sum(reading: _LLHttp) -> int | None:
     """The result a whole, valid ``fz:fuzz:add`` call must get (integers exactly, however big), else None."""
-    if reading.complete != 1 or reading.messages != 1:
+    if reading.complete != 1 or reading.messages != 1 or reading.url != b"/invoke" or reading.method != b"POST":
         return None
     kinds = reading.values(b"content-type")
     try:
