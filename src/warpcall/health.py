@@ -101,11 +101,12 @@ class LoopWatchdog:
     Every ``interval`` seconds (default: ``max_lag / 4``, at most 0.5 s) the thread schedules
     a no-op on ``loop`` with ``call_soon_threadsafe``, one at a time, and notes when it ran.
     :meth:`lag` is the larger of the last measured delay and the age of the probe still
-    waiting; the loop is :meth:`alive` while that is within ``max_lag`` and the loop is not
-    closed. So a loop blocked for longer than ``max_lag`` stops being alive at most
-    ``interval + max_lag`` after it stopped, stays so until a probe comes back on time (one
-    interval after it recovers), and a loop that was closed without stopping the watchdog
-    never is. Cost while healthy: one callback on the loop per interval.
+    waiting. The loop is :meth:`alive` while that is within ``max_lag``, no probe came back
+    later than that in the last ``max_lag`` seconds (so one stall does not flap in and out,
+    and the first answers after it still report it) and the loop is not closed. A loop
+    blocked for longer than ``max_lag`` stops being alive at most ``interval + max_lag``
+    after it stopped and is alive again ``max_lag`` after it recovered. Cost while
+    healthy: one callback on the loop per interval.
     """
 
     def __init__(
@@ -146,8 +147,13 @@ class LoopWatchdog:
         return max(self.last_lag, pending)
 
     def alive(self) -> bool:
-        """Whether the loop runs callbacks within ``max_lag`` (False once it is closed)."""
-        return not self._closed and self.lag() <= self.max_lag
+        """Whether the loop runs callbacks within ``max_lag`` and did so for the last ``max_lag`` seconds
+        (False once it is closed)."""
+        return not self._closed and self.lag() <= self.max_lag and not self._recovering()
+
+    def _recovering(self) -> bool:
+        stalled_at = self.last_stall_at
+        return stalled_at is not None and time.monotonic() - stalled_at < self.max_lag
 
     def probe(self) -> None:
         """Schedule one probe on the loop unless one is still waiting (its age is then the lag)."""
@@ -171,6 +177,8 @@ class LoopWatchdog:
             result.set_status(HealthStatus.ERROR, "the event loop is closed")
         elif lag > self.max_lag:
             result.set_status(HealthStatus.ERROR, f"the event loop is stalled: {details}")
+        elif self._recovering():
+            result.set_status(HealthStatus.ERROR, f"the event loop was stalled: {details}")
         else:
             result.set_status(HealthStatus.OK, details)
         return result

@@ -95,8 +95,10 @@ def test_healthy_component_answers_200_with_every_check(server):
     body = response.json()
     assert body["status"] == "OK"
     checks = {check["name"]: check for check in body["checks"]}
-    assert set(checks) == {"database", "slow"}
+    # the component's own checks, and the server's watch on its event loop (warpcall.health.LoopWatchdog)
+    assert set(checks) == {"database", "slow", "event-loop"}
     assert checks["slow"]["status"] == "OK" and checks["slow"]["duration"] >= 0.01
+    assert checks["event-loop"]["status"] == "OK"
 
 
 def test_failing_check_answers_503_naming_it(server):
