@@ -46,6 +46,7 @@ cdef extern from *:
     double _sys_monotonic "wc_monotonic" () nogil
 
 cdef Py_ssize_t _max_head, _max_headers, _max_line, _read_size
+cdef double _DEADLINE_SLACK
 cdef bint _POSIX
 cdef int _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _UNTIL_CLOSE, _DONE
 cdef bytes _TOKEN_CHARS
@@ -107,4 +108,6 @@ cdef class Connection:
     cdef object _poll
 
     cdef void _rested(self, ResponseParser reader) except *
+    cdef void _arm(self, double seconds) except *
+    cdef void _bound(self, double deadline) except *
     cdef bint _nothing_to_read(self) except -1

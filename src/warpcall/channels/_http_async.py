@@ -26,6 +26,7 @@ from warpcall.channels._http_common import (
     _closed_while_sending,
     _connect_error,
     _connect_timeout,
+    _deadline_headers,
     _protocol_error,
     _raw_headers,
     _read_error,
@@ -46,6 +47,11 @@ _READ_SIZE = 65536
 _WATCH_TICK = 0.05  # how often an event loop checks the read timeouts of its calls in flight
 
 
+def _within(timeout: float, deadline: float, loop: asyncio.AbstractEventLoop) -> float:
+    """``timeout``, or the time left before ``deadline`` (> 0) when that is shorter."""
+    return timeout if deadline <= 0.0 else min(timeout, deadline - loop.time())
+
+
 class _AsyncConn:
     """One kept-alive non-blocking socket of the async client; the loop reads it for as long as it lives."""
 
@@ -61,6 +67,7 @@ class _AsyncConn:
         "read_timeout",
         "write_timeout",
         "patience",
+        "deadline",
         "last_progress",
         "out",
         "write_error",
@@ -81,6 +88,7 @@ class _AsyncConn:
         self.read_timeout = 0.0
         self.write_timeout = 0.0
         self.patience = 0.0  # the timeout of what the call waits for now: write progress, then read progress
+        self.deadline = 0.0  # the call's deadline (loop.time(), i.e. time.monotonic(); 0: none)
         self.last_progress = 0.0
         self.out: memoryview | None = None  # what is left to write of a request sent in pieces
         self.write_error: Exception | None = None  # a failed write, reported unless a response comes
@@ -91,10 +99,13 @@ class _AsyncConn:
         # but a server closing it right now, its EOF not yet read, would meet the next request
         return not self.closed and self.io.reusable()
 
-    def start(self, parser: ResponseParser, url: str, read_timeout: float) -> asyncio.Future[ResponseParser]:
-        """Expect a response; the returned future gets the finished parser or the error."""
+    def start(
+        self, parser: ResponseParser, url: str, read_timeout: float, deadline: float = 0.0
+    ) -> asyncio.Future[ResponseParser]:
+        """Expect a response (by ``deadline``, if > 0); the returned future gets the finished parser or the error."""
         self.parser = parser
         self.url = url
+        self.deadline = deadline
         self.read_timeout = self.patience = read_timeout
         waiter = self.waiter = self.loop.create_future()
         return waiter
@@ -141,9 +152,9 @@ class _AsyncConn:
         """No progress for ``patience`` seconds: fail the call under way."""
         if self.waiter is not None and not self.waiter.done():
             if self.out is not None:
-                self._fail(_write_timeout(self.url, self.write_timeout))
+                self._fail(_write_timeout(self.url, self.write_timeout, self.deadline))
             else:
-                self._fail(self.write_error or _read_timeout(self.url, self.read_timeout))
+                self._fail(self.write_error or _read_timeout(self.url, self.read_timeout, self.deadline))
 
     def _on_readable(self) -> None:
         try:
@@ -216,7 +227,8 @@ class _LoopPool(dict[tuple[str, str, int], "_KeyPool"]):
     """One event loop's connections by (scheme, host, port), and the watch over its calls awaiting a response.
 
     A single recurring timer per loop checks read timeouts (each receive may wait
-    ``read_timeout``, to within ``_WATCH_TICK``), instead of a timer per call.
+    ``read_timeout``, to within ``_WATCH_TICK``), instead of a timer per call; it also fires
+    at the earliest deadline of the calls it watches, which end at it exactly.
     """
 
     __slots__ = ("loop", "inflight", "watch", "can_watch_sockets")
@@ -231,21 +243,32 @@ class _LoopPool(dict[tuple[str, str, int], "_KeyPool"]):
 
     def track(self, conn: _AsyncConn) -> None:
         """Watch ``conn`` until ``untrack``: it is writing its request or waiting for a response."""
-        conn.last_progress = self.loop.time()
+        now = conn.last_progress = self.loop.time()
         self.inflight.add(conn)
-        if self.watch is None:
-            self.watch = self.loop.call_later(min(_WATCH_TICK, conn.patience), self._check)
+        watch = self.watch
+        if watch is None:
+            wait = min(_WATCH_TICK, conn.patience)
+            if conn.deadline > 0.0:
+                wait = min(wait, conn.deadline - now)
+            self.watch = self.loop.call_later(wait, self._check)
+        elif 0.0 < conn.deadline < watch.when():  # sooner than the next check: check then
+            watch.cancel()
+            self.watch = self.loop.call_at(conn.deadline, self._check)
 
     def untrack(self, conn: _AsyncConn) -> None:
         self.inflight.discard(conn)
 
     def _check(self) -> None:
         now = self.loop.time()
+        at = now + _WATCH_TICK
         for conn in list(self.inflight):
-            if now - conn.last_progress >= conn.patience:
+            deadline = conn.deadline
+            if now - conn.last_progress >= conn.patience or 0.0 < deadline <= now:
                 self.inflight.discard(conn)
                 conn.time_out()
-        self.watch = self.loop.call_later(_WATCH_TICK, self._check) if self.inflight else None
+            elif 0.0 < deadline < at:
+                at = deadline
+        self.watch = self.loop.call_at(at, self._check) if self.inflight else None
 
 
 class _KeyPool:
@@ -376,12 +399,13 @@ class AsyncHTTPClient:
         write_t: float,
         read_t: float,
         pool_t: float,
+        deadline: float = 0.0,
     ) -> tuple[int, str, list[tuple[str, str]], bytes]:
         target = _TARGETS.get(url) or _target(url)
         if target.tls:
-            return await self._delegate(method, url, headers, body, connect_t, write_t, read_t, pool_t)
+            return await self._delegate(method, url, headers, body, connect_t, write_t, read_t, pool_t, deadline)
         try:
-            data = build_request(method, target.path, target.host_header, headers, body)
+            data = build_request(method, target.path, target.host_header, headers, body, deadline)
         except ValueError as exc:
             raise _bad_request(method, url, exc) from None
         loop = asyncio.get_running_loop()
@@ -389,13 +413,13 @@ class AsyncHTTPClient:
         if pools is None:
             pools = self._loop_pool(loop)
         if not pools.can_watch_sockets:
-            return await self._delegate(method, url, headers, body, connect_t, write_t, read_t, pool_t)
+            return await self._delegate(method, url, headers, body, connect_t, write_t, read_t, pool_t, deadline)
         key_pool = pools.get(target.key)
         if key_pool is None:
             key_pool = pools[target.key] = _KeyPool()
         conn = key_pool.take()
         if conn is None:
-            conn, reused = await self._acquire(key_pool, loop, target, url, connect_t, pool_t)
+            conn, reused = await self._acquire(key_pool, loop, target, url, connect_t, pool_t, deadline)
         else:
             reused = True
         try:
@@ -406,14 +430,14 @@ class AsyncHTTPClient:
         if sent < 0:
             # the server dropped the pooled connection and nothing was sent: a new one is safe
             key_pool.give_back(conn, False, self.max_idle)
-            conn, _ = await self._acquire(key_pool, loop, target, url, connect_t, pool_t)
+            conn, _ = await self._acquire(key_pool, loop, target, url, connect_t, pool_t, deadline)
             try:
                 sent = self._send_now(conn, data, url, False)  # once: a second drop is an error
             except BaseException:
                 key_pool.give_back(conn, False, self.max_idle)
                 raise
         parser = ResponseParser(self.max_body, method == "HEAD")
-        waiter = conn.start(parser, url, read_t)
+        waiter = conn.start(parser, url, read_t, deadline)
         if sent < len(data):
             conn.send_rest(memoryview(data)[sent:], write_t)
         pools.track(conn)
@@ -439,16 +463,18 @@ class AsyncHTTPClient:
         url: str,
         connect_t: float,
         pool_t: float,
+        deadline: float = 0.0,
     ) -> tuple[_AsyncConn, bool]:
         """A connection for one call, and whether it served calls before.
 
         A new one while under ``max_connections``, else the next one a call gives back.
+        Waiting and connecting end by ``deadline`` (> 0) too.
         """
         if key_pool.count >= self.max_connections:
             waiter: asyncio.Future[_AsyncConn | None] = loop.create_future()
             key_pool.waiters.append(waiter)
             try:
-                conn = await asyncio.wait_for(waiter, pool_t)
+                conn = await asyncio.wait_for(waiter, _within(pool_t, deadline, loop))
             except asyncio.TimeoutError:
                 import httpx
 
@@ -463,18 +489,21 @@ class AsyncHTTPClient:
         else:
             key_pool.count += 1
         try:
-            return await self._connect(loop, target, url, connect_t), False
+            return await self._connect(loop, target, url, connect_t, deadline), False
         except BaseException:
             key_pool.give_slot_back()
             raise
 
     async def _connect(
-        self, loop: asyncio.AbstractEventLoop, target: _Target, url: str, timeout: float
+        self, loop: asyncio.AbstractEventLoop, target: _Target, url: str, timeout: float, deadline: float = 0.0
     ) -> _AsyncConn:
+        wait = _within(timeout, deadline, loop)
         try:
-            sock = await asyncio.wait_for(self._open_socket(loop, target), timeout)
+            if wait <= 0.0:
+                raise asyncio.TimeoutError
+            sock = await asyncio.wait_for(self._open_socket(loop, target), wait)
         except asyncio.TimeoutError:
-            raise _connect_timeout(url, timeout) from None
+            raise _connect_timeout(url, timeout, deadline) from None
         except OSError as exc:
             raise _connect_error(url, exc) from None
         return _AsyncConn(sock, loop, self._generation, self.keepalive_expiry)
@@ -521,6 +550,7 @@ class AsyncHTTPClient:
         write_t: float,
         read_t: float,
         pool_t: float,
+        deadline: float = 0.0,
     ) -> tuple[int, str, list[tuple[str, str]], bytes]:
         import httpx  # https, and loops that cannot watch sockets, are httpx's
 
@@ -529,6 +559,11 @@ class AsyncHTTPClient:
         transport = self._tls.get(loop)
         if transport is None:
             transport = self._tls[loop] = httpx.AsyncHTTPTransport()
+        if deadline > 0.0:
+            # httpx bounds each phase, not the exchange: each gets at most the time left when it starts
+            headers = _deadline_headers(headers, deadline)
+            left = max(0.001, deadline - loop.time())
+            connect_t, write_t, read_t, pool_t = (min(t, left) for t in (connect_t, write_t, read_t, pool_t))
         timeout = {"connect": connect_t, "write": write_t, "read": read_t, "pool": pool_t}
         request = httpx.Request(method, url, headers=headers, content=body, extensions={"timeout": timeout})
         response = await transport.handle_async_request(request)

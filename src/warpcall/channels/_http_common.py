@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
@@ -172,21 +173,41 @@ def _closed_while_sending(url: str, exc: Exception) -> httpx.WriteError:
     return httpx.WriteError(f"sending the request to {url} failed: {reason}")
 
 
-def _read_timeout(url: str, timeout: float) -> httpx.ReadTimeout:
+def _deadline_headers(headers: Any, deadline: float) -> Any:
+    """``headers`` with ``x-rpc-timeout`` for ``deadline`` added unless they have one (the https path's,
+    which build_request does not write)."""
+    for name, _ in headers:
+        if (name.decode("latin-1") if isinstance(name, bytes) else name).lower() == "x-rpc-timeout":
+            return headers
+    return [*headers, ("x-rpc-timeout", str(max(0, int((deadline - time.monotonic()) * 1000))))]
+
+
+def _past(deadline: float) -> bool:
+    """The call's deadline (a ``time.monotonic()`` instant, 0: none) has passed, to within the OS's timer tick."""
+    return deadline > 0.0 and time.monotonic() >= deadline - 0.005
+
+
+def _read_timeout(url: str, timeout: float, deadline: float = 0.0) -> httpx.ReadTimeout:
     import httpx
 
+    if _past(deadline):
+        return httpx.ReadTimeout(f"no whole response from {url} before the call's deadline")
     return httpx.ReadTimeout(f"no response from {url} within {timeout} s (read timeout)")
 
 
-def _write_timeout(url: str, timeout: float) -> httpx.WriteTimeout:
+def _write_timeout(url: str, timeout: float, deadline: float = 0.0) -> httpx.WriteTimeout:
     import httpx
 
+    if _past(deadline):
+        return httpx.WriteTimeout(f"sending the request to {url} did not end before the call's deadline")
     return httpx.WriteTimeout(f"sending the request to {url} took over {timeout} s (write timeout)")
 
 
-def _connect_timeout(url: str, timeout: float) -> httpx.ConnectTimeout:
+def _connect_timeout(url: str, timeout: float, deadline: float = 0.0) -> httpx.ConnectTimeout:
     import httpx
 
+    if _past(deadline):
+        return httpx.ConnectTimeout(f"cannot connect to {url} before the call's deadline")
     return httpx.ConnectTimeout(f"cannot connect to {url} within {timeout} s (connect timeout)")
 
 

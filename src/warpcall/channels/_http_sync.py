@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from warpcall.channels._http_common import (
     _check_timeout,
     _connect_error,
     _connect_timeout,
+    _deadline_headers,
     _protocol_error,
     _raw_headers,
     _read_error,
@@ -60,11 +62,16 @@ class _Conn:
     __del__ = close
 
 
-def _open(target: _Target, url: str, timeout: float, generation: int, expiry: float) -> _Conn:
+def _open(target: _Target, url: str, timeout: float, generation: int, expiry: float, deadline: float) -> _Conn:
+    wait = timeout
+    if deadline > 0.0:  # connecting takes from the call's time too
+        wait = min(timeout, deadline - time.monotonic())
+        if wait <= 0.0:
+            raise _connect_timeout(url, timeout, deadline)
     try:
-        sock = socket.create_connection((target.host, target.port), timeout=timeout)
+        sock = socket.create_connection((target.host, target.port), timeout=wait)
     except TimeoutError:
-        raise _connect_timeout(url, timeout) from None
+        raise _connect_timeout(url, timeout, deadline) from None
     except OSError as exc:
         raise _connect_error(url, exc) from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -76,7 +83,8 @@ class HTTPClient:
     """Blocking HTTP/1.1 keep-alive client: connections pooled per thread and per (scheme, host, port).
 
     ``timeout`` bounds connect, each send and each receive; ``max_body`` is the
-    largest response body accepted. ``request`` returns ``(status, headers, body)``.
+    largest response body accepted. ``_exchange``'s ``deadline`` (a ``time.monotonic()``
+    instant) bounds the whole exchange and is sent as ``x-rpc-timeout``. ``request`` returns ``(status, headers, body)``.
     ``keepalive_expiry``: seconds a pooled connection may stay idle and still be reused
     (below the server's keep-alive timeout; a server's ``Keep-Alive: timeout=N`` shortens it).
     """
@@ -133,12 +141,13 @@ class HTTPClient:
         connect_t: float,
         write_t: float,
         read_t: float,
+        deadline: float = 0.0,
     ) -> tuple[int, str, list[tuple[str, str]], bytes]:
         target = _TARGETS.get(url) or _target(url)
         if target.tls:
-            return self._delegate(method, url, headers, body, connect_t, write_t, read_t)
+            return self._delegate(method, url, headers, body, connect_t, write_t, read_t, deadline)
         try:
-            data = build_request(method, target.path, target.host_header, headers, body)
+            data = build_request(method, target.path, target.host_header, headers, body, deadline)
         except ValueError as exc:
             raise _bad_request(method, url, exc) from None
         idle: list[_Conn]
@@ -157,25 +166,25 @@ class HTTPClient:
         while True:
             fresh = conn is None
             if conn is None:
-                conn = _open(target, url, connect_t, self._generation, self.keepalive_expiry)
+                conn = _open(target, url, connect_t, self._generation, self.keepalive_expiry, deadline)
             io = conn.io
             try:
                 if io.timeout != write_t:
                     io.set_timeout(write_t)
-                io.send(data)
+                io.send(data, deadline)
                 break
             except (BlockingIOError, TimeoutError):
                 # the server stopped reading: if it answered meanwhile (a 413 without closing), that is the reply
-                early = None if io.idle() else self._early_reply(conn, url, method, read_t)
+                early = None if io.idle() else self._early_reply(conn, url, method, read_t, deadline)
                 conn.close()
                 if early is None:
-                    raise _write_timeout(url, write_t) from None
+                    raise _write_timeout(url, write_t, deadline) from None
                 return early.status, early.reason, early.headers, early.body
             except OSError as exc:
                 if fresh or io.sent != 0 or not isinstance(exc, ConnectionError):
                     # closed or reset: the server may have answered first (a 413), and that answer is the reply
                     gone = isinstance(exc, ConnectionError)
-                    early = self._early_reply(conn, url, method, read_t) if gone else None
+                    early = self._early_reply(conn, url, method, read_t, deadline) if gone else None
                     conn.close()
                     if early is None:
                         # no byte taken by the OS: provably not sent, another instance may take the call
@@ -187,10 +196,10 @@ class HTTPClient:
         try:
             if read_t != write_t:
                 conn.io.set_timeout(read_t)
-            conn.io.receive(parser)
+            conn.io.receive(parser, deadline)
         except (BlockingIOError, TimeoutError):
-            conn.close()
-            raise _read_timeout(url, read_t) from None
+            conn.close()  # discarded: the rest of the response may still come
+            raise _read_timeout(url, read_t, deadline) from None
         except ValueError as exc:
             conn.close()
             raise _protocol_error(url, exc) from None
@@ -203,14 +212,16 @@ class HTTPClient:
             conn.close()
         return parser.status, parser.reason, parser.headers, parser.body
 
-    def _early_reply(self, conn: _Conn, url: str, method: str, read_t: float) -> ResponseParser | None:
+    def _early_reply(
+        self, conn: _Conn, url: str, method: str, read_t: float, deadline: float
+    ) -> ResponseParser | None:
         """The whole response a server sent before it closed on, or stopped reading, a request it did not read
         whole (a 413 to a body over its limit), or None. The connection is closed by the caller either way."""
         parser = ResponseParser(self.max_body, method == "HEAD")
         try:
             if conn.io.timeout != read_t:
                 conn.io.set_timeout(read_t)
-            conn.io.receive(parser)  # the peer is gone: data it sent, then EOF or a reset, come at once
+            conn.io.receive(parser, deadline)  # the peer is gone: data it sent, then EOF or a reset, come at once
         except ResponseTooLarge as exc:
             raise _protocol_error(url, exc) from None
         except (OSError, ValueError):
@@ -226,11 +237,17 @@ class HTTPClient:
         connect_t: float,
         write_t: float,
         read_t: float,
+        deadline: float,
     ) -> tuple[int, str, list[tuple[str, str]], bytes]:
         import httpx  # https is httpx's
 
         if self._tls is None:
             self._tls = httpx.HTTPTransport()
+        if deadline > 0.0:
+            # httpx bounds each phase, not the exchange: each gets at most the time left when it starts
+            headers = _deadline_headers(headers, deadline)
+            left = max(0.001, deadline - time.monotonic())
+            connect_t, write_t, read_t = min(connect_t, left), min(write_t, left), min(read_t, left)
         timeout = {"connect": connect_t, "write": write_t, "read": read_t, "pool": connect_t}
         request = httpx.Request(method, url, headers=headers, content=body, extensions={"timeout": timeout})
         response = self._tls.handle_request(request)

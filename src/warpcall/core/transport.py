@@ -85,6 +85,8 @@ READ_SIZE = 65536
 #: ``timeout_keep_alive``, so that a request never meets a server closing the connection it arrives on
 DEFAULT_KEEPALIVE_EXPIRY = 4.0
 # the same limits as C integers when compiled
+#: a deadline sets a socket's timeouts again only when it is this much shorter than them (seconds)
+_DEADLINE_SLACK = 0.001
 _max_head = MAX_HEAD
 _max_headers = MAX_HEADERS
 _max_line = MAX_LINE
@@ -239,7 +241,7 @@ def _trim_end(p: bytes, start: int, end: int) -> int:
 
 @cython.locals(
     m=bytes, t=bytes, h=bytes, b=bytes, n=bytes, v=bytes, cl=bytes, parts=list, has_host=cython.bint,
-    nlen=cython.Py_ssize_t, blen=cython.Py_ssize_t,
+    nlen=cython.Py_ssize_t, blen=cython.Py_ssize_t, has_timeout=cython.bint, left="long long",
 )
 def build_request(
     method: str | bytes,
@@ -247,6 +249,7 @@ def build_request(
     host: str | bytes,
     headers: Iterable[tuple[str | bytes, str | bytes]],
     body: bytes,
+    deadline: float = 0.0,
 ) -> bytes:
     """Return the bytes of one HTTP/1.1 request.
 
@@ -254,6 +257,9 @@ def build_request(
     and ``Content-Length`` computed from ``body`` (omitted for an empty body unless
     the method is POST, PUT or PATCH). A caller's ``Content-Length`` or
     ``Transfer-Encoding`` is replaced, since the body is always sent whole.
+
+    ``deadline`` (a ``time.monotonic()`` instant; 0: none) adds ``x-rpc-timeout``: the whole
+    milliseconds left until it, at least 0, unless ``headers`` has that header already.
     """
     m = _as_bytes(method, "HTTP method")
     if not _is_token(m, 0, len(m)):
@@ -274,7 +280,7 @@ def build_request(
         raise TypeError(f"body must be bytes, not {type(body).__name__}")
 
     parts = []  # name, value, name, value, ... of the headers written as given
-    has_host = False
+    has_host = has_timeout = False
     for pair in headers:
         try:
             name, value = pair
@@ -291,8 +297,15 @@ def build_request(
             continue
         if _ieq(n, 0, nlen, b"host", 4):
             has_host = True
+        elif _ieq(n, 0, nlen, b"x-rpc-timeout", 13):
+            has_timeout = True
         parts.append(n)
         parts.append(v)
+    if deadline > 0 and not has_timeout:
+        # the time left, measured as late as possible: the server counts its deadline from reading this
+        left = int((deadline - _now()) * 1000.0)
+        parts.append(b"x-rpc-timeout")
+        parts.append(f"{left if left > 0 else 0}".encode("ascii"))
     blen = len(b)
     cl = None
     if blen or m == b"POST" or m == b"PUT" or m == b"PATCH":
@@ -757,9 +770,11 @@ class Connection:
 
     ``reusable()`` says whether a kept-alive connection is fit for the next request,
     ``send`` writes a request, ``receive`` reads until a ``ResponseParser`` has the
-    whole response; ``set_timeout`` bounds each send and each receive. Errors are the
-    socket's ``OSError`` (``BlockingIOError`` or ``TimeoutError`` when a timeout
-    expires) and the parser's ``ValueError``. The socket must be blocking
+    whole response; ``set_timeout`` bounds each send and each receive. Given a
+    ``deadline`` (a ``time.monotonic()`` instant), ``send`` and ``receive`` also bound
+    each wait by the time left before it, so that a peer trickling bytes cannot hold
+    the exchange past it. Errors are the socket's ``OSError`` (``BlockingIOError`` or
+    ``TimeoutError`` when a timeout or the deadline expires) and the parser's ``ValueError``. The socket must be blocking
     (``settimeout(None)``) when the connection is made; closing it stays the caller's job.
 
     ``expiry`` is how many seconds the connection may stay idle between a response and
@@ -798,6 +813,10 @@ class Connection:
             return
         if seconds <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {seconds!r}")
+        self._arm(seconds)
+
+    def _arm(self, seconds: float) -> None:
+        """Set the OS's timeouts of each send and receive to ``seconds`` (> 0)."""
         if self._kernel:
             whole = int(seconds)
             tv = struct.pack("ll", whole, int((seconds - whole) * 1e6) or (0 if whole else 1))  # 0 means never
@@ -806,6 +825,20 @@ class Connection:
         else:
             self.sock.settimeout(seconds)
         self.timeout = seconds
+
+    @cython.locals(left="double")
+    def _bound(self, deadline: float) -> None:
+        """Before a wait: TimeoutError when ``deadline`` has passed, else bound the wait by the time left.
+
+        The timeouts are set again only when the time left is shorter than them by over
+        ``_DEADLINE_SLACK`` (the OS keeps them in clock ticks of a few ms anyway), so a call whose
+        deadline is its timeout, the default, makes no system call for it.
+        """
+        left = deadline - _now()
+        if left <= 0.0:
+            raise TimeoutError("the call's deadline passed")
+        if self.timeout < 0.0 or left < self.timeout - _DEADLINE_SLACK:
+            self._arm(left)
 
     def idle(self) -> bool:
         """True when nothing waits to be read: no data and no EOF, so the peer still expects a request."""
@@ -847,11 +880,16 @@ class Connection:
             return not self._poll(0)
 
     @cython.locals(d=bytes, n=cython.Py_ssize_t, k=cython.Py_ssize_t, fd="int", p="const char*")
-    def send(self, data: bytes) -> None:
-        """Write all of ``data``; on an error ``sent`` says how many bytes went out before it."""
+    def send(self, data: bytes, deadline: float = 0.0) -> None:
+        """Write all of ``data``; on an error ``sent`` says how many bytes went out before it.
+
+        ``deadline`` (> 0): each wait for the socket to take more is bounded by the time left before it.
+        """
         d = data if type(data) is bytes else bytes(data)
         n = len(d)
         self.sent = 0
+        if deadline > 0.0:
+            self._bound(deadline)
         if cython.compiled and self._kernel:  # send(2) from the bytes themselves, the GIL released
             p = d
             fd = self._fd
@@ -862,17 +900,26 @@ class Connection:
                     _retry_or_raise(-k)
                 else:
                     self.sent += k
+                    if deadline > 0.0 and self.sent < n:
+                        self._bound(deadline)
         else:
             view = memoryview(d)
             while self.sent < n:
                 self.sent += self.sock.send(view[self.sent :])
+                if deadline > 0.0 and self.sent < n:
+                    self._bound(deadline)
 
     @cython.locals(reader=ResponseParser, k=cython.Py_ssize_t, fd="int", buf="char*")
-    def receive(self, parser: ResponseParser) -> ResponseParser:
-        """Read and feed ``parser`` until the response is complete (EOF included); returns ``parser``."""
+    def receive(self, parser: ResponseParser, deadline: float = 0.0) -> ResponseParser:
+        """Read and feed ``parser`` until the response is complete (EOF included); returns ``parser``.
+
+        ``deadline`` (> 0): each read waits at most the time left before it (TimeoutError once it passed).
+        """
         if not isinstance(parser, ResponseParser):
             raise TypeError(f"parser must be a ResponseParser, not {type(parser).__name__}")
         reader = parser
+        if deadline > 0.0:
+            self._bound(deadline)
         if cython.compiled and self._kernel:  # recv(2) into this connection's buffer, the GIL released
             buf = self._buf
             fd = self._fd
@@ -884,10 +931,13 @@ class Connection:
                 elif reader._feed(buf[:k]):
                     self._rested(reader)
                     return parser
+                elif deadline > 0.0:
+                    self._bound(deadline)
         else:
             recv = self.sock.recv
             while not reader._feed(recv(READ_SIZE)):
-                pass
+                if deadline > 0.0:
+                    self._bound(deadline)
             self._rested(reader)
             return parser
 
