@@ -6,6 +6,8 @@ cdef object _no_url(str owner)
 cdef class URLSelector:
     cdef public str owner
     cdef tuple _urls
+    cdef tuple _all
+    cdef object _guard
 
 
 cdef class FirstURLSelector(URLSelector):

@@ -21,6 +21,8 @@ from warpcall.di import inject
 from warpcall.di.configuration import ConfigurationManager, inject_value
 from warpcall.exceptions import ResponseTooLargeException, ServiceCommunicationException
 from warpcall.registry.contract import ChannelInstances
+from warpcall.resilience import breaker as _breaker
+from warpcall.resilience import bulkhead as _bulkhead
 from warpcall.resilience.failures import not_sent
 
 if TYPE_CHECKING:
@@ -98,6 +100,12 @@ class HTTPXChannel(Channel):
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
+        #: the circuit breakers of this channel's instances (None: disabled); set up by setup()
+        self.breakers: _breaker.CircuitBreakers | None = None
+        #: replies of this status or above go to the breakers (502; 0 while an instance has a record)
+        self._outcome_from = _breaker.RECORD_NONE
+        #: the limit on calls in flight to the component (None: no limit, and the calls are not wrapped)
+        self.bulkhead: _bulkhead.Bulkhead | None = None
 
     @inject_value("http.timeout", default=DEFAULT_TIMEOUT)
     def set_timeout(self, timeout: float) -> None:
@@ -126,6 +134,51 @@ class HTTPXChannel(Channel):
             self.keepalive_expiry = _check_expiry(
                 self.configuration.get(f"http.{self.name}.keepalive_expiry", float, self.keepalive_expiry)
             )
+        self._setup_resilience()
+
+    # --- circuit breakers and the bulkhead (warpcall.resilience.breaker / .bulkhead) --------------------------
+
+    def _setup_resilience(self) -> None:
+        """The breakers (``http.breaker.*``) and the bulkhead (``http.bulkhead.max_in_flight``), per channel."""
+        settings = _breaker.BreakerSettings.from_configuration(self.configuration, self.name)
+        if settings.enabled:
+            self.breakers = _breaker.CircuitBreakers(
+                settings,
+                owner=self.selector.owner,
+                selector=lambda: self.selector,
+                watch=self._watch_outcomes,
+                probe_timeout=self.timeout,
+            )
+            self._outcome_from = _breaker.RECORD_FAILURES
+        limit = _bulkhead.max_in_flight(self.configuration, self.name)
+        if limit:
+            # the channel's calls are wrapped only when limited: an unlimited channel pays nothing
+            self.bulkhead = _bulkhead.Bulkhead(limit, self.selector.owner)
+            vars(self)["request"] = _bulkhead.wrap_sync(self.bulkhead, self.request, lambda: self.timeout)
+            vars(self)["request_async"] = _bulkhead.wrap_async(self.bulkhead, self.request_async, lambda: self.timeout)
+
+    def _watch_outcomes(self, watching: bool) -> None:
+        """The breakers hold a record: show them every reply (else only 502-504 ones)."""
+        self._outcome_from = _breaker.RECORD_ALL if watching else _breaker.RECORD_FAILURES
+
+    def _outcome(self, url: str, status: int) -> None:
+        """A reply of ``status`` came from ``url``'s instance."""
+        breakers = self.breakers
+        if breakers is not None:
+            breakers.outcome(_split(url, self.selector.urls)[0], status)
+
+    def _ejected_too(self, error: ServiceCommunicationException) -> ServiceCommunicationException:
+        """``error`` (no instance reached) naming the instances the breakers kept the call from as well."""
+        breakers = self.breakers
+        if breakers is not None and breakers.ejected():
+            error.args = (f"{error.args[0]}; not tried: {breakers.describe_ejected()}",)
+        return error
+
+    def _failure(self, url: str, exc: BaseException) -> None:
+        """A call to ``url``'s instance failed with ``exc``: a failure of the instance if it says so."""
+        breakers = self.breakers
+        if breakers is not None and _breaker.counts_against(exc):
+            breakers.failure(_split(url, self.selector.urls)[0])
 
     def make_client(self) -> httpx.Client:
         """The sync httpx client this channel sends with; replace it with an ``@around`` advice."""
@@ -179,13 +232,18 @@ class HTTPXChannel(Channel):
                 status, _reason, reply_headers, content = direct._exchange(
                     method, url, headers, body, timeout, timeout, timeout
                 )
+                if status >= self._outcome_from:  # breaker: a 502-504, or any reply while an instance has a record
+                    self._outcome(url, status)
                 return status, reply_headers, content
             client = self._client
             if client is None:
                 client = self._client = self.make_client()
             response = client.request(method, url, content=body or None, headers=headers)
+            if response.status_code >= self._outcome_from:  # breaker
+                self._outcome(url, response.status_code)
             return response.status_code, list(response.headers.items()), response.content
         except Exception as exc:
+            self._failure(url, exc)  # breaker
             failure = _failed(url, exc)
             if failure is None:
                 raise
@@ -201,11 +259,15 @@ class HTTPXChannel(Channel):
             status, _reason, reply_headers, content = direct._exchange(
                 method, url, headers, body, timeout, timeout, timeout
             )
+            if status >= self._outcome_from:  # breaker
+                self._outcome(url, status)
             return status, reply_headers, content
         client = self._client
         if client is None:
             client = self._client = self.make_client()
         response = client.request(method, url, content=body or None, headers=headers)
+        if response.status_code >= self._outcome_from:  # breaker
+            self._outcome(url, response.status_code)
         return response.status_code, list(response.headers.items()), response.content
 
     def _fail_over(
@@ -227,6 +289,7 @@ class HTTPXChannel(Channel):
             try:
                 return self._send_once(method, target, headers, body)
             except Exception as exc:
+                self._failure(target, exc)  # breaker
                 again = _failed(target, exc)
                 if again is None:
                     raise
@@ -235,7 +298,7 @@ class HTTPXChannel(Channel):
                 tried.append((other, exc))
         if len(tried) == 1:
             raise failure from first
-        raise _none_reached(self.selector.owner, method, path, tried) from tried[-1][1]
+        raise self._ejected_too(_none_reached(self.selector.owner, method, path, tried)) from tried[-1][1]
 
     async def request_async(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
         """Async :meth:`request`; ServiceCommunicationException when the wire fails, after the same failover."""
@@ -248,6 +311,8 @@ class HTTPXChannel(Channel):
                 status, _reason, reply_headers, content = await direct._exchange(
                     method, url, headers, body, timeout, timeout, timeout, timeout
                 )
+                if status >= self._outcome_from:  # breaker
+                    self._outcome(url, status)
                 return status, reply_headers, content
             import asyncio  # loaded: this coroutine runs on its loop
 
@@ -256,8 +321,11 @@ class HTTPXChannel(Channel):
             if client is None:
                 client = self._async_clients[loop] = self.make_async_client()
             response = await client.request(method, url, content=body or None, headers=headers)
+            if response.status_code >= self._outcome_from:  # breaker
+                self._outcome(url, response.status_code)
             return response.status_code, list(response.headers.items()), response.content
         except Exception as exc:
+            self._failure(url, exc)  # breaker
             failure = _failed(url, exc)
             if failure is None:
                 raise
@@ -275,6 +343,8 @@ class HTTPXChannel(Channel):
             status, _reason, reply_headers, content = await direct._exchange(
                 method, url, headers, body, timeout, timeout, timeout, timeout
             )
+            if status >= self._outcome_from:  # breaker
+                self._outcome(url, status)
             return status, reply_headers, content
         import asyncio  # loaded: this coroutine runs on its loop
 
@@ -283,6 +353,8 @@ class HTTPXChannel(Channel):
         if client is None:
             client = self._async_clients[loop] = self.make_async_client()
         response = await client.request(method, url, content=body or None, headers=headers)
+        if response.status_code >= self._outcome_from:  # breaker
+            self._outcome(url, response.status_code)
         return response.status_code, list(response.headers.items()), response.content
 
     async def _fail_over_async(
@@ -302,6 +374,7 @@ class HTTPXChannel(Channel):
             try:
                 return await self._send_once_async(method, target, headers, body)
             except Exception as exc:
+                self._failure(target, exc)  # breaker
                 again = _failed(target, exc)
                 if again is None:
                     raise
@@ -310,7 +383,7 @@ class HTTPXChannel(Channel):
                 tried.append((other, exc))
         if len(tried) == 1:
             raise failure from first
-        raise _none_reached(self.selector.owner, method, path, tried) from tried[-1][1]
+        raise self._ejected_too(_none_reached(self.selector.owner, method, path, tried)) from tried[-1][1]
 
     def post(self, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
         """POST ``body`` to ``url``; ServiceCommunicationException when the wire fails."""

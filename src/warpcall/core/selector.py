@@ -1,10 +1,18 @@
-"""URL selection: which of a channel's known URLs serves the next call."""
+"""URL selection: which of a channel's known URLs serves the next call.
+
+A selector holds two lists: every URL the registry knows (:attr:`URLSelector.urls`) and the ones
+calls may go to (:attr:`URLSelector.live_urls`). They are one and the same tuple until a circuit
+breaker (:mod:`warpcall.resilience.breaker`) ejects an instance: it then hands the selector the
+list without it, and itself as the *guard* that every pick is shown to, so it can send one probe
+to an instance whose cool-down is over. While every instance is healthy the guard is None and a
+pick costs what it did before breakers existed: one pointer compared.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from itertools import count
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from warpcall.exceptions import ServiceCommunicationException
 
@@ -25,20 +33,55 @@ def _no_url(owner: str) -> ServiceCommunicationException:
 
 
 class URLSelector:
-    """Holds a channel's current URL list and picks one URL per call."""
+    """Holds a channel's current URL list and picks one URL per call.
+
+    A subclass's ``select()`` picks from ``self._urls`` (the live URLs), raises through
+    :meth:`_none_live` when it is empty, and shows its pick to ``self._guard`` when one is set.
+    """
 
     def __init__(self, owner: str = "") -> None:
         self.owner = owner
         self._urls: tuple[str, ...] = ()
+        self._all: tuple[str, ...] = ()
+        self._guard: Any = None  # a warpcall.resilience.breaker.CircuitBreakers while an instance is ejected
 
     def set_urls(self, urls: Iterable[str]) -> None:
         """Replace the URL list; calls already under way keep the URL they picked."""
-        self._urls = tuple(urls)
+        every = tuple(urls)
+        self._all = every  # first: a guard filtering from here on sees the new list
+        guard = self._guard
+        if guard is None:
+            self._urls = every
+        else:
+            guard.refilter(self)
 
     @property
     def urls(self) -> tuple[str, ...]:
-        """The current URL list."""
+        """Every URL the registry knows for the channel, ejected ones included."""
+        return self._all
+
+    @property
+    def live_urls(self) -> tuple[str, ...]:
+        """The URLs calls may go to: :attr:`urls` without the instances a circuit breaker ejected."""
         return self._urls
+
+    @property
+    def guard(self) -> Any:
+        """The circuit breaker table shown every pick while an instance is ejected (None: none is)."""
+        return self._guard
+
+    def set_live(self, live: tuple[str, ...], guard: Any) -> None:
+        """Pick from ``live`` only, showing each pick to ``guard`` (a circuit breaker table; None: no guard)."""
+        self._guard = guard
+        self._urls = live
+
+    def _none_live(self) -> str:
+        """No URL to pick from: the guard's probe, or its CircuitOpenException, or no URL at all."""
+        guard = self._guard
+        if guard is not None:
+            url: str = guard.route(self, None)
+            return url
+        raise _no_url(self.owner)
 
     def select(self) -> str:
         """Return the URL for the next call, or raise ServiceCommunicationException when there is none."""
@@ -70,7 +113,9 @@ class FirstURLSelector(URLSelector):
     def select(self) -> str:
         urls = self._urls
         if not urls:
-            raise _no_url(self.owner)
+            return self._none_live()
+        if self._guard is not None:
+            return cast(str, self._guard.route(self, urls[0]))
         return urls[0]
 
 
@@ -91,10 +136,12 @@ class RoundRobinURLSelector(URLSelector):
         urls = self._urls
         n = len(urls)
         if n == 0:
-            raise _no_url(self.owner)
+            return self._none_live()
         if cython.compiled:
             i = self._next
             self._next = i + 1
         else:
             i = next(self._counter)
+        if self._guard is not None:  # an instance is ejected: the breaker may take this call as its probe
+            return cast(str, self._guard.route(self, urls[i % n]))
         return urls[i % n]
