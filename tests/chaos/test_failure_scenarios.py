@@ -19,11 +19,12 @@ import signal
 import time
 
 import pytest
-from chaos_api import EchoService
+from chaos_api import COMPONENT, EchoService
 from cluster import BOUND, Cluster, Traffic, figures
 from registry_support import wait_until
 
 from warpcall import ServiceManager
+from warpcall.resilience.breaker import CLOSED
 
 pytestmark = pytest.mark.chaos
 
@@ -36,16 +37,29 @@ SLACK = 0.050
 #: consecutive failures that open an instance's breaker
 FAILURES_TO_OPEN = 5
 
+#: how long the breaker keeps an instance out: past the run, so no half-open probe falls inside it
+OPEN_FOR = 30.0
+#: how much later than the failure that opened a breaker a call may still have been routed there
+#: (the failure is recorded by the thread that saw it: another may be choosing an instance just then)
+ROUTING_RACE = 0.005
+
 CLIENT = {
     "http": {
         "timeout": DEADLINE,
-        "breaker": {"failures": FAILURES_TO_OPEN, "open_for": 1.0},
+        "breaker": {"failures": FAILURES_TO_OPEN, "open_for": OPEN_FOR},
     }
 }
 
 
 def client(cluster: Cluster) -> EchoService:
     return cluster.client(CLIENT).get(ServiceManager).get_service(EchoService)
+
+
+def breaker_state(manager: ServiceManager, url: str) -> str:
+    """The state of the client's circuit breaker for the instance ``url`` (closed, open, half-open)."""
+    breakers = manager._channels[(COMPONENT, "dispatch-json")].breakers  # type: ignore[attr-defined]
+    assert breakers is not None, "the channel has no circuit breakers"
+    return str(breakers.state(url))
 
 
 def mid_run(traffic: Traffic, instances: list) -> None:
@@ -93,3 +107,40 @@ def test_rolling_restart_of_each_instance_fails_no_call(cluster: Cluster) -> Non
     figures(f"rolling-restart/{cluster.kind}", calls, seconds=round(calls[-1].began - calls[0].began, 1))
     assert failed == [], f"{len(failed)} of {len(calls)} calls failed: {[c.error for c in failed[:3]]}"
     assert len(calls) > 1000
+
+
+def test_sigstop_of_one_of_three_opens_its_breaker_and_no_call_outwaits_its_deadline(cluster: Cluster) -> None:
+    instances = cluster.start_ready(3)
+    manager = cluster.client(CLIENT).get(ServiceManager)
+    traffic = Traffic(manager.get_service(EchoService).pid, DEADLINE, THREADS, SECONDS).start()
+    mid_run(traffic, instances)
+    victim = instances[1]
+    victim.pause()  # hangs: the kernel still accepts its connections and takes the requests' bytes
+    stopped_at = time.monotonic()
+    try:
+        wait_until(lambda: breaker_state(manager, victim.url) != CLOSED, BOUND)
+        seen_open = time.monotonic()
+        calls = traffic.join()
+    finally:
+        victim.resume()  # killed at the end like the others
+
+    failed = sorted((c for c in calls if c.error is not None), key=lambda c: c.began + c.took)
+    slowest = max(calls, key=lambda call: call.took)
+    assert len(failed) >= FAILURES_TO_OPEN, f"only {len(failed)} calls failed: the breaker opened on what?"
+    tripped = failed[FAILURES_TO_OPEN - 1].began + failed[FAILURES_TO_OPEN - 1].took  # the 5th failure's end
+    late = [c for c in failed if c.began > tripped + ROUTING_RACE]
+    figures(
+        f"sigstop/{cluster.kind}",
+        calls,
+        breaker_open_after_ms=round((tripped - stopped_at) * 1000, 1),
+        breaker_seen_open_after_ms=round((seen_open - stopped_at) * 1000, 1),
+        failed_on_stopped_instance=len(failed),
+    )
+    # every call ended by its deadline: answered, or DeadlineExceeded once it had passed (+ the issue's 50 ms)
+    assert slowest.took <= DEADLINE + SLACK, f"a call took {slowest.took * 1000:.1f} ms: {slowest.error!r}"
+    assert {type(c.error).__name__ for c in failed} == {"DeadlineExceeded"}
+    # the breaker opened at the 5th consecutive failure: no call sent after it went to the stopped instance
+    # (the failures beyond 5 are calls that were already on their way there)
+    assert late == [], f"{len(late)} calls were sent to the stopped instance after its 5th failure"
+    assert breaker_state(manager, victim.url) != CLOSED
+    assert traffic.answering({instances[0].pid, instances[2].pid}, tripped)  # the other two took the calls
