@@ -42,7 +42,7 @@ key                              default  meaning
 ``http.breaker.window``          10.0     seconds of the sliding failure-rate window
 ``http.breaker.min_calls``       20       calls the window needs before its rate counts
 ``http.breaker.open_for``        5.0      seconds ejected the first time (doubles on each failed probe)
-``http.breaker.max_open_for``    60.0     the longest ejection
+``http.breaker.max_open_for``    60.0     the longest ejection (never shorter than open_for)
 ===============================  =======  ====================================================
 """
 
@@ -117,9 +117,9 @@ class BreakerSettings:
             raise ServiceException(f"http.breaker.min_calls must be 1 or more, got {self.min_calls}")
         if not self.open_for > 0.0:
             raise ServiceException(f"http.breaker.open_for must be a positive number of seconds, got {self.open_for}")
-        if not self.max_open_for >= self.open_for:
+        if not self.max_open_for > 0.0:
             raise ServiceException(
-                f"http.breaker.max_open_for must be at least open_for ({self.open_for}), got {self.max_open_for}"
+                f"http.breaker.max_open_for must be a positive number of seconds, got {self.max_open_for}"
             )
 
     @classmethod
@@ -253,9 +253,12 @@ class CircuitBreakers:
             now = self._clock()
             if entry.state == CLOSED:
                 entry.consecutive = 0
-                entry.count(self._bucket(now), False)
-                if entry.totals()[1] == 0:  # no failure left in the window: the record goes
-                    del self._table[url]
+                if not self.settings.failure_rate:
+                    del self._table[url]  # no window kept: the record goes
+                else:
+                    entry.count(self._bucket(now), False)
+                    if entry.totals()[1] == 0:  # no failure left in the window: the record goes
+                        del self._table[url]
             elif entry.state == HALF_OPEN:
                 del self._table[url]  # the probe answered: closed, its ejection time back to the first
             # OPEN: a call sent before the ejection answered late; the probe decides
@@ -270,7 +273,8 @@ class CircuitBreakers:
                 entry = self._table[url] = _Instance(url)
             if entry.state == CLOSED:
                 entry.consecutive += 1
-                entry.count(self._bucket(now), True)
+                if self.settings.failure_rate:
+                    entry.count(self._bucket(now), True)
                 if self._trips(entry):
                     self._eject(entry, now)
             elif entry.state == HALF_OPEN:
@@ -288,7 +292,8 @@ class CircuitBreakers:
 
     def _eject(self, entry: _Instance, now: float) -> None:
         settings = self.settings
-        cool_down = min(settings.open_for * (2.0 ** min(entry.ejections, 30)), settings.max_open_for)
+        longest = max(settings.max_open_for, settings.open_for)  # an open_for set alone is not cut short
+        cool_down = min(settings.open_for * (2.0 ** min(entry.ejections, 30)), longest)
         entry.ejections += 1
         entry.state = OPEN
         entry.until = now + cool_down
