@@ -197,7 +197,8 @@ class CircuitBreakers:
         self._selector = selector
         self._watch = watch
         self.probe_timeout = probe_timeout
-        self._clock = clock
+        #: the time source (``time.monotonic``); a test may replace it to step through cool-downs
+        self.clock = clock
         self._lock = threading.Lock()
         self._table: dict[str, _Instance] = {}
         self._bucket_width = settings.window / _BUCKETS
@@ -218,7 +219,7 @@ class CircuitBreakers:
 
     def describe_ejected(self) -> str:
         """The ejected instances, each with the time until its next probe (or its probe under way)."""
-        now = self._clock()
+        now = self.clock()
         return ", ".join(self._describe(url, now) for url in self.ejected()) + " (ejected by their circuit breakers)"
 
     def _describe(self, url: str, now: float) -> str:
@@ -250,7 +251,7 @@ class CircuitBreakers:
             entry = self._table.get(url)
             if entry is None:
                 return
-            now = self._clock()
+            now = self.clock()
             if entry.state == CLOSED:
                 entry.consecutive = 0
                 if not self.settings.failure_rate:
@@ -267,7 +268,7 @@ class CircuitBreakers:
     def failure(self, url: str) -> None:
         """Record a call the instance ``url`` did not answer, or answered 502/503/504."""
         with self._lock:
-            now = self._clock()
+            now = self.clock()
             entry = self._table.get(url)
             if entry is None:
                 entry = self._table[url] = _Instance(url)
@@ -346,7 +347,7 @@ class CircuitBreakers:
         ejected (the selector's list changed under it) goes to a live one; with none live and no
         probe due, CircuitOpenException names every ejected instance.
         """
-        now = self._clock()
+        now = self.clock()
         if now >= self._next_due:
             with self._lock:
                 for entry in self._table.values():
