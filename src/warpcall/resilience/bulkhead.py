@@ -193,10 +193,10 @@ Request = Callable[[str, str, list[tuple[str, str]], bytes], Any]
 def wrap_sync(bulkhead: Bulkhead, request: Request, timeout: Callable[[], float]) -> Request:
     """``request`` holding a place of ``bulkhead`` while it runs (``timeout()``: the channel's timeout)."""
 
-    def request_in_bulkhead(method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Any:
+    def request_in_bulkhead(method: str, url: str, headers: list[tuple[str, str]], body: bytes, *call: Any) -> Any:
         bulkhead.acquire(bulkhead.timeout_for(timeout()))
         try:
-            return request(method, url, headers, body)
+            return request(method, url, headers, body, *call)
         finally:
             bulkhead.release()
 
@@ -206,10 +206,12 @@ def wrap_sync(bulkhead: Bulkhead, request: Request, timeout: Callable[[], float]
 def wrap_async(bulkhead: Bulkhead, request: Request, timeout: Callable[[], float]) -> Request:
     """Async :func:`wrap_sync`."""
 
-    async def request_in_bulkhead(method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Any:
+    async def request_in_bulkhead(
+        method: str, url: str, headers: list[tuple[str, str]], body: bytes, *call: Any
+    ) -> Any:
         await bulkhead.acquire_async(bulkhead.timeout_for(timeout()))
         try:
-            return await request(method, url, headers, body)
+            return await request(method, url, headers, body, *call)
         finally:
             bulkhead.release()
 
