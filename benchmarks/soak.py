@@ -291,6 +291,7 @@ def main() -> None:
                 run_threads(min(options.warmup, 200), min(options.threads, 4), one)
             else:
                 run_threads(options.warmup, options.threads, one)
+        timeout_errors.clear()  # count the measured phase's only
         sampler = Sampler(process.pid, options.sample_every)
         base_client, base_server = sampler.take("after warm-up")
         sampler.start()
@@ -299,6 +300,11 @@ def main() -> None:
             sampler.take(f"after {count:,} {name}")
             print(f"{name}: {count:,} in {seconds:.1f} s ({count / seconds:,.0f}/s)", flush=True)
         sampler.stop()
+        # the server finishes the calls its callers gave up on within --sleep s: wait (bounded) for their
+        # connections to go before the last sample
+        settle = time.monotonic() + options.sleep + 5.0
+        while sample(process.pid).fds > base_server.fds and time.monotonic() < settle:
+            time.sleep(0.05)
         end_client, end_server = sampler.take("end")
     finally:
         environment.destroy()
