@@ -79,6 +79,7 @@ _EXPORTS = {
             "blocking",
             "component",
             "health",
+            "idempotent",
             "implementation",
             "service",
         ),
@@ -139,6 +140,7 @@ if TYPE_CHECKING:
         blocking,
         component,
         health,
+        idempotent,
         implementation,
         service,
     )
@@ -220,6 +222,7 @@ __all__ = [
     "health",
     "health_check",
     "health_checks",
+    "idempotent",
     "implementation",
     "inject_service",
     "patch",

@@ -356,6 +356,19 @@ def blocking(func: F) -> F:
     return func
 
 
+def idempotent(func: F) -> F:
+    """Declare a service method idempotent: calling it twice has the effect of calling it once.
+
+    Put it on the method of the ``@service`` class (what a client's proxy reads). A client then sends
+    a call that failed after it may have reached a server (reset, timed out waiting for the reply)
+    again, to the next instance, with backoff, within the call's deadline and the channel's retry
+    budget (``http.retry.*``, see :mod:`warpcall.resilience.retry`). Methods can also be declared
+    idempotent by configuration: ``http.retry.idempotent``.
+    """
+    func.__warpcall_idempotent__ = True  # type: ignore[attr-defined]
+    return func
+
+
 def health(endpoint: str) -> Callable[[type[T]], type[T]]:
     """Serve the component's health at HTTP GET ``endpoint`` (200 when healthy, 503 when not)."""
 

@@ -47,6 +47,10 @@ if TYPE_CHECKING:
     import httpx
 
 
+#: seconds an answer that came before the request was written whole may still take to read, past the deadline
+_EARLY_GRACE = 0.02
+
+
 class _Conn:
     """One kept-alive connection of the sync client: the core's Connection and the generation it joined."""
 
@@ -221,6 +225,9 @@ class HTTPClient:
         try:
             if conn.io.timeout != read_t:
                 conn.io.set_timeout(read_t)
+            if deadline > 0.0:
+                # the answer is there already (the peer is gone or stopped reading): read it even at the deadline
+                deadline = max(deadline, time.monotonic() + _EARLY_GRACE)
             conn.io.receive(parser, deadline)  # the peer is gone: data it sent, then EOF or a reset, come at once
         except ResponseTooLarge as exc:
             raise _protocol_error(url, exc) from None

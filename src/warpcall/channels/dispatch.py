@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from warpcall.channels.base import channel
-from warpcall.channels.http import HTTPXChannel
+from warpcall.channels.http import AnsweredBy, HTTPXChannel
 from warpcall.core.envelope import (
     decode_response_json,
     decode_response_json_exact,
@@ -140,7 +140,7 @@ class EnvelopeChannel(HTTPXChannel):
         # price right after the wait for the reply, so the hot path is kept flat
         plan, body = self._plan_and_body(invocation)
         url = self.get_url()
-        status, headers, content = self.request("POST", url + "/invoke", self.headers, body)
+        status, headers, content = self.request("POST", url + "/invoke", self.headers, body, invocation.method)
         if status == 200:
             try:
                 result, exception = type(self).decode_response(content)
@@ -157,7 +157,9 @@ class EnvelopeChannel(HTTPXChannel):
     async def invoke_async(self, invocation: Any) -> Any:
         plan, body = self._plan_and_body(invocation)
         url = self.get_url()
-        status, headers, content = await self.request_async("POST", url + "/invoke", self.headers, body)
+        status, headers, content = await self.request_async(
+            "POST", url + "/invoke", self.headers, body, invocation.method
+        )
         return self._result(plan, url, status, headers, content)
 
     def _plan_and_body(self, invocation: Any) -> tuple[DispatchPlan, bytes]:
@@ -178,6 +180,8 @@ class EnvelopeChannel(HTTPXChannel):
             raise plan.unsendable(trees, type(self).encode_request, exc) from None
 
     def _result(self, plan: DispatchPlan, url: str, status: int, headers: list[tuple[str, str]], content: bytes) -> Any:
+        if type(headers) is AnsweredBy:  # sent again: another instance answered
+            url = headers.url
         if status != 200:
             self._raise_error_reply(plan.qualified, url, status, headers, content)
         try:
@@ -264,7 +268,7 @@ class DispatchProtobufChannel(EnvelopeChannel):
     def invoke(self, invocation: Any) -> Any:
         codec, headers, body = self._request(invocation)
         url = self.get_url()
-        status, reply_headers, content = self.request("POST", url + "/invoke", headers, body)
+        status, reply_headers, content = self.request("POST", url + "/invoke", headers, body, invocation.method)
         if status == 200 and _is_protobuf(reply_headers):
             try:
                 result, exception = codec.decode_response(content)
@@ -278,12 +282,16 @@ class DispatchProtobufChannel(EnvelopeChannel):
     async def invoke_async(self, invocation: Any) -> Any:
         codec, headers, body = self._request(invocation)
         url = self.get_url()
-        status, reply_headers, content = await self.request_async("POST", url + "/invoke", headers, body)
+        status, reply_headers, content = await self.request_async(
+            "POST", url + "/invoke", headers, body, invocation.method
+        )
         return self._protobuf_result(invocation.method.qualified, codec, url, status, reply_headers, content)
 
     def _protobuf_result(
         self, qualified: str, codec: Any, url: str, status: int, headers: list[tuple[str, str]], content: bytes
     ) -> Any:
+        if type(headers) is AnsweredBy:  # sent again: another instance answered
+            url = headers.url
         if not _is_protobuf(headers):
             self._raise_error_reply(qualified, url, status, headers, content)
         try:

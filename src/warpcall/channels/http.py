@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from warpcall.channels._http_common import _check_expiry, _check_timeout
 from warpcall.channels._http_sync import HTTPClient
@@ -23,7 +24,8 @@ from warpcall.exceptions import ResponseTooLargeException, ServiceCommunicationE
 from warpcall.registry.contract import ChannelInstances
 from warpcall.resilience import breaker as _breaker
 from warpcall.resilience import bulkhead as _bulkhead
-from warpcall.resilience.failures import not_sent
+from warpcall.resilience import deadline as _deadline
+from warpcall.resilience.retry import Recovery, RetryPolicy, is_refusal
 
 if TYPE_CHECKING:
     import asyncio
@@ -56,14 +58,33 @@ def _split(url: str, bases: tuple[str, ...]) -> tuple[str, str]:
     return best, url[len(best) :]
 
 
-def _none_reached(owner: str, method: str, path: str, tried: list[tuple[str, Exception]]) -> ServiceCommunicationException:
-    """Every instance failed a call before it was sent: the error names each, with its reason."""
-    instances = ", ".join(base for base, _ in tried)
-    reasons = "; ".join(f"{type(exc).__name__}: {exc}" for _, exc in tried)
-    return ServiceCommunicationException(
-        f"{owner or 'this channel'}: {method} {path or '/'} reached none of the {len(tried)} instances "
-        f"tried ({instances}): {reasons}"
-    )
+_monotonic = time.monotonic  # the clock of deadlines (loop.time() of asyncio's loops too)
+_deadline_in_force = _deadline._current.get
+
+
+class AnsweredBy(list[tuple[str, str]]):
+    """A reply's headers when the call was sent again (failover, retry): ``url`` is the instance that
+    answered, which the channel's error messages name instead of the one picked first."""
+
+    __slots__ = ("url",)
+
+    def __init__(self, headers: list[tuple[str, str]], url: str) -> None:
+        super().__init__(headers)
+        self.url = url
+
+
+def _answered(reply: Reply, base: str) -> Reply:
+    return reply[0], AnsweredBy(reply[1], base), reply[2]
+
+
+def _call_name(call: Any, method: str, path: str) -> str:
+    """How errors name a call: its service method, else the HTTP method and path."""
+    return str(call.qualified) if call is not None else f"{method} {path or '/'}"
+
+
+def _deadline_header(at: float) -> tuple[str, str]:
+    """``x-rpc-timeout`` for the deadline ``at``: the whole milliseconds left (the advised path's header)."""
+    return _deadline.DEADLINE_HEADER, _deadline.header_value(at).decode("ascii")
 
 
 def _failed(url: str, exc: Exception) -> ServiceCommunicationException | None:
@@ -106,6 +127,10 @@ class HTTPXChannel(Channel):
         self._outcome_from = _breaker.RECORD_NONE
         #: the limit on calls in flight to the component (None: no limit, and the calls are not wrapped)
         self.bulkhead: _bulkhead.Bulkhead | None = None
+        #: what is sent again after a failure (``http.retry.*``, see warpcall.resilience.retry)
+        self.retry = RetryPolicy()
+        #: calls so far: the retry budget's deposits (a lost increment between threads only shrinks it)
+        self.calls = 0
 
     @inject_value("http.timeout", default=DEFAULT_TIMEOUT)
     def set_timeout(self, timeout: float) -> None:
@@ -134,6 +159,8 @@ class HTTPXChannel(Channel):
             self.keepalive_expiry = _check_expiry(
                 self.configuration.get(f"http.{self.name}.keepalive_expiry", float, self.keepalive_expiry)
             )
+            configuration = self.configuration
+            self.retry = RetryPolicy.configured(lambda key: configuration.get(key, object), self.name)
         self._setup_resilience()
 
     # --- circuit breakers and the bulkhead (warpcall.resilience.breaker / .bulkhead) --------------------------
@@ -186,7 +213,9 @@ class HTTPXChannel(Channel):
 
         from warpcall.channels._httpx_transport import WarpTransport
 
-        return httpx.Client(transport=WarpTransport(), timeout=self.timeout)
+        return httpx.Client(
+            transport=WarpTransport(timeout=self.timeout, keepalive_expiry=self.keepalive_expiry), timeout=self.timeout
+        )
 
     def make_async_client(self) -> httpx.AsyncClient:
         """The async httpx client this channel sends with, one per event loop; replace it with an ``@around`` advice."""
@@ -194,7 +223,10 @@ class HTTPXChannel(Channel):
 
         from warpcall.channels._httpx_transport import AsyncWarpTransport
 
-        return httpx.AsyncClient(transport=AsyncWarpTransport(), timeout=self.timeout)
+        return httpx.AsyncClient(
+            transport=AsyncWarpTransport(timeout=self.timeout, keepalive_expiry=self.keepalive_expiry),
+            timeout=self.timeout,
+        )
 
     def _uses_default_client(self, method: str) -> bool:
         # advice (woven into the instance's __dict__) or a subclass replacing the client factory means the
@@ -219,89 +251,150 @@ class HTTPXChannel(Channel):
                 )
             return direct
 
-    def request(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
+    def request(
+        self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, call: Any = None
+    ) -> Reply:
         """Send one ``method`` request to ``url``; ServiceCommunicationException when the wire fails.
 
-        A call that failed before any byte of it reached ``url``'s instance goes to the selector's other
-        instances in turn, each once (see :meth:`_fail_over`).
+        ``call`` is the service method's descriptor (None: a plain request): errors name it, and it says
+        whether the call is idempotent. The call has a deadline: the one in force
+        (:func:`warpcall.resilience.deadline.deadline`), or ``timeout`` seconds from now if sooner; it
+        bounds the whole exchange and goes to the server as ``x-rpc-timeout``. A call that failed before
+        any byte of it reached ``url``'s instance, or that the server refused unstarted (503
+        ``OverloadedException``), goes to the selector's other instances; one that may have reached it
+        goes again only if idempotent (see :meth:`_recover` and warpcall.resilience.retry).
         """
+        self.calls += 1
+        start = _monotonic()
+        at = start + self.timeout
+        outer = _deadline_in_force()
+        if outer is not None and outer < at:
+            at = outer
+            if at <= start:
+                raise Recovery.expired(_call_name(call, method, url), self.selector.owner)
         try:
             direct = self._direct
             if direct is not None:
                 timeout = self.timeout
                 status, _reason, reply_headers, content = direct._exchange(
-                    method, url, headers, body, timeout, timeout, timeout
+                    method, url, headers, body, timeout, timeout, timeout, at
                 )
                 if status >= self._outcome_from:  # breaker: a 502-504, or any reply while an instance has a record
                     self._outcome(url, status)
-                return status, reply_headers, content
-            client = self._client
-            if client is None:
-                client = self._client = self.make_client()
-            response = client.request(method, url, content=body or None, headers=headers)
-            if response.status_code >= self._outcome_from:  # breaker
-                self._outcome(url, response.status_code)
-            return response.status_code, list(response.headers.items()), response.content
+                if status != 503:
+                    return status, reply_headers, content
+                reply: Reply = (status, reply_headers, content)
+            else:
+                reply = self._send_advised(method, url, headers, body, at)
+                if reply[0] != 503:
+                    return reply
         except Exception as exc:
             self._failure(url, exc)  # breaker
             failure = _failed(url, exc)
             if failure is None:
                 raise
-            if not_sent(exc):
-                return self._fail_over(method, url, headers, body, exc, failure)
-            raise failure from exc
+            return self._recover(method, url, headers, body, call, start, at, exc, failure, None)
+        if not is_refusal(reply[0], reply[2]):
+            return reply
+        return self._recover(method, url, headers, body, call, start, at, None, None, reply)
 
-    def _send_once(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
-        """What :meth:`request` does, without failing over (it raises the client's error)."""
-        direct = self._direct
-        if direct is not None:
-            timeout = self.timeout
-            status, _reason, reply_headers, content = direct._exchange(
-                method, url, headers, body, timeout, timeout, timeout
-            )
-            if status >= self._outcome_from:  # breaker
-                self._outcome(url, status)
-            return status, reply_headers, content
+    def _send_advised(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, at: float) -> Reply:
+        """Send through the httpx client (advice or a subclass made it): the deadline goes in the headers, and
+        in force while the client runs, so that the client's WarpTransport bounds the exchange by it."""
         client = self._client
         if client is None:
             client = self._client = self.make_client()
-        response = client.request(method, url, content=body or None, headers=headers)
+        with _deadline.deadline_at(at):
+            response = client.request(
+                method, url, content=body or None, headers=[*headers, _deadline_header(at)]
+            )
         if response.status_code >= self._outcome_from:  # breaker
             self._outcome(url, response.status_code)
         return response.status_code, list(response.headers.items()), response.content
 
-    def _fail_over(
+    def _send_once(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, at: float) -> Reply:
+        """What :meth:`request` does, without recovering (it raises the client's error)."""
+        direct = self._direct
+        if direct is not None:
+            timeout = self.timeout
+            status, _reason, reply_headers, content = direct._exchange(
+                method, url, headers, body, timeout, timeout, timeout, at
+            )
+            if status >= self._outcome_from:  # breaker
+                self._outcome(url, status)
+            return status, reply_headers, content
+        return self._send_advised(method, url, headers, body, at)
+
+    def _recovery(self, url: str, call: Any, method: str, start: float, at: float) -> tuple[Recovery, str]:
+        base, path = _split(url, self.selector.urls)
+        recovery = Recovery(
+            self.retry,
+            self.selector.urls,
+            self.selector.others(base),
+            base,
+            _call_name(call, method, path),
+            start,
+            at,
+            self.retry.is_idempotent(call),
+            lambda: self.calls,
+            self.selector.owner,
+            self._ejected_too,
+        )
+        return recovery, path
+
+    def _recover(
         self,
         method: str,
         url: str,
         headers: list[tuple[str, str]],
         body: bytes,
-        first: Exception,
-        failure: ServiceCommunicationException,
+        call: Any,
+        start: float,
+        at: float,
+        error: Exception | None,
+        failure: ServiceCommunicationException | None,
+        refused: Reply | None,
     ) -> Reply:
-        """The call failed on ``url`` before any byte of it reached the instance: send it to the selector's
-        next instances, each once, until one takes it. A failure that may have reached an instance is raised
-        as it is (only an idempotent method may be sent again); when none took it, the error names them all."""
-        base, path = _split(url, self.selector.urls)
-        tried: list[tuple[str, Exception]] = [(base, first)]
-        for other in self.selector.others(base):
-            target = other + path
+        """The call failed on ``url`` (``error``, meaning ``failure`` to the caller) or was refused unstarted
+        (the ``refused`` reply): send it on as :class:`~warpcall.resilience.retry.Recovery` says, until an
+        instance answers, the policy gives up (its error is raised, or the last refusal returned) or the
+        deadline passes (DeadlineExceeded)."""
+        recovery, path = self._recovery(url, call, method, start, at)
+        while True:
+            step = recovery.next(error, failure, refused)
+            if step is None:  # refused everywhere it could go: the last refusal is the reply
+                assert refused is not None
+                return _answered(refused, recovery.current)
+            base, wait = step
+            if wait > 0.0:
+                time.sleep(wait)
+            target = base + path
+            error = failure = refused = None
             try:
-                return self._send_once(method, target, headers, body)
+                reply = self._send_once(method, target, headers, body, at)
             except Exception as exc:
                 self._failure(target, exc)  # breaker
-                again = _failed(target, exc)
-                if again is None:
+                failure = _failed(target, exc)
+                if failure is None:
                     raise
-                if not not_sent(exc):
-                    raise again from exc
-                tried.append((other, exc))
-        if len(tried) == 1:
-            raise failure from first
-        raise self._ejected_too(_none_reached(self.selector.owner, method, path, tried)) from tried[-1][1]
+                error = exc
+                continue
+            if not is_refusal(reply[0], reply[2]):
+                return _answered(reply, base)
+            refused = reply
 
-    async def request_async(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
-        """Async :meth:`request`; ServiceCommunicationException when the wire fails, after the same failover."""
+    async def request_async(
+        self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, call: Any = None
+    ) -> Reply:
+        """Async :meth:`request`: the same deadline, failover and retries."""
+        self.calls += 1
+        start = _monotonic()
+        at = start + self.timeout
+        outer = _deadline_in_force()
+        if outer is not None and outer < at:
+            at = outer
+            if at <= start:
+                raise Recovery.expired(_call_name(call, method, url), self.selector.owner)
         try:
             direct = self._direct_async
             if direct is None and self._async_direct:
@@ -309,81 +402,101 @@ class HTTPXChannel(Channel):
             if direct is not None:
                 timeout = self.timeout
                 status, _reason, reply_headers, content = await direct._exchange(
-                    method, url, headers, body, timeout, timeout, timeout, timeout
+                    method, url, headers, body, timeout, timeout, timeout, timeout, at
                 )
                 if status >= self._outcome_from:  # breaker
                     self._outcome(url, status)
-                return status, reply_headers, content
-            import asyncio  # loaded: this coroutine runs on its loop
-
-            loop = asyncio.get_running_loop()
-            client = self._async_clients.get(loop)
-            if client is None:
-                client = self._async_clients[loop] = self.make_async_client()
-            response = await client.request(method, url, content=body or None, headers=headers)
-            if response.status_code >= self._outcome_from:  # breaker
-                self._outcome(url, response.status_code)
-            return response.status_code, list(response.headers.items()), response.content
+                if status != 503:
+                    return status, reply_headers, content
+                reply: Reply = (status, reply_headers, content)
+            else:
+                reply = await self._send_advised_async(method, url, headers, body, at)
+                if reply[0] != 503:
+                    return reply
         except Exception as exc:
             self._failure(url, exc)  # breaker
             failure = _failed(url, exc)
             if failure is None:
                 raise
-            if not_sent(exc):
-                return await self._fail_over_async(method, url, headers, body, exc, failure)
-            raise failure from exc
+            return await self._recover_async(method, url, headers, body, call, start, at, exc, failure, None)
+        if not is_refusal(reply[0], reply[2]):
+            return reply
+        return await self._recover_async(method, url, headers, body, call, start, at, None, None, reply)
 
-    async def _send_once_async(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
-        """What :meth:`request_async` does, without failing over (it raises the client's error)."""
-        direct = self._direct_async
-        if direct is None and self._async_direct:
-            direct = self._make_direct_async()
-        if direct is not None:
-            timeout = self.timeout
-            status, _reason, reply_headers, content = await direct._exchange(
-                method, url, headers, body, timeout, timeout, timeout, timeout
-            )
-            if status >= self._outcome_from:  # breaker
-                self._outcome(url, status)
-            return status, reply_headers, content
+    async def _send_advised_async(
+        self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, at: float
+    ) -> Reply:
+        """Async :meth:`_send_advised`."""
         import asyncio  # loaded: this coroutine runs on its loop
 
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
         if client is None:
             client = self._async_clients[loop] = self.make_async_client()
-        response = await client.request(method, url, content=body or None, headers=headers)
+        with _deadline.deadline_at(at):
+            response = await client.request(
+                method, url, content=body or None, headers=[*headers, _deadline_header(at)]
+            )
         if response.status_code >= self._outcome_from:  # breaker
             self._outcome(url, response.status_code)
         return response.status_code, list(response.headers.items()), response.content
 
-    async def _fail_over_async(
+    async def _send_once_async(
+        self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, at: float
+    ) -> Reply:
+        """What :meth:`request_async` does, without recovering (it raises the client's error)."""
+        direct = self._direct_async
+        if direct is None and self._async_direct:
+            direct = self._make_direct_async()
+        if direct is not None:
+            timeout = self.timeout
+            status, _reason, reply_headers, content = await direct._exchange(
+                method, url, headers, body, timeout, timeout, timeout, timeout, at
+            )
+            if status >= self._outcome_from:  # breaker
+                self._outcome(url, status)
+            return status, reply_headers, content
+        return await self._send_advised_async(method, url, headers, body, at)
+
+    async def _recover_async(
         self,
         method: str,
         url: str,
         headers: list[tuple[str, str]],
         body: bytes,
-        first: Exception,
-        failure: ServiceCommunicationException,
+        call: Any,
+        start: float,
+        at: float,
+        error: Exception | None,
+        failure: ServiceCommunicationException | None,
+        refused: Reply | None,
     ) -> Reply:
-        """Async :meth:`_fail_over`."""
-        base, path = _split(url, self.selector.urls)
-        tried: list[tuple[str, Exception]] = [(base, first)]
-        for other in self.selector.others(base):
-            target = other + path
+        """Async :meth:`_recover`."""
+        import asyncio  # loaded: this coroutine runs on its loop
+
+        recovery, path = self._recovery(url, call, method, start, at)
+        while True:
+            step = recovery.next(error, failure, refused)
+            if step is None:
+                assert refused is not None
+                return _answered(refused, recovery.current)
+            base, wait = step
+            if wait > 0.0:
+                await asyncio.sleep(wait)
+            target = base + path
+            error = failure = refused = None
             try:
-                return await self._send_once_async(method, target, headers, body)
+                reply = await self._send_once_async(method, target, headers, body, at)
             except Exception as exc:
                 self._failure(target, exc)  # breaker
-                again = _failed(target, exc)
-                if again is None:
+                failure = _failed(target, exc)
+                if failure is None:
                     raise
-                if not not_sent(exc):
-                    raise again from exc
-                tried.append((other, exc))
-        if len(tried) == 1:
-            raise failure from first
-        raise self._ejected_too(_none_reached(self.selector.owner, method, path, tried)) from tried[-1][1]
+                error = exc
+                continue
+            if not is_refusal(reply[0], reply[2]):
+                return _answered(reply, base)
+            refused = reply
 
     def post(self, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
         """POST ``body`` to ``url``; ServiceCommunicationException when the wire fails."""

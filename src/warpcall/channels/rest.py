@@ -16,16 +16,17 @@ from urllib.parse import quote
 
 from warpcall.channels.base import channel
 from warpcall.channels.dispatch import positional_args
-from warpcall.channels.http import HTTPXChannel
+from warpcall.channels.http import AnsweredBy, HTTPXChannel
 from warpcall.core.marshal import plan_for
 from warpcall.exceptions import (
     MarshalException,
+    OverloadedException,
     RemoteServiceException,
     ServiceCommunicationException,
     ServiceException,
     UnknownMethodException,
 )
-from warpcall.wire import CALLER_ERRORS, JSON, STATUS_ERRORS
+from warpcall.wire import CALLER_ERRORS, JSON, REFUSALS, STATUS_ERRORS
 
 if TYPE_CHECKING:
     from warpcall.routes import RouteDescriptor
@@ -186,8 +187,8 @@ class RestCallPlan:
             )
         return path, body
 
-    def result(self, url: str, status: int, content: bytes) -> Any:
-        """The call's result from the reply, or the exception the reply means."""
+    def result(self, url: str, status: int, content: bytes, headers: list[tuple[str, str]] | None = None) -> Any:
+        """The call's result from the reply, or the exception the reply means (``headers``: the reply's)."""
         if 200 <= status < 300:
             if not content:
                 return self.load_result(None)
@@ -198,11 +199,19 @@ class RestCallPlan:
                     f"{url} answered {self.qualified} with a body that is not JSON: {_excerpt(content)}"
                 ) from None
             return self.load_result(data)
-        raise self.error(url, status, content)
+        raise self.error(url, status, content, headers)
 
-    def error(self, url: str, status: int, content: bytes) -> ServiceException:
+    def error(
+        self, url: str, status: int, content: bytes, headers: list[tuple[str, str]] | None = None
+    ) -> ServiceException:
         """The exception an error reply means for the caller."""
         kind, message = _error_body(content)
+        refused = REFUSALS.get((status, kind))
+        if refused is not None:  # not started there: 504 past the deadline, 503 with a full queue or draining
+            text = f"{url} did not run {self.qualified} (HTTP {status}): {message}"
+            if refused is OverloadedException:
+                return OverloadedException(text, _retry_after(headers or []))
+            return refused(text)
         if status < 400:
             return ServiceException(
                 f"{url} answered {self.qualified} with HTTP {status} (the rest channel follows no "
@@ -229,6 +238,13 @@ class RestCallPlan:
 
 
 _ROUTE_MISSES = ("Not Found", "Method Not Allowed")
+
+
+def _retry_after(headers: list[tuple[str, str]]) -> float | None:
+    for name, value in headers:
+        if name.lower() == "retry-after":
+            return float(value) if value.isdigit() else None
+    return None
 
 
 def _excerpt(content: bytes) -> str:
@@ -278,12 +294,18 @@ class RestChannel(HTTPXChannel):
         plan = RestCallPlan.of(invocation.method)
         path, body = plan.target(positional_args(invocation))
         url = self.get_url()
-        status, _headers, content = self.request(plan.http_method, url + path, plan.headers, body)
-        return plan.result(url, status, content)
+        status, headers, content = self.request(plan.http_method, url + path, plan.headers, body, invocation.method)
+        if type(headers) is AnsweredBy:  # sent again: another instance answered
+            url = headers.url
+        return plan.result(url, status, content, headers)
 
     async def invoke_async(self, invocation: Any) -> Any:
         plan = RestCallPlan.of(invocation.method)
         path, body = plan.target(positional_args(invocation))
         url = self.get_url()
-        status, _headers, content = await self.request_async(plan.http_method, url + path, plan.headers, body)
-        return plan.result(url, status, content)
+        status, headers, content = await self.request_async(
+            plan.http_method, url + path, plan.headers, body, invocation.method
+        )
+        if type(headers) is AnsweredBy:  # sent again: another instance answered
+            url = headers.url
+        return plan.result(url, status, content, headers)
