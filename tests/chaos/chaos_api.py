@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from abc import abstractmethod
 
-from warpcall import Component, Service, component, service
+from warpcall import Component, Service, component, idempotent, service
 
 COMPONENT = "chaos-echo"
 
 
 @service(name="chaos-echo-service")
 class EchoService(Service):
+    @idempotent
     @abstractmethod
     def echo(self, n: int) -> int:
-        """``n`` back (running it twice does no harm: the chaos tests declare it idempotent)."""
+        """``n`` back (running it twice does no harm)."""
 
+    @idempotent
     @abstractmethod
     def pid(self) -> int:
         """The process id of the instance that served the call."""
