@@ -7,6 +7,9 @@ from typing import Any
 
 import pytest
 
+from warpcall.core.invokehead import MAX_TIMEOUT_DIGITS
+from warpcall.resilience.deadline import MAX_DIGITS, parse_header
+
 BODY = b'{"method":"c:s:m","args":[1]}'
 LIMIT = 1000
 
@@ -39,20 +42,35 @@ ACCEPTED = [
 
 @pytest.mark.parametrize(("data", "content_type", "method"), ACCEPTED)
 def test_plain_requests_are_recognised(core: Any, data: bytes, content_type: bytes, method: bytes) -> None:
-    assert core.invokehead.parse(data, LIMIT) == (content_type, method, head_length(data), b"")
+    assert core.invokehead.parse(data, LIMIT) == (content_type, method, head_length(data), -1)
 
 
-@pytest.mark.parametrize(("line", "value"), [("x-rpc-timeout: 250", b"250"), ("X-RPC-Timeout:\t7 ", b"7"),
-                                             ("x-rpc-timeout: abc", b"abc")])
-def test_the_deadline_header_is_read(core: Any, line: str, value: bytes) -> None:
-    """The value as sent (trimmed): the server judges it (a malformed one is answered 400 there)."""
+@pytest.mark.parametrize(("line", "value"), [
+    ("x-rpc-timeout: 250", 250), ("X-RPC-Timeout:\t7 ", 7), ("x-rpc-timeout: 0", 0), ("x-rpc-timeout: 0042", 42),
+    ("x-rpc-timeout: 999999999999", 999_999_999_999),
+])
+def test_the_deadline_header_is_read_as_milliseconds(core: Any, line: str, value: int) -> None:
+    """The value's milliseconds (trimmed), as the server's parse_header reads them: no Python needed to read it."""
     data = plain("content-type: a", line)
     assert core.invokehead.parse(data, LIMIT) == (b"a", b"", head_length(data), value)
+    assert parse_header(line.partition(":")[2].strip(" \t"), 10.0) == 10.0 + value / 1000.0
 
 
-@pytest.mark.parametrize("lines", [("x-rpc-timeout: 1", "x-rpc-timeout: 2"), ("x-rpc-timeout:  ",)])
-def test_a_repeated_or_empty_deadline_header_goes_to_the_parser(core: Any, lines: tuple[str, ...]) -> None:
+@pytest.mark.parametrize("lines", [
+    ("x-rpc-timeout: 1", "x-rpc-timeout: 2"), ("x-rpc-timeout:  ",), ("x-rpc-timeout: abc",),
+    ("x-rpc-timeout: -5",), ("x-rpc-timeout: +7",), ("x-rpc-timeout: 1.5",), ("x-rpc-timeout: 1_000",),
+    ("x-rpc-timeout: 1 000",), ("x-rpc-timeout: 9999999999999",),
+])
+def test_a_repeated_empty_or_malformed_deadline_header_goes_to_the_parser(core: Any, lines: tuple[str, ...]) -> None:
+    """uvicorn's path then reads it, and the server answers a malformed value 400 there, in one place."""
     assert core.invokehead.parse(plain(*lines), LIMIT) is None
+    for line in lines:  # what the server's own reading makes of each value: malformed, except a repeat
+        value = line.partition(":")[2].strip(" \t")
+        assert (parse_header(value, 0.0) is None) == (len(lines) == 1)
+
+
+def test_the_digit_limit_is_the_servers() -> None:
+    assert MAX_TIMEOUT_DIGITS == MAX_DIGITS
 
 
 REFUSED = [
@@ -117,7 +135,7 @@ def test_only_bytes_are_read(core: Any) -> None:
 
 def test_a_hundred_headers_are_fine(core: Any) -> None:
     data = plain(*[f"x-{i}: v" for i in range(99)])
-    assert core.invokehead.parse(data, LIMIT) == (b"", b"", head_length(data), b"")
+    assert core.invokehead.parse(data, LIMIT) == (b"", b"", head_length(data), -1)
 
 
 def test_both_builds_agree_on_mangled_requests(core: Any) -> None:

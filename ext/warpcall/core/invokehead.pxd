@@ -1,6 +1,6 @@
 # C types of src/warpcall/core/invokehead.py (Cython reads this file beside the source when compiling it)
 
-cdef Py_ssize_t _HEAD_START
+cdef Py_ssize_t _HEAD_START, _MAX_TIMEOUT_DIGITS
 # read through const unsigned char* locals in parse()
 cdef bytes _REQUEST_LINE, _TOKEN, _VALUE
 

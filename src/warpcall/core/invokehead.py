@@ -24,13 +24,16 @@ else:
     except ImportError:  # plain Python without Cython installed
         from warpcall import _cython_shim as cython
 
-__all__ = ["REQUEST_LINE", "parse"]
+__all__ = ["MAX_TIMEOUT_DIGITS", "REQUEST_LINE", "parse"]
 
 REQUEST_LINE = b"POST /invoke HTTP/1.1\r\n"
 MAX_HEADERS = 100
+#: the most digits an ``x-rpc-timeout`` value has (more is malformed: about 31 years of milliseconds)
+MAX_TIMEOUT_DIGITS = 12
 
 _REQUEST_LINE = REQUEST_LINE  # compiled, a C global: no module dict lookup per call
 _HEAD_START = len(REQUEST_LINE)
+_MAX_TIMEOUT_DIGITS = MAX_TIMEOUT_DIGITS  # compiled, a C constant
 _TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # byte -> 1 when it may appear in a header name, else 0
 _TOKEN = bytes(c in _TOKEN_CHARS for c in range(256))
@@ -60,17 +63,20 @@ def _is(p: bytes, start: int, end: int, lower: bytes) -> bool:
     name_start=cython.Py_ssize_t, name_end=cython.Py_ssize_t, vs=cython.Py_ssize_t, ve=cython.Py_ssize_t,
     headers=cython.Py_ssize_t, max_headers=cython.Py_ssize_t, ct_start=cython.Py_ssize_t,
     ct_end=cython.Py_ssize_t, mh_start=cython.Py_ssize_t, mh_end=cython.Py_ssize_t,
-    to_start=cython.Py_ssize_t, to_end=cython.Py_ssize_t, content_length=cython.longlong,
+    content_length=cython.longlong, timeout=cython.longlong,
 )
-def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int, bytes] | None:
+def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int, int] | None:
     """``(content type, x-rpc-method, head length, x-rpc-timeout)`` when ``data`` is exactly one plain ``POST /invoke``.
 
     Plain means: HTTP/1.1, well-formed header lines of visible ASCII, one ``Content-Length``
     of at most ``limit`` matching the bytes after the head, at most one ``Content-Type``, one
-    ``X-Rpc-Method`` and one non-empty ``X-Rpc-Timeout``, no ``Transfer-Encoding``, ``Expect``,
-    ``Upgrade``, ``TE``, ``Trailer`` or ``Proxy-Connection``, ``Connection`` only as ``keep-alive``.
-    Values come without surrounding spaces or tabs; a missing ``Content-Type``, ``X-Rpc-Method`` or
-    ``X-Rpc-Timeout`` is ``b""`` (an empty timeout value is left to uvicorn's parser, which reads it as sent).
+    ``X-Rpc-Method`` and one ``X-Rpc-Timeout`` of 1 to :data:`MAX_TIMEOUT_DIGITS` ASCII digits, no
+    ``Transfer-Encoding``, ``Expect``, ``Upgrade``, ``TE``, ``Trailer`` or ``Proxy-Connection``,
+    ``Connection`` only as ``keep-alive``. Values come without surrounding spaces or tabs; a missing
+    ``Content-Type`` or ``X-Rpc-Method`` is ``b""``. The timeout comes as its number of milliseconds
+    (-1: none sent), read here so the server's common call, which carries one, needs no Python to
+    read it; any other timeout value (empty, signed, too long) is left to uvicorn's parser, and the
+    server answers it 400 there, in one place.
     """
     if type(data) is not bytes:
         return None
@@ -88,7 +94,8 @@ def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int, bytes] | None:
     visible = _VALUE
     max_headers = MAX_HEADERS
     headers = 0
-    ct_start = ct_end = mh_start = mh_end = to_start = to_end = -1
+    ct_start = ct_end = mh_start = mh_end = -1
+    timeout = -1
     content_length = -1
     pos = _HEAD_START
     while True:
@@ -137,9 +144,13 @@ def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int, bytes] | None:
                 return None
             mh_start, mh_end = vs, ve
         elif _is(p, name_start, name_end, b"x-rpc-timeout"):
-            if to_start >= 0 or ve == vs:
+            if timeout >= 0 or ve == vs or ve - vs > _MAX_TIMEOUT_DIGITS:
                 return None
-            to_start, to_end = vs, ve
+            timeout = 0
+            for i in range(vs, ve):
+                if not (48 <= p[i] <= 57):
+                    return None
+                timeout = timeout * 10 + (p[i] - 48)
         elif _is(p, name_start, name_end, b"connection"):
             if not _is(p, vs, ve, b"keep-alive"):
                 return None
@@ -160,5 +171,5 @@ def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int, bytes] | None:
         p[ct_start:ct_end] if ct_start >= 0 else b"",
         p[mh_start:mh_end] if mh_start >= 0 else b"",
         pos,
-        p[to_start:to_end] if to_start >= 0 else b"",
+        timeout,
     )

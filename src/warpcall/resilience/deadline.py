@@ -24,6 +24,8 @@ from typing import Iterator
 #: the request header carrying a call's remaining time, in whole milliseconds
 DEADLINE_HEADER = "x-rpc-timeout"
 DEADLINE_HEADER_BYTES = DEADLINE_HEADER.encode("latin-1")
+#: the most digits a received ``x-rpc-timeout`` value may have (more is malformed)
+MAX_DIGITS = 12
 
 _current: ContextVar[float | None] = ContextVar("warpcall_deadline", default=None)
 
@@ -74,8 +76,12 @@ def header_value(at: float) -> bytes:
 
 def parse_header(value: bytes | str, now: float) -> float | None:
     """The absolute deadline a received ``x-rpc-timeout`` value means, counted from ``now`` (None: malformed)."""
-    text = value.decode("latin-1") if isinstance(value, bytes) else value
-    # digits only: int() would also take signs, spaces and underscores, which no sender writes
-    if not text.isascii() or not text.isdigit() or len(text) > 12:
+    # ASCII digits only: int() would also take signs, spaces and underscores, which no sender writes (bytes'
+    # isdigit() is ASCII's; int() reads the bytes as they are, without a str made of them)
+    if isinstance(value, str):
+        if not value.isascii():
+            return None
+        value = value.encode("ascii")
+    if not value.isdigit() or len(value) > MAX_DIGITS:
         return None
-    return now + int(text) / 1000.0
+    return now + int(value) / 1000.0

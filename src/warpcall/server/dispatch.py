@@ -334,15 +334,19 @@ class DispatchEndpoint:
         ``warpcall.resilience.deadline.remaining()`` tells it the time left and its calls carry it on. A
         call that waits for a worker past it is dropped there, never started (504 too).
         """
-        media_type = self.media_type(content_type)
         at = parse_header(timeout, arrived)
         if at is None:
-            return self.error_reply(media_type, MalformedRequestException(
+            return self.error_reply(self.media_type(content_type), MalformedRequestException(
                 f"x-rpc-timeout must be the whole milliseconds left, got {timeout[:40]!r}"))
         if monotonic() >= at:
-            return self._expired(media_type)
+            return self.expired(content_type)
         _deadline.set(at)  # in the request's own context: the call and every task or job it starts see it
         return self.answer(content_type, method_header, body)
+
+    def expired(self, content_type: bytes) -> Reply:
+        """504 (``DeadlineExceeded``, in the request's format) for a call whose deadline passed before it started:
+        the implementation is not run."""
+        return self._expired(self.media_type(content_type))
 
     def answer(self, content_type: bytes, method_header: bytes, body: bytes) -> Reply | Awaitable[Reply]:
         """The reply to one envelope, or an awaitable of it when the method must be awaited.

@@ -82,9 +82,21 @@ _REST_HEAD = b"content-length: %d\r\ncontent-type: application/json\r\n"
 _DISPATCH_HEAD = b"content-type: %s\r\ncontent-length: %d\r\n"
 
 
+#: the last default header list seen and its lines: uvicorn makes a new list when the date changes (once a
+#: second) and never changes one in place, so the lines are made once per list, not once per reply. One
+#: tuple, replaced whole: servers in other threads may read it at any time
+_head_cache: tuple[object, bytes] = (None, b"")
+
+
 def _default_head(default_headers: list[tuple[bytes, bytes]]) -> bytes:
     """uvicorn's default header lines (server, date) as they start every reply."""
-    return b"".join([b"%s: %s\r\n" % header for header in default_headers])
+    global _head_cache
+    cached = _head_cache
+    if cached[0] is default_headers:  # the list is held here: its identity cannot pass to another one
+        return cached[1]
+    head = b"".join([b"%s: %s\r\n" % header for header in default_headers])
+    _head_cache = (default_headers, head)
+    return head
 
 
 def _client_addr(client: tuple[str, int] | None) -> str:
@@ -150,6 +162,7 @@ else:
 INTERNAL_ERROR: Reply = (500, b"text/plain; charset=utf-8", b"Internal Server Error")
 
 _parse_invoke = parse
+_set_deadline = _deadline.set  # one bound method, not an attribute read per call
 
 
 def inline_protocol(
@@ -556,7 +569,8 @@ if SUPPORTED:
                 and self.accepts()
             )
 
-        def _answer_unparsed(self, data: bytes, request: tuple[bytes, bytes, int, bytes]) -> None:
+        def _answer_unparsed(self, data: bytes, request: tuple[bytes, bytes, int, int]) -> None:
+            # timeout: the x-rpc-timeout milliseconds the recogniser read (-1: none sent)
             content_type, method_header, head_length, timeout = request
             self._unset_keepalive_if_required()
             stats = self.stats
@@ -564,12 +578,14 @@ if SUPPORTED:
             stats.unparsed += 1
             context = self._base.copy()
             try:
-                if timeout:  # the whole request came in this chunk: it arrived now
-                    outcome = context.run(
-                        self.endpoint.answer_by, content_type, method_header, data[head_length:], timeout, monotonic()
-                    )
-                else:
+                if timeout:
+                    if timeout > 0:
+                        # the whole request came in this chunk: its deadline counts from now, set in the call's
+                        # own context (the common call carries one: no Python function in between)
+                        context.run(_set_deadline, monotonic() + timeout / 1000.0)
                     outcome = context.run(self.endpoint.answer, content_type, method_header, data[head_length:])
+                else:  # no time left: refused unrun
+                    outcome = self.endpoint.expired(content_type)
             except Exception:
                 logger.exception("answering POST /invoke failed")
                 outcome = INTERNAL_ERROR
