@@ -30,6 +30,8 @@ from warpcall import (
     ServiceManager,
     ServiceModule,
     component,
+    get,
+    rest,
     service,
 )
 from warpcall.di import Environment, create, module
@@ -47,7 +49,15 @@ class DrainService(Service):
     def ping(self) -> str: ...
 
 
-@component(name="drain", services=[DrainService])
+@service(name="drain-rest")
+@rest("/drain")
+class DrainRestService(Service):
+    @get("/hold/{n}")
+    @abstractmethod
+    def hold(self, n: int) -> int: ...
+
+
+@component(name="drain", services=[DrainService, DrainRestService])
 class DrainComponent(Component):
     pass
 
@@ -78,6 +88,11 @@ class DrainServiceImpl(DrainService):
         return "pong"
 
 
+class DrainRestServiceImpl(DrainRestService):
+    def hold(self, n: int) -> int:
+        return DrainServiceImpl.hold(self, n)  # type: ignore[arg-type]  # the same call, on a REST route
+
+
 class DrainComponentImpl(AbstractComponent, DrainComponent):
     def get_addresses(self, port: int) -> list[ChannelAddress]:
         return [ChannelAddress("dispatch-json", f"http://127.0.0.1:{port}")]
@@ -100,6 +115,10 @@ class DrainModule:
     @create()
     def create_service(self) -> DrainServiceImpl:
         return DrainServiceImpl()
+
+    @create()
+    def create_rest_service(self) -> DrainRestServiceImpl:
+        return DrainRestServiceImpl()
 
     @create()
     def create_server(self, manager: ServiceManager, registry: ComponentRegistry) -> FastAPIServer:
@@ -247,6 +266,46 @@ def test_a_deep_queue_is_refused_at_the_end_of_the_grace_period_and_never_starte
     assert refused == set(range(total)) - started
 
     # the calls that ran finish; none of the refused ones ever starts
+    calls.release.set()
+    wait_until(lambda: calls.finished == started, BOUND, "the running calls to finish")
+    wait_until(lambda: pool.running == 0, BOUND, "the pool to be idle")
+    assert calls.started == started
+
+
+@pytest.mark.parametrize("reply_on", ["loop", "asgi"])
+def test_queued_rest_calls_refused_by_the_drain_are_503_with_retry_after(boot, reply_on):
+    """A sync REST call still queued at the end of the grace period is refused as a full queue refuses it: 503,
+    ``Retry-After``, ``OverloadedException`` (not a 500), and it never starts."""
+    environment = boot(grace_period=0.3, inline_protocol=reply_on == "loop")
+    server = environment.get(FastAPIServer)
+    pool = server.endpoint.sync_calls.pool
+    running = min(pool.max_workers, pool.lane_workers)
+    total = running + 4
+    holders = []
+    for n in range(total):
+        sock = connect(server.port, timeout=BOUND)
+        sock.sendall(b"GET /drain/hold/%d HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n" % n)
+        holders.append((sock, Reader(sock)))
+    wait_until(lambda: len(calls.started) == running and pool.running == total, BOUND, "a full lane and a queue")
+    started = set(calls.started)
+
+    stopping = destroy_in_thread(environment)
+    stopping.join(BOUND)
+    assert not stopping.is_alive()
+
+    refused: set[int] = set()
+    for n, (sock, reader) in enumerate(holders):
+        if n not in started:  # the running ones are cut past the grace period, as on /invoke (tested above)
+            status, headers, body = reader.response()
+            assert status == b"HTTP/1.1 503 Service Unavailable", body
+            assert headers[b"retry-after"] == b"%d" % server.endpoint.sync_calls.retry_after
+            reply = json.loads(body)
+            assert reply["type"] == "OverloadedException"
+            assert "not started" in reply["detail"]
+            refused.add(n)
+        sock.close()
+    assert refused == set(range(total)) - started
+
     calls.release.set()
     wait_until(lambda: calls.finished == started, BOUND, "the running calls to finish")
     wait_until(lambda: pool.running == 0, BOUND, "the pool to be idle")

@@ -18,8 +18,8 @@ counted from when its head arrived). Work whose deadline has passed is not start
 with ``{"detail": ..., "type": "DeadlineExceeded"}``, also when it passed while the call waited
 for a worker. A malformed value is refused with ``400`` (``MalformedRequestException``), as on
 ``/invoke``. The implementation runs with the deadline set
-(``warpcall.resilience.deadline.remaining()``). A full queue of sync calls is answered ``503``
-with ``Retry-After`` (``OverloadedException``).
+(``warpcall.resilience.deadline.remaining()``). A full queue of sync calls, and a queued one the server
+refuses when it stops (never started), are answered ``503`` with ``Retry-After`` (``OverloadedException``).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from warpcall.resilience.deadline import DEADLINE_HEADER_BYTES, parse_header
 from warpcall.resilience.deadline import _current as _deadline
 from warpcall.routes import RouteDescriptor, RouteParam, is_rest, non_finite, non_finite_check, routes_of
 from warpcall.server.dispatch import ARRIVED, ServerMethod, SyncCalls
-from warpcall.server.workers import NotStarted
+from warpcall.server.workers import NotStarted, Refused
 from warpcall.wire import JSON, status_of
 
 if TYPE_CHECKING:
@@ -207,9 +207,12 @@ class Responder:
 
     def raised(self, exc: Exception) -> Reply:
         """The reply to an exception the implementation raised (not ``HTTPException``: that one has its handler),
-        or to the pool's :class:`NotStarted` (504)."""
+        or to the pool's :class:`NotStarted` (504) or :class:`Refused` (503 with ``Retry-After``, as for a full
+        queue: the call was queued when the server stopped and never ran, so another instance may take it)."""
         if isinstance(exc, NotStarted):
             return expired_reply()
+        if isinstance(exc, Refused):  # under its documented name, as /invoke answers it
+            return overloaded_reply(OverloadedException(str(exc), self.calls.retry_after))
         logger.debug("%s raised", self.qualified, exc_info=True)
         return error_reply(exc)
 
