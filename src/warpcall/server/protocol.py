@@ -124,7 +124,7 @@ UVICORN_USES: tuple[str, ...] = (
     # the protocol's own state
     "app", "loop", "loop.create_task()", "tasks", "tasks.add()", "tasks.discard()", "connections",
     "limit_concurrency", "root_path", "expect_100_continue", "access_log", "access_logger",
-    "access_logger.info()", "client", "scheme", "server_state", "server_state.default_headers",
+    "access_logger.info()", "access_logger.isEnabledFor()", "client", "scheme", "server_state", "server_state.default_headers",
     "transport", "transport.write()", "transport.close()", "transport.is_closing()",
     "transport.get_write_buffer_size()", "transport.get_extra_info()",
     "flow", "flow.write_paused", "flow.pause_reading()", "flow.drain()", "cycle",
@@ -162,6 +162,7 @@ else:
 INTERNAL_ERROR: Reply = (500, b"text/plain; charset=utf-8", b"Internal Server Error")
 
 _parse_invoke = parse
+_INFO = logging.INFO  # the access log's level
 _set_deadline = _deadline.set  # one bound method, not an attribute read per call
 
 
@@ -601,7 +602,7 @@ if SUPPORTED:
             self._pending = False
             status, content_type, payload = reply
             keep_alive = reply is not INTERNAL_ERROR and not self._closing
-            if self.access_log:
+            if self.access_log and self.access_logger.isEnabledFor(_INFO):  # no line to make when none is written
                 self.access_logger.info(
                     '%s - "POST /invoke HTTP/1.1" %d', _client_addr(self.client), status
                 )
@@ -828,7 +829,7 @@ if SUPPORTED:
 
         def _started(self, cycle: Any, status: int) -> None:
             cycle.response_started = True
-            if self.access_log:
+            if self.access_log and self.access_logger.isEnabledFor(_INFO):  # no line to make when none is written
                 scope = cycle.scope
                 self.access_logger.info(
                     '%s - "%s %s HTTP/%s" %d', get_client_addr(scope), scope["method"],
