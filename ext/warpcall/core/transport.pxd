@@ -59,7 +59,7 @@ cdef bint _ieq(const unsigned char* p, Py_ssize_t start, Py_ssize_t end, const c
 cdef double _announced_timeout(const unsigned char* p, Py_ssize_t start, Py_ssize_t end) noexcept
 cdef Py_ssize_t _trim_end(const unsigned char* p, Py_ssize_t start, Py_ssize_t end) noexcept
 cdef double _now() except? -1.0
-cdef bytes _assemble(bytes m, bytes t, bytes h, list parts, bytes cl, bytes b)
+cdef bytes _assemble(bytes m, bytes t, bytes h, list parts, bytes cl, bytes b, long long left)
 cdef Py_ssize_t _find_crlf(const unsigned char* p, Py_ssize_t start, Py_ssize_t n) noexcept
 cdef Py_ssize_t _find_head_end(const unsigned char* p, Py_ssize_t start, Py_ssize_t n) noexcept
 cdef bytes _excerpt(const unsigned char* p, Py_ssize_t start, Py_ssize_t end)
@@ -106,6 +106,7 @@ cdef class Connection:
     cdef int _fd
     cdef bytearray _buf
     cdef object _poll
+    cdef double _bounded
 
     cdef void _rested(self, ResponseParser reader) except *
     cdef void _arm(self, double seconds) except *

@@ -85,8 +85,9 @@ READ_SIZE = 65536
 #: ``timeout_keep_alive``, so that a request never meets a server closing the connection it arrives on
 DEFAULT_KEEPALIVE_EXPIRY = 4.0
 # the same limits as C integers when compiled
-#: a deadline sets a socket's timeouts again only when it is this much shorter than them (seconds)
-_DEADLINE_SLACK = 0.001
+#: a deadline sets a socket's timeouts again only when it is this much shorter than them (seconds): a wait may
+#: end this much past the deadline (the kernel counts socket timeouts in ticks of up to 10 ms anyway)
+_DEADLINE_SLACK = 0.01
 _max_head = MAX_HEAD
 _max_headers = MAX_HEADERS
 _max_line = MAX_LINE
@@ -301,23 +302,46 @@ def build_request(
             has_timeout = True
         parts.append(n)
         parts.append(v)
+    left = -1  # no x-rpc-timeout
     if deadline > 0 and not has_timeout:
         # the time left, measured as late as possible: the server counts its deadline from reading this
-        left = int((deadline - _now()) * 1000.0)
-        parts.append(b"x-rpc-timeout")
-        parts.append(f"{left if left > 0 else 0}".encode("ascii"))
+        if cython.compiled:  # a C conversion: int() would make a Python int first
+            left = cython.cast(cython.longlong, (deadline - _now()) * 1000.0)
+        else:
+            left = int((deadline - _now()) * 1000.0)
+        if left < 0:
+            left = 0
+        elif left > 999999999999:  # 12 digits at most: a server refuses a longer value as malformed
+            left = 999999999999
     blen = len(b)
     cl = None
     if blen or m == b"POST" or m == b"PUT" or m == b"PATCH":
         cl = f"{blen}".encode("ascii")  # compiled: C formats the number (b"%d" % n costs 0.7k instructions)
-    return _assemble(m, t, None if has_host else h, parts, cl, b)
+    return _assemble(m, t, None if has_host else h, parts, cl, b, left)
 
 
-@cython.locals(k=cython.Py_ssize_t, pieces=list, total=cython.Py_ssize_t, out=bytes, o="char*", item=bytes)
-def _assemble(m: bytes, t: bytes, h: bytes | None, parts: list[bytes], cl: bytes | None, b: bytes) -> bytes:
-    """``m t HTTP/1.1``, ``Host: h`` unless None, the header pairs, ``Content-Length: cl`` unless None, the body."""
+@cython.locals(
+    k=cython.Py_ssize_t, pieces=list, total=cython.Py_ssize_t, out=bytes, o="char*", item=bytes,
+    digits="char[24]", nd=cython.Py_ssize_t, rest="long long",
+)
+def _assemble(
+    m: bytes, t: bytes, h: bytes | None, parts: list[bytes], cl: bytes | None, b: bytes, left: int
+) -> bytes:
+    """``m t HTTP/1.1``, ``Host: h`` unless None, the header pairs, ``x-rpc-timeout: left`` unless ``left``
+    < 0, ``Content-Length: cl`` unless None, the body."""
     if cython.compiled:  # one bytes object of the summed size filled by memcpy: bytes.join costs 1.7x the call
+        nd = 0
+        if left >= 0:  # the digits, written backwards from the end of the buffer: no int or str object made
+            rest = left
+            while True:
+                nd += 1
+                digits[24 - nd] = cython.cast("char", 48 + rest % 10)  # noqa: F821 - a C array, declared by the locals above
+                rest //= 10
+                if rest == 0:
+                    break
         total = len(m) + len(t) + 14 + len(b)
+        if left >= 0:
+            total += 17 + nd
         if h is not None:
             total += len(h) + 8
         for k in range(len(parts)):
@@ -341,6 +365,10 @@ def _assemble(m: bytes, t: bytes, h: bytes | None, parts: list[bytes], cl: bytes
             item = parts[k + 1]
             o = _put(o, item, len(item))
             o = _put(o, b"\r\n", 2)
+        if left >= 0:
+            o = _put(o, b"x-rpc-timeout: ", 15)
+            o = _put(o, cython.address(digits[24 - nd]), nd)  # noqa: F821
+            o = _put(o, b"\r\n", 2)
         if cl is not None:
             o = _put(o, b"Content-Length: ", 16)
             o = _put(o, cl, len(cl))
@@ -354,6 +382,8 @@ def _assemble(m: bytes, t: bytes, h: bytes | None, parts: list[bytes], cl: bytes
             pieces += (b"Host: ", h, b"\r\n")
         for k in range(0, len(parts), 2):
             pieces += (parts[k], b": ", parts[k + 1], b"\r\n")
+        if left >= 0:
+            pieces += (b"x-rpc-timeout: ", b"%d" % left, b"\r\n")
         if cl is not None:
             pieces += (b"Content-Length: ", cl, b"\r\n")
         pieces += (b"\r\n", b)
@@ -783,7 +813,9 @@ class Connection:
     """
 
     # plain Python; compiled, the fields are those the .pxd declares
-    __slots__ = ("sock", "sent", "timeout", "expiry", "idle_since", "_limit", "_kernel", "_fd", "_buf", "_poll")
+    __slots__ = (
+        "sock", "sent", "timeout", "expiry", "idle_since", "_limit", "_kernel", "_fd", "_buf", "_poll", "_bounded",
+    )
 
     def __init__(self, sock: socket.socket, expiry: float = DEFAULT_KEEPALIVE_EXPIRY) -> None:
         self.sock = sock
@@ -800,6 +832,7 @@ class Connection:
         self._fd = sock.fileno()
         self._buf: bytearray | None = None
         self._poll: Callable[[int], object] | None = None
+        self._bounded = 0.0  # the deadline the last send bounded its timeouts by, just before it returned
         if cython.compiled and _POSIX:  # poll(2) on the descriptor; recv(2) into one buffer on a blocking socket
             if self._kernel:
                 self._buf = bytearray(READ_SIZE)
@@ -814,6 +847,7 @@ class Connection:
         if seconds <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {seconds!r}")
         self._arm(seconds)
+        self._bounded = 0.0  # a receive bounds its first read again
 
     def _arm(self, seconds: float) -> None:
         """Set the OS's timeouts of each send and receive to ``seconds`` (> 0)."""
@@ -888,6 +922,7 @@ class Connection:
         d = data if type(data) is bytes else bytes(data)
         n = len(d)
         self.sent = 0
+        self._bounded = 0.0
         if deadline > 0.0:
             self._bound(deadline)
         if cython.compiled and self._kernel:  # send(2) from the bytes themselves, the GIL released
@@ -900,26 +935,31 @@ class Connection:
                     _retry_or_raise(-k)
                 else:
                     self.sent += k
-                    if deadline > 0.0 and self.sent < n:
+                    if deadline > 0.0 and k < n:  # it waited: bound the next wait, or the receive's first
                         self._bound(deadline)
         else:
             view = memoryview(d)
             while self.sent < n:
-                self.sent += self.sock.send(view[self.sent :])
-                if deadline > 0.0 and self.sent < n:
+                k = self.sock.send(view[self.sent :])
+                self.sent += k
+                if deadline > 0.0 and k < n:
                     self._bound(deadline)
+        # the timeouts stand for the response's first read too: a receive right after this needs no check
+        self._bounded = deadline
 
     @cython.locals(reader=ResponseParser, k=cython.Py_ssize_t, fd="int", buf="char*")
     def receive(self, parser: ResponseParser, deadline: float = 0.0) -> ResponseParser:
         """Read and feed ``parser`` until the response is complete (EOF included); returns ``parser``.
 
-        ``deadline`` (> 0): each read waits at most the time left before it (TimeoutError once it passed).
+        ``deadline`` (> 0): each read waits at most the time left before it (TimeoutError once it passed);
+        after ``send(data, deadline)`` the timeouts it left bound the first read.
         """
         if not isinstance(parser, ResponseParser):
             raise TypeError(f"parser must be a ResponseParser, not {type(parser).__name__}")
         reader = parser
-        if deadline > 0.0:
+        if deadline > 0.0 and deadline != self._bounded:
             self._bound(deadline)
+        self._bounded = 0.0
         if cython.compiled and self._kernel:  # recv(2) into this connection's buffer, the GIL released
             buf = self._buf
             fd = self._fd

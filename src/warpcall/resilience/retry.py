@@ -313,8 +313,9 @@ class Recovery:
     def deadline_exceeded(self) -> DeadlineExceeded:
         """The call's deadline passed: the error names the method, the deadline and what was tried."""
         reasons = "; ".join(self._reason(base, exc) for base, exc in self.tried)
+        taken = time.monotonic() - self.start
         return DeadlineExceeded(
-            f"{self.name}: its deadline of {self.at - self.start:.3f} s passed "
+            f"{self.name}: deadline exceeded: {self.at - self.start:.3f} s given, {taken:.3f} s taken "
             f"({self.owner or 'this channel'}; {reasons})"
         )
 
