@@ -433,3 +433,21 @@ def test_the_wait_is_bounded_by_the_deadline() -> None:
 def test_bulkhead_limit_must_be_positive() -> None:
     with pytest.raises(ServiceException, match="limit of 1 or more"):
         Bulkhead(0)
+
+
+def test_the_channels_show_every_reply_only_while_some_breaker_has_a_record(core: Any) -> None:
+    import gc
+
+    from warpcall.resilience import breaker as module
+
+    gc.collect()  # tables of earlier tests, dropped with records, give their count back
+    assert module.outcome_from == RECORD_FAILURES  # a healthy process: only 502-504 replies reach a breaker
+    table = Table(core, BreakerSettings(failures=3, failure_rate=0.0))
+    table.breakers.failure(A)
+    assert module.outcome_from == RECORD_ALL
+    table.breakers.success(A)
+    assert module.outcome_from == RECORD_FAILURES
+    table.breakers.failure(B)
+    del table
+    gc.collect()
+    assert module.outcome_from == RECORD_FAILURES

@@ -123,8 +123,6 @@ class HTTPXChannel(Channel):
         )
         #: the circuit breakers of this channel's instances (None: disabled); set up by setup()
         self.breakers: _breaker.CircuitBreakers | None = None
-        #: replies of this status or above go to the breakers (502; 0 while an instance has a record)
-        self._outcome_from = _breaker.RECORD_NONE
         #: the limit on calls in flight to the component (None: no limit, and the calls are not wrapped)
         self.bulkhead: _bulkhead.Bulkhead | None = None
         #: what is sent again after a failure (``http.retry.*``, see warpcall.resilience.retry)
@@ -173,20 +171,14 @@ class HTTPXChannel(Channel):
                 settings,
                 owner=self.selector.owner,
                 selector=lambda: self.selector,
-                watch=self._watch_outcomes,
                 probe_timeout=self.timeout,
             )
-            self._outcome_from = _breaker.RECORD_FAILURES
         limit = _bulkhead.max_in_flight(self.configuration, self.name)
         if limit:
             # the channel's calls are wrapped only when limited: an unlimited channel pays nothing
             self.bulkhead = _bulkhead.Bulkhead(limit, self.selector.owner)
             vars(self)["request"] = _bulkhead.wrap_sync(self.bulkhead, self.request, lambda: self.timeout)
             vars(self)["request_async"] = _bulkhead.wrap_async(self.bulkhead, self.request_async, lambda: self.timeout)
-
-    def _watch_outcomes(self, watching: bool) -> None:
-        """The breakers hold a record: show them every reply (else only 502-504 ones)."""
-        self._outcome_from = _breaker.RECORD_ALL if watching else _breaker.RECORD_FAILURES
 
     def _outcome(self, url: str, status: int) -> None:
         """A reply of ``status`` came from ``url``'s instance."""
@@ -279,7 +271,7 @@ class HTTPXChannel(Channel):
                 status, _reason, reply_headers, content = direct._exchange(
                     method, url, headers, body, timeout, timeout, timeout, at
                 )
-                if status >= self._outcome_from:  # breaker: a 502-504, or any reply while an instance has a record
+                if status >= _breaker.outcome_from:  # breaker: a 502-504, or any reply while an instance has a record
                     self._outcome(url, status)
                 if status != 503:
                     return status, reply_headers, content
@@ -308,7 +300,7 @@ class HTTPXChannel(Channel):
             response = client.request(
                 method, url, content=body or None, headers=[*headers, _deadline_header(at)]
             )
-        if response.status_code >= self._outcome_from:  # breaker
+        if response.status_code >= _breaker.outcome_from:  # breaker
             self._outcome(url, response.status_code)
         return response.status_code, list(response.headers.items()), response.content
 
@@ -320,7 +312,7 @@ class HTTPXChannel(Channel):
             status, _reason, reply_headers, content = direct._exchange(
                 method, url, headers, body, timeout, timeout, timeout, at
             )
-            if status >= self._outcome_from:  # breaker
+            if status >= _breaker.outcome_from:  # breaker
                 self._outcome(url, status)
             return status, reply_headers, content
         return self._send_advised(method, url, headers, body, at)
@@ -404,7 +396,7 @@ class HTTPXChannel(Channel):
                 status, _reason, reply_headers, content = await direct._exchange(
                     method, url, headers, body, timeout, timeout, timeout, timeout, at
                 )
-                if status >= self._outcome_from:  # breaker
+                if status >= _breaker.outcome_from:  # breaker
                     self._outcome(url, status)
                 if status != 503:
                     return status, reply_headers, content
@@ -437,7 +429,7 @@ class HTTPXChannel(Channel):
             response = await client.request(
                 method, url, content=body or None, headers=[*headers, _deadline_header(at)]
             )
-        if response.status_code >= self._outcome_from:  # breaker
+        if response.status_code >= _breaker.outcome_from:  # breaker
             self._outcome(url, response.status_code)
         return response.status_code, list(response.headers.items()), response.content
 
@@ -453,7 +445,7 @@ class HTTPXChannel(Channel):
             status, _reason, reply_headers, content = await direct._exchange(
                 method, url, headers, body, timeout, timeout, timeout, timeout, at
             )
-            if status >= self._outcome_from:  # breaker
+            if status >= _breaker.outcome_from:  # breaker
                 self._outcome(url, status)
             return status, reply_headers, content
         return await self._send_advised_async(method, url, headers, body, at)

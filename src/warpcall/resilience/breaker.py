@@ -24,8 +24,8 @@ its deadline). A remote implementation's exception and a 4xx caller fault are an
 as successes.
 
 Cost on the plain call path: the channel compares the reply's status with one number
-(``outcome_from``: 502 while no instance has a failure on record, 0 while one has, so that
-successes are then recorded too) and the selector compares one pointer (its guard, None while no
+(this module's ``outcome_from``: 502 while no instance of any channel has a failure on record,
+0 while one has, so that successes are then recorded too) and the selector compares one pointer (its guard, None while no
 instance is ejected). An instance's record starts at its first failure and is dropped once it has
 none left in the window: the failure-rate window of an instance therefore counts the calls since
 its first recent failure, not those before (they were all successes).
@@ -89,6 +89,13 @@ RECORD_FAILURES = 502
 RECORD_ALL = 0
 #: ``outcome_from`` with the breaker disabled: no reply status reaches it
 RECORD_NONE = 1 << 30
+
+#: the status from which the channels show a reply to their breakers: RECORD_FAILURES while no breaker of the
+#: process has a record, RECORD_ALL while one has (each channel's table then drops what is not its own at once).
+#: Process-wide, a module attribute: a channel's own attribute would cost its call path a slow instance lookup
+outcome_from = RECORD_FAILURES
+_watching = 0  # tables holding a record
+_WATCH_LOCK = threading.Lock()
 
 _BUCKETS = 10  # the failure-rate window slides in tenths
 _KINDS: dict[str, type] = {"enabled": bool, "failures": int, "min_calls": int}  # the others are seconds or a rate
@@ -204,7 +211,13 @@ class CircuitBreakers:
         self._bucket_width = settings.window / _BUCKETS
         self._next_due = float("inf")  # the earliest moment an ejected instance may be probed
         self._guarding = False
+        self._watching = False  # counted in the module's _watching
         self._spread = 0  # spreads the calls whose pick was ejected meanwhile over the live instances
+
+    def __del__(self) -> None:
+        if self._watching:  # a table dropped with a record: the other channels go back to the free path
+            self._watching = False
+            _count_watching(-1)
 
     # --- what the table says -------------------------------------------------------------------------------
 
@@ -317,8 +330,12 @@ class CircuitBreakers:
         if guarding or self._guarding:
             self._guarding = guarding
             self._refilter()
+        watching = bool(self._table)
+        if watching != self._watching:
+            self._watching = watching
+            _count_watching(1 if watching else -1)
         if self._watch is not None:
-            self._watch(bool(self._table))
+            self._watch(watching)
 
     def _refilter(self) -> None:
         selector = self._selector() if self._selector is not None else None
@@ -379,6 +396,13 @@ class CircuitBreakers:
         return CircuitOpenException(
             f"{self.owner or 'this channel'}: every instance is ejected by its circuit breaker: {', '.join(named)}"
         )
+
+
+def _count_watching(change: int) -> None:
+    global outcome_from, _watching
+    with _WATCH_LOCK:
+        _watching += change
+        outcome_from = RECORD_ALL if _watching else RECORD_FAILURES
 
 
 def counts_against(exc: BaseException) -> bool:
