@@ -512,6 +512,16 @@ def test_malformed_request_body(body: bytes) -> None:
         c.decode_request(body)
 
 
+@pytest.mark.parametrize("text", ["\rnfinity", "1.2.3", "", "one"])
+def test_decimal_text_that_is_no_number_is_a_malformed_request(text: str) -> None:
+    # found by tests/fuzz: Decimal() raises decimal.InvalidOperation (an ArithmeticError), which escaped the
+    # decoder instead of the documented MalformedRequestException
+    sender = ProtobufMethodCodec("comp:svc:price", ["p"], [str], None)
+    receiver = ProtobufMethodCodec("comp:svc:price", ["p"], [Decimal], None)
+    with pytest.raises(MalformedRequestException, match="comp:svc:price.*not a decimal number"):
+        receiver.decode_request(sender.encode_request([text]))
+
+
 def test_malformed_request_values() -> None:
     # well-formed protobuf whose strings do not parse as the declared types
     sender = ProtobufMethodCodec("comp:svc:values", ["when", "color", "id"], [str, str, str], None)

@@ -18,7 +18,7 @@ import types
 import typing
 from collections import abc
 from datetime import date, datetime, time
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from types import ModuleType
 from typing import Any, Callable, Protocol, Sequence, TypeAlias
 from uuid import UUID
@@ -319,12 +319,21 @@ def _text_field(tp: type, to_text: Callable[[Any], str], from_text: Load, reject
     return _Field(_F.TYPE_STRING, name, exact=tp, dump=dump, load=from_text)
 
 
+def _decimal_from_text(text: str) -> Decimal:
+    """A Decimal from its text; text that is not a number raises ValueError, as the other text types do
+    (Decimal itself raises decimal.InvalidOperation, an ArithmeticError, which no decoder expects)."""
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"{text[:40]!r} is not a decimal number") from None
+
+
 _TEXT: dict[Any, Callable[[], _Field]] = {
     datetime: lambda: _text_field(datetime, datetime.isoformat, iso_parser(datetime)),
     date: lambda: _text_field(date, date.isoformat, date.fromisoformat, reject=datetime),
     time: lambda: _text_field(time, time.isoformat, iso_parser(time)),
     UUID: lambda: _text_field(UUID, str, UUID),
-    Decimal: lambda: _text_field(Decimal, str, Decimal),
+    Decimal: lambda: _text_field(Decimal, str, _decimal_from_text),
 }
 
 
