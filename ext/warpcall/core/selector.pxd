@@ -8,6 +8,7 @@ cdef class URLSelector:
     cdef tuple _urls
     cdef tuple _all
     cdef object _guard
+    cdef public Py_ssize_t picks
 
 
 cdef class FirstURLSelector(URLSelector):
@@ -15,5 +16,4 @@ cdef class FirstURLSelector(URLSelector):
 
 
 cdef class RoundRobinURLSelector(URLSelector):
-    cdef Py_ssize_t _next
     cdef object _counter

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import weakref
+from types import MethodType
 from typing import TYPE_CHECKING, Any
 
 from warpcall.channels._http_common import _check_expiry, _check_timeout
@@ -127,8 +128,6 @@ class HTTPXChannel(Channel):
         self.bulkhead: _bulkhead.Bulkhead | None = None
         #: what is sent again after a failure (``http.retry.*``, see warpcall.resilience.retry)
         self.retry = RetryPolicy()
-        #: calls so far: the retry budget's deposits (a lost increment between threads only shrinks it)
-        self.calls = 0
 
     @inject_value("http.timeout", default=DEFAULT_TIMEOUT)
     def set_timeout(self, timeout: float) -> None:
@@ -221,9 +220,14 @@ class HTTPXChannel(Channel):
         )
 
     def _uses_default_client(self, method: str) -> bool:
-        # advice (woven into the instance's __dict__) or a subclass replacing the client factory means the
-        # client must really be used
-        return method not in vars(self) and getattr(type(self), method) is getattr(HTTPXChannel, method)
+        # advice (woven into the instance's attributes) or a subclass replacing the client factory means the
+        # client must really be used. Looked up through getattr, not vars(self): materialising the instance's
+        # __dict__ puts every later self.x read of the channel on CPython's slow path (~300 instructions each)
+        # (a woven method mimics a bound method's __self__ and __func__: only a real one is the default)
+        found = getattr(self, method)
+        return (
+            type(found) is MethodType and found.__self__ is self and found.__func__ is getattr(HTTPXChannel, method)
+        )
 
     def customize(self) -> None:
         super().customize()
@@ -256,7 +260,6 @@ class HTTPXChannel(Channel):
         ``OverloadedException``), goes to the selector's other instances; one that may have reached it
         goes again only if idempotent (see :meth:`_recover` and warpcall.resilience.retry).
         """
-        self.calls += 1
         start = _monotonic()
         at = start + self.timeout
         outer = _deadline_in_force()
@@ -317,6 +320,11 @@ class HTTPXChannel(Channel):
             return status, reply_headers, content
         return self._send_advised(method, url, headers, body, at)
 
+    def _calls_so_far(self) -> int:
+        """The channel's calls so far, the retry budget's deposits: its selector's picks, one per call (the call
+        path counts nothing itself; a selector without ``picks`` leaves the budget its reserve)."""
+        return int(getattr(self.selector, "picks", 0))
+
     def _recovery(self, url: str, call: Any, method: str, start: float, at: float) -> tuple[Recovery, str]:
         base, path = _split(url, self.selector.urls)
         recovery = Recovery(
@@ -328,7 +336,7 @@ class HTTPXChannel(Channel):
             start,
             at,
             self.retry.is_idempotent(call),
-            lambda: self.calls,
+            self._calls_so_far,
             self.selector.owner,
             self._ejected_too,
         )
@@ -379,7 +387,6 @@ class HTTPXChannel(Channel):
         self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, call: Any = None
     ) -> Reply:
         """Async :meth:`request`: the same deadline, failover and retries."""
-        self.calls += 1
         start = _monotonic()
         at = start + self.timeout
         outer = _deadline_in_force()

@@ -36,11 +36,15 @@ class URLSelector:
     """Holds a channel's current URL list and picks one URL per call.
 
     A subclass's ``select()`` picks from ``self._urls`` (the live URLs), raises through
-    :meth:`_none_live` when it is empty, and shows its pick to ``self._guard`` when one is set.
+    :meth:`_none_live` when it is empty, shows its pick to ``self._guard`` when one is set, and adds one
+    to :attr:`picks`.
     """
 
     def __init__(self, owner: str = "") -> None:
         self.owner = owner
+        #: URLs picked so far, one per call: what a channel's retry budget counts its deposits by (the call
+        #: path pays no counter of its own; a count lost between threads only makes the budget smaller)
+        self.picks = 0
         self._urls: tuple[str, ...] = ()
         self._all: tuple[str, ...] = ()
         self._guard: Any = None  # a warpcall.resilience.breaker.CircuitBreakers while an instance is ejected
@@ -114,6 +118,7 @@ class FirstURLSelector(URLSelector):
         urls = self._urls
         if not urls:
             return self._none_live()
+        self.picks += 1
         if self._guard is not None:
             return cast(str, self._guard.route(self, urls[0]))
         return urls[0]
@@ -124,11 +129,11 @@ class RoundRobinURLSelector(URLSelector):
 
     Compiled, the GIL is held from reading the position to storing the next one; in plain Python
     another thread may run between the two, so there ``next()`` on ``itertools.count`` (atomic) counts.
+    The position is :attr:`picks`.
     """
 
     def __init__(self, owner: str = "") -> None:
         URLSelector.__init__(self, owner)
-        self._next = 0
         self._counter = count()
 
     @cython.locals(urls=tuple, n=cython.Py_ssize_t, i=cython.Py_ssize_t)
@@ -138,10 +143,11 @@ class RoundRobinURLSelector(URLSelector):
         if n == 0:
             return self._none_live()
         if cython.compiled:
-            i = self._next
-            self._next = i + 1
+            i = self.picks
+            self.picks = i + 1
         else:
             i = next(self._counter)
+            self.picks = i + 1
         if self._guard is not None:  # an instance is ejected: the breaker may take this call as its probe
             return cast(str, self._guard.route(self, urls[i % n]))
         return urls[i % n]

@@ -29,8 +29,8 @@ key                         default  meaning
 ``idempotent``              (none)   ``component:service:method`` names, ``fnmatch`` patterns allowed
 ==========================  =======  =============================================================
 
-The budget is a token bucket per channel: every call deposits ``budget`` tokens (counted lazily:
-the call path only increments a counter), each retry of a maybe-sent call withdraws one, and the
+The budget is a token bucket per channel: every call deposits ``budget`` tokens (counted lazily
+from the channel's URL selector's picks, one per call: the call path counts nothing itself), each retry of a maybe-sent call withdraws one, and the
 bucket holds at most ``budget_reserve``, its size at the start. So over any stretch of time,
 retries <= ``budget`` x calls + ``budget_reserve``: during an outage the load a client sends grows by
 that fraction at most, however many calls fail. Failing over a call that was not sent, or refused
@@ -76,8 +76,8 @@ def _number(key: str, value: Any, *, integer: bool = False, at_least: float = 0.
 class RetryBudget:
     """A token bucket per channel: calls deposit ``ratio`` tokens each, a retry withdraws one.
 
-    Deposits are counted lazily from the channel's call counter (read when a retry asks), so a
-    call that does not fail costs the counter's increment only. Thread-safe.
+    Deposits are counted lazily from the channel's call count (its URL selector's picks, read when a
+    retry asks), so a call that does not fail costs nothing here. Thread-safe.
     """
 
     __slots__ = ("ratio", "reserve", "_tokens", "_seen", "_lock")
@@ -92,6 +92,8 @@ class RetryBudget:
     def withdraw(self, calls: int) -> bool:
         """Take a token for one retry; ``calls`` is the channel's call count so far. False when none is left."""
         with self._lock:
+            if calls < self._seen:  # the count started again (the channel took a new selector)
+                self._seen = calls
             if calls > self._seen:
                 self._tokens = min(self.reserve, self._tokens + (calls - self._seen) * self.ratio)
                 self._seen = calls
