@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from warpcall.channels._http_common import _check_expiry, _check_timeout
 from warpcall.channels._http_sync import HTTPClient
 from warpcall.channels.base import Channel
-from warpcall.core.transport import DEFAULT_KEEPALIVE_EXPIRY
+from warpcall.core.transport import DEFAULT_KEEPALIVE_EXPIRY, deadline_after
 from warpcall.di import inject
 from warpcall.di.configuration import ConfigurationManager, inject_value
 from warpcall.exceptions import ResponseTooLargeException, ServiceCommunicationException
@@ -59,7 +59,8 @@ def _split(url: str, bases: tuple[str, ...]) -> tuple[str, str]:
     return best, url[len(best) :]
 
 
-_monotonic = time.monotonic  # the clock of deadlines (loop.time() of asyncio's loops too)
+# time.monotonic() + seconds, one C clock read compiled: the clock of deadlines (loop.time() of asyncio's loops too)
+_deadline_after = deadline_after
 _deadline_in_force = _deadline._current.get
 
 
@@ -260,10 +261,11 @@ class HTTPXChannel(Channel):
         ``OverloadedException``), goes to the selector's other instances; one that may have reached it
         goes again only if idempotent (see :meth:`_recover` and warpcall.resilience.retry).
         """
-        start = _monotonic()
-        at = start + self.timeout
+        at = _deadline_after(self.timeout)
         outer = _deadline_in_force()
+        start = 0.0  # the call's start is at - timeout, unless a sooner deadline in force replaces at
         if outer is not None and outer < at:
+            start = at - self.timeout
             at = outer
             if at <= start:
                 raise Recovery.expired(_call_name(call, method, url), self.selector.owner)
@@ -327,6 +329,8 @@ class HTTPXChannel(Channel):
 
     def _recovery(self, url: str, call: Any, method: str, start: float, at: float) -> tuple[Recovery, str]:
         base, path = _split(url, self.selector.urls)
+        if not start:  # the call's own deadline: it started its timeout before it
+            start = at - self.timeout
         recovery = Recovery(
             self.retry,
             self.selector.urls,
@@ -387,10 +391,11 @@ class HTTPXChannel(Channel):
         self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, call: Any = None
     ) -> Reply:
         """Async :meth:`request`: the same deadline, failover and retries."""
-        start = _monotonic()
-        at = start + self.timeout
+        at = _deadline_after(self.timeout)
         outer = _deadline_in_force()
+        start = 0.0  # the call's start is at - timeout, unless a sooner deadline in force replaces at
         if outer is not None and outer < at:
+            start = at - self.timeout
             at = outer
             if at <= start:
                 raise Recovery.expired(_call_name(call, method, url), self.selector.owner)

@@ -57,6 +57,7 @@ from fastapi.exception_handlers import http_exception_handler
 from starlette.exceptions import HTTPException
 
 from warpcall.core.invokehead import parse
+from warpcall.core.transport import deadline_after_ms as _deadline_after_ms
 from warpcall.exceptions import OverloadedException
 from warpcall.resilience.deadline import DEADLINE_HEADER_BYTES
 from warpcall.resilience.deadline import _current as _deadline
@@ -163,7 +164,6 @@ INTERNAL_ERROR: Reply = (500, b"text/plain; charset=utf-8", b"Internal Server Er
 
 _parse_invoke = parse
 _INFO = logging.INFO  # the access log's level
-_set_deadline = _deadline.set  # one bound method, not an attribute read per call
 
 
 def inline_protocol(
@@ -579,11 +579,13 @@ if SUPPORTED:
             stats.unparsed += 1
             context = self._base.copy()
             try:
-                if timeout:
-                    if timeout > 0:
-                        # the whole request came in this chunk: its deadline counts from now, set in the call's
-                        # own context (the common call carries one: no Python function in between)
-                        context.run(_set_deadline, monotonic() + timeout / 1000.0)
+                if timeout > 0:
+                    # the whole request came in this chunk: its deadline counts from now (one C clock read),
+                    # set by answer in the call's own context (the common call carries one)
+                    outcome = context.run(
+                        self.endpoint.answer, content_type, method_header, data[head_length:], _deadline_after_ms(timeout)
+                    )
+                elif timeout:  # none sent
                     outcome = context.run(self.endpoint.answer, content_type, method_header, data[head_length:])
                 else:  # no time left: refused unrun
                     outcome = self.endpoint.expired(content_type)
