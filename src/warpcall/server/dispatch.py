@@ -45,6 +45,7 @@ from warpcall.server.workers import NotStarted, Refused, WorkerPool
 from warpcall.wire import JSON, METHOD_HEADER_BYTES, MSGPACK, PROTOBUF, codec_of
 
 logger = logging.getLogger("warpcall.server")
+_set_deadline = _deadline.set  # bound once: _deadline.set read per call makes a method object each time
 
 DEFAULT_MAX_BODY = 10 * 2**20
 
@@ -358,7 +359,7 @@ class DispatchEndpoint:
         caller's deadline (``time.monotonic()``), set in the context this is called in, the request's own.
         """
         if at:
-            _deadline.set(at)  # here rather than by a context.run of its own: one context entry per call
+            _set_deadline(at)  # here rather than by a context.run of its own: one context entry per call
         media_type = self.media_type(content_type)
         try:
             if media_type not in REPLY_CONTENT_TYPES:
