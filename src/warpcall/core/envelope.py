@@ -131,16 +131,23 @@ def _pack(value: Any) -> bytes:
 
 @cython.locals(text=str)
 def _encode_json(value: Any) -> bytes:
+    deep = False
     if _orjson_dumps is not None:
         try:
             return _orjson_dumps(value, option=_orjson_options)
-        except _orjson_encode_error:
-            pass  # integers beyond 64 bits, which the stdlib writes; or a value JSON cannot carry
+        except _orjson_encode_error as exc:
+            # integers beyond 64 bits, which the stdlib writes; a value JSON cannot carry; or nesting past
+            # orjson's 255 levels, which goes to the writer that counts up to MAX_DEPTH (the stdlib's C
+            # encoder nests as deep as the interpreter lets it: on 3.12+ far beyond MAX_DEPTH)
+            deep = "ecursion" in str(exc)
     try:
-        try:
-            text = _stdlib_encode(value)
-        except RecursionError:  # nesting deeper than Python recurses here, yet perhaps within MAX_DEPTH
+        if deep:
             text = _write_deep(value)
+        else:
+            try:
+                text = _stdlib_encode(value)
+            except RecursionError:  # nesting deeper than Python recurses here, yet perhaps within MAX_DEPTH
+                text = _write_deep(value)
         return text.encode()
     except (ValueError, TypeError, RecursionError) as exc:
         raise _unencodable("JSON", value, exc) from None
