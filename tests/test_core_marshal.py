@@ -733,7 +733,8 @@ marshal = load_variant("marshal", sys.argv[1] == "native")
 
 @dataclass
 class Tree:
-    children: list["Tree"] = field(default_factory=list)
+    # the whole annotation a string: Python 3.10's get_type_hints leaves a string inside list[...] unresolved
+    children: "list[Tree]" = field(default_factory=list)
 
 node = Tree()
 for _ in range(int(sys.argv[2])):
