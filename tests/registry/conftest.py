@@ -90,6 +90,14 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 
         def recover() -> None:
             store.unlink()
+            # the registries heal a missing directory: one may recreate it between the unlink and the rename,
+            # so the one made meanwhile is removed and the rename tried again (bounded)
+            for _ in range(50):
+                try:
+                    parked.rename(store)
+                    return
+                except OSError:
+                    shutil.rmtree(store, ignore_errors=True)
             parked.rename(store)
 
         made = Backend(
