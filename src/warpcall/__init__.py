@@ -65,6 +65,11 @@ _EXPORTS = {
         ("Body", "PathParam", "QueryParam", "delete", "get", "patch", "post", "put", "rest"), "warpcall.routes"
     ),
     "FastAPIServer": "warpcall.server.fastapi_server",
+    **dict.fromkeys(("RequestContext", "ResponseContext", "TokenContextMiddleware"), "warpcall.server.context"),
+    "TokenContext": "warpcall.context",
+    **dict.fromkeys(("AbstractAuthorizationFactory", "AuthorizationManager"), "warpcall.authorization"),
+    **dict.fromkeys(("Session", "SessionContext", "SessionManager"), "warpcall.session"),
+    "ProtobufManager": "warpcall.protobuf",
     "ServerLimits": "warpcall.server.limits",
     **dict.fromkeys(("deadline", "remaining"), "warpcall.resilience.deadline"),
     **dict.fromkeys(
@@ -78,6 +83,7 @@ _EXPORTS = {
             "ServiceDescriptor",
             "blocking",
             "component",
+            "component_services",
             "health",
             "idempotent",
             "implementation",
@@ -88,6 +94,7 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
+    from warpcall.authorization import AbstractAuthorizationFactory, AuthorizationManager
     from warpcall.channels.base import Channel, channel
     from warpcall.channels.dispatch import (
         DispatchJSONChannel,
@@ -96,6 +103,7 @@ if TYPE_CHECKING:
     )
     from warpcall.channels.http import HTTPXChannel
     from warpcall.channels.rest import RestChannel
+    from warpcall.context import TokenContext
     from warpcall.exceptions import (
         AuthorizationException,
         CircuitOpenException,
@@ -120,6 +128,7 @@ if TYPE_CHECKING:
     )
     from warpcall.health import HealthCheckManager, HealthStatus, health_check, health_checks
     from warpcall.manager import ServiceManager, ServiceModule, inject_service
+    from warpcall.protobuf import ProtobufManager
     from warpcall.registry.consul import ConsulComponentRegistry
     from warpcall.registry.contract import ChannelAddress, ChannelInstances, ComponentRegistry
     from warpcall.registry.embedded import EmbeddedComponentRegistry
@@ -127,6 +136,7 @@ if TYPE_CHECKING:
     from warpcall.registry.local import LocalComponentRegistry
     from warpcall.resilience.deadline import deadline, remaining
     from warpcall.routes import Body, PathParam, QueryParam, delete, get, patch, post, put, rest
+    from warpcall.server.context import RequestContext, ResponseContext, TokenContextMiddleware
     from warpcall.server.fastapi_server import FastAPIServer
     from warpcall.server.limits import ServerLimits
     from warpcall.service import (
@@ -139,11 +149,13 @@ if TYPE_CHECKING:
         ServiceDescriptor,
         blocking,
         component,
+        component_services,
         health,
         idempotent,
         implementation,
         service,
     )
+    from warpcall.session import Session, SessionContext, SessionManager
 
     #: True when every compiled module runs compiled in this process
     NATIVE: bool
@@ -163,8 +175,10 @@ else:
 
 __all__ = [
     "NATIVE",
+    "AbstractAuthorizationFactory",
     "AbstractComponent",
     "AuthorizationException",
+    "AuthorizationManager",
     "Body",
     "Channel",
     "ChannelAddress",
@@ -193,10 +207,13 @@ __all__ = [
     "MissingTokenException",
     "OverloadedException",
     "PathParam",
+    "ProtobufManager",
     "ProtocolException",
     "QueryParam",
     "RemoteServiceException",
+    "RequestContext",
     "RequestTooLargeException",
+    "ResponseContext",
     "ResponseTooLargeException",
     "RestChannel",
     "Server",
@@ -207,6 +224,11 @@ __all__ = [
     "ServiceException",
     "ServiceManager",
     "ServiceModule",
+    "Session",
+    "SessionContext",
+    "SessionManager",
+    "TokenContext",
+    "TokenContextMiddleware",
     "TokenException",
     "TokenExpiredException",
     "UnknownMethodException",
@@ -216,6 +238,7 @@ __all__ = [
     "blocking",
     "channel",
     "component",
+    "component_services",
     "deadline",
     "delete",
     "get",
