@@ -1,10 +1,8 @@
 """Fixtures for the aspyx-service interop tests.
 
 aspyx-service pins dependencies that differ from warpcall's, so it runs in a
-virtual environment of its own, created once with ``pip install
-aspyx-service==<ASPYX_SERVICE_VERSION>`` and cached at
-``~/.cache/warpcall-tests/aspyx-venv-<version>`` (reused while it still imports
-aspyx_service). The aspyx side of every test is a script in ``aspyx_side/`` run
+virtual environment of its own (``tests/aspyx_venv.py`` builds and caches it,
+shared with ``tests/compat``). The aspyx side of every test is a script in ``aspyx_side/`` run
 by that venv's python, always with a timeout and always stopped.
 
 Without network the install fails and the interop tests skip, saying why; with
@@ -15,11 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,134 +22,19 @@ from typing import Any
 
 import pytest
 
-ASPYX_SERVICE_VERSION = "0.11.6"
-VENV_DIR = Path.home() / ".cache" / "warpcall-tests" / f"aspyx-venv-{ASPYX_SERVICE_VERSION}"
+from aspyx_venv import ensure_aspyx_python, isolated_env
+
 ASPYX_SIDE = Path(__file__).parent / "aspyx_side"
 
-VENV_TIMEOUT = 120.0
-INSTALL_TIMEOUT = 600.0
-PROBE_TIMEOUT = 60.0
 SERVER_START_TIMEOUT = 30.0
 SERVER_STOP_TIMEOUT = 15.0
 CLIENT_TIMEOUT = 90.0
-
-#: what pip prints when it cannot reach the index (offline, no DNS, proxy refusing)
-NETWORK_FAILURES = (
-    "(from versions: none)",
-    "No matching distribution found",
-    "NewConnectionError",
-    "Failed to establish a new connection",
-    "Temporary failure in name resolution",
-    "Name or service not known",
-    "Network is unreachable",
-    "Max retries exceeded",
-    "ConnectTimeoutError",
-    "ReadTimeoutError",
-    "ProxyError",
-    "Connection refused",
-)
-
-
-def venv_python(venv: Path) -> Path:
-    """The interpreter of a virtual environment."""
-    if os.name == "nt":
-        return venv / "Scripts" / "python.exe"
-    return venv / "bin" / "python"
-
-
-def isolated_env() -> dict[str, str]:
-    """Environment for the aspyx interpreter: none of our import paths leak into it."""
-    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
-
-
-def imports_aspyx(python: Path) -> bool:
-    """True when ``python`` imports aspyx_service at the pinned version."""
-    if not python.exists():
-        return False
-    probe = (
-        "import importlib.metadata, aspyx_service, sys; "
-        f"sys.exit(importlib.metadata.version('aspyx-service') != {ASPYX_SERVICE_VERSION!r})"
-    )
-    try:
-        return subprocess.run(
-            [str(python), "-c", probe], env=isolated_env(), capture_output=True, timeout=PROBE_TIMEOUT
-        ).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-def unavailable(reason: str) -> None:
-    """Skip the interop tests, or fail them when CI must run them."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true and the aspyx-service venv cannot be built: {reason}")
-    pytest.skip(f"aspyx-service interop needs a venv with aspyx-service=={ASPYX_SERVICE_VERSION}: {reason}")
-
-
-@contextlib.contextmanager
-def venv_lock(venv: Path) -> Iterator[None]:
-    """Serialize venv creation between concurrent pytest runs (POSIX only; elsewhere runs must not race)."""
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    with open(venv.parent / f"{venv.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def build_venv(venv: Path) -> None:
-    """Create ``venv`` and pip-install aspyx-service into it; when offline, see ``unavailable``."""
-    python = venv_python(venv)
-    shutil.rmtree(venv, ignore_errors=True)
-    try:
-        created = subprocess.run(
-            [sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True, timeout=VENV_TIMEOUT
-        )
-    except subprocess.TimeoutExpired:
-        shutil.rmtree(venv, ignore_errors=True)
-        pytest.fail(f"python -m venv {venv} did not finish within {VENV_TIMEOUT:.0f} s")
-    if created.returncode != 0:
-        shutil.rmtree(venv, ignore_errors=True)
-        pytest.fail(f"python -m venv {venv} failed:\n{created.stdout}{created.stderr}")
-    command = [
-        str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-        "--timeout", "30", "--retries", "2", f"aspyx-service=={ASPYX_SERVICE_VERSION}",
-    ]
-    try:
-        installed = subprocess.run(
-            command, env=isolated_env(), capture_output=True, text=True, timeout=INSTALL_TIMEOUT
-        )
-    except subprocess.TimeoutExpired:
-        shutil.rmtree(venv, ignore_errors=True)
-        unavailable(f"pip install did not finish within {INSTALL_TIMEOUT:.0f} s (no or slow network?)")
-        return
-    if installed.returncode != 0:
-        shutil.rmtree(venv, ignore_errors=True)
-        output = installed.stdout + installed.stderr
-        if any(marker in output for marker in NETWORK_FAILURES):
-            unavailable(f"pip could not reach the package index: {output.strip().splitlines()[-1]}")
-        pytest.fail(f"{' '.join(command)} failed:\n{output[-4000:]}")
-    if not imports_aspyx(python):
-        shutil.rmtree(venv, ignore_errors=True)
-        pytest.fail(f"aspyx-service=={ASPYX_SERVICE_VERSION} was installed into {venv} but does not import")
 
 
 @pytest.fixture(scope="session")
 def aspyx_python() -> Path:
     """The python of a venv holding aspyx-service (built on first use, then reused across runs)."""
-    python = venv_python(VENV_DIR)
-    with venv_lock(VENV_DIR):
-        if not imports_aspyx(python):
-            build_venv(VENV_DIR)
-    return python
+    return ensure_aspyx_python()
 
 
 def free_port() -> int:
