@@ -282,12 +282,14 @@ def test_invocation_positional_binds(core) -> None:
     proxy = core.proxy
     desc = proxy.MethodDescriptor.from_function(Greeter.hello)
     invocation = proxy.Invocation(desc, ("ann",), {"punctuation": "?"})
-    assert invocation.method is desc
+    assert invocation.descriptor is desc
+    assert invocation.method is Greeter.hello  # aspyx's DynamicProxy.Invocation: the function
     assert invocation.args == ("ann",)
     assert invocation.kwargs == {"punctuation": "?"}
     assert invocation.positional() == ("ann", "?")
     assert proxy.Invocation(desc, ("bob",)).positional() == ("bob", "!")
-    assert proxy.Invocation(desc, ("bob",)).kwargs is None
+    assert proxy.Invocation(desc, ("bob",)).keywords is None
+    assert proxy.Invocation(desc, ("bob",)).kwargs == {}
 
 
 @pytest.mark.c_extension
@@ -372,12 +374,30 @@ def test_sync_call_returns_the_channel_result(core) -> None:
     proxy = core.proxy.make_proxy(Greeter, channel)
     assert proxy.hello("ann") is channel.result
     (invocation,) = channel.calls
-    assert invocation.method is core.proxy.service_methods(Greeter)["hello"]
+    assert invocation.descriptor is core.proxy.service_methods(Greeter)["hello"]
     assert invocation.args == ("ann",)
     assert type(invocation.args) is tuple
-    assert invocation.kwargs is None
+    assert invocation.keywords is None
     assert invocation.positional() == ("ann", "!")
     assert channel.async_calls == []
+
+
+def test_invocation_reads_as_aspyx_dynamic_proxy_invocation(core) -> None:
+    """A channel written for aspyx reads type, method (the function), args and kwargs (a dict)."""
+    channel = Recorder()
+    proxy = core.proxy.make_proxy(Greeter, channel)
+    proxy.hello("ann")
+    asyncio.run(proxy.hello_async("bob"))
+    (sync_call,), (async_call,) = channel.calls, channel.async_calls
+    assert sync_call.type is Greeter and async_call.type is Greeter
+    assert sync_call.method is Greeter.hello and sync_call.method.__name__ == "hello"
+    assert async_call.method is Greeter.hello_async and inspect.iscoroutinefunction(async_call.method)
+    assert sync_call.args == ("ann",) and async_call.args == ("bob",)
+    # no keywords: an empty dict on reading (as aspyx's), kept, so what a channel adds stays
+    assert sync_call.kwargs == {}
+    sync_call.kwargs["punctuation"] = "?"
+    assert sync_call.kwargs == {"punctuation": "?"}
+    assert sync_call.positional() == ("ann", "?")
 
 
 def test_keywords_reach_the_channel(core) -> None:
@@ -407,7 +427,7 @@ def test_qualified_name_set_by_the_service_layer_reaches_the_channel(core) -> No
     core.proxy.service_methods(service)["one"].qualified = "component:fresh:one"
     channel = Recorder()
     core.proxy.make_proxy(service, channel).one(1)
-    assert channel.calls[0].method.qualified == "component:fresh:one"
+    assert channel.calls[0].descriptor.qualified == "component:fresh:one"
 
 
 def test_async_call_returns_an_awaitable(core) -> None:
@@ -418,9 +438,9 @@ def test_async_call_returns_an_awaitable(core) -> None:
     assert channel.calls == []
     assert asyncio.run(awaitable) == "hi ann"
     (invocation,) = channel.async_calls
-    assert invocation.method.name == "hello_async"
+    assert invocation.descriptor.name == "hello_async"
     assert invocation.args == ("ann",)
-    assert invocation.kwargs is None
+    assert invocation.keywords is None
 
 
 def test_channel_exceptions_propagate_unchanged(core) -> None:
@@ -487,14 +507,14 @@ def test_explicit_dunder_call_matches_a_plain_call(core) -> None:
     proxy.hello.__call__("bob")
     first, second, third = channel.calls
     assert (first.args, first.kwargs) == (second.args, second.kwargs) == (("ann",), {"punctuation": "?"})
-    assert (third.args, third.kwargs) == (("bob",), None)
+    assert (third.args, third.keywords) == (("bob",), None)
 
 
 def test_invocation_args_are_a_tuple(core) -> None:
     desc = core.proxy.MethodDescriptor.from_function(Greeter.hello)
     invocation = core.proxy.Invocation(desc, ["ann"])
     assert invocation.args == ("ann",)
-    assert invocation.kwargs is None
+    assert invocation.keywords is None
 
 
 def test_calls_through_the_class_forward_to_the_channel(core) -> None:

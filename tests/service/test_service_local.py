@@ -114,12 +114,12 @@ class RecordingChannel(Channel):
         self.customized += 1
 
     def invoke(self, invocation: Any) -> Any:
-        self.seen.append((invocation.method.qualified, invocation.args, invocation.kwargs))
-        return f"sync:{invocation.method.name}:{invocation.positional()}"
+        self.seen.append((invocation.descriptor.qualified, invocation.args, invocation.keywords))
+        return f"sync:{invocation.descriptor.name}:{invocation.positional()}"
 
     async def invoke_async(self, invocation: Any) -> Any:
-        self.seen.append((invocation.method.qualified, invocation.args, invocation.kwargs))
-        return f"async:{invocation.method.name}:{invocation.positional()}"
+        self.seen.append((invocation.descriptor.qualified, invocation.args, invocation.keywords))
+        return f"async:{invocation.descriptor.name}:{invocation.positional()}"
 
 
 CUSTOMIZED: list[str] = []

@@ -15,6 +15,7 @@ cdef class MethodDescriptor:
     cdef public str name
     cdef public str qualified
     cdef public object func
+    cdef public object service_type
     cdef public bint is_async
     cdef public object signature
     cdef public tuple param_names
@@ -37,9 +38,9 @@ cdef class MethodDescriptor:
 
 @cython.final
 cdef class Invocation:
-    cdef public MethodDescriptor method
+    cdef public MethodDescriptor descriptor
     cdef public tuple args
-    cdef public object kwargs
+    cdef public object keywords
 
 
 cdef object _methods_lock

@@ -85,7 +85,7 @@ class DispatchPlan:
 def positional_args(invocation: Any) -> tuple[Any, ...]:
     """The invocation's arguments in declared order (keywords and defaults resolved)."""
     args: tuple[Any, ...] = invocation.args
-    if invocation.kwargs is None and len(args) == len(invocation.method.param_names):
+    if invocation.keywords is None and len(args) == len(invocation.descriptor.param_names):
         return args
     positional: tuple[Any, ...] = invocation.positional()
     return positional
@@ -140,7 +140,7 @@ class EnvelopeChannel(HTTPXChannel):
         # price right after the wait for the reply, so the hot path is kept flat
         plan, body = self._plan_and_body(invocation)
         url = self.get_url()
-        status, headers, content = self.request("POST", url + "/invoke", self.headers, body, invocation.method)
+        status, headers, content = self.request("POST", url + "/invoke", self.headers, body, invocation.descriptor)
         if status == 200:
             try:
                 result, exception = type(self).decode_response(content)
@@ -158,16 +158,16 @@ class EnvelopeChannel(HTTPXChannel):
         plan, body = self._plan_and_body(invocation)
         url = self.get_url()
         status, headers, content = await self.request_async(
-            "POST", url + "/invoke", self.headers, body, invocation.method
+            "POST", url + "/invoke", self.headers, body, invocation.descriptor
         )
         return self._result(plan, url, status, headers, content)
 
     def _plan_and_body(self, invocation: Any) -> tuple[DispatchPlan, bytes]:
         """The method's plan and the encoded request; the one-argument case without dump_args' frame."""
-        method = invocation.method
+        method = invocation.descriptor
         plan = method.plans.get("dispatch") or DispatchPlan.of(method)
         args = invocation.args
-        if invocation.kwargs is None and len(args) == 1 and len(plan.dumpers) == 1:
+        if invocation.keywords is None and len(args) == 1 and len(plan.dumpers) == 1:
             try:
                 trees = [plan.dumpers[0](args[0])]
             except MarshalException:
@@ -258,7 +258,7 @@ class DispatchProtobufChannel(EnvelopeChannel):
     codec = staticmethod(codec_of)
 
     def _request(self, invocation: Any) -> tuple[Any, list[tuple[str, str]], bytes]:
-        method = invocation.method
+        method = invocation.descriptor
         codec = method.plans.get("dispatch-protobuf") or self.codec(method)
         headers = self._method_headers.get(method.qualified)
         if headers is None:  # one header list per method and channel, built on the first call
@@ -268,7 +268,7 @@ class DispatchProtobufChannel(EnvelopeChannel):
     def invoke(self, invocation: Any) -> Any:
         codec, headers, body = self._request(invocation)
         url = self.get_url()
-        status, reply_headers, content = self.request("POST", url + "/invoke", headers, body, invocation.method)
+        status, reply_headers, content = self.request("POST", url + "/invoke", headers, body, invocation.descriptor)
         if status == 200 and _is_protobuf(reply_headers):
             try:
                 result, exception = codec.decode_response(content)
@@ -277,15 +277,15 @@ class DispatchProtobufChannel(EnvelopeChannel):
             else:
                 if exception is None:
                     return result
-        return self._protobuf_result(invocation.method.qualified, codec, url, status, reply_headers, content)
+        return self._protobuf_result(invocation.descriptor.qualified, codec, url, status, reply_headers, content)
 
     async def invoke_async(self, invocation: Any) -> Any:
         codec, headers, body = self._request(invocation)
         url = self.get_url()
         status, reply_headers, content = await self.request_async(
-            "POST", url + "/invoke", headers, body, invocation.method
+            "POST", url + "/invoke", headers, body, invocation.descriptor
         )
-        return self._protobuf_result(invocation.method.qualified, codec, url, status, reply_headers, content)
+        return self._protobuf_result(invocation.descriptor.qualified, codec, url, status, reply_headers, content)
 
     def _protobuf_result(
         self, qualified: str, codec: Any, url: str, status: int, headers: list[tuple[str, str]], content: bytes

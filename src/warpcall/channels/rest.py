@@ -291,20 +291,20 @@ class RestChannel(HTTPXChannel):
         super().setup(component_descriptor, address)
 
     def invoke(self, invocation: Any) -> Any:
-        plan = RestCallPlan.of(invocation.method)
+        plan = RestCallPlan.of(invocation.descriptor)
         path, body = plan.target(positional_args(invocation))
         url = self.get_url()
-        status, headers, content = self.request(plan.http_method, url + path, plan.headers, body, invocation.method)
+        status, headers, content = self.request(plan.http_method, url + path, plan.headers, body, invocation.descriptor)
         if type(headers) is AnsweredBy:  # sent again: another instance answered
             url = headers.url
         return plan.result(url, status, content, headers)
 
     async def invoke_async(self, invocation: Any) -> Any:
-        plan = RestCallPlan.of(invocation.method)
+        plan = RestCallPlan.of(invocation.descriptor)
         path, body = plan.target(positional_args(invocation))
         url = self.get_url()
         status, headers, content = await self.request_async(
-            plan.http_method, url + path, plan.headers, body, invocation.method
+            plan.http_method, url + path, plan.headers, body, invocation.descriptor
         )
         if type(headers) is AnsweredBy:  # sent again: another instance answered
             url = headers.url

@@ -61,6 +61,7 @@ class MethodDescriptor:
         "name",
         "qualified",
         "func",
+        "service_type",
         "is_async",
         "signature",
         "param_names",
@@ -79,6 +80,8 @@ class MethodDescriptor:
     @cython.locals(params=list, positional=list, defaults=list)
     def __init__(self, func: Callable[..., Any]) -> None:
         self.func = func
+        #: the service type whose proxy calls this method (set by service_methods; None for a bare function)
+        self.service_type: Any = None
         self.name: str = func.__name__
         self.qualified: str = self.name
         self.is_async: bool = inspect.iscoroutinefunction(func)
@@ -203,24 +206,52 @@ class MethodDescriptor:
 @cython.freelist(32)  # directives Cython takes only here, on a class it compiles as cclass (.pxd: final)
 @cython.cclass
 class Invocation:
-    """One call through a proxy: the method, the positional arguments, and the keywords (None when none)."""
+    """One call through a proxy, as a channel receives it.
 
-    __slots__ = ("method", "args", "kwargs")
+    aspyx's ``DynamicProxy.Invocation`` names: ``type`` (the service type called), ``method`` (the
+    service's function: ``invocation.method.__name__`` is the method name), ``args`` (the positional
+    arguments, without ``self``) and ``kwargs`` (a dict, empty when the caller passed no keywords).
+    warpcall's own channels read ``descriptor`` (the method's :class:`MethodDescriptor`) and
+    ``keywords`` (None when no keywords: the common call builds no dict).
+    """
+
+    __slots__ = ("descriptor", "args", "keywords")
 
     @cython.locals(method=MethodDescriptor)
     def __init__(
         self, method: MethodDescriptor, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None
     ) -> None:
-        self.method = method
+        self.descriptor = method
         self.args = args if type(args) is tuple else tuple(args)
-        self.kwargs = kwargs
+        self.keywords = kwargs
+
+    @property
+    def method(self) -> Callable[..., Any]:
+        """The function the service type declares (aspyx: ``invocation.method``)."""
+        return self.descriptor.func
+
+    @property
+    def type(self) -> Any:
+        """The service type whose proxy made the call (None for a method described outside a service)."""
+        return self.descriptor.service_type
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments as a dict (created, empty, on first read when the caller gave none)."""
+        if self.keywords is None:
+            self.keywords = {}
+        return self.keywords
+
+    @kwargs.setter
+    def kwargs(self, value: dict[str, Any] | None) -> None:
+        self.keywords = value
 
     def positional(self) -> tuple[Any, ...]:
         """The call's arguments as a positional tuple in declared order, defaults applied."""
-        return self.method.bind(self.args, self.kwargs)
+        return self.descriptor.bind(self.args, self.keywords)
 
     def __repr__(self) -> str:
-        return f"<Invocation {self.method.qualified} args={self.args!r} kwargs={self.kwargs!r}>"
+        return f"<Invocation {self.descriptor.qualified} args={self.args!r} kwargs={self.keywords!r}>"
 
 
 _methods_lock = threading.Lock()
@@ -244,7 +275,9 @@ def _collect_methods(service_type: type) -> dict[str, MethodDescriptor]:
             # the most derived definition wins, even when it is not a function (it hides the method)
             seen.add(name)
             if inspect.isfunction(value):
-                methods[name] = MethodDescriptor.from_function(value)
+                descriptor = MethodDescriptor.from_function(value)
+                descriptor.service_type = service_type
+                methods[name] = descriptor
     return methods
 
 
@@ -328,9 +361,9 @@ class _Call:
     @cython.locals(invocation=Invocation)
     def _invoke(self, args: tuple[Any, ...], kwargs: dict[str, Any] | None) -> Any:
         invocation = Invocation.__new__(Invocation)  # no __init__: args is a tuple already
-        invocation.method = self.method
+        invocation.descriptor = self.method
         invocation.args = args
-        invocation.kwargs = kwargs
+        invocation.keywords = kwargs
         return self.handler(invocation)
 
     def _name(self) -> str:
