@@ -103,9 +103,9 @@ class Callers:
             response = self._wait(client.request(method, url, content=body))
             status, content = response.status_code, response.content
         elif kind == "channel-sync":
-            status, _, content = client.request(method, url, [], body)
+            status, _, content = client._request(method, url, [], body)
         else:
-            status, _, content = self._wait(client.request_async(method, url, [], body))
+            status, _, content = self._wait(client._request_async(method, url, [], body))
         return status, content
 
     def _wait(self, coro: Any) -> Any:

@@ -43,7 +43,7 @@ channel.customize()
 
 def call():
     url = channel.get_url()
-    return channel.request("POST", url + "/invoke", HEADERS, BODY)
+    return channel._request("POST", url + "/invoke", HEADERS, BODY)
 """
 
 CASES = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from warpcall.channels.base import channel
-from warpcall.channels.http import AnsweredBy, HTTPXChannel
+from warpcall.channels.http import AnsweredBy, HTTPXChannel, auth_exception
 from warpcall.core.envelope import (
     decode_response_json,
     decode_response_json_exact,
@@ -109,6 +109,17 @@ def _is_protobuf(headers: list[tuple[str, str]]) -> bool:
     return media_type(headers).lower() == PROTOBUF
 
 
+def _auth_failure(
+    qualified: str, url: str, status: int, headers: list[tuple[str, str]], exception: Any, content: bytes
+) -> ServiceException:
+    """The exception a 401 or 403 reply means (see :func:`warpcall.channels.http.auth_exception`)."""
+    if isinstance(exception, dict):
+        named, text = str(exception.get("type") or ""), str(exception.get("message") or "")
+    else:
+        named, text = "", content[:200].decode("utf-8", "replace")
+    return auth_exception(status, headers, f"{url} rejected {qualified} (HTTP {status}): {text}", named)
+
+
 def raise_remote(qualified: str, url: str, status: int, exception: dict[str, Any]) -> None:
     """Raise what a reply's exception entry means for the caller."""
     kind = str(exception.get("type") or "")
@@ -140,7 +151,7 @@ class EnvelopeChannel(HTTPXChannel):
         # price right after the wait for the reply, so the hot path is kept flat
         plan, body = self._plan_and_body(invocation)
         url = self.get_url()
-        status, headers, content = self.request("POST", url + "/invoke", self.headers, body, invocation.descriptor)
+        status, headers, content = self._request("POST", url + "/invoke", self.headers, body, invocation.descriptor)
         if status == 200:
             try:
                 result, exception = type(self).decode_response(content)
@@ -157,7 +168,7 @@ class EnvelopeChannel(HTTPXChannel):
     async def invoke_async(self, invocation: Any) -> Any:
         plan, body = self._plan_and_body(invocation)
         url = self.get_url()
-        status, headers, content = await self.request_async(
+        status, headers, content = await self._request_async(
             "POST", url + "/invoke", self.headers, body, invocation.descriptor
         )
         return self._result(plan, url, status, headers, content)
@@ -211,6 +222,8 @@ class EnvelopeChannel(HTTPXChannel):
                 exception = decode(content)[1]
             except ProtocolException:
                 exception = None
+        if status == 401 or status == 403:
+            raise _auth_failure(qualified, url, status, headers, exception, content)
         if exception is None:
             raise ServiceCommunicationException(
                 f"{url} answered {qualified} with HTTP {status}: {content[:200].decode('utf-8', 'replace')}"
@@ -257,7 +270,7 @@ class DispatchProtobufChannel(EnvelopeChannel):
     #: the method's protobuf codec (built once); the server shares it through warpcall.wire
     codec = staticmethod(codec_of)
 
-    def _request(self, invocation: Any) -> tuple[Any, list[tuple[str, str]], bytes]:
+    def _encode_call(self, invocation: Any) -> tuple[Any, list[tuple[str, str]], bytes]:
         method = invocation.descriptor
         codec = method.plans.get("dispatch-protobuf") or self.codec(method)
         headers = self._method_headers.get(method.qualified)
@@ -266,9 +279,9 @@ class DispatchProtobufChannel(EnvelopeChannel):
         return codec, headers, codec.encode_request(positional_args(invocation))
 
     def invoke(self, invocation: Any) -> Any:
-        codec, headers, body = self._request(invocation)
+        codec, headers, body = self._encode_call(invocation)
         url = self.get_url()
-        status, reply_headers, content = self.request("POST", url + "/invoke", headers, body, invocation.descriptor)
+        status, reply_headers, content = self._request("POST", url + "/invoke", headers, body, invocation.descriptor)
         if status == 200 and _is_protobuf(reply_headers):
             try:
                 result, exception = codec.decode_response(content)
@@ -280,9 +293,9 @@ class DispatchProtobufChannel(EnvelopeChannel):
         return self._protobuf_result(invocation.descriptor.qualified, codec, url, status, reply_headers, content)
 
     async def invoke_async(self, invocation: Any) -> Any:
-        codec, headers, body = self._request(invocation)
+        codec, headers, body = self._encode_call(invocation)
         url = self.get_url()
-        status, reply_headers, content = await self.request_async(
+        status, reply_headers, content = await self._request_async(
             "POST", url + "/invoke", headers, body, invocation.descriptor
         )
         return self._protobuf_result(invocation.descriptor.qualified, codec, url, status, reply_headers, content)
@@ -294,6 +307,12 @@ class DispatchProtobufChannel(EnvelopeChannel):
             url = headers.url
         if not _is_protobuf(headers):
             self._raise_error_reply(qualified, url, status, headers, content)
+        if status == 401 or status == 403:  # refused by the server's authorization, in a protobuf body
+            try:
+                exception = codec.decode_response(content)[1]
+            except ProtocolException:
+                exception = None
+            raise _auth_failure(qualified, url, status, headers, exception, content)
         try:
             result, exception = codec.decode_response(content)
         except ProtocolException as exc:

@@ -13,15 +13,26 @@ import threading
 import time
 import weakref
 from types import MethodType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from warpcall.channels._http_common import _check_expiry, _check_timeout
 from warpcall.channels._http_sync import HTTPClient
 from warpcall.channels.base import Channel
+from warpcall.context import TokenContext
 from warpcall.core.transport import DEFAULT_KEEPALIVE_EXPIRY, deadline_after
 from warpcall.di import inject
 from warpcall.di.configuration import ConfigurationManager, inject_value
-from warpcall.exceptions import ResponseTooLargeException, ServiceCommunicationException
+from warpcall.exceptions import (
+    AuthorizationException,
+    InvalidTokenException,
+    MissingTokenException,
+    RemoteServiceException,
+    ResponseTooLargeException,
+    ServiceCommunicationException,
+    ServiceException,
+    TokenException,
+    TokenExpiredException,
+)
 from warpcall.registry.contract import ChannelInstances
 from warpcall.resilience import breaker as _breaker
 from warpcall.resilience import bulkhead as _bulkhead
@@ -62,6 +73,142 @@ def _split(url: str, bases: tuple[str, ...]) -> tuple[str, str]:
 # time.monotonic() + seconds, one C clock read compiled: the clock of deadlines (loop.time() of asyncio's loops too)
 _deadline_after = deadline_after
 _deadline_in_force = _deadline._current.get
+# the caller's access token (TokenContext), read once per call: a bound ContextVar.get, a few dozen instructions
+_access_token = TokenContext.access_token.get
+
+
+class _ClientDefault:
+    """httpx's ``USE_CLIENT_DEFAULT`` without importing httpx: the client's own timeout applies."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "USE_CLIENT_DEFAULT"
+
+
+#: ``request``'s default ``timeout``: the client's own (passed on to httpx as ``httpx.USE_CLIENT_DEFAULT``)
+USE_CLIENT_DEFAULT: Any = _ClientDefault()
+
+
+class RequestHeaders(dict[str, str]):
+    """A request's headers as a channel hands them to an httpx client (``headers=``): a mutable ``dict``, as
+    aspyx-service hands one, whose names compare case-insensitively, so that a client's
+    ``headers["Authorization"] = ...`` replaces the channel's ``authorization`` rather than sending a second.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, items: Any = (), /, **more: str) -> None:
+        super().__init__()
+        self.update(items, **more)
+
+    def _stored(self, name: str) -> str:
+        """The spelling under which ``name`` is stored (case-insensitively), else ``name``."""
+        if dict.__contains__(self, name) or not isinstance(name, str):
+            return name
+        lower = name.lower()
+        for key in dict.keys(self):
+            if key.lower() == lower:
+                return key
+        return name
+
+    def __setitem__(self, name: str, value: str) -> None:
+        stored = self._stored(name)
+        if stored != name:
+            dict.__delitem__(self, stored)
+        dict.__setitem__(self, name, value)
+
+    def __getitem__(self, name: str) -> str:
+        return dict.__getitem__(self, self._stored(name))
+
+    def __delitem__(self, name: str) -> None:
+        dict.__delitem__(self, self._stored(name))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and dict.__contains__(self, self._stored(name))
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return dict.get(self, self._stored(name), default)
+
+    def pop(self, name: str, *default: Any) -> Any:
+        return dict.pop(self, self._stored(name), *default)
+
+    def setdefault(self, name: str, default: str) -> str:
+        if name not in self:
+            self[name] = default
+        return self[name]
+
+    def update(self, items: Any = (), /, **more: str) -> None:
+        pairs = items.items() if hasattr(items, "items") else items
+        for name, value in pairs:
+            self[name] = value
+        for name, value in more.items():
+            self[name] = value
+
+    def copy(self) -> RequestHeaders:
+        return RequestHeaders(self)
+
+
+def _with_bearer(headers: list[tuple[str, str]], token: str) -> list[tuple[str, str]]:
+    """``headers`` with ``authorization: Bearer <token>``, unless they carry an authorization of their own (it wins)."""
+    for name, _value in headers:
+        if name.lower() == "authorization":
+            return headers
+    return [*headers, ("authorization", "Bearer " + token)]
+
+
+def _add_bearer(headers: RequestHeaders, client_headers: Any) -> None:
+    """Add the caller's token to a request's headers, unless they or the client's own carry an authorization."""
+    token = _access_token()
+    if token is not None and "authorization" not in headers and "authorization" not in client_headers:
+        headers["Authorization"] = "Bearer " + token
+
+
+def _header_value(headers: Any, name: str) -> str:
+    """First value of a reply header (``name`` lowercase, names compared case-insensitively), '' when absent."""
+    for key, value in headers:
+        if key == name or key.lower() == name:
+            return str(value)
+    return ""
+
+
+def auth_exception(
+    status: int, headers: Any, message: str, named: str = ""
+) -> AuthorizationException:
+    """The exception a ``401`` or ``403`` reply means for the caller.
+
+    A 401 is read by its ``WWW-Authenticate`` challenge, as RFC 6750 writes it and aspyx-service reads it:
+    ``error="invalid_token"`` is :class:`TokenExpiredException` when the challenge says ``expired``,
+    :class:`MissingTokenException` when it says ``missing``, else :class:`InvalidTokenException`; a Bearer
+    challenge without an error code is :class:`MissingTokenException` (RFC 6750 3.1: the request carried no
+    token); ``insufficient_scope`` is :class:`AuthorizationException`; another error code is
+    :class:`InvalidTokenException`. A 401 without a challenge raises the token exception the body names
+    (``named``), else :class:`TokenException`. A 403 raises :class:`AuthorizationException`.
+    ``headers``: the reply's (name, value) pairs.
+    """
+    if status == 403:
+        return AuthorizationException(message)
+    challenge = _header_value(headers, "www-authenticate")
+    lower = challenge.lower()
+    kind: type[AuthorizationException]
+    if "invalid_token" in lower:
+        if "expired" in lower:
+            kind = TokenExpiredException
+        elif "missing" in lower:
+            kind = MissingTokenException
+        else:
+            kind = InvalidTokenException
+    elif "insufficient_scope" in lower:
+        kind = AuthorizationException
+    elif "error=" in lower:
+        kind = InvalidTokenException
+    elif lower.startswith("bearer"):
+        kind = MissingTokenException
+    else:
+        kind = {
+            cls.__name__: cls for cls in (MissingTokenException, InvalidTokenException, TokenExpiredException)
+        }.get(named, TokenException)
+    return kind(message)
 
 
 class AnsweredBy(list[tuple[str, str]]):
@@ -87,6 +234,51 @@ def _call_name(call: Any, method: str, path: str) -> str:
 def _deadline_header(at: float) -> tuple[str, str]:
     """``x-rpc-timeout`` for the deadline ``at``: the whole milliseconds left (the advised path's header)."""
     return _deadline.DEADLINE_HEADER, _deadline.header_value(at).decode("ascii")
+
+
+def _reply_in(exc: ServiceException) -> httpx.Response:
+    """The reply a :meth:`HTTPXChannel.request` override's exception stands for: the response of an error status
+    (the channel reads it as any reply), else the wire's error is raised (the channel recovers from it), else
+    ``exc`` itself."""
+    loaded = sys.modules.get("httpx")
+    cause = exc.__cause__
+    if loaded is not None:
+        if isinstance(cause, loaded.HTTPStatusError):
+            response: httpx.Response = cause.response
+            return response
+        if isinstance(cause, loaded.TransportError):
+            raise cause
+    raise exc
+
+
+def _status_failure(response: httpx.Response, method: str, url: str) -> ServiceException:
+    """The exception an error status means to :meth:`HTTPXChannel.request`'s caller."""
+    status = response.status_code
+    text = response.content[:200].decode("utf-8", "replace")
+    message = f"{url} answered {method.upper()} with HTTP {status}: {text}"
+    if status in (401, 403):
+        named = ""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            named = str(body.get("type") or "")
+        return auth_exception(status, response.headers.items(), message, named)
+    return RemoteServiceException(message)
+
+
+def _service_method(service_type: Any, method: Any) -> Any:
+    """The descriptor of ``method`` (a descriptor already, or a function named as one) of ``service_type``."""
+    if hasattr(method, "param_types") and hasattr(method, "return_type"):
+        return method
+    from warpcall.core.proxy import service_methods
+
+    name = getattr(method, "__name__", None)
+    found = service_methods(service_type).get(name) if isinstance(service_type, type) and name else None
+    if found is None:
+        raise ServiceException(f"{method!r} is not a service method of {service_type!r}")
+    return found
 
 
 def _failed(url: str, exc: Exception) -> ServiceCommunicationException | None:
@@ -123,6 +315,12 @@ class HTTPXChannel(Channel):
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
+        self._loopless_async_client: httpx.AsyncClient | None = None
+        # a subclass or advice replaced request / request_async: every call goes through them (set by customize)
+        self._own_request = False
+        self._own_request_async = False
+        #: the names services of the component are registered under, by service type (aspyx-service's attribute)
+        self.service_names: dict[type, str] = {}
         #: the circuit breakers of this channel's instances (None: disabled); set up by setup()
         self.breakers: _breaker.CircuitBreakers | None = None
         #: the limit on calls in flight to the component (None: no limit, and the calls are not wrapped)
@@ -150,7 +348,10 @@ class HTTPXChannel(Channel):
         self.configuration = configuration
 
     def setup(self, component_descriptor: ComponentDescriptor, address: ChannelInstances | None) -> None:
+        """Bind the channel to a component and its URLs, and read its configuration (``http.<channel>.*``)."""
         super().setup(component_descriptor, address)
+        for service in getattr(component_descriptor, "services", ()):
+            self.service_names[service.type] = service.name
         # a channel's own key overrides the global one: http.<channel>.timeout, e.g. http.dispatch-json.timeout
         if self.configuration is not None:
             self.timeout = _check_timeout(self.configuration.get(f"http.{self.name}.timeout", float, self.timeout))
@@ -177,8 +378,10 @@ class HTTPXChannel(Channel):
         if limit:
             # the channel's calls are wrapped only when limited: an unlimited channel pays nothing
             self.bulkhead = _bulkhead.Bulkhead(limit, self.selector.owner)
-            vars(self)["request"] = _bulkhead.wrap_sync(self.bulkhead, self.request, lambda: self.timeout)
-            vars(self)["request_async"] = _bulkhead.wrap_async(self.bulkhead, self.request_async, lambda: self.timeout)
+            vars(self)["_request"] = _bulkhead.wrap_sync(self.bulkhead, self._request, lambda: self.timeout)
+            vars(self)["_request_async"] = _bulkhead.wrap_async(
+                self.bulkhead, self._request_async, lambda: self.timeout
+            )
 
     def _outcome(self, url: str, status: int) -> None:
         """A reply of ``status`` came from ``url``'s instance."""
@@ -232,9 +435,12 @@ class HTTPXChannel(Channel):
 
     def customize(self) -> None:
         super().customize()
-        if self._uses_default_client("make_client"):
+        # a request / request_async of a subclass or advice is called for every remote call of the channel
+        self._own_request = not self._uses_default_client("request")
+        self._own_request_async = not self._uses_default_client("request_async")
+        if self._uses_default_client("make_client") and not self._own_request:
             self._direct = HTTPClient(timeout=self.timeout, keepalive_expiry=self.keepalive_expiry)
-        self._async_direct = self._uses_default_client("make_async_client")
+        self._async_direct = self._uses_default_client("make_async_client") and not self._own_request_async
 
     def _make_direct_async(self) -> AsyncHTTPClient:
         """The direct async client, made by the first async call (its module imports asyncio)."""
@@ -248,10 +454,16 @@ class HTTPXChannel(Channel):
                 )
             return direct
 
-    def request(
+    def _request(
         self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, call: Any = None
     ) -> Reply:
         """Send one ``method`` request to ``url``; ServiceCommunicationException when the wire fails.
+
+        The channels' own way to send (the public :meth:`request` is aspyx-service's, on httpx): returns
+        ``(status, headers, body)`` whatever the status. The caller's access token
+        (:class:`~warpcall.context.TokenContext`) goes as ``authorization: Bearer <token>`` unless ``headers``
+        carry an authorization already (theirs wins). A subclass or advice replacing :meth:`request` is called
+        for every call (``request(method, url, headers=..., content=..., timeout=...)``).
 
         ``call`` is the service method's descriptor (None: a plain request): errors name it, and it says
         whether the call is idempotent. The call has a deadline: the one in force
@@ -272,6 +484,9 @@ class HTTPXChannel(Channel):
         try:
             direct = self._direct
             if direct is not None:
+                token = _access_token()
+                if token is not None:
+                    headers = _with_bearer(headers, token)
                 timeout = self.timeout
                 status, _reason, reply_headers, content = direct._exchange(
                     method, url, headers, body, timeout, timeout, timeout, at
@@ -296,15 +511,25 @@ class HTTPXChannel(Channel):
         return self._recover(method, url, headers, body, call, start, at, None, None, reply)
 
     def _send_advised(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, at: float) -> Reply:
-        """Send through the httpx client (advice or a subclass made it): the deadline goes in the headers, and
-        in force while the client runs, so that the client's WarpTransport bounds the exchange by it."""
-        client = self._client
-        if client is None:
-            client = self._client = self.make_client()
-        with _deadline.deadline_at(at):
-            response = client.request(
-                method, url, content=body or None, headers=[*headers, _deadline_header(at)]
-            )
+        """Send through the httpx client (advice or a subclass made it), or through the :meth:`request` a subclass
+        or advice put in place. The client gets the headers as a :class:`RequestHeaders` dict (the caller's
+        token and the deadline's ``x-rpc-timeout`` included); the deadline is in force while the client runs,
+        so that the client's WarpTransport bounds the exchange by it. A ``ServiceException`` a :meth:`request`
+        raised over an error status is read as that reply (the channel names what it means)."""
+        sent = RequestHeaders(headers)
+        name, value = _deadline_header(at)
+        sent[name] = value
+        if self._own_request:
+            with _deadline.deadline_at(at):
+                try:
+                    response = self.request(method, url, headers=sent, content=body or None)
+                except ServiceException as exc:
+                    response = _reply_in(exc)
+        else:
+            client = self.get_client()
+            _add_bearer(sent, client.headers)
+            with _deadline.deadline_at(at):
+                response = client.request(method, url, content=body or None, headers=sent)
         if response.status_code >= _breaker.outcome_from:  # breaker
             self._outcome(url, response.status_code)
         return response.status_code, list(response.headers.items()), response.content
@@ -387,10 +612,10 @@ class HTTPXChannel(Channel):
                 return _answered(reply, base)
             refused = reply
 
-    async def request_async(
+    async def _request_async(
         self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, call: Any = None
     ) -> Reply:
-        """Async :meth:`request`: the same deadline, failover and retries."""
+        """Async :meth:`_request`: the same deadline, token, failover and retries."""
         at = _deadline_after(self.timeout)
         outer = _deadline_in_force()
         start = 0.0  # the call's start is at - timeout, unless a sooner deadline in force replaces at
@@ -404,6 +629,9 @@ class HTTPXChannel(Channel):
             if direct is None and self._async_direct:
                 direct = self._make_direct_async()
             if direct is not None:
+                token = _access_token()
+                if token is not None:
+                    headers = _with_bearer(headers, token)
                 timeout = self.timeout
                 status, _reason, reply_headers, content = await direct._exchange(
                     method, url, headers, body, timeout, timeout, timeout, timeout, at
@@ -431,16 +659,20 @@ class HTTPXChannel(Channel):
         self, method: str, url: str, headers: list[tuple[str, str]], body: bytes, at: float
     ) -> Reply:
         """Async :meth:`_send_advised`."""
-        import asyncio  # loaded: this coroutine runs on its loop
-
-        loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            client = self._async_clients[loop] = self.make_async_client()
-        with _deadline.deadline_at(at):
-            response = await client.request(
-                method, url, content=body or None, headers=[*headers, _deadline_header(at)]
-            )
+        sent = RequestHeaders(headers)
+        name, value = _deadline_header(at)
+        sent[name] = value
+        if self._own_request_async:
+            with _deadline.deadline_at(at):
+                try:
+                    response = await self.request_async(method, url, headers=sent, content=body or None)
+                except ServiceException as exc:
+                    response = _reply_in(exc)
+        else:
+            client = self.get_async_client()
+            _add_bearer(sent, client.headers)
+            with _deadline.deadline_at(at):
+                response = await client.request(method, url, content=body or None, headers=sent)
         if response.status_code >= _breaker.outcome_from:  # breaker
             self._outcome(url, response.status_code)
         return response.status_code, list(response.headers.items()), response.content
@@ -502,15 +734,148 @@ class HTTPXChannel(Channel):
                 return _answered(reply, base)
             refused = reply
 
+    # --- aspyx-service's HTTPXChannel API: httpx clients, requests answering httpx.Response, (de)serializers ------
+
+    def get_client(self) -> httpx.Client:
+        """The sync httpx client of this channel, made by :meth:`make_client` on first use (one per channel)."""
+        client = self._client
+        if client is None:
+            with _ASYNC_CLIENT_LOCK:
+                client = self._client
+                if client is None:
+                    client = self._client = self.make_client()
+        return client
+
+    def get_async_client(self) -> httpx.AsyncClient:
+        """The async httpx client of the running event loop, made by :meth:`make_async_client` (one per loop;
+        called outside a loop, one more kept for such callers)."""
+        import asyncio
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            client = self._loopless_async_client
+            if client is None:
+                client = self._loopless_async_client = self.make_async_client()
+            return client
+        client = self._async_clients.get(loop)
+        if client is None:
+            client = self._async_clients[loop] = self.make_async_client()
+        return client
+
+    def request(
+        self,
+        http_method: str,
+        url: str,
+        json: Any | None = None,
+        params: Any | None = None,
+        headers: Any | None = None,
+        timeout: Any = USE_CLIENT_DEFAULT,
+        content: Any | None = None,
+    ) -> httpx.Response:
+        """Send one request through :meth:`get_client` and return its ``httpx.Response`` (aspyx-service's API).
+
+        The caller's access token (:class:`~warpcall.context.TokenContext`) is added as
+        ``Authorization: Bearer <token>`` unless ``headers`` or the client's own headers carry an
+        authorization (theirs wins); ``headers`` itself is not changed. ``timeout``: httpx's, the client's
+        own by default. Raises ``ServiceCommunicationException`` when the wire fails, for an error status
+        the exception it means (:func:`auth_exception` for 401 and 403, else ``RemoteServiceException``),
+        each with httpx's error as its cause. Overriding it (as aspyx-service's users do) makes every
+        remote call of the channel go through the override, with ``headers`` a :class:`RequestHeaders`
+        dict and ``content`` the encoded body.
+        """
+        import httpx
+
+        client = self.get_client()
+        sent = RequestHeaders(headers or ())
+        _add_bearer(sent, client.headers)
+        try:
+            response = client.request(
+                http_method,
+                url,
+                params=params,
+                json=json,
+                headers=sent,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is USE_CLIENT_DEFAULT else timeout,
+                content=content,
+            )
+            response.raise_for_status()
+        except httpx.HTTPStatusError as exc:
+            raise _status_failure(exc.response, http_method, url) from exc
+        except httpx.RequestError as exc:
+            raise ServiceCommunicationException(f"calling {url} failed: {type(exc).__name__}: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise RemoteServiceException(f"calling {url} failed: {type(exc).__name__}: {exc}") from exc
+        return response
+
+    async def request_async(
+        self,
+        http_method: str,
+        url: str,
+        json: Any | None = None,
+        params: Any | None = None,
+        headers: Any | None = None,
+        timeout: Any = USE_CLIENT_DEFAULT,
+        content: Any | None = None,
+    ) -> httpx.Response:
+        """Async :meth:`request`, through :meth:`get_async_client`."""
+        import httpx
+
+        client = self.get_async_client()
+        sent = RequestHeaders(headers or ())
+        _add_bearer(sent, client.headers)
+        try:
+            response = await client.request(
+                http_method,
+                url,
+                params=params,
+                json=json,
+                headers=sent,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is USE_CLIENT_DEFAULT else timeout,
+                content=content,
+            )
+            response.raise_for_status()
+        except httpx.HTTPStatusError as exc:
+            raise _status_failure(exc.response, http_method, url) from exc
+        except httpx.RequestError as exc:
+            raise ServiceCommunicationException(f"calling {url} failed: {type(exc).__name__}: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise RemoteServiceException(f"calling {url} failed: {type(exc).__name__}: {exc}") from exc
+        return response
+
+    def serialize_args(self, invocation: Any) -> list[Any]:
+        """The invocation's arguments as JSON-ready values in declared order (aspyx-service's helper; keywords
+        and defaults resolved)."""
+        serializers = self.get_serializers(getattr(invocation, "type", None), invocation.method)
+        positional = getattr(invocation, "positional", None)
+        args = list(positional() if positional is not None else invocation.args)
+        for index, serialize in enumerate(serializers[: len(args)]):
+            args[index] = serialize(args[index])
+        return args
+
+    def get_serializers(self, type: Any, method: Any) -> list[Callable[[Any], Any]]:
+        """One function per parameter of ``method`` (a service method of ``type``) making its JSON-ready value."""
+        from warpcall.core.marshal import plan_for
+
+        return [plan_for(tp).dump for tp in _service_method(type, method).param_types]
+
+    def get_deserializer(self, type: Any, method: Any) -> Callable[[Any], Any]:
+        """The function making ``method``'s declared return type of a JSON-ready value."""
+        from warpcall.core.marshal import plan_for
+
+        load: Callable[[Any], Any] = plan_for(_service_method(type, method).return_type).load
+        return load
+
     def post(self, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
         """POST ``body`` to ``url``; ServiceCommunicationException when the wire fails."""
-        return self.request("POST", url, headers, body)
+        return self._request("POST", url, headers, body)
 
     async def post_async(self, url: str, headers: list[tuple[str, str]], body: bytes) -> Reply:
         """Async POST of ``body`` to ``url``; ServiceCommunicationException when the wire fails."""
-        return await self.request_async("POST", url, headers, body)
+        return await self._request_async("POST", url, headers, body)
 
     def close(self) -> None:
+        """Close the channel's clients (the async clients close with their event loops)."""
         if self._direct is not None:
             self._direct.close()
         if self._client is not None:

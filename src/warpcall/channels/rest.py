@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from warpcall.channels.base import channel
 from warpcall.channels.dispatch import positional_args
-from warpcall.channels.http import AnsweredBy, HTTPXChannel
+from warpcall.channels.http import AnsweredBy, HTTPXChannel, auth_exception
 from warpcall.core.marshal import plan_for
 from warpcall.exceptions import (
     MarshalException,
@@ -217,6 +217,8 @@ class RestCallPlan:
                 f"{url} answered {self.qualified} with HTTP {status} (the rest channel follows no "
                 f"redirects; check the route's path): {message}"
             )
+        if status == 401 or status == 403:
+            return auth_exception(status, headers or [], f"{url} rejected {self.qualified} (HTTP {status}): {message}", kind)
         if 400 <= status < 500:
             error = CALLER_ERRORS.get(kind) or STATUS_ERRORS.get(status)
             if error is None:
@@ -294,7 +296,7 @@ class RestChannel(HTTPXChannel):
         plan = RestCallPlan.of(invocation.descriptor)
         path, body = plan.target(positional_args(invocation))
         url = self.get_url()
-        status, headers, content = self.request(plan.http_method, url + path, plan.headers, body, invocation.descriptor)
+        status, headers, content = self._request(plan.http_method, url + path, plan.headers, body, invocation.descriptor)
         if type(headers) is AnsweredBy:  # sent again: another instance answered
             url = headers.url
         return plan.result(url, status, content, headers)
@@ -303,7 +305,7 @@ class RestChannel(HTTPXChannel):
         plan = RestCallPlan.of(invocation.descriptor)
         path, body = plan.target(positional_args(invocation))
         url = self.get_url()
-        status, headers, content = await self.request_async(
+        status, headers, content = await self._request_async(
             plan.http_method, url + path, plan.headers, body, invocation.descriptor
         )
         if type(headers) is AnsweredBy:  # sent again: another instance answered
