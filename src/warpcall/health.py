@@ -225,6 +225,10 @@ class HealthCheckManager:
             copied.status, copied.details, copied.duration = self.status, self.details, self.duration
             return copied
 
+        def copy_from(self, value: HealthCheckManager.Result) -> None:
+            """Take ``value``'s status and details (aspyx-service's way of reusing a cached result)."""
+            self.status, self.details = value.status, value.details
+
         def to_dict(self) -> dict[str, Any]:
             return {
                 "name": self.name,

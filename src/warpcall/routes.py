@@ -154,8 +154,9 @@ class RouteSpec:
     status_code: int | None = None
 
 
-def rest(prefix: str = "") -> Callable[[type[T]], type[T]]:
-    """Declare a service as REST: every ``@get``/``@post``/... method is a route under ``prefix``."""
+def rest(url: str = "") -> Callable[[type[T]], type[T]]:
+    """Declare a service as REST: every ``@get``/``@post``/... method is a route under the prefix ``url``."""
+    prefix = url  # aspyx-service's parameter name
     if not isinstance(prefix, str):
         raise ServiceException(f"@rest(prefix) takes the URL prefix as a string, got {prefix!r}")
 
@@ -175,7 +176,7 @@ def rest(prefix: str = "") -> Callable[[type[T]], type[T]]:
 
 def _route(http_method: str) -> Callable[..., Callable[[F], F]]:
     def declare(
-        path: str,
+        url: str,
         *,
         summary: str | None = None,
         description: str | None = None,
@@ -184,6 +185,7 @@ def _route(http_method: str) -> Callable[..., Callable[[F], F]]:
         deprecated: bool | None = None,
         status_code: int | None = None,
     ) -> Callable[[F], F]:
+        path = url  # aspyx-service's parameter name
         if not isinstance(path, str):
             raise ServiceException(
                 f"@{http_method.lower()}(path) takes the route path as a string, got {path!r}"
@@ -217,7 +219,7 @@ def _route(http_method: str) -> Callable[..., Callable[[F], F]]:
     declare.__name__ = http_method.lower()
     declare.__qualname__ = http_method.lower()
     declare.__doc__ = (
-        f"Declare a service method as the HTTP {http_method} route ``path`` (under the @rest prefix)."
+        f"Declare a service method as the HTTP {http_method} route ``url`` (a path under the @rest prefix)."
     )
     return declare
 

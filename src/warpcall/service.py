@@ -18,36 +18,100 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from enum import Enum
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from warpcall.core.proxy import service_methods
 from warpcall.di import inject, injectable
-from warpcall.exceptions import ServiceException
+from warpcall.exceptions import (
+    AuthorizationException,
+    InvalidTokenException,
+    MissingTokenException,
+    RemoteServiceException,
+    ServiceCommunicationException,
+    ServiceException,
+    TokenException,
+    TokenExpiredException,
+)
 from warpcall.health import HealthCheckManager, HealthStatus
-from warpcall.registry.contract import ChannelAddress, ChannelInstances
+from warpcall.registry.contract import ChannelAddress, ChannelInstances, ComponentRegistry
+
+if TYPE_CHECKING:
+    from warpcall.channels.base import Channel, channel
+    from warpcall.di.aop import ClassAspectTarget
+    from warpcall.manager import ServiceManager, inject_service
+    from warpcall.registry.local import LocalComponentRegistry
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
     "AbstractComponent",
+    "AuthorizationException",
+    "BaseDescriptor",
+    "Channel",
     "ChannelAddress",
     "ChannelInstances",
     "Component",
     "ComponentDescriptor",
+    "ComponentRegistry",
     "ComponentStatus",
+    "InvalidTokenException",
+    "LocalComponentRegistry",
+    "LocalServiceException",
+    "MissingTokenException",
+    "RemoteServiceException",
     "Server",
     "ServerSettings",
     "Service",
+    "ServiceCommunicationException",
     "ServiceDescriptor",
+    "ServiceException",
+    "ServiceManager",
+    "TokenException",
+    "TokenExpiredException",
+    "channel",
     "component",
     "component_descriptor",
+    "component_services",
     "declaration_of",
     "health",
     "implementation",
+    "inject_service",
     "service",
     "service_descriptor",
+    "to_snake_case",
 ]
+
+#: names of aspyx-service's ``aspyx_service.service`` that live in modules importing this one:
+#: resolved on first use (PEP 562), so importing ``warpcall.service`` stays cheap and cycle-free
+_LAZY = {
+    **dict.fromkeys(("Channel", "channel"), "warpcall.channels.base"),
+    **dict.fromkeys(("ServiceManager", "inject_service"), "warpcall.manager"),
+    "LocalComponentRegistry": "warpcall.registry.local",
+}
+
+
+def __getattr__(name: str) -> Any:
+    source = _LAZY.get(name)
+    if source is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(source), name)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class LocalServiceException(ServiceException):
+    """aspyx-service's name for a service exception raised in the calling process, not by a remote call.
+
+    Kept so that ``except LocalServiceException`` ports unchanged; like aspyx-service 0.11.6,
+    warpcall raises the more precise subclasses of :class:`ServiceException` instead.
+    """
 
 
 class Service:
@@ -197,7 +261,29 @@ def _snake_case(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])|(?<=[A-Z])([A-Z])(?=[a-z])", r"_\1\2", name).lower()
 
 
-class ServiceDescriptor:
+def to_snake_case(name: str) -> str:
+    """aspyx-service's name conversion: a hyphen before every capital but the first, then lower case
+    (``"OrderService"`` -> ``"order-service"``). warpcall's own default names use underscores."""
+    return "".join(f"-{c}" if "A" <= c <= "Z" and i else c for i, c in enumerate(name)).lower()
+
+
+class BaseDescriptor:
+    """What service and component descriptors have in common: the declared type, its name and description."""
+
+    type: type
+    name: str
+    description: str
+
+    def get_component_descriptor(self) -> ComponentDescriptor:
+        """The component: the descriptor itself for a component, the bundling one for a service."""
+        raise NotImplementedError
+
+    def is_component(self) -> bool:
+        """True for a component's descriptor."""
+        return False
+
+
+class ServiceDescriptor(BaseDescriptor):
     """Per service type: its name, its component and its method descriptors (built once).
 
     ``@service`` attaches it to the class (``service_descriptor(cls)`` reads it): a declaration
@@ -231,6 +317,9 @@ class ServiceDescriptor:
                 methods = self._methods
         return methods
 
+    def get_component_descriptor(self) -> ComponentDescriptor:
+        return self.require_component()
+
     def require_component(self) -> ComponentDescriptor:
         """The component bundling this service, or a ServiceException saying none does."""
         if self.component is None:
@@ -244,7 +333,7 @@ class ServiceDescriptor:
         return f"ServiceDescriptor({self.name!r}, {self.type.__qualname__})"
 
 
-class ComponentDescriptor:
+class ComponentDescriptor(BaseDescriptor):
     """Per component type: its name, description and services, as declared (``component_descriptor(cls)``).
 
     What an environment hosting the component adds (its addresses, the health endpoint of its
@@ -259,6 +348,12 @@ class ComponentDescriptor:
         self.name = name
         self.description = description
         self.services = services
+
+    def get_component_descriptor(self) -> ComponentDescriptor:
+        return self
+
+    def is_component(self) -> bool:
+        return True
 
     def __repr__(self) -> str:
         return f"ComponentDescriptor({self.name!r}, services={[s.name for s in self.services]})"
@@ -369,8 +464,8 @@ def idempotent(func: F) -> F:
     return func
 
 
-def health(endpoint: str) -> Callable[[type[T]], type[T]]:
-    """Serve the component's health at HTTP GET ``endpoint`` (200 when healthy, 503 when not)."""
+def health(endpoint: str = "") -> Callable[[type[T]], type[T]]:
+    """Serve the component's health at HTTP GET ``endpoint`` (200 when healthy, 503 when not); '' serves none."""
 
     def decorate(cls: type[T]) -> type[T]:
         cls.__warpcall_health__ = endpoint  # type: ignore[attr-defined]
@@ -382,3 +477,14 @@ def health(endpoint: str) -> Callable[[type[T]], type[T]]:
 def health_endpoint(implementation_type: type) -> str:
     """The endpoint set by ``@health`` on a component implementation, '' when none."""
     return getattr(implementation_type, "__warpcall_health__", "")
+
+
+def component_services(component_type: type) -> ClassAspectTarget:
+    """An advice target matching the classes of every service the component declares (``@component(services=...)``):
+    ``@around(component_services(MyComponent))`` advises all of them."""
+    from warpcall.di.aop import classes
+
+    target = classes()
+    for member in component_descriptor(component_type).services:
+        target.of_type(member.type)
+    return target

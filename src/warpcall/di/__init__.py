@@ -32,6 +32,7 @@ from warpcall.di._errors import (
     UnmetConditionException,
 )
 from warpcall.di._lifecycle import (
+    AbstractCallableProcessor,
     Lifecycle,
     LifecycleCallable,
     LifecycleProcessor,
@@ -64,6 +65,7 @@ from warpcall.di import threading as _threading  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "AOPException",
+    "AbstractCallableProcessor",
     "AbstractInstanceProvider",
     "AmbiguousProviderException",
     "AnnotationResolver",

@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
+from warpcall.di._errors import DIRuntimeException
 from warpcall.di._reflection import DecoratorDescriptor, Decorators, MethodDescriptor, TypeDescriptor
 
 if TYPE_CHECKING:
@@ -151,6 +152,50 @@ class LifecyclePlan:
     def calls(self, lifecycle: Lifecycle) -> list[MethodCall]:
         """The calls of one phase."""
         return self.phases[lifecycle.value]
+
+
+_Call = MethodCall  # the class attribute MethodCall below would shadow the name in the annotations
+
+
+class AbstractCallableProcessor(LifecycleProcessor):
+    """Calls, in one lifecycle phase, the methods decorated with the decorators of the callables registered with it.
+
+    aspyx.di's base of its per-phase processors. The environment runs the callables it creates
+    (injectable ``LifecycleCallable`` subclasses) itself; a processor of this kind brings its own set,
+    so a decorator can take effect only where this processor is installed (make the subclass
+    injectable in the modules that want it). Register a callable here or with the environment, not
+    both: it would run twice. Methods run synchronously; an ``async def`` one raises DIRuntimeException.
+    """
+
+    MethodCall = MethodCall
+
+    def __init__(self, lifecycle: Lifecycle) -> None:
+        super().__init__()
+        self.lifecycle = lifecycle
+        self.callables: dict[Any, LifecycleCallable] = {}
+        self._plans: dict[type, LifecyclePlan] = {}
+
+    def register(self, callable_: LifecycleCallable) -> None:
+        """Run the methods decorated with ``callable_.decorator`` (in ``callable_.lifecycle``) from now on."""
+        self.callables[callable_.decorator] = callable_
+        self._plans = {}  # plans computed before it do not know its decorator
+
+    def callables_for(self, cls: type) -> list[list[_Call]]:
+        """The calls of ``cls``'s decorated methods per phase (indexed by ``Lifecycle.value``), by ``@order``."""
+        plan = self._plans.get(cls)
+        if plan is None:
+            plan = self._plans[cls] = LifecyclePlan(cls, self.callables)
+        return plan.phases
+
+    def process_lifecycle(self, lifecycle: Lifecycle, instance: object, environment: Environment) -> object:
+        if lifecycle is self.lifecycle:
+            for call in self.callables_for(type(instance))[lifecycle.value]:
+                if call.is_async:
+                    raise DIRuntimeException(
+                        f"{call.method.qualified()} is async; {type(self).__name__} calls its methods synchronously"
+                    )
+                call.call(instance, environment)
+        return instance
 
 
 class _Plain(LifecycleCallable):

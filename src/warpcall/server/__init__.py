@@ -12,10 +12,14 @@ _EXPORTS = {
     "DispatchEndpoint": "warpcall.server.dispatch",
     "FastAPIServer": "warpcall.server.fastapi_server",
     "ServerLimits": "warpcall.server.limits",
+    **dict.fromkeys(("RequestContext", "ResponseContext", "TokenContextMiddleware"), "warpcall.server.context"),
+    **dict.fromkeys(("join_paths", "parse_google_docstring"), "warpcall.server.docstrings"),
 }
 
 if TYPE_CHECKING:
+    from warpcall.server.context import RequestContext, ResponseContext, TokenContextMiddleware
     from warpcall.server.dispatch import DispatchEndpoint
+    from warpcall.server.docstrings import join_paths, parse_google_docstring
     from warpcall.server.fastapi_server import FastAPIServer
     from warpcall.server.limits import ServerLimits
 else:
@@ -23,4 +27,13 @@ else:
 
     __getattr__, __dir__ = export_lazily(__name__, _EXPORTS)
 
-__all__ = ["DispatchEndpoint", "FastAPIServer", "ServerLimits"]
+__all__ = [
+    "DispatchEndpoint",
+    "FastAPIServer",
+    "RequestContext",
+    "ResponseContext",
+    "ServerLimits",
+    "TokenContextMiddleware",
+    "join_paths",
+    "parse_google_docstring",
+]
