@@ -17,6 +17,7 @@ from warpcall.di import Environment, PostProcessor, inject_environment, injectab
 from warpcall.exceptions import ServiceException
 from warpcall.registry.contract import ChannelAddress, ChannelInstances, ComponentRegistry
 from warpcall.service import (
+    BaseDescriptor,
     ComponentDescriptor,
     ServerSettings,
     declaration_of,
@@ -88,6 +89,11 @@ class ServiceManager:
         else:
             self.component_registry = default_registry()
             self._owns_registry = True
+
+    @classmethod
+    def get_descriptor(cls, type: type) -> BaseDescriptor | None:
+        """The descriptor ``@service`` or ``@component`` gave ``type`` (None for any other class), as in aspyx-service."""
+        return declaration_of(type)
 
     # calling
 
@@ -313,6 +319,7 @@ class InjectServiceProcessor(PostProcessor):
         "warpcall.health",
         "warpcall.channels.dispatch",
         "warpcall.channels.rest",
+        "warpcall.protobuf",  # ProtobufManager; google.protobuf itself loads on first use
     ]
 )
 class ServiceModule:
