@@ -42,7 +42,7 @@ ACCEPTED = [
 
 @pytest.mark.parametrize(("data", "content_type", "method"), ACCEPTED)
 def test_plain_requests_are_recognised(core: Any, data: bytes, content_type: bytes, method: bytes) -> None:
-    assert core.invokehead.parse(data, LIMIT) == (content_type, method, head_length(data), -1)
+    assert core.invokehead.parse(data, LIMIT) == (content_type, method, head_length(data), -1, b"")
 
 
 @pytest.mark.parametrize(("line", "value"), [
@@ -52,7 +52,7 @@ def test_plain_requests_are_recognised(core: Any, data: bytes, content_type: byt
 def test_the_deadline_header_is_read_as_milliseconds(core: Any, line: str, value: int) -> None:
     """The value's milliseconds (trimmed), as the server's parse_header reads them: no Python needed to read it."""
     data = plain("content-type: a", line)
-    assert core.invokehead.parse(data, LIMIT) == (b"a", b"", head_length(data), value)
+    assert core.invokehead.parse(data, LIMIT) == (b"a", b"", head_length(data), value, b"")
     assert parse_header(line.partition(":")[2].strip(" \t"), 10.0) == 10.0 + value / 1000.0
 
 
@@ -135,7 +135,7 @@ def test_only_bytes_are_read(core: Any) -> None:
 
 def test_a_hundred_headers_are_fine(core: Any) -> None:
     data = plain(*[f"x-{i}: v" for i in range(99)])
-    assert core.invokehead.parse(data, LIMIT) == (b"", b"", head_length(data), -1)
+    assert core.invokehead.parse(data, LIMIT) == (b"", b"", head_length(data), -1, b"")
 
 
 def test_both_builds_agree_on_mangled_requests(core: Any) -> None:

@@ -305,7 +305,7 @@ def check_invokehead(data: bytes, limit: int) -> str:
     accepted = load_pure("warpcall.core.invokehead").parse(data, limit)
     if accepted is None:
         return "refused"
-    content_type, method, head_length, timeout = accepted
+    content_type, method, head_length, timeout, authorization = accepted
     reading = _LLHttp()
     parser = httptools.HttpRequestParser(reading)
     try:
@@ -321,7 +321,7 @@ def check_invokehead(data: bytes, limit: int) -> str:
     assert reading.body == data[head_length:], f"llhttp reads another body: {reading.body!r} in {data!r}"
     lengths = reading.values(b"content-length")
     assert len(lengths) == 1 and int(lengths[0]) == len(reading.body), f"llhttp reads length {lengths!r}: {data!r}"
-    for name, value in ((b"content-type", content_type), (b"x-rpc-method", method)):
+    for name, value in ((b"content-type", content_type), (b"x-rpc-method", method), (b"authorization", authorization)):
         seen = reading.values(name)
         assert seen == ([value] if seen else []) and (seen or value == b""), (
             f"{name.decode()}: recognised {value!r}, llhttp reads {seen!r}: {data!r}"

@@ -63,17 +63,20 @@ def _is(p: bytes, start: int, end: int, lower: bytes) -> bool:
     name_start=cython.Py_ssize_t, name_end=cython.Py_ssize_t, vs=cython.Py_ssize_t, ve=cython.Py_ssize_t,
     headers=cython.Py_ssize_t, max_headers=cython.Py_ssize_t, ct_start=cython.Py_ssize_t,
     ct_end=cython.Py_ssize_t, mh_start=cython.Py_ssize_t, mh_end=cython.Py_ssize_t,
-    content_length=cython.longlong, timeout=cython.longlong,
+    au_start=cython.Py_ssize_t, au_end=cython.Py_ssize_t, content_length=cython.longlong, timeout=cython.longlong,
 )
-def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int, int] | None:
-    """``(content type, x-rpc-method, head length, x-rpc-timeout)`` when ``data`` is exactly one plain ``POST /invoke``.
+def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int, int, bytes] | None:
+    """``(content type, x-rpc-method, head length, x-rpc-timeout, authorization)`` when ``data`` is exactly one
+    plain ``POST /invoke``.
 
     Plain means: HTTP/1.1, well-formed header lines of visible ASCII, one ``Content-Length``
     of at most ``limit`` matching the bytes after the head, at most one ``Content-Type``, one
-    ``X-Rpc-Method`` and one ``X-Rpc-Timeout`` of 1 to :data:`MAX_TIMEOUT_DIGITS` ASCII digits, no
+    ``X-Rpc-Method``, at most one ``Authorization`` and one ``X-Rpc-Timeout`` of 1 to :data:`MAX_TIMEOUT_DIGITS`
+    ASCII digits, no
     ``Transfer-Encoding``, ``Expect``, ``Upgrade``, ``TE``, ``Trailer`` or ``Proxy-Connection``,
     ``Connection`` only as ``keep-alive``. Values come without surrounding spaces or tabs; a missing
-    ``Content-Type`` or ``X-Rpc-Method`` is ``b""``. The timeout comes as its number of milliseconds
+    ``Content-Type``, ``X-Rpc-Method`` or ``Authorization`` is ``b""`` (the server reads the token on this
+    path itself: a call with one stays on it). The timeout comes as its number of milliseconds
     (-1: none sent), read here so the server's common call, which carries one, needs no Python to
     read it; any other timeout value (empty, signed, too long) is left to uvicorn's parser, and the
     server answers it 400 there, in one place.
@@ -94,7 +97,7 @@ def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int, int] | None:
     visible = _VALUE
     max_headers = MAX_HEADERS
     headers = 0
-    ct_start = ct_end = mh_start = mh_end = -1
+    ct_start = ct_end = mh_start = mh_end = au_start = au_end = -1
     timeout = -1
     content_length = -1
     pos = _HEAD_START
@@ -143,6 +146,10 @@ def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int, int] | None:
             if mh_start >= 0:
                 return None
             mh_start, mh_end = vs, ve
+        elif _is(p, name_start, name_end, b"authorization"):
+            if au_start >= 0:  # twice: left to the parser's path, whose reading answers differing values 400
+                return None
+            au_start, au_end = vs, ve
         elif _is(p, name_start, name_end, b"x-rpc-timeout"):
             if timeout >= 0 or ve == vs or ve - vs > _MAX_TIMEOUT_DIGITS:
                 return None
@@ -172,4 +179,5 @@ def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int, int] | None:
         p[mh_start:mh_end] if mh_start >= 0 else b"",
         pos,
         timeout,
+        p[au_start:au_end] if au_start >= 0 else b"",
     )

@@ -28,6 +28,7 @@ from warpcall.core.envelope import (
 from warpcall.core.marshal import plan_for
 from warpcall.core.marshal_plan import may_take_rounded_integers
 from warpcall.exceptions import (
+    AuthorizationException,
     DeadlineExceeded,
     InvalidArgumentsException,
     MalformedRequestException,
@@ -40,7 +41,9 @@ from warpcall.exceptions import (
 )
 from warpcall.resilience.deadline import DEADLINE_HEADER_BYTES, parse_header
 from warpcall.resilience.deadline import _current as _deadline
+from warpcall.server.context import set_source
 from warpcall.server.limits import ServerLimits
+from warpcall.server.security import refusal, run_checks, set_token
 from warpcall.server.workers import NotStarted, Refused, WorkerPool
 from warpcall.wire import JSON, METHOD_HEADER_BYTES, MSGPACK, PROTOBUF, codec_of
 
@@ -76,7 +79,7 @@ class ServerMethod:
 
     __slots__ = (
         "descriptor", "target", "is_async", "offload", "strikes", "required", "loaders", "dump_result", "_codec",
-        "exact_json",
+        "exact_json", "checks",
     )
 
     def __init__(self, descriptor: Any, target: Callable[..., Any], offload: bool = False) -> None:
@@ -96,6 +99,8 @@ class ServerMethod:
         self._codec: Any = None
         #: a parameter type would take, as it is, a float that orjson made of an integer beyond 64 bits
         self.exact_json = any(may_take_rounded_integers(tp) for tp in descriptor.param_types)
+        #: the authorization checks run before each call (``warpcall.server.security.install`` sets them)
+        self.checks: tuple[Any, ...] = ()
 
     @property
     def codec(self) -> Any:
@@ -111,15 +116,29 @@ class ServerMethod:
             expected = (
                 str(self.required) if self.required == len(self.loaders) else f"{self.required} to {len(self.loaders)}"
             )
+            more = (
+                " (more than this server's version declares: a parameter of a newer version reaches it only left "
+                "at its default, which a warpcall client does not send)" if count > len(self.loaders) else ""
+            )
             raise InvalidArgumentsException(
-                f"{self.descriptor.qualified} takes {expected} argument(s), got {count}"
+                f"{self.descriptor.qualified} takes {expected} argument(s), got {count}{more}"
             )
         try:
             if count == 1:  # the common case, without a comprehension's frame
                 return [self.loaders[0](args[0])]
             return [load(arg) for load, arg in zip(self.loaders, args)]
         except MarshalException as exc:
-            raise InvalidArgumentsException(f"{self.descriptor.qualified}: {exc}") from None
+            raise InvalidArgumentsException(f"{self.descriptor.qualified}: {self._culprit(args)}{exc}") from None
+
+    def _culprit(self, args: list[Any]) -> str:
+        """``parameter 'name': `` for the first argument that does not load (the error path only): a value of a
+        type's newer version (an enum value this server's enum lacks) is refused naming the parameter."""
+        for name, load, arg in zip(self.descriptor.param_names, self.loaders, args):
+            try:
+                load(arg)
+            except MarshalException:
+                return f"parameter {name!r}: "
+        return ""
 
     async def call(self, args: list[Any], calls: SyncCalls) -> Any:
         """Run the implementation: async ones on the loop, sync ones as ``calls`` decides."""
@@ -224,12 +243,15 @@ def _unsupported(media_type: str) -> UnsupportedMediaTypeException:
     )
 
 
-def read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes, bytes | None, bytes | None, bytes | None]:
-    """``(content type, x-rpc-method, content-length, conflicting, x-rpc-timeout)`` from an ASGI scope's headers.
+def read_headers(
+    headers: list[tuple[bytes, bytes]],
+) -> tuple[bytes, bytes, bytes | None, bytes | None, bytes | None, bytes]:
+    """``(content type, x-rpc-method, content-length, conflicting, x-rpc-timeout, authorization)`` from an ASGI
+    scope's headers (``authorization`` is ``b""`` when absent).
 
     Values are the first of each, as Starlette reads them (a user middleware sees those).
-    ``conflicting`` names ``content-type`` or ``x-rpc-method`` when either comes again with a
-    different value, which :meth:`DispatchEndpoint.refuse` answers with 400: a middleware
+    ``conflicting`` names ``content-type``, ``x-rpc-method`` or ``authorization`` when one comes again
+    with a different value, which :meth:`DispatchEndpoint.refuse` answers with 400: a middleware
     that judged the first value must never be passed by a call that acts on another.
     """
     content_type: bytes | None = None
@@ -237,6 +259,7 @@ def read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes, byte
     declared: bytes | None = None
     conflicting: bytes | None = None
     timeout: bytes | None = None
+    authorization: bytes | None = None
     for name, value in headers:
         if name == b"content-type":
             if content_type is None:
@@ -254,7 +277,12 @@ def read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes, byte
         elif name == DEADLINE_HEADER_BYTES:
             if timeout is None:
                 timeout = value
-    return content_type or b"", method_header or b"", declared, conflicting, timeout
+        elif name == b"authorization":
+            if authorization is None:
+                authorization = value
+            elif value != authorization and conflicting is None:
+                conflicting = name
+    return content_type or b"", method_header or b"", declared, conflicting, timeout, authorization or b""
 
 
 class DispatchEndpoint:
@@ -398,6 +426,10 @@ class DispatchEndpoint:
         except RecursionError:  # arguments nesting deeper than the loaders recurse (the plain-Python build)
             return self.error_reply(media_type, MalformedRequestException(
                 f"the arguments nest deeper than this server loads (at most {MAX_DEPTH} levels are read)"))
+        if method.checks:  # authorization: before the implementation, in the call's context (TokenContext set)
+            refused = run_checks(method, values)
+            if refused is not None:
+                return self.refused(media_type, refused)
         if method.is_async:
             return self._answer_awaited(method, values, media_type)
         if method.offload:
@@ -449,7 +481,10 @@ class DispatchEndpoint:
 
     def _raised(self, method: ServerMethod, media_type: str, exc: Exception) -> Reply:
         # the implementation's exception is the outcome of the call: 200 with it in the envelope, as
-        # aspyx-service answers, so its clients read the message too
+        # aspyx-service answers, so its clients read the message too; an authorization error raised by the
+        # implementation (or its advice) is a refusal, answered as a check's is
+        if isinstance(exc, AuthorizationException):
+            return self.refused(media_type, exc)
         logger.debug("%s raised", method.descriptor.qualified, exc_info=True)
         return self._envelope(method, media_type, 200, None, describe_exception(exc, self.include_traceback))
 
@@ -490,6 +525,18 @@ class DispatchEndpoint:
             return DispatchEndpoint._envelope(method, media_type, status, None, _printable(exception))
 
     @staticmethod
+    def refused(media_type: str, exc: BaseException) -> Reply:
+        """401 (a token error, with its ``WWW-Authenticate`` line riding in the content type, see :data:`Reply`) or
+        403 for a call an authorization check refused: msgpack for msgpack bodies, JSON otherwise."""
+        status, reported, www_authenticate = refusal(exc)
+        encode = encode_response_msgpack if media_type == MSGPACK else encode_response_json
+        content_type = REPLY_CONTENT_TYPES[MSGPACK if media_type == MSGPACK else JSON]
+        if www_authenticate is not None:
+            content_type += b"\r\nwww-authenticate: " + www_authenticate
+        entry = _printable(describe_exception(reported))
+        return status, content_type, encode(None, entry)
+
+    @staticmethod
     def error_reply(media_type: str, exc: ProtocolException | DeadlineExceeded | OverloadedException) -> Reply:
         """The reply to a bad request, or one refused unstarted (504 past its deadline, 503 for a full queue):
         msgpack for msgpack bodies, JSON otherwise (protobuf has no error message)."""
@@ -511,9 +558,12 @@ class DispatchEndpoint:
             return status, content_type, encode(None, _printable(entry))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        content_type, method_header, declared, conflicting, timeout = read_headers(scope["headers"])
+        content_type, method_header, declared, conflicting, timeout, authorization = read_headers(scope["headers"])
         reply = self.refuse(scope.get("method", ""), content_type, declared, conflicting)
         if reply is None:
+            set_source(scope)  # RequestContext.get_request(): this request (the task's own context)
+            if authorization:
+                set_token(authorization)
             try:
                 message = await receive()
                 body = message.get("body", b"")
@@ -530,12 +580,13 @@ class DispatchEndpoint:
                     )
                 reply = outcome if isinstance(outcome, tuple) else await outcome
         status, reply_type, payload = reply
-        retry_after = None
-        if status == 503:  # the Retry-After line rides in the content type (see Reply)
-            reply_type, _, retry_after = reply_type.partition(b"\r\nretry-after: ")
+        extra: list[bytes] = []
+        if status >= 400 and b"\r\n" in reply_type:  # Retry-After, WWW-Authenticate ride in the content type (see Reply)
+            reply_type, *extra = reply_type.split(b"\r\n")
         headers = [(b"content-type", reply_type), (b"content-length", b"%d" % len(payload))]
-        if retry_after:
-            headers.append((b"retry-after", retry_after))
+        for line in extra:
+            name, _, value = line.partition(b": ")
+            headers.append((name, value))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 

@@ -25,6 +25,7 @@ from warpcall.server.limits import ServerLimits
 from warpcall.server.protocol import inline_protocol as make_inline_protocol
 from warpcall.server.rest import mount_routes
 from warpcall.server.rest_fast import RestFastPath
+from warpcall.server.security import exposed_methods, secure, warn_if_open
 from warpcall.service import Server, ServerSettings
 
 logger = logging.getLogger("warpcall.server")
@@ -121,6 +122,7 @@ class FastAPIServer(Server):
         limits: ServerLimits | None = None,
         grace_period: float = GRACE_PERIOD,
         deregister_delay: float = DEREGISTER_DELAY,
+        expose: Iterable[str] | str | None = None,
     ) -> None:
         for name, value in (("grace_period", grace_period), ("deregister_delay", deregister_delay)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
@@ -156,6 +158,10 @@ class FastAPIServer(Server):
         self.settings = service_manager.settings
         self.port, self.host = self.settings.port, self.settings.host
         self._app: Callable[[dict[str, Any], Any, Any], Awaitable[None]] | None = None
+        #: what is served (``warpcall.server.security.Exposure``): component, service or method patterns
+        self.expose = expose
+        self.exposure: Any = None
+        self.authorization: Any = None  # the AuthorizationManager whose checks every call passes
 
     @classmethod
     def boot(cls, module: type, host: str = "127.0.0.1", port: int = 8000, start_thread: bool = True) -> Environment:
@@ -197,6 +203,7 @@ class FastAPIServer(Server):
                 self.endpoint.expose(component, service, implementation)
             if hosted.health:
                 self._route_health(hosted.health, hosted.instance)
+        secure(self, self.expose)  # the allow-list, and the authorization checks of every method served
         # an ASGI app as the route's endpoint (what add_route does, typed for it)
         self.fast_api.router.routes.append(Route("/invoke", self.endpoint, methods=["POST"], include_in_schema=False))
 
@@ -235,6 +242,7 @@ class FastAPIServer(Server):
             target=self.server.run, kwargs={"sockets": [sock]}, name=f"warpcall-uvicorn-{self.port}", daemon=True
         )
         self.thread.start()
+        warn_if_open(self.host, exposed_methods(self), self.authorization)  # listening beyond loopback, unguarded
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not self.server.started:
             if not self.thread.is_alive():

@@ -61,11 +61,13 @@ from warpcall.core.transport import deadline_after_ms as _deadline_after_ms
 from warpcall.exceptions import OverloadedException
 from warpcall.resilience.deadline import DEADLINE_HEADER_BYTES
 from warpcall.resilience.deadline import _current as _deadline
+from warpcall.server.context import head_scope, set_source
 from warpcall.server.dispatch import ARRIVED, DispatchEndpoint, Reply
 from warpcall.server.limits import ServerLimits
 from warpcall.server.rest import Reply as RestReply
-from warpcall.server.rest import Responder, deadline_of, overloaded_reply
+from warpcall.server.rest import Responder, deadline_of, overloaded_reply, refused_reply
 from warpcall.server.rest_fast import RestFastPath
+from warpcall.server.security import run_checks, set_token
 from warpcall.server.workers import NotStarted, Refused
 from warpcall.wire import METHOD_HEADER_BYTES
 
@@ -291,15 +293,24 @@ def _call_and_send(
         os.close(fd)
 
 
-def _small_body(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes, bytes] | None:
-    """(content type, method header, x-rpc-timeout) when the body is absent or a small ``content-length`` one;
-    else None. The timeout is ``b""`` when absent, ``b"-"`` (malformed) when sent empty.
+def _enter(scope: Any, authorization: bytes) -> None:
+    """In a request's own context: its scope for ``RequestContext``, its token for ``TokenContext``."""
+    set_source(scope)
+    if authorization:
+        set_token(authorization)
 
-    None too when either header comes twice with differing values: the ASGI app then answers
-    as it does on every path (the dispatch endpoint's 400, FastAPI's reading on a REST route).
+
+def _small_body(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes, bytes, bytes] | None:
+    """(content type, method header, x-rpc-timeout, authorization) when the body is absent or a small
+    ``content-length`` one; else None. The timeout is ``b""`` when absent, ``b"-"`` (malformed) when sent
+    empty; the authorization ``b""`` when absent.
+
+    None too when one of content type, method header or authorization comes twice with differing values:
+    the ASGI app then answers as it does on every path (the dispatch endpoint's 400, the REST routes' 400).
     """
     content_type: bytes | None = None
     method_header: bytes | None = None
+    authorization: bytes | None = None
     timeout = b""
     for name, value in headers:
         if name == b"content-type":
@@ -318,7 +329,11 @@ def _small_body(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes, bytes
         elif name == DEADLINE_HEADER_BYTES:
             if not timeout:  # the first one, as the ASGI path reads it
                 timeout = value or b"-"
-    return content_type or b"", method_header or b"", timeout
+        elif name == b"authorization":
+            if authorization is not None and value != authorization:
+                return None
+            authorization = value
+    return content_type or b"", method_header or b"", timeout, authorization or b""
 
 
 if SUPPORTED:
@@ -343,7 +358,7 @@ if SUPPORTED:
         # dict shares keys for, and one more in the dict would slow every attribute read of the fast path
         __slots__ = (
             "_base", "_fast_head_size", "_in_head", "_head_bytes", "_head_bound", "_head_counted",
-            "_chunk_starts_head", "_chunk", "_head_timer", "_head_refused",
+            "_chunk_starts_head", "_chunk", "_head_timer", "_head_refused", "_unparsed",
         )
         _base: contextvars.Context  # each request runs in a copy of it
         _fast_head_size: int  # _fast_head, read as a slot on the fast path
@@ -355,6 +370,7 @@ if SUPPORTED:
         _chunk: int  # length of the chunk being parsed
         _head_timer: TimerHandle | None
         _head_refused: bool  # the head grew past its limit while an earlier reply was under way
+        _unparsed: bytes | None  # the bytes of the last request answered unparsed, until the parser begins one
 
         _fresh = False
         _in_message = False  # uvicorn's parser has seen part of a request it has not completed
@@ -371,6 +387,7 @@ if SUPPORTED:
             self._in_head = self._head_counted = self._chunk_starts_head = self._head_refused = False
             self._head_bytes = self._head_bound = self._chunk = 0
             self._head_timer = None
+            self._unparsed = None
             # the context uvicorn would start this connection's first request in; every request starts in
             # a copy of it, not in whatever context reading last resumed in (a task's, after a paused read:
             # asyncio's reader callback keeps the context it was added in, cpython#140947)
@@ -378,6 +395,8 @@ if SUPPORTED:
                 contextvars.Context() if getattr(self.config, "reset_contextvars", False)  # uvicorn >= 0.55
                 else contextvars.copy_context()
             )
+            # RequestContext.get_request() of a call answered unparsed: made from this connection on demand
+            self._base.run(set_source, self)
             # a connection that never sends a request is closed as an idle keep-alive one is
             self.timeout_keep_alive_task = self.loop.call_later(
                 self.timeout_keep_alive, self.timeout_keep_alive_handler
@@ -417,7 +436,16 @@ if SUPPORTED:
                 self._head_counted = True  # the next chunk continues it
                 self._head_pending()
 
+        def current_scope(self) -> Any:
+            """The ASGI scope of the request under way on this connection (for ``RequestContext``), or None."""
+            data = self._unparsed
+            if data is not None:
+                return head_scope(data, data.index(b"\r\n\r\n") + 4, self.transport, self.scheme or "http")
+            cycle = self.cycle
+            return cycle.scope if cycle is not None else None
+
         def on_message_begin(self) -> None:
+            self._unparsed = None
             self._in_message = self._in_head = True
             self._head_bytes = self._head_bound = 0
             # a head starting mid-chunk (after another request) is counted from the next chunk on
@@ -531,7 +559,9 @@ if SUPPORTED:
                     else:
                         found = self.rest.handler(scope)
                         if found is not None:
-                            self._held, self._complete, self._request = cycle, self._rest, (request[0], request[2], *found)
+                            self._held, self._complete, self._request = (
+                                cycle, self._rest, (request[0], request[2], request[3], *found)
+                            )
                             return
             # the task copies the context it is created in: the connection's, not the last request's
             self._base.run(super()._start_asgi_task, cycle, app)
@@ -570,15 +600,18 @@ if SUPPORTED:
                 and self.accepts()
             )
 
-        def _answer_unparsed(self, data: bytes, request: tuple[bytes, bytes, int, int]) -> None:
+        def _answer_unparsed(self, data: bytes, request: tuple[bytes, bytes, int, int, bytes]) -> None:
             # timeout: the x-rpc-timeout milliseconds the recogniser read (-1: none sent)
-            content_type, method_header, head_length, timeout = request
+            content_type, method_header, head_length, timeout, authorization = request
             self._unset_keepalive_if_required()
             stats = self.stats
             stats.served += 1
             stats.unparsed += 1
+            self._unparsed = data  # RequestContext reads the head from it, only when asked
             context = self._base.copy()
             try:
+                if authorization:
+                    context.run(set_token, authorization)
                 if timeout > 0:
                     # the whole request came in this chunk: its deadline counts from now (one C clock read),
                     # set by answer in the call's own context (the common call carries one)
@@ -621,12 +654,14 @@ if SUPPORTED:
 
         # --- POST /invoke ---------------------------------------------------------------------------
 
-        def _dispatch(self, cycle: Any, request: tuple[bytes, bytes, bytes]) -> None:
-            content_type, method_header, timeout = request
+        def _dispatch(self, cycle: Any, request: tuple[bytes, bytes, bytes, bytes]) -> None:
+            content_type, method_header, timeout, authorization = request
             self.stats.served += 1
             # each request runs in a context of its own, as an ASGI task would
             context = self._base.copy()
             try:
+                # its scope (another request's cycle may start while it is awaited) and its token
+                context.run(_enter, cycle.scope, authorization)
                 if timeout:
                     outcome = context.run(
                         self.endpoint.answer_by, content_type, method_header, bytes(cycle.body), timeout,
@@ -660,8 +695,8 @@ if SUPPORTED:
 
         # --- REST routes ----------------------------------------------------------------------------
 
-        def _rest(self, cycle: Any, request: tuple[bytes, bytes, Any, dict[str, Any]]) -> None:
-            content_type, timeout, fast, path_values = request
+        def _rest(self, cycle: Any, request: tuple[bytes, bytes, bytes, Any, dict[str, Any]]) -> None:
+            content_type, timeout, authorization, fast, path_values = request
             body = bytes(cycle.body) if fast.body is not None else None
             try:
                 args = fast.arguments(cycle.scope, path_values, body, content_type)
@@ -675,18 +710,24 @@ if SUPPORTED:
             self.stats.served += 1  # counted before any reply can reach the caller
             responder: Responder = fast.respond
             method = responder.method
-            base = self._base
+            # the call's own context, holding its scope, token and deadline: the pool's job (and any task)
+            # starts in a copy
+            base = self._base.copy()
+            base.run(_enter, cycle.scope, authorization)
             if timeout:
                 at, refusal = deadline_of(timeout, cycle.scope[ARRIVED])
                 if refusal is not None:
                     self._rest_reply(cycle, refusal)
                     return
-                # the call's own context, holding its deadline: the pool's job (and any task) starts in a copy
-                base = base.copy()
                 base.run(_deadline.set, at)
-            if method.is_async:
+            if method.is_async:  # the responder runs the authorization checks
                 self._spawn(base.copy(), self._rest_later(cycle, responder, args))
                 return
+            if method.checks:
+                refused = base.run(run_checks, method, args)
+                if refused is not None:
+                    self._rest_reply(cycle, refused_reply(refused))
+                    return
             try:
                 self._rest_call(cycle, responder, method, args, base)
             except OverloadedException as exc:
@@ -787,6 +828,12 @@ if SUPPORTED:
                 self._write(cycle, status, b"", b"")
             elif status == 503:
                 self._write(cycle, status, _REST_HEAD % len(payload) + self._retry_after, payload)
+            elif status == 401:  # a refusal carries its challenge (rest.refused_reply)
+                challenge = getattr(payload, "challenge", None)
+                head = _REST_HEAD % len(payload)
+                if challenge is not None:
+                    head += b"www-authenticate: " + challenge + b"\r\n"
+                self._write(cycle, status, head, payload)
             else:
                 self._write(cycle, status, _REST_HEAD % len(payload), payload)
 

@@ -47,6 +47,7 @@ from starlette.requests import ClientDisconnect
 
 from warpcall.core.marshal import plan_for
 from warpcall.exceptions import (
+    AuthorizationException,
     DeadlineExceeded,
     MalformedRequestException,
     MarshalException,
@@ -56,7 +57,9 @@ from warpcall.exceptions import (
 from warpcall.resilience.deadline import DEADLINE_HEADER_BYTES, parse_header
 from warpcall.resilience.deadline import _current as _deadline
 from warpcall.routes import RouteDescriptor, RouteParam, is_rest, non_finite, non_finite_check, routes_of
+from warpcall.server.context import set_source
 from warpcall.server.dispatch import ARRIVED, ServerMethod, SyncCalls
+from warpcall.server.security import refusal, run_checks, set_token
 from warpcall.server.workers import NotStarted, Refused
 from warpcall.wire import JSON, status_of
 
@@ -78,6 +81,39 @@ def error_reply(exc: BaseException, status: int | None = None) -> Reply:
     if status is None:
         status = status_of(exc)
     return status, to_json({"detail": str(exc), "type": type(exc).__name__})
+
+
+class Challenged(bytes):
+    """The JSON body of a 401 refusal, carrying the ``WWW-Authenticate`` value its reply is sent with."""
+
+    challenge: bytes
+
+
+def refused_reply(exc: BaseException) -> Reply:
+    """401 (a token error; the payload is :class:`Challenged`) or 403 for a call an authorization check refused."""
+    status, reported, www_authenticate = refusal(exc)
+    payload = error_reply(reported, status)[1] or b""
+    if www_authenticate is not None:
+        challenged = Challenged(payload)
+        challenged.challenge = www_authenticate
+        return status, challenged
+    return status, payload
+
+
+def enter_request(scope: MutableMapping[str, Any]) -> Reply | None:
+    """In a request's own context: its scope for ``RequestContext`` and its token for ``TokenContext``; a 400
+    reply when it carries differing ``Authorization`` headers (one reading of the token on every path)."""
+    authorization: bytes | None = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            if authorization is not None and value != authorization:
+                return error_reply(MalformedRequestException(
+                    "the authorization header is sent more than once, with differing values"), 400)
+            authorization = value
+    set_source(scope)
+    if authorization:
+        set_token(authorization)
+    return None
 
 
 def deadline_of(timeout: bytes, arrived: float) -> tuple[float | None, Reply | None]:
@@ -119,6 +155,8 @@ def raw_headers(reply: Reply, retry_after: int = 1) -> list[tuple[bytes, bytes]]
     headers = [(b"content-length", b"%d" % len(payload)), (b"content-type", _JSON_BYTES)]
     if status == 503:
         headers.append((b"retry-after", b"%d" % retry_after))
+    elif isinstance(payload, Challenged):
+        headers.append((b"www-authenticate", payload.challenge))
     return headers
 
 
@@ -128,6 +166,8 @@ def as_response(reply: Reply, retry_after: int = 1) -> Response:
     if payload is None:
         return Response(status_code=status)
     headers = {"retry-after": "%d" % retry_after} if status == 503 else None
+    if isinstance(payload, Challenged):
+        headers = {"www-authenticate": payload.challenge.decode("latin-1")}
     return Response(payload, status_code=status, media_type=JSON, headers=headers)
 
 
@@ -170,6 +210,10 @@ class Responder:
 
     async def __call__(self, args: list[Any]) -> Reply:
         method = self.method
+        if method.checks:  # authorization, in the request's context (TokenContext set)
+            refused = run_checks(method, args)
+            if refused is not None:
+                return refused_reply(refused)
         try:
             if method.offload and not method.is_async:
                 try:
@@ -213,6 +257,8 @@ class Responder:
             return expired_reply()
         if isinstance(exc, Refused):  # under its documented name, as /invoke answers it
             return overloaded_reply(OverloadedException(str(exc), self.calls.retry_after))
+        if isinstance(exc, AuthorizationException):  # raised by the implementation or its advice: a refusal
+            return refused_reply(exc)
         logger.debug("%s raised", self.qualified, exc_info=True)
         return error_reply(exc)
 
@@ -238,6 +284,9 @@ class ValidationReplyMixin:
         has_body = getattr(self, "body_field", None) is not None
 
         async def route_handler(request: Request) -> Response:
+            entered = enter_request(request.scope)  # this task's context: the endpoint sees scope and token
+            if entered is not None:
+                return as_response(entered)
             at, refusal = scope_deadline(request.scope)
             if refusal is not None:
                 return as_response(refusal)

@@ -47,7 +47,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from warpcall.resilience.deadline import _current as _deadline
 from warpcall.routes import RouteDescriptor
-from warpcall.server.rest import Responder, WarpcallRoute, raw_headers, scope_deadline
+from warpcall.server.rest import Responder, WarpcallRoute, enter_request, raw_headers, scope_deadline
 
 # pydantic-core's reader gives what FastAPI's json.loads gives wherever both read the body (integers of any
 # size included: orjson reads those beyond 64 bits as floats, and int validation would then take a rounded
@@ -229,7 +229,11 @@ class RestFastPath:
             return
         self.served += 1
         payload: bytes | memoryview | None
+        # this request's task: its scope and token for the implementation (400 for differing Authorization headers)
         at, refusal = scope_deadline(scope)
+        refused = enter_request(scope)
+        if refused is not None:
+            refusal = refused
         if at is not None:
             _deadline.set(at)  # this request's task: the implementation (or the pool's job) sees it
         try:
