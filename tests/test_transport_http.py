@@ -578,7 +578,8 @@ def test_bad_requests_and_urls_fail_before_sending() -> None:
         client.request("GET", "http://127.0.0.1:1/", [], b"", timeout=0)
 
 
-def test_https_is_delegated_to_httpx() -> None:
+def test_https_to_a_port_nobody_listens_on_is_a_connect_error() -> None:
+    """https goes over the same clients (tests/test_tls.py has the real TLS server): refused on connect."""
     url = f"https://127.0.0.1:{free_port()}/"
     with pytest.raises(httpx.ConnectError):
         HTTPClient(timeout=2).request("GET", url, [], b"")

@@ -101,6 +101,7 @@ cdef class Connection:
     cdef readonly double timeout
     cdef readonly double expiry
     cdef readonly double idle_since
+    cdef readonly bint tls
     cdef double _limit
     cdef bint _kernel
     cdef int _fd

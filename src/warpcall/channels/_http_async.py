@@ -6,23 +6,30 @@ timer per loop watches the read timeouts of the calls in flight. A request that 
 the socket at once is written by the connection itself as the socket takes it, while the loop
 keeps reading: a server that answers before it has read the whole request (a 413 to a body over
 its limit) and closes has that answer returned, never an error from writing to a closed socket.
+``https://`` URLs take the same path on a non-blocking ``ssl.SSLSocket``: the handshake is
+driven by the loop's readiness callbacks within the connect timeout and the call's deadline, and
+each readiness reads until OpenSSL wants more bytes (``SSLWantReadError``); a write OpenSSL could
+not finish (``SSLWantWriteError``) is retried with the same bytes when the socket takes more.
 ``AsyncWarpTransport`` (in ``_httpx_transport``) puts it under an ``httpx.AsyncClient``.
-This module imports httpx only for an https call, an error or a loop that cannot watch sockets.
+This module imports httpx only for an error or a loop that cannot watch sockets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl  # loaded with asyncio already
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from warpcall.channels._http_common import (
     _TARGETS,
+    ClientTLS,
     _attach_request,
     _bad_request,
     _check_expiry,
     _check_timeout,
+    _check_tls,
     _closed_while_sending,
     _connect_error,
     _connect_timeout,
@@ -32,6 +39,7 @@ from warpcall.channels._http_common import (
     _read_error,
     _read_limited,
     _read_timeout,
+    _ssl_context,
     _Target,
     _target,
     _unsent_error,
@@ -45,6 +53,8 @@ if TYPE_CHECKING:
 
 _READ_SIZE = 65536
 _WATCH_TICK = 0.05  # how often an event loop checks the read timeouts of its calls in flight
+# a socket that cannot take or give bytes now: the plain socket's word for it and TLS's two
+_NOT_NOW = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 def _within(timeout: float, deadline: float, loop: asyncio.AbstractEventLoop) -> float:
@@ -92,7 +102,7 @@ class _AsyncConn:
         self.last_progress = 0.0
         self.out: memoryview | None = None  # what is left to write of a request sent in pieces
         self.write_error: Exception | None = None  # a failed write, reported unless a response comes
-        loop.add_reader(sock.fileno(), self._on_readable)
+        loop.add_reader(sock.fileno(), self._on_readable_tls if self.io.tls else self._on_readable)
 
     def reusable(self) -> bool:
         # idle for less than its expiry: the loop closes a connection the server closed once it reads the EOF,
@@ -121,8 +131,8 @@ class _AsyncConn:
         if out is None:
             return
         try:
-            k = self.sock.send(out)
-        except (BlockingIOError, InterruptedError):
+            k = self.sock.send(out)  # TLS: all of out, or SSLWantWriteError and the same bytes again later
+        except _NOT_NOW:
             return
         except OSError as exc:
             self._stop_writing()
@@ -186,6 +196,59 @@ class _AsyncConn:
             if waiter is not None and not waiter.done():
                 waiter.set_result(parser)
 
+    def _on_readable_tls(self) -> None:
+        """``_on_readable`` for an ``ssl.SSLSocket``: read until OpenSSL wants more bytes from the socket, since
+        the records it has decrypted no longer show on the descriptor the loop watches."""
+        sock = self.sock
+        while not self.closed:
+            try:
+                data = sock.recv(_READ_SIZE)
+            except (ssl.SSLWantReadError, BlockingIOError, InterruptedError):
+                return
+            except ssl.SSLWantWriteError:  # OpenSSL must write first (a renegotiation): read once it can
+                self._read_when_writable()
+                return
+            except OSError as exc:  # ssl.SSLError too: an alert, say the server refusing this client's certificate
+                self._fail(self._sending_failed(exc) or _read_error(self.url, exc))
+                return
+            self._took(data)
+            if not data:
+                return
+
+    def _read_when_writable(self) -> None:
+        fd = self.sock.fileno()
+        if self.out is not None:  # the writer runs already: the next read comes with the next readiness
+            return
+
+        def writable() -> None:
+            if not self.closed:
+                self.loop.remove_writer(fd)
+                self._on_readable_tls()
+
+        self.loop.add_writer(fd, writable)
+
+    def _took(self, data: bytes) -> None:
+        """What ``_on_readable`` does with the bytes it read (b"": EOF), for TLS's reader (the plain reader has
+        the same steps inline: a call less per read)."""
+        parser = self.parser
+        if parser is None:
+            self.close()  # bytes or EOF on an idle connection: the server gave up on it
+            return
+        self.last_progress = self.loop.time()
+        try:
+            done = parser.feed(data)
+        except ValueError as exc:
+            self._fail((None if data else self._sending_failed(exc)) or _protocol_error(self.url, exc))
+            return
+        if done:
+            if self.out is not None:
+                self._stop_writing()
+                parser.keep_alive = False
+            waiter = self.waiter
+            self.parser = self.waiter = None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(parser)
+
     def _sending_failed(self, exc: Exception) -> Exception | None:
         """The error to report when the connection ends before a whole response while the request was, or
         could not be, written whole: the server did not take the request (None when it did)."""
@@ -208,7 +271,7 @@ class _AsyncConn:
         self.parser = self.waiter = None
         if not self.loop.is_closed():
             self.loop.remove_reader(self.sock.fileno())
-            if self.out is not None:
+            if self.out is not None or self.io.tls:  # TLS: a read may wait for the socket to take a write
                 self.loop.remove_writer(self.sock.fileno())
         self.out = None
         self.sock.close()
@@ -221,6 +284,28 @@ class _AsyncConn:
     def __del__(self) -> None:
         # reached only once the loop let go of the reader, i.e. the loop is closed: no warning, just close
         self.sock.close()
+
+
+async def _ready(loop: asyncio.AbstractEventLoop, sock: socket.socket, writing: bool) -> None:
+    """Return once ``sock`` can be written (``writing``) or read."""
+    fd = sock.fileno()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    if writing:
+        loop.add_writer(fd, wake)
+    else:
+        loop.add_reader(fd, wake)
+    try:
+        await ready
+    finally:
+        if writing:
+            loop.remove_writer(fd)
+        else:
+            loop.remove_reader(fd)
 
 
 class _LoopPool(dict[tuple[str, str, int], "_KeyPool"]):
@@ -337,7 +422,9 @@ class AsyncHTTPClient:
     the connections to one host from one loop; a call that finds them all busy
     waits up to the timeout, then raises ``httpx.PoolTimeout``. ``keepalive_expiry``:
     seconds a pooled connection may stay idle and still be reused (below the server's
-    keep-alive timeout; a server's ``Keep-Alive: timeout=N`` shortens it).
+    keep-alive timeout; a server's ``Keep-Alive: timeout=N`` shortens it). ``tls``: how
+    ``https://`` servers are checked (a :class:`ClientTLS` or an ``ssl.SSLContext``; None:
+    certificates and host names verified against the system's CAs).
     """
 
     def __init__(
@@ -347,15 +434,17 @@ class AsyncHTTPClient:
         max_connections: int = 100,
         max_idle: int = 100,
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
+        tls: ClientTLS | ssl.SSLContext | None = None,
     ) -> None:
         self.timeout = _check_timeout(timeout)
         self.max_body = max_body
         self.max_connections = max_connections
         self.max_idle = max_idle
         self.keepalive_expiry = _check_expiry(keepalive_expiry)
+        self.tls = _check_tls(tls)
         self._pools: dict[asyncio.AbstractEventLoop, _LoopPool] = {}
         self._generation = 0
-        self._tls: dict[asyncio.AbstractEventLoop, httpx.AsyncHTTPTransport] = {}
+        self._httpx: dict[asyncio.AbstractEventLoop, httpx.AsyncHTTPTransport] = {}
 
     async def request(
         self,
@@ -384,8 +473,8 @@ class AsyncHTTPClient:
             for old in [old for old in list(self._pools) if old.is_closed()]:
                 for key_pool in self._pools.pop(old, {}).values():
                     key_pool.close_all(dead_loop=True)
-            for old in [old for old in list(self._tls) if old.is_closed()]:
-                self._tls.pop(old, None)
+            for old in [old for old in list(self._httpx) if old.is_closed()]:
+                self._httpx.pop(old, None)
             pools = self._pools[loop] = _LoopPool(loop)
         return pools
 
@@ -402,8 +491,6 @@ class AsyncHTTPClient:
         deadline: float = 0.0,
     ) -> tuple[int, str, list[tuple[str, str]], bytes]:
         target = _TARGETS.get(url) or _target(url)
-        if target.tls:
-            return await self._delegate(method, url, headers, body, connect_t, write_t, read_t, pool_t, deadline)
         try:
             data = build_request(method, target.path, target.host_header, headers, body, deadline)
         except ValueError as exc:
@@ -501,12 +588,40 @@ class AsyncHTTPClient:
         try:
             if wait <= 0.0:
                 raise asyncio.TimeoutError
-            sock = await asyncio.wait_for(self._open_socket(loop, target), wait)
+            sock: socket.socket
+            if target.tls:  # connect and handshake within the one wait
+                sock = await asyncio.wait_for(self._open_tls(loop, target, _ssl_context(self.tls)), wait)
+            else:
+                sock = await asyncio.wait_for(self._open_socket(loop, target), wait)
         except asyncio.TimeoutError:
             raise _connect_timeout(url, timeout, deadline) from None
-        except OSError as exc:
+        except OSError as exc:  # ssl.SSLError included: a certificate refused, by either side
             raise _connect_error(url, exc) from None
         return _AsyncConn(sock, loop, self._generation, self.keepalive_expiry)
+
+    @classmethod
+    async def _open_tls(
+        cls, loop: asyncio.AbstractEventLoop, target: _Target, context: ssl.SSLContext
+    ) -> ssl.SSLSocket:
+        """A connected non-blocking ``ssl.SSLSocket``, its handshake driven by the loop's readiness callbacks."""
+        plain = await cls._open_socket(loop, target)
+        try:
+            sock = context.wrap_socket(plain, server_hostname=target.host, do_handshake_on_connect=False)
+        except BaseException:
+            plain.close()
+            raise
+        try:
+            while True:
+                try:
+                    sock.do_handshake()
+                    return sock
+                except ssl.SSLWantReadError:
+                    await _ready(loop, sock, False)
+                except ssl.SSLWantWriteError:
+                    await _ready(loop, sock, True)
+        except BaseException:  # an error, a timeout (cancelled) or the caller's cancellation
+            sock.close()
+            raise
 
     @staticmethod
     async def _open_socket(loop: asyncio.AbstractEventLoop, target: _Target) -> socket.socket:
@@ -532,8 +647,8 @@ class AsyncHTTPClient:
         """Send what the socket takes now; -1 when a reused connection was dropped before any byte went out
         (a new one is safe); a failure on a new connection raises, before any byte went out too."""
         try:
-            return conn.sock.send(data)
-        except (BlockingIOError, InterruptedError):
+            return conn.sock.send(data)  # TLS: all of data, or SSLWantWriteError and the same bytes again later
+        except _NOT_NOW:
             return 0
         except OSError as exc:
             if reused and isinstance(exc, ConnectionError):
@@ -552,13 +667,13 @@ class AsyncHTTPClient:
         pool_t: float,
         deadline: float = 0.0,
     ) -> tuple[int, str, list[tuple[str, str]], bytes]:
-        import httpx  # https, and loops that cannot watch sockets, are httpx's
+        import httpx  # loops that cannot watch sockets are httpx's
 
         loop = asyncio.get_running_loop()
         self._loop_pool(loop)
-        transport = self._tls.get(loop)
+        transport = self._httpx.get(loop)
         if transport is None:
-            transport = self._tls[loop] = httpx.AsyncHTTPTransport()
+            transport = self._httpx[loop] = httpx.AsyncHTTPTransport(verify=_ssl_context(self.tls))
         if deadline > 0.0:
             # httpx bounds each phase, not the exchange: each gets at most the time left when it starts
             headers = _deadline_headers(headers, deadline)
@@ -595,7 +710,7 @@ class AsyncHTTPClient:
             else:
                 for key_pool in pools.values():
                     loop.call_soon_threadsafe(key_pool.close_all)
-        transport = self._tls.pop(current, None)
+        transport = self._httpx.pop(current, None)
         if transport is not None:
             await transport.aclose()
 

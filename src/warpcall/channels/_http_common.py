@@ -1,24 +1,33 @@
 """What the sync and async HTTP clients share: URL targets, timeouts, errors and responses.
 
-A ``_Target`` is what a URL means on the wire, parsed once per URL and cached. The
+A ``_Target`` is what a URL means on the wire, parsed once per URL and cached. ``ClientTLS``
+says how ``https://`` servers are checked (and, for mTLS, who the client is). The
 error builders give every failure httpx's exception type and a message naming the URL;
 ``_read_limited`` enforces ``max_body`` and ``_response`` hands a reply to httpx.
 
-httpx is imported by the first error, https call or httpx client, not here: a process whose
-calls all succeed over the direct path never loads it (nor the CLI and TLS modules it pulls in).
+httpx is imported by the first error or httpx client, and ssl by the first https connection, not
+here: a process whose calls all succeed over plain http never loads them.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
+
+    from warpcall.channels._http_errors import TLSRefusedError
+
+logger = logging.getLogger("warpcall.channels")
 
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"
@@ -66,6 +75,134 @@ def _target(url: str) -> _Target:
     return target
 
 
+class ClientTLS:
+    """How a client checks the ``https://`` servers it calls, and who it is to them (mTLS).
+
+    - ``ca_file``: a PEM bundle of the CAs whose certificates are trusted (None: the system's store).
+    - ``cert_file``, ``key_file``: the client's certificate chain and its private key, for servers that
+      ask for one (``key_file`` None: the key is in ``cert_file``). Both None: no client certificate.
+    - ``verify``: False accepts any certificate for any host name, a man in the middle's too: for
+      tests and trusted networks only (logged as a warning when the context is made).
+
+    Certificates and host names are verified by default (TLS 1.2 at least, Python's default ciphers).
+    :meth:`context` is the ``ssl.SSLContext`` of these settings, made on first use and shared by every
+    client with the same settings (one per channel configuration). A bundle or key that cannot be
+    loaded raises ``ConfigurationException`` naming the file and the configuration key.
+    """
+
+    __slots__ = ("ca_file", "cert_file", "key_file", "verify", "_context")
+
+    def __init__(
+        self,
+        ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
+        verify: bool = True,
+    ) -> None:
+        if key_file is not None and cert_file is None:
+            from warpcall.di import ConfigurationException
+
+            raise ConfigurationException(
+                f"TLS key_file {key_file!r} given without cert_file (http.tls.cert_file): give the certificate too"
+            )
+        self.ca_file = ca_file
+        self.cert_file = cert_file
+        self.key_file = key_file
+        self.verify = bool(verify)
+        self._context: ssl.SSLContext | None = None
+
+    @classmethod
+    def configured(cls, get: Any, channel: str) -> ClientTLS:
+        """The settings of ``http.<channel>.tls.<key>``, else ``http.tls.<key>`` (``get(key, type, default)`` reads
+        one, as ``ConfigurationManager.get``); keys: ``ca_file``, ``cert_file``, ``key_file``, ``verify``.
+        Configured files are loaded at once (a bad one fails the channel's setup, not its first call)."""
+        values: dict[str, Any] = {}
+        for key, kind, default in (("ca_file", str, None), ("cert_file", str, None), ("key_file", str, None),
+                                   ("verify", bool, True)):
+            value = get(f"http.tls.{key}", kind, default)
+            values[key] = get(f"http.{channel}.tls.{key}", kind, value)
+        if values == {"ca_file": None, "cert_file": None, "key_file": None, "verify": True}:
+            return DEFAULT_TLS
+        tls = cls(**values)
+        tls.context()
+        return tls
+
+    @property
+    def key(self) -> tuple[str | None, str | None, str | None, bool]:
+        """What makes two settings the same: their contexts are one."""
+        return self.ca_file, self.cert_file, self.key_file, self.verify
+
+    def context(self) -> ssl.SSLContext:
+        """The ``ssl.SSLContext`` of these settings (made once, shared by equal settings)."""
+        context = self._context
+        if context is None:
+            with _CONTEXTS_LOCK:
+                context = _CONTEXTS.get(self.key)
+                if context is None:
+                    context = _CONTEXTS[self.key] = self._make()
+            self._context = context
+        return context
+
+    def _make(self) -> ssl.SSLContext:
+        import ssl
+
+        from warpcall.di import ConfigurationException
+
+        try:
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca_file)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise ConfigurationException(
+                f"TLS: cannot load the CA bundle {self.ca_file!r} (http.tls.ca_file): {exc}"
+            ) from None
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            logger.warning("TLS certificate verification is off (http.tls.verify = false): any server is trusted")
+        if self.cert_file is not None:
+            try:
+                context.load_cert_chain(self.cert_file, self.key_file)
+            except (OSError, ValueError) as exc:
+                raise ConfigurationException(
+                    f"TLS: cannot load the client certificate {self.cert_file!r} / key {self.key_file!r} "
+                    f"(http.tls.cert_file, http.tls.key_file): {exc}"
+                ) from None
+        return context
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ClientTLS) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __repr__(self) -> str:
+        return (
+            f"ClientTLS(ca_file={self.ca_file!r}, cert_file={self.cert_file!r}, key_file={self.key_file!r}, "
+            f"verify={self.verify})"
+        )
+
+
+_CONTEXTS: dict[tuple[str | None, str | None, str | None, bool], ssl.SSLContext] = {}
+_CONTEXTS_LOCK = threading.Lock()
+#: verify with the system's CAs, no client certificate: what an unconfigured client does
+DEFAULT_TLS = ClientTLS()
+
+
+def _check_tls(tls: ClientTLS | ssl.SSLContext | None) -> ClientTLS | ssl.SSLContext:
+    if tls is None:
+        return DEFAULT_TLS
+    if isinstance(tls, ClientTLS):
+        return tls
+    import ssl  # an SSLContext given: loaded already
+
+    if not isinstance(tls, ssl.SSLContext):
+        raise TypeError(f"tls must be a ClientTLS or an ssl.SSLContext, not {type(tls).__name__}")
+    return tls
+
+
+def _ssl_context(tls: ClientTLS | ssl.SSLContext) -> ssl.SSLContext:
+    return tls.context() if isinstance(tls, ClientTLS) else tls
+
+
 def _check_timeout(timeout: float) -> float:
     if not timeout or timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
@@ -108,10 +245,27 @@ def _timeouts(extensions: dict[str, Any], default: float) -> tuple[float, float,
 
 
 def _reason(exc: OSError) -> str:
-    """The OS's words for an error, the same whichever API (socket or asyncio) reported it."""
+    """The OS's words for an error, the same whichever API (socket or asyncio) reported it; OpenSSL's for TLS."""
+    ssl = sys.modules.get("ssl")
+    if ssl is not None and isinstance(exc, ssl.SSLError):  # its errno is OpenSSL's code, not the OS's
+        return _tls_reason(exc)
     if isinstance(exc, socket.gaierror) or not exc.errno:
         return exc.strerror or str(exc)
     return os.strerror(exc.errno)
+
+
+def _tls_reason(exc: ssl.SSLError) -> str:
+    """What went wrong in TLS, and what to check when it is the server refusing this client."""
+    verify_message = getattr(exc, "verify_message", None)
+    if verify_message:  # ssl.SSLCertVerificationError
+        return f"TLS certificate verification failed: {verify_message}"
+    reason = str(exc.reason or exc.strerror or exc)
+    hint = ""
+    if "CERTIFICATE_REQUIRED" in reason or "BAD_CERTIFICATE" in reason or "UNKNOWN_CA" in reason:
+        hint = " (the server did not accept this client's certificate: see http.tls.cert_file / key_file)"
+    elif "WRONG_VERSION_NUMBER" in reason or "RECORD_LAYER" in reason:
+        hint = " (is it a plain http server?)"
+    return f"TLS error: {exc.strerror or reason}{hint}"
 
 
 # the error builders import httpx for its exception types: they run on failures only
@@ -130,9 +284,19 @@ def _bad_request(method: str, url: str, exc: ValueError) -> httpx.LocalProtocolE
 
 
 def _connect_error(url: str, exc: OSError) -> httpx.ConnectError:
+    ssl = sys.modules.get("ssl")
+    if ssl is not None and isinstance(exc, ssl.SSLError):
+        return _tls_refused(url, exc)
     import httpx
 
     return httpx.ConnectError(f"cannot connect to {url}: {_reason(exc)}")
+
+
+def _tls_refused(url: str, exc: ssl.SSLError) -> TLSRefusedError:
+    """A TLS handshake that failed: no byte of the request went out, and the same server would refuse again."""
+    from warpcall.channels._http_errors import TLSRefusedError
+
+    return TLSRefusedError(f"cannot connect to {url}: {_reason(exc)}")
 
 
 def _write_error(url: str, exc: OSError) -> httpx.WriteError:

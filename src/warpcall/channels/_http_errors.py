@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 
 from warpcall.exceptions import ResponseTooLargeException
-from warpcall.resilience.failures import RequestNotSent
+from warpcall.resilience.failures import HandshakeRefused, RequestNotSent
 
 
 class ResponseTooLargeError(httpx.RemoteProtocolError, ResponseTooLargeException):
@@ -26,4 +26,13 @@ class RequestNotSentError(httpx.WriteError, RequestNotSent):
 
     An ``httpx.WriteError`` for httpx's callers; ``warpcall.resilience.failures`` classifies it
     as not sent, so a channel tries the call on its next instance.
+    """
+
+
+class TLSRefusedError(httpx.ConnectError, HandshakeRefused):
+    """The TLS handshake failed: the server's certificate did not verify (CA, host name, expiry), or the
+    server refused this client's certificate or none. The message says which.
+
+    An ``httpx.ConnectError`` for httpx's callers; no byte of the request went out, so a channel tries the
+    call on its other instances, but never this one again (it would refuse the same way).
     """

@@ -3,8 +3,11 @@
 ``HTTPClient`` pools connections per thread and per (scheme, host, port); one call is
 a request written by ``warpcall.core.transport.build_request``, one ``send`` and as many
 ``recv`` as the response needs; a server that answers before it has read the whole request and
-closes (a 413 to a body over its limit) has that answer returned. ``WarpTransport`` (in ``_httpx_transport``) puts it under an
-``httpx.Client``. This module imports httpx only for an https call or an error.
+closes (a 413 to a body over its limit) has that answer returned. ``https://`` URLs take the same
+path on an ``ssl.SSLSocket`` (handshake on connect, within the connect timeout and the call's
+deadline; certificates checked as the client's ``ClientTLS`` says). ``WarpTransport`` (in
+``_httpx_transport``) puts it under an ``httpx.Client``. This module imports httpx only for an
+error, and ssl only for an https connection.
 """
 
 from __future__ import annotations
@@ -17,18 +20,18 @@ from typing import TYPE_CHECKING, Any
 
 from warpcall.channels._http_common import (
     _TARGETS,
+    ClientTLS,
     _attach_request,
     _bad_request,
     _check_expiry,
     _check_timeout,
+    _check_tls,
     _connect_error,
     _connect_timeout,
-    _deadline_headers,
     _protocol_error,
-    _raw_headers,
     _read_error,
-    _read_limited,
     _read_timeout,
+    _ssl_context,
     _Target,
     _target,
     _unsent_error,
@@ -44,7 +47,7 @@ from warpcall.core.transport import (
 )
 
 if TYPE_CHECKING:
-    import httpx
+    import ssl
 
 
 #: seconds an answer that came before the request was written whole may still take to read, past the deadline
@@ -66,10 +69,19 @@ class _Conn:
     __del__ = close
 
 
-def _open(target: _Target, url: str, timeout: float, generation: int, expiry: float, deadline: float) -> _Conn:
+def _open(
+    target: _Target,
+    url: str,
+    timeout: float,
+    generation: int,
+    expiry: float,
+    deadline: float,
+    tls: ClientTLS | ssl.SSLContext,
+) -> _Conn:
+    started = time.monotonic()
     wait = timeout
     if deadline > 0.0:  # connecting takes from the call's time too
-        wait = min(timeout, deadline - time.monotonic())
+        wait = min(timeout, deadline - started)
         if wait <= 0.0:
             raise _connect_timeout(url, timeout, deadline)
     try:
@@ -79,8 +91,39 @@ def _open(target: _Target, url: str, timeout: float, generation: int, expiry: fl
     except OSError as exc:
         raise _connect_error(url, exc) from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if target.tls:
+        return _Conn(_handshake(sock, target, url, timeout, deadline, wait - (time.monotonic() - started), tls),
+                     generation, expiry)
     sock.settimeout(None)  # blocking: the core's Connection sets kernel timeouts per send and receive
     return _Conn(sock, generation, expiry)
+
+
+def _handshake(
+    sock: socket.socket,
+    target: _Target,
+    url: str,
+    timeout: float,
+    deadline: float,
+    left: float,
+    tls: ClientTLS | ssl.SSLContext,
+) -> socket.socket:
+    """``sock`` wrapped in TLS, the handshake done within ``left`` seconds (what connecting left of the connect
+    timeout and the deadline). The socket keeps a timeout: the core's Connection re-arms it per call."""
+    try:
+        context = _ssl_context(tls)
+        if left <= 0.0:
+            raise TimeoutError
+        sock.settimeout(left)
+        return context.wrap_socket(sock, server_hostname=target.host)
+    except TimeoutError:
+        sock.close()
+        raise _connect_timeout(url, timeout, deadline) from None
+    except OSError as exc:  # ssl.SSLError included: a certificate refused, by either side
+        sock.close()
+        raise _connect_error(url, exc) from None
+    except BaseException:
+        sock.close()
+        raise
 
 
 class HTTPClient:
@@ -91,6 +134,8 @@ class HTTPClient:
     instant) bounds the whole exchange and is sent as ``x-rpc-timeout``. ``request`` returns ``(status, headers, body)``.
     ``keepalive_expiry``: seconds a pooled connection may stay idle and still be reused
     (below the server's keep-alive timeout; a server's ``Keep-Alive: timeout=N`` shortens it).
+    ``tls``: how ``https://`` servers are checked (a :class:`ClientTLS` or an ``ssl.SSLContext``;
+    None: certificates and host names verified against the system's CAs).
     """
 
     def __init__(
@@ -99,16 +144,17 @@ class HTTPClient:
         max_body: int = 64 * 2**20,
         max_idle: int = 8,
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
+        tls: ClientTLS | ssl.SSLContext | None = None,
     ) -> None:
         self.timeout = _check_timeout(timeout)
         self.max_body = max_body
         self.max_idle = max_idle
         self.keepalive_expiry = _check_expiry(keepalive_expiry)
+        self.tls = _check_tls(tls)
         self._local = threading.local()
         self._pools: weakref.WeakSet[_Pool] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._generation = 0
-        self._tls: httpx.HTTPTransport | None = None
 
     def request(
         self,
@@ -148,8 +194,6 @@ class HTTPClient:
         deadline: float = 0.0,
     ) -> tuple[int, str, list[tuple[str, str]], bytes]:
         target = _TARGETS.get(url) or _target(url)
-        if target.tls:
-            return self._delegate(method, url, headers, body, connect_t, write_t, read_t, deadline)
         try:
             data = build_request(method, target.path, target.host_header, headers, body, deadline)
         except ValueError as exc:
@@ -170,7 +214,7 @@ class HTTPClient:
         while True:
             fresh = conn is None
             if conn is None:
-                conn = _open(target, url, connect_t, self._generation, self.keepalive_expiry, deadline)
+                conn = _open(target, url, connect_t, self._generation, self.keepalive_expiry, deadline, self.tls)
             io = conn.io
             try:
                 if io.timeout != write_t:
@@ -235,35 +279,6 @@ class HTTPClient:
             return None
         return parser
 
-    def _delegate(
-        self,
-        method: str,
-        url: str,
-        headers: Any,
-        body: bytes,
-        connect_t: float,
-        write_t: float,
-        read_t: float,
-        deadline: float,
-    ) -> tuple[int, str, list[tuple[str, str]], bytes]:
-        import httpx  # https is httpx's
-
-        if self._tls is None:
-            self._tls = httpx.HTTPTransport()
-        if deadline > 0.0:
-            # httpx bounds each phase, not the exchange: each gets at most the time left when it starts
-            headers = _deadline_headers(headers, deadline)
-            left = max(0.001, deadline - time.monotonic())
-            connect_t, write_t, read_t = min(connect_t, left), min(write_t, left), min(read_t, left)
-        timeout = {"connect": connect_t, "write": write_t, "read": read_t, "pool": connect_t}
-        request = httpx.Request(method, url, headers=headers, content=body, extensions={"timeout": timeout})
-        response = self._tls.handle_request(request)
-        try:
-            content = _read_limited(response.iter_raw(), self.max_body, url)
-        finally:
-            response.close()
-        return response.status_code, response.reason_phrase, _raw_headers(response), content
-
     def close(self) -> None:
         """Close every pooled connection of every thread; calls under way close theirs when they end.
 
@@ -279,9 +294,6 @@ class HTTPClient:
                         idle.pop().close()
                     except IndexError:  # another thread took it meanwhile
                         break
-        if self._tls is not None:
-            self._tls.close()
-            self._tls = None
 
     def __enter__(self) -> HTTPClient:
         return self

@@ -7,10 +7,12 @@ advice or a subclass asks for an httpx client; otherwise it calls the clients di
 
 from __future__ import annotations
 
+import ssl
+
 import httpx
 
 from warpcall.channels._http_async import AsyncHTTPClient
-from warpcall.channels._http_common import _response, _timeouts
+from warpcall.channels._http_common import ClientTLS, _response, _timeouts
 from warpcall.channels._http_sync import HTTPClient
 from warpcall.core.transport import DEFAULT_KEEPALIVE_EXPIRY
 from warpcall.resilience.deadline import current
@@ -24,6 +26,7 @@ class WarpTransport(httpx.BaseTransport):
     channel sends) bounds the whole exchange and goes out as ``x-rpc-timeout``.
     Response bodies are read whole (up to ``max_body``) before httpx sees them.
     ``keepalive_expiry``: seconds a pooled connection may stay idle and still be reused.
+    ``tls``: how ``https://`` servers are checked (see :class:`HTTPClient`).
     """
 
     def __init__(
@@ -33,12 +36,13 @@ class WarpTransport(httpx.BaseTransport):
         timeout: float = 10.0,
         max_body: int = 64 * 2**20,
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
+        tls: ClientTLS | ssl.SSLContext | None = None,
     ) -> None:
         self._owns = client is None
         self.client = (
             client
             if client is not None
-            else HTTPClient(timeout=timeout, max_body=max_body, keepalive_expiry=keepalive_expiry)
+            else HTTPClient(timeout=timeout, max_body=max_body, keepalive_expiry=keepalive_expiry, tls=tls)
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -65,6 +69,7 @@ class AsyncWarpTransport(httpx.AsyncBaseTransport):
     deadline in force bounds the whole exchange and goes out as ``x-rpc-timeout``.
     Response bodies are read whole (up to ``max_body``) before httpx sees them.
     ``keepalive_expiry``: seconds a pooled connection may stay idle and still be reused.
+    ``tls``: how ``https://`` servers are checked (see :class:`AsyncHTTPClient`).
     """
 
     def __init__(
@@ -74,12 +79,13 @@ class AsyncWarpTransport(httpx.AsyncBaseTransport):
         timeout: float = 10.0,
         max_body: int = 64 * 2**20,
         keepalive_expiry: float = DEFAULT_KEEPALIVE_EXPIRY,
+        tls: ClientTLS | ssl.SSLContext | None = None,
     ) -> None:
         self._owns = client is None
         self.client = (
             client
             if client is not None
-            else AsyncHTTPClient(timeout=timeout, max_body=max_body, keepalive_expiry=keepalive_expiry)
+            else AsyncHTTPClient(timeout=timeout, max_body=max_body, keepalive_expiry=keepalive_expiry, tls=tls)
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

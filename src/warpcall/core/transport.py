@@ -808,7 +808,9 @@ class Connection:
     each wait by the time left before it, so that a peer trickling bytes cannot hold
     the exchange past it. Errors are the socket's ``OSError`` (``BlockingIOError`` or
     ``TimeoutError`` when a timeout or the deadline expires) and the parser's ``ValueError``. The socket must be blocking
-    (``settimeout(None)``) when the connection is made; closing it stays the caller's job.
+    (``settimeout(None)``) when the connection is made; closing it stays the caller's job. An ``ssl.SSLSocket``
+    (handshake done) is carried the same way through its own ``send`` and ``recv``, its waits bounded by
+    ``settimeout``; ``ssl.SSLError`` is an ``OSError`` too.
 
     ``expiry`` is how many seconds the connection may stay idle between a response and
     the next request; a response announcing ``Keep-Alive: timeout=N`` shortens it to a
@@ -817,7 +819,8 @@ class Connection:
 
     # plain Python; compiled, the fields are those the .pxd declares
     __slots__ = (
-        "sock", "sent", "timeout", "expiry", "idle_since", "_limit", "_kernel", "_fd", "_buf", "_poll", "_bounded",
+        "sock", "sent", "timeout", "expiry", "idle_since", "tls", "_limit", "_kernel", "_fd", "_buf", "_poll",
+        "_bounded",
     )
 
     def __init__(self, sock: socket.socket, expiry: float = DEFAULT_KEEPALIVE_EXPIRY) -> None:
@@ -830,8 +833,12 @@ class Connection:
         self.expiry = expiry
         self._limit = expiry  # the expiry of the current idle period: the server's announcement may shorten it
         self.idle_since = _now()
+        #: the socket is an ``ssl.SSLSocket``: its own send and recv encrypt, and OpenSSL may hold decrypted bytes
+        self.tls = _is_tls(sock)
         # a blocking socket where the OS has SO_RCVTIMEO/SO_SNDTIMEO: no poll() before each call as settimeout() does
-        self._kernel = _POSIX and sock.gettimeout() is None
+        # (not under TLS: the bytes on the descriptor are records, and OpenSSL retries a read the kernel timed out
+        # forever on a blocking socket, so its waits are bounded by settimeout's poll instead)
+        self._kernel = _POSIX and sock.gettimeout() is None and not self.tls
         self._fd = sock.fileno()
         self._buf: bytearray | None = None
         self._poll: Callable[[int], object] | None = None
@@ -906,6 +913,9 @@ class Connection:
 
     @cython.locals(ready="int")
     def _nothing_to_read(self) -> bool:
+        # decrypted bytes OpenSSL holds: the descriptor would not show them (tls: sock is an ssl.SSLSocket)
+        if self.tls and self.sock.pending():  # type: ignore[attr-defined]
+            return False
         if cython.compiled and _POSIX:  # poll(2) with no wait: no Python call before each pooled request
             while True:
                 ready = _sys_poll_in(self._fd)
@@ -1012,6 +1022,12 @@ def _now() -> float:
     if cython.compiled and _POSIX:  # clock_gettime(2) without a Python call
         return _sys_monotonic()
     return time.monotonic()
+
+
+def _is_tls(sock: socket.socket) -> bool:
+    """``sock`` is an ``ssl.SSLSocket`` (none exists unless the ssl module is loaded: nothing imported here)."""
+    ssl = sys.modules.get("ssl")
+    return ssl is not None and isinstance(sock, ssl.SSLSocket)
 
 
 def _readable_check(sock: socket.socket) -> Callable[[int], object]:

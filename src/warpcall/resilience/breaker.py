@@ -62,7 +62,7 @@ from warpcall.exceptions import (
     ServiceCommunicationException,
     ServiceException,
 )
-from warpcall.resilience.failures import RequestNotSent
+from warpcall.resilience.failures import HandshakeRefused, RequestNotSent
 
 if TYPE_CHECKING:
     from warpcall.di.configuration import ConfigurationManager
@@ -410,10 +410,13 @@ def counts_against(exc: BaseException) -> bool:
 
     Counts: the call's deadline passing, a connection refused, reset or closed without an answer, a
     connect, write, read or pool timeout. Not: a request that could not be built (it fails the same
-    on every instance) nor a response over the client's size limits (the answer's fault, not the host's).
+    on every instance), a response over the client's size limits (the answer's fault, not the host's) nor
+    a TLS handshake refused (a certificate, configuration not health).
     """
     if isinstance(exc, DeadlineExceeded):
         return True
+    if isinstance(exc, HandshakeRefused):  # a certificate (the server's or this client's) is not the host's health
+        return False
     httpx = sys.modules.get("httpx")  # none of its errors exist before it is imported
     if httpx is None:
         return isinstance(exc, RequestNotSent)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from typing import Literal
 
-__all__ = ["MAYBE_SENT", "NOT_SENT", "RequestNotSent", "Sent", "classify", "not_sent"]
+__all__ = ["MAYBE_SENT", "NOT_SENT", "HandshakeRefused", "RequestNotSent", "Sent", "classify", "not_sent"]
 
 Sent = Literal["not-sent", "maybe-sent"]
 
@@ -30,6 +30,12 @@ MAYBE_SENT: Sent = "maybe-sent"
 
 class RequestNotSent(Exception):
     """Marks a transport error raised before the OS took any byte of the request (a base of such errors)."""
+
+
+class HandshakeRefused(RequestNotSent):
+    """Marks a failed TLS handshake: not sent, so another instance may take the call, but the same instance
+    would refuse it again (a certificate does not change between retries): it is not retried, and says
+    nothing of the instance's health (a circuit breaker does not count it)."""
 
 
 def classify(exc: BaseException) -> Sent:

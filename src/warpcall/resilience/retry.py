@@ -47,7 +47,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Callable, Iterable
 
 from warpcall.exceptions import DeadlineExceeded, ServiceCommunicationException
-from warpcall.resilience.failures import NOT_SENT, classify
+from warpcall.resilience.failures import NOT_SENT, HandshakeRefused, classify
 
 __all__ = ["Recovery", "RetryBudget", "RetryPolicy", "is_refusal"]
 
@@ -256,7 +256,7 @@ class Recovery:
                     target = candidate
                     break
         if target is None:
-            if not self.idempotent or self.sends >= self.policy.attempts:
+            if not self.idempotent or self.sends >= self.policy.attempts or isinstance(error, HandshakeRefused):
                 self.give_up(error, failure)
                 return None
             self.retries += 1
