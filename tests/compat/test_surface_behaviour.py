@@ -37,7 +37,7 @@ from warpcall import (
     rest,
     service,
 )
-from warpcall.channels import DispatchMSPackChannel, DispatchMsgpackChannel, Request, Response
+from warpcall.channels import DispatchMsgpackChannel, DispatchMSPackChannel, Request, Response
 from warpcall.core.envelope import encode_request_json, encode_response_json
 from warpcall.di import (
     AbstractCallableProcessor,
