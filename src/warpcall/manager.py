@@ -13,7 +13,18 @@ from typing import Any, Callable, TypeVar
 
 from warpcall.channels.base import Channel, channel_name
 from warpcall.core.proxy import make_proxy
-from warpcall.di import Environment, PostProcessor, inject_environment, injectable, module, on_destroy
+from warpcall.di import (
+    Condition,
+    Environment,
+    Factory,
+    PostProcessor,
+    conditional,
+    factory,
+    inject_environment,
+    injectable,
+    module,
+    on_destroy,
+)
 from warpcall.exceptions import ServiceException
 from warpcall.registry.contract import ChannelAddress, ChannelInstances, ComponentRegistry
 from warpcall.service import (
@@ -37,6 +48,40 @@ def default_registry() -> ComponentRegistry:
     from warpcall.registry.embedded import EmbeddedComponentRegistry
 
     return EmbeddedComponentRegistry()
+
+
+class _NoRegistryProvided(Condition):
+    """Holds when nothing else in the environment provides a ``ComponentRegistry``.
+
+    Decided with the class conditions, once the unconditional providers are bound: a module's own
+    registry (``@create() def create_registry(self) -> ConsulComponentRegistry``) always wins. A
+    registry that is itself conditional on a class made available in the same round is not seen.
+    """
+
+    phase = "classes"
+
+    def apply(self, environment: Environment) -> bool:
+        return not environment.has_provider(ComponentRegistry)
+
+    def explain(self) -> str:
+        return "the environment provides a ComponentRegistry of its own; the embedded default is not used"
+
+    def __repr__(self) -> str:
+        return "no ComponentRegistry provided"
+
+
+@conditional(_NoRegistryProvided())
+@factory()
+class DefaultRegistryFactory(Factory[ComponentRegistry]):
+    """Provides the embedded registry to an environment whose modules declare none.
+
+    So ``create_server(self, service_manager, component_registry: ComponentRegistry)`` in a module
+    that creates no registry gets the one the service manager uses; the environment closes it when
+    destroyed.
+    """
+
+    def create(self) -> ComponentRegistry:
+        return default_registry()
 
 
 class HostedComponent:

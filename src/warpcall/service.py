@@ -250,7 +250,12 @@ class Server(metaclass=_ServerType):
 
     @staticmethod
     def get_local_ip() -> str:
-        """The address this host's name resolves to, for other hosts to reach it; 127.0.0.1 when unresolvable."""
+        """The address other processes reach this server at: the host the booting (else the last booted)
+        server binds when it binds one address (127.0.0.1 stays 127.0.0.1: another address would not
+        answer); for a wildcard bind, what this host's name resolves to; 127.0.0.1 when unresolvable."""
+        settings = _booting.get() or _ServerType.last_booted
+        if settings is not None and settings.host not in ("", "0.0.0.0", "::"):
+            return settings.host
         try:
             return socket.gethostbyname(socket.gethostname())
         except OSError:
