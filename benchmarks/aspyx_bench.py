@@ -33,7 +33,7 @@ from workload import Data, Pydantic
 # aspyx asks the OS for a route to a public address to find its own IP; keep everything on loopback
 Server.get_local_ip = classmethod(lambda cls: "127.0.0.1")  # type: ignore[method-assign]
 
-CHANNELS = ("dispatch-json", "dispatch-msgpack", "rest")
+CHANNELS = ("dispatch-json", "dispatch-msgpack", "dispatch-protobuf", "rest")
 
 
 # aspyx-service's server finds a POST body only when it is marked Body(...)

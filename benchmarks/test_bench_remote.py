@@ -17,7 +17,7 @@ from workload import DATA, PYDANTIC
 
 from conftest import WARPCALL_CHANNELS
 
-ASPYX_CHANNELS = ["dispatch-json", "dispatch-msgpack", "rest"]
+ASPYX_CHANNELS = ["dispatch-json", "dispatch-msgpack", "dispatch-protobuf", "rest"]
 PAYLOADS = {"hello": "hello world", "data": DATA, "pydantic": PYDANTIC}
 THREADS, CALLS_PER_THREAD = 8, 50
 

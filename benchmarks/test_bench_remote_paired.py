@@ -4,7 +4,8 @@ Dispatch channels are paired with the raw-HTTP floor: one floor call (the same J
 bytes POSTed over a kept-alive socket to a bare uvicorn ASGI echo in its own process) and one
 proxy call, alternating which goes first. Sync calls are paired with a blocking socket, async
 calls with an asyncio stream on the same event loop (``floors.raw_http_async``). The rest channel is paired the same way with
-aspyx-service's rest channel on the same workload. Async calls are awaited inside the event
+aspyx-service's rest channel on the same workload, and dispatch-protobuf with aspyx-service's
+dispatch-protobuf. Async calls are awaited inside the event
 loop, 20 pairs per loop run. ``extra_info`` holds both medians and ``ratio`` = proxy / reference
 (``speedup`` = reference / proxy for the rest pairs); the README quotes these.
 
@@ -29,7 +30,7 @@ from warpcall.core.envelope import encode_request_json
 
 ROUNDS, WARMUP = 1000, 100
 DISPATCH_CHANNELS = ["dispatch-json", "dispatch-msgpack", "dispatch-protobuf"]
-ASPYX_CHANNELS = ["dispatch-json", "dispatch-msgpack"]
+ASPYX_CHANNELS = ["dispatch-json", "dispatch-msgpack", "dispatch-protobuf"]
 PAYLOADS = {"hello": "hello world", "data": DATA, "pydantic": PYDANTIC}
 TREES = {"hello": "hello world", "data": FIELDS, "pydantic": FIELDS}
 
@@ -142,11 +143,26 @@ def test_aspyx_paired(benchmark, echo_url, aspyx_manager, channel, payload, mode
 @pytest.mark.parametrize("payload", list(PAYLOADS))
 def test_rest_paired_with_aspyx_rest(benchmark, warpcall_manager, aspyx_manager, payload, mode, calls_loop):
     """warpcall's rest channel, each call paired with one of aspyx-service's rest channel (the "floor" here)."""
+    benchmark.group = f"rest-vs-aspyx-{payload}-{mode}"
+    paired_with_aspyx(benchmark, warpcall_manager, aspyx_manager, "rest", payload, mode, calls_loop)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("payload", list(PAYLOADS))
+def test_protobuf_paired_with_aspyx_protobuf(benchmark, warpcall_manager, aspyx_manager, payload, mode, calls_loop):
+    """warpcall's dispatch-protobuf, each call paired with one of aspyx-service's dispatch-protobuf (its
+    ``ProtobufChannel``, since 0.11.0), same workload: ``speedup`` = aspyx's median / warpcall's."""
+    benchmark.group = f"protobuf-vs-aspyx-{payload}-{mode}"
+    paired_with_aspyx(benchmark, warpcall_manager, aspyx_manager, "dispatch-protobuf", payload, mode, calls_loop)
+
+
+def paired_with_aspyx(benchmark: Any, warpcall_manager: Any, aspyx_manager: Any, channel: str, payload: str,
+                      mode: str, calls_loop: asyncio.AbstractEventLoop) -> None:
+    """One channel of both frameworks, each warpcall call paired with one aspyx-service call (the reference)."""
     import aspyx_bench
 
-    benchmark.group = f"rest-vs-aspyx-{payload}-{mode}"
-    mine = warpcall_manager.get_service(BenchService, "rest")
-    theirs = aspyx_manager.get_service(aspyx_bench.AspyxBenchService, preferred_channel="rest")
+    mine = warpcall_manager.get_service(BenchService, channel)
+    theirs = aspyx_manager.get_service(aspyx_bench.AspyxBenchService, preferred_channel=channel)
     argument = PAYLOADS[payload]
     name = payload if mode == "sync" else f"{payload}_async"
     method, reference = getattr(mine, name), getattr(theirs, name)

@@ -64,11 +64,12 @@ def read(path: Path) -> str:
 
 
 class AspyxServer:
-    """A running ``aspyx_side/server.py``; ``url`` is its base URL on 127.0.0.1."""
+    """A running ``aspyx_side/server.py`` (or another ``script`` there); ``url`` is its base URL on 127.0.0.1."""
 
-    def __init__(self, python: Path, workdir: Path) -> None:
+    def __init__(self, python: Path, workdir: Path, script: str = "server.py") -> None:
         self.python = python
         self.workdir = workdir
+        self.script = script
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -80,7 +81,7 @@ class AspyxServer:
             out, err = self.workdir / f"server-{attempt}.out", self.workdir / f"server-{attempt}.err"
             with open(out, "wb") as stdout, open(err, "wb") as stderr:
                 self.process = subprocess.Popen(
-                    [str(self.python), str(ASPYX_SIDE / "server.py"), str(port)],
+                    [str(self.python), str(ASPYX_SIDE / self.script), str(port)],
                     cwd=ASPYX_SIDE, env=isolated_env(), stdin=subprocess.PIPE, stdout=stdout, stderr=stderr,
                 )
             if self._wait_ready(out):
@@ -118,6 +119,18 @@ def aspyx_server(aspyx_python: Path, tmp_path_factory: pytest.TempPathFactory) -
     assert server.process is not None and server.process.returncode is not None
 
 
+@pytest.fixture(scope="module")
+def aspyx_protobuf_server(aspyx_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AspyxServer]:
+    """An aspyx-service server hosting component ``pbinterop`` over its dispatch-protobuf (``pb_server.py``)."""
+    server = AspyxServer(aspyx_python, tmp_path_factory.mktemp("aspyx-pb-server"), script="pb_server.py")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+    assert server.process is not None and server.process.returncode is not None
+
+
 def run_script(
     python: Path, script: str, *args: str, timeout: float = CLIENT_TIMEOUT
 ) -> tuple[int, str, str]:
@@ -135,11 +148,12 @@ def run_script(
 
 
 @pytest.fixture(scope="session")
-def aspyx_client(aspyx_python: Path) -> Callable[[str], dict[str, Any]]:
-    """Runs ``aspyx_side/client.py`` against a URL and returns its report: channel -> call -> outcome."""
+def aspyx_client(aspyx_python: Path) -> Callable[..., dict[str, Any]]:
+    """Runs ``aspyx_side/client.py`` (or another client ``script`` there) against a URL and returns its
+    report: channel -> call -> outcome."""
 
-    def call(url: str) -> dict[str, Any]:
-        code, stdout, stderr = run_script(aspyx_python, "client.py", url)
+    def call(url: str, script: str = "client.py") -> dict[str, Any]:
+        code, stdout, stderr = run_script(aspyx_python, script, url)
         lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
         if code != 0 or not lines:
             pytest.fail(f"the aspyx client failed (exit {code}):\n{stdout}\n{stderr[-4000:]}")

@@ -96,6 +96,11 @@ def codec_of(method: Any) -> ProtobufMethodCodec:
     """The protobuf codec of a service method descriptor, built on first use and kept in its plans."""
     codec: ProtobufMethodCodec | None = method.plans.get("dispatch-protobuf")
     if codec is None:
+        # a component whose peers run aspyx-service speaks its messages instead (warpcall.wire.protobuf_aspyx)
+        from warpcall.wire.protobuf_aspyx import aspyx_codec_of
+
+        codec = aspyx_codec_of(method)
+    if codec is None:
         # protobuf loads here, on the first protobuf call, not with the package
         from warpcall.wire.protobuf_codec import codec_for
 
