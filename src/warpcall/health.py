@@ -281,7 +281,8 @@ class HealthCheckManager:
                 result.set_status(HealthStatus.ERROR, f"no answer within {limit:g} s")
                 result.duration = time.monotonic() - started
                 return result  # not cached: the next call joins the run in progress
-            self._last, self._last_at = result, time.monotonic()
+            # cached from the run's start, as aspyx-service 0.11.6 counts: `cache` seconds after it began
+            self._last, self._last_at = result, time.monotonic() - result.duration
             return result.copy()
 
         async def _execute(self) -> HealthCheckManager.Result:
@@ -297,7 +298,8 @@ class HealthCheckManager:
             except Exception as exc:  # noqa: BLE001 - whatever a check raises is its health result
                 result.set_status(HealthStatus.ERROR, f"{type(exc).__name__}: {exc}")
             result.duration = time.monotonic() - started
-            if 0 < self.fail_if_slower_than < result.duration and result.status is not HealthStatus.ERROR:
+            # as aspyx-service 0.11.6: only a check that reported OK turns ERROR for being slow
+            if 0 < self.fail_if_slower_than < result.duration and result.status is HealthStatus.OK:
                 result.set_status(
                     HealthStatus.ERROR,
                     f"took {result.duration:.3f} s, more than the limit of {self.fail_if_slower_than:g} s",
