@@ -15,7 +15,7 @@ import weakref
 from types import MethodType
 from typing import TYPE_CHECKING, Any, Callable
 
-from warpcall.channels._http_common import _check_expiry, _check_timeout
+from warpcall.channels._http_common import DEFAULT_TLS, ClientTLS, _check_expiry, _check_timeout
 from warpcall.channels._http_sync import HTTPClient
 from warpcall.channels.base import Channel
 from warpcall.context import TokenContext
@@ -307,6 +307,9 @@ class HTTPXChannel(Channel):
         super().__init__()
         self.timeout = DEFAULT_TIMEOUT
         self.keepalive_expiry = DEFAULT_KEEPALIVE_EXPIRY
+        #: how ``https://`` instances are checked and who this client is to them (``http.tls.*``, per channel
+        #: ``http.<channel>.tls.*``; see ClientTLS): certificates and host names verified by default
+        self.tls: ClientTLS = DEFAULT_TLS
         self.configuration: ConfigurationManager | None = None
         self._direct: HTTPClient | None = None
         self._direct_async: AsyncHTTPClient | None = None
@@ -360,6 +363,7 @@ class HTTPXChannel(Channel):
             )
             configuration = self.configuration
             self.retry = RetryPolicy.configured(lambda key: configuration.get(key, object), self.name)
+            self.tls = ClientTLS.configured(configuration.get, self.name)
         self._setup_resilience()
 
     # --- circuit breakers and the bulkhead (warpcall.resilience.breaker / .bulkhead) --------------------------
@@ -409,7 +413,8 @@ class HTTPXChannel(Channel):
         from warpcall.channels._httpx_transport import WarpTransport
 
         return httpx.Client(
-            transport=WarpTransport(timeout=self.timeout, keepalive_expiry=self.keepalive_expiry), timeout=self.timeout
+            transport=WarpTransport(timeout=self.timeout, keepalive_expiry=self.keepalive_expiry, tls=self.tls),
+            timeout=self.timeout,
         )
 
     def make_async_client(self) -> httpx.AsyncClient:
@@ -419,7 +424,7 @@ class HTTPXChannel(Channel):
         from warpcall.channels._httpx_transport import AsyncWarpTransport
 
         return httpx.AsyncClient(
-            transport=AsyncWarpTransport(timeout=self.timeout, keepalive_expiry=self.keepalive_expiry),
+            transport=AsyncWarpTransport(timeout=self.timeout, keepalive_expiry=self.keepalive_expiry, tls=self.tls),
             timeout=self.timeout,
         )
 
@@ -439,7 +444,7 @@ class HTTPXChannel(Channel):
         self._own_request = not self._uses_default_client("request")
         self._own_request_async = not self._uses_default_client("request_async")
         if self._uses_default_client("make_client") and not self._own_request:
-            self._direct = HTTPClient(timeout=self.timeout, keepalive_expiry=self.keepalive_expiry)
+            self._direct = HTTPClient(timeout=self.timeout, keepalive_expiry=self.keepalive_expiry, tls=self.tls)
         self._async_direct = self._uses_default_client("make_async_client") and not self._own_request_async
 
     def _make_direct_async(self) -> AsyncHTTPClient:
@@ -450,7 +455,7 @@ class HTTPXChannel(Channel):
             direct = self._direct_async
             if direct is None:
                 direct = self._direct_async = AsyncHTTPClient(
-                    timeout=self.timeout, keepalive_expiry=self.keepalive_expiry
+                    timeout=self.timeout, keepalive_expiry=self.keepalive_expiry, tls=self.tls
                 )
             return direct
 
@@ -846,7 +851,9 @@ class HTTPXChannel(Channel):
     def serialize_args(self, invocation: Any) -> list[Any]:
         """The invocation's arguments as JSON-ready values in declared order (aspyx-service's helper; keywords
         and defaults resolved)."""
-        serializers = self.get_serializers(getattr(invocation, "type", None), invocation.method)
+        # warpcall's invocations carry the method's descriptor too; aspyx's the function (with the service type)
+        method = getattr(invocation, "descriptor", None) or invocation.method
+        serializers = self.get_serializers(getattr(invocation, "type", None), method)
         positional = getattr(invocation, "positional", None)
         args = list(positional() if positional is not None else invocation.args)
         for index, serialize in enumerate(serializers[: len(args)]):
