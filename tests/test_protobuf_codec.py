@@ -17,7 +17,12 @@ from google.protobuf.descriptor import FieldDescriptor
 from pydantic import AliasChoices, BaseModel, Field, field_validator
 
 from warpcall._compiled import load_compiled
-from warpcall.exceptions import MalformedRequestException, MarshalException, ProtocolException
+from warpcall.exceptions import (
+    InvalidArgumentsException,
+    MalformedRequestException,
+    MarshalException,
+    ProtocolException,
+)
 from warpcall.wire import protobuf_codec
 from warpcall.wire.protobuf_codec import ProtobufMethodCodec, codec_for
 
@@ -533,8 +538,13 @@ def test_malformed_request_values() -> None:
     for position, garbage in enumerate(["yesterday", "purple", "not-a-uuid"]):
         args = list(ok)
         args[position] = garbage
-        with pytest.raises(MalformedRequestException, match="comp:svc:values"):
+        # an enum value the receiver's enum lacks (a newer peer's) is an argument it refuses by name (422, as on
+        # JSON); text that is no date or UUID at all is a malformed body
+        expected = InvalidArgumentsException if garbage == "purple" else MalformedRequestException
+        with pytest.raises(expected, match="comp:svc:values") as info:
             receiver.decode_request(sender.encode_request(args))
+        if garbage == "purple":
+            assert "parameter 'color'" in str(info.value) and "'purple'" in str(info.value)
 
 
 def test_malformed_fallback_bytes() -> None:
@@ -559,20 +569,26 @@ def test_malformed_response_body() -> None:
     assert not isinstance(info.value, MalformedRequestException)
 
 
-def test_missing_required_message_is_malformed() -> None:
+def test_missing_required_message_is_invalid_arguments() -> None:
+    # a parameter missing from the call is an argument problem, as a short JSON envelope is (422)
     sender = ProtobufMethodCodec("comp:svc:missing", ["n"], [int], None)
     receiver = ProtobufMethodCodec("comp:svc:missing", ["n", "point"], [int, Point], None)
-    with pytest.raises(MalformedRequestException, match=r"comp:svc:missing.*'point'.*missing"):
+    with pytest.raises(InvalidArgumentsException, match=r"comp:svc:missing.*'point'.*missing"):
         receiver.decode_request(sender.encode_request([1]))
     optional = ProtobufMethodCodec("comp:svc:missing", ["n", "point"], [int, Optional[Point]], None)
     assert optional.decode_request(sender.encode_request([1])) == [1, None]
 
 
-def test_unknown_fields_are_ignored() -> None:
-    # a newer peer with one more parameter still talks to an older one
-    newer = ProtobufMethodCodec("comp:svc:evolve", ["a", "b"], [int, str], None)
+def test_a_newer_parameter_left_at_its_default_is_not_sent() -> None:
+    # a newer client with one more parameter (declared with a default) still talks to an older server while the
+    # caller leaves it alone; a value the older server would silently drop is refused there, naming the field
+    newer = ProtobufMethodCodec("comp:svc:evolve", ["a", "b"], [int, str], None, param_defaults=[inspect.Parameter.empty, "-"])
     older = ProtobufMethodCodec("comp:svc:evolve", ["a"], [int], None)
-    assert older.decode_request(newer.encode_request([4, "extra"])) == [4]
+    assert older.decode_request(newer.encode_request([4, "-"])) == [4]
+    with pytest.raises(InvalidArgumentsException, match=r"comp:svc:evolve.*field number\(s\) 2\b"):
+        older.decode_request(newer.encode_request([4, "extra"]))
+    # and the newer server reads the older client's call with the default
+    assert newer.decode_request(older.encode_request([4])) == [4, "-"]
 
 
 def test_deeply_nested_body_is_rejected() -> None:

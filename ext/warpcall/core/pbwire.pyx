@@ -147,6 +147,7 @@ cdef class MessageWire:
     cdef object _cls
     cdef object _read
     cdef frozenset _reject
+    cdef bint _strict
     cdef bint _defined
 
     def __init__(self):
@@ -154,15 +155,18 @@ cdef class MessageWire:
         self._count = 0
         self._cls = object
         self._reject = frozenset()
+        self._strict = False
         self._defined = False
 
-    def define(self, fields, build=None, cls=object, read=None, reject=()):
+    def define(self, fields, build=None, cls=object, read=None, reject=(), strict=False):
         """Set the layout. Field ``i`` (number ``i + 1``) is ``(kind, presence, nullable, dump, load, sub)``.
 
         ``dump`` converts a value before it is written and ``load`` after it is read (None: as is).
         A message used as a field needs ``cls`` (what its values must be instances of), ``read``
         (an instance's field values, in order) and ``build`` (values -> instance). ``reject``
-        names field numbers whose presence in a body means "not the plain case".
+        names field numbers whose presence in a body means "not the plain case"; ``strict``, that any
+        number beyond the layout does (a request: protobuf refuses a parameter it does not know), where
+        otherwise it is skipped, as protobuf skips unknown fields.
         Defined after construction so that recursive messages can refer to themselves.
         """
         self._fields = [_Field(number, *spec) for number, spec in enumerate(fields, start=1)]
@@ -171,6 +175,7 @@ cdef class MessageWire:
         self._cls = cls
         self._read = read
         self._reject = frozenset(reject)
+        self._strict = strict
         self._defined = True
 
     # -- encode
@@ -327,7 +332,7 @@ cdef class MessageWire:
             if tag == 0 or (self._reject and tag in self._reject):
                 return _MISSING
             if tag > <uint64_t>self._count:
-                if _skip(data, &position, end, wire_type):
+                if self._strict or _skip(data, &position, end, wire_type):
                     return _MISSING
                 continue
             index = <Py_ssize_t>tag - 1

@@ -8,6 +8,7 @@ in the ``X-Rpc-Method`` header.
 
 from __future__ import annotations
 
+from inspect import Parameter
 from typing import Any, Callable
 
 from warpcall.channels.base import channel
@@ -32,11 +33,13 @@ from warpcall.exceptions import (
 )
 from warpcall.wire import CALLER_ERRORS, JSON, METHOD_HEADER, MSGPACK, PROTOBUF, REFUSALS, codec_of
 
+_EMPTY = Parameter.empty
+
 
 class DispatchPlan:
     """Per service method: the marshalling a dispatch call needs, built on the method's first call."""
 
-    __slots__ = ("qualified", "names", "dumpers", "load_result", "exact_json")
+    __slots__ = ("qualified", "names", "dumpers", "load_result", "exact_json", "required", "defaults")
 
     def __init__(self, method: Any) -> None:
         self.qualified: str = method.qualified
@@ -45,6 +48,13 @@ class DispatchPlan:
         self.load_result: Callable[[Any], Any] = plan_for(method.return_type).load
         #: the return type would take, as it is, a float that orjson made of an integer beyond 64 bits
         self.exact_json: bool = may_take_rounded_integers(method.return_type)
+        # the parameters' defaults: the last arguments that are their default object are not sent, so a server
+        # one version older, lacking a parameter added with a default, takes the call (rolling upgrades)
+        defaults = [p.default for p in list(method.signature.parameters.values())[1:]]
+        self.required = len(defaults)
+        while self.required and defaults[self.required - 1] is not _EMPTY:
+            self.required -= 1
+        self.defaults = tuple(defaults)
 
     @classmethod
     def of(cls, method: Any) -> DispatchPlan:
@@ -55,7 +65,15 @@ class DispatchPlan:
         return plan
 
     def dump_args(self, args: tuple[Any, ...]) -> list[Any]:
-        """Arguments as primitive trees, in declared order; MarshalException naming the argument that does not fit."""
+        """Arguments as primitive trees, in declared order; MarshalException naming the argument that does not fit.
+
+        The last arguments that are their parameter's default object are left out: the server applies its own.
+        """
+        count = len(args)
+        if count > self.required and args[count - 1] is self.defaults[count - 1]:
+            while count > self.required and args[count - 1] is self.defaults[count - 1]:
+                count -= 1
+            args = args[:count]
         try:
             if len(args) == 1 and len(self.dumpers) == 1:  # the common case, without a comprehension's frame
                 return [self.dumpers[0](args[0])]

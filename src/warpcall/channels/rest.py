@@ -275,7 +275,12 @@ def _validation_error(item: Any) -> str:
     if not isinstance(item, dict):
         return str(item)
     where = ".".join(str(part) for part in item.get("loc", ()))
-    return f"{where}: {item.get('msg', '')}" if where else str(item.get("msg", ""))
+    text = f"{where}: {item.get('msg', '')}" if where else str(item.get("msg", ""))
+    given = item.get("input")
+    if type(given) in (str, int, float, bool):  # the value refused (an enum value of a newer version), cut short
+        shown = repr(given)
+        text += f", got {shown if len(shown) <= 60 else shown[:57] + '...'}"
+    return text
 
 
 @channel("rest")

@@ -26,12 +26,14 @@ from warpcall.exceptions import (
     UnknownMethodException,
     UnsupportedMediaTypeException,
 )
+from warpcall.wire.numbers import FieldNumber
 
 if TYPE_CHECKING:
     from warpcall.wire.protobuf_codec import ProtobufMethodCodec
 
 __all__ = [
     "CALLER_ERRORS",
+    "FieldNumber",
     "JSON",
     "METHOD_HEADER",
     "METHOD_HEADER_BYTES",
@@ -105,6 +107,6 @@ def codec_of(method: Any) -> ProtobufMethodCodec:
         from warpcall.wire.protobuf_codec import codec_for
 
         codec = method.plans["dispatch-protobuf"] = codec_for(
-            method.qualified, method.param_names, method.param_types, method.return_type
+            method.qualified, method.param_names, method.param_types, method.return_type, method
         )
     return codec

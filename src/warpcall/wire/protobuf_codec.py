@@ -32,15 +32,31 @@ bytes on the wire stay the same.
 from __future__ import annotations
 
 import importlib
+import inspect
 import threading
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import msgpack
+from google.protobuf import unknown_fields
 from google.protobuf.message import DecodeError
 
-from warpcall.exceptions import MalformedRequestException, MarshalException, ProtocolException
-from warpcall.wire.protobuf_schema import _F, _SCALARS, _Field, _FileBuilder, _Message, _Wire
+from warpcall.exceptions import (
+    InvalidArgumentsException,
+    MalformedRequestException,
+    MarshalException,
+    ProtocolException,
+)
+from warpcall.wire.protobuf_schema import (
+    _F,
+    _SCALARS,
+    _constant,
+    _Field,
+    _FileBuilder,
+    _Message,
+    _Wire,
+    defaulted,
+)
 
 __all__ = ["ProtobufMethodCodec", "codec_for"]
 
@@ -76,18 +92,32 @@ class ProtobufMethodCodec:
     """Request and response messages of one service method, derived from its signature once."""
 
     def __init__(self, qualified: str, param_names: Sequence[str], param_types: Sequence[Any],
-                 return_type: Any, *, wire: ModuleType | None | bool = True) -> None:
+                 return_type: Any, *, wire: ModuleType | None | bool = True,
+                 param_defaults: Sequence[Any] | None = None, param_hints: Sequence[Any] | None = None) -> None:
+        """``param_defaults``: each parameter's default, ``inspect.Parameter.empty`` for none (None: no
+        parameter has one); ``param_hints``: the annotations with their ``Annotated`` metadata, where the
+        parameters' ``FieldNumber`` are read (None: ``param_types``)."""
         if len(param_names) != len(param_types):
             raise ValueError(f"{qualified}: {len(param_names)} parameter names but {len(param_types)} types")
         self.qualified = qualified
         builder = _FileBuilder(qualified)
         request = builder.new_message("Request", f"request of {qualified}")
+        request.field_label = lambda index: f"parameter {self._params[index]!r}"  # type: ignore[method-assign]
         builder.used.update(("Response", "Error"))
         self._params = list(param_names)
-        for name, tp in zip(param_names, param_types):
+        defaults = list(param_defaults) if param_defaults is not None else [inspect.Parameter.empty] * len(param_names)
+        hints = list(param_hints) if param_hints is not None else list(param_types)
+        for name, tp, hint, default in zip(param_names, param_types, hints, defaults):
             field = builder.field(tp)
+            defaulted(field, hint, None if default is inspect.Parameter.empty else _constant(default))
             request.fields.append((builder.field_name(request, name), field))
         request.seal()
+        #: how many leading parameters have no default; the trailing ones that do, with their defaults
+        self._required = len(defaults)
+        while self._required and defaults[self._required - 1] is not inspect.Parameter.empty:
+            self._required -= 1
+        self._defaults = tuple(defaults)
+        self._trims = self._required < len(defaults)
         response = _Message("Response", f"response of {qualified}")
         error = _Message("Error", "exception")
         error.fields = [("type", _SCALARS[str]()), ("message", _SCALARS[str]()),
@@ -112,19 +142,27 @@ class ProtobufMethodCodec:
         # and names every problem. ``wire``: True for DEFAULT_WIRE, a pbwire module, or False/None for none
         if wire is True:
             wire = DEFAULT_WIRE
-        self._request_wire: _Wire | type[_NoWire] = (wire and request.wire(wire)) or _NoWire
+        # strict: a request field this version does not have goes to protobuf, where it is refused
+        self._request_wire: _Wire | type[_NoWire] = (wire and request.wire(wire, strict=True)) or _NoWire
         self._response_wire: _Wire | type[_NoWire] = (
             (wire and response.wire(wire, reject=[len(response.fields)])) or _NoWire
         )
 
     # -- request
     def encode_request(self, args: Sequence[Any]) -> bytes:
-        """Serialize the call's arguments (one per parameter, in order) into a request message."""
+        """Serialize the call's arguments (one per parameter, in order) into a request message.
+
+        The last arguments that are their parameter's default object itself are left out: the receiver
+        reads an absent parameter as its own default, so a server one version older, which lacks a
+        parameter added with a default, still takes the call when the caller leaves that parameter alone.
+        """
         request = self._request
         if len(args) != len(request.fields):
             raise MarshalException(
                 f"{self.qualified} takes {len(request.fields)} argument(s) {self._params}, got {len(args)}"
             )
+        if self._trims and args[-1] is self._defaults[-1]:
+            return self._encode_prefix(args)
         body = self._request_wire.encode(args)
         if body is not None:
             return body
@@ -132,6 +170,17 @@ class ProtobufMethodCodec:
             return request.cls(**request.dump_values(args)).SerializeToString()
         except _CONVERSION_ERRORS as exc:
             raise self._explain(args, exc) from None
+
+    def _encode_prefix(self, args: Sequence[Any]) -> bytes:
+        """The request without its last arguments that are their defaults (absent fields)."""
+        count = len(args)
+        while count > self._required and args[count - 1] is self._defaults[count - 1]:
+            count -= 1
+        head = args[:count]
+        try:
+            return self._request.cls(**self._request.dump_prefix(head)).SerializeToString()
+        except _CONVERSION_ERRORS as exc:
+            raise self._explain(head, exc) from None
 
     def _explain(self, args: Sequence[Any], error: Exception) -> MarshalException:
         """Name the parameter behind an encode failure (slow path, only taken on errors)."""
@@ -148,12 +197,30 @@ class ProtobufMethodCodec:
         return MarshalException(f"{self.qualified}: arguments cannot be encoded: {_reason(error)}")
 
     def decode_request(self, body: bytes) -> list[Any]:
-        """Parse a request message into argument values of the declared types."""
+        """Parse a request message into argument values of the declared types.
+
+        A parameter absent from the body takes its default (``InvalidArgumentsException`` when it has
+        none); a field number the method does not have (a parameter of a newer version, sent with a value
+        other than its default) and a value the parameter's type does not have (an enum value of a newer
+        version) are refused with ``InvalidArgumentsException`` (422) naming them; a body that is not a
+        protobuf message with ``MalformedRequestException`` (400).
+        """
         values = self._request_wire.decode(body)
         if values is not None:
             return values
         try:
-            return self._request.load_values(self._request.cls.FromString(body))
+            message = self._request.cls.FromString(body)
+            unknown = unknown_fields.UnknownFieldSet(message)
+            if len(unknown):
+                numbers = sorted({unknown[index].field_number for index in range(len(unknown))})
+                raise InvalidArgumentsException(
+                    f"{self.qualified}: the call carries field number(s) {', '.join(map(str, numbers))}, which no "
+                    f"parameter of this server's {self.qualified} has (its parameters: {', '.join(self._params) or 'none'}); "
+                    "a newer client's parameter is only accepted while it is left at its default"
+                )
+            return self._request.load_values(message)
+        except MarshalException as exc:  # a value the parameter's type does not have, or a missing parameter
+            raise InvalidArgumentsException(f"{self.qualified}: {exc}") from None
         except _DECODE_ERRORS as exc:
             raise MalformedRequestException(
                 f"body is not a valid protobuf request for {self.qualified}: {_reason(exc)}"
@@ -199,6 +266,10 @@ class ProtobufMethodCodec:
             load = result_field.load
             value = message.result
             return (load(value) if load is not None else value), None
+        except MarshalException as exc:
+            # a value the declared type does not have (an enum value of a newer server): the caller's
+            # MarshalException naming the type and the value, as on JSON; not a broken body
+            raise MarshalException(f"{self.qualified}: result: {exc}") from None
         except _DECODE_ERRORS as exc:
             raise ProtocolException(
                 f"body is not a valid protobuf response of {self.qualified}: {_reason(exc)}"
@@ -225,18 +296,48 @@ def _reason(exc: BaseException) -> str:
     return text if isinstance(exc, MarshalException) else f"{type(exc).__name__}: {text}"
 
 
-_codecs: dict[str, ProtobufMethodCodec] = {}
+_codecs: dict[Any, ProtobufMethodCodec] = {}
 _codecs_lock = threading.Lock()
 
 
 def codec_for(qualified: str, param_names: Sequence[str], param_types: Sequence[Any],
-              return_type: Any) -> ProtobufMethodCodec:
-    """The codec of ``component:service:method``, built on first use and cached (thread-safe)."""
-    codec = _codecs.get(qualified)
+              return_type: Any, method: Any = None) -> ProtobufMethodCodec:
+    """The codec of ``component:service:method``, built on first use and cached (thread-safe).
+
+    ``method``: the service method's descriptor, whose signature gives the parameters' defaults and
+    ``FieldNumber`` annotations.
+    """
+    # keyed by the types too: two versions of one interface in a process (a test of rolling upgrades, a
+    # gateway) name the same method with different shapes
+    key: Any = (qualified, tuple(param_names), tuple(param_types), return_type, getattr(method, "func", None))
+    try:
+        codec = _codecs.get(key)
+    except TypeError:  # an unhashable hint: by name and declaring function only
+        key = (qualified, getattr(method, "func", None))
+        codec = _codecs.get(key)
     if codec is None:
         with _codecs_lock:
-            codec = _codecs.get(qualified)
+            codec = _codecs.get(key)
             if codec is None:
-                codec = ProtobufMethodCodec(qualified, param_names, param_types, return_type)
-                _codecs[qualified] = codec
+                defaults, hints = _parameters(method)
+                codec = ProtobufMethodCodec(qualified, param_names, param_types, return_type,
+                                            param_defaults=defaults, param_hints=hints)
+                _codecs[key] = codec
     return codec
+
+
+def _parameters(method: Any) -> tuple[list[Any] | None, list[Any] | None]:
+    """A method descriptor's parameter defaults and annotations with their metadata (None, None: unknown)."""
+    signature = getattr(method, "signature", None)
+    if signature is None:
+        return None, None
+    parameters = list(signature.parameters.values())[1:]  # the first is the instance
+    func: Callable[..., Any] | None = getattr(method, "func", None)
+    try:
+        import typing
+
+        annotations = typing.get_type_hints(func, include_extras=True) if func is not None else {}
+    except Exception:  # noqa: BLE001 - the descriptor resolved them already; without extras, no numbers
+        annotations = {}
+    hints = [annotations.get(p.name, method.param_types[i]) for i, p in enumerate(parameters)]
+    return [p.default for p in parameters], hints

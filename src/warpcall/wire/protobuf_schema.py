@@ -31,6 +31,7 @@ from google.protobuf.message import Message
 from warpcall.core.envelope import msgpack_default, msgpack_ext_hook
 from warpcall.core.marshal_plan import iso_parser
 from warpcall.exceptions import MarshalException
+from warpcall.wire.numbers import field_number
 
 try:
     from pydantic import BaseModel, RootModel
@@ -83,7 +84,7 @@ class _Wire(Protocol):
 
     def define(self, fields: Sequence[tuple[Any, ...]], build: Callable[[Sequence[Any]], Any] | None = None,
                cls: type | None = object, read: Callable[[Any], tuple[Any, ...]] | None = None,
-               reject: Sequence[int] = ()) -> None: ...
+               reject: Sequence[int] = (), strict: bool = False) -> None: ...
 
     def encode(self, values: Sequence[Any]) -> bytes | None: ...
 
@@ -104,7 +105,7 @@ class _Field:
     """
 
     __slots__ = ("label", "ptype", "message", "map_key", "map_value", "optional", "presence", "nullable",
-                 "exact", "check", "dump", "load", "passthrough", "describe", "direct")
+                 "exact", "check", "dump", "load", "passthrough", "describe", "direct", "number", "default")
 
     def __init__(
         self, ptype: _Kind, describe: str, *, exact: type | None = None,
@@ -128,6 +129,10 @@ class _Field:
         self.describe = describe
         # a plain scalar or message: may be a repeated element or a map value without a wrapper
         self.direct = label == _F.LABEL_OPTIONAL
+        self.number = 0  # an explicit field number (FieldNumber), 0 for the one after the previous field's
+        # what an absent field reads as, for a field or parameter declared with a default: a zero-argument
+        # callable (a dataclass default_factory, or one returning the default), None for no default
+        self.default: Callable[[], Any] | None = None
 
     def _checked(self, value: Any) -> Any:
         if type(value) is self.exact or self.check(value):
@@ -159,8 +164,11 @@ class _Message:
         self.exact = tuple(field.exact for _, field in self.fields)
         fields = list(enumerate(self.fields))
         self.converted = [(i, name, field.dump) for i, (name, field) in fields if not field.passthrough]
-        self.presence = [(i, name, field.nullable) for i, (name, field) in fields if field.presence]
+        self.presence = [(i, name, field.nullable, field.default) for i, (name, field) in fields if field.presence]
         self.loaders = [(i, field.load) for i, (_, field) in enumerate(self.fields) if field.load is not None]
+        self.numbers = _numbers(self.fields, self.describe)
+        #: numbered 1, 2, 3, ... as aspyx-service numbers them: the only layout the wire fast path knows
+        self.positional = self.numbers == list(range(1, len(self.fields) + 1))
         self.getter = _tuple_getter(names, operator.attrgetter)
         self.plain = not self.converted and list(names) == self.attrs
         getter, build = self.getter, self.build
@@ -196,32 +204,68 @@ class _Message:
             elif field.passthrough and not (type(value) is field.exact or field.check(value)):
                 raise MarshalException(f"field {name!r} of {self.describe}: {_bad(value, field.describe)}")
 
+    def dump_prefix(self, values: Sequence[Any]) -> dict[str, Any]:
+        """:meth:`dump_values` for the first ``len(values)`` fields, the others left absent (a request whose
+        last arguments were left at their defaults: the receiver applies its own)."""
+        out: dict[str, Any] = {}
+        for (name, field), value in zip(self.fields, values):
+            try:
+                if value is None:
+                    if not field.nullable:
+                        raise MarshalException(f"expected {field.describe}, got None")
+                elif field.passthrough:
+                    if not (type(value) is field.exact or field.check(value)):
+                        raise _bad(value, field.describe)
+                    out[name] = value
+                else:
+                    out[name] = field.dump(value)
+            except MarshalException as exc:
+                raise MarshalException(f"field {name!r} of {self.describe}: {exc}") from None
+        return out
+
     # -- decode
     def load_values(self, message: Any) -> list[Any]:
         values = list(self.getter(message))
-        for i, name, nullable in self.presence:
+        defaulted: set[int] | None = None
+        for i, name, nullable, default in self.presence:
             if not message.HasField(name):
-                if not nullable:
+                if nullable:
+                    values[i] = None
+                elif default is not None:
+                    # the writer's version has no such field (or parameter): the declared default, as on JSON
+                    values[i] = default()
+                    defaulted = {i} if defaulted is None else defaulted | {i}
+                else:
                     raise MarshalException(f"field {name!r} of {self.describe} is missing")
-                values[i] = None
         for i, load in self.loaders:
             value = values[i]
-            if value is not None:
-                values[i] = load(value)
+            if value is not None and (defaulted is None or i not in defaulted):
+                try:
+                    values[i] = load(value)
+                except MarshalException as exc:
+                    raise MarshalException(f"{self.field_label(i)}: {exc}") from None
         return values
 
+    def field_label(self, index: int) -> str:
+        """How an error names field ``index``."""
+        return f"field {self.fields[index][0]!r} of {self.describe}"
+
     # -- the wire fast path
-    def wire(self, pbwire: ModuleType, reject: Sequence[int] = ()) -> _Wire | None:
+    def wire(self, pbwire: ModuleType, reject: Sequence[int] = (), strict: bool = False) -> _Wire | None:
         """This message's ``pbwire.MessageWire`` (the codec's fast path), or None when a field needs protobuf.
 
         ``reject`` leaves the message's last ``len(reject)`` fields out of the layout and makes their
-        numbers in a body fall back to protobuf (the response's ``exception``).
+        numbers in a body fall back to protobuf (the response's ``exception``). ``strict``: a field number
+        beyond the layout falls back to protobuf too (a request, whose unknown fields are refused there).
         """
         fields = self.fields[:len(self.fields) - len(reject)]
-        if not all(_wire_ready(field, set()) for _, field in fields):
+        if not self.positional or not all(_wire_ready(field, set()) for _, field in fields):
             return None
         wire: _Wire = pbwire.MessageWire()
-        wire.define([_wire_field(field, pbwire) for _, field in fields], reject=reject)
+        if strict:
+            wire.define([_wire_field(field, pbwire) for _, field in fields], reject=reject, strict=True)
+        else:
+            wire.define([_wire_field(field, pbwire) for _, field in fields], reject=reject)
         return wire
 
     def nested_wire(self, pbwire: ModuleType) -> _Wire:
@@ -235,7 +279,7 @@ class _Message:
 
     def emit(self, package: str) -> descriptor_pb2.DescriptorProto:
         proto = descriptor_pb2.DescriptorProto(name=self.name)
-        for number, (name, field) in enumerate(self.fields, start=1):
+        for number, (name, field) in zip(self.numbers, self.fields):
             fd = proto.field.add(name=name, number=number, label=field.label, type=field.ptype)
             fd.json_name = name
             if field.map_value is not None:
@@ -256,6 +300,53 @@ class _Message:
         return proto
 
 
+def _numbers(fields: Sequence[tuple[str, _Field]], describe: str) -> list[int]:
+    """The field numbers of a message: each field's ``FieldNumber``, else the previous field's number plus one."""
+    numbers: list[int] = []
+    taken: dict[int, str] = {}
+    number = 0
+    for name, field in fields:
+        number = field.number or number + 1
+        if number in taken:
+            raise MarshalException(
+                f"{describe}: fields {taken[number]!r} and {name!r} both have the protobuf field number {number}; "
+                "give one of them another with Annotated[..., FieldNumber(n)]"
+            )
+        taken[number] = name
+        numbers.append(number)
+    return numbers
+
+
+def defaulted(field: _Field, hint: Any, default: Callable[[], Any] | None, metadata: Sequence[Any] = ()) -> _Field:
+    """``field`` with the number ``hint`` (or pydantic's ``metadata``) declares and what an absent field reads as.
+
+    A scalar declared with a default gets explicit presence (written even when it is zero), so that a
+    reader tells a zero from a field the writer's version does not have, which reads as the default.
+    Lists and maps have no presence in protobuf: absent, they read as empty.
+    """
+    field.number = field_number(hint, metadata)
+    if default is not None:
+        field.default = default
+        if field.label == _F.LABEL_OPTIONAL and field.message is None and not field.presence:
+            field.optional = True
+            field.presence = True
+    return field
+
+
+def _constant(value: Any) -> Callable[[], Any]:
+    return lambda: value
+
+
+def dataclass_default(f: dataclasses.Field[Any]) -> Callable[[], Any] | None:
+    """What an absent dataclass field reads as: its default or default_factory, None when it has neither."""
+    if f.default is not dataclasses.MISSING:
+        return _constant(f.default)
+    if f.default_factory is not dataclasses.MISSING:
+        factory: Callable[[], Any] = f.default_factory
+        return factory
+    return None
+
+
 _WIRE_KINDS: dict[_Kind, str] = {
     _F.TYPE_SINT64: "SINT64", _F.TYPE_DOUBLE: "DOUBLE", _F.TYPE_BOOL: "BOOL",
     _F.TYPE_STRING: "STRING", _F.TYPE_BYTES: "BYTES", _F.TYPE_MESSAGE: "MESSAGE",
@@ -270,6 +361,8 @@ def _wire_ready(field: _Field, seen: set[int]) -> bool:
     if message is None or id(message) in seen:  # a scalar, or a message already being checked (recursion)
         return True
     if message.instance_of is None:  # only dataclasses and models have a class to check and build
+        return False
+    if not message.positional:  # explicit field numbers: the fast path knows only 1, 2, 3, ...
         return False
     seen.add(id(message))
     return all(_wire_ready(inner, seen) for _, inner in message.fields)
@@ -343,6 +436,11 @@ _SEQUENCES = {
 }
 _MAPPINGS = {dict, abc.Mapping, abc.MutableMapping}
 _MAP_KEYS = {str: _F.TYPE_STRING, int: _F.TYPE_SINT64, bool: _F.TYPE_BOOL}
+
+
+def _model_default(info: Any) -> Callable[[], Any]:
+    """What an absent pydantic field reads as: its default, or its default_factory's value."""
+    return lambda: info.get_default(call_default_factory=True)
 
 
 def _substitute(hint: Any, bindings: dict[Any, Any]) -> Any:
@@ -457,9 +555,19 @@ class _FileBuilder:
                 return value.value
             raise _bad(value, tp.__name__)
 
+        choices = ", ".join(repr(value)[:60] for value in by_value)
+
         def load(value: Any) -> Any:
             member = by_value.get(value)
-            return member if member is not None else tp(value)
+            if member is not None:
+                return member
+            try:  # Flag combinations and _missing_ hooks
+                return tp(value)
+            except ValueError:
+                # a value this version of the enum does not have (a newer peer's): refused by name, as on JSON
+                raise MarshalException(
+                    f"{tp.__name__}: expected a {tp.__name__} value ({choices}), got {repr(value)[:60]}"
+                ) from None
 
         return _Field(field.ptype, tp.__name__, exact=tp, dump=dump, load=load)
 
@@ -609,7 +717,7 @@ class _FileBuilder:
 
     def dataclass_fields(self, message: _Message, cls: type, bindings: dict[Any, Any]) -> None:
         try:
-            hints = typing.get_type_hints(cls)
+            hints = typing.get_type_hints(cls, include_extras=True)  # extras: FieldNumber
         except Exception as exc:  # NameError and friends from evaluating string annotations
             raise MarshalException(
                 f"{self.qualified}: cannot resolve the type hints of {_type_name(cls)}: {exc}; "
@@ -619,7 +727,8 @@ class _FileBuilder:
         attrs = [f.name for f in fields]
         for f in fields:
             tp = _substitute(hints[f.name], bindings)
-            message.fields.append((self.field_name(message, f.name), self.field(tp)))
+            field = defaulted(self.field(tp), tp, dataclass_default(f))
+            message.fields.append((self.field_name(message, f.name), field))
         message.read_attrs = _tuple_getter(attrs, operator.attrgetter)
         message.attrs = attrs
         late = [(i, f.name) for i, f in enumerate(fields) if not f.init]
@@ -639,7 +748,9 @@ class _FileBuilder:
     def model_fields(self, message: _Message, cls: Any) -> None:
         items = list(cls.model_fields.items())
         for name, info in items:
-            message.fields.append((self.field_name(message, name), self.field(info.annotation)))
+            default = None if info.is_required() else _model_default(info)
+            field = defaulted(self.field(info.annotation), info.annotation, default, info.metadata)
+            message.fields.append((self.field_name(message, name), field))
         message.attrs = [name for name, _ in items]
         message.read_attrs = _tuple_getter(message.attrs, operator.attrgetter)
         names = message.attrs
