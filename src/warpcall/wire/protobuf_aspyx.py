@@ -172,6 +172,13 @@ def _checked(kind: type, describe: str, accept: Callable[[Any], bool]) -> Callab
     return dump
 
 
+def _text_only(value: Any) -> str:
+    # proto2 (aspyx's syntax) does not check UTF-8: protobuf hands bytes over for a string that is none
+    if type(value) is not str:
+        raise MarshalException("a string field holds bytes that are not UTF-8 text")
+    return value
+
+
 def _dump_int(value: Any) -> int:
     if type(value) is int or (isinstance(value, int) and not isinstance(value, bool)):
         if not _INT32_MIN <= value <= _INT32_MAX:
@@ -236,7 +243,7 @@ class _Builder:
                                          "that only a str fills")
         if tp in _SCALARS:
             ptype, dump = _SCALARS[tp]
-            return _Field(name, ptype, tp.__name__, dump)
+            return _Field(name, ptype, tp.__name__, dump, load=_text_only if tp is str else None)
         if isinstance(tp, type) and issubclass(tp, enum.Enum):
             return self.enum(name, tp, where)
         if origin is list:
