@@ -24,11 +24,7 @@ from typing import Any, Callable, Optional
 
 from warpcall.di import inject, injectable, order
 from warpcall.di.aop import Invocation
-
-try:  # the aspyx-compatible reflection module, once it exists; the container's own descriptors otherwise
-    from warpcall.reflection import TypeDescriptor  # type: ignore[import-not-found,unused-ignore]
-except ImportError:  # pragma: no cover - depends on which modules the installation has
-    from warpcall.di._reflection import TypeDescriptor
+from warpcall.reflection import TypeDescriptor
 
 __all__ = ["AbstractAuthorizationFactory", "AuthorizationManager", "get_method_class"]
 
@@ -95,9 +91,14 @@ class AuthorizationManager:
 
     def get_checks(self, func: Callable[..., Any]) -> list[AuthorizationManager.Authorization]:
         """The checks of ``func`` (a method's function), computed once and remembered."""
+        return self.checks_of(func)
+
+    def checks_of(self, func: Callable[..., Any], clazz: type | None = None) -> list[AuthorizationManager.Authorization]:
+        """:meth:`get_checks`, with the class the method is served from when known (a class defined in a
+        function cannot be found from its method's name)."""
         checks = self.checks.get(func)
         if checks is None:
-            checks = self.compute_checks(func)
+            checks = self.compute_checks(func, clazz)
             self.checks[func] = checks
         return checks
 
@@ -108,12 +109,14 @@ class AuthorizationManager:
 
     # internal
 
-    def compute_checks(self, func: Callable[..., Any]) -> list[AuthorizationManager.Authorization]:
-        """Ask every factory, in order, for its check of ``func``."""
+    def compute_checks(
+        self, func: Callable[..., Any], clazz: type | None = None
+    ) -> list[AuthorizationManager.Authorization]:
+        """Ask every factory, in order, for its check of ``func`` (a method of ``clazz``, found by name if None)."""
         factories = list(self.factories)
         if not factories:
             return []
-        descriptor = self.describe(func)
+        descriptor = self.describe(func, clazz)
         checks = []
         for factory in factories:
             check = factory.compute_authorization(descriptor)
@@ -122,10 +125,11 @@ class AuthorizationManager:
         return checks
 
     @staticmethod
-    def describe(func: Callable[..., Any]) -> Any:
-        """The method descriptor factories are given for ``func``."""
+    def describe(func: Callable[..., Any], clazz: type | None = None) -> Any:
+        """The method descriptor factories are given for ``func`` (a method of ``clazz``, found by name if None)."""
         func = getattr(func, "__func__", func)
-        clazz = get_method_class(func)
+        if clazz is None:
+            clazz = get_method_class(func)
         if clazz is None:
             raise TypeError(f"{getattr(func, '__qualname__', func)!r} is not a method of a class")
         descriptor = TypeDescriptor.for_type(clazz).get_method(func.__name__)

@@ -82,7 +82,9 @@ def _owners(method_descriptor: Any) -> tuple[Any, str]:
     """The class whose MRO declares the method, and the method's name."""
     func: Any = getattr(method_descriptor, "method", None) or getattr(method_descriptor, "func", None)
     name = method_descriptor.get_name() if hasattr(method_descriptor, "get_name") else func.__name__
-    owner = getattr(method_descriptor, "owner", None) or get_method_class(func)
+    owner = (
+        getattr(method_descriptor, "clazz", None) or getattr(method_descriptor, "owner", None) or get_method_class(func)
+    )
     return owner, name
 
 

@@ -159,14 +159,11 @@ class ResponseContext:
                 response.delete_cookie(key, **options)
             return [value for name, value in response.raw_headers if name == b"set-cookie"]
 
-    #: becomes true the first time an implementation creates a response: until then the server skips the
-    #: per-call look for one
-    used = False
-
     @classmethod
     def create(cls) -> ResponseContext.Response:
         """The reply's cookie holder for the current call (the one the server prepared, else a new one)."""
-        ResponseContext.used = True
+        if not RESPONSES[0]:
+            RESPONSES[0] = True
         response = cls.response_var.get()
         if response is None or not response._prepared:
             response = ResponseContext.Response()
@@ -184,6 +181,17 @@ class ResponseContext:
         cls.response_var.set(None)
 
 
+#: ``[used]``: true once an implementation may set cookies (``ResponseContext.create()`` was called, or a served
+#: method names ``ResponseContext``): until then the servers' call paths skip every cookie step (one list read)
+RESPONSES = [False]
+
+
+def uses_responses(func: Any) -> bool:
+    """Whether a function's code names ``ResponseContext`` (then the server prepares a cookie holder per call)."""
+    code = getattr(getattr(func, "__func__", func), "__code__", None)
+    return code is not None and "ResponseContext" in code.co_names
+
+
 def prepare_response() -> ResponseContext.Response:
     """A cookie holder set in the current context before a call runs (where the call may run in a copy of it)."""
     response = ResponseContext.Response()
@@ -192,8 +200,9 @@ def prepare_response() -> ResponseContext.Response:
     return response
 
 
-def cookie_lines(response: ResponseContext.Response | None) -> bytes:
-    """The ``set-cookie`` header lines of ``response`` (each ending in CRLF), or b""."""
+def cookie_lines() -> bytes:
+    """The ``set-cookie`` header lines (each ending in CRLF) of the current call's cookie holder, or b""."""
+    response = ResponseContext.response_var.get()
     if response is None or not (response.cookies or response.delete_cookies):
         return b""
     return b"".join(b"set-cookie: " + value + b"\r\n" for value in response.header_values())

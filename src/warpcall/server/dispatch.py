@@ -41,7 +41,7 @@ from warpcall.exceptions import (
 )
 from warpcall.resilience.deadline import DEADLINE_HEADER_BYTES, parse_header
 from warpcall.resilience.deadline import _current as _deadline
-from warpcall.server.context import set_source
+from warpcall.server.context import RESPONSES, cookie_lines, prepare_response, set_source
 from warpcall.server.limits import ServerLimits
 from warpcall.server.security import refusal, run_checks, set_token
 from warpcall.server.workers import NotStarted, Refused, WorkerPool
@@ -230,6 +230,15 @@ def describe_exception(exc: BaseException, include_traceback: bool = False) -> d
 #: has its ``Retry-After`` line in the content-type value, after a CRLF: the writers of the server's protocol
 #: put the value in a header line as it is, so the common reply needs no check for it
 Reply = tuple[int, bytes, bytes]
+
+
+def _with_cookies(reply: Reply) -> Reply:
+    """``reply`` with the ``set-cookie`` lines of the call's ``ResponseContext`` (riding in its content type)."""
+    lines = cookie_lines()
+    if not lines:
+        return reply
+    status, content_type, payload = reply
+    return status, content_type + b"\r\n" + lines[:-2], payload
 
 
 def _printable(entry: dict[str, Any]) -> dict[str, str]:
@@ -430,6 +439,8 @@ class DispatchEndpoint:
             refused = run_checks(method, values)
             if refused is not None:
                 return self.refused(media_type, refused)
+        if RESPONSES[0]:  # cookies (ResponseContext): a holder the call's copies of this context share
+            prepare_response()
         if method.is_async:
             return self._answer_awaited(method, values, media_type)
         if method.offload:
@@ -486,14 +497,18 @@ class DispatchEndpoint:
         if isinstance(exc, AuthorizationException):
             return self.refused(media_type, exc)
         logger.debug("%s raised", method.descriptor.qualified, exc_info=True)
-        return self._envelope(method, media_type, 200, None, describe_exception(exc, self.include_traceback))
+        reply = self._envelope(method, media_type, 200, None, describe_exception(exc, self.include_traceback))
+        return _with_cookies(reply) if RESPONSES[0] else reply
 
     def _returned(self, method: ServerMethod, media_type: str, value: Any) -> Reply:
         try:
             if media_type == PROTOBUF:
-                return 200, REPLY_CONTENT_TYPES[PROTOBUF], method.codec.encode_response(value)
-            result = method.dump_result(value)
-            return self._envelope(method, media_type, 200, result, None)
+                reply = 200, REPLY_CONTENT_TYPES[PROTOBUF], method.codec.encode_response(value)
+            else:
+                reply = self._envelope(method, media_type, 200, method.dump_result(value), None)
+            if RESPONSES[0]:
+                return _with_cookies(reply)
+            return reply
         except MarshalException as exc:
             # the result does not fit the declared type, or the reply's format cannot carry it (inf or nan in
             # JSON, a lone surrogate, an int beyond protobuf's sint64, nesting): the server's fault
@@ -581,7 +596,7 @@ class DispatchEndpoint:
                 reply = outcome if isinstance(outcome, tuple) else await outcome
         status, reply_type, payload = reply
         extra: list[bytes] = []
-        if status >= 400 and b"\r\n" in reply_type:  # Retry-After, WWW-Authenticate ride in the content type (see Reply)
+        if b"\r\n" in reply_type:  # Retry-After, WWW-Authenticate, Set-Cookie ride in the content type (see Reply)
             reply_type, *extra = reply_type.split(b"\r\n")
         headers = [(b"content-type", reply_type), (b"content-length", b"%d" % len(payload))]
         for line in extra:

@@ -61,11 +61,11 @@ from warpcall.core.transport import deadline_after_ms as _deadline_after_ms
 from warpcall.exceptions import OverloadedException
 from warpcall.resilience.deadline import DEADLINE_HEADER_BYTES
 from warpcall.resilience.deadline import _current as _deadline
-from warpcall.server.context import head_scope, set_source
+from warpcall.server.context import RESPONSES, head_scope, prepare_response, set_source
 from warpcall.server.dispatch import ARRIVED, DispatchEndpoint, Reply
 from warpcall.server.limits import ServerLimits
+from warpcall.server.rest import Headed, Responder, deadline_of, overloaded_reply, refused_reply
 from warpcall.server.rest import Reply as RestReply
-from warpcall.server.rest import Responder, deadline_of, overloaded_reply, refused_reply
 from warpcall.server.rest_fast import RestFastPath
 from warpcall.server.security import run_checks, set_token
 from warpcall.server.workers import NotStarted, Refused
@@ -278,7 +278,7 @@ def _call_and_send(
         else:
             data = b"".join((
                 STATUS_LINE[status], head,
-                _REST_HEAD % len(payload), b"\r\n", payload,
+                _REST_HEAD % len(payload), payload.lines if type(payload) is Headed else b"", b"\r\n", payload,
             ))
             try:
                 written = os.write(fd, data)  # the socket is non-blocking: as much as fits now
@@ -728,6 +728,8 @@ if SUPPORTED:
                 if refused is not None:
                     self._rest_reply(cycle, refused_reply(refused))
                     return
+            if RESPONSES[0]:  # cookies (ResponseContext): a holder the call's copies of this context share
+                base.run(prepare_response)
             try:
                 self._rest_call(cycle, responder, method, args, base)
             except OverloadedException as exc:
@@ -828,12 +830,8 @@ if SUPPORTED:
                 self._write(cycle, status, b"", b"")
             elif status == 503:
                 self._write(cycle, status, _REST_HEAD % len(payload) + self._retry_after, payload)
-            elif status == 401:  # a refusal carries its challenge (rest.refused_reply)
-                challenge = getattr(payload, "challenge", None)
-                head = _REST_HEAD % len(payload)
-                if challenge is not None:
-                    head += b"www-authenticate: " + challenge + b"\r\n"
-                self._write(cycle, status, head, payload)
+            elif type(payload) is Headed:  # a 401's challenge, the call's cookies
+                self._write(cycle, status, _REST_HEAD % len(payload) + payload.lines, payload)
             else:
                 self._write(cycle, status, _REST_HEAD % len(payload), payload)
 

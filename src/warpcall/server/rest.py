@@ -57,7 +57,7 @@ from warpcall.exceptions import (
 from warpcall.resilience.deadline import DEADLINE_HEADER_BYTES, parse_header
 from warpcall.resilience.deadline import _current as _deadline
 from warpcall.routes import RouteDescriptor, RouteParam, is_rest, non_finite, non_finite_check, routes_of
-from warpcall.server.context import set_source
+from warpcall.server.context import RESPONSES, cookie_lines, prepare_response, set_source
 from warpcall.server.dispatch import ARRIVED, ServerMethod, SyncCalls
 from warpcall.server.security import refusal, run_checks, set_token
 from warpcall.server.workers import NotStarted, Refused
@@ -83,20 +83,38 @@ def error_reply(exc: BaseException, status: int | None = None) -> Reply:
     return status, to_json({"detail": str(exc), "type": type(exc).__name__})
 
 
-class Challenged(bytes):
-    """The JSON body of a 401 refusal, carrying the ``WWW-Authenticate`` value its reply is sent with."""
+class Headed(bytes):
+    """A reply's JSON body carrying header lines its reply is sent with (``lines``, each ending in CRLF): a 401's
+    ``WWW-Authenticate``, the ``Set-Cookie`` lines of ``ResponseContext``."""
 
-    challenge: bytes
+    lines: bytes
+
+    @staticmethod
+    def of(payload: bytes, lines: bytes) -> bytes:
+        """``payload`` carrying ``lines`` (``payload`` itself when there are none)."""
+        if not lines:
+            return payload
+        headed = Headed(payload)
+        headed.lines = (payload.lines + lines) if isinstance(payload, Headed) else lines
+        return headed
+
+    def pairs(self) -> list[tuple[bytes, bytes]]:
+        """The header lines as (lower-case name, value) pairs."""
+        found = []
+        for line in self.lines.split(b"\r\n"):
+            if line:
+                name, _, value = line.partition(b": ")
+                found.append((name.lower(), value))
+        return found
 
 
 def refused_reply(exc: BaseException) -> Reply:
-    """401 (a token error; the payload is :class:`Challenged`) or 403 for a call an authorization check refused."""
+    """401 (a token error, with its ``WWW-Authenticate`` line: see :class:`Headed`) or 403 for a call an
+    authorization check refused."""
     status, reported, www_authenticate = refusal(exc)
     payload = error_reply(reported, status)[1] or b""
     if www_authenticate is not None:
-        challenged = Challenged(payload)
-        challenged.challenge = www_authenticate
-        return status, challenged
+        return status, Headed.of(payload, b"www-authenticate: " + www_authenticate + b"\r\n")
     return status, payload
 
 
@@ -155,8 +173,8 @@ def raw_headers(reply: Reply, retry_after: int = 1) -> list[tuple[bytes, bytes]]
     headers = [(b"content-length", b"%d" % len(payload)), (b"content-type", _JSON_BYTES)]
     if status == 503:
         headers.append((b"retry-after", b"%d" % retry_after))
-    elif isinstance(payload, Challenged):
-        headers.append((b"www-authenticate", payload.challenge))
+    if type(payload) is Headed:
+        headers += payload.pairs()
     return headers
 
 
@@ -166,9 +184,10 @@ def as_response(reply: Reply, retry_after: int = 1) -> Response:
     if payload is None:
         return Response(status_code=status)
     headers = {"retry-after": "%d" % retry_after} if status == 503 else None
-    if isinstance(payload, Challenged):
-        headers = {"www-authenticate": payload.challenge.decode("latin-1")}
-    return Response(payload, status_code=status, media_type=JSON, headers=headers)
+    response = Response(payload, status_code=status, media_type=JSON, headers=headers)
+    if type(payload) is Headed:
+        response.raw_headers.extend(payload.pairs())
+    return response
 
 
 def _parameter(param: RouteParam) -> inspect.Parameter:
@@ -214,6 +233,8 @@ class Responder:
             refused = run_checks(method, args)
             if refused is not None:
                 return refused_reply(refused)
+        if RESPONSES[0]:  # cookies (ResponseContext): a holder the call's copies of this context share
+            prepare_response()
         try:
             if method.offload and not method.is_async:
                 try:
@@ -233,7 +254,7 @@ class Responder:
     def returned(self, value: Any) -> Reply:
         """The reply to the implementation's result."""
         if self.empty:
-            return self.status, None
+            return self.status, None  # 204 and 304 carry no headers of the call's
         try:
             # the marshaller makes the primitive tree (and checks the type); pydantic-core writes the JSON
             dumped = self.dump(value)
@@ -247,6 +268,8 @@ class Responder:
             return error_reply(MarshalException(
                 f"{self.qualified}: its result holds a non-finite float (inf or nan), which JSON cannot carry"
             ), 500)
+        if RESPONSES[0]:
+            return self.status, Headed.of(payload, cookie_lines())
         return self.status, payload
 
     def raised(self, exc: Exception) -> Reply:
@@ -260,7 +283,10 @@ class Responder:
         if isinstance(exc, AuthorizationException):  # raised by the implementation or its advice: a refusal
             return refused_reply(exc)
         logger.debug("%s raised", self.qualified, exc_info=True)
-        return error_reply(exc)
+        status, payload = error_reply(exc)
+        if RESPONSES[0] and payload is not None:
+            return status, Headed.of(payload, cookie_lines())
+        return status, payload
 
 
 class ValidationReplyMixin:

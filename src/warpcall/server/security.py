@@ -102,9 +102,11 @@ def install(server: Any, manager: Any) -> None:
 
     def compute() -> None:
         for method in server_methods(server):
-            func = getattr(method.target, "__func__", method.target)
+            target = method.target
+            func = getattr(target, "__func__", target)
+            owner = getattr(target, "__self__", None)
             try:
-                checks = tuple(manager.get_checks(func))
+                checks = tuple(manager.checks_of(func, type(owner) if owner is not None else None))
             except Exception:  # noqa: BLE001 - a factory that fails must not leave the method open
                 logger.exception("computing the authorization checks of %s failed", method.descriptor.qualified)
                 checks = (_Refuse(),)
