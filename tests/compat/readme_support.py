@@ -41,16 +41,22 @@ def running(module_name: str, registry_dir: Path) -> Iterator[ModuleType]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WARPCALL_REGISTRY_DIR", str(registry_dir))
         module = importlib.import_module(module_name)
+        port = port_of(module.environment)
         try:
             yield module
         finally:
-            stop(module)
+            module.environment.destroy()  # idempotent: a test may have stopped it already
+            rawhttp.wait_until(
+                lambda: not [t for t in threading.enumerate() if t.name == f"warpcall-uvicorn-{port}"],
+                what=f"the server on port {port} to stop",
+            )
 
 
-def stop(module: ModuleType) -> None:
-    """Destroy the example's environment (idempotent) and wait, bounded, until its threads are gone."""
-    module.environment.destroy()
-    rawhttp.wait_until(lambda: not server_threads(), what="the example's server threads to stop")
+def stop(*modules: ModuleType) -> None:
+    """Destroy the examples' environments and wait, bounded, until no server thread is left."""
+    for module in modules:
+        module.environment.destroy()
+    rawhttp.wait_until(lambda: not server_threads(), what="the examples' server threads to stop")
 
 
 def server_threads() -> list[threading.Thread]:
