@@ -29,6 +29,11 @@ class DecoratorDescriptor:
         params = [repr(arg) for arg in self.args] + [f"{key}={value!r}" for key, value in self.kwargs.items()]
         return f"@{getattr(self.decorator, '__name__', self.decorator)}({', '.join(params)})"
 
+    def __str__(self) -> str:
+        # aspyx's rendering (str of each value), which programs ported from it may print or compare
+        params = [str(arg) for arg in self.args] + [f"{key}={value}" for key, value in self.kwargs.items()]
+        return f"@{getattr(self.decorator, '__name__', self.decorator)}({', '.join(params)})"
+
 
 class Decorators:
     """Registry of decorators on functions and classes; custom decorators call ``add`` to be matchable."""
