@@ -52,6 +52,7 @@ DEFAULT_TIMEOUT = 10.0
 Reply = tuple[int, list[tuple[str, str]], bytes]
 
 _ASYNC_CLIENT_LOCK = threading.Lock()  # the first async calls of several threads make one client
+_CLIENT_LOCK = threading.Lock()  # the first calls of several threads through httpx make one sync client
 
 
 def _split(url: str, bases: tuple[str, ...]) -> tuple[str, str]:
@@ -301,6 +302,14 @@ class HTTPXChannel(Channel):
     replaces them, the channel sends through warpcall's compiled HTTP/1.1
     client directly, with the same headers, timeouts and errors, and skips the
     httpx client layer.
+
+    aspyx-service's API is here with its signatures: ``request`` / ``request_async`` (an
+    ``httpx.Response``; overriding them puts every call of the channel through the override),
+    ``get_client`` / ``get_async_client``, ``serialize_args``, ``get_serializers``,
+    ``get_deserializer``, ``service_names``. Every call sends the caller's
+    :class:`~warpcall.context.TokenContext` access token as ``Authorization: Bearer <token>``
+    (an Authorization header already there wins), and a 401 / 403 answer raises the token
+    exception / ``AuthorizationException`` it means (:func:`auth_exception`).
     """
 
     def __init__(self) -> None:
@@ -745,7 +754,7 @@ class HTTPXChannel(Channel):
         """The sync httpx client of this channel, made by :meth:`make_client` on first use (one per channel)."""
         client = self._client
         if client is None:
-            with _ASYNC_CLIENT_LOCK:
+            with _CLIENT_LOCK:
                 client = self._client
                 if client is None:
                     client = self._client = self.make_client()
