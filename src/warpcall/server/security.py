@@ -36,11 +36,15 @@ _set_access = TokenContext.access_token.set  # bound once
 
 def set_token(authorization: bytes) -> None:
     """Set ``TokenContext`` from an ``Authorization`` header value (its Bearer token; another scheme sets none)."""
-    scheme, _, token = authorization.strip().partition(b" ")
-    if scheme.lower() == b"bearer":
-        token = token.strip()
-        if token:
-            _set_access(token.decode("latin-1"))
+    if authorization[:7] == b"Bearer ":  # as every client writes it: no split, no case folding
+        token = authorization[7:]
+    else:
+        scheme, _, token = authorization.strip().partition(b" ")
+        if scheme.lower() != b"bearer":
+            return
+    token = token.strip()
+    if token:
+        _set_access(token.decode("latin-1"))
 
 
 #: ``error_description`` of each token error: fixed texts, since aspyx-service's client reads the words
