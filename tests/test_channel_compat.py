@@ -60,7 +60,7 @@ BUILTIN = ["dispatch-json", "dispatch-msgpack", "dispatch-protobuf", "rest"]
 # the httpx client path (a subclass made the client) and a subclass's own request / request_async
 CUSTOM = ["json-httpx", "json-own-request", "rest-own-request"]
 README = ["msgpack-readme", "rest-readme"]  # the README's intercepting client, sync and async
-ALL = BUILTIN + CUSTOM + README
+ALL = BUILTIN + CUSTOM + README + ["aspyx-style"]
 
 #: the raw header lists of the requests the echo server received (names lowercase, bytes decoded)
 SEEN: list[list[tuple[str, str]]] = []
@@ -206,6 +206,38 @@ class JSONOwnRequest(OwnRequest, DispatchJSONChannel):
 @channel("rest-own-request")
 class RestOwnRequest(OwnRequest, RestChannel):
     pass
+
+
+@channel("aspyx-style")
+class AspyxStyleChannel(HTTPXChannel):
+    """A channel written as aspyx-service's own dispatch-json channel is: the public request, serialize_args,
+    get_deserializer and service_names (the envelope the dispatch endpoint speaks)."""
+
+    def invoke(self, invocation: Any) -> Any:
+        service_name = self.service_names[invocation.type]
+        assert self.component_descriptor is not None
+        request = {
+            "method": f"{self.component_descriptor.name}:{service_name}:{invocation.method.__name__}",
+            "args": self.serialize_args(invocation),
+        }
+        http_result = self.request("post", f"{self.get_url()}/invoke", json=request, timeout=self.timeout)
+        result = http_result.json()
+        if result["exception"] is not None:
+            raise RemoteServiceException(f"server side exception {result['exception']}")
+        return self.get_deserializer(invocation.type, invocation.method)(result["result"])
+
+    async def invoke_async(self, invocation: Any) -> Any:
+        service_name = self.service_names[invocation.type]
+        assert self.component_descriptor is not None
+        request = {
+            "method": f"{self.component_descriptor.name}:{service_name}:{invocation.method.__name__}",
+            "args": self.serialize_args(invocation),
+        }
+        data = await self.request_async("post", f"{self.get_url()}/invoke", json=request, timeout=self.timeout)
+        result = data.json()
+        if result["exception"] is not None:
+            raise RemoteServiceException(f"server side exception {result['exception']}")
+        return self.get_deserializer(invocation.type, invocation.method)(result["result"])
 
 
 # the seed README's intercepting client ("Intercepting calls"), as written there, and its async twin
@@ -389,6 +421,19 @@ def test_the_readme_intercepting_client_gets_a_mapping_and_its_header_wins(manag
     expected = "Bearer from-interceptor" if mode == "sync" else "Bearer from-async-interceptor"
     # the interceptor's Authorization replaces the channel's, never a second header
     assert [authorizations(headers) for headers in SEEN] == [[expected], [expected]]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_channel_written_as_aspyx_writes_them(manager, mode):
+    proxy = manager.get_service(EchoService, "aspyx-style")
+    SEEN.clear()
+    with TokenContext.use("token-4"):
+        assert call(proxy, mode, "ida") == "hello ida"
+    assert [authorizations(headers) for headers in SEEN] == [["Bearer token-4"]]
+    with pytest.raises(AuthorizationException) as raised:  # a 401 raises out of the public request
+        with TokenContext.use("old"):
+            call(manager.get_service(GuardedService, "aspyx-style"), mode, "ida")
+    assert type(raised.value) is TokenExpiredException
 
 
 def test_an_overriding_request_is_called_for_every_call(manager):
