@@ -60,7 +60,7 @@ BUILTIN = ["dispatch-json", "dispatch-msgpack", "dispatch-protobuf", "rest"]
 # the httpx client path (a subclass made the client) and a subclass's own request / request_async
 CUSTOM = ["json-httpx", "json-own-request", "rest-own-request"]
 README = ["msgpack-readme", "rest-readme"]  # the README's intercepting client, sync and async
-ALL = BUILTIN + CUSTOM + README + ["aspyx-style"]
+ALL = BUILTIN + CUSTOM + README + ["aspyx-style", "client-auth"]
 
 #: the raw header lists of the requests the echo server received (names lowercase, bytes decoded)
 SEEN: list[list[tuple[str, str]]] = []
@@ -206,6 +206,21 @@ class JSONOwnRequest(OwnRequest, DispatchJSONChannel):
 @channel("rest-own-request")
 class RestOwnRequest(OwnRequest, RestChannel):
     pass
+
+
+@channel("client-auth")
+class ClientWithAuthorization(DispatchJSONChannel):
+    """A client whose default headers carry an Authorization of their own (as tests/service's advice does)."""
+
+    def make_client(self) -> httpx.Client:
+        client = super().make_client()
+        client.headers["Authorization"] = "Basic c3lzOnB3"
+        return client
+
+    def make_async_client(self) -> httpx.AsyncClient:
+        client = super().make_async_client()
+        client.headers["Authorization"] = "Basic YXN5bmM6cHc="
+        return client
 
 
 @channel("aspyx-style")
@@ -434,6 +449,16 @@ def test_a_channel_written_as_aspyx_writes_them(manager, mode):
         with TokenContext.use("old"):
             call(manager.get_service(GuardedService, "aspyx-style"), mode, "ida")
     assert type(raised.value) is TokenExpiredException
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_clients_own_authorization_wins_over_the_token(manager, mode):
+    proxy = manager.get_service(EchoService, "client-auth")
+    SEEN.clear()
+    with TokenContext.use("token-5"):
+        assert call(proxy, mode, "jo") == "hello jo"
+    expected = "Basic c3lzOnB3" if mode == "sync" else "Basic YXN5bmM6cHc="
+    assert [authorizations(headers) for headers in SEEN] == [[expected]]
 
 
 def test_an_overriding_request_is_called_for_every_call(manager):
