@@ -407,6 +407,20 @@ def test_the_callers_token_travels_as_bearer(manager, name, mode):
     assert [authorizations(headers) for headers in SEEN] == [["Bearer token-1"], []]
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("name", BUILTIN + CUSTOM)
+def test_a_token_that_cannot_be_a_header_value_is_refused_before_sending(manager, name, mode):
+    proxy = manager.get_service(EchoService, name)
+    SEEN.clear()
+    with TokenContext.use("abc\r\nX-Injected: 1"):
+        with pytest.raises(ServiceCommunicationException) as raised:
+            call(proxy, mode, "kim")
+    message = str(raised.value)
+    assert "authorization" in message.lower() and "CR, LF or NUL" in message
+    assert "X-Injected" not in message  # the token is not repeated in the error
+    assert SEEN == []  # nothing reached the server
+
+
 @pytest.mark.parametrize("name", BUILTIN + CUSTOM)
 def test_each_thread_and_task_sends_its_own_token(manager, name):
     proxy = manager.get_service(EchoService, name)
