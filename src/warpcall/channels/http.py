@@ -477,7 +477,7 @@ class HTTPXChannel(Channel):
         ``(status, headers, body)`` whatever the status. The caller's access token
         (:class:`~warpcall.context.TokenContext`) goes as ``authorization: Bearer <token>`` unless ``headers``
         carry an authorization already (theirs wins). A subclass or advice replacing :meth:`request` is called
-        for every call (``request(method, url, headers=..., content=..., timeout=...)``).
+        for every call (``request(method, url, headers=RequestHeaders, content=body)``).
 
         ``call`` is the service method's descriptor (None: a plain request): errors name it, and it says
         whether the call is idempotent. The call has a deadline: the one in force
