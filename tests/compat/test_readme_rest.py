@@ -25,6 +25,11 @@ def client(app):
     return app.environment.read(ServiceManager).get_service(app.TestService, preferred_channel="rest")
 
 
+def test_an_unnamed_service_is_named_after_its_class(app) -> None:
+    # "If name is not set, the class name converted to snake case is used" (0.11.6: "test-service")
+    assert ServiceManager.get_descriptor(app.TestService).name == "test-service"
+
+
 def test_get_with_a_path_parameter(app, client) -> None:
     assert client.hello("world") == "hello world"
     assert get(port_of(app.environment), "/api/hello/world") == (200, b'"hello world"')

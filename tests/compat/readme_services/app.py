@@ -64,6 +64,9 @@ class ServiceUser:
         self.service = service
 
 
+# The introduction boots with `server = FastAPIServer(host="0.0.0.0", port=8000)` and
+# `environment = server.boot(Module)`, an API aspyx-service 0.11.6 no longer has; its "FastAPI server"
+# section's module and FastAPIServer.boot(Module, host=..., port=...) are used.
 # "FastAPI server". README: the module passes `fastapi` (undefined there) to FastAPIServer; the app
 # is the `fast_api` it created one line above. It declares no registry: the embedded one is used.
 fast_api = FastAPI() # so you can run it with uvicorn from command-line
