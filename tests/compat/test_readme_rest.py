@@ -28,6 +28,7 @@ def client(app):
 def test_an_unnamed_service_is_named_after_its_class(app) -> None:
     # "If name is not set, the class name converted to snake case is used" (0.11.6: "test-service")
     assert ServiceManager.get_descriptor(app.TestService).name == "test-service"
+    assert ServiceManager.get_descriptor(app.TestComponent).name == "test-component"
 
 
 def test_get_with_a_path_parameter(app, client) -> None:

@@ -12,7 +12,7 @@ from types import ModuleType
 import pytest
 from readme_support import port_of, post_invoke, refused, running, server_threads, stop
 
-from warpcall import ComponentRegistry, EmbeddedComponentRegistry, ServiceManager
+from warpcall import ComponentRegistry, ComponentStatus, EmbeddedComponentRegistry, ServiceManager
 from warpcall.service import declaration_of
 
 
@@ -74,9 +74,16 @@ def test_inject_service_hands_the_setter_the_service(app) -> None:
     assert isinstance(user.service, app.TestServiceImpl)  # @inject_service() with no channel: "local" here
 
 
+def test_the_component_is_running(app) -> None:
+    # "get_status ... one of the ComponentStatus enums VIRGIN, RUNNING, and STOPPED"
+    assert app.environment.get(app.TestComponentImpl).get_status() is ComponentStatus.RUNNING
+
+
 def test_destroy_stops_the_server(app) -> None:  # last: the example's program ends here
     port = port_of(app.environment)
+    component = app.environment.get(app.TestComponentImpl)
     assert not refused(port)
     stop(app)
     assert refused(port)
+    assert component.get_status() is ComponentStatus.STOPPED
     assert server_threads() == []

@@ -61,9 +61,9 @@ class TestService(Service):
         pass
 
 
-# README: the component and implementations of the rest example are not shown; the intro's, with a
-# "rest" channel address
-@component(name="rest-component", services=[TestService])
+# README: the component and implementations of the rest example are not shown; the component is the
+# one "Service and Component declaration" writes (no name), its implementation exposes a "rest" address
+@component(services =[TestService])
 class TestComponent(Component):
     pass
 
