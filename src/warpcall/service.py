@@ -10,7 +10,6 @@ when the decorators run.
 
 from __future__ import annotations
 
-import re
 import socket
 import threading
 from abc import ABC, abstractmethod
@@ -262,13 +261,11 @@ class Server(metaclass=_ServerType):
             return "127.0.0.1"
 
 
-def _snake_case(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])([A-Z])|(?<=[A-Z])([A-Z])(?=[a-z])", r"_\1\2", name).lower()
-
-
 def to_snake_case(name: str) -> str:
-    """aspyx-service's name conversion: a hyphen before every capital but the first, then lower case
-    (``"OrderService"`` -> ``"order-service"``). warpcall's own default names use underscores."""
+    """The default name of a service or component declared without one, as aspyx-service derives it: a
+    hyphen before every ASCII capital but the first character, then lower case (``"OrderService"`` ->
+    ``"order-service"``, ``"HTTPService"`` -> ``"h-t-t-p-service"``). Peers agree on
+    ``component:service:method`` and on registry names only if both derive names the same way."""
     return "".join(f"-{c}" if "A" <= c <= "Z" and i else c for i, c in enumerate(name)).lower()
 
 
@@ -399,25 +396,26 @@ def component_descriptor(component_type: Any) -> ComponentDescriptor:
 
 
 def service(name: str = "", description: str = "") -> Callable[[type[T]], type[T]]:
-    """Declare an abstract :class:`Service` subclass as a service (name defaults to the class name in snake case)."""
+    """Declare an abstract :class:`Service` subclass as a service (name defaults to :func:`to_snake_case` of the class name)."""
 
     def decorate(cls: type[T]) -> type[T]:
         if not (isinstance(cls, type) and issubclass(cls, Service)):
             raise ServiceException(f"@service needs a subclass of warpcall.Service, got {cls!r}")
-        setattr(cls, _DECLARATION, ServiceDescriptor(cls, name or _snake_case(cls.__name__), description))
+        setattr(cls, _DECLARATION, ServiceDescriptor(cls, name or to_snake_case(cls.__name__), description))
         return cls
 
     return decorate
 
 
 def component(name: str = "", description: str = "", services: list[type] | None = None) -> Callable[[type[T]], type[T]]:
-    """Declare a :class:`Component` subclass bundling ``services``, exposed through the same channels."""
+    """Declare a :class:`Component` subclass bundling ``services``, exposed through the same channels (name
+    defaults to :func:`to_snake_case` of the class name)."""
 
     def decorate(cls: type[T]) -> type[T]:
         if not (isinstance(cls, type) and issubclass(cls, Component)):
             raise ServiceException(f"@component needs a subclass of warpcall.Component, got {cls!r}")
         members = [service_descriptor(service_type) for service_type in services or []]
-        descriptor = ComponentDescriptor(cls, name or _snake_case(cls.__name__), description, members)
+        descriptor = ComponentDescriptor(cls, name or to_snake_case(cls.__name__), description, members)
         for member in members:
             if member.component is not None and member.component.type is not cls:
                 raise ServiceException(

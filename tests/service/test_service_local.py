@@ -172,11 +172,11 @@ def manager(environment) -> ServiceManager:
     return environment.get(ServiceManager)
 
 
-def test_service_names_default_to_snake_case():
-    assert service_descriptor(CounterService).name == "counter_service"
+def test_service_names_default_to_aspyx_snake_case():
+    assert service_descriptor(CounterService).name == "counter-service"
     assert service_descriptor(NameService).name == "names"
     assert service_descriptor(CounterService).description == "counts things"
-    assert [s.name for s in component_descriptor(LocalTestComponent).services] == ["counter_service", "names"]
+    assert [s.name for s in component_descriptor(LocalTestComponent).services] == ["counter-service", "names"]
 
 
 def test_local_channel_hands_back_the_implementation(manager):
@@ -215,7 +215,7 @@ def test_proxy_passes_arguments_as_given(manager):
     far.ping(text="kw")
     far.ping("pos")
     channel = far_channel(manager)
-    assert channel.seen == [("far-away:far_away_service:ping", (), {"text": "kw"}), ("far-away:far_away_service:ping", ("pos",), None)]
+    assert channel.seen == [("far-away:far-away-service:ping", (), {"text": "kw"}), ("far-away:far-away-service:ping", ("pos",), None)]
 
 
 def far_channel(manager: ServiceManager) -> RecordingChannel:

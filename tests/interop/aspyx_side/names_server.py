@@ -1,0 +1,86 @@
+"""An aspyx-service server hosting the component of ``names_contract.py`` (declared without names):
+``python names_server.py PORT``. Serves on 127.0.0.1:PORT over dispatch-json, prints ``READY`` once
+uvicorn accepts connections and shuts down when its stdin closes.
+"""
+
+import sys
+import time
+
+from aspyx.di import create, module
+from aspyx_service import (
+    AbstractComponent,
+    ChannelAddress,
+    ComponentRegistry,
+    FastAPIServer,
+    ServiceManager,
+    ServiceModule,
+    SessionManager,
+    implementation,
+)
+from aspyx_service.service import LocalComponentRegistry
+from fastapi import FastAPI
+from names_contract import CHANNELS, DefaultNamesComponent, HTTPGreetingService, OrderLookupService
+
+STARTUP_TIMEOUT = 20.0
+
+
+@implementation()
+class HTTPGreetingServiceImpl(HTTPGreetingService):
+    def greet(self, name: str) -> str:
+        return f"hello {name} from aspyx"
+
+    def fail(self, reason: str) -> str:
+        raise ValueError(f"refused by aspyx: {reason}")
+
+
+@implementation()
+class OrderLookupServiceImpl(OrderLookupService):
+    def total(self, quantities: list[int]) -> int:
+        return sum(quantities) + 1000  # + 1000: says which side answered
+
+
+@implementation()
+class DefaultNamesComponentImpl(AbstractComponent, DefaultNamesComponent):
+    def get_addresses(self, port: int) -> list[ChannelAddress]:
+        return [ChannelAddress(channel, f"http://127.0.0.1:{port}") for channel in CHANNELS]
+
+
+@module(imports=[ServiceModule])
+class NamesServerModule:
+    @create()
+    def create_registry(self) -> ComponentRegistry:
+        return LocalComponentRegistry()
+
+    @create()
+    def create_session_storage(self) -> SessionManager.Storage:
+        # aspyx-service's ServiceModule needs one, even when no session is used
+        return SessionManager.InMemoryStorage()
+
+    @create()
+    def create_server(self, manager: ServiceManager, registry: ComponentRegistry) -> FastAPIServer:
+        return FastAPIServer(FastAPI(), manager, registry)
+
+
+def main() -> int:
+    port = int(sys.argv[1])
+    environment = FastAPIServer.boot(NamesServerModule, host="127.0.0.1", port=port)
+    server = environment.get(FastAPIServer)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not server.server.started:
+            if not server.thread.is_alive() or time.monotonic() > deadline:
+                print("FAILED to start uvicorn", flush=True)
+                return 1
+            time.sleep(0.02)
+        names = [ServiceManager.get_descriptor(t).name
+                 for t in (DefaultNamesComponent, HTTPGreetingService, OrderLookupService)]
+        print("NAMES " + " ".join(names), flush=True)
+        print("READY", flush=True)
+        sys.stdin.read()  # the test closes our stdin to stop us
+    finally:
+        environment.destroy()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
