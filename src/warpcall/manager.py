@@ -362,6 +362,7 @@ class InjectServiceProcessor(PostProcessor):
     packages=[
         "warpcall.manager",
         "warpcall.health",
+        "warpcall.authorization",
         "warpcall.channels.dispatch",
         "warpcall.channels.rest",
         "warpcall.protobuf",  # ProtobufManager; google.protobuf itself loads on first use
