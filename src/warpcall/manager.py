@@ -43,6 +43,16 @@ logger = logging.getLogger("warpcall.service")
 LOCAL = "local"
 
 
+def _on_scheme(address: ChannelAddress, scheme: str, port: int) -> ChannelAddress:
+    """``address`` with ``scheme`` when it is an ``http://`` URL on ``port`` (this server's), else as it is."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address.uri)
+    if parts.scheme != "http" or (parts.port or 80) != port:
+        return address
+    return ChannelAddress(address.channel, f"{scheme}{address.uri[len('http'):]}")
+
+
 def default_registry() -> ComponentRegistry:
     """The registry used when the environment provides none: the embedded, cross-process one."""
     from warpcall.registry.embedded import EmbeddedComponentRegistry
@@ -236,9 +246,10 @@ class ServiceManager:
 
     # hosting
 
-    def startup(self, port: int | None = None) -> None:
+    def startup(self, port: int | None = None, scheme: str = "http") -> None:
         """Start every component implemented in this environment and register its addresses on ``port``
-        (default: the environment's ``settings.port``); idempotent."""
+        (default: the environment's ``settings.port``); idempotent. ``scheme="https"``: the server serves
+        TLS, so a component's ``http://`` addresses on ``port`` are registered as ``https://``."""
         with self._lock:
             if self._hosted:
                 return
@@ -253,7 +264,10 @@ class ServiceManager:
                         f"'{component.name}' in {environment}; registries know a component by its name: rename one"
                     )
                 instance: Any = environment.get(component.type)
-                hosted = HostedComponent(component, instance, list(instance.get_addresses(port)))
+                addresses = list(instance.get_addresses(port))
+                if scheme != "http":
+                    addresses = [_on_scheme(address, scheme, port) for address in addresses]
+                hosted = HostedComponent(component, instance, addresses)
                 instance.startup()
                 if self.component_registry is not None:
                     self.component_registry.register(hosted, hosted.addresses)

@@ -34,6 +34,7 @@ from warpcall.channels._http_common import (
     _connect_error,
     _connect_timeout,
     _deadline_headers,
+    _peer_gone,
     _protocol_error,
     _raw_headers,
     _read_error,
@@ -46,7 +47,13 @@ from warpcall.channels._http_common import (
     _write_error,
     _write_timeout,
 )
-from warpcall.core.transport import DEFAULT_KEEPALIVE_EXPIRY, Connection, ResponseParser, build_request
+from warpcall.core.transport import (
+    DEFAULT_KEEPALIVE_EXPIRY,
+    TLS_RECORD,
+    Connection,
+    ResponseParser,
+    build_request,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -81,6 +88,8 @@ class _AsyncConn:
         "last_progress",
         "out",
         "write_error",
+        "answered",
+        "send_first",
     )
 
     def __init__(
@@ -102,7 +111,14 @@ class _AsyncConn:
         self.last_progress = 0.0
         self.out: memoryview | None = None  # what is left to write of a request sent in pieces
         self.write_error: Exception | None = None  # a failed write, reported unless a response comes
+        self.answered = False  # TLS only: a response came on it (its first exchange is over)
+        #: the first write of a request: as much as the socket takes; over TLS one record at most (TLS writes a
+        #: piece whole or fails, and a failed first record is all a "nothing was sent" can promise)
+        self.send_first = self._send_record if self.io.tls else sock.send
         loop.add_reader(sock.fileno(), self._on_readable_tls if self.io.tls else self._on_readable)
+
+    def _send_record(self, data: bytes) -> int:
+        return self.sock.send(data if len(data) <= TLS_RECORD else memoryview(data)[:TLS_RECORD])
 
     def reusable(self) -> bool:
         # idle for less than its expiry: the loop closes a connection the server closed once it reads the EOF,
@@ -136,7 +152,7 @@ class _AsyncConn:
             return
         except OSError as exc:
             self._stop_writing()
-            if isinstance(exc, ConnectionError) and self.waiter is not None:
+            if _peer_gone(exc) and self.waiter is not None:
                 # the server stopped reading and closed: it may have answered first (a 413), so keep reading;
                 # the reader reports this error if no whole response comes
                 self.write_error = _write_error(self.url, exc)
@@ -238,9 +254,11 @@ class _AsyncConn:
         try:
             done = parser.feed(data)
         except ValueError as exc:
-            self._fail((None if data else self._sending_failed(exc)) or _protocol_error(self.url, exc))
+            error = None if data else self._sending_failed(exc)
+            self._fail(error or _protocol_error(self.url, exc, not self.answered))
             return
         if done:
+            self.answered = True
             if self.out is not None:
                 self._stop_writing()
                 parser.keep_alive = False
@@ -647,11 +665,11 @@ class AsyncHTTPClient:
         """Send what the socket takes now; -1 when a reused connection was dropped before any byte went out
         (a new one is safe); a failure on a new connection raises, before any byte went out too."""
         try:
-            return conn.sock.send(data)  # TLS: all of data, or SSLWantWriteError and the same bytes again later
+            return conn.send_first(data)  # TLS: one record, or SSLWantWriteError and the same bytes again later
         except _NOT_NOW:
             return 0
         except OSError as exc:
-            if reused and isinstance(exc, ConnectionError):
+            if reused and _peer_gone(exc):
                 return -1
             raise _unsent_error(url, exc) from None
 

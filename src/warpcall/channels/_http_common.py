@@ -318,7 +318,10 @@ def _read_error(url: str, exc: OSError) -> httpx.ReadError:
     return httpx.ReadError(f"reading the response from {url} failed: {_reason(exc)}")
 
 
-def _protocol_error(url: str, exc: ValueError) -> httpx.RemoteProtocolError:
+def _protocol_error(url: str, exc: ValueError, first_tls: bool = False) -> httpx.RemoteProtocolError:
+    """``first_tls``: the error came on a TLS connection's first exchange, where a server closing without a word
+    is most likely refusing this client's certificate (TLS 1.3 ends the handshake before the server checks it,
+    and asyncio's server drops its alert)."""
     from warpcall.core.transport import ResponseTooLarge  # loaded: the clients import it
 
     if isinstance(exc, ResponseTooLarge):
@@ -327,7 +330,22 @@ def _protocol_error(url: str, exc: ValueError) -> httpx.RemoteProtocolError:
         return ResponseTooLargeError(f"bad response from {url}: {exc}")
     import httpx
 
-    return httpx.RemoteProtocolError(f"bad response from {url}: {exc}")
+    hint = ""
+    if first_tls and "without sending a response" in str(exc):
+        hint = (
+            " (a TLS server requiring a client certificate closes the connection so when it got none, or one it"
+            " does not trust: see http.tls.cert_file / key_file)"
+        )
+    return httpx.RemoteProtocolError(f"bad response from {url}: {exc}{hint}")
+
+
+def _peer_gone(exc: BaseException) -> bool:
+    """``exc`` says the peer closed or reset the connection: the socket's words, or TLS's (an EOF without
+    close_notify, or the peer's close_notify, met while writing)."""
+    if isinstance(exc, ConnectionError):
+        return True
+    ssl = sys.modules.get("ssl")
+    return ssl is not None and isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError))
 
 
 def _closed_while_sending(url: str, exc: Exception) -> httpx.WriteError:

@@ -28,6 +28,7 @@ from warpcall.channels._http_common import (
     _check_tls,
     _connect_error,
     _connect_timeout,
+    _peer_gone,
     _protocol_error,
     _read_error,
     _read_timeout,
@@ -229,9 +230,9 @@ class HTTPClient:
                     raise _write_timeout(url, write_t, deadline) from None
                 return early.status, early.reason, early.headers, early.body
             except OSError as exc:
-                if fresh or io.sent != 0 or not isinstance(exc, ConnectionError):
+                if fresh or io.sent != 0 or not _peer_gone(exc):
                     # closed or reset: the server may have answered first (a 413), and that answer is the reply
-                    gone = isinstance(exc, ConnectionError)
+                    gone = _peer_gone(exc)
                     early = self._early_reply(conn, url, method, read_t, deadline) if gone else None
                     conn.close()
                     if early is None:
@@ -250,7 +251,7 @@ class HTTPClient:
             raise _read_timeout(url, read_t, deadline) from None
         except ValueError as exc:
             conn.close()
-            raise _protocol_error(url, exc) from None
+            raise _protocol_error(url, exc, fresh and conn.io.tls) from None
         except OSError as exc:
             conn.close()
             raise _read_error(url, exc) from None

@@ -30,9 +30,11 @@ timeout (``None`` anywhere means the client's default, never "forever").
 Connections are pooled per thread (sync) and per event loop (async), per
 (scheme, host, port). A pooled connection that the server closed while it was idle
 is noticed before reuse and replaced; a call whose first send fails on a reused
-connection (no byte went out) is retried once on a new one. ``https`` URLs are
-delegated to httpx's own transport (``httpx.HTTPTransport`` / ``AsyncHTTPTransport``),
-and so are async calls on an event loop that cannot watch sockets (Windows' proactor).
+connection (no byte went out) is retried once on a new one. ``https`` URLs take the
+same path over TLS (``ssl.SSLSocket``; ``ClientTLS`` says how servers are checked:
+certificates and host names verified by default; a refused handshake raises
+``TLSRefusedError``, an ``httpx.ConnectError``). Async calls on an event loop that cannot
+watch sockets (Windows' proactor) are delegated to httpx's ``AsyncHTTPTransport``.
 
 The sync client lives in ``_http_sync``, the async one in ``_http_async``, the httpx
 transports in ``_httpx_transport``, what they share in ``_http_common``; this module is
@@ -47,6 +49,7 @@ from typing import TYPE_CHECKING
 _EXPORTS = {
     "AsyncHTTPClient": "warpcall.channels._http_async",
     "AsyncWarpTransport": "warpcall.channels._httpx_transport",
+    "ClientTLS": "warpcall.channels._http_common",
     "HTTPClient": "warpcall.channels._http_sync",
     "ResponseTooLargeError": "warpcall.channels._http_errors",
     "WarpTransport": "warpcall.channels._httpx_transport",
@@ -54,6 +57,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from warpcall.channels._http_async import AsyncHTTPClient
+    from warpcall.channels._http_common import ClientTLS
     from warpcall.channels._http_errors import ResponseTooLargeError
     from warpcall.channels._http_sync import HTTPClient
     from warpcall.channels._httpx_transport import AsyncWarpTransport, WarpTransport
@@ -62,4 +66,4 @@ else:
 
     __getattr__, __dir__ = export_lazily(__name__, _EXPORTS)
 
-__all__ = ["AsyncHTTPClient", "AsyncWarpTransport", "HTTPClient", "ResponseTooLargeError", "WarpTransport"]
+__all__ = ["AsyncHTTPClient", "AsyncWarpTransport", "ClientTLS", "HTTPClient", "ResponseTooLargeError", "WarpTransport"]

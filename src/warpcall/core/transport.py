@@ -65,6 +65,7 @@ __all__ = [
     "MAX_HEADERS",
     "MAX_LINE",
     "READ_SIZE",
+    "TLS_RECORD",
     "Connection",
     "ResponseParser",
     "ResponseTooLarge",
@@ -83,6 +84,8 @@ MAX_HEADERS = 100
 MAX_LINE = 8192
 #: the most bytes one receive asks the OS for
 READ_SIZE = 65536
+#: the most bytes of plain text in one TLS record: a TLS connection sends at most this much per write
+TLS_RECORD = 16384
 #: seconds a kept-alive connection may stay idle before it is no longer reused: below uvicorn's 5 s
 #: ``timeout_keep_alive``, so that a request never meets a server closing the connection it arrives on
 DEFAULT_KEEPALIVE_EXPIRY = 4.0
@@ -952,8 +955,10 @@ class Connection:
                         self._bound(deadline)
         else:
             view = memoryview(d)
+            # TLS writes a piece whole or fails: one record at a time, so that ``sent`` counts what went out
+            piece = TLS_RECORD if self.tls else n
             while self.sent < n:
-                k = self.sock.send(view[self.sent :])
+                k = self.sock.send(view[self.sent : self.sent + piece])
                 self.sent += k
                 if deadline > 0.0 and k < n:
                     self._bound(deadline)

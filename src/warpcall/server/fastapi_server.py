@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import socket
 import threading
 import time
+from contextvars import ContextVar
 from types import FrameType
 from typing import Any, Awaitable, Callable, Iterable
 
@@ -26,6 +28,7 @@ from warpcall.server.protocol import inline_protocol as make_inline_protocol
 from warpcall.server.rest import mount_routes
 from warpcall.server.rest_fast import RestFastPath
 from warpcall.server.security import exposed_methods, secure, warn_if_open
+from warpcall.server.tls import ServerTLS
 from warpcall.service import Server, ServerSettings
 
 logger = logging.getLogger("warpcall.server")
@@ -63,13 +66,41 @@ class _Uvicorn(uvicorn.Server):
     """uvicorn's server, leaving no connection open behind it once its graceful shutdown gave up."""
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().shutdown(sockets)
+        closer = asyncio.ensure_future(self._end_tls_closes()) if self.config.is_ssl else None
+        try:
+            await super().shutdown(sockets)
+        finally:
+            if closer is not None:
+                closer.cancel()
         # connections whose call outlived the grace period: uvicorn cancelled their tasks and left them
         # open (and a worker's reply has no task at all); closed here, or the socket lives until GC
         for connection in list(self.server_state.connections):
             transport = getattr(connection, "transport", None)
             if transport is not None and not transport.is_closing():
                 transport.abort()
+
+    async def _end_tls_closes(self) -> None:
+        """While the server drains: end the TLS connections it closed once all they had to send is out.
+
+        A closed TLS connection waits for the client's close_notify (asyncio waits up to 30 s), which a
+        client holding it idle in its pool never sends: the drain would wait for each. Ours is out once
+        everything is flushed, so nothing is lost by ending the connection there.
+        """
+        while True:
+            await asyncio.sleep(0.05)
+            for connection in list(self.server_state.connections):
+                transport = getattr(connection, "transport", None)
+                if transport is not None and transport.is_closing() and _flushed(transport):
+                    transport.abort()
+
+
+def _flushed(transport: Any) -> bool:
+    """Nothing left to write on a TLS transport: neither in its TLS layer nor in the socket's transport under it."""
+    if transport.get_write_buffer_size():
+        return False
+    # asyncio's TLS transport keeps the socket's transport private; without it, the TLS layer's word stands
+    inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+    return inner is None or not inner.get_write_buffer_size()
 
 
 class FastAPIServer(Server):
@@ -123,6 +154,7 @@ class FastAPIServer(Server):
         grace_period: float = GRACE_PERIOD,
         deregister_delay: float = DEREGISTER_DELAY,
         expose: Iterable[str] | str | None = None,
+        tls: ServerTLS | None = None,
     ) -> None:
         for name, value in (("grace_period", grace_period), ("deregister_delay", deregister_delay)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
@@ -162,16 +194,28 @@ class FastAPIServer(Server):
         self.expose = expose
         self.exposure: Any = None
         self.authorization: Any = None  # the AuthorizationManager whose checks every call passes
+        #: HTTPS (None: plain http): boot()'s or serve_forever()'s ``tls``, else this one, else ``server.tls.*``
+        self.tls: ServerTLS | None = _booting_tls.get() or tls
 
     @classmethod
-    def boot(cls, module: type, host: str = "127.0.0.1", port: int = 8000, start_thread: bool = True) -> Environment:
+    def boot(
+        cls,
+        module: type,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        start_thread: bool = True,
+        *,
+        tls: ServerTLS | None = None,
+    ) -> Environment:
         """Build the environment of ``module``, start its components and (by default) serve them in a thread.
 
         With ``start_thread=False`` nothing is served here: run the FastAPI app
-        with uvicorn yourself (``uvicorn main:app``) on ``port``.
+        with uvicorn yourself (``uvicorn main:app``) on ``port``. ``tls``: serve HTTPS (it wins over
+        the server's own ``tls`` and the ``server.tls.*`` keys).
         """
         sock = bind_socket(host, port) if start_thread else None
         settings = ServerSettings(host, sock.getsockname()[1] if sock is not None else port)
+        booting_tls = _booting_tls.set(tls)
         try:
             with ServerSettings.booting(settings):
                 environment = Environment(module)
@@ -179,6 +223,8 @@ class FastAPIServer(Server):
             if sock is not None:
                 sock.close()
             raise
+        finally:
+            _booting_tls.reset(booting_tls)
         server = environment.get(FastAPIServer)
         server.environment = environment
         if sock is not None:
@@ -192,7 +238,12 @@ class FastAPIServer(Server):
     @on_init()
     def mount(self) -> None:
         """Start the components, expose their services on /invoke and as REST routes, add their health routes."""
-        self.service_manager.startup(self.port)
+        if self.tls is None:
+            self.tls = _configured_tls(self.service_manager)
+        if self.tls is not None:
+            self.tls.context()  # the files load now, or the boot fails naming them (not uvicorn's thread later)
+        # served over TLS, the components' http:// addresses on this port are registered as https://
+        self.service_manager.startup(self.port, scheme=self.scheme)
         for hosted in self.service_manager.hosted_components():
             component = hosted.descriptor
             for service in component.services:
@@ -235,6 +286,7 @@ class FastAPIServer(Server):
             timeout_keep_alive=self.limits.idle_timeout,  # type: ignore[arg-type]
             limit_concurrency=self.limits.limit_concurrency,
             h11_max_incomplete_event_size=self.limits.max_head_size,  # what h11 bounds, when it serves instead
+            **(self.tls.uvicorn_options() if self.tls is not None else {}),
         )
         self.server = _Uvicorn(config)
         self.socket = sock
@@ -285,10 +337,15 @@ class FastAPIServer(Server):
         return app
 
     @property
+    def scheme(self) -> str:
+        """``https`` when the server serves TLS, else ``http``."""
+        return "http" if self.tls is None else "https"
+
+    @property
     def url(self) -> str:
-        """Base URL of this server (loopback host as booted)."""
+        """Base URL of this server (loopback host as booted; ``https://`` under TLS)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
     @classmethod
     def serve_forever(
@@ -299,6 +356,7 @@ class FastAPIServer(Server):
         *,
         signals: Iterable[int] = SHUTDOWN_SIGNALS,
         ready: Callable[[Environment], None] | None = None,
+        tls: ServerTLS | None = None,
     ) -> int:
         """Boot ``module`` (as :meth:`boot`), serve until SIGTERM or SIGINT, then drain and stop; returns the signal.
 
@@ -307,7 +365,7 @@ class FastAPIServer(Server):
         previous handlers are back when this returns. ``ready(environment)`` is called once the
         server accepts calls (to print its port, say). A second signal during the drain cuts it
         short: queued calls are refused and the connections of running ones closed at once.
-        uvicorn installs no handlers of its own here: it runs in a thread.
+        uvicorn installs no handlers of its own here: it runs in a thread. ``tls``: serve HTTPS (as :meth:`boot`).
         """
         if threading.current_thread() is not threading.main_thread():
             raise ServiceException("FastAPIServer.serve_forever must run in the main thread: only it receives signals")
@@ -324,7 +382,7 @@ class FastAPIServer(Server):
 
         previous = {signum: signal.signal(signum, on_signal) for signum in signals}
         try:
-            environment = cls.boot(module, host, port)
+            environment = cls.boot(module, host, port, tls=tls)
             try:
                 if ready is not None:
                     ready(environment)
@@ -398,6 +456,20 @@ class FastAPIServer(Server):
             if left <= 0:
                 return
             thread.join(min(left, 0.05))
+
+
+#: the ``tls`` given to the boot() under way: the FastAPIServer its environment makes serves it
+_booting_tls: ContextVar[ServerTLS | None] = ContextVar("warpcall_booting_tls", default=None)
+
+
+def _configured_tls(service_manager: ServiceManager) -> ServerTLS | None:
+    """``server.tls.*`` of the environment's configuration, None when it sets no certificate."""
+    from warpcall.di.configuration import ConfigurationManager
+
+    environment = service_manager.environment
+    if environment is None or not environment.has_provider(ConfigurationManager):
+        return None
+    return ServerTLS.configured(environment.get(ConfigurationManager).get)
 
 
 def _close_listeners(server: uvicorn.Server) -> None:
