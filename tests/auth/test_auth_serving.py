@@ -34,6 +34,7 @@ from warpcall import (
     service,
 )
 from warpcall.di import create, module
+from warpcall.di.configuration import ConfigurationSource
 from warpcall.routes import get, rest
 
 CHANNELS = ["dispatch-json", "dispatch-msgpack", "dispatch-protobuf", "rest"]
@@ -297,3 +298,38 @@ def test_the_warning_names_what_a_real_server_exposes(exposed, caplog):
     message = caplog.records[-1].getMessage()
     assert "office:desk:token" in message and "office:desk:login_async" in message
     assert "office:desk:hidden" not in message and "office:back:wipe" not in message  # not exposed, not named
+
+
+class ExposeSetting(ConfigurationSource):
+    def load(self) -> dict[str, Any]:
+        return {"server": {"expose": "office:desk:token, office:back"}}
+
+
+@module(imports=[ServiceModule])
+class ConfiguredModule:
+    @create()
+    def create_registry(self) -> ComponentRegistry:
+        return LocalComponentRegistry()
+
+    @create()
+    def create_settings(self) -> ConfigurationSource:
+        return ExposeSetting()
+
+    @create()
+    def create_server(
+        self, manager: ServiceManager, registry: ComponentRegistry, settings: ConfigurationSource
+    ) -> FastAPIServer:
+        return FastAPIServer(FastAPI(), manager, registry)  # no expose=...: the server.expose setting decides
+
+
+def test_the_server_expose_setting_is_the_allow_list_when_the_server_names_none():
+    environment = FastAPIServer.boot(ConfiguredModule, host="127.0.0.1", port=0)
+    try:
+        server = environment.get(FastAPIServer)
+        assert sorted(server.endpoint.methods) == ["office:back:wipe", "office:desk:token"]
+        manager = environment.get(ServiceManager)
+        assert manager.get_service(BackOffice, "dispatch-json").wipe() == "wiped"
+        with pytest.raises(UnknownMethodException):
+            manager.get_service(DeskService, "dispatch-json").login("x")
+    finally:
+        environment.destroy()
