@@ -441,6 +441,14 @@ def _response_model(route: RouteDescriptor) -> Any:
     return None if tp is None or tp is type(None) or tp is Any or route.status_code in _NO_CONTENT else tp
 
 
+def _method_doc(cls: type, name: str) -> str | None:
+    """The docstring of the function ``cls`` has as method ``name``. Read on the class, not the instance:
+    advice replaces the method on the instance with a wrapper object whose ``__doc__`` is its class's."""
+    function = getattr(cls, name, None)
+    doc = getattr(function, "__doc__", None) if inspect.isroutine(function) else None
+    return inspect.cleandoc(doc) if isinstance(doc, str) and doc.strip() else None
+
+
 def mount_routes(
     app: FastAPI,
     component: Any,
@@ -466,9 +474,9 @@ def mount_routes(
         descriptor = methods[name]
         server_method = ServerMethod(descriptor, target, offload=True)
         respond = Responder(route, server_method, calls)
-        description = route.description
+        description = route.description  # the declaration's description=, else its docstring
         if description is None:
-            description = inspect.getdoc(target)
+            description = _method_doc(type(implementation), name)
         summary = route.summary
         if summary is None and description:
             summary = description.strip().splitlines()[0]
