@@ -585,7 +585,7 @@ def test_a_newer_parameter_left_at_its_default_is_not_sent() -> None:
     newer = ProtobufMethodCodec("comp:svc:evolve", ["a", "b"], [int, str], None, param_defaults=[inspect.Parameter.empty, "-"])
     older = ProtobufMethodCodec("comp:svc:evolve", ["a"], [int], None)
     assert older.decode_request(newer.encode_request([4, "-"])) == [4]
-    with pytest.raises(InvalidArgumentsException, match=r"comp:svc:evolve.*field number\(s\) 2\b"):
+    with pytest.raises(InvalidArgumentsException, match=r"comp:svc:evolve.*field number 2\b"):
         older.decode_request(newer.encode_request([4, "extra"]))
     # and the newer server reads the older client's call with the default
     assert newer.decode_request(older.encode_request([4])) == [4, "-"]

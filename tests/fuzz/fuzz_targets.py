@@ -37,7 +37,12 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from warpcall._compiled import PURE_REQUESTED, load_compiled, load_pure
-from warpcall.exceptions import MalformedRequestException, MarshalException, ProtocolException
+from warpcall.exceptions import (
+    InvalidArgumentsException,
+    MalformedRequestException,
+    MarshalException,
+    ProtocolException,
+)
 from warpcall.resilience.deadline import parse_header
 
 # ----------------------------------------------------------------------------------------- the builds
@@ -645,13 +650,18 @@ def protobuf_inputs() -> st.SearchStrategy[tuple[bool, int, bytes]]:
 
 def check_protobuf(request: bool, index: int, body: bytes) -> str:
     """A protobuf body decoded with the compiled wire and with protobuf alone: the same values or the
-    same error (MalformedRequestException for a request, ProtocolException for a response)."""
+    same error (MalformedRequestException, or InvalidArgumentsException for a parameter it lacks, a missing
+    one or an enum value it lacks, for a request; ProtocolException, or MarshalException for an enum value
+    it lacks, for a response)."""
     fast, slow = protobuf_codecs()[index]
-    name, error = ("decode_request", MalformedRequestException) if request else ("decode_response", ProtocolException)
-    results = [("protobuf", outcome(getattr(slow, name), body, allowed=(error,)))]
+    name, errors = (
+        ("decode_request", (MalformedRequestException, InvalidArgumentsException)) if request
+        else ("decode_response", (ProtocolException, MarshalException))
+    )
+    results = [("protobuf", outcome(getattr(slow, name), body, allowed=errors))]
     took_wire = False
     if fast is not None:
-        results.insert(0, ("pbwire", outcome(getattr(fast, name), body, allowed=(error,))))
+        results.insert(0, ("pbwire", outcome(getattr(fast, name), body, allowed=errors)))
         took_wire = (fast._request_wire if request else fast._response_wire).decode(body) is not None
     result = agree(results, (name, index, body))
     return f"{'request' if request else 'response'} {label(result)}{' (wire)' if took_wire else ''}"

@@ -18,7 +18,7 @@ from libc.string cimport memcpy, memmove
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
 
-__all__ = ["SINT64", "DOUBLE", "BOOL", "STRING", "BYTES", "MESSAGE", "MessageWire"]
+__all__ = ["SINT64", "DOUBLE", "BOOL", "STRING", "BYTES", "MESSAGE", "FieldNumbers", "MessageWire"]
 
 SINT64, DOUBLE, BOOL, STRING, BYTES, MESSAGE = range(6)
 
@@ -399,6 +399,42 @@ cdef class MessageWire:
                 except Exception:
                     return _MISSING
         return values
+
+
+cdef class FieldNumbers:
+    """The field numbers of a message: ``unknown(body)`` finds a top-level field it does not have.
+
+    The numbers are 1 .. ``highest``, or those in the frozenset ``known`` when it is not None. What
+    protobuf's ``UnknownFieldSet`` would tell after a parse, without building it (a request's unknown
+    field is a parameter of a newer version, which the codec refuses).
+    """
+
+    cdef Py_ssize_t highest
+    cdef frozenset known
+
+    def __init__(self, Py_ssize_t highest, frozenset known=None):
+        self.highest = highest
+        self.known = known
+
+    def unknown(self, body):
+        """The first field number of ``body`` the message does not have, 0 when it has them all, -1 when this
+        cannot tell (a body that is not ``bytes``, or that cannot be walked: protobuf then says why)."""
+        cdef const unsigned char* data
+        cdef Py_ssize_t position = 0, end
+        cdef uint64_t tag, number
+        if type(body) is not bytes:
+            return -1
+        data = <const unsigned char*>PyBytes_AS_STRING(body)
+        end = PyBytes_GET_SIZE(body)
+        while position < end:
+            if _read_varint(data, &position, end, &tag) or tag > 0xFFFFFFFF or (tag >> 3) == 0:
+                return -1
+            number = tag >> 3
+            if number > <uint64_t>self.highest or (self.known is not None and <Py_ssize_t>number not in self.known):
+                return <Py_ssize_t>number
+            if _skip(data, &position, end, tag & 7):
+                return -1
+        return 0
 
 
 cdef inline int _read_varint(const unsigned char* data, Py_ssize_t* position, Py_ssize_t end,

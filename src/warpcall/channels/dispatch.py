@@ -48,32 +48,22 @@ class DispatchPlan:
         self.load_result: Callable[[Any], Any] = plan_for(method.return_type).load
         #: the return type would take, as it is, a float that orjson made of an integer beyond 64 bits
         self.exact_json: bool = may_take_rounded_integers(method.return_type)
-        # the parameters' defaults: the last arguments that are their default object are not sent, so a server
-        # one version older, lacking a parameter added with a default, takes the call (rolling upgrades)
-        defaults = [p.default for p in list(method.signature.parameters.values())[1:]]
-        self.required = len(defaults)
-        while self.required and defaults[self.required - 1] is not _EMPTY:
-            self.required -= 1
-        self.defaults = tuple(defaults)
+        #: how many leading parameters have no default, and every parameter's default (empty: none has one)
+        self.required, self.defaults = _trailing_defaults(method)
 
     @classmethod
     def of(cls, method: Any) -> DispatchPlan:
         """The cached plan of a method descriptor."""
         plan: DispatchPlan | None = method.plans.get("dispatch")
         if plan is None:
-            plan = method.plans["dispatch"] = cls(method)
+            kind = cls
+            if cls is DispatchPlan and _trailing_defaults(method)[1]:
+                kind = TrailingDefaultsPlan  # only methods with defaults pay for leaving them out
+            plan = method.plans["dispatch"] = kind(method)
         return plan
 
     def dump_args(self, args: tuple[Any, ...]) -> list[Any]:
-        """Arguments as primitive trees, in declared order; MarshalException naming the argument that does not fit.
-
-        The last arguments that are their parameter's default object are left out: the server applies its own.
-        """
-        count = len(args)
-        if count > self.required and args[count - 1] is self.defaults[count - 1]:
-            while count > self.required and args[count - 1] is self.defaults[count - 1]:
-                count -= 1
-            args = args[:count]
+        """Arguments as primitive trees, in declared order; MarshalException naming the argument that does not fit."""
         try:
             if len(args) == 1 and len(self.dumpers) == 1:  # the common case, without a comprehension's frame
                 return [self.dumpers[0](args[0])]
@@ -98,6 +88,31 @@ class DispatchPlan:
             except MarshalException:
                 return name
         return "?"
+
+
+def _trailing_defaults(method: Any) -> tuple[int, tuple[Any, ...]]:
+    """How many leading parameters of ``method`` have no default, and each parameter's default (empty: none has one)."""
+    defaults = [p.default for p in list(method.signature.parameters.values())[1:]]
+    required = len(defaults)
+    while required and defaults[required - 1] is not _EMPTY:
+        required -= 1
+    return required, tuple(defaults) if required < len(defaults) else ()
+
+
+class TrailingDefaultsPlan(DispatchPlan):
+    """The plan of a method whose last parameters have defaults: the last arguments that are their parameter's
+    default object are not sent, and the server applies its own default. So a server one version older, which
+    lacks a parameter added with a default, takes the call while the caller leaves that parameter alone
+    (rolling upgrades); a value other than the default reaches it and is refused there (422), never dropped."""
+
+    __slots__ = ()
+
+    def dump_args(self, args: tuple[Any, ...]) -> list[Any]:
+        count = len(args)
+        defaults = self.defaults
+        while count > self.required and args[count - 1] is defaults[count - 1]:
+            count -= 1
+        return DispatchPlan.dump_args(self, args[:count] if count < len(args) else args)
 
 
 def positional_args(invocation: Any) -> tuple[Any, ...]:
