@@ -21,6 +21,37 @@ old number, and the numbers after it stay as they were::
         quantity: int = 1
 
 This module does not load protobuf: declaring a number costs a service module nothing.
+
+Rolling upgrades
+----------------
+
+A client and a server one interface version apart keep working on every channel (dispatch-json,
+dispatch-msgpack, dispatch-protobuf, rest; sync and async) through these changes:
+
+- **a parameter added at the end with a default.** An older client's call takes the newer server's
+  default. A newer client does not send its last arguments that are their parameter's default object
+  (not passed, or passed as that very object), so an older server takes the call; a value other than the
+  default reaches the older server and is refused there with 422 ``InvalidArgumentsException`` naming
+  the method (dispatch-json/msgpack: "takes 1 argument(s), got 2"; dispatch-protobuf: "carries field
+  number 2"), never dropped silently. On rest an older route ignores a query parameter it does not
+  declare, as FastAPI does: keep a new parameter at its default while older servers run.
+- **a dataclass or pydantic field added with a default.** The older side ignores it; the newer side
+  reads the default when the older side does not send it (on protobuf too: a scalar declared with a
+  default is written even when zero, so an absent field means "not in the writer's version").
+- **a field removed.** The newer side ignores it; the older side reads its own default, so remove a
+  field only once it has had a default in the version before (without one, JSON and msgpack readers
+  refuse the reply or call with ``MarshalException``/422 naming the missing field; a protobuf scalar
+  without a default reads as protobuf's zero, a list or map as empty). On protobuf, pin the field after
+  the gap with ``FieldNumber`` (above).
+- **an enum value added.** Values both versions have travel as before. An older server refuses the new
+  value as an argument with 422 ``InvalidArgumentsException`` naming the parameter, the enum and the
+  value (rest: FastAPI's 422, which the caller gets as ``InvalidArgumentsException`` naming the query
+  parameter and the value); an older client receiving it in a result raises ``MarshalException`` naming
+  the enum and the value (never a wrong member, never a crash; the channel stays usable).
+
+Not compatible: removing or reordering parameters (the dispatch envelope is positional, as aspyx-service's
+is), changing a field's or parameter's type, adding a parameter or field without a default, renaming
+(JSON and msgpack match fields by name, protobuf by number).
 """
 
 from __future__ import annotations

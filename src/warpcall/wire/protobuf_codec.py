@@ -1,7 +1,8 @@
 """Protobuf messages for one service method, derived from its signature at startup.
 
 No ``.proto`` file is needed: the request message has one field per parameter
-(numbered in order), the response message a presence-tracked ``result`` and an
+(numbered in declaration order, or as ``Annotated[T, FieldNumber(n)]`` says: see
+``warpcall.wire.numbers``), the response message a presence-tracked ``result`` and an
 ``exception`` submessage. Python types map to protobuf as follows:
 
 - ``int``, ``float``, ``bool``, ``str``, ``bytes`` -> ``sint64``, ``double``, ``bool``, ``string``, ``bytes``
@@ -13,8 +14,14 @@ No ``.proto`` file is needed: the request message has one field per parameter
 - ``Optional[X]`` -> proto3 ``optional``, or a wrapper message for lists and maps
 - anything else (``Union``, ``Any``, lists of lists) -> ``bytes``: msgpack of the marshaller's tree
 
-A message field that is absent decodes as None when the type is Optional and
-is an error otherwise; ints travel as 64-bit ``sint64``: an int outside -2**63 .. 2**63-1 is
+A message field that is absent decodes as None when the type is Optional, as its default when the
+field or parameter declares one, and is an error otherwise (``InvalidArgumentsException`` for a
+parameter). A scalar declared with a default has explicit presence: it is written even when it is
+zero, so a reader tells a zero from a field the writer's version does not have. A request field no
+parameter has (a newer client's parameter, which that client sends only when it is not the default)
+and an enum value the enum does not have are refused with ``InvalidArgumentsException`` (422) naming
+them; in a result, such an enum value raises ``MarshalException`` naming the type and the value. The
+rules of rolling upgrades are in ``warpcall.wire.numbers``. Ints travel as 64-bit ``sint64``: an int outside -2**63 .. 2**63-1 is
 refused with a ``MarshalException`` naming the parameter (or ``result``) and the value (inside a
 field carried as msgpack bytes, any int travels, as on dispatch-msgpack). Floats travel as
 ``double``, inf and nan included. A string holding a lone surrogate is refused by name.
