@@ -9,6 +9,7 @@ same classes as this module, without names.
 
 from __future__ import annotations
 
+import sys
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from fastapi import FastAPI
 
 from conftest import AspyxServer, run_script
+from rawhttp import wait_until
 from warpcall import (
     AbstractComponent,
     ChannelAddress,
@@ -26,6 +28,7 @@ from warpcall import (
     FastAPIServer,
     LocalComponentRegistry,
     RemoteServiceException,
+    Server,
     Service,
     ServiceCommunicationException,
     ServiceManager,
@@ -255,3 +258,92 @@ def test_aspyx_client_calls_warpcall_server_by_default_names(aspyx_report: dict[
     assert failed["ok"] is False
     assert failed["error_type"] == "RemoteServiceException" and failed["is_remote_service_exception"]
     assert "refused by warpcall: no reason" in failed["message"]
+
+
+# a mixed fleet in Consul: each side registers under the name it derives and the other finds it by its own
+
+
+REGISTRY_TESTS = Path(__file__).resolve().parent.parent / "registry"
+WAIT = 20.0
+
+
+@pytest.fixture
+def consul() -> Iterator[Any]:
+    """A Consul emulator on 127.0.0.1 (tests/registry/consul_emulator.py) of this test alone."""
+    if str(REGISTRY_TESTS) not in sys.path:
+        sys.path.insert(0, str(REGISTRY_TESTS))
+    from consul_emulator import ConsulEmulator
+
+    with ConsulEmulator(reap_interval=0.2, deregister_minimum=0.0) as emulator:
+        yield emulator
+
+
+def registered(emulator: Any, name: str) -> list[dict[str, Any]]:
+    """The instances of ``name`` whose checks pass."""
+    entries: list[dict[str, Any]] = emulator.health(name, passing=True)[1]
+    return entries
+
+
+def test_warpcall_client_finds_the_aspyx_server_in_consul_by_its_default_name(
+    aspyx_python: Path, consul: Any, tmp_path: Path
+) -> None:
+    from consul import Consul
+
+    from warpcall import ConsulComponentRegistry
+
+    server = AspyxServer(aspyx_python, tmp_path, script="names_server.py")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NAMES_CONSUL_PORT", str(consul.port))
+        server.start()
+    try:
+        wait_until(lambda: len(registered(consul, COMPONENT_NAME)) == 1, timeout=WAIT,
+                   what=f"aspyx-service's instance of {COMPONENT_NAME} to pass its Consul check")
+        (entry,) = registered(consul, COMPONENT_NAME)
+        assert entry["Service"]["Meta"]["channels"] == f"dispatch-json({server.url})"
+
+        @module(imports=[ServiceModule])
+        class ConsulClientModule:
+            @create()
+            def create_registry(self) -> ComponentRegistry:
+                return ConsulComponentRegistry(0, Consul(host="127.0.0.1", port=consul.port), wait="1s")
+
+        environment = Environment(ConsulClientModule)
+        try:
+            manager = environment.get(ServiceManager)
+            greeting = manager.get_service(HTTPGreetingService, "dispatch-json")
+            assert greeting.greet("consul") == "hello consul from aspyx"
+            assert manager.get_service(OrderLookupService, "dispatch-json").total([5]) == 1005
+        finally:
+            environment.destroy()
+    finally:
+        server.stop()
+
+
+def test_aspyx_client_finds_the_warpcall_server_in_consul_by_its_default_name(
+    aspyx_client: Callable[..., dict[str, Any]], consul: Any
+) -> None:
+    from consul import Consul
+
+    from warpcall import ConsulComponentRegistry
+
+    @module(imports=[ServiceModule])
+    class ConsulServerModule:
+        @create()
+        def create_registry(self) -> ComponentRegistry:
+            client = Consul(host="127.0.0.1", port=consul.port)
+            return ConsulComponentRegistry(Server.port, client, check_interval="200ms")
+
+        @create()
+        def create_server(self, manager: ServiceManager, registry: ComponentRegistry) -> FastAPIServer:
+            return FastAPIServer(FastAPI(), manager, registry)
+
+    environment = FastAPIServer.boot(ConsulServerModule, host="127.0.0.1", port=0)
+    try:
+        wait_until(lambda: len(registered(consul, COMPONENT_NAME)) == 1, timeout=WAIT,
+                   what=f"warpcall's instance of {COMPONENT_NAME} to pass its Consul check")
+        report = aspyx_client(f"consul:{consul.port}", "names_client.py")
+    finally:
+        environment.destroy()
+    assert report["names"] == [COMPONENT_NAME, GREETING_NAME, LOOKUP_NAME]
+    assert report["dispatch-json"]["greet"] == {"ok": True, "value": "hello aspyx client from warpcall"}
+    assert report["dispatch-json"]["total"] == {"ok": True, "value": 2006}

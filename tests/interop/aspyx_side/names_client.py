@@ -1,6 +1,9 @@
 """An aspyx-service client calling the component of ``names_contract.py`` (declared without names):
 ``python names_client.py URL``. Prints one line ``RESULT <json>``: the names aspyx derived, and per call
 what came back or what was raised.
+
+``python names_client.py consul:PORT`` finds the server instead in the Consul (emulator) on 127.0.0.1 at
+PORT, with aspyx-service's own ConsulComponentRegistry: by the name aspyx derives for the component.
 """
 
 import json
@@ -17,6 +20,8 @@ from aspyx_service import (
     ServiceModule,
     SessionManager,
 )
+from aspyx_service.registries import ConsulComponentRegistry
+from consul import Consul
 from names_contract import CHANNELS, DefaultNamesComponent, HTTPGreetingService, OrderLookupService
 
 CALL_TIMEOUT = 10.0
@@ -45,6 +50,8 @@ class FixedURLRegistry(ComponentRegistry):
 class NamesClientModule:
     @create()
     def create_registry(self) -> ComponentRegistry:
+        if TARGET_URL.startswith("consul:"):
+            return ConsulComponentRegistry(0, Consul(host="127.0.0.1", port=int(TARGET_URL[len("consul:"):])))
         return FixedURLRegistry()
 
     @create()

@@ -1,8 +1,12 @@
 """An aspyx-service server hosting the component of ``names_contract.py`` (declared without names):
 ``python names_server.py PORT``. Serves on 127.0.0.1:PORT over dispatch-json, prints ``READY`` once
 uvicorn accepts connections and shuts down when its stdin closes.
+
+With ``NAMES_CONSUL_PORT`` set, it registers in the Consul (emulator) on 127.0.0.1 at that port with
+aspyx-service's own ConsulComponentRegistry, under the name aspyx derives for the component.
 """
 
+import os
 import sys
 import time
 
@@ -15,13 +19,26 @@ from aspyx_service import (
     ServiceManager,
     ServiceModule,
     SessionManager,
+    health,
     implementation,
 )
-from aspyx_service.service import LocalComponentRegistry
+from aspyx_service.registries import ConsulComponentRegistry
+from aspyx_service.service import LocalComponentRegistry, Server
+from consul import Consul
 from fastapi import FastAPI
 from names_contract import CHANNELS, DefaultNamesComponent, HTTPGreetingService, OrderLookupService
 
 STARTUP_TIMEOUT = 20.0
+CONSUL_PORT = int(os.environ.get("NAMES_CONSUL_PORT", "0"))
+
+
+class QuickConsulRegistry(ConsulComponentRegistry):
+    """aspyx's Consul registry, its health check run every 200 ms (aspyx's 10 s would make the emulator's
+    first check, run within one interval, keep the test waiting)."""
+
+    def register_service(self, name, service_id, health, tags=None, meta=None) -> None:
+        self.healthcheck_interval = "200ms"
+        super().register_service(name, service_id, health, tags=tags, meta=meta)
 
 
 @implementation()
@@ -40,6 +57,7 @@ class OrderLookupServiceImpl(OrderLookupService):
 
 
 @implementation()
+@health("/health")
 class DefaultNamesComponentImpl(AbstractComponent, DefaultNamesComponent):
     def get_addresses(self, port: int) -> list[ChannelAddress]:
         return [ChannelAddress(channel, f"http://127.0.0.1:{port}") for channel in CHANNELS]
@@ -49,6 +67,10 @@ class DefaultNamesComponentImpl(AbstractComponent, DefaultNamesComponent):
 class NamesServerModule:
     @create()
     def create_registry(self) -> ComponentRegistry:
+        if CONSUL_PORT:
+            # aspyx asks a UDP socket "towards" 8.8.8.8 for its address; the server binds 127.0.0.1 only
+            Server.get_local_ip = classmethod(lambda cls: "127.0.0.1")
+            return QuickConsulRegistry(int(sys.argv[1]), Consul(host="127.0.0.1", port=CONSUL_PORT))
         return LocalComponentRegistry()
 
     @create()
