@@ -16,7 +16,12 @@ import pytest
 from pydantic import BaseModel
 
 from warpcall import Component, Service, component, service
-from warpcall.exceptions import MalformedRequestException, MarshalException, ProtocolException
+from warpcall.exceptions import (
+    MalformedRequestException,
+    MarshalException,
+    ProtocolException,
+    UnsupportedMediaTypeException,
+)
 from warpcall.service import component_descriptor
 from warpcall.wire import codec_of, protobuf_aspyx
 from warpcall.wire.protobuf_aspyx import (
@@ -264,3 +269,21 @@ def test_codec_of_gives_the_named_component_aspyx_messages(monkeypatch: pytest.M
     # int32 against sint64: the same 3, other bytes (which is why both ends must speak the same)
     assert codec_of(speaker).encode_request([3]) == b"\x08\x03"
     assert codec_of(other).encode_request([3]) == b"\x08\x06"
+
+
+def test_a_method_aspyx_cannot_carry_gets_a_refusing_codec() -> None:
+    codec = protobuf_aspyx.aspyx_codec_for("c:s:refused", ["when"], [dict[str, int]], str)
+
+    assert isinstance(codec, protobuf_aspyx.RefusingCodec)
+    assert protobuf_aspyx.aspyx_codec_for("c:s:refused", ["when"], [dict[str, int]], str) is codec
+    # the caller: before anything is sent
+    with pytest.raises(MarshalException, match=r"c:s:refused: parameter 'when' is dict\[str, int\]"):
+        codec.encode_request([{"a": 1}])
+    # a server: 415, naming the method, the type and the channels that carry it
+    with pytest.raises(UnsupportedMediaTypeException, match=r"c:s:refused: parameter 'when' is dict\[str, int\].*"
+                                                            r"Call it over dispatch-json or dispatch-msgpack"):
+        codec.decode_request(b"")
+    with pytest.raises(MarshalException):
+        codec.encode_response(1)
+    with pytest.raises(ProtocolException):
+        codec.decode_response(b"")

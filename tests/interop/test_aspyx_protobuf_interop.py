@@ -21,6 +21,7 @@ and aspyx-service's own.
 import asyncio
 import base64
 import dataclasses
+import json
 import struct
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
@@ -527,3 +528,35 @@ def test_exception_of_a_message_method_reaches_aspyx_as_its_client_reads_it(
     assert body == b"\x12" + bytes([len(b"ValueError: refused by warpcall: too heavy")]) + \
         b"ValueError: refused by warpcall: too heavy"
     assert codec.decode_response(body) == (None, {"type": "", "message": "ValueError: refused by warpcall: too heavy"})
+
+
+def invoke(port: int, method: str, body: bytes) -> tuple[bytes, dict[bytes, bytes], bytes]:
+    """One dispatch-protobuf request on a raw socket, as aspyx-service's client sends it."""
+    with connect(port) as sock:
+        sock.sendall(request("/invoke", body, "application/x-protobuf", extra=f"x-rpc-method: {method}\r\n"))
+        return Reader(sock).response()
+
+
+def test_warpcall_server_refuses_clearly(warpcall_server: FastAPIServer) -> None:
+    # a method aspyx-service's protobuf cannot carry: 415 naming it and why, never run
+    status, headers, body = invoke(warpcall_server.port, "pbinterop:pbshapes:maybe", b"\x08\x03")
+    assert status.startswith(b"HTTP/1.1 415")
+    assert headers[b"content-type"] == b"application/json"
+    assert json.loads(body)["exception"] == {
+        "type": "UnsupportedMediaTypeException",
+        "message": "pbinterop:pbshapes:maybe: parameter 'count' is Optional[int], which aspyx-service's protobuf "
+                   "cannot carry: it declares a union (Optional[X] included) as a string field that only a str "
+                   "fills; it carries str, int (int32), float (32 bits), bool, bytes, dataclasses, pydantic "
+                   "models, lists of these, str-valued enums and Optional[str]. Call it over dispatch-json or "
+                   "dispatch-msgpack",
+    }
+
+    # a body that is no request of the method (its one field, a string, missing): 400 naming the field
+    status, _, body = invoke(warpcall_server.port, "pbinterop:pbparcels:hello", b"\x10\x01")
+    assert status.startswith(b"HTTP/1.1 400")
+    assert json.loads(body)["exception"]["type"] == "MalformedRequestException"
+    assert "field 'name' of request of pbinterop:pbparcels:hello is missing" in json.loads(body)["exception"]["message"]
+
+    # and the server goes on answering
+    status, _, body = invoke(warpcall_server.port, "pbinterop:pbparcels:hello", b"\x0a\x03raw")
+    assert status.startswith(b"HTTP/1.1 200") and body == b"\x0a\x17hello raw from warpcall"

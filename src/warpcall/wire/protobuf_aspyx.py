@@ -19,8 +19,9 @@ client and as server, on the same channel name ``dispatch-protobuf``:
 Anything else aspyx-service declares as a ``string`` field it cannot fill (``Optional[int]``, ``datetime``,
 ``dict``, ``tuple``, unions, an int-valued enum) or cannot declare at all (a recursive dataclass: its message
 builder recurses without end), so using such a type is refused with a ``MarshalException`` naming the
-method, the parameter or field and the type, on the first call, before anything is sent; an int outside
-int32 is refused by value. Codecs are built once per method: name the components before their first call.
+method, the parameter or field and the type, on the first call, before anything is sent (a server asked
+for such a method answers 415 naming them, without running it); an int outside int32 is refused by
+value. Codecs are built once per method: name the components before their first call.
 """
 
 from __future__ import annotations
@@ -39,7 +40,12 @@ from typing import Any, Callable, Sequence
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
-from warpcall.exceptions import MalformedRequestException, MarshalException, ProtocolException
+from warpcall.exceptions import (
+    MalformedRequestException,
+    MarshalException,
+    ProtocolException,
+    UnsupportedMediaTypeException,
+)
 
 try:
     from pydantic import BaseModel, RootModel
@@ -47,7 +53,8 @@ except ImportError:  # pragma: no cover - pydantic is a dependency
     BaseModel = RootModel = None  # type: ignore[assignment,misc]
 
 __all__ = [
-    "ENVIRONMENT_VARIABLE", "AspyxProtobufCodec", "aspyx_codec_for", "aspyx_codec_of", "speaks_aspyx", "use_aspyx_protobuf",
+    "ENVIRONMENT_VARIABLE", "AspyxProtobufCodec", "RefusingCodec", "aspyx_codec_for", "aspyx_codec_of", "speaks_aspyx",
+    "use_aspyx_protobuf",
 ]
 
 #: components (comma-separated, ``*``: all) whose dispatch-protobuf is aspyx-service's
@@ -485,19 +492,46 @@ def _text(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, MarshalException) else _reason(exc)
 
 
-_codecs: dict[str, AspyxProtobufCodec] = {}
+class RefusingCodec:
+    """The codec of a method whose types aspyx-service's protobuf cannot carry: every use says why.
+
+    The caller gets the ``MarshalException`` before anything is sent; a server asked for the method
+    answers 415 (``UnsupportedMediaTypeException``) naming the method and the type, never running it.
+    """
+
+    def __init__(self, refusal: MarshalException) -> None:
+        self.refusal = refusal
+
+    def encode_request(self, args: Sequence[Any]) -> bytes:
+        raise MarshalException(str(self.refusal))
+
+    def decode_request(self, body: bytes) -> list[Any]:
+        raise UnsupportedMediaTypeException(f"{self.refusal}. Call it over dispatch-json or dispatch-msgpack")
+
+    def encode_response(self, result: Any, exception: dict[str, str] | None = None) -> bytes:
+        raise MarshalException(str(self.refusal))
+
+    def decode_response(self, body: bytes) -> tuple[Any, dict[str, str] | None]:
+        raise ProtocolException(str(self.refusal))
+
+
+_codecs: dict[str, AspyxProtobufCodec | RefusingCodec] = {}
 _codecs_lock = threading.Lock()
 
 
 def aspyx_codec_for(qualified: str, param_names: Sequence[str], param_types: Sequence[Any],
-                    return_type: Any) -> AspyxProtobufCodec:
-    """The aspyx-service protobuf codec of ``component:service:method``, built once and cached (thread-safe)."""
+                    return_type: Any) -> AspyxProtobufCodec | RefusingCodec:
+    """The aspyx-service protobuf codec of ``component:service:method``, built once and cached (thread-safe);
+    a :class:`RefusingCodec` when its types cannot travel that way."""
     codec = _codecs.get(qualified)
     if codec is None:
         with _codecs_lock:
             codec = _codecs.get(qualified)
             if codec is None:
-                codec = AspyxProtobufCodec(qualified, param_names, param_types, return_type)
+                try:
+                    codec = AspyxProtobufCodec(qualified, param_names, param_types, return_type)
+                except MarshalException as exc:  # _Refused, or type hints that do not resolve
+                    codec = RefusingCodec(exc)
                 _codecs[qualified] = codec
     return codec
 
