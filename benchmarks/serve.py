@@ -1,6 +1,7 @@
-"""Serve one side of the benchmark in its own process: ``python serve.py warpcall|warpcall-asgi|aspyx``.
+"""Serve one side of the benchmark in its own process: ``python serve.py warpcall|warpcall-asgi|aspyx [CERT]``.
 
 ``warpcall-asgi`` is the warpcall server with ``inline_protocol=False``: every request through ASGI.
+``CERT`` (a PEM file holding the certificate chain and key): the warpcall server serves HTTPS.
 
 Prints ``READY <url>`` once serving on a free 127.0.0.1 port; stops when stdin closes.
 """
@@ -20,8 +21,10 @@ def main() -> None:
         bench_impl.INLINE_PROTOCOL = kind == "warpcall"
 
         from warpcall import FastAPIServer
+        from warpcall.server.tls import ServerTLS
 
-        environment = FastAPIServer.boot(BenchServerModule, host="127.0.0.1", port=0)
+        tls = ServerTLS(sys.argv[2]) if len(sys.argv) > 2 else None
+        environment = FastAPIServer.boot(BenchServerModule, host="127.0.0.1", port=0, tls=tls)
         url = environment.get(FastAPIServer).url
     else:
         from aspyx_bench import boot_server

@@ -137,6 +137,11 @@ class FastAPIServer(Server):
     long as uvicorn runs httptools (the server's protocol enforces them). Without httptools
     uvicorn runs h11, which gets ``idle_timeout``, ``max_connections`` and ``max_head_size``
     (as ``h11_max_incomplete_event_size``) only.
+
+    ``tls`` (:class:`~warpcall.server.tls.ServerTLS`; also a :meth:`boot` / :meth:`serve_forever`
+    argument, or the ``server.tls.*`` configuration keys) serves HTTPS, client certificates
+    verified for mTLS if asked; the inline protocol answers over TLS as over plain http, and the
+    components' ``http://`` addresses on this server's port are registered as ``https://``.
     """
 
     def __init__(
