@@ -29,8 +29,9 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import pytest
@@ -47,6 +48,7 @@ from warpcall import (
 from warpcall.di import Environment
 from warpcall.service import component_descriptor, service_descriptor
 from warpcall.wire import PROTOBUF, FieldNumber, codec_of
+from warpcall.wire.protobuf_codec import ProtobufMethodCodec
 
 HERE = Path(__file__).parent
 CHANNELS = v1.CHANNELS
@@ -282,3 +284,36 @@ def test_field_numbers_are_checked() -> None:
             FieldNumber(bad)  # type: ignore[arg-type]
     assert FieldNumber(19001 - 2) == FieldNumber(18999)
     assert repr(FieldNumber(7)) == "FieldNumber(7)"
+
+
+@dataclass
+class _Old:
+    name: str
+
+
+@dataclass
+class _New:
+    name: str
+    count: int = 5  # a default other than protobuf's zero
+    ratio: float = 0.0  # a default equal to it
+
+
+@dataclass
+class _Clash:
+    a: int
+    b: Annotated[int, FieldNumber(1)] = 0
+
+
+def test_protobuf_tells_a_zero_from_a_field_the_writer_lacks() -> None:
+    old = ProtobufMethodCodec("t:t:f", ["x"], [_Old], None)
+    new = ProtobufMethodCodec("t:t:f", ["x"], [_New], None)
+    # absent (the older writer has no such field): the reader's default
+    assert new.decode_request(old.encode_request([_Old("a")])) == [_New("a", 5, 0.0)]
+    # a zero the newer writer sends is a zero, not the default: the field is written even when zero
+    assert new.decode_request(new.encode_request([_New("a", 0, 0.0)])) == [_New("a", 0, 0.0)]
+    assert old.decode_request(new.encode_request([_New("a", 0, 1.5)])) == [_Old("a")]
+
+
+def test_duplicate_field_numbers_are_refused_by_name() -> None:
+    with pytest.raises(MarshalException, match=r"fields 'a' and 'b' both have the protobuf field number 1"):
+        ProtobufMethodCodec("t:t:clash", ["x"], [_Clash], None)
