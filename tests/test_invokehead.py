@@ -164,3 +164,21 @@ def test_both_builds_agree_on_mangled_requests(core: Any) -> None:
         assert core.invokehead.parse(mangled, LIMIT) == expected, mangled
         recognised += expected is not None
     assert 0 < recognised < 3000  # the corpus holds both kinds
+
+
+@pytest.mark.parametrize(("line", "value"), [
+    ("authorization: Bearer abc.def", b"Bearer abc.def"), ("Authorization:\tBearer x \t", b"Bearer x"),
+    ("AUTHORIZATION: Basic dXNlcg==", b"Basic dXNlcg=="), ("authorization:", b""),
+])
+def test_the_authorization_header_is_read_on_the_one_chunk_path(core: Any, line: str, value: bytes) -> None:
+    """The server reads the token where it answers the call: a call with a token keeps the one-chunk path."""
+    data = plain("content-type: a", line)
+    assert core.invokehead.parse(data, LIMIT) == (b"a", b"", head_length(data), -1, value)
+
+
+@pytest.mark.parametrize("lines", [
+    ("authorization: Bearer a", "authorization: Bearer b"), ("authorization: Bearer a", "Authorization: Bearer a"),
+])
+def test_a_repeated_authorization_header_goes_to_the_parser(core: Any, lines: tuple[str, ...]) -> None:
+    """Differing values are answered 400 there (one reading of the token); the same value twice is one token."""
+    assert core.invokehead.parse(plain(*lines), LIMIT) is None
