@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from abc import abstractmethod
@@ -54,6 +55,9 @@ class VaultService(Service):
     @abstractmethod
     def secret(self) -> str: ...
 
+    @abstractmethod
+    async def whoami_async(self) -> Optional[str]: ...
+
 
 @component(name="authinterop", services=[VaultService])
 class AuthInteropComponent(Component):
@@ -67,6 +71,9 @@ class VaultServiceImpl(VaultService):
 
     def secret(self) -> str:
         return "warpcall secret"
+
+    async def whoami_async(self) -> Optional[str]:
+        return TokenContext.get_access_token()
 
 
 @implementation()
@@ -138,6 +145,7 @@ def test_an_aspyx_client_token_reaches_the_warpcall_implementation(aspyx_report:
     assert cases["admin"]["whoami"] == {"ok": True, "value": TOKENS["admin"]}
     assert cases["admin"]["secret"] == {"ok": True, "value": "warpcall secret"}
     assert cases["user"]["whoami"] == {"ok": True, "value": TOKENS["user"]}
+    assert cases["admin"]["whoami_async"] == {"ok": True, "value": TOKENS["admin"]}
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
@@ -148,7 +156,7 @@ def test_an_aspyx_client_is_refused_with_aspyx_exception_types(aspyx_report: dic
         ("expired", "TokenExpiredException"),
         ("invalid", "InvalidTokenException"),
     ):
-        for method in ("whoami", "secret"):
+        for method in ("whoami", "secret", "whoami_async"):
             assert cases[case][method]["ok"] is False, (case, method)
             assert raised(cases[case][method], channel) == expected, (case, method, cases[case][method])
     # a valid token without the role: 403, which aspyx's client raises as its AuthorizationException
@@ -201,5 +209,6 @@ def test_a_warpcall_client_token_reaches_the_aspyx_implementation(warpcall_clien
         assert vault.whoami() == "Bearer opaque-token-1"
     with TokenContext.use("opaque-token-2"):
         assert vault.whoami() == "Bearer opaque-token-2"
+        assert asyncio.run(vault.whoami_async()) == "Bearer opaque-token-2"
     # no token set: none is sent, and aspyx's context holds none
     assert vault.whoami() is None

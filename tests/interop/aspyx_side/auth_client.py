@@ -5,8 +5,10 @@ For each channel and case it calls ``whoami`` and ``secret`` of component ``auth
 prints one line ``RESULT <json>``: per channel, case and method, the value or the exception's type.
 """
 
+import asyncio
 import json
 import sys
+from functools import partial
 from typing import Any, Callable
 
 from aspyx.di import Environment, create, module
@@ -69,6 +71,7 @@ def main() -> int:
     environment = Environment(ClientModule)
     manager = environment.get(ServiceManager)
     report: dict[str, Any] = {}
+    loop = asyncio.new_event_loop()  # one loop: aspyx's async client is bound to the loop it first ran on
     try:
         for channel in CHANNELS:
             vault = manager.get_service(VaultService, preferred_channel=channel)
@@ -78,10 +81,16 @@ def main() -> int:
                     TokenContext.clear()
                 else:
                     TokenContext.set(token)
-                cases[case] = {"whoami": outcome(vault.whoami), "secret": outcome(vault.secret)}
+                cases[case] = {
+                    "whoami": outcome(vault.whoami),
+                    "secret": outcome(vault.secret),
+                    # aspyx's async path (request_async) reads the refusal on its own
+                    "whoami_async": outcome(partial(loop.run_until_complete, vault.whoami_async())),
+                }
             TokenContext.clear()
             report[channel] = cases
     finally:
+        loop.close()
         environment.destroy()
     print("RESULT " + json.dumps(report), flush=True)
     return 0

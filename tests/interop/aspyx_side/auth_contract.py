@@ -20,6 +20,9 @@ class VaultService(Service):
     @abstractmethod
     def secret(self) -> str: ...
 
+    @abstractmethod
+    async def whoami_async(self) -> Optional[str]: ...
+
 
 @component(name="authinterop", services=[VaultService])
 class AuthInteropComponent(Component):

@@ -38,6 +38,9 @@ class VaultServiceImpl(VaultService):
     def secret(self) -> str:
         return "aspyx secret"
 
+    async def whoami_async(self) -> Optional[str]:
+        return TokenContext.get_access_token()
+
 
 @implementation()
 class AuthInteropComponentImpl(AbstractComponent, AuthInteropComponent):
