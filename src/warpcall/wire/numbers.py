@@ -30,7 +30,8 @@ dispatch-msgpack, dispatch-protobuf, rest; sync and async) through these changes
 
 - **a parameter added at the end with a default.** An older client's call takes the newer server's
   default. A newer client does not send its last arguments that are their parameter's default object
-  (not passed, or passed as that very object), so an older server takes the call; a value other than the
+  (not passed; or passed as that very object, except, on dispatch-json and dispatch-msgpack, as the only
+  argument of a one-parameter method), so an older server takes the call; a value other than the
   default reaches the older server and is refused there with 422 ``InvalidArgumentsException`` naming
   the method (dispatch-json/msgpack: "takes 1 argument(s), got 2"; dispatch-protobuf: "carries field
   number 2"), never dropped silently. On rest an older route ignores a query parameter it does not
