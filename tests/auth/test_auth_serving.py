@@ -333,3 +333,22 @@ def test_the_server_expose_setting_is_the_allow_list_when_the_server_names_none(
             manager.get_service(DeskService, "dispatch-json").login("x")
     finally:
         environment.destroy()
+
+
+def test_cookies_of_the_very_first_call_in_the_thread_pool_come_back():
+    """The server sees at startup that an implementation names ResponseContext, so even the first call, run in a
+    worker on a copy of the request's context, finds the cookie holder prepared."""
+    from warpcall.server import context
+
+    context.RESPONSES[0] = False  # as in a fresh process
+    environment = boot()
+    try:
+        assert context.RESPONSES[0] is True
+        server = environment.get(FastAPIServer)
+        status, lines, _ = raw_lines(
+            server.port, request("/invoke", b'{"method": "office:desk:login_blocking", "args": ["first"]}')
+        )
+        assert status == b"HTTP/1.1 200 OK"
+        assert any(line.startswith(b"set-cookie: session=s-first") for line in lines), lines
+    finally:
+        environment.destroy()

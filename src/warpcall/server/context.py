@@ -187,9 +187,15 @@ RESPONSES = [False]
 
 
 def uses_responses(func: Any) -> bool:
-    """Whether a function's code names ``ResponseContext`` (then the server prepares a cookie holder per call)."""
-    code = getattr(getattr(func, "__func__", func), "__code__", None)
-    return code is not None and "ResponseContext" in code.co_names
+    """Whether a method may set cookies: its code names ``ResponseContext``, or its module imports it (a helper
+    there may use it). Then the server prepares a cookie holder for every call from the first on."""
+    func = getattr(func, "__func__", func)
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return False
+    if "ResponseContext" in code.co_names:
+        return True
+    return any(value is ResponseContext for value in getattr(func, "__globals__", {}).values())
 
 
 def prepare_response() -> ResponseContext.Response:

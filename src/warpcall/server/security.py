@@ -239,6 +239,12 @@ def secure(server: Any, expose: Iterable[str] | str | None) -> Any:
         manager = AuthorizationManager()
     server.authorization = manager
     install(server, manager)
+    from warpcall.server.context import RESPONSES, uses_responses
+
+    if not RESPONSES[0] and any(uses_responses(method.target) for method in server_methods(server)):
+        # an implementation names ResponseContext: holders are prepared from the first call on (a call in the
+        # thread pool sets its cookies on a copy of the request's context, so the holder must be there first)
+        RESPONSES[0] = True
     return manager
 
 
