@@ -163,3 +163,42 @@ def test_https_paired_with_http(benchmark, warpcall_manager, warpcall_https_mana
         assert calls_loop.run_until_complete(method(argument)) == argument
         assert calls_loop.run_until_complete(reference(argument)) == argument
         paired(benchmark, lambda: reference(argument), lambda: method(argument), calls_loop)
+
+
+@pytest.mark.parametrize("payload", ["hello", "data"])
+def test_https_paired_with_the_former_httpx_path(benchmark, warpcall_https_server, payload):
+    """The client's https exchange (POST /invoke) paired with the same exchange on ``httpx.HTTPTransport``,
+    where https went before it took the compiled transport: ``ratio`` = compiled / httpx (medians)."""
+    import ssl
+
+    import httpx
+    from workload import FIELDS
+
+    from warpcall.channels.transport import ClientTLS, HTTPClient
+    from warpcall.core.envelope import encode_request_json
+
+    benchmark.group = f"https-client-vs-httpx-{payload}"
+    url, ca_file = warpcall_https_server
+    body = encode_request_json(f"bench-component:bench-service:{payload}", [FIELDS if payload == "data" else "hi"])
+    headers = [("content-type", "application/json")]
+    mine = HTTPClient(tls=ClientTLS(ca_file=ca_file))
+    former = httpx.HTTPTransport(verify=ssl.create_default_context(cafile=ca_file))
+    timeout = {"connect": 10.0, "read": 10.0, "write": 10.0, "pool": 10.0}
+
+    def through_httpx() -> bytes:
+        request = httpx.Request("POST", url + "/invoke", headers=headers, content=body, extensions={"timeout": timeout})
+        response = former.handle_request(request)
+        try:
+            return b"".join(response.iter_raw())
+        finally:
+            response.close()
+
+    def through_the_core() -> bytes:
+        return mine.request("POST", url + "/invoke", headers, body)[2]
+
+    try:
+        assert through_the_core() == through_httpx()
+        paired(benchmark, through_httpx, through_the_core, None)
+    finally:
+        mine.close()
+        former.close()
