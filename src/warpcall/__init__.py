@@ -71,6 +71,9 @@ _EXPORTS = {
     **dict.fromkeys(("Session", "SessionContext", "SessionManager"), "warpcall.session"),
     "ProtobufManager": "warpcall.protobuf",
     "ServerLimits": "warpcall.server.limits",
+    "ServerTLS": "warpcall.server.tls",
+    "ClientTLS": "warpcall.channels._http_common",
+    "FieldNumber": "warpcall.wire.numbers",
     **dict.fromkeys(("deadline", "remaining"), "warpcall.resilience.deadline"),
     **dict.fromkeys(
         (
@@ -95,6 +98,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from warpcall.authorization import AbstractAuthorizationFactory, AuthorizationManager
+    from warpcall.channels._http_common import ClientTLS
     from warpcall.channels.base import Channel, channel
     from warpcall.channels.dispatch import (
         DispatchJSONChannel,
@@ -139,6 +143,7 @@ if TYPE_CHECKING:
     from warpcall.server.context import RequestContext, ResponseContext, TokenContextMiddleware
     from warpcall.server.fastapi_server import FastAPIServer
     from warpcall.server.limits import ServerLimits
+    from warpcall.server.tls import ServerTLS
     from warpcall.service import (
         AbstractComponent,
         Component,
@@ -156,6 +161,7 @@ if TYPE_CHECKING:
         service,
     )
     from warpcall.session import Session, SessionContext, SessionManager
+    from warpcall.wire.numbers import FieldNumber
 
     #: True when every compiled module runs compiled in this process
     NATIVE: bool
@@ -183,6 +189,7 @@ __all__ = [
     "Channel",
     "ChannelAddress",
     "ChannelInstances",
+    "ClientTLS",
     "CircuitOpenException",
     "Component",
     "ComponentDescriptor",
@@ -195,6 +202,7 @@ __all__ = [
     "DispatchProtobufChannel",
     "EmbeddedComponentRegistry",
     "EtcdComponentRegistry",
+    "FieldNumber",
     "FastAPIServer",
     "HTTPXChannel",
     "HealthCheckManager",
@@ -218,6 +226,7 @@ __all__ = [
     "RestChannel",
     "Server",
     "ServerLimits",
+    "ServerTLS",
     "Service",
     "ServiceCommunicationException",
     "ServiceDescriptor",

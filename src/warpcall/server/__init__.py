@@ -12,6 +12,7 @@ _EXPORTS = {
     "DispatchEndpoint": "warpcall.server.dispatch",
     "FastAPIServer": "warpcall.server.fastapi_server",
     "ServerLimits": "warpcall.server.limits",
+    "ServerTLS": "warpcall.server.tls",
     **dict.fromkeys(("RequestContext", "ResponseContext", "TokenContextMiddleware"), "warpcall.server.context"),
     **dict.fromkeys(("join_paths", "parse_google_docstring"), "warpcall.server.docstrings"),
 }
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from warpcall.server.docstrings import join_paths, parse_google_docstring
     from warpcall.server.fastapi_server import FastAPIServer
     from warpcall.server.limits import ServerLimits
+    from warpcall.server.tls import ServerTLS
 else:
     from warpcall._lazy import export_lazily
 
@@ -33,6 +35,7 @@ __all__ = [
     "RequestContext",
     "ResponseContext",
     "ServerLimits",
+    "ServerTLS",
     "TokenContextMiddleware",
     "join_paths",
     "parse_google_docstring",
