@@ -5,7 +5,7 @@ transport and loop, no sockets), so the figure is the server's whole work for th
 recognising the request, the envelope, the method, the reply. ``--src`` compares other checkouts'
 ``src`` directories (each measured in its own process) with this one. Run:
 
-    python -m benchmarks.server_invoke_instructions [--calls 2000] [--src /tmp/base/src ...]
+    python -m benchmarks.server_invoke_instructions [--calls 2000] [--payload hello|data] [--src /tmp/base/src ...]
 
 Every call of a warpcall client carries ``x-rpc-timeout``: a plain call's server figure is the one with
 the header, compared with an older checkout's without it (printed as the ratio). Issue 16's budget: the
@@ -44,11 +44,16 @@ from warpcall import (
 )
 from warpcall.di import create, module
 
+from benchmarks.workload import FIELDS, Data
+
 
 @service(name="bench")
 class BenchService(Service):
     @abstractmethod
     def echo(self, value: str) -> str: ...
+
+    @abstractmethod
+    def data(self, data: Data) -> Data: ...
 
 
 @component(name="bc", services=[BenchService])
@@ -60,6 +65,9 @@ class BenchComponent(Component):
 class BenchServiceImpl(BenchService):
     def echo(self, value: str) -> str:
         return value
+
+    def data(self, data: Data) -> Data:
+        return data
 
 
 @implementation()
@@ -107,7 +115,7 @@ class Loop:
         return HANDLE
 
 
-def make(deadline: bool = False):
+def make(deadline: bool = False, payload: str = "hello"):
     environment = FastAPIServer.boot(BenchModule, host="127.0.0.1", port=0, start_thread=False)
     server = environment.get(FastAPIServer)
     cls = server.protocol_class
@@ -117,7 +125,10 @@ def make(deadline: bool = False):
     config.load()
     proto = cls(config=config, server_state=ServerState(), app_state={}, _loop=Loop())
     proto.connection_made(Transport())
-    body = json.dumps({"method": "bc:bench:echo", "args": ["hi"]}).encode()
+    if payload == "data":  # the aspyx-service workload's dataclass, ten long strings
+        body = json.dumps({"method": "bc:bench:data", "args": [FIELDS]}).encode()
+    else:
+        body = json.dumps({"method": "bc:bench:echo", "args": ["hi"]}).encode()
     data = (b"POST /invoke HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nContent-Type: application/json\r\n"
             b"Accept: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
     if deadline:  # what a client sends once every call carries its deadline
@@ -131,12 +142,12 @@ def make(deadline: bool = False):
     return proto, data, loop
 
 
-def _setup(src: str | None, deadline: bool) -> str:
+def _setup(src: str | None, deadline: bool, payload: str = "hello") -> str:
     first = f"sys.path.insert(0, {src!r})\n" if src else ""
     return (
         "import sys\n" + first + f"sys.path.insert(1, {str(Path(__file__).resolve().parents[1])!r})\n"
         "from benchmarks.server_invoke_instructions import make\n"
-        f"proto, data, loop = make({deadline!r})\n"
+        f"proto, data, loop = make({deadline!r}, {payload!r})\n"
         "feed = proto.data_received\n"
     )
 
@@ -144,6 +155,8 @@ def _setup(src: str | None, deadline: bool) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--payload", choices=("hello", "data"), default="hello",
+                        help="echo a short string (default) or the workload's Data")
     parser.add_argument("--src", action="append", default=[], help="another checkout's src directory to measure")
     options = parser.parse_args()
     import sys
@@ -151,11 +164,12 @@ def main() -> None:
     older: dict[str, float] = {}
     for src in [*options.src, None]:
         for deadline in (False, True):
-            label = f"{src or 'this checkout'}: one-chunk POST /invoke{' with x-rpc-timeout' if deadline else ''}"
+            label = (f"{src or 'this checkout'}: one-chunk POST /invoke ({options.payload})"
+                     f"{' with x-rpc-timeout' if deadline else ''}")
             if deadline and src:
                 continue  # older checkouts may not read the header
             with tempfile.TemporaryDirectory() as scratch:
-                figures = count(sys.executable, script_for(_setup(src, deadline), {label: "feed(data)"}),
+                figures = count(sys.executable, script_for(_setup(src, deadline, options.payload), {label: "feed(data)"}),
                                 options.calls, Path(scratch))
             for name, value in figures.items():
                 print(f"{name}: {value:,.0f} instructions", flush=True)
