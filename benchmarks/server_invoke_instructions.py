@@ -25,6 +25,7 @@ from pathlib import Path
 
 import uvicorn
 from benchmarks.instructions.__main__ import count, script_for
+from benchmarks.workload import FIELDS, Data
 from fastapi import FastAPI
 from uvicorn.server import ServerState
 
@@ -43,8 +44,6 @@ from warpcall import (
     service,
 )
 from warpcall.di import create, module
-
-from benchmarks.workload import FIELDS, Data
 
 
 @service(name="bench")
