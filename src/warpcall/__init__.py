@@ -70,6 +70,7 @@ _EXPORTS = {
     **dict.fromkeys(("AbstractAuthorizationFactory", "AuthorizationManager"), "warpcall.authorization"),
     **dict.fromkeys(("Session", "SessionContext", "SessionManager"), "warpcall.session"),
     "ProtobufManager": "warpcall.protobuf",
+    "profile": "warpcall.observe.profile",
     "ServerLimits": "warpcall.server.limits",
     "ServerTLS": "warpcall.server.tls",
     "ClientTLS": "warpcall.channels._http_common",
@@ -132,6 +133,7 @@ if TYPE_CHECKING:
     )
     from warpcall.health import HealthCheckManager, HealthStatus, health_check, health_checks
     from warpcall.manager import ServiceManager, ServiceModule, inject_service
+    from warpcall.observe.profile import profile
     from warpcall.protobuf import ProtobufManager
     from warpcall.registry.consul import ConsulComponentRegistry
     from warpcall.registry.contract import ChannelAddress, ChannelInstances, ComponentRegistry
@@ -259,6 +261,7 @@ __all__ = [
     "inject_service",
     "patch",
     "post",
+    "profile",
     "put",
     "remaining",
     "rest",
