@@ -1,0 +1,1 @@
+"""warpcall's pytest plugin (registered through the ``pytest11`` entry point): fixtures for benchmarks."""
