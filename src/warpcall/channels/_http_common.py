@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from warpcall.channels._http_errors import TLSRefusedError
 
-logger = logging.getLogger("warpcall.channels")
+logger = logging.getLogger("warpcall.client")  # the client's messages (documented hierarchy: warpcall.client)
 
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"

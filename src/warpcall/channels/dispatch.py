@@ -12,7 +12,14 @@ from inspect import Parameter
 from typing import Any, Callable
 
 from warpcall.channels.base import channel
-from warpcall.channels.http import AnsweredBy, HTTPXChannel, auth_exception
+from warpcall.channels.http import (
+    AnsweredBy,
+    HTTPXChannel,
+    _profile_everywhere,
+    _profile_here,
+    _trace_context,
+    auth_exception,
+)
 from warpcall.core.envelope import (
     decode_response_json,
     decode_response_json_exact,
@@ -182,6 +189,10 @@ class EnvelopeChannel(HTTPXChannel):
     def invoke(self, invocation: Any) -> Any:
         # the common case written out, with few helper frames: every frame costs several times its hot
         # price right after the wait for the reply, so the hot path is kept flat
+        if self._observed or _profile_everywhere or _profile_here() or _trace_context() is not None:
+            from warpcall.observe.client import invoke
+
+            return invoke(self, invocation)  # timed, traced, counted: warpcall.observe.client
         plan, body = self._plan_and_body(invocation)
         url = self.get_url()
         status, headers, content = self._request("POST", url + "/invoke", self.headers, body, invocation.descriptor)
@@ -199,6 +210,10 @@ class EnvelopeChannel(HTTPXChannel):
         return self._result(plan, url, status, headers, content)
 
     async def invoke_async(self, invocation: Any) -> Any:
+        if self._observed or _profile_everywhere or _profile_here() or _trace_context() is not None:
+            from warpcall.observe.client import invoke_async
+
+            return await invoke_async(self, invocation)
         plan, body = self._plan_and_body(invocation)
         url = self.get_url()
         status, headers, content = await self._request_async(
@@ -312,6 +327,10 @@ class DispatchProtobufChannel(EnvelopeChannel):
         return codec, headers, codec.encode_request(positional_args(invocation))
 
     def invoke(self, invocation: Any) -> Any:
+        if self._observed or _profile_everywhere or _profile_here() or _trace_context() is not None:
+            from warpcall.observe.client import invoke
+
+            return invoke(self, invocation)
         codec, headers, body = self._encode_call(invocation)
         url = self.get_url()
         status, reply_headers, content = self._request("POST", url + "/invoke", headers, body, invocation.descriptor)
@@ -326,6 +345,10 @@ class DispatchProtobufChannel(EnvelopeChannel):
         return self._protobuf_result(invocation.descriptor.qualified, codec, url, status, reply_headers, content)
 
     async def invoke_async(self, invocation: Any) -> Any:
+        if self._observed or _profile_everywhere or _profile_here() or _trace_context() is not None:
+            from warpcall.observe.client import invoke_async
+
+            return await invoke_async(self, invocation)
         codec, headers, body = self._encode_call(invocation)
         url = self.get_url()
         status, reply_headers, content = await self._request_async(

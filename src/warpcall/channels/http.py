@@ -33,6 +33,8 @@ from warpcall.exceptions import (
     TokenException,
     TokenExpiredException,
 )
+from warpcall.observe import records as _records
+from warpcall.observe import tracing as _tracing
 from warpcall.registry.contract import ChannelInstances
 from warpcall.resilience import breaker as _breaker
 from warpcall.resilience import bulkhead as _bulkhead
@@ -74,6 +76,11 @@ def _split(url: str, bases: tuple[str, ...]) -> tuple[str, str]:
 # time.monotonic() + seconds, one C clock read compiled: the clock of deadlines (loop.time() of asyncio's loops too)
 _deadline_after = deadline_after
 _deadline_in_force = _deadline._current.get
+# what a call asks of observability (warpcall.observe.client), read by a channel's invoke in one condition:
+# the process's profile collectors (a list changed in place), this context's, the caller's trace context
+_profile_everywhere = _records._global_sinks
+_profile_here = _records._context_sinks.get
+_trace_context = _tracing.current.get
 # the caller's access token (TokenContext), read once per call: a bound ContextVar.get, a few dozen instructions
 _access_token = TokenContext.access_token.get
 
@@ -328,6 +335,13 @@ class HTTPXChannel(Channel):
             weakref.WeakKeyDictionary()
         )
         self._loopless_async_client: httpx.AsyncClient | None = None
+        #: every call of the channel takes the observed path (warpcall.observe.client.configure sets it at setup:
+        #: profile.enabled / http.<channel>.profile, metrics.enabled, an OpenTelemetry tracer provider)
+        self._observed = False
+        self._obs_profile = False
+        self._obs_tracing = True
+        self._obs_metrics: Any = None
+        self._obs_otel: Any = None
         # a subclass or advice replaced request / request_async: every call goes through them (set by customize)
         self._own_request = False
         self._own_request_async = False
@@ -374,6 +388,9 @@ class HTTPXChannel(Channel):
             self.retry = RetryPolicy.configured(lambda key: configuration.get(key, object), self.name)
             self.tls = ClientTLS.configured(configuration.get, self.name)
         self._setup_resilience()
+        from warpcall.observe.client import configure
+
+        configure(self, self.configuration.get if self.configuration is not None else None)
 
     # --- circuit breakers and the bulkhead (warpcall.resilience.breaker / .bulkhead) --------------------------
 

@@ -16,7 +16,14 @@ from urllib.parse import quote
 
 from warpcall.channels.base import channel
 from warpcall.channels.dispatch import positional_args
-from warpcall.channels.http import AnsweredBy, HTTPXChannel, auth_exception
+from warpcall.channels.http import (
+    AnsweredBy,
+    HTTPXChannel,
+    _profile_everywhere,
+    _profile_here,
+    _trace_context,
+    auth_exception,
+)
 from warpcall.core.marshal import plan_for
 from warpcall.exceptions import (
     MarshalException,
@@ -298,6 +305,10 @@ class RestChannel(HTTPXChannel):
         super().setup(component_descriptor, address)
 
     def invoke(self, invocation: Any) -> Any:
+        if self._observed or _profile_everywhere or _profile_here() or _trace_context() is not None:
+            from warpcall.observe.client import invoke
+
+            return invoke(self, invocation)  # timed, traced, counted: warpcall.observe.client
         plan = RestCallPlan.of(invocation.descriptor)
         path, body = plan.target(positional_args(invocation))
         url = self.get_url()
@@ -307,6 +318,10 @@ class RestChannel(HTTPXChannel):
         return plan.result(url, status, content, headers)
 
     async def invoke_async(self, invocation: Any) -> Any:
+        if self._observed or _profile_everywhere or _profile_here() or _trace_context() is not None:
+            from warpcall.observe.client import invoke_async
+
+            return await invoke_async(self, invocation)
         plan = RestCallPlan.of(invocation.descriptor)
         path, body = plan.target(positional_args(invocation))
         url = self.get_url()
