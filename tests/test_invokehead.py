@@ -42,7 +42,7 @@ ACCEPTED = [
 
 @pytest.mark.parametrize(("data", "content_type", "method"), ACCEPTED)
 def test_plain_requests_are_recognised(core: Any, data: bytes, content_type: bytes, method: bytes) -> None:
-    assert core.invokehead.parse(data, LIMIT) == (content_type, method, head_length(data), -1, b"")
+    assert core.invokehead.parse(data, LIMIT) == (content_type, method, head_length(data), -1, b"", None)
 
 
 @pytest.mark.parametrize(("line", "value"), [
@@ -52,7 +52,7 @@ def test_plain_requests_are_recognised(core: Any, data: bytes, content_type: byt
 def test_the_deadline_header_is_read_as_milliseconds(core: Any, line: str, value: int) -> None:
     """The value's milliseconds (trimmed), as the server's parse_header reads them: no Python needed to read it."""
     data = plain("content-type: a", line)
-    assert core.invokehead.parse(data, LIMIT) == (b"a", b"", head_length(data), value, b"")
+    assert core.invokehead.parse(data, LIMIT) == (b"a", b"", head_length(data), value, b"", None)
     assert parse_header(line.partition(":")[2].strip(" \t"), 10.0) == 10.0 + value / 1000.0
 
 
@@ -135,7 +135,7 @@ def test_only_bytes_are_read(core: Any) -> None:
 
 def test_a_hundred_headers_are_fine(core: Any) -> None:
     data = plain(*[f"x-{i}: v" for i in range(99)])
-    assert core.invokehead.parse(data, LIMIT) == (b"", b"", head_length(data), -1, b"")
+    assert core.invokehead.parse(data, LIMIT) == (b"", b"", head_length(data), -1, b"", None)
 
 
 def test_both_builds_agree_on_mangled_requests(core: Any) -> None:
@@ -173,7 +173,7 @@ def test_both_builds_agree_on_mangled_requests(core: Any) -> None:
 def test_the_authorization_header_is_read_on_the_one_chunk_path(core: Any, line: str, value: bytes) -> None:
     """The server reads the token where it answers the call: a call with a token keeps the one-chunk path."""
     data = plain("content-type: a", line)
-    assert core.invokehead.parse(data, LIMIT) == (b"a", b"", head_length(data), -1, value)
+    assert core.invokehead.parse(data, LIMIT) == (b"a", b"", head_length(data), -1, value, None)
 
 
 @pytest.mark.parametrize("lines", [
@@ -182,3 +182,24 @@ def test_the_authorization_header_is_read_on_the_one_chunk_path(core: Any, line:
 def test_a_repeated_authorization_header_goes_to_the_parser(core: Any, lines: tuple[str, ...]) -> None:
     """Differing values are answered 400 there (one reading of the token); the same value twice is one token."""
     assert core.invokehead.parse(plain(*lines), LIMIT) is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "observed"),
+    [
+        pytest.param(("x-rpc-timing: 1",), (True, b"", b""), id="timing"),
+        pytest.param(("X-RPC-Timing: 0",), (False, b"", b""), id="timing-not-1"),
+        pytest.param(
+            ("traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01 ", "tracestate: a=1"),
+            (False, b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", b"a=1"), id="trace",
+        ),
+    ],
+)
+def test_observed_headers_recognised(core: Any, headers: tuple[str, ...], observed: tuple[bool, bytes, bytes]) -> None:
+    data = plain("content-type: a", *headers)
+    assert core.invokehead.parse(data, LIMIT) == (b"a", b"", head_length(data), -1, b"", observed)
+
+
+@pytest.mark.parametrize("name", ["traceparent", "tracestate", "x-rpc-timing"])
+def test_repeated_observed_header_left_to_the_parser(core: Any, name: str) -> None:
+    assert core.invokehead.parse(plain(f"{name}: 1", f"{name}: 1"), LIMIT) is None

@@ -315,6 +315,8 @@ class HealthCheckManager:
         #: the serving loop's watchdog, once a server called :meth:`watch_loop`
         self.watchdog: LoopWatchdog | None = None
         self._liveness_registry: ComponentRegistry | None = None
+        #: the last combined result of :meth:`check` (the ``warpcall_health_status`` gauges read it when scraped)
+        self.last: HealthCheckManager.Health | None = None
 
     @inject_environment()
     def set_environment(self, environment: Environment) -> None:
@@ -401,6 +403,7 @@ class HealthCheckManager:
         for result in results:
             if result.status.value > health.status.value:
                 health.status = result.status
+        self.last = health
         if health.status is not HealthStatus.OK:
             log.warning(
                 "health %s: %s",

@@ -310,7 +310,7 @@ def check_invokehead(data: bytes, limit: int) -> str:
     accepted = load_pure("warpcall.core.invokehead").parse(data, limit)
     if accepted is None:
         return "refused"
-    content_type, method, head_length, timeout, authorization = accepted
+    content_type, method, head_length, timeout, authorization, _observed = accepted
     reading = _LLHttp()
     parser = httptools.HttpRequestParser(reading)
     try:

@@ -64,10 +64,14 @@ def _is(p: bytes, start: int, end: int, lower: bytes) -> bool:
     headers=cython.Py_ssize_t, max_headers=cython.Py_ssize_t, ct_start=cython.Py_ssize_t,
     ct_end=cython.Py_ssize_t, mh_start=cython.Py_ssize_t, mh_end=cython.Py_ssize_t,
     au_start=cython.Py_ssize_t, au_end=cython.Py_ssize_t, content_length=cython.longlong, timeout=cython.longlong,
+    tp_start=cython.Py_ssize_t, tp_end=cython.Py_ssize_t, ts_start=cython.Py_ssize_t, ts_end=cython.Py_ssize_t,
+    timing=cython.Py_ssize_t,
 )
-def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int, int, bytes] | None:
-    """``(content type, x-rpc-method, head length, x-rpc-timeout, authorization)`` when ``data`` is exactly one
-    plain ``POST /invoke``.
+def parse(
+    data: bytes, limit: int
+) -> tuple[bytes, bytes, int, int, bytes, tuple[bool, bytes, bytes] | None] | None:
+    """``(content type, x-rpc-method, head length, x-rpc-timeout, authorization, observed)`` when ``data`` is
+    exactly one plain ``POST /invoke``.
 
     Plain means: HTTP/1.1, well-formed header lines of visible ASCII, one ``Content-Length``
     of at most ``limit`` matching the bytes after the head, at most one ``Content-Type``, one
@@ -80,6 +84,10 @@ def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int, int, bytes] | Non
     (-1: none sent), read here so the server's common call, which carries one, needs no Python to
     read it; any other timeout value (empty, signed, too long) is left to uvicorn's parser, and the
     server answers it 400 there, in one place.
+
+    ``observed`` is None for the common call; a request carrying ``x-rpc-timing: 1``, a ``traceparent`` or a
+    ``tracestate`` (at most one of each, else it is left to the parser) gets ``(timing asked, traceparent,
+    tracestate)``, so the server takes its observed path (``warpcall.observe.server``) only for those.
     """
     if type(data) is not bytes:
         return None
@@ -98,6 +106,8 @@ def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int, int, bytes] | Non
     max_headers = MAX_HEADERS
     headers = 0
     ct_start = ct_end = mh_start = mh_end = au_start = au_end = -1
+    tp_start = tp_end = ts_start = ts_end = -1
+    timing = -1
     timeout = -1
     content_length = -1
     pos = _HEAD_START
@@ -158,6 +168,18 @@ def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int, int, bytes] | Non
                 if not (48 <= p[i] <= 57):
                     return None
                 timeout = timeout * 10 + (p[i] - 48)
+        elif _is(p, name_start, name_end, b"traceparent"):
+            if tp_start >= 0:
+                return None
+            tp_start, tp_end = vs, ve
+        elif _is(p, name_start, name_end, b"tracestate"):
+            if ts_start >= 0:
+                return None
+            ts_start, ts_end = vs, ve
+        elif _is(p, name_start, name_end, b"x-rpc-timing"):
+            if timing >= 0:
+                return None
+            timing = 1 if ve - vs == 1 and p[vs] == 49 else 0  # '1'
         elif _is(p, name_start, name_end, b"connection"):
             if not _is(p, vs, ve, b"keep-alive"):
                 return None
@@ -180,4 +202,9 @@ def parse(data: bytes, limit: int) -> tuple[bytes, bytes, int, int, bytes] | Non
         pos,
         timeout,
         p[au_start:au_end] if au_start >= 0 else b"",
+        None if tp_start < 0 and ts_start < 0 and timing < 0 else (
+            timing == 1,
+            p[tp_start:tp_end] if tp_start >= 0 else b"",
+            p[ts_start:ts_end] if ts_start >= 0 else b"",
+        ),
     )

@@ -39,6 +39,7 @@ from warpcall.exceptions import (
     UnknownMethodException,
     UnsupportedMediaTypeException,
 )
+from warpcall.observe import server as _observe
 from warpcall.resilience.deadline import DEADLINE_HEADER_BYTES, parse_header
 from warpcall.resilience.deadline import _current as _deadline
 from warpcall.server.context import RESPONSES, cookie_lines, prepare_response, set_source
@@ -254,9 +255,10 @@ def _unsupported(media_type: str) -> UnsupportedMediaTypeException:
 
 def read_headers(
     headers: list[tuple[bytes, bytes]],
-) -> tuple[bytes, bytes, bytes | None, bytes | None, bytes | None, bytes]:
-    """``(content type, x-rpc-method, content-length, conflicting, x-rpc-timeout, authorization)`` from an ASGI
-    scope's headers (``authorization`` is ``b""`` when absent).
+) -> tuple[bytes, bytes, bytes | None, bytes | None, bytes | None, bytes, tuple[bool, bytes, bytes] | None]:
+    """``(content type, x-rpc-method, content-length, conflicting, x-rpc-timeout, authorization, observed)`` from
+    an ASGI scope's headers (``authorization`` is ``b""`` when absent; ``observed`` None unless the request
+    carries ``x-rpc-timing``, ``traceparent`` or ``tracestate``: then ``warpcall.observe.server.observed_headers``).
 
     Values are the first of each, as Starlette reads them (a user middleware sees those).
     ``conflicting`` names ``content-type``, ``x-rpc-method`` or ``authorization`` when one comes again
@@ -269,6 +271,7 @@ def read_headers(
     conflicting: bytes | None = None
     timeout: bytes | None = None
     authorization: bytes | None = None
+    observed = False
     for name, value in headers:
         if name == b"content-type":
             if content_type is None:
@@ -291,7 +294,12 @@ def read_headers(
                 authorization = value
             elif value != authorization and conflicting is None:
                 conflicting = name
-    return content_type or b"", method_header or b"", declared, conflicting, timeout, authorization or b""
+        elif name == b"traceparent" or name == b"tracestate" or name == b"x-rpc-timing":
+            observed = True
+    return (
+        content_type or b"", method_header or b"", declared, conflicting, timeout, authorization or b"",
+        _observe.observed_headers(headers) if observed else None,
+    )
 
 
 class DispatchEndpoint:
@@ -573,7 +581,9 @@ class DispatchEndpoint:
             return status, content_type, encode(None, _printable(entry))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        content_type, method_header, declared, conflicting, timeout, authorization = read_headers(scope["headers"])
+        content_type, method_header, declared, conflicting, timeout, authorization, observed = read_headers(
+            scope["headers"]
+        )
         reply = self.refuse(scope.get("method", ""), content_type, declared, conflicting)
         if reply is None:
             set_source(scope)  # RequestContext.get_request(): this request (the task's own context)
@@ -587,7 +597,11 @@ class DispatchEndpoint:
             except RequestTooLargeException as exc:
                 reply = self.error_reply(self.media_type(content_type), exc)
             else:
-                if timeout is None:
+                if observed is not None or _observe.ALWAYS[0]:
+                    outcome = _observe.answer_parsed(
+                        self, observed, content_type, method_header, body, timeout, scope.get(ARRIVED)
+                    )
+                elif timeout is None:
                     outcome = self.answer(content_type, method_header, body)
                 else:  # counted from the head's arrival, as the server's protocol noted it; sent empty: malformed
                     outcome = self.answer_by(

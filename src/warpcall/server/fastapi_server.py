@@ -14,13 +14,14 @@ from typing import Any, Awaitable, Callable, Iterable
 
 import uvicorn
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from warpcall.di import Environment, on_destroy, on_init
 from warpcall.exceptions import ServiceException
 from warpcall.health import HealthCheckManager
 from warpcall.manager import ServiceManager
+from warpcall.observe import server as _observe
 from warpcall.registry.contract import ComponentRegistry
 from warpcall.server.dispatch import DEFAULT_MAX_BODY, DispatchEndpoint, SyncCalls
 from warpcall.server.limits import ServerLimits
@@ -160,6 +161,8 @@ class FastAPIServer(Server):
         deregister_delay: float = DEREGISTER_DELAY,
         expose: Iterable[str] | str | None = None,
         tls: ServerTLS | None = None,
+        metrics: bool | None = None,
+        metrics_path: str | None = None,
     ) -> None:
         for name, value in (("grace_period", grace_period), ("deregister_delay", deregister_delay)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
@@ -201,6 +204,10 @@ class FastAPIServer(Server):
         self.authorization: Any = None  # the AuthorizationManager whose checks every call passes
         #: HTTPS (None: plain http): boot()'s or serve_forever()'s ``tls``, else this one, else ``server.tls.*``
         self.tls: ServerTLS | None = _booting_tls.get() or tls
+        #: Prometheus metrics and the ``GET /metrics`` route (None: configuration ``metrics.enabled``, default false)
+        self.metrics = metrics
+        #: where the metrics are served (None: configuration ``server.metrics.path``, default ``/metrics``)
+        self.metrics_path = metrics_path
 
     @classmethod
     def boot(
@@ -260,8 +267,39 @@ class FastAPIServer(Server):
             if hosted.health:
                 self._route_health(hosted.health, hosted.instance)
         secure(self, self.expose)  # the allow-list, and the authorization checks of every method served
+        self._mount_metrics()
         # an ASGI app as the route's endpoint (what add_route does, typed for it)
         self.fast_api.router.routes.append(Route("/invoke", self.endpoint, methods=["POST"], include_in_schema=False))
+
+    def _mount_metrics(self) -> None:
+        """Settle ``metrics`` and ``metrics_path`` from the configuration; serve the metrics when on."""
+        get = _configuration_get(self.service_manager)
+        if self.metrics is None:
+            self.metrics = bool(get("metrics.enabled", bool, False)) if get is not None else False
+        if self.metrics_path is None:
+            self.metrics_path = str(get("server.metrics.path", str, "/metrics")) if get is not None else "/metrics"
+        if not self.metrics:
+            return
+        try:
+            from warpcall.observe import metrics as _metrics
+        except ImportError as exc:  # pragma: no cover - the module imports prometheus-client lazily
+            raise ServiceException("metrics need prometheus-client: pip install warpcall[observe]") from exc
+        try:
+            _metrics.server_metrics()
+        except ImportError as exc:
+            raise ServiceException(
+                "metrics are on (metrics.enabled or FastAPIServer(metrics=True)) but prometheus-client is not "
+                "installed: pip install prometheus-client"
+            ) from exc
+        _metrics.watch(self)
+
+        def scrape() -> Response:  # sync: FastAPI runs it in its thread pool (a registry may be asked)
+            body, content_type = _metrics.exposition()
+            return Response(body, media_type=content_type)
+
+        self.fast_api.add_api_route(
+            self.metrics_path, scrape, methods=["GET"], include_in_schema=False, summary="Prometheus metrics"
+        )
 
     def _route_health(self, path: str, instance: Any) -> None:
         registry = self.component_registry
@@ -293,6 +331,8 @@ class FastAPIServer(Server):
             h11_max_incomplete_event_size=self.limits.max_head_size,  # what h11 bounds, when it serves instead
             **(self.tls.uvicorn_options() if self.tls is not None else {}),
         )
+        # what every request is observed for (metrics, an OpenTelemetry provider): decided once, here
+        _observe.configure(bool(self.metrics))
         self.server = _Uvicorn(config)
         self.socket = sock
         self.thread = threading.Thread(
@@ -465,6 +505,16 @@ class FastAPIServer(Server):
 
 #: the ``tls`` given to the boot() under way: the FastAPIServer its environment makes serves it
 _booting_tls: ContextVar[ServerTLS | None] = ContextVar("warpcall_booting_tls", default=None)
+
+
+def _configuration_get(service_manager: ServiceManager) -> Any:
+    """The environment's ``ConfigurationManager.get`` (``get(key, type, default)``), None without one."""
+    from warpcall.di.configuration import ConfigurationManager
+
+    environment = service_manager.environment
+    if environment is None or not environment.has_provider(ConfigurationManager):
+        return None
+    return environment.get(ConfigurationManager).get
 
 
 def _configured_tls(service_manager: ServiceManager) -> ServerTLS | None:

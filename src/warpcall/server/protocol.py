@@ -59,6 +59,7 @@ from starlette.exceptions import HTTPException
 from warpcall.core.invokehead import parse
 from warpcall.core.transport import deadline_after_ms as _deadline_after_ms
 from warpcall.exceptions import OverloadedException
+from warpcall.observe import server as _observe
 from warpcall.resilience.deadline import DEADLINE_HEADER_BYTES
 from warpcall.resilience.deadline import _current as _deadline
 from warpcall.server.context import RESPONSES, head_scope, prepare_response, set_source
@@ -72,6 +73,8 @@ from warpcall.server.workers import NotStarted, Refused
 from warpcall.wire import METHOD_HEADER_BYTES
 
 logger = logging.getLogger("warpcall.server")
+#: every request observed (metrics or OpenTelemetry on): one list item read on the plain path
+_OBSERVE_ALL = _observe.ALWAYS
 
 #: bodies up to this size are read by the protocol; larger ones stream through the ASGI app
 HOLD_LIMIT = 64 * 1024
@@ -307,6 +310,7 @@ def _small_body(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes, bytes
 
     None too when one of content type, method header or authorization comes twice with differing values:
     the ASGI app then answers as it does on every path (the dispatch endpoint's 400, the REST routes' 400).
+    None for a request carrying ``traceparent``, ``tracestate`` or ``x-rpc-timing``: the ASGI app observes it.
     """
     content_type: bytes | None = None
     method_header: bytes | None = None
@@ -333,6 +337,8 @@ def _small_body(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes, bytes
             if authorization is not None and value != authorization:
                 return None
             authorization = value
+        elif name == b"traceparent" or name == b"tracestate" or name == b"x-rpc-timing":
+            return None  # observed: the ASGI app's paths time it and carry its trace (warpcall.observe.server)
     return content_type or b"", method_header or b"", timeout, authorization or b""
 
 
@@ -548,6 +554,7 @@ if SUPPORTED:
                 and not self.expect_100_continue
                 and not self.flow.write_paused
                 and self.accepts()
+                and not _OBSERVE_ALL[0]  # every request observed: the ASGI app's observed paths answer
             ):
                 scope = cycle.scope
                 request = _small_body(scope["headers"])
@@ -600,9 +607,13 @@ if SUPPORTED:
                 and self.accepts()
             )
 
-        def _answer_unparsed(self, data: bytes, request: tuple[bytes, bytes, int, int, bytes]) -> None:
-            # timeout: the x-rpc-timeout milliseconds the recogniser read (-1: none sent)
-            content_type, method_header, head_length, timeout, authorization = request
+        def _answer_unparsed(self, data: bytes, request: tuple[bytes, bytes, int, int, bytes, Any]) -> None:
+            # timeout: the x-rpc-timeout milliseconds the recogniser read (-1: none sent); observed: None unless
+            # the request asks for timings or carries a trace context
+            content_type, method_header, head_length, timeout, authorization, observed = request
+            if observed is not None or _OBSERVE_ALL[0]:
+                self._answer_observed(data, request)
+                return
             self._unset_keepalive_if_required()
             stats = self.stats
             stats.served += 1
@@ -629,6 +640,28 @@ if SUPPORTED:
                 self._write_unparsed(outcome)
             else:
                 # until the reply is out, the connection reads nothing: a pipelined request waits its turn
+                self._pending = True
+                self.flow.pause_reading()
+                self._spawn(context, self._reply_later(outcome, self._write_unparsed))
+
+        def _answer_observed(self, data: bytes, request: tuple[bytes, bytes, int, int, bytes, Any]) -> None:
+            """``_answer_unparsed``'s observed path (``warpcall.observe.server``): phases, trace, span, metrics."""
+            self._unset_keepalive_if_required()
+            stats = self.stats
+            stats.served += 1
+            stats.unparsed += 1
+            self._unparsed = data
+            context = self._base.copy()
+            try:
+                if request[4]:
+                    context.run(set_token, request[4])
+                outcome = context.run(_observe.answer_chunk, self.endpoint, data, request, HOLD_LIMIT)
+            except Exception:
+                logger.exception("answering POST /invoke failed")
+                outcome = INTERNAL_ERROR
+            if isinstance(outcome, tuple):
+                context.run(self._write_unparsed, outcome)  # its access line in the request's context: its trace id
+            else:
                 self._pending = True
                 self.flow.pause_reading()
                 self._spawn(context, self._reply_later(outcome, self._write_unparsed))

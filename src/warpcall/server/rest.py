@@ -54,6 +54,7 @@ from warpcall.exceptions import (
     OverloadedException,
     ServiceException,
 )
+from warpcall.observe import server as _observe
 from warpcall.resilience.deadline import DEADLINE_HEADER_BYTES, parse_header
 from warpcall.resilience.deadline import _current as _deadline
 from warpcall.routes import RouteDescriptor, RouteParam, is_rest, non_finite, non_finite_check, routes_of
@@ -122,15 +123,20 @@ def enter_request(scope: MutableMapping[str, Any]) -> Reply | None:
     """In a request's own context: its scope for ``RequestContext`` and its token for ``TokenContext``; a 400
     reply when it carries differing ``Authorization`` headers (one reading of the token on every path)."""
     authorization: bytes | None = None
+    observed = False
     for name, value in scope["headers"]:
         if name == b"authorization":
             if authorization is not None and value != authorization:
                 return error_reply(MalformedRequestException(
                     "the authorization header is sent more than once, with differing values"), 400)
             authorization = value
+        elif name == b"traceparent" or name == b"tracestate" or name == b"x-rpc-timing":
+            observed = True
     set_source(scope)
     if authorization:
         set_token(authorization)
+    if observed or _observe.ALWAYS[0]:  # timings, trace context, span, metrics (warpcall.observe.server)
+        _observe.rest_begin(_observe.observed_headers(scope["headers"]) if observed else None, scope)
     return None
 
 
@@ -282,6 +288,7 @@ class Responder:
             return overloaded_reply(OverloadedException(str(exc), self.calls.retry_after))
         if isinstance(exc, AuthorizationException):  # raised by the implementation or its advice: a refusal
             return refused_reply(exc)
+        _observe.note_error(exc)
         logger.debug("%s raised", self.qualified, exc_info=True)
         status, payload = error_reply(exc)
         if RESPONSES[0] and payload is not None:
@@ -310,6 +317,23 @@ class ValidationReplyMixin:
         has_body = getattr(self, "body_field", None) is not None
 
         async def route_handler(request: Request) -> Response:
+            try:
+                response = await handle(request)
+            except BaseException as exc:
+                observation = _observe.current_observation.get()
+                if observation is not None:  # an HTTPException (its handler answers) or a failure
+                    _observe.note_error(exc)
+                    _observe.rest_finish(observation, getattr(exc, "status_code", 500))
+                raise
+            observation = _observe.current_observation.get()
+            if observation is not None:  # observed (enter_request began it): the method, Server-Timing
+                observation.method = getattr(self.endpoint, "__warpcall_qualified__", _observe.UNKNOWN_METHOD)
+                timing = _observe.rest_finish(observation, response.status_code)
+                if timing is not None:
+                    response.headers.append(timing[0].decode(), timing[1].decode("latin-1"))
+            return response
+
+        async def handle(request: Request) -> Response:
             entered = enter_request(request.scope)  # this task's context: the endpoint sees scope and token
             if entered is not None:
                 return as_response(entered)
@@ -429,6 +453,7 @@ def make_endpoint(route: RouteDescriptor, respond: Responder) -> Callable[..., A
     async def endpoint(**values: Any) -> Response:
         return as_response(await respond([values[name] for name in names]), respond.calls.retry_after)
 
+    endpoint.__warpcall_qualified__ = respond.qualified  # type: ignore[attr-defined]  # observed requests' label
     endpoint.__name__ = route.name
     endpoint.__qualname__ = f"{route.service_type.__name__}.{route.name}"
     endpoint.__doc__ = route.description

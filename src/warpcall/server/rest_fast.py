@@ -45,6 +45,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 
+from warpcall.observe import server as _observe
 from warpcall.resilience.deadline import _current as _deadline
 from warpcall.routes import RouteDescriptor
 from warpcall.server.rest import Responder, WarpcallRoute, enter_request, raw_headers, scope_deadline
@@ -243,6 +244,12 @@ class RestFastPath:
             status, headers, payload = response.status_code, response.raw_headers, response.body
         else:
             headers = raw_headers(reply, fast.respond.calls.retry_after)
+        observation = _observe.current_observation.get()
+        if observation is not None:  # observed (enter_request began it): the method, Server-Timing
+            observation.method = fast.respond.qualified
+            timing = _observe.rest_finish(observation, status)
+            if timing is not None:
+                headers = [*headers, timing]
         # what the endpoint's Response would send, as raw ASGI messages (these replies have no background task)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload or b""})
