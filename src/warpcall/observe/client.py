@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import select
+import sys
 import threading
 import time
 import weakref
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
     from warpcall.channels._http_sync import HTTPClient
     from warpcall.channels.http import HTTPXChannel
 
-__all__ = ["invoke", "invoke_async", "configure", "refresh", "otel_tracer"]
+__all__ = ["ClientTraceIdFilter", "configure", "current_trace_id", "invoke", "invoke_async", "otel_tracer", "refresh"]
 
 log = logging.getLogger("warpcall.client")
 
@@ -63,6 +64,37 @@ _TIMING_ON = (records.TIMING_REQUEST_HEADER, "1")
 #: channels set up so far, for :func:`refresh` (an OpenTelemetry provider configured after they were)
 _channels: weakref.WeakSet[HTTPXChannel] = weakref.WeakSet()
 _channels_lock = threading.Lock()
+
+
+# --- logs ------------------------------------------------------------------------------------------------------
+
+
+class ClientTraceIdFilter(logging.Filter):
+    """Gives every record of ``warpcall.client`` a ``trace_id`` attribute (``%(trace_id)s`` in a format): the
+    caller's trace (``warpcall.observe.tracing.current``, else OpenTelemetry's current span), ``""`` when none."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "trace_id"):
+            record.trace_id = current_trace_id() or ""
+        return True
+
+
+def current_trace_id() -> str | None:
+    """The trace id of the calling code, or None."""
+    context = tracing.current.get()
+    if context is not None:
+        return context.trace_id
+    otel = sys.modules.get("opentelemetry.trace")
+    if otel is not None:
+        span_context = otel.get_current_span().get_span_context()
+        if span_context.is_valid:
+            return f"{span_context.trace_id:032x}"
+    return None
+
+
+_FILTER = ClientTraceIdFilter()
+if _FILTER not in log.filters:
+    log.addFilter(_FILTER)
 
 
 # --- setup: what a channel observes, decided once ------------------------------------------------------------
@@ -245,6 +277,7 @@ def _start_span(tracer: Any, channel: HTTPXChannel, qualified: str, parent: trac
             int(parent.span_id, 16),
             is_remote=True,
             trace_flags=trace.TraceFlags(parent.flags & 1),
+            trace_state=trace.TraceState.from_header([parent.tracestate]) if parent.tracestate else None,
         )
         context = trace.set_span_in_context(trace.NonRecordingSpan(remote))
     component, _, rest = qualified.partition(":")
