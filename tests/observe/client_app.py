@@ -38,6 +38,10 @@ from warpcall.service import component_descriptor
 CHANNELS = ["dispatch-json", "dispatch-msgpack", "dispatch-protobuf", "rest"]
 
 
+#: what ``hold`` waits for
+RELEASE = threading.Event()
+
+
 class Declined(RuntimeError):
     pass
 
@@ -52,6 +56,10 @@ class Greeter(Service):
     @get("/pay")
     @abstractmethod
     def pay(self, amount: float) -> bool: ...
+
+    @get("/hold")
+    @abstractmethod
+    def hold(self, seconds: float) -> bool: ...
 
     @get("/hello_async")
     @abstractmethod
@@ -76,6 +84,10 @@ class GreeterImpl(Greeter):
         if amount > 100:
             raise Declined(f"{amount} is over the limit")
         return True
+
+    def hold(self, seconds: float) -> bool:
+        """Wait (at most ``seconds``) until a test sets RELEASE: a call that stays in flight."""
+        return RELEASE.wait(seconds)
 
     async def hello_async(self, name: str) -> str:
         return f"hello {name}"
