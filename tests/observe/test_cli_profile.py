@@ -115,7 +115,7 @@ def test_failed_calls_are_counted_and_exit_1(capsys: pytest.CaptureFixture[str])
         (["--url", "http://127.0.0.1:1", "--service", "nope", "--method", "m"], "pkg.module:ServiceClass"),
         (["--url", "http://127.0.0.1:1", "--service", "warpcall.demo.example:Nope", "--method", "m"], "cannot import"),
         (["--serve", "no_such_module_here:Module", "--service", "warpcall.demo.example:GreeterService",
-          "--method", "hello", "--args", '["x"]'], "no READY line"),
+          "--method", "hello", "--args", '["x"]'], "did not serve: exited with code 2:\nwarpcall child server: cannot import no_such_module_here"),
     ],
 )
 def test_bad_arguments_exit_2_with_the_reason(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

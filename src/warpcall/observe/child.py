@@ -42,7 +42,10 @@ def resolve_module(spec: str) -> type:
     path, _, name = spec.partition(":")
     if not path:
         raise ChildServerError(f"a server module is given as 'pkg.module:Module' or 'pkg.module', not {spec!r}")
-    imported = importlib.import_module(path)
+    try:
+        imported = importlib.import_module(path)
+    except ImportError as exc:
+        raise ChildServerError(f"cannot import {path}: {exc}") from exc
     if name:
         try:
             found = getattr(imported, name)
@@ -96,8 +99,16 @@ def main(argv: list[str] | None = None) -> int:
 class ChildServer:
     """One child process serving a warpcall module (or any command printing ``READY <url>``) on 127.0.0.1."""
 
-    def __init__(self, command: list[str], *, cwd: str | None = None, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        command: list[str],
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        stop_timeout: float = STOP_TIMEOUT,
+    ) -> None:
         self.command = command
+        self.stop_timeout = stop_timeout
         self.cwd = cwd
         self.env = dict(env) if env is not None else None
         self.process: subprocess.Popen[str] | None = None
@@ -148,17 +159,25 @@ class ChildServer:
         except queue.Empty:
             line = ""
         if not line.startswith("READY "):
-            code = self.stop()
+            if line == "":  # stdout closed: the child is exiting; let it finish to tell its code
+                try:
+                    process.wait(timeout=self.stop_timeout)
+                except subprocess.TimeoutExpired:
+                    pass
+            exited = process.poll()
+            self.stop()
             detail = "".join(errors[-20:]).strip()
+            why = f"exited with code {exited}" if exited is not None else f"no READY line within {timeout:g} s, stopped"
             raise ChildServerError(
-                f"{' '.join(self.command[-1:])}: no READY line within {timeout:g} s (exit code {code})"
+                f"{' '.join(self.command[-1:])} did not serve: {why}"
                 + (f":\n{detail}" if detail else "")
             )
         self.url = line.split()[1]
         return self.url
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
-        """SIGTERM and stdin closed, wait at most ``timeout`` s, then SIGKILL; the exit code."""
+    def stop(self, timeout: float | None = None) -> int | None:
+        """SIGTERM and stdin closed, wait at most ``timeout`` s (default: ``stop_timeout``), then SIGKILL; the exit code."""
+        timeout = self.stop_timeout if timeout is None else timeout
         process = self.process
         if process is None:
             return None
