@@ -32,9 +32,9 @@ from warpcall import (
     service,
 )
 from warpcall.di import create, module
+from warpcall.observe import server as observe_server
 from warpcall.observe import tracing
 from warpcall.observe.records import SERVER_PHASES, parse_server_timing
-from warpcall.observe.server import ALWAYS
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 PARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"
@@ -104,7 +104,7 @@ def _app_with_middleware() -> FastAPI:
 
 
 def make_module(inline: bool, middleware: bool) -> type:
-    @module(imports=[ServiceModule])
+    @module(imports=[ServiceModule], packages=[__name__])
     class ProbeModule:
         @create()
         def create_registry(self) -> ComponentRegistry:
@@ -120,15 +120,21 @@ def make_module(inline: bool, middleware: bool) -> type:
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[dict[str, FastAPIServer]]:
-    assert not ALWAYS[0], "another test left every request observed"
+    # servers observing only what requests ask for, even when another test configured an OpenTelemetry provider
+    # (its SERVER spans: tests/observe/test_trace_end_to_end.py)
+    observe_server.reset()
     environments = {}
     try:
-        for name, inline, middleware in (("inline", True, False), ("asgi", False, False), ("fastapi", True, True)):
-            environments[name] = FastAPIServer.boot(make_module(inline, middleware), host="127.0.0.1", port=0)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(observe_server, "otel_tracer", lambda: None)
+            for name, inline, middleware in (("inline", True, False), ("asgi", False, False), ("fastapi", True, True)):
+                environments[name] = FastAPIServer.boot(make_module(inline, middleware), host="127.0.0.1", port=0)
+        assert not observe_server.ALWAYS[0]
         yield {name: environment.get(FastAPIServer) for name, environment in environments.items()}
     finally:
         for environment in environments.values():
             environment.destroy()
+        observe_server.reset()
 
 
 def invoke_bytes(method: str, extra: str = "") -> bytes:

@@ -322,12 +322,17 @@ class ValidationReplyMixin:
             except BaseException as exc:
                 observation = _observe.current_observation.get()
                 if observation is not None:  # an HTTPException (its handler answers) or a failure
+                    observation.method = getattr(
+                        getattr(self, "endpoint", None), "__warpcall_qualified__", _observe.UNKNOWN_METHOD
+                    )
                     _observe.note_error(exc)
                     _observe.rest_finish(observation, getattr(exc, "status_code", 500))
                 raise
             observation = _observe.current_observation.get()
             if observation is not None:  # observed (enter_request began it): the method, Server-Timing
-                observation.method = getattr(self.endpoint, "__warpcall_qualified__", _observe.UNKNOWN_METHOD)
+                observation.method = getattr(
+                    getattr(self, "endpoint", None), "__warpcall_qualified__", _observe.UNKNOWN_METHOD
+                )
                 timing = _observe.rest_finish(observation, response.status_code)
                 if timing is not None:
                     response.headers.append(timing[0].decode(), timing[1].decode("latin-1"))
