@@ -4,7 +4,7 @@ The target is a running server (``--url``), or one this command boots in a child
 ``--serve pkg.module:ServerModule`` (any module ``FastAPIServer.boot`` serves) or ``--demo`` (the demo
 component of ``warpcall demo``, whose ``greeter`` service's ``hello`` is the default call). The call is
 ``--service pkg.module:ServiceClass --method name --args JSON``: a JSON list of positional arguments or
-an object of keyword arguments, each converted to the parameter's declared type (pydantic), so a
+an object of keyword arguments (the current directory is importable, as with ``python -m``), each converted to the parameter's declared type (pydantic), so a
 dataclass argument is written as a JSON object.
 
 Per channel: ``--warmup`` calls (not counted: connections, first-call caches), then ``-n`` calls inside
@@ -24,6 +24,7 @@ import asyncio
 import importlib
 import inspect
 import json
+import os
 import sys
 import time
 import typing
@@ -185,6 +186,10 @@ def run(options: argparse.Namespace, out: TextIO | None = None) -> int:
     """Carry out ``warpcall profile`` with parsed ``options``; the exit status (``out``: default stdout)."""
     out = out or sys.stdout
     from warpcall.observe.child import ChildServer, ChildServerError
+
+    # like ``python -m`` and uvicorn: the current directory's modules are importable (--service, --serve)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
 
     try:
         if not 1 <= options.calls <= MAX_CALLS:
