@@ -8,11 +8,13 @@ import json
 import math
 import random
 import threading
+from collections.abc import Iterator
 
 import pytest
 
 import warpcall
 from warpcall.observe import hdr
+from warpcall.observe.child import ChildServer, RemoteServices
 from warpcall.observe.hdr import Histogram
 from warpcall.observe.profile import process_profile, profile
 from warpcall.observe.records import CallRecord, emit, wanted
@@ -223,3 +225,60 @@ def test_process_profile_is_one_profile() -> None:
     finally:
         first.stop()
     assert not wanted()
+
+
+# end to end: real calls to a real server in a child process on 127.0.0.1
+
+
+@pytest.fixture(scope="module")
+def demo_remote() -> Iterator[RemoteServices]:
+    child = ChildServer.for_module("warpcall.demo.server:DemoServerModule")
+    child.start()
+    remote = RemoteServices(child.url)
+    yield remote
+    remote.close()
+    child.stop()
+
+
+@pytest.mark.parametrize("channel", ["dispatch-json", "dispatch-msgpack", "dispatch-protobuf", "rest"])
+def test_real_calls_carry_both_ends_phases(demo_remote: RemoteServices, channel: str) -> None:
+    from warpcall.demo.example import GreeterService, Order
+
+    greeter = demo_remote.get(GreeterService, channel)
+    order = Order(3, "ada", ["tea"])
+    greeter.echo(order)  # connection made outside the profile
+    with warpcall.profile() as p:
+        for _ in range(20):
+            assert greeter.echo(order) == order
+    assert not wanted()
+    assert len(p.records) == 20
+    for item in p.records:
+        assert item.channel == channel and item.method == "demo:greeter:echo" and item.status == 200
+        assert item.error is None and item.url == demo_remote.url
+        assert sum(item.client.values()) <= item.total_ns
+        assert item.server.get("impl", 0) > 0  # the server's Server-Timing came back and was joined
+    call = p.summary()["demo:greeter:echo", channel]
+    assert call.count == 20 and call.total.p50 > 0 and "impl" in call.server and "marshal" in call.client
+    greeter.echo(order)
+    assert len(p.records) == 20  # after the block: not collected
+
+
+def test_real_calls_from_threads_need_a_process_profile(demo_remote: RemoteServices) -> None:
+    from warpcall.demo.example import GreeterService
+
+    greeter = demo_remote.get(GreeterService, "dispatch-msgpack")
+    greeter.hello("warm")
+
+    def calls() -> None:
+        for _ in range(5):
+            greeter.hello("thread")
+
+    with profile() as local, profile(process=True) as everything:
+        threads = [threading.Thread(target=calls) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        greeter.hello("main")
+    assert len(local.records) == 1  # the with block's own call; the threads' are not in its context
+    assert len(everything.records) == 16
