@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from warpcall.observe.profile import CallSummary, Summary
+from warpcall.observe.records import CLIENT_PHASES
 
 __all__ = ["PlotUnavailable", "bar_segments", "curve_points", "write_report"]
 
@@ -106,15 +107,17 @@ def write_report(summary: Summary | Sequence[CallSummary], path: str, title: str
         if calls:
             curves.legend(fontsize="small")
 
-        colours: dict[str, Any] = {}
-        cycle = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
-        tab20 = plt.get_cmap("tab20")
-        palette = [tab20(i) for i in range(tab20.N)] + list(cycle)
+        warm = plt.get_cmap("YlOrRd")
+        server_names = [p for c in calls for p, _ in bar_segments(c) if p.startswith("server.")]
+        server_names = list(dict.fromkeys(server_names))
+        colours: dict[str, Any] = {"network": "#cccccc", "total": _CLIENT_COLOURS[0]}
+        for number, name in enumerate(server_names):  # the server's phases in warm shades, the client's cool
+            colours[name] = warm(0.25 + 0.65 * number / max(1, len(server_names) - 1))
         labelled: set[str] = set()
         for row, call in enumerate(calls):
             left = 0.0
             for phase, ns in bar_segments(call):
-                colour = colours.setdefault(phase, palette[len(colours) % len(palette)])
+                colour = colours.setdefault(phase, _client_colour(phase, len(colours)))
                 micros = ns / 1000
                 (patch,) = bars.barh(row, micros, left=left, color=colour, label=None if phase in labelled else phase)
                 labelled.add(phase)
@@ -132,6 +135,18 @@ def write_report(summary: Summary | Sequence[CallSummary], path: str, title: str
         figure.savefig(path)
     finally:
         plt.close(figure)
+
+
+#: distinct cool and neutral colours for the client's phases (red and orange are the server's)
+_CLIENT_COLOURS = (
+    "#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#aec7e8", "#98df8a", "#7f7f7f",
+)
+
+
+def _client_colour(phase: str, taken: int) -> str:
+    # a client phase keeps its colour from one report to the next: chosen by its place in the contract
+    index = CLIENT_PHASES.index(phase) if phase in CLIENT_PHASES else taken
+    return _CLIENT_COLOURS[index % len(_CLIENT_COLOURS)]
 
 
 def _labels(calls: list[CallSummary]) -> dict[tuple[str, str], str]:
