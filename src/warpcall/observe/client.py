@@ -20,6 +20,7 @@ Every phase is a difference of consecutive timestamps: each is >= 0 and they sum
 from __future__ import annotations
 
 import logging
+import random
 import select
 import sys
 import threading
@@ -59,6 +60,8 @@ __all__ = ["ClientTraceIdFilter", "configure", "current_trace_id", "invoke", "in
 log = logging.getLogger("warpcall.client")
 
 _now = time.perf_counter_ns
+_getrandbits = random.getrandbits
+_FLAGS = [f"{flags:02x}" for flags in range(256)]  # traceparent's flags field, by value
 _TIMING_ON = (records.TIMING_REQUEST_HEADER, "1")
 
 #: channels set up so far, for :func:`refresh` (an OpenTelemetry provider configured after they were)
@@ -160,20 +163,24 @@ def refresh() -> None:
 class _Call:
     """The state of one observed call: timestamps, the trace headers sent, the span, the metrics."""
 
-    __slots__ = ("channel", "marks", "record", "extra", "span", "trace_id", "metrics", "qualified")
+    __slots__ = ("channel", "marks", "record", "extra", "span", "trace_id", "metrics", "qualified", "mark")
 
     def __init__(self, channel: HTTPXChannel, qualified: str, start: int) -> None:
         self.channel = channel
         self.qualified = qualified
         self.marks = [start]
         self.record = channel._obs_profile or records.wanted()
+        if not self.record:
+            self.mark = _no_mark  # traced or counted only: no phase timestamps
         self.extra: list[tuple[str, str]] = [_TIMING_ON] if self.record else []
         self.span: Any = None
         self.trace_id: str | None = None
         self.metrics = channel._obs_metrics
         if channel._obs_tracing:
             self._trace()
-        self.marks.append(_now())  # end of "proxy": channel entry and the decision what to observe
+        if self.record:
+            self.marks.append(_now())  # end of "proxy": channel entry and the decision what to observe
+            self.mark = self._mark
 
     def _trace(self) -> None:
         tracer = self.channel._obs_otel
@@ -191,20 +198,28 @@ class _Call:
                     self.extra.append((tracing.TRACESTATE, state))
                 return
         if parent is not None:
-            child = parent.child()
-            self.trace_id = child.trace_id
-            self.extra.append((tracing.TRACEPARENT, child.traceparent()))
-            if child.tracestate:
-                self.extra.append((tracing.TRACESTATE, child.tracestate))
+            # the call's own span id (TraceContext.child() without its tuple copy and system random: a
+            # span id needs to be unique, not secret, as OpenTelemetry's own id generator has it)
+            self.trace_id = parent.trace_id
+            self.extra.append(
+                (
+                    tracing.TRACEPARENT,
+                    f"00-{parent.trace_id}-{(_getrandbits(64) or 1).to_bytes(8, 'big').hex()}-{_FLAGS[parent.flags & 255]}",
+                )
+            )
+            if parent.tracestate:
+                self.extra.append((tracing.TRACESTATE, parent.tracestate))
 
     def headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
         return [*headers, *self.extra] if self.extra else headers
 
-    def mark(self) -> None:
+    def _mark(self) -> None:
         self.marks.append(_now())
 
     def mark_to(self, count: int) -> None:
         """Close the phases up to the ``count``-th boundary now (those a fallback step did in one)."""
+        if not self.record:
+            return
         marks = self.marks
         now = _now()
         while len(marks) < count:
@@ -237,6 +252,10 @@ class _Call:
                     trace_id=self.trace_id,
                 )
             )
+
+
+def _no_mark() -> None:
+    pass
 
 
 def _phases(marks: list[int], end: int) -> dict[str, int]:
@@ -404,6 +423,8 @@ def _request(
 ) -> _http.Reply:
     """``HTTPXChannel._request`` through :func:`_exchange` (same deadline, token, breaker, failover, retries)."""
     direct = channel._direct
+    if not call.record:
+        return channel._request(method, url, headers, body, desc)  # no phases: the channel's own exchange
     if direct is None or channel.bulkhead is not None:
         reply = channel._request(method, url, headers, body, desc)
         _net_fallback(call)
@@ -543,6 +564,8 @@ async def _request_async(
     channel: HTTPXChannel, call: _Call, method: str, url: str, headers: list[tuple[str, str]], body: bytes, desc: Any
 ) -> _http.Reply:
     """``HTTPXChannel._request_async`` through :func:`_exchange_async`."""
+    if not call.record:
+        return await channel._request_async(method, url, headers, body, desc)
     direct = channel._direct_async
     if direct is None and channel._async_direct:
         direct = channel._make_direct_async()
