@@ -199,3 +199,22 @@ def test_a_server_without_server_timing_leaves_the_servers_phases_empty(tmp_path
     [record] = got
     check_phases(record)
     assert record.server == {}
+
+
+@pytest.mark.parametrize("path, body, content_type", [
+    ("/invoke", b'{"method":"obs:greeter:hello","args":["r"]}', "application/json"),
+    ("/api/greeter/hello?name=r", b"", None),
+])
+def test_the_server_answers_server_timing_only_when_asked(environment: Any, path: str, body: bytes,
+                                                          content_type: str | None) -> None:
+    """On raw sockets: no Server-Timing unless the request carries ``x-rpc-timing: 1`` (nothing leaks)."""
+    from rawhttp import Reader, connect, request
+
+    port = environment.get(FastAPIServer).port
+    method = "POST" if body else "GET"
+    for extra, expected in (("", False), ("x-rpc-timing: 1\r\n", True)):
+        with connect(port) as sock:
+            sock.sendall(request(path, body, content_type, method=method, extra=extra))
+            status, headers, _content = Reader(sock).response()
+        assert status.startswith(b"HTTP/1.1 200"), status
+        assert (b"server-timing" in headers) is expected, headers
