@@ -13,8 +13,9 @@ Boot your server module in a child process on 127.0.0.1 and call it through warp
 
 Which module to serve (the first that is set wins):
 
-1. the ``warpcall_server_module`` fixture, overridden in a ``conftest.py`` or by ``@pytest.mark.parametrize``
-   (indirect) -- any fixture returning ``"pkg.module:Module"``;
+1. the ``warpcall_server_module`` fixture (a ``"pkg.module:Module"`` string): override it in a
+   ``conftest.py``, or parametrize it to compare modules or releases side by side, one child each:
+   ``@pytest.mark.parametrize("warpcall_server_module", ["v1.server:Module", "v2.server:Module"])``;
 2. the marker ``@pytest.mark.warpcall_server("pkg.module:Module")`` on the test, its class or module;
 3. the command line ``--warpcall-server pkg.module:Module``;
 4. the ini option ``warpcall_server = pkg.module:Module`` (``pytest.ini``, ``[tool.pytest.ini_options]``).

@@ -167,7 +167,7 @@ def test_benchmarks_get_the_phase_breakdown_in_their_json(pytester: pytest.Pytes
         assert 0 < total["p50"] <= total["p90"] <= total["p99"] <= total["max"]
         assert {"marshal", "send", "first_byte", "decode"} <= set(call["client"]), call["client"]
         assert "impl" in call["server"], call["server"]
-    # one child process served every test, not the test process
+    # a child process served the calls, not the test process
     pids = {tuple(line.split()) for line in (pytester.path / "pids.txt").read_text().splitlines()}
     ((server_pid, test_pid),) = pids
     assert server_pid != test_pid
@@ -184,6 +184,8 @@ def test_module_from_the_command_line_or_ini_and_override_fixture(pytester: pyte
     write_project(pytester, ini="warpcall_server = myproject.server")
     pytester.makepyfile(
         test_plain="""
+        import pytest
+
         from myproject.api import GeometryService, Point
 
         def test_from_ini(warpcall_service):
@@ -192,13 +194,21 @@ def test_module_from_the_command_line_or_ini_and_override_fixture(pytester: pyte
         def test_remote(warpcall_remote, warpcall_server_url):
             assert warpcall_remote.url == warpcall_server_url
             assert warpcall_remote.get(GeometryService, "rest").mirror(Point(0, 9)) == Point(9, 0)
+
+        # one child per module: two spellings of the same module are two servers (as two releases would be)
+        @pytest.mark.parametrize("warpcall_server_module", ["myproject.server", "myproject.server:ServerModule"])
+        def test_parametrized(warpcall_service, warpcall_server_module):
+            with open("pids.txt", "a") as out:
+                out.write(f"{warpcall_server_module} {warpcall_service(GeometryService, 'dispatch-json').pid()}\\n")
         """
     )
-    pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300).assert_outcomes(passed=2)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300).assert_outcomes(passed=4)
+    pids = dict(line.split() for line in (pytester.path / "pids.txt").read_text().splitlines())
+    assert set(pids) == {"myproject.server", "myproject.server:ServerModule"} and len(set(pids.values())) == 2
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "--warpcall-server", "myproject.server:NoSuchModule", timeout=300
     )
-    result.assert_outcomes(errors=2)
+    result.assert_outcomes(errors=2, passed=2)  # the parametrized test names its own module
     result.stdout.fnmatch_lines(
         [
             "*warpcall_server 'myproject.server:NoSuchModule' did not start*did not serve: exited with code 2*",
