@@ -174,3 +174,21 @@ def test_opentelemetry_continues_a_warpcall_trace_context(manager: ServiceManage
     [span] = client_spans(spans, "obs:greeter:hello")
     assert f"{span.context.trace_id:032x}" == parent.trace_id
     assert span.parent is not None and f"{span.parent.span_id:016x}" == parent.span_id
+
+
+def test_client_log_records_carry_the_trace_id(manager: ServiceManager, caplog: Any) -> None:
+    import logging
+
+    from warpcall.channels import _http_common
+
+    assert _http_common.logger.name == "warpcall.client"  # the channels' messages: the documented client logger
+    parent = TraceContext(new_trace_id(), new_span_id())
+    with caplog.at_level(logging.INFO, logger="warpcall.client"):
+        logging.getLogger("warpcall.client").info("outside a trace")
+        token = tracing.current.set(parent)
+        try:
+            logging.getLogger("warpcall.client").info("inside a trace")
+        finally:
+            tracing.current.reset(token)
+    ids = {record.getMessage(): getattr(record, "trace_id", None) for record in caplog.records}
+    assert ids == {"outside a trace": "", "inside a trace": parent.trace_id}
