@@ -3,7 +3,8 @@
 A request is *observed* when it asks for it (``x-rpc-timing: 1``, or a ``traceparent`` / ``tracestate``
 header) or when the server observes every call (metrics on, or an OpenTelemetry tracer provider configured
 when the server started: :func:`configure` decides it once and sets :data:`ALWAYS`). The server recognises
-the three headers where it already reads headers (``invokehead`` on the one-chunk path, the parser path's
+the three headers where it already reads headers (``invokehead`` on the one-chunk path flags them and the
+observed path reads their values from the head; the parser path's
 and the ASGI paths' header scans); a request that has none of them, on a server that does not observe
 every call, never reaches this module.
 
@@ -138,6 +139,16 @@ def observed_headers(headers: list[tuple[bytes, bytes]]) -> tuple[bool, bytes, b
     if timing is None and not traceparent and not tracestate:
         return None
     return bool(timing), traceparent, tracestate
+
+
+def head_observed(data: bytes, head_length: int) -> tuple[bool, bytes, bytes] | None:
+    """:func:`observed_headers` of a request head the recogniser accepted (well-formed lines of visible ASCII)."""
+    headers = []
+    for line in data[:head_length].split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if sep:
+            headers.append((name.lower(), value.strip(b" \t")))
+    return observed_headers(headers)
 
 
 def begin(observed: tuple[bool, bytes, bytes] | None, kind: str = "invoke", name: str = "POST /invoke") -> Observation:
@@ -399,7 +410,7 @@ async def _pooled_timed(
 
 
 def answer_chunk(
-    endpoint: DispatchEndpoint, data: bytes, request: tuple[bytes, bytes, int, int, bytes, Any], limit: int
+    endpoint: DispatchEndpoint, data: bytes, request: tuple[bytes, bytes, int, int, bytes, bool | None], limit: int
 ) -> Reply | Awaitable[Reply]:
     """The one-chunk ``POST /invoke`` path, observed (in the request's own context, token already set)."""
     from warpcall.core.invokehead import parse
@@ -409,7 +420,7 @@ def answer_chunk(
     mark = _now()
     parse(data, limit)  # the recogniser's work, timed again: the plain path keeps no clock
     head = _now() - mark
-    obs = begin(observed)
+    obs = begin(head_observed(data, head_length) if observed else None)
     obs.phases["head"] = head
     mark = _now()
     body = data[head_length:]
