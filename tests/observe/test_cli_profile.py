@@ -70,11 +70,25 @@ def test_chosen_channels_dataclass_argument_and_png(tmp_path: Path, capsys: pyte
         "--args", '[{"id": 7, "customer": "ada", "items": ["tea"]}]',
         "--channel", "dispatch-msgpack", "--channel", "rest", "-n", "20", "--warmup", "2", "--out", str(png),
     ]
-    assert main(argv) == 0
+    status = main(argv)
     out = capsys.readouterr().out
+    assert status == 0, out
     rows = table_rows(out)
     assert {(row[1], row[3]) for row in rows if row[2] == "total"} == {("dispatch-msgpack", "20"), ("rest", "20")}
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_async_method(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["profile", "--demo", "--method", "hello_async", "--args", '["x"]', "--channel", "dispatch-json",
+            "--channel", "rest", "-n", "15", "--warmup", "1"]
+    status = main(argv)
+    out = capsys.readouterr().out
+    assert status == 0, out
+    rows = table_rows(out)
+    for channel in ("dispatch-json", "rest"):
+        phases = {row[2]: row for row in rows if row[:2] == ["demo:greeter:hello_async", channel]}
+        assert phases["total"][3] == "15" and "client.marshal" in phases and "server.impl" in phases, phases
+    assert "no phases recorded" not in out
 
 
 def test_without_matplotlib_the_table_prints_and_out_fails_clearly(

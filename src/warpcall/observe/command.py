@@ -110,12 +110,13 @@ def prepare_arguments(function: Callable[..., Any], raw: str | None) -> tuple[li
     return [], converted
 
 
-def _measured(method: Callable[..., Any], args: list[Any], kwargs: dict[str, Any],
-              calls: int) -> tuple[list[int], list[BaseException]]:
+def _measured(
+    method: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], calls: int, is_async: bool
+) -> tuple[list[int], list[BaseException]]:
     # one timing per call around the proxy, kept for channels that record no phases themselves
     timings: list[int] = []
     errors: list[BaseException] = []
-    if inspect.iscoroutinefunction(method):
+    if is_async:  # the declaration's, not the proxy's: a proxy method returns a coroutine without being one
 
         async def run() -> None:
             for _ in range(calls):
@@ -149,6 +150,7 @@ def profile_channels(
     if declared is None or not callable(declared):
         raise UsageError(f"{service_type.__name__} has no method {method_name!r}")
     args, kwargs = prepare_arguments(declared, raw_args)
+    is_async = inspect.iscoroutinefunction(declared)
     from warpcall.observe.child import RemoteServices
 
     remote = RemoteServices(url)
@@ -158,10 +160,10 @@ def profile_channels(
     try:
         for channel in channels:
             method = getattr(remote.get(service_type, channel), method_name)
-            _measured(method, args, kwargs, warmup)
+            _measured(method, args, kwargs, warmup, is_async)
             before = len(collected.records) + collected.dropped
             with collected:
-                timings, failures = _measured(method, args, kwargs, calls)
+                timings, failures = _measured(method, args, kwargs, calls, is_async)
             if failures:
                 errors[channel] = failures
                 print(f"{channel}: {len(failures)} of {calls} calls failed, first: {failures[0]!r}", file=out)

@@ -206,10 +206,10 @@ class _Aggregate:
         self.total.record(record.total_ns)
         for phases, histograms in ((record.client, self.client), (record.server, self.server)):
             for name, ns in phases.items():
-                histogram = histograms.get(name)
-                if histogram is None:
-                    histogram = histograms[name] = Histogram()
-                histogram.record(ns)
+                try:
+                    histograms[name].record(ns)
+                except KeyError:  # the phase's first value
+                    histograms[name] = Histogram((ns,))
 
     def summary(self, method: str, channel: str) -> CallSummary:
         total = Histogram()
