@@ -63,6 +63,25 @@ def test_the_callers_trace_context_arrives_as_a_child(manager: ServiceManager, c
     assert children[0].span_id != children[1].span_id  # one span per call
 
 
+def test_tracing_disabled_sends_no_trace_context(environment: Any, tmp_path: Any) -> None:
+    from client_app import client
+
+    from warpcall import FastAPIServer
+
+    port = environment.get(FastAPIServer).port
+    with client(port, tmp_path / "c.yaml", "tracing:\n  enabled: false\n") as caller:
+        token = tracing.current.set(TraceContext(new_trace_id(), new_span_id()))
+        try:
+            before = len(seen_since(0))
+            for channel in CHANNELS:
+                assert caller.get_service(Greeter, channel).hello("d") == "hello d"
+        finally:
+            tracing.current.reset(token)
+        seen = seen_since(before)
+    assert len(seen) == len(CHANNELS)
+    assert all("traceparent" not in headers for _path, headers in seen), seen
+
+
 def test_without_a_trace_context_or_opentelemetry_nothing_is_added() -> None:
     """In a fresh interpreter (no tracer provider configured anywhere): no traceparent, no timing header, and the
     channels never left their plain path."""
