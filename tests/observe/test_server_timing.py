@@ -65,6 +65,9 @@ class ProbeService(Service):
     @abstractmethod
     def fail(self) -> str: ...
 
+    @abstractmethod
+    def broken(self) -> int: ...
+
 
 @component(name="probes", services=[ProbeService])
 class ProbeComponent(Component):
@@ -85,6 +88,9 @@ class ProbeServiceImpl(ProbeService):
 
     def fail(self) -> str:
         raise LookupError("nothing here")
+
+    def broken(self) -> int:
+        return "not an int"  # type: ignore[return-value]  # the server cannot send it: 500, a warning logged
 
 
 @implementation()
@@ -267,3 +273,12 @@ def test_access_log_carries_the_trace_id(servers: dict[str, FastAPIServer], capl
     records = [r for r in caplog.records if r.name == "uvicorn.access"]
     assert [getattr(r, "trace_id", None) for r in records] == [TRACE_ID, "", TRACE_ID, ""], records
     assert all('"POST /invoke HTTP/1.1" 200' in r.getMessage() for r in records)
+
+
+def test_error_log_carries_the_trace_id(servers: dict[str, FastAPIServer], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="warpcall.server")
+    for name in ("inline", "asgi"):
+        [(status, _, _)] = exchange(servers[name], invoke_bytes("broken", f"traceparent: {PARENT}\r\n"))
+        assert status == b"HTTP/1.1 500 Internal Server Error"
+    records = [r for r in caplog.records if r.name == "warpcall.server" and "probes:probe:broken" in r.getMessage()]
+    assert [getattr(r, "trace_id", None) for r in records] == [TRACE_ID, TRACE_ID], records

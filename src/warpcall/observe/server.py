@@ -491,8 +491,10 @@ def note_error(exc: BaseException) -> None:
 class TraceIdFilter(logging.Filter):
     """Gives every record a ``trace_id`` attribute: the trace of the request being served (``""`` when none).
 
-    Installed by the server on ``warpcall.server``, ``warpcall.server.access`` and ``uvicorn.access`` (the
-    access lines stay uvicorn's, byte for byte); use ``%(trace_id)s`` in a format to show it.
+    Installed by the server (at start) on ``warpcall.server``, ``uvicorn.access`` and ``uvicorn.error``: the
+    access lines stay uvicorn's (its logger, its format), each record gains the attribute; use
+    ``%(trace_id)s`` in a handler's format to show it. A logger filter applies to records logged on that
+    logger itself: child loggers (``warpcall.server.x``) need the filter on their handler instead.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -503,7 +505,7 @@ class TraceIdFilter(logging.Filter):
 
 
 _FILTER = TraceIdFilter()
-LOGGERS = ("warpcall.server", "warpcall.server.access", "uvicorn.access", "uvicorn.error")
+LOGGERS = ("warpcall.server", "uvicorn.access", "uvicorn.error")
 
 
 def install_log_filter() -> None:

@@ -657,7 +657,7 @@ if SUPPORTED:
                     context.run(set_token, request[4])
                 outcome = context.run(_observe.answer_chunk, self.endpoint, data, request, HOLD_LIMIT)
             except Exception:
-                logger.exception("answering POST /invoke failed")
+                context.run(logger.exception, "answering POST /invoke failed")  # with the request's trace id
                 outcome = INTERNAL_ERROR
             if isinstance(outcome, tuple):
                 context.run(self._write_unparsed, outcome)  # its access line in the request's context: its trace id
