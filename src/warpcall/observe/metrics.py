@@ -52,11 +52,19 @@ class ServerMetrics:
         self.errors = Counter(
             "warpcall_server_errors", "Failed calls by exception type", ["method", "kind", "type"], registry=registry
         )
+        #: (method, kind, status) -> (calls child, latency child); label values are bounded (see the module doc)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, method: str, kind: str, status: int, total_ns: int, error: str | None) -> None:
         """Count one answered call."""
-        self.calls.labels(method, kind, str(status)).inc()
-        self.latency.labels(method, kind).observe(total_ns / 1e9)
+        key = (method, kind, status)
+        children = self._children.get(key)
+        if children is None:  # labels() locks and looks up each time: its children are kept per label set
+            children = self._children[key] = (
+                self.calls.labels(method, kind, str(status)), self.latency.labels(method, kind)
+            )
+        children[0].inc()
+        children[1].observe(total_ns / 1e9)
         if error is not None:
             self.errors.labels(method, kind, error).inc()
 

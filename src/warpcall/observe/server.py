@@ -66,6 +66,8 @@ class _State:
 
 
 STATE = _State()
+#: ``(opentelemetry.context, opentelemetry.trace)`` once a server found a provider
+_OTEL: tuple[Any, Any] = (None, None)
 
 
 def otel_tracer() -> Any:
@@ -87,8 +89,13 @@ def configure(metrics: bool) -> None:
     Process-wide, like OpenTelemetry's provider and prometheus-client's registry: once a server of the
     process observes every call, the process's servers do.
     """
+    global _OTEL
     tracer = otel_tracer()
     if tracer is not None:
+        from opentelemetry import context as otel_context
+        from opentelemetry import trace
+
+        _OTEL = (otel_context, trace)
         STATE.tracer = tracer
     if metrics and STATE.metrics is None:
         from warpcall.observe.metrics import server_metrics
@@ -182,8 +189,7 @@ def begin(observed: tuple[bool, bytes, bytes] | None, kind: str = "invoke", name
 
 
 def _start_span(tracer: Any, incoming: tracing.TraceContext | None, name: str) -> Any:
-    from opentelemetry import context as otel_context
-    from opentelemetry import trace
+    otel_context, trace = _OTEL  # bound by configure() once a provider is there: no import per call
 
     parent = otel_context.Context()  # a request without a trace context starts one: nothing of the connection's
     if incoming is not None:
@@ -221,7 +227,7 @@ def finish(obs: Observation, status: int) -> str | None:
 
 
 def _end_span(span: Any, obs: Observation, status: int, error: str | None) -> None:
-    from opentelemetry.trace import Status, StatusCode
+    Status, StatusCode = _OTEL[1].Status, _OTEL[1].StatusCode  # noqa: N806
 
     component, _, rest = obs.method.partition(":")
     service, _, method = rest.partition(":")
@@ -260,38 +266,74 @@ async def completed(obs: Observation, outcome: Awaitable[Reply]) -> Reply:
 # --- the timed copy of DispatchEndpoint.answer ---------------------------------------------------------------
 
 
+class _Deps:
+    """What the timed path uses of the server's modules, bound once (they import this module: no cycle)."""
+
+    def __init__(self) -> None:
+        from warpcall.core import envelope
+        from warpcall.core.invokehead import parse
+        from warpcall.core.transport import deadline_after_ms
+        from warpcall.exceptions import (
+            InvalidArgumentsException,
+            MalformedRequestException,
+            OverloadedException,
+            ProtocolException,
+        )
+        from warpcall.resilience.deadline import _current, parse_header
+        from warpcall.server import context, dispatch, security, workers
+        from warpcall.wire import JSON, MSGPACK, PROTOBUF
+
+        self.MAX_DEPTH = envelope.MAX_DEPTH
+        self.decode_request_json = envelope.decode_request_json
+        self.decode_request_json_exact = envelope.decode_request_json_exact
+        self.decode_request_msgpack = envelope.decode_request_msgpack
+        self.may_round_integers = envelope.may_round_integers
+        self.InvalidArgumentsException = InvalidArgumentsException
+        self.MalformedRequestException = MalformedRequestException
+        self.OverloadedException = OverloadedException
+        self.ProtocolException = ProtocolException
+        self.deadline = _current
+        self.parse_header = parse_header
+        self.parse = parse
+        self.deadline_after_ms = deadline_after_ms
+        self.RESPONSES = context.RESPONSES
+        self.prepare_response = context.prepare_response
+        self.REPLY_CONTENT_TYPES = dispatch.REPLY_CONTENT_TYPES
+        self.unsupported = dispatch._unsupported
+        self.run_checks = security.run_checks
+        self.NotStarted = workers.NotStarted
+        self.Refused = workers.Refused
+        self.JSON, self.MSGPACK, self.PROTOBUF = JSON, MSGPACK, PROTOBUF
+
+
+_deps: _Deps | None = None
+
+
+def _bind() -> _Deps:
+    global _deps
+    _deps = _Deps()
+    return _deps
+
+
 def answer_timed(
     endpoint: DispatchEndpoint, obs: Observation, content_type: bytes, method_header: bytes, body: bytes,
     at: float = 0.0,
 ) -> Reply | Awaitable[Reply]:
     """:meth:`DispatchEndpoint.answer` with the phases recorded in ``obs`` (the same replies)."""
-    from warpcall.core.envelope import (
-        MAX_DEPTH,
-        decode_request_json,
-        decode_request_json_exact,
-        decode_request_msgpack,
-        may_round_integers,
-    )
-    from warpcall.exceptions import (
-        InvalidArgumentsException,
-        MalformedRequestException,
-        OverloadedException,
-        ProtocolException,
-    )
-    from warpcall.resilience.deadline import _current as _deadline
-    from warpcall.server.context import RESPONSES, prepare_response
-    from warpcall.server.dispatch import REPLY_CONTENT_TYPES, _unsupported
-    from warpcall.server.security import run_checks
-    from warpcall.wire import JSON, MSGPACK, PROTOBUF
-
+    d = _deps or _bind()
+    MalformedRequestException = d.MalformedRequestException  # noqa: N806 - the exception classes, by their names
+    InvalidArgumentsException = d.InvalidArgumentsException  # noqa: N806
+    ProtocolException = d.ProtocolException  # noqa: N806
+    OverloadedException = d.OverloadedException  # noqa: N806
+    JSON, MSGPACK, PROTOBUF = d.JSON, d.MSGPACK, d.PROTOBUF  # noqa: N806
     if at:
-        _deadline.set(at)
+        d.deadline.set(at)
     phases = obs.phases
     mark = _now()
     media_type = endpoint.media_type(content_type)
     try:
-        if media_type not in REPLY_CONTENT_TYPES:
-            raise _unsupported(media_type)
+        if media_type not in d.REPLY_CONTENT_TYPES:
+            raise d.unsupported(media_type)
         if len(body) > endpoint.max_body:
             raise endpoint._too_large(len(body))
         if media_type == PROTOBUF:
@@ -305,13 +347,13 @@ def answer_timed(
                 raise InvalidArgumentsException(f"{method.descriptor.qualified} takes {method.required} argument(s)")
         else:
             if media_type == MSGPACK:
-                qualified, args = decode_request_msgpack(body)
+                qualified, args = d.decode_request_msgpack(body)
             else:
-                qualified, args = decode_request_json(body)
+                qualified, args = d.decode_request_json(body)
             method = endpoint.methods.get(qualified) or endpoint.resolve(qualified)
             obs.method = qualified
-            if media_type == JSON and method.exact_json and may_round_integers(body):
-                args = decode_request_json_exact(body)[1]
+            if media_type == JSON and method.exact_json and d.may_round_integers(body):
+                args = d.decode_request_json_exact(body)[1]
             now = _now()
             phases["decode"], mark = now - mark, now
             try:
@@ -326,14 +368,14 @@ def answer_timed(
     except RecursionError:
         obs.error = MalformedRequestException.__name__
         return endpoint.error_reply(media_type, MalformedRequestException(
-            f"the arguments nest deeper than this server loads (at most {MAX_DEPTH} levels are read)"))
+            f"the arguments nest deeper than this server loads (at most {d.MAX_DEPTH} levels are read)"))
     if method.checks:
-        refused = run_checks(method, values)
+        refused = d.run_checks(method, values)
         if refused is not None:
             obs.error = type(refused).__name__
             return endpoint.refused(media_type, refused)
-    if RESPONSES[0]:
-        prepare_response()
+    if d.RESPONSES[0]:
+        d.prepare_response()
     if method.is_async:
         return _awaited_timed(endpoint, obs, method, values, media_type)
     if method.offload:
@@ -388,15 +430,14 @@ async def _awaited_timed(
 async def _pooled_timed(
     endpoint: DispatchEndpoint, obs: Observation, method: ServerMethod, future: Awaitable[Any], media_type: str
 ) -> Reply:
-    from warpcall.server.workers import NotStarted, Refused
-
+    d = _deps or _bind()
     mark = _now()
     try:
         value = await future
-    except NotStarted:
+    except d.NotStarted:
         obs.error = "DeadlineExceeded"
         return endpoint._expired(media_type, method)
-    except Refused as exc:
+    except d.Refused as exc:
         exc.retry_after = endpoint.sync_calls.retry_after
         obs.error = "OverloadedException"
         return endpoint.error_reply(media_type, exc)
@@ -413,12 +454,10 @@ def answer_chunk(
     endpoint: DispatchEndpoint, data: bytes, request: tuple[bytes, bytes, int, int, bytes, bool | None], limit: int
 ) -> Reply | Awaitable[Reply]:
     """The one-chunk ``POST /invoke`` path, observed (in the request's own context, token already set)."""
-    from warpcall.core.invokehead import parse
-    from warpcall.core.transport import deadline_after_ms
-
+    d = _deps or _bind()
     content_type, method_header, head_length, timeout, _authorization, observed = request
     mark = _now()
-    parse(data, limit)  # the recogniser's work, timed again: the plain path keeps no clock
+    d.parse(data, limit)  # the recogniser's work, timed again: the plain path keeps no clock
     head = _now() - mark
     obs = begin(head_observed(data, head_length) if observed else None)
     obs.phases["head"] = head
@@ -426,7 +465,7 @@ def answer_chunk(
     body = data[head_length:]
     obs.phases["body"] = _now() - mark
     if timeout > 0:
-        outcome = answer_timed(endpoint, obs, content_type, method_header, body, deadline_after_ms(timeout))
+        outcome = answer_timed(endpoint, obs, content_type, method_header, body, d.deadline_after_ms(timeout))
     elif timeout:
         outcome = answer_timed(endpoint, obs, content_type, method_header, body)
     else:
@@ -442,8 +481,7 @@ def answer_parsed(
     method_header: bytes, body: bytes, timeout: bytes | None, arrived: float | None,
 ) -> Reply | Awaitable[Reply]:
     """``POST /invoke`` read by uvicorn's parser (through ASGI), observed, in the request's own context."""
-    from warpcall.resilience.deadline import parse_header
-
+    parse_header = (_deps or _bind()).parse_header
     obs = begin(observed)
     if arrived:
         obs.phases["body"] = max(0, int((time.monotonic() - arrived) * 1e9))
