@@ -282,3 +282,29 @@ def test_real_calls_from_threads_need_a_process_profile(demo_remote: RemoteServi
         greeter.hello("main")
     assert len(local.records) == 1  # the with block's own call; the threads' are not in its context
     assert len(everything.records) == 16
+
+
+def test_record_many_equals_record_each() -> None:
+    rng = random.Random(5)
+    values = [rng.randrange(-5, 10**9) for _ in range(3000)] + [0, 255, 256, 2**40]
+    one_by_one = Histogram(values)
+    bulk = Histogram()
+    bulk.record_many(values[:1000])
+    bulk.record_many(values[1000:])
+    bulk.record_many([])
+    assert list(bulk.buckets()) == list(one_by_one.buckets())
+    assert (bulk.min, bulk.max, bulk.count, bulk.total) == (one_by_one.min, one_by_one.max, one_by_one.count,
+                                                            one_by_one.total)
+
+
+def test_folding_in_batches_loses_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from warpcall.observe import profile as profile_module
+
+    monkeypatch.setattr(profile_module, "FOLD_AT", 7)  # many folds, one partial batch left for summary()
+    with profile(max_records=0) as p:
+        for total in range(1, 101):
+            emit(record(total * 1000, error="X" if total % 10 == 0 else None))
+    call = p.summary()["c:s:m", "dispatch-json"]
+    assert (call.count, call.errors, call.total.min, call.total.max) == (100, 10, 1000, 100_000)
+    assert call.client["marshal"].count == 100 and call.server["impl"].max == 25_000
+    assert p.dropped == 100 and p.records == []

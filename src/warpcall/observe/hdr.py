@@ -14,6 +14,7 @@ so ``percentile(0)`` and ``percentile(100)`` are exact.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Iterator
 
 SIGNIFICANT_BITS = 8
@@ -84,6 +85,25 @@ class Histogram:
             self.max = value
         if value < self._min:
             self._min = value
+
+    def record_many(self, values: list[int]) -> None:
+        """Add every value of ``values`` (ints): the same as ``record`` each, at a fraction of the cost
+        (bucket indices by one comprehension, counted, summed and compared by builtins)."""
+        if not values:
+            return
+        if min(values) < 0:
+            values = [value if value > 0 else 0 for value in values]
+        indices = [
+            value if value < _EXACT else (shift := value.bit_length() - SIGNIFICANT_BITS) * _HALF + (value >> shift)
+            for value in values
+        ]
+        buckets = self._buckets
+        for index, number in Counter(indices).items():
+            buckets[index] = buckets.get(index, 0) + number
+        self.count += len(values)
+        self.total += sum(values)
+        self.max = max(self.max, max(values))
+        self._min = min(self._min, min(values))
 
     def merge(self, other: Histogram) -> None:
         """Add every value of ``other``."""

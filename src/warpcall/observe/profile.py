@@ -15,14 +15,21 @@ not inherit the context (``threading.Thread`` starts from an empty one): run it 
 process, from any thread, while it is active. The configuration key ``profile.enabled`` (default false)
 turns on one process-wide profile, ``process_profile()``, from the moment a channel reads it.
 
-Memory is bounded: summaries come from histograms updated as records arrive (every record counts), and
-at most ``max_records`` records are kept in ``records`` (the rest are counted in ``dropped``).
+Memory is bounded: summaries come from histograms (every record counts), and at most ``max_records``
+(default 10,000) records are kept in ``records`` (the rest are counted in ``dropped``).
+
+Cost (callgrind, ``python -m benchmarks.instructions profile_collector``): a record arriving is queued,
+about 5,000 instructions on the profiled call's path (well under a microsecond); the queue is folded
+into the histograms when a summary is asked for, or every ``FOLD_AT`` (4096) records of one (method,
+channel), about 40,000 instructions per record (15 phase values) in bulk, in whichever thread
+delivers the 4096th record (a pause of a few tens of milliseconds between two calls, never inside one).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -42,7 +49,7 @@ __all__ = ["CallSummary", "PhaseStats", "Summary", "process_profile", "profile"]
 
 #: the percentiles every summary reports
 PERCENTILES = (50.0, 90.0, 99.0)
-DEFAULT_MAX_RECORDS = 100_000
+DEFAULT_MAX_RECORDS = 10_000  # a record with both ends' phases holds ~1.5 KB
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +115,21 @@ class CallSummary:
             "client": {name: stats.to_dict() for name, stats in self.client.items()},
             "server": {name: stats.to_dict() for name, stats in self.server.items()},
         }
+
+
+def _columns(rows: list[dict[str, int]]) -> Iterator[tuple[str, list[int]]]:
+    """phase -> its values, from per-call dicts: the calls of one channel name the same phases in the
+    same order, so grouping by the names and transposing the values (zip, in C) does the work."""
+    groups: dict[tuple[str, ...], list[Any]] = {}
+    for row in rows:
+        names = tuple(row)
+        group = groups.get(names)
+        if group is None:
+            group = groups[names] = []
+        group.append(row.values())
+    for names, values in groups.items():
+        for name, column in zip(names, zip(*values)):
+            yield name, list(column)
 
 
 def _ordered(names: set[str], order: tuple[str, ...]) -> list[str]:
@@ -187,10 +209,16 @@ class Summary:
         return "\n".join(text)
 
 
-class _Aggregate:
-    """Histograms of one (method, channel), updated record by record."""
+#: records an aggregate holds before folding them into its histograms (bounds the memory they pin)
+FOLD_AT = 4096
 
-    __slots__ = ("count", "errors", "total", "client", "server")
+
+class _Aggregate:
+    """Histograms of one (method, channel). A record is only queued when it arrives (the profiled
+    call pays a list append); the queue is folded into the histograms when a summary is asked for or
+    when it holds ``FOLD_AT`` records."""
+
+    __slots__ = ("count", "errors", "total", "client", "server", "pending")
 
     def __init__(self) -> None:
         self.count = 0
@@ -198,20 +226,34 @@ class _Aggregate:
         self.total = Histogram()
         self.client: dict[str, Histogram] = {}
         self.server: dict[str, Histogram] = {}
+        self.pending: list[CallRecord] = []
 
     def add(self, record: CallRecord) -> None:
-        self.count += 1
-        if record.error is not None:
-            self.errors += 1
-        self.total.record(record.total_ns)
-        for phases, histograms in ((record.client, self.client), (record.server, self.server)):
-            for name, ns in phases.items():
-                try:
-                    histograms[name].record(ns)
-                except KeyError:  # the phase's first value
-                    histograms[name] = Histogram((ns,))
+        pending = self.pending
+        pending.append(record)
+        if len(pending) >= FOLD_AT:
+            self.fold()
+
+    def fold(self) -> None:
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        # values gathered per phase, then counted in bulk: a third of the cost of one record() per value
+        self.count += len(pending)
+        self.errors += sum(1 for record in pending if record.error is not None)
+        self.total.record_many([record.total_ns for record in pending])
+        for phases, histograms in (
+            (_columns([record.client for record in pending]), self.client),
+            (_columns([record.server for record in pending]), self.server),
+        ):
+            for name, numbers in phases:
+                histogram = histograms.get(name)
+                if histogram is None:
+                    histogram = histograms[name] = Histogram()
+                histogram.record_many(numbers)
 
     def summary(self, method: str, channel: str) -> CallSummary:
+        self.fold()
         total = Histogram()
         total.merge(self.total)
         return CallSummary(
