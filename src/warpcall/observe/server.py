@@ -149,13 +149,22 @@ def observed_headers(headers: list[tuple[bytes, bytes]]) -> tuple[bool, bytes, b
 
 
 def head_observed(data: bytes, head_length: int) -> tuple[bool, bytes, bytes] | None:
-    """:func:`observed_headers` of a request head the recogniser accepted (well-formed lines of visible ASCII)."""
-    headers = []
-    for line in data[:head_length].split(b"\r\n")[1:]:
-        name, sep, value = line.partition(b":")
-        if sep:
-            headers.append((name.lower(), value.strip(b" \t")))
-    return observed_headers(headers)
+    """:func:`observed_headers` of a request head the recogniser accepted (well-formed lines of visible ASCII;
+    the first of a repeated header counts, as on the ASGI paths)."""
+    head = data[:head_length]
+    low = head.lower()  # names are found in any case; values are taken from the head as sent
+    found: list[bytes | None] = []
+    for name in (b"\r\nx-rpc-timing:", b"\r\ntraceparent:", b"\r\ntracestate:"):
+        at = low.find(name)
+        if at < 0:
+            found.append(None)
+        else:
+            start = at + len(name)
+            found.append(head[start:head.index(b"\r\n", start)].strip(b" \t"))
+    timing, traceparent, tracestate = found
+    if timing is None and traceparent is None and tracestate is None:
+        return None
+    return timing == b"1", traceparent or b"", tracestate or b""
 
 
 def begin(observed: tuple[bool, bytes, bytes] | None, kind: str = "invoke", name: str = "POST /invoke") -> Observation:
