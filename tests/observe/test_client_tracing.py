@@ -119,7 +119,8 @@ def spans() -> Iterator[Any]:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+    mine = not isinstance(trace.get_tracer_provider(), TracerProvider)
+    if mine:
         trace.set_tracer_provider(TracerProvider())
     provider = trace.get_tracer_provider()
     assert isinstance(provider, TracerProvider)
@@ -128,6 +129,17 @@ def spans() -> Iterator[Any]:
     refresh()  # channels set up before the provider existed
     yield exporter
     exporter.shutdown()
+    if mine:
+        # OpenTelemetry's global provider is set once per process: put back its unset state (as its own test
+        # utilities do), so that the tests after these see a process without a provider again
+        from opentelemetry.util._once import Once
+
+        from warpcall.observe import server as observe_server
+
+        trace._TRACER_PROVIDER = None
+        trace._TRACER_PROVIDER_SET_ONCE = Once()
+        refresh()
+        observe_server.reset()
 
 
 def client_spans(exporter: Any, name: str) -> list[Any]:
