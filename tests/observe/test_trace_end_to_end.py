@@ -139,7 +139,8 @@ def spans() -> Iterator[Any]:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    if not isinstance(otel_trace.get_tracer_provider(), TracerProvider):
+    ours = not isinstance(otel_trace.get_tracer_provider(), TracerProvider)
+    if ours:
         otel_trace.set_tracer_provider(TracerProvider())
     provider = otel_trace.get_tracer_provider()
     assert isinstance(provider, TracerProvider)
@@ -148,6 +149,14 @@ def spans() -> Iterator[Any]:
     refresh()  # client channels set up before the provider existed
     yield exporter
     exporter.shutdown()
+    if ours:
+        # OpenTelemetry's global provider is set once per process: back to its unset state (as its own test
+        # utilities do), so later tests see a process without one
+        from opentelemetry.util._once import Once
+
+        otel_trace._TRACER_PROVIDER = None
+        otel_trace._TRACER_PROVIDER_SET_ONCE = Once()
+        refresh()
 
 
 @pytest.fixture(scope="module")
