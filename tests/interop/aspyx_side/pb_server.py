@@ -10,22 +10,9 @@ import sys
 from _harness import ServerModuleBase, loopback_addresses, serve
 from aspyx.di import module
 from aspyx_service import AbstractComponent, ChannelAddress, ServiceModule, implementation
-from contract import Address, Customer, Item, Parcel
+from contract import Parcel
+from parcels import SIDE, ParcelAnswers, weighed
 from pb_contract import CHANNELS, PbInteropComponent, PbParcelService, Sample
-
-SIDE = "aspyx"
-
-
-def weighed(parcel: Parcel) -> Parcel:
-    return Parcel(
-        id=parcel.id,
-        weight=parcel.weight * 2,
-        fragile=not parcel.fragile,
-        label=parcel.label.upper(),
-        tags=[*parcel.tags, "weighed"],
-        items=[*parcel.items, Item(sku=f"stamp-{len(parcel.items)}", quantity=parcel.items[0].quantity + 1)],
-        note=f"weighed by {SIDE}",
-    )
 
 
 def mirrored(sample: Sample) -> Sample:
@@ -43,27 +30,9 @@ def mirrored(sample: Sample) -> Sample:
 
 
 @implementation()
-class PbParcelServiceImpl(PbParcelService):
-    def hello(self, name: str) -> str:
-        return f"hello {name} from {SIDE}"
-
-    def weigh(self, parcel: Parcel) -> Parcel:
-        return weighed(parcel)
-
-    def upgrade(self, customer: Customer) -> Customer:
-        return Customer(
-            name=customer.name + " (vip)",
-            vip=True,
-            score=customer.score + 1.5,
-            tags=[*customer.tags, f"upgraded-by-{SIDE}"],
-            address=Address(street=customer.address.street, city=customer.address.city.upper()),
-        )
-
+class PbParcelServiceImpl(ParcelAnswers, PbParcelService):
     def mirror(self, sample: Sample) -> Sample:
         return mirrored(sample)
-
-    def fail(self, reason: str) -> str:
-        raise ValueError(f"refused by {SIDE}: {reason}")
 
     def fail_parcel(self, reason: str) -> Parcel:
         raise ValueError(f"refused by {SIDE}: {reason}")
