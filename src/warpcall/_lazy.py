@@ -33,9 +33,10 @@ class LazyPackage(ModuleType):
 
 
 def export_lazily(package: str, exports: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``__getattr__`` and ``__dir__`` for ``package`` (already in ``sys.modules``), exporting each name
-    of ``exports`` from the module it maps to; a resolved name is stored in the package, so later
-    lookups are plain attribute reads."""
+    """``__getattr__`` and ``__dir__`` for ``package`` (already in ``sys.modules``; a plain module too),
+    exporting each name of ``exports`` from the module it maps to (``"module:attribute"`` where that module
+    calls it otherwise); a resolved name is stored in the package, so later lookups are plain attribute
+    reads."""
     module = sys.modules[package]
     namespace = vars(module)
     module.__class__ = LazyPackage
@@ -45,7 +46,8 @@ def export_lazily(package: str, exports: Mapping[str, str]) -> tuple[Callable[[s
         source = exports.get(name)
         if source is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(source), name)
+        source, _, attribute = source.partition(":")
+        value = getattr(importlib.import_module(source), attribute or name)
         namespace[name] = value
         return value
 

@@ -32,6 +32,13 @@ if TYPE_CHECKING:
 
     from warpcall.channels.dispatch import DispatchProtobufChannel as ProtobufChannel
     from warpcall.wire.protobuf_codec import ProtobufMethodCodec
+else:
+    from warpcall._lazy import export_lazily
+
+    # the channel module loads the HTTP clients: only when the name is used
+    __getattr__, __dir__ = export_lazily(
+        __name__, {"ProtobufChannel": "warpcall.channels.dispatch:DispatchProtobufChannel"}
+    )
 
 __all__ = [
     "ProtobufBuilder",
@@ -41,15 +48,6 @@ __all__ = [
     "defaults_dict",
     "get_inner_type",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    # the channel module loads the HTTP clients: only when the name is used
-    if name == "ProtobufChannel":
-        from warpcall.channels.dispatch import DispatchProtobufChannel
-
-        return DispatchProtobufChannel
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_inner_type(typ: Any) -> Any:

@@ -17,13 +17,13 @@ import sys
 import threading
 import typing
 from abc import ABC, ABCMeta, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from types import FunctionType
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 from weakref import WeakKeyDictionary
 
 from warpcall.core import proxy as _core_proxy
-from warpcall.di._reflection import DecoratorDescriptor
+from warpcall.di._reflection import CachedTypeDescriptor, DecoratorDescriptor, strip_annotated
 from warpcall.di._reflection import Decorators as _Decorators
 
 T = TypeVar("T")
@@ -135,8 +135,12 @@ class DynamicProxy(Generic[T]):
 DynamicProxy.Invocation.register(_core_proxy.Invocation)
 
 
-class TypeDescriptor:
-    """A class's methods, decorators and properties, read once per class (``for_type`` caches), as in aspyx."""
+class TypeDescriptor(CachedTypeDescriptor["TypeDescriptor.MethodDescriptor"]):
+    """A class's methods, decorators and properties, read once per class (``for_type`` caches), as in aspyx.
+
+    The cache and the method lookup (``for_type``, ``get_methods``, ``get_method``) are those of
+    ``warpcall.di``'s descriptors; this class reads the class as aspyx does.
+    """
 
     class ParameterDescriptor:
         """A parameter's name and type hint (None when it has none)."""
@@ -228,10 +232,7 @@ class TypeDescriptor:
                 hint = hints.get(name, param.annotation)
                 if hint is inspect.Parameter.empty:
                     hint = object
-                metadata: tuple[Any, ...] = ()
-                if typing.get_origin(hint) is typing.Annotated:
-                    hint, *rest = typing.get_args(hint)
-                    metadata = tuple(rest)
+                hint, metadata = strip_annotated(hint)
                 has_default = param.default is not inspect.Parameter.empty
                 params.append(TypeDescriptor.AnnotatedParam(name, hint, metadata, has_default, param.default))
             return params
@@ -239,26 +240,13 @@ class TypeDescriptor:
         def __str__(self) -> str:
             return f"Method({self.method.__name__})"
 
-    _cache: WeakKeyDictionary[type, TypeDescriptor] = WeakKeyDictionary()
+    # weak, as aspyx's: a descriptor does not keep a class alive; reentrant: a class's descriptor asks for its bases'
+    _cache: ClassVar[MutableMapping[type, Any]] = WeakKeyDictionary()
     _lock = threading.RLock()
 
-    @classmethod
-    def for_type(cls, clazz: type) -> TypeDescriptor:
-        """The descriptor of ``clazz`` (made once, cached)."""
-        descriptor = cls._cache.get(clazz)
-        if descriptor is None:
-            with cls._lock:
-                descriptor = cls._cache.get(clazz)
-                if descriptor is None:
-                    descriptor = TypeDescriptor(clazz)
-                    cls._cache[clazz] = descriptor
-        return descriptor
-
     def __init__(self, cls: type) -> None:
-        self.cls = cls
+        super().__init__(cls)
         self.decorators: list[DecoratorDescriptor] = Decorators.get(cls)
-        self.methods: dict[str, TypeDescriptor.MethodDescriptor] = {}
-        self.local_methods: dict[str, TypeDescriptor.MethodDescriptor] = {}
         # base classes first, so that what the class defines itself replaces what it inherits
         self.super_types = [TypeDescriptor.for_type(base) for base in cls.__bases__ if not _framework_class(base)]
         for super_type in self.super_types:
@@ -276,14 +264,6 @@ class TypeDescriptor:
         if self._properties is None:
             self._properties = _extract_properties(self.cls)
         return self._properties
-
-    def get_methods(self, local: bool = False) -> list[TypeDescriptor.MethodDescriptor]:
-        """The methods (``local``: only those the class defines itself)."""
-        return list((self.local_methods if local else self.methods).values())
-
-    def get_method(self, name: str, local: bool = False) -> TypeDescriptor.MethodDescriptor | None:
-        """One method by name, or None."""
-        return (self.local_methods if local else self.methods).get(name)
 
     def get_decorator(self, decorator: Callable[..., Any]) -> DecoratorDescriptor | None:
         return next((entry for entry in self.decorators if entry.decorator is decorator), None)

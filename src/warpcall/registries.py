@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from warpcall.registry.consul import ConsulComponentRegistry
+else:
+    from warpcall._lazy import export_lazily
+
+    # the Consul client loads with the name, not with the module
+    __getattr__, __dir__ = export_lazily(__name__, {"ConsulComponentRegistry": "warpcall.registry.consul"})
 
 __all__ = ["ConsulComponentRegistry"]
-
-
-def __getattr__(name: str) -> Any:
-    # the Consul client loads with the name, not with the module
-    if name == "ConsulComponentRegistry":
-        from warpcall.registry.consul import ConsulComponentRegistry
-
-        return ConsulComponentRegistry
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

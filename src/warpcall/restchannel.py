@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from warpcall.routes import (
     Body,
@@ -22,6 +22,11 @@ from warpcall.routes import (
 
 if TYPE_CHECKING:
     from warpcall.channels.rest import RestChannel
+else:
+    from warpcall._lazy import export_lazily
+
+    # the channel loads the HTTP clients: only when the name is used (declaring routes needs none)
+    __getattr__, __dir__ = export_lazily(__name__, {"RestChannel": "warpcall.channels.rest"})
 
 __all__ = [
     "Body",
@@ -39,12 +44,3 @@ __all__ = [
     "put",
     "rest",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    # the channel loads the HTTP clients: only when the name is used (declaring routes needs none)
-    if name == "RestChannel":
-        from warpcall.channels.rest import RestChannel
-
-        return RestChannel
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

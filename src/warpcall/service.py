@@ -89,20 +89,10 @@ _LAZY = {
     "LocalComponentRegistry": "warpcall.registry.local",
 }
 
+if not TYPE_CHECKING:
+    from warpcall._lazy import export_lazily
 
-def __getattr__(name: str) -> Any:
-    source = _LAZY.get(name)
-    if source is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(source), name)
-    globals()[name] = value  # later lookups are plain attribute reads
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    __getattr__, __dir__ = export_lazily(__name__, _LAZY)
 
 
 class LocalServiceException(ServiceException):

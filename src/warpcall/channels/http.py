@@ -276,6 +276,51 @@ def _status_failure(response: httpx.Response, method: str, url: str) -> ServiceE
     return RemoteServiceException(message)
 
 
+def _httpx_arguments(
+    client_headers: Any, json: Any, params: Any, headers: Any, timeout: Any, content: Any
+) -> dict[str, Any]:
+    """The keyword arguments of httpx's ``request`` for :meth:`HTTPXChannel.request` (sync and async): the
+    caller's headers (not changed) as a :class:`RequestHeaders` dict with the caller's token added unless they
+    or the client's own headers carry an authorization; httpx's client-default timeout for ours."""
+    import httpx  # loaded: the caller has its httpx client
+
+    sent = RequestHeaders(headers or ())
+    _add_bearer(sent, client_headers)
+    return {
+        "params": params,
+        "json": json,
+        "headers": sent,
+        "timeout": httpx.USE_CLIENT_DEFAULT if timeout is USE_CLIENT_DEFAULT else timeout,
+        "content": content,
+    }
+
+
+class _HTTPXErrors:
+    """Around one httpx request of :meth:`HTTPXChannel.request` (a sync call or an await): raises httpx's errors
+    as the exceptions the method documents, each with httpx's error as its cause."""
+
+    __slots__ = ("method", "url")
+
+    def __init__(self, method: str, url: str) -> None:
+        self.method = method
+        self.url = url
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, traceback: Any) -> None:
+        if exc is None:
+            return
+        import httpx  # loaded: the request was sent with it
+
+        if isinstance(exc, httpx.HTTPStatusError):
+            raise _status_failure(exc.response, self.method, self.url) from exc
+        if isinstance(exc, httpx.RequestError):
+            raise ServiceCommunicationException(f"calling {self.url} failed: {type(exc).__name__}: {exc}") from exc
+        if isinstance(exc, httpx.HTTPError):
+            raise RemoteServiceException(f"calling {self.url} failed: {type(exc).__name__}: {exc}") from exc
+
+
 def _service_method(service_type: Any, method: Any) -> Any:
     """The descriptor of ``method`` (a descriptor already, or a function named as one) of ``service_type``."""
     if hasattr(method, "param_types") and hasattr(method, "return_type"):
@@ -297,6 +342,16 @@ def _failed(url: str, exc: Exception) -> ServiceCommunicationException | None:
     # a response over the client's limits keeps its type (the HTTP clients raise it as httpx's and warpcall's)
     kind = ResponseTooLargeException if isinstance(exc, ResponseTooLargeException) else ServiceCommunicationException
     return kind(f"calling {url} failed: {type(exc).__name__}: {exc}")
+
+
+def _wire_failure(channel: HTTPXChannel, url: str, exc: Exception) -> ServiceCommunicationException:
+    """A send of ``channel`` to ``url`` failed with ``exc``: the breaker is told, and the answer is what the wire's
+    failure means to the caller (the recovery goes on from it); an error that is not the wire's is raised again."""
+    channel._failure(url, exc)  # breaker
+    failure = _failed(url, exc)
+    if failure is None:
+        raise exc
+    return failure
 
 
 class HTTPXChannel(Channel):
@@ -532,10 +587,7 @@ class HTTPXChannel(Channel):
                 if reply[0] != 503:
                     return reply
         except Exception as exc:
-            self._failure(url, exc)  # breaker
-            failure = _failed(url, exc)
-            if failure is None:
-                raise
+            failure = _wire_failure(self, url, exc)
             return self._recover(method, url, headers, body, call, start, at, exc, failure, None)
         if not is_refusal(reply[0], reply[2]):
             return reply
@@ -633,10 +685,7 @@ class HTTPXChannel(Channel):
             try:
                 reply = self._send_once(method, target, headers, body, at)
             except Exception as exc:
-                self._failure(target, exc)  # breaker
-                failure = _failed(target, exc)
-                if failure is None:
-                    raise
+                failure = _wire_failure(self, target, exc)
                 error = exc
                 continue
             if not is_refusal(reply[0], reply[2]):
@@ -677,10 +726,7 @@ class HTTPXChannel(Channel):
                 if reply[0] != 503:
                     return reply
         except Exception as exc:
-            self._failure(url, exc)  # breaker
-            failure = _failed(url, exc)
-            if failure is None:
-                raise
+            failure = _wire_failure(self, url, exc)
             return await self._recover_async(method, url, headers, body, call, start, at, exc, failure, None)
         if not is_refusal(reply[0], reply[2]):
             return reply
@@ -755,10 +801,7 @@ class HTTPXChannel(Channel):
             try:
                 reply = await self._send_once_async(method, target, headers, body, at)
             except Exception as exc:
-                self._failure(target, exc)  # breaker
-                failure = _failed(target, exc)
-                if failure is None:
-                    raise
+                failure = _wire_failure(self, target, exc)
                 error = exc
                 continue
             if not is_refusal(reply[0], reply[2]):
@@ -815,28 +858,12 @@ class HTTPXChannel(Channel):
         remote call of the channel go through the override, with ``headers`` a :class:`RequestHeaders`
         dict and ``content`` the encoded body.
         """
-        import httpx
-
         client = self.get_client()
-        sent = RequestHeaders(headers or ())
-        _add_bearer(sent, client.headers)
-        try:
+        with _HTTPXErrors(http_method, url):
             response = client.request(
-                http_method,
-                url,
-                params=params,
-                json=json,
-                headers=sent,
-                timeout=httpx.USE_CLIENT_DEFAULT if timeout is USE_CLIENT_DEFAULT else timeout,
-                content=content,
+                http_method, url, **_httpx_arguments(client.headers, json, params, headers, timeout, content)
             )
             response.raise_for_status()
-        except httpx.HTTPStatusError as exc:
-            raise _status_failure(exc.response, http_method, url) from exc
-        except httpx.RequestError as exc:
-            raise ServiceCommunicationException(f"calling {url} failed: {type(exc).__name__}: {exc}") from exc
-        except httpx.HTTPError as exc:
-            raise RemoteServiceException(f"calling {url} failed: {type(exc).__name__}: {exc}") from exc
         return response
 
     async def request_async(
@@ -850,28 +877,12 @@ class HTTPXChannel(Channel):
         content: Any | None = None,
     ) -> httpx.Response:
         """Async :meth:`request`, through :meth:`get_async_client`."""
-        import httpx
-
         client = self.get_async_client()
-        sent = RequestHeaders(headers or ())
-        _add_bearer(sent, client.headers)
-        try:
+        with _HTTPXErrors(http_method, url):
             response = await client.request(
-                http_method,
-                url,
-                params=params,
-                json=json,
-                headers=sent,
-                timeout=httpx.USE_CLIENT_DEFAULT if timeout is USE_CLIENT_DEFAULT else timeout,
-                content=content,
+                http_method, url, **_httpx_arguments(client.headers, json, params, headers, timeout, content)
             )
             response.raise_for_status()
-        except httpx.HTTPStatusError as exc:
-            raise _status_failure(exc.response, http_method, url) from exc
-        except httpx.RequestError as exc:
-            raise ServiceCommunicationException(f"calling {url} failed: {type(exc).__name__}: {exc}") from exc
-        except httpx.HTTPError as exc:
-            raise RemoteServiceException(f"calling {url} failed: {type(exc).__name__}: {exc}") from exc
         return response
 
     def serialize_args(self, invocation: Any) -> list[Any]:

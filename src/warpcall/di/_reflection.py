@@ -10,7 +10,9 @@ from __future__ import annotations
 import inspect
 import threading
 import typing
-from typing import Any, Callable, get_type_hints
+from collections.abc import MutableMapping
+from contextlib import AbstractContextManager
+from typing import Any, Callable, ClassVar, Generic, TypeVar, get_type_hints
 
 _ATTRIBUTE = "__warpcall_decorators__"
 
@@ -172,30 +174,58 @@ class MethodDescriptor:
         return f"{self.owner.__name__}.{self.name}"
 
 
-class TypeDescriptor:
-    """The methods and decorators of a class, computed once per class."""
+_M = TypeVar("_M")
+_D = TypeVar("_D", bound="CachedTypeDescriptor[Any]")
 
-    _cache: dict[type, TypeDescriptor] = {}
-    _lock = threading.Lock()
+
+class CachedTypeDescriptor(Generic[_M]):
+    """What a class's descriptors share: one per class, made on first ask (``for_type``), and method lookup.
+
+    Each concrete descriptor class declares its own ``_cache`` and ``_lock`` (reentrant where its
+    constructor asks ``for_type`` about base classes) and fills ``methods`` and ``local_methods``.
+    """
+
+    _cache: ClassVar[MutableMapping[type, Any]]
+    _lock: ClassVar[AbstractContextManager[Any]]
 
     __slots__ = ("cls", "methods", "local_methods")
 
     @classmethod
-    def for_type(cls, clazz: type) -> TypeDescriptor:
+    def for_type(cls: type[_D], clazz: type) -> _D:
         """The (cached) descriptor of ``clazz``."""
-        descriptor = cls._cache.get(clazz)
+        descriptor: _D | None = cls._cache.get(clazz)
         if descriptor is None:
             with cls._lock:
                 descriptor = cls._cache.get(clazz)
                 if descriptor is None:
-                    descriptor = TypeDescriptor(clazz)
+                    descriptor = cls(clazz)
                     cls._cache[clazz] = descriptor
         return descriptor
 
     def __init__(self, clazz: type) -> None:
         self.cls = clazz
-        self.methods: dict[str, MethodDescriptor] = {}
-        self.local_methods: dict[str, MethodDescriptor] = {}
+        self.methods: dict[str, _M] = {}
+        self.local_methods: dict[str, _M] = {}
+
+    def get_methods(self, local: bool = False) -> list[_M]:
+        """The methods of the class (``local``: only those it defines itself)."""
+        return list((self.local_methods if local else self.methods).values())
+
+    def get_method(self, name: str, local: bool = False) -> _M | None:
+        """One method by name, or None."""
+        return (self.local_methods if local else self.methods).get(name)
+
+
+class TypeDescriptor(CachedTypeDescriptor[MethodDescriptor]):
+    """The methods and decorators of a class, computed once per class."""
+
+    _cache: ClassVar[MutableMapping[type, Any]] = {}
+    _lock = threading.Lock()
+
+    __slots__ = ()
+
+    def __init__(self, clazz: type) -> None:
+        super().__init__(clazz)
         # walk from the root so that overrides replace what a base declared
         for owner in reversed(clazz.__mro__):
             if owner is object:
@@ -208,14 +238,6 @@ class TypeDescriptor:
                         self.local_methods[name] = descriptor
                 elif name in self.methods:
                     del self.methods[name]
-
-    def get_methods(self, local: bool = False) -> list[MethodDescriptor]:
-        """Plain methods of the class (``local``: only those it defines itself)."""
-        return list((self.local_methods if local else self.methods).values())
-
-    def get_method(self, name: str, local: bool = False) -> MethodDescriptor | None:
-        """One method by name, or None."""
-        return (self.local_methods if local else self.methods).get(name)
 
     def has_decorator(self, decorator: Callable[..., Any]) -> bool:
         """True when ``decorator`` was applied to the class itself."""

@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
-import inspect
 import os
 import re
 import threading
@@ -46,6 +45,7 @@ from warpcall.exceptions import (
     ProtocolException,
     UnsupportedMediaTypeException,
 )
+from warpcall.wire.protobuf_schema import _bad, _identifier, strip_hint
 
 try:
     from pydantic import BaseModel, RootModel
@@ -166,10 +166,6 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def _bad(value: Any, expected: str) -> MarshalException:
-    return MarshalException(f"expected {expected}, got {type(value).__name__}")
-
-
 def _checked(kind: type, describe: str, accept: Callable[[Any], bool]) -> Callable[[Any], Any]:
     def dump(value: Any) -> Any:
         if type(value) is kind or accept(value):
@@ -269,17 +265,7 @@ class _Builder:
             f"it carries {_SUPPORTED}"
         )
 
-    @staticmethod
-    def strip(tp: Any) -> Any:
-        while True:
-            if tp is inspect.Parameter.empty:
-                return Any
-            if typing.get_origin(tp) is typing.Annotated:
-                tp = typing.get_args(tp)[0]
-            elif hasattr(tp, "__supertype__"):  # typing.NewType
-                tp = tp.__supertype__
-            else:
-                return tp
+    strip = staticmethod(strip_hint)
 
     @staticmethod
     def is_structure(tp: Any) -> bool:
@@ -387,11 +373,6 @@ class _Builder:
         pool.Add(proto)
         for message in self.messages:
             message.cls = message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{self.package}.{message.name}"))
-
-
-def _identifier(text: str) -> str:
-    name = re.sub(r"\W", "_", text, flags=re.ASCII) or "_"
-    return "_" + name if name[0].isdigit() else name
 
 
 _DECODE_ERRORS = (DecodeError, TypeError, ValueError, AttributeError, KeyError, RecursionError, MarshalException)

@@ -67,6 +67,20 @@ def _identifier(text: str) -> str:
     return "_" + name if name[0].isdigit() else name
 
 
+def strip_hint(tp: Any) -> Any:
+    """``tp`` without its ``Annotated`` and ``NewType`` wrappers; ``Any`` for an unannotated parameter or return
+    value (both protobuf wires, warpcall's and aspyx-service's, read hints this way)."""
+    while True:
+        if tp is inspect.Parameter.empty:  # an unannotated parameter or return value
+            return Any
+        if typing.get_origin(tp) is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        elif hasattr(tp, "__supertype__"):  # typing.NewType
+            tp = tp.__supertype__
+        else:
+            return tp
+
+
 def _tuple_getter(names: Sequence[Any], getter: Callable[..., Any]) -> Callable[[Any], tuple[Any, ...]]:
     """``attrgetter``/``itemgetter`` that always returns a tuple, whatever the number of names."""
     if len(names) > 1:
@@ -507,17 +521,7 @@ class _FileBuilder:
             return structured
         return self.fallback(tp)
 
-    @staticmethod
-    def strip(tp: Any) -> Any:
-        while True:
-            if tp is inspect.Parameter.empty:  # an unannotated parameter or return value
-                return Any
-            if typing.get_origin(tp) is typing.Annotated:
-                tp = typing.get_args(tp)[0]
-            elif hasattr(tp, "__supertype__"):  # typing.NewType
-                tp = tp.__supertype__
-            else:
-                return tp
+    strip = staticmethod(strip_hint)
 
     def optional(self, inner: _Field) -> _Field:
         if inner.nullable:

@@ -11,45 +11,15 @@ import sys
 from functools import partial
 from typing import Any, Callable
 
-from aspyx.di import Environment, create, module
-from aspyx_service import (
-    ChannelInstances,
-    ComponentRegistry,
-    ServiceManager,
-    ServiceModule,
-    SessionManager,
-    TokenContext,
-)
+from _harness import ClientModuleBase, run_client
+from aspyx.di import module
+from aspyx_service import ServiceManager, ServiceModule, TokenContext
 from auth_contract import CHANNELS, VaultService
-
-TARGET_URL = ""
-
-
-class FixedURLRegistry(ComponentRegistry):
-    """Answers every lookup with TARGET_URL on both dispatch channels; registers nothing."""
-
-    def register(self, descriptor, addresses) -> None:
-        pass
-
-    def deregister(self, descriptor) -> None:
-        pass
-
-    def watch(self, channel) -> None:
-        pass
-
-    def get_addresses(self, descriptor) -> list[ChannelInstances]:
-        return [ChannelInstances(descriptor.name, channel, [TARGET_URL]) for channel in CHANNELS]
 
 
 @module(imports=[ServiceModule])
-class ClientModule:
-    @create()
-    def create_registry(self) -> ComponentRegistry:
-        return FixedURLRegistry()
-
-    @create()
-    def create_session_storage(self) -> SessionManager.Storage:
-        return SessionManager.InMemoryStorage()
+class ClientModule(ClientModuleBase):
+    channels = CHANNELS
 
 
 def outcome(call: Callable[[], Any]) -> dict:
@@ -64,12 +34,8 @@ def outcome(call: Callable[[], Any]) -> dict:
         }
 
 
-def main() -> int:
-    global TARGET_URL
-    TARGET_URL = sys.argv[1]
+def calls(manager: ServiceManager) -> dict:
     tokens: dict[str, Any] = json.loads(sys.argv[2])
-    environment = Environment(ClientModule)
-    manager = environment.get(ServiceManager)
     report: dict[str, Any] = {}
     loop = asyncio.new_event_loop()  # one loop: aspyx's async client is bound to the loop it first ran on
     try:
@@ -91,10 +57,8 @@ def main() -> int:
             report[channel] = cases
     finally:
         loop.close()
-        environment.destroy()
-    print("RESULT " + json.dumps(report), flush=True)
-    return 0
+    return report
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_client(ClientModule, calls))

@@ -6,54 +6,19 @@ and rebuilt types) or what was raised (type and message).
 """
 
 import dataclasses
-import json
 import sys
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
-from aspyx.di import Environment, create, module
-from aspyx_service import (
-    ChannelInstances,
-    ComponentRegistry,
-    RemoteServiceException,
-    ServiceManager,
-    ServiceModule,
-    SessionManager,
-)
+from _harness import ClientModuleBase, outcome, run_client, short_timeouts
+from aspyx.di import module
+from aspyx_service import ServiceManager, ServiceModule
 from contract import CHANNELS, Address, Customer, Item, Parcel, ParcelService
-
-CALL_TIMEOUT = 10.0
-
-#: set from the command line before the environment is built
-TARGET_URL = ""
-
-
-class FixedURLRegistry(ComponentRegistry):
-    """Answers every lookup with TARGET_URL on both dispatch channels; registers nothing."""
-
-    def register(self, descriptor, addresses) -> None:
-        pass
-
-    def deregister(self, descriptor) -> None:
-        pass
-
-    def watch(self, channel) -> None:
-        pass
-
-    def get_addresses(self, descriptor) -> list[ChannelInstances]:
-        return [ChannelInstances(descriptor.name, channel, [TARGET_URL]) for channel in CHANNELS]
 
 
 @module(imports=[ServiceModule])
-class ClientModule:
-    @create()
-    def create_registry(self) -> ComponentRegistry:
-        return FixedURLRegistry()
-
-    @create()
-    def create_session_storage(self) -> SessionManager.Storage:
-        # aspyx-service's ServiceModule needs one, even when no session is used
-        return SessionManager.InMemoryStorage()
+class ClientModule(ClientModuleBase):
+    channels = CHANNELS
 
 
 PARCEL = Parcel(
@@ -73,18 +38,6 @@ CUSTOMER = Customer(
 )
 
 
-def outcome(call: Callable[[], Any], describe: Callable[[Any], dict]) -> dict:
-    try:
-        return {"ok": True, **describe(call())}
-    except Exception as exc:  # reported to the test, which asserts on it
-        return {
-            "ok": False,
-            "error_type": type(exc).__name__,
-            "is_remote_service_exception": isinstance(exc, RemoteServiceException),
-            "message": str(exc),
-        }
-
-
 def describe_parcel(parcel: Any) -> dict:
     return {
         "type": type(parcel).__name__,
@@ -101,28 +54,19 @@ def describe_customer(customer: Any) -> dict:
     }
 
 
-def main() -> int:
-    global TARGET_URL
-    TARGET_URL = sys.argv[1]
-    environment = Environment(ClientModule)
-    manager = environment.get(ServiceManager)
+def calls(manager: ServiceManager) -> dict:
     results = {}
-    try:
-        for channel in CHANNELS:
-            proxy = manager.get_service(ParcelService, preferred_channel=channel)
-            for instance in manager.channel_cache.values():
-                instance.timeout = CALL_TIMEOUT  # aspyx defaults to 1000 s
-            results[channel] = {
-                "hello": outcome(partial(proxy.hello, "aspyx client"), lambda value: {"value": value}),
-                "weigh": outcome(partial(proxy.weigh, PARCEL), describe_parcel),
-                "upgrade": outcome(partial(proxy.upgrade, CUSTOMER), describe_customer),
-                "fail": outcome(partial(proxy.fail, "too heavy"), lambda value: {"value": value}),
-            }
-    finally:
-        environment.destroy()
-    print("RESULT " + json.dumps(results), flush=True)
-    return 0
+    for channel in CHANNELS:
+        proxy = manager.get_service(ParcelService, preferred_channel=channel)
+        short_timeouts(manager)
+        results[channel] = {
+            "hello": outcome(partial(proxy.hello, "aspyx client")),
+            "weigh": outcome(partial(proxy.weigh, PARCEL), describe_parcel),
+            "upgrade": outcome(partial(proxy.upgrade, CUSTOMER), describe_customer),
+            "fail": outcome(partial(proxy.fail, "too heavy")),
+        }
+    return results
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_client(ClientModule, calls))

@@ -8,27 +8,23 @@ aspyx-service's own ConsulComponentRegistry, under the name aspyx derives for th
 
 import os
 import sys
-import time
 
+from _harness import ServerModuleBase, loopback_addresses, serve
 from aspyx.di import create, module
 from aspyx_service import (
     AbstractComponent,
     ChannelAddress,
     ComponentRegistry,
-    FastAPIServer,
     ServiceManager,
     ServiceModule,
-    SessionManager,
     health,
     implementation,
 )
 from aspyx_service.registries import ConsulComponentRegistry
-from aspyx_service.service import LocalComponentRegistry, Server
+from aspyx_service.service import Server
 from consul import Consul
-from fastapi import FastAPI
 from names_contract import CHANNELS, DefaultNamesComponent, HTTPGreetingService, OrderLookupService
 
-STARTUP_TIMEOUT = 20.0
 CONSUL_PORT = int(os.environ.get("NAMES_CONSUL_PORT", "0"))
 
 
@@ -60,49 +56,25 @@ class OrderLookupServiceImpl(OrderLookupService):
 @health("/health")
 class DefaultNamesComponentImpl(AbstractComponent, DefaultNamesComponent):
     def get_addresses(self, port: int) -> list[ChannelAddress]:
-        return [ChannelAddress(channel, f"http://127.0.0.1:{port}") for channel in CHANNELS]
+        return loopback_addresses(port, CHANNELS)
 
 
 @module(imports=[ServiceModule])
-class NamesServerModule:
+class NamesServerModule(ServerModuleBase):
     @create()
     def create_registry(self) -> ComponentRegistry:
         if CONSUL_PORT:
             # aspyx asks a UDP socket "towards" 8.8.8.8 for its address; the server binds 127.0.0.1 only
             Server.get_local_ip = classmethod(lambda cls: "127.0.0.1")
             return QuickConsulRegistry(int(sys.argv[1]), Consul(host="127.0.0.1", port=CONSUL_PORT))
-        return LocalComponentRegistry()
-
-    @create()
-    def create_session_storage(self) -> SessionManager.Storage:
-        # aspyx-service's ServiceModule needs one, even when no session is used
-        return SessionManager.InMemoryStorage()
-
-    @create()
-    def create_server(self, manager: ServiceManager, registry: ComponentRegistry) -> FastAPIServer:
-        return FastAPIServer(FastAPI(), manager, registry)
+        return super().create_registry()
 
 
-def main() -> int:
-    port = int(sys.argv[1])
-    environment = FastAPIServer.boot(NamesServerModule, host="127.0.0.1", port=port)
-    server = environment.get(FastAPIServer)
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not server.server.started:
-            if not server.thread.is_alive() or time.monotonic() > deadline:
-                print("FAILED to start uvicorn", flush=True)
-                return 1
-            time.sleep(0.02)
-        names = [ServiceManager.get_descriptor(t).name
-                 for t in (DefaultNamesComponent, HTTPGreetingService, OrderLookupService)]
-        print("NAMES " + " ".join(names), flush=True)
-        print("READY", flush=True)
-        sys.stdin.read()  # the test closes our stdin to stop us
-    finally:
-        environment.destroy()
-    return 0
+def announce_names() -> None:
+    names = [ServiceManager.get_descriptor(t).name
+             for t in (DefaultNamesComponent, HTTPGreetingService, OrderLookupService)]
+    print("NAMES " + " ".join(names), flush=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve(NamesServerModule, announce_names))
