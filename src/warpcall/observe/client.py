@@ -432,6 +432,20 @@ def _exchange(
     return parser.status, parser.headers, parser.body
 
 
+def _window(channel: HTTPXChannel, desc: Any, method: str, url: str) -> tuple[float, float]:
+    """The call's deadline and start (0.0: ``deadline - timeout``), as ``HTTPXChannel._request`` works them out
+    inline on the plain path; a sooner deadline in force that has already passed ends the call here."""
+    at = _http._deadline_after(channel.timeout)
+    outer = _http._deadline_in_force()
+    start = 0.0
+    if outer is not None and outer < at:
+        start = at - channel.timeout
+        at = outer
+        if at <= start:
+            raise Recovery.expired(_http._call_name(desc, method, url), channel.selector.owner)
+    return at, start
+
+
 def _request(
     channel: HTTPXChannel, call: _Call, method: str, url: str, headers: list[tuple[str, str]], body: bytes, desc: Any
 ) -> _http.Reply:
@@ -443,14 +457,7 @@ def _request(
         reply = channel._request(method, url, headers, body, desc)
         _net_fallback(call)
         return reply
-    at = _http._deadline_after(channel.timeout)
-    outer = _http._deadline_in_force()
-    start = 0.0
-    if outer is not None and outer < at:
-        start = at - channel.timeout
-        at = outer
-        if at <= start:
-            raise Recovery.expired(_http._call_name(desc, method, url), channel.selector.owner)
+    at, start = _window(channel, desc, method, url)
     try:
         token = _http._access_token()
         if token is not None:
@@ -587,14 +594,7 @@ async def _request_async(
         reply = await channel._request_async(method, url, headers, body, desc)
         _net_fallback(call)
         return reply
-    at = _http._deadline_after(channel.timeout)
-    outer = _http._deadline_in_force()
-    start = 0.0
-    if outer is not None and outer < at:
-        start = at - channel.timeout
-        at = outer
-        if at <= start:
-            raise Recovery.expired(_http._call_name(desc, method, url), channel.selector.owner)
+    at, start = _window(channel, desc, method, url)
     try:
         token = _http._access_token()
         if token is not None:
