@@ -11,7 +11,7 @@ import sys
 def test_demo_calls_every_channel_and_leaves_no_process(tmp_path):
     environment = {**os.environ, "WARPCALL_REGISTRY_DIR": str(tmp_path)}
     result = subprocess.run(
-        [sys.executable, "-m", "warpcall.cli", "demo", "--calls", "5"],
+        [sys.executable, "-m", "warpcall", "demo", "--calls", "5"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,0 +1,72 @@
+"""The ``warpcall`` command (argparse, with shell completion through argcomplete when it is installed).
+
+Each subcommand lives in a module of its own that exposes ``HELP`` (one line), ``DESCRIPTION``
+(the ``--help`` text, with examples), ``add_arguments(parser)`` and ``run(options) -> int`` (the exit
+status). Subcommand modules import nothing heavy at module level, so ``warpcall --help`` and
+``warpcall --version`` stay fast; the work is imported inside ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Any
+
+#: subcommand name -> module implementing it (see the module docstring for the protocol)
+COMMANDS: dict[str, str] = {
+    "serve": "warpcall.cli.serve",
+    "call": "warpcall.cli.call",
+    "services": "warpcall.cli.services",
+    "health": "warpcall.cli.health",
+    "demo": "warpcall.cli.demo",
+    "profile": "warpcall.cli.profile",
+}
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("warpcall")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole ``warpcall`` parser, every subcommand included."""
+    parser = argparse.ArgumentParser(
+        prog="warpcall",
+        description="warpcall command line: serve components, call and inspect services, run the demo, profile calls.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"warpcall {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module: Any = importlib.import_module(module_name)
+        sub = commands.add_parser(
+            name,
+            help=module.HELP,
+            description=module.DESCRIPTION,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``warpcall`` console script and of ``python -m warpcall``."""
+    parser = build_parser()
+    try:
+        import argcomplete
+    except ImportError:  # completion is optional: pip install argcomplete
+        pass
+    else:
+        argcomplete.autocomplete(parser)
+    options = parser.parse_args(argv)
+    return int(options._run(options))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""``warpcall serve``: not written yet (issue #18)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "(serve: being written)"
+DESCRIPTION = HELP
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``warpcall serve``."""
+
+
+def run(options: argparse.Namespace) -> int:
+    """Not written yet."""
+    print("warpcall serve: not available yet", file=sys.stderr)
+    return 2
