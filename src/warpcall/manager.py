@@ -35,12 +35,16 @@ from warpcall.service import (
     health_endpoint,
     service_descriptor,
 )
+from warpcall.settings import install as _install_settings_check
 
 S = TypeVar("S")
 
 logger = logging.getLogger("warpcall.service")
 
 LOCAL = "local"
+
+# configuration keys under warpcall's sections that no setting has are reported when an environment boots
+_install_settings_check()
 
 
 def _on_scheme(address: ChannelAddress, scheme: str, port: int) -> ChannelAddress:

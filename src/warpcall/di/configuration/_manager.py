@@ -69,6 +69,8 @@ class ConfigurationManager:
 
     def __init__(self) -> None:
         self.sources: list[ConfigurationSource] = []
+        #: what each source loaded, in order (warpcall.settings reports unknown keys from it at startup)
+        self.loaded: list[tuple[ConfigurationSource, dict[str, Any]]] = []
         self._data: dict[str, Any] = {}
 
     def _register(self, source: ConfigurationSource) -> None:
@@ -82,6 +84,7 @@ class ConfigurationManager:
             raise ConfigurationException(
                 f"{type(source).__name__}.load() returned {type(loaded).__name__}; a source must return a dict"
             )
+        self.loaded.append((source, loaded))
         self._data = _merge(dict(self._data), loaded)
 
     def _lookup(self, path: str) -> Any:
