@@ -57,11 +57,15 @@ def _on_scheme(address: ChannelAddress, scheme: str, port: int) -> ChannelAddres
     return ChannelAddress(address.channel, f"{scheme}{address.uri[len('http'):]}")
 
 
-def default_registry() -> ComponentRegistry:
-    """The registry used when the environment provides none: the embedded, cross-process one."""
+def default_registry(environment: Environment | None = None) -> ComponentRegistry:
+    """The registry used when the environment provides none: the embedded, cross-process one, in the
+    namespace ``environment`` configures or derives (when the environment creates it, it does that itself)."""
     from warpcall.registry.embedded import EmbeddedComponentRegistry
 
-    return EmbeddedComponentRegistry()
+    registry = EmbeddedComponentRegistry()
+    if environment is not None:
+        registry.use_environment(environment)
+    return registry
 
 
 class _NoRegistryProvided(Condition):
@@ -146,7 +150,7 @@ class ServiceManager:
         if environment.has_provider(ComponentRegistry):
             self.component_registry = environment.get(ComponentRegistry)  # type: ignore[type-abstract]  # an abstract class is the lookup key (python/mypy#4717)
         else:
-            self.component_registry = default_registry()
+            self.component_registry = default_registry(environment)
             self._owns_registry = True
 
     @classmethod
@@ -273,7 +277,7 @@ class ServiceManager:
                     addresses = [_on_scheme(address, scheme, port) for address in addresses]
                 hosted = HostedComponent(component, instance, addresses)
                 instance.startup()
-                if self.component_registry is not None:
+                if self.component_registry is not None and self.settings.register:
                     self.component_registry.register(hosted, hosted.addresses)
                 self._hosted.append(hosted)
                 logger.info("component %s started with %s", component.name, [str(a) for a in hosted.addresses])
@@ -306,7 +310,7 @@ class ServiceManager:
             pending = [component for component in self._hosted if component not in self._deregistered]
             for component in reversed(pending):
                 self._deregistered.append(component)
-                if self.component_registry is not None:
+                if self.component_registry is not None and self.settings.register:
                     try:
                         self.component_registry.deregister(component)
                     except Exception:  # the registry may be gone already; stopping must go on

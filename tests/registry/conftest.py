@@ -18,6 +18,14 @@ if os.environ.get("CONSUL_HTTP_ADDR"):
     BACKENDS.append("consul-agent")
 
 
+@pytest.fixture(autouse=True)
+def _one_embedded_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests' embedded registries, in this process and in the server scripts it starts (which
+    inherit the variable), share one namespace, whatever module booted them (the namespace tests set
+    or remove the variable themselves)."""
+    monkeypatch.setenv("WARPCALL_REGISTRY_NAMESPACE", "registry-tests")
+
+
 @pytest.fixture
 def health_servers() -> Iterator[Callable[[], HealthServer]]:
     servers: list[HealthServer] = []

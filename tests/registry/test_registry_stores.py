@@ -61,8 +61,8 @@ def test_rows_with_an_old_heartbeat_are_ignored(tmp_path: Path) -> None:
         registry.register(ORDERS, ADDRESS)
         with sqlite3.connect(tmp_path / FILE_NAME) as db:
             db.execute(
-                "INSERT INTO instances VALUES ('stale', 'orders', ?, 1, 0, ?)",
-                (json.dumps([["dispatch-json", "http://127.0.0.1:9999"]]), time.time() - 10),
+                "INSERT INTO instances VALUES ('stale', 'orders', ?, 1, 0, ?, ?)",
+                (json.dumps([["dispatch-json", "http://127.0.0.1:9999"]]), time.time() - 10, registry.namespace),
             )
         (instances,) = registry.get_addresses(ORDERS)
         assert instances.urls == ["http://127.0.0.1:8001"]

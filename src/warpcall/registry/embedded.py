@@ -7,6 +7,12 @@ than the TTL are ignored, so a process killed with SIGKILL drops out on its own.
 The same thread polls for the watched components' rows and pushes changed URL
 lists into the channels.
 
+Namespaces partition the file: every row carries one, and a process sees only the rows of
+its own. By default an environment's registry takes the top-level package of the module it
+booted (``myapp`` for ``myapp.server.ServerModule``), so one application's clients and servers
+find each other and unrelated applications of the same user do not; configuration
+``registry.namespace`` (or ``$WARPCALL_REGISTRY_NAMESPACE``) names a shared one explicitly.
+
 The file heals itself: it holds only rows that live processes renew every
 heartbeat, so a file that was deleted, truncated, replaced or damaged is
 recreated by the next process that opens it (under a lock on the directory,
@@ -30,9 +36,9 @@ import uuid
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from warpcall.di import on_destroy
+from warpcall.di import inject_environment, on_destroy
 from warpcall.exceptions import ServiceCommunicationException, ServiceException
 from warpcall.registry._watch import Backoff, URLsByChannel, WatchedChannels, group_by_channel, to_instances
 from warpcall.registry.contract import (
@@ -44,6 +50,9 @@ from warpcall.registry.contract import (
     watched_component,
 )
 
+if TYPE_CHECKING:
+    from warpcall.di import Environment
+
 log = logging.getLogger("warpcall.registry.embedded")
 
 FILE_NAME = "registry.sqlite3"
@@ -52,8 +61,24 @@ SIDE_FILES = ("-wal", "-shm", "-journal")
 #: how every SQLite database file starts
 MAGIC = b"SQLite format 3\x00"
 
+#: the configuration key naming the namespace, and the environment variable that overrides it
+NAMESPACE_KEY = "registry.namespace"
+NAMESPACE_VARIABLE = "WARPCALL_REGISTRY_NAMESPACE"
+#: the configuration keys of the timing (seconds); a constructor argument wins over them
+TTL_KEY = "registry.embedded.ttl"
+POLL_INTERVAL_KEY = "registry.embedded.poll_interval"
+#: the namespace of a registry created outside any environment with none named
+DEFAULT_NAMESPACE = "default"
+#: the namespace of rows written by versions without namespaces (the column's default)
+LEGACY_NAMESPACE = ""
+DEFAULT_TTL = 5.0
+DEFAULT_POLL_INTERVAL = 0.5
+
 T = TypeVar("T")
 
+# Namespaces are a column of one table in one file, not one file each: the self-healing, the
+# directory lock and the purge of dead rows stay as they are, and a namespace that is used once (the
+# demo makes one per run) leaves no file behind, its rows purged by the next heartbeat of anyone.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS instances (
     id TEXT PRIMARY KEY,
@@ -61,11 +86,72 @@ CREATE TABLE IF NOT EXISTS instances (
     addresses TEXT NOT NULL,
     pid INTEGER NOT NULL,
     registered REAL NOT NULL,
-    heartbeat REAL NOT NULL
+    heartbeat REAL NOT NULL,
+    namespace TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX IF NOT EXISTS instances_component ON instances (component, heartbeat);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# after the column exists (an older file gets it first)
+_INDEX = "CREATE INDEX IF NOT EXISTS instances_namespace ON instances (namespace, component, heartbeat)"
+
+
+def default_namespace(module: type) -> str:
+    """The namespace an environment booted from ``module`` uses by default: its top-level package.
+
+    ``myapp`` for a module class defined in ``myapp.server`` (also when run as ``python -m myapp.server``).
+    A module outside any package (a script run as ``python server.py``, or ``server.py`` imported from a
+    directory on ``sys.path``) takes the name of its directory instead, so the scripts of one project
+    directory share a namespace. One ``sys.modules`` look-up; no file is read.
+    """
+    import sys
+
+    name = module.__module__
+    if name == "__main__":
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        if spec is not None and spec.name:
+            name = spec.name  # run with -m: the name it was imported as
+    top = name.partition(".")[0]
+    loaded = sys.modules.get(top)
+    if loaded is None or hasattr(loaded, "__path__"):
+        return top  # a package (or something not loaded, e.g. a class made up in a test)
+    file = getattr(loaded, "__file__", None)
+    directory = Path(file).resolve().parent.name if file else ""
+    return directory or top
+
+
+def check_namespace(namespace: object) -> str:
+    """``namespace`` when it is a usable name; ValueError (TypeError for a non-string) saying why not."""
+    if not isinstance(namespace, str):
+        raise TypeError(f"a registry namespace is a string, not {type(namespace).__name__} ({namespace!r})")
+    if not namespace.strip() or namespace != namespace.strip() or not namespace.isprintable():
+        raise ValueError(
+            f"registry namespace {namespace!r} is empty, padded with spaces or holds control characters; "
+            "use a name such as 'myapp'"
+        )
+    return namespace
+
+
+def _add_namespace_column(db: sqlite3.Connection) -> None:
+    """Give a file written before namespaces existed its ``namespace`` column, in place.
+
+    ``ALTER TABLE ... ADD COLUMN`` with a constant default only rewrites the schema, atomically, in a write
+    transaction that waits for the other writers (busy timeout); their statements are prepared again
+    against the new schema. Old rows, and rows older versions keep writing, get ``''`` (their own
+    namespace: they see every row, as they always did, but no namespaced process sees theirs).
+    """
+    def has_column() -> bool:
+        return any(row[1] == "namespace" for row in db.execute("PRAGMA table_info(instances)"))
+
+    if has_column():
+        return
+    db.execute("BEGIN IMMEDIATE")  # raises (busy) before a transaction exists: nothing to roll back
+    try:
+        if not has_column():  # another process may have added it while this one waited for the lock
+            db.execute("ALTER TABLE instances ADD COLUMN namespace TEXT NOT NULL DEFAULT ''")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 class DamagedFileError(sqlite3.DatabaseError):
@@ -129,6 +215,16 @@ def default_directory() -> Path:
     return Path(cache) / "warpcall"
 
 
+def _configuration_getter(environment: Environment) -> Callable[..., Any] | None:
+    """The environment's ``ConfigurationManager.get``, None when it has none."""
+    from warpcall.di.configuration import ConfigurationManager
+
+    if not environment.has_provider(ConfigurationManager):
+        return None
+    manager: ConfigurationManager = environment.get(ConfigurationManager)
+    return manager.get
+
+
 class EmbeddedComponentRegistry(ComponentRegistry):
     """Registry in a SQLite file (WAL mode) that every process on the machine opens.
 
@@ -150,6 +246,9 @@ class EmbeddedComponentRegistry(ComponentRegistry):
     that moves to a recreated file merges the URLs it knew into what it reads
     for ``ttl`` seconds after the file's creation, then reads the file alone.
 
+    Namespace: the registry registers and finds instances of its :attr:`namespace` only; processes
+    sharing one file but not a namespace never see each other's instances.
+
     Liveness: with :meth:`set_liveness` (a server installs its event loop's
     watchdog) the heartbeat is written only while the loop answers, so a stalled
     server leaves the watchers' lists ``ttl + poll_interval`` seconds after the
@@ -161,20 +260,27 @@ class EmbeddedComponentRegistry(ComponentRegistry):
         self,
         directory: str | os.PathLike[str] | None = None,
         *,
-        ttl: float = 5.0,
+        namespace: str | None = None,
+        ttl: float | None = None,
         heartbeat_interval: float | None = None,
-        poll_interval: float = 0.5,
+        poll_interval: float | None = None,
         busy_timeout: float = 5.0,
         max_backoff: float = 5.0,
     ) -> None:
         #: the SQLite file every process of this machine shares
         self.path = (Path(directory) if directory is not None else default_directory()) / FILE_NAME
-        self.ttl = ttl
-        self.heartbeat_interval = heartbeat_interval if heartbeat_interval is not None else ttl / 5
-        self.poll_interval = poll_interval
+        # None: decided by the environment that creates the registry (see use_environment), else on first use
+        self._namespace = check_namespace(namespace) if namespace is not None else None
+        self._explicit_ttl = ttl is not None
+        self._explicit_poll = poll_interval is not None
+        self._explicit_heartbeat = heartbeat_interval is not None
         self.busy_timeout = busy_timeout
-        self.detection_window = ttl + poll_interval
-        self._backoff = Backoff(initial=min(0.2, poll_interval), maximum=max_backoff)
+        self._max_backoff = max_backoff
+        self._set_timing(
+            DEFAULT_TTL if ttl is None else ttl,
+            heartbeat_interval,
+            DEFAULT_POLL_INTERVAL if poll_interval is None else poll_interval,
+        )
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = None
         # (inode, size, mtime, -shm inode, -wal inode) of the file as last seen with the open connection
@@ -190,6 +296,68 @@ class EmbeddedComponentRegistry(ComponentRegistry):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+
+    def _set_timing(self, ttl: float, heartbeat_interval: float | None, poll_interval: float) -> None:
+        if not ttl > 0 or not poll_interval > 0 or (heartbeat_interval is not None and not heartbeat_interval > 0):
+            raise ValueError(
+                f"the embedded registry's ttl ({ttl}), poll_interval ({poll_interval}) and heartbeat_interval "
+                f"({heartbeat_interval}) must be positive numbers of seconds"
+            )
+        self.ttl = ttl
+        self.heartbeat_interval = heartbeat_interval if heartbeat_interval is not None else ttl / 5
+        self.poll_interval = poll_interval
+        self.detection_window = ttl + poll_interval
+        self._backoff = Backoff(initial=min(0.2, poll_interval), maximum=self._max_backoff)
+
+    @property
+    def namespace(self) -> str:
+        """The partition of the file this registry reads and writes.
+
+        Named by the constructor; else, for a registry an environment creates, ``$WARPCALL_REGISTRY_NAMESPACE``,
+        the configuration's ``registry.namespace`` or the top-level package of the booted module (see
+        :func:`default_namespace`); else ``$WARPCALL_REGISTRY_NAMESPACE`` or ``'default'``.
+        """
+        if self._namespace is None:
+            self._namespace = check_namespace(os.environ.get(NAMESPACE_VARIABLE) or DEFAULT_NAMESPACE)
+        return self._namespace
+
+    @inject_environment()
+    def use_environment(self, environment: Environment) -> None:
+        """Take what the constructor left open from ``environment`` (called by the environment that creates
+        the registry): the namespace, and ``registry.embedded.ttl`` / ``poll_interval`` from its configuration.
+
+        Does nothing once the registry is in use: its rows and watches stay where they are.
+        """
+        with self._lock:
+            if self._thread is not None or self._registered or self._watched.components():
+                return
+            get = _configuration_getter(environment)
+            if self._namespace is None:
+                configured = os.environ.get(NAMESPACE_VARIABLE) or (get(NAMESPACE_KEY, str, None) if get else None)
+                try:
+                    self._namespace = check_namespace(configured or default_namespace(environment.type))
+                except (TypeError, ValueError) as exc:
+                    from warpcall.di.configuration import ConfigurationException
+
+                    raise ConfigurationException(
+                        f"{NAMESPACE_KEY} (or ${NAMESPACE_VARIABLE}) is unusable: {exc}"
+                    ) from exc
+            if get is not None and not (self._explicit_ttl and self._explicit_poll):
+                ttl = self.ttl if self._explicit_ttl else get(TTL_KEY, float, self.ttl)
+                poll = self.poll_interval if self._explicit_poll else get(POLL_INTERVAL_KEY, float, self.poll_interval)
+                self._set_timing(ttl, self.heartbeat_interval if self._explicit_heartbeat else None, poll)
+
+    def namespaces(self) -> list[str]:
+        """The namespaces with live instances in this registry's file (the legacy ``''`` included), sorted."""
+        with self._lock:
+            self._check_open()
+            rows = self._healing(
+                lambda db: db.execute(
+                    "SELECT DISTINCT namespace FROM instances WHERE heartbeat >= ? ORDER BY namespace",
+                    (time.time() - self.ttl,),
+                ).fetchall()
+            )
+            return [namespace for (namespace,) in rows]
 
     # ComponentRegistry
 
@@ -348,16 +516,17 @@ class EmbeddedComponentRegistry(ComponentRegistry):
         # an upsert, not an update: it also restores our row when the file was deleted and recreated
         row_id, payload, registered = entry
         db.execute(
-            "INSERT INTO instances (id, component, addresses, pid, registered, heartbeat) "
-            "VALUES (?, ?, ?, ?, ?, ?) "
+            "INSERT INTO instances (id, component, addresses, pid, registered, heartbeat, namespace) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET heartbeat = excluded.heartbeat",
-            (row_id, component, payload, os.getpid(), registered, time.time()),
+            (row_id, component, payload, os.getpid(), registered, time.time(), self.namespace),
         )
 
     def _read(self, component: str) -> URLsByChannel:
         rows = self._db().execute(
-            "SELECT addresses FROM instances WHERE component = ? AND heartbeat >= ? ORDER BY registered, id",
-            (component, time.time() - self.ttl),
+            "SELECT addresses FROM instances WHERE namespace = ? AND component = ? AND heartbeat >= ? "
+            "ORDER BY registered, id",
+            (self.namespace, component, time.time() - self.ttl),
         )
         return group_by_channel(
             [ChannelAddress(channel, uri) for channel, uri in json.loads(payload)] for (payload,) in rows
@@ -499,6 +668,8 @@ class EmbeddedComponentRegistry(ComponentRegistry):
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             db.executescript(_SCHEMA)
+            _add_namespace_column(db)
+            db.execute(_INDEX)
             check = db.execute("PRAGMA quick_check").fetchone()
             if check != ("ok",):
                 raise DamagedFileError(f"quick_check: {check}")
