@@ -178,11 +178,14 @@ class ServerSettings:
     so two servers booted in one process, even at once in two threads, each see their own.
     """
 
-    __slots__ = ("host", "port")
+    __slots__ = ("host", "port", "register")
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, register: bool = True) -> None:
         self.host = host
         self.port = port
+        #: whether the environment registers its components (False: a worker of ``warpcall serve --workers``,
+        #: whose supervisor registers the address once for all of them)
+        self.register = register
 
     @staticmethod
     @contextmanager

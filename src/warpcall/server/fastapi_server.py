@@ -48,11 +48,18 @@ WORKERS_BOUND = 0.5
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket; port 0 picks a free one. Connections queue from here on, before uvicorn serves."""
+def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket; port 0 picks a free one. Connections queue from here on, before uvicorn serves.
+
+    ``reuse_port``: set ``SO_REUSEPORT``, so that several processes listen on one port and the kernel
+    spreads the connections among them (``warpcall serve --workers``); AttributeError where the
+    platform has no such option.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
         sock.listen(2048)
@@ -218,15 +225,19 @@ class FastAPIServer(Server):
         start_thread: bool = True,
         *,
         tls: ServerTLS | None = None,
+        register: bool = True,
+        reuse_port: bool = False,
     ) -> Environment:
         """Build the environment of ``module``, start its components and (by default) serve them in a thread.
 
         With ``start_thread=False`` nothing is served here: run the FastAPI app
         with uvicorn yourself (``uvicorn main:app``) on ``port``. ``tls``: serve HTTPS (it wins over
-        the server's own ``tls`` and the ``server.tls.*`` keys).
+        the server's own ``tls`` and the ``server.tls.*`` keys). ``register=False``: the components are
+        not registered (another process registers the address: ``warpcall serve --workers``);
+        ``reuse_port``: listen with ``SO_REUSEPORT`` (see :func:`bind_socket`).
         """
-        sock = bind_socket(host, port) if start_thread else None
-        settings = ServerSettings(host, sock.getsockname()[1] if sock is not None else port)
+        sock = bind_socket(host, port, reuse_port=reuse_port) if start_thread else None
+        settings = ServerSettings(host, sock.getsockname()[1] if sock is not None else port, register)
         booting_tls = _booting_tls.set(tls)
         try:
             with ServerSettings.booting(settings):
@@ -402,6 +413,8 @@ class FastAPIServer(Server):
         signals: Iterable[int] = SHUTDOWN_SIGNALS,
         ready: Callable[[Environment], None] | None = None,
         tls: ServerTLS | None = None,
+        register: bool = True,
+        reuse_port: bool = False,
     ) -> int:
         """Boot ``module`` (as :meth:`boot`), serve until SIGTERM or SIGINT, then drain and stop; returns the signal.
 
@@ -410,7 +423,8 @@ class FastAPIServer(Server):
         previous handlers are back when this returns. ``ready(environment)`` is called once the
         server accepts calls (to print its port, say). A second signal during the drain cuts it
         short: queued calls are refused and the connections of running ones closed at once.
-        uvicorn installs no handlers of its own here: it runs in a thread. ``tls``: serve HTTPS (as :meth:`boot`).
+        uvicorn installs no handlers of its own here: it runs in a thread. ``tls``, ``register``,
+        ``reuse_port``: as :meth:`boot`.
         """
         if threading.current_thread() is not threading.main_thread():
             raise ServiceException("FastAPIServer.serve_forever must run in the main thread: only it receives signals")
@@ -427,7 +441,7 @@ class FastAPIServer(Server):
 
         previous = {signum: signal.signal(signum, on_signal) for signum in signals}
         try:
-            environment = cls.boot(module, host, port, tls=tls)
+            environment = cls.boot(module, host, port, tls=tls, register=register, reuse_port=reuse_port)
             try:
                 if ready is not None:
                     ready(environment)

@@ -1,0 +1,1 @@
+"""A small application for ``warpcall serve``'s tests: a service answering with its process id."""
