@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-from consul_emulator import ConsulEmulator
+from consul_emulator import ConsulEmulator, parse_duration
 from registry_support import CONSUL_TIMING, Backend, EtcdServer, HealthServer, consul_client
 
 from warpcall.registry.contract import ComponentRegistry
@@ -58,6 +60,57 @@ def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def fast_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+    """An etcd of this test alone with fast Raft timing: it grants 1 s leases (its default minimum is 2 s)."""
+    _require_etcd()
+    server = EtcdServer(tmp_path_factory.mktemp("etcd") / "data", heartbeat_ms=50, election_ms=500).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+#: a real Consul agent for the contract tests: ``CONSUL_HTTP_ADDR=127.0.0.1:8500`` (or ``http://...``)
+CONSUL_AGENT = os.environ.get("CONSUL_HTTP_ADDR", "").split("//")[-1]
+
+
+@dataclass
+class ConsulTarget:
+    """The Consul a contract test talks to: the emulator, or the real agent named by ``CONSUL_HTTP_ADDR``."""
+
+    address: str
+    emulator: ConsulEmulator | None
+    client: Any  # a consul.Consul on ``address``
+
+    def emulated(self, knob: str) -> ConsulEmulator:
+        """The emulator, for a test that needs ``knob`` (something a real agent offers no control of);
+        against a real agent the test is skipped, saying why."""
+        if self.emulator is None:
+            pytest.skip(
+                f"{knob} is an emulator-only knob: a real agent at {self.address} offers no control of it"
+            )
+        return self.emulator
+
+
+@pytest.fixture(params=["emulator"] + (["agent"] if CONSUL_AGENT else []))
+def consul_target(request: pytest.FixtureRequest) -> Iterator[ConsulTarget]:
+    """The same contract tests run against the emulator (always) and a real agent (when CONSUL_HTTP_ADDR is set)."""
+    emulator = None
+    if request.param == "agent":
+        address = CONSUL_AGENT
+    else:
+        emulator = ConsulEmulator(reap_interval=0.1, deregister_minimum=0.0).start()
+        address = emulator.address
+    client = consul_client(address)
+    try:
+        yield ConsulTarget(address, emulator, client)
+    finally:
+        client.http.session.close()
+        if emulator is not None:
+            emulator.stop()
 
 
 @pytest.fixture
@@ -114,6 +167,10 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
             outage,
             recover,
             store_file=store / "registry.sqlite3",
+            # watchers poll the file: a live process's changes reach them within the poll interval
+            # (the TTL, 2 s, is far beyond: a deregistration that leaves its row would fail the tests)
+            register_promise=0.1,
+            deregister_promise=0.1,
         )
     elif kind == "consul-emulator":
         emulator = request.getfixturevalue("consul_emulator")
@@ -123,11 +180,18 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
             emulator.stop,
             emulator.start,
             server_port=emulator.port,
+            # a new instance turns passing at the agent's first check run, within one interval
+            register_promise=parse_duration(CONSUL_TIMING["check_interval"]),
         )
     elif kind == "consul-agent":
         address = os.environ["CONSUL_HTTP_ADDR"].split("//")[-1]
         made = Backend(
-            kind, lambda: consul_registry(made, address), server_port=int(address.rpartition(":")[2])
+            kind,
+            lambda: consul_registry(made, address),
+            server_port=int(address.rpartition(":")[2]),
+            # plus the agent's sync to its servers
+            register_promise=parse_duration(CONSUL_TIMING["check_interval"]) + 0.5,
+            deregister_promise=0.5,
         )
     else:
         from warpcall.registry.etcd import EtcdComponentRegistry

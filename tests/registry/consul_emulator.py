@@ -3,21 +3,55 @@
 It follows Consul's documented behaviour (https://developer.hashicorp.com/consul/api-docs):
 
 - ``PUT /v1/agent/service/register`` with ``Check``/``Checks`` (HTTP, TCP or TTL; ``Interval``,
-  ``Timeout``, ``DeregisterCriticalServiceAfter``); keys are matched case-insensitively and
-  in snake_case, as the agent does. New checks start ``critical`` unless ``Status`` says otherwise.
+  ``Timeout``, ``DeregisterCriticalServiceAfter``, ``SuccessBeforePassing``, ``FailuresBeforeWarning``,
+  ``FailuresBeforeCritical``); keys are matched case-insensitively and in snake_case, as the agent
+  does. New checks start ``critical`` unless ``Status`` says otherwise.
 - ``PUT /v1/agent/service/deregister/<id>`` (404 for an unknown id).
 - ``GET /v1/agent/services``, ``GET /v1/agent/checks``, ``GET /v1/catalog/service/<name>``,
-  ``GET /v1/health/service/<name>`` with ``?passing``, ``PUT /v1/agent/check/pass|warn|fail/<id>``,
-  ``GET /v1/status/leader``.
+  ``GET /v1/health/service/<name>`` with ``?passing`` (a Go boolean: absent, ``false`` or ``0``
+  do not filter; empty, ``true`` or ``1`` do; anything else is a 400), ``GET /v1/status/leader``.
+- TTL checks: ``PUT /v1/agent/check/pass|warn|fail/<id>?note=`` and ``PUT /v1/agent/check/update/<id>``
+  with ``{"Status", "Output"}`` set the status and restart the TTL; a TTL check not updated within
+  its TTL turns ``critical`` with the output ``TTL expired``. These endpoints answer 404 for an
+  unknown check and 500 for a check that has no TTL, as the agent does.
+- HTTP/TCP checks run by the emulator at their interval (the first run staggered randomly within
+  the interval): 2xx passes, 429 warns, anything else fails; a status changes only after
+  ``SuccessBeforePassing`` consecutive successes (a warning counts as one) or ``FailuresBeforeCritical``
+  consecutive failures (``FailuresBeforeWarning`` of them give ``warning`` first), as the agent's
+  status handler does.
+- Services whose check stayed critical longer than ``DeregisterCriticalServiceAfter`` are reaped.
 - Blocking queries: ``?index=&wait=`` hold the request until the result's index passes ``index``
-  or ``wait`` (default 5 min, at most 10 min, plus up to wait/16 of jitter) runs out; every answer
-  carries ``X-Consul-Index``, ``X-Consul-KnownLeader`` and ``X-Consul-LastContact``.
-- The emulator is its own agent: it runs each HTTP/TCP check at its interval (the first run
-  staggered randomly within the interval), passing on 2xx, warning on 429, critical otherwise,
-  and reaps services whose check stayed critical longer than ``DeregisterCriticalServiceAfter``.
+  or ``wait`` (default 5 min, at most 10 min, plus up to wait/16 of jitter) runs out; an ``index``
+  above the current one blocks too (so a client must reset an index that went backwards); every
+  answer carries ``X-Consul-Index``, ``X-Consul-KnownLeader`` and ``X-Consul-LastContact``.
+- The agent's own endpoints (``/v1/agent/...``) answer from the local state at once; the catalog
+  (``/v1/health/service``, ``/v1/catalog/service``) sees a registration or deregistration only
+  ``catalog_lag`` seconds later (the agent's anti-entropy sync; 0 by default), and its index moves then.
 
-Where the real agent is slower on purpose (reaping runs every 30 s, with a 1 minute minimum),
-``reap_interval`` and ``deregister_minimum`` default to Consul's values and tests may lower them.
+Emulator-only knobs that a real agent does not offer (tests using them skip against a real agent):
+``catalog_lag``; ``restart()`` (an agent in dev mode restarted: services, checks and catalog lost,
+the index starts low again and every open connection is cut); ``rollback_index()`` (the index moves
+backwards with the services kept, as after a snapshot restore); ``reap_interval`` and
+``deregister_minimum`` (the real agent reaps every 30 s with a 1 minute minimum; these default to
+Consul's values and tests may lower them).
+
+What the emulator still does not do:
+
+- one node, one datacenter, no servers, no Raft, no gossip: ``serfHealth`` is always passing,
+  ``?dc``, ``?stale``, ``?consistent``, ``?cached``, ``?near``, ``?filter``, ``?tag``, ``?ns``,
+  ``?partition`` are ignored; no ACLs (tokens are ignored), no TLS;
+- no KV store, sessions, events, prepared queries, Connect, config entries, ``/v1/agent/check/register``
+  or ``/v1/agent/check/deregister``, maintenance mode, ``/v1/agent/service/<id>``, ``/v1/catalog/register``;
+- checks: no script, gRPC, H2PING, Docker, alias or OS-service checks; HTTP checks send no body or
+  custom headers, follow no TLS options and do not truncate output; ``Notes`` is always empty;
+- status changes of checks reach the catalog at once (no ``check_update_interval`` throttling of
+  output-only changes; output changes alone do not move the index); the catalog lag applies to
+  registrations and deregistrations only;
+- a deregistered service that is still in the catalog (lag) shows no checks;
+- hash-based blocking (``?hash=``) and ``X-Consul-Effective-Consistency`` are not emulated; an index
+  is per service name, not per table;
+- the agent's own re-registration of services from its data directory (``-data-dir``) after a restart:
+  ``restart()`` always loses everything, as a dev agent does.
 """
 
 from __future__ import annotations
@@ -47,6 +81,10 @@ class BadRequest(Exception):
 
 class NotFound(Exception):
     """Answered with HTTP 404."""
+
+
+class ServerError(Exception):
+    """Answered with HTTP 500, as the agent answers errors it does not classify."""
 
 
 def parse_duration(value: Any) -> float:
@@ -86,7 +124,13 @@ class Check:
     create_index: int = 0
     modify_index: int = 0
     method: str = "GET"
+    success_before_passing: int = 0
+    failures_before_warning: int = 0
+    failures_before_critical: int = 0
+    successes: int = 0  # consecutive, as the agent's status handler counts them
+    failures: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
+    ttl_timer: threading.Timer | None = None
 
     def as_json(self, tags: list[str]) -> dict[str, Any]:
         return {
@@ -142,15 +186,24 @@ class Service:
 class ConsulEmulator:
     """A Consul agent stand-in on 127.0.0.1; ``stop()`` keeps the state, ``start()`` again reuses the port."""
 
-    def __init__(self, *, reap_interval: float = 30.0, deregister_minimum: float = 60.0) -> None:
+    def __init__(
+        self, *, reap_interval: float = 30.0, deregister_minimum: float = 60.0, catalog_lag: float = 0.0
+    ) -> None:
         self.reap_interval = reap_interval
         self.deregister_minimum = deregister_minimum
+        #: seconds before a registration or deregistration reaches the catalog (health/catalog endpoints)
+        self.catalog_lag = catalog_lag
         self.port = 0
         self._state = threading.Condition()
         self._index = 10
         self._name_index: dict[str, int] = {}
+        #: the agent's local state (what /v1/agent/* answers)
         self.services: dict[str, Service] = {}
         self.checks: dict[str, Check] = {}
+        #: the catalog (what /v1/health and /v1/catalog answer): the agent's services, catalog_lag later
+        self.catalog_services: dict[str, Service] = {}
+        self._syncs: set[threading.Timer] = set()
+        self.restarts = 0
         self._server: ThreadingHTTPServer | None = None
         self._serve_thread: threading.Thread | None = None
         self._reaper: threading.Thread | None = None
@@ -203,6 +256,10 @@ class ConsulEmulator:
             self._state.notify_all()
             for check in self.checks.values():
                 check.stop.set()
+                if check.ttl_timer is not None:
+                    check.ttl_timer.cancel()
+            for timer in self._syncs:
+                timer.cancel()
             connections = list(self._connections)
         for connection in connections:
             try:
@@ -213,6 +270,38 @@ class ConsulEmulator:
             if thread is not None:
                 thread.join(timeout=10)
         self._server = None
+
+    def restart(self, index: int = 5) -> None:
+        """Restart as a dev agent (no data directory) does: every connection cut, services, checks and
+        catalog lost, and the index starting again at ``index`` (lower than before: it goes backwards)."""
+        self.stop()
+        with self._state:
+            for timer in self._syncs:
+                timer.cancel()
+            self._syncs.clear()
+            self.services.clear()
+            self.checks.clear()
+            self.catalog_services.clear()
+            self._name_index.clear()
+            self._index = index
+            self.restarts += 1
+        self.start()
+
+    def rollback_index(self, index: int) -> None:
+        """Move every index back to ``index`` with the services kept (a snapshot restore): queries held
+        with a higher index go on waiting (until a change passes their index or their wait runs out)."""
+        with self._state:
+            self._index = index
+            self._name_index = {name: index for name in self._name_index}
+            for service in self.catalog_services.values():
+                service.create_index = min(service.create_index, index)
+                service.modify_index = min(service.modify_index, index)
+            self._state.notify_all()
+
+    def index_of(self, name: str) -> int:
+        """The ``X-Consul-Index`` a health or catalog query of ``name`` answers with now."""
+        with self._state:
+            return self._name_index.get(name, self._index)
 
     def __enter__(self) -> ConsulEmulator:  # noqa: PYI034 - the emulator is not meant to be subclassed
         return self.start()
@@ -235,7 +324,7 @@ class ConsulEmulator:
         specs = [self._check_spec(check) for check in check_bodies]
         with self._state:
             previous = self.services.get(service_id)
-            index = self._bump(name)
+            index = self._index  # the catalog sync gives the service its indexes
             service = Service(
                 service_id=service_id,
                 name=name,
@@ -269,6 +358,7 @@ class ConsulEmulator:
                 service.checks.append(check_id)
                 if self._running.is_set():
                     self._start_check(check)
+            self._schedule_sync(service_id)
             self._state.notify_all()
 
     def deregister(self, service_id: str) -> None:
@@ -281,27 +371,35 @@ class ConsulEmulator:
                 )
             for check_id in service.checks:
                 self._remove_check(check_id)
-            self._bump(service.name)
+            self._schedule_sync(service_id)
             self._state.notify_all()
 
     def set_check_status(self, check_id: str, status: str, output: str = "") -> None:
+        """What ``/v1/agent/check/pass|warn|fail|update`` do: only TTL checks take it, and their TTL restarts."""
+        if status not in ("passing", "warning", "critical"):
+            raise BadRequest(f'Invalid check status: "{status}"')
         with self._state:
             check = self.checks.get(check_id)
             if check is None:
                 raise NotFound(
                     f'Unknown check ID "{check_id}". Ensure that the check ID is passed, not the check name.'
                 )
+            if check.kind != "ttl":
+                raise ServerError(f'CheckID "{check_id}" does not have associated TTL')
             self._set_status(check, status, output)
+            if self._running.is_set():
+                self._start_ttl(check)
 
     # queries
 
     def health(self, name: str, passing: bool) -> tuple[int, list[dict[str, Any]]]:
         with self._state:
             entries = []
-            for service in self.services.values():
+            for service in self.catalog_services.values():
                 if service.name != name:
                     continue
-                checks = [self.checks[check_id] for check_id in service.checks]
+                # a service the agent dropped but the catalog still holds (lag) has no checks left
+                checks = [self.checks[check_id] for check_id in service.checks if check_id in self.checks]
                 if passing and any(check.status != "passing" for check in checks):
                     continue
                 node_check = {
@@ -348,7 +446,7 @@ class ConsulEmulator:
                     "CreateIndex": service.create_index,
                     "ModifyIndex": service.modify_index,
                 }
-                for service in self.services.values()
+                for service in self.catalog_services.values()
                 if service.name == name
             ]
             return self._name_index.get(name, self._index), entries
@@ -377,6 +475,38 @@ class ConsulEmulator:
             "ModifyIndex": 1,
         }
 
+    def _schedule_sync(self, service_id: str) -> None:
+        """The agent's anti-entropy: the catalog learns of ``service_id``'s state ``catalog_lag`` s later."""
+        if self.catalog_lag <= 0:
+            self._sync(service_id)
+            return
+        timer = threading.Timer(self.catalog_lag, self._sync_later, args=(service_id,))
+        timer.daemon = True
+        timer.name = "consul-emulator-sync"
+        self._syncs.add(timer)
+        timer.start()
+
+    def _sync_later(self, service_id: str) -> None:
+        with self._state:
+            self._syncs.discard(threading.current_thread())  # type: ignore[arg-type]
+            if not self._running.is_set():
+                return
+            self._sync(service_id)
+            self._state.notify_all()
+
+    def _sync(self, service_id: str) -> None:
+        service = self.services.get(service_id)
+        known = self.catalog_services.get(service_id)
+        if service is None:
+            if known is not None:
+                del self.catalog_services[service_id]
+                self._bump(known.name)
+            return
+        index = self._bump(service.name)
+        service.create_index = known.create_index if known is not None else index
+        service.modify_index = index
+        self.catalog_services[service_id] = service
+
     def _bump(self, name: str) -> int:
         self._index += 1
         self._name_index[name] = self._index
@@ -397,6 +527,19 @@ class ConsulEmulator:
             if spec["interval"] <= 0:
                 raise BadRequest("Interval must be > 0 for Script, HTTP, H2PING, or TCP checks")
         spec["timeout"] = parse_duration(check.get("timeout")) or 10.0
+        if spec["kind"] != "ttl":
+            for key, attribute in (
+                ("successbeforepassing", "success_before_passing"),
+                ("failuresbeforecritical", "failures_before_critical"),
+                ("failuresbeforewarning", "failures_before_warning"),
+            ):
+                value = check.get(key)
+                if value is not None:
+                    if not isinstance(value, int) or value < 0:
+                        raise BadRequest(f"{key} must be a non-negative integer")
+                    spec[attribute] = value
+            # the agent: FailuresBeforeWarning defaults to FailuresBeforeCritical
+            spec.setdefault("failures_before_warning", spec.get("failures_before_critical", 0))
         deregister = parse_duration(check.get("deregistercriticalserviceafter"))
         spec["deregister_after"] = max(deregister, self.deregister_minimum) if deregister else 0.0
         status = check.get("status") or "critical"
@@ -412,6 +555,8 @@ class ConsulEmulator:
         check = self.checks.pop(check_id, None)
         if check is not None:
             check.stop.set()
+            if check.ttl_timer is not None:
+                check.ttl_timer.cancel()
 
     def _set_status(self, check: Check, status: str, output: str) -> None:
         check.output = output
@@ -425,6 +570,7 @@ class ConsulEmulator:
     def _start_check(self, check: Check) -> None:
         check.stop = threading.Event()
         if check.kind == "ttl":
+            self._start_ttl(check)
             return
         threading.Thread(
             target=self._run_check,
@@ -432,6 +578,44 @@ class ConsulEmulator:
             name=f"consul-emulator-check-{check.check_id}",
             daemon=True,
         ).start()
+
+    def _start_ttl(self, check: Check) -> None:
+        """(Re)start the TTL: without an update within ``interval`` (the TTL) the check turns critical."""
+        if check.ttl_timer is not None:
+            check.ttl_timer.cancel()
+        timer = threading.Timer(check.interval, self._expire, args=(check,))
+        timer.daemon = True
+        timer.name = f"consul-emulator-ttl-{check.check_id}"
+        check.ttl_timer = timer
+        timer.start()
+
+    def _expire(self, check: Check) -> None:
+        with self._state:
+            if (
+                check.ttl_timer is not threading.current_thread()
+                or self.checks.get(check.check_id) is not check
+                or not self._running.is_set()
+            ):
+                return  # updated, removed or stopped meanwhile
+            output = "TTL expired" + (
+                f" (last output before timeout follows): {check.output}" if check.output else ""
+            )
+            self._set_status(check, "critical", output)
+
+    def _apply_result(self, check: Check, status: str, output: str) -> None:
+        """The agent's status handler: thresholds of consecutive results before a status changes."""
+        if status in ("passing", "warning"):
+            check.successes += 1
+            check.failures = 0
+            if check.successes >= check.success_before_passing:
+                self._set_status(check, status, output)
+            return
+        check.failures += 1
+        check.successes = 0
+        if check.failures >= check.failures_before_critical:
+            self._set_status(check, status, output)
+        elif check.failures >= check.failures_before_warning:
+            self._set_status(check, "warning", output)
 
     def _run_check(self, check: Check, stop: threading.Event) -> None:
         # like the agent, the first run is staggered randomly within the interval
@@ -441,7 +625,7 @@ class ConsulEmulator:
             with self._state:
                 if stop.is_set() or self.checks.get(check.check_id) is not check:
                     return
-                self._set_status(check, status, output)
+                self._apply_result(check, status, output)
             delay = check.interval
 
     @staticmethod
@@ -487,6 +671,20 @@ class ConsulEmulator:
                     self.deregister(service_id)
                 except NotFound:
                     pass
+
+
+def _go_bool(query: dict[str, list[str]], key: str) -> bool:
+    """A boolean query parameter as the agent reads it: absent is false, empty is true, else Go's ParseBool."""
+    if key not in query:
+        return False
+    value = query[key][0]
+    if value == "":
+        return True
+    if value in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if value in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise BadRequest(f"Invalid value for ?{key}")
 
 
 class _Server(ThreadingHTTPServer):
@@ -539,6 +737,15 @@ class _Handler(BaseHTTPRequestHandler):
                 status = {"pass": "passing", "warn": "warning", "fail": "critical"}[match.group(1)]
                 emulator.set_check_status(match.group(2), status, query.get("note", [""])[0])
                 return self._send(200, b"")
+            match = re.fullmatch(r"/v1/agent/check/update/(.+)", path)
+            if method == "PUT" and match:
+                update = _normalize(json.loads(body or b"{}"))
+                if not isinstance(update, dict):
+                    raise BadRequest("Request decode failed: not an object")
+                emulator.set_check_status(
+                    match.group(1), str(update.get("status") or ""), str(update.get("output") or "")
+                )
+                return self._send(200, b"")
             if method == "GET" and path == "/v1/agent/services":
                 with emulator._state:
                     data = {sid: service.as_agent_json() for sid, service in emulator.services.items()}
@@ -552,8 +759,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send_json(data)
             if method == "GET" and path == "/v1/status/leader":
                 return self._send_json("127.0.0.1:8300")
+            passing = _go_bool(query, "passing")  # a bad value is a 400 before any blocking
             for prefix, query_fn in (
-                ("/v1/health/service/", lambda name: emulator.health(name, "passing" in query)),
+                ("/v1/health/service/", lambda name: emulator.health(name, passing)),
                 ("/v1/catalog/service/", emulator.catalog),
             ):
                 if method == "GET" and path.startswith(prefix):
@@ -566,6 +774,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, str(exc).encode())
         except NotFound as exc:
             self._send(404, str(exc).encode())
+        except ServerError as exc:
+            self._send(500, str(exc).encode())
         except json.JSONDecodeError as exc:
             self._send(400, f"Request decode failed: {exc}".encode())
 

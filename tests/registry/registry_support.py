@@ -32,6 +32,12 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
         time.sleep(interval)
 
 
+def within(promise: float) -> float:
+    """How long a test waits for something promised "within ``promise`` seconds": the promise plus
+    max(0.5 s, 50 %) of scheduling slack, never a multiple of it, so a lazy mechanism fails the test."""
+    return promise + max(0.5, promise / 2)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -83,12 +89,16 @@ class HealthServer:
 
     def __init__(self) -> None:
         self.status = 200
+        #: the status of every answer sent, in order (what the agent's check saw)
+        self.answered: list[int] = []
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 body = b'{"status": "OK"}'
-                self.send_response(owner.status)
+                status = owner.status
+                owner.answered.append(status)
+                self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -116,8 +126,17 @@ class HealthServer:
 class EtcdServer:
     """A real etcd on free 127.0.0.1 ports and its own data directory; stop()/start() keep the data."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(
+        self, data_dir: Path, *, heartbeat_ms: int | None = None, election_ms: int | None = None
+    ) -> None:
+        """``heartbeat_ms``/``election_ms`` lower etcd's Raft timing, and with it the smallest lease TTL
+        it grants (1.5 election timeouts, rounded up to whole seconds: 1 s with 50/500)."""
         self.data_dir = data_dir
+        self.timing = (
+            ["--heartbeat-interval", str(heartbeat_ms), "--election-timeout", str(election_ms)]
+            if heartbeat_ms and election_ms
+            else []
+        )
         self.client_port = free_port()
         self.peer_port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.client_port}"
@@ -146,6 +165,7 @@ class EtcdServer:
                     f"warpcall-test={peer}",
                     "--log-level",
                     "warn",
+                    *self.timing,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -191,6 +211,10 @@ class Backend:
     recover: Callable[[], None] | None = None
     server_port: int | None = None
     store_file: Path | None = None
+    #: seconds within which a registration / a deregistration by a live process reaches get_addresses
+    #: and watchers (the registry's promise; tests wait ``within()`` it)
+    register_promise: float = 0.0
+    deregister_promise: float = 0.0
     registries: list[ComponentRegistry] = field(default_factory=list)
     #: closes what the test handed to registries (a py-consul client belongs to its caller)
     clients: list[Callable[[], None]] = field(default_factory=list)

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from registry_support import Backend, Descriptor, HealthServer, RecordingChannel, wait_until
+from registry_support import Backend, Descriptor, HealthServer, RecordingChannel, wait_until, within
 
 from warpcall.registry.contract import ChannelAddress, ChannelInstances
 
@@ -74,14 +74,21 @@ def test_register_get_addresses_deregister(backend: Backend, health_servers) -> 
     host_b.register(orders, instance(b, "dispatch-json", "rest"))
 
     both = sorted([f"{a.url}/dispatch-json", f"{b.url}/dispatch-json"])
-    wait_until(lambda: urls_of(client.get_addresses(orders), "dispatch-json") == both)
+    registered = within(backend.register_promise)
+    wait_until(lambda: urls_of(client.get_addresses(orders), "dispatch-json") == both, timeout=registered)
     assert urls_of(client.get_addresses(orders), "rest") == sorted([f"{a.url}/rest", f"{b.url}/rest"])
     assert all(entry.component == orders.name for entry in client.get_addresses(orders))
 
+    # a deregistration deletes the instance: it is gone within the registry's propagation promise, long
+    # before any TTL would have expired it
+    deregistered = within(backend.deregister_promise)
     host_a.deregister(orders)
-    wait_until(lambda: urls_of(client.get_addresses(orders), "dispatch-json") == [f"{b.url}/dispatch-json"])
+    wait_until(
+        lambda: urls_of(client.get_addresses(orders), "dispatch-json") == [f"{b.url}/dispatch-json"],
+        timeout=deregistered,
+    )
     host_b.deregister(orders)
-    wait_until(lambda: client.get_addresses(orders) == [])
+    wait_until(lambda: client.get_addresses(orders) == [], timeout=deregistered)
     host_b.deregister(orders)  # a second deregister is harmless
 
 
@@ -99,11 +106,14 @@ def test_watch_pushes_current_list_then_follows_instances(backend: Backend, heal
     wait_until(lambda: channel.urls == [url_a])
 
     host_b.register(orders, instance(b))
-    wait_until(lambda: sorted(channel.urls or []) == sorted([url_a, url_b]))
+    wait_until(
+        lambda: sorted(channel.urls or []) == sorted([url_a, url_b]), timeout=within(backend.register_promise)
+    )
+    # deregistrations reach watchers within the poll interval (embedded) or at once (pushed by the store)
     host_a.deregister(orders)
-    wait_until(lambda: channel.urls == [url_b])
+    wait_until(lambda: channel.urls == [url_b], timeout=within(backend.deregister_promise))
     host_b.deregister(orders)
-    wait_until(lambda: channel.urls == [])
+    wait_until(lambda: channel.urls == [], timeout=within(backend.deregister_promise))
 
     # one channel object throughout, told of its own component and channel only, never a duplicate URL
     for pushed in channel.pushes:
@@ -136,7 +146,7 @@ def test_several_channels_per_component_and_per_watcher(backend: Backend, health
 
     host.deregister(orders)
     for channel in (json_channel, rest_channel, second_json):
-        wait_until(lambda channel=channel: channel.urls == [])
+        wait_until(lambda channel=channel: channel.urls == [], timeout=within(backend.deregister_promise))
 
 
 def test_watchers_keep_last_list_while_registry_is_unreachable(backend: Backend, health_servers) -> None:
@@ -185,8 +195,8 @@ def test_close_is_idempotent_and_leaves_nothing_behind(backend: Backend, health_
 
     host.close()
     host.close()
-    # a closed registry publishes nothing any more
-    wait_until(lambda: watching.urls == [])
+    # a closed registry publishes nothing any more: its instances are deregistered, not left to expire
+    wait_until(lambda: watching.urls == [], timeout=within(backend.deregister_promise))
     client.close()
     client.close()
     observer.close()

@@ -188,6 +188,20 @@ class _AsyncConsul(consul.base.Consul):  # type: ignore[misc]  # py-consul ships
         return _HttpxTransport(host, port, scheme, verify, cert, self._timeout)
 
 
+def _next_index(previous: str | None, answered: str | None) -> str | None:
+    """The index of the next blocking query after an answer carrying ``answered``.
+
+    Consul's advice: an index that went backwards (a restored snapshot, a restarted agent) or is not
+    positive starts over with a non-blocking query (None); holding on to the higher one would block
+    until the new index passes it, missing every change meanwhile.
+    """
+    if not answered or not answered.isdigit() or int(answered) < 1:
+        return None
+    if previous is not None and int(answered) < int(previous):
+        return None
+    return answered
+
+
 def _seconds(duration: str) -> float:
     units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
     return sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", duration))
@@ -199,17 +213,28 @@ class ConsulComponentRegistry(ComponentRegistry):
     ``port`` is the port this process's server listens on (used when an
     address URL names none). ``check_interval``, ``check_timeout`` and
     ``deregister_critical_after`` configure the agent's health check (Go
-    durations). ``wait`` is how long one blocking query may be held.
+    durations); ``deregister_critical_after`` is always sent, so the agent
+    removes an instance whose check stayed critical that long (a crashed
+    process does not deregister). ``failures_before_critical`` and
+    ``success_before_passing`` (Consul's ``FailuresBeforeCritical`` /
+    ``SuccessBeforePassing``, sent when above 0) make the check change only
+    after that many consecutive failures or successes, so one slow answer does
+    not take an instance out. ``wait`` is how long one blocking query may be
+    held.
 
     Detection window: an instance that stops answering its health check
-    leaves every watcher's URL list within ``check_interval +
-    check_timeout`` (one failed check; a refused connection fails at once,
-    so about ``check_interval``), plus the few milliseconds the blocking
-    query takes to return. When Consul cannot be reached, watched channels
-    keep their last list; the error is logged and retried with capped
-    exponential backoff. Every ``resync_interval`` seconds the registry
-    checks that the agent still knows this process's services and registers
-    again any it lost.
+    leaves every watcher's URL list within ``max(1, failures_before_critical)
+    * check_interval + check_timeout`` (a refused connection fails at once,
+    saving the timeout), plus the few milliseconds the blocking query takes to
+    return. When Consul cannot be reached, watched channels keep their last
+    list; the error is logged and retried with capped exponential backoff,
+    and the retry starts over with a fresh (non-blocking) query: an agent
+    that restarted counts its index from a lower value, and a query with the
+    old index would be held for the whole ``wait`` while changes go by. An
+    answer whose index went backwards starts over the same way (Consul's
+    advice for blocking queries). Every ``resync_interval`` seconds the
+    registry checks that the agent still knows this process's services and
+    registers again any it lost.
 
     Liveness: nothing is renewed from this process (the agent checks the
     instance), so :meth:`set_liveness` changes nothing here. A server whose
@@ -234,7 +259,14 @@ class ConsulComponentRegistry(ComponentRegistry):
         max_backoff: float = 10.0,
         tags: list[str] | None = None,
         resync_interval: float = 30.0,
+        failures_before_critical: int = 0,
+        success_before_passing: int = 0,
     ) -> None:
+        if failures_before_critical < 0 or success_before_passing < 0:
+            raise ServiceException(
+                "failures_before_critical and success_before_passing must be 0 or more, not "
+                f"{failures_before_critical} and {success_before_passing}"
+            )
         self.port = port
         self.consul = consul
         self.check_interval = check_interval
@@ -245,6 +277,8 @@ class ConsulComponentRegistry(ComponentRegistry):
         self.max_backoff = max_backoff
         self.tags = list(tags) if tags is not None else ["component"]
         self.resync_interval = resync_interval
+        self.failures_before_critical = failures_before_critical
+        self.success_before_passing = success_before_passing
         self._lock = threading.RLock()
         # component -> the agent.service.register arguments of this process's instance (service_id among them)
         self._registrations: dict[str, dict[str, Any]] = {}
@@ -257,7 +291,8 @@ class ConsulComponentRegistry(ComponentRegistry):
     @property
     def detection_window(self) -> float:
         """Seconds within which an instance that stopped answering leaves the watchers' lists."""
-        return _seconds(self.check_interval) + _seconds(self.check_timeout)
+        failures = max(1, self.failures_before_critical)
+        return failures * _seconds(self.check_interval) + _seconds(self.check_timeout)
 
     # aspyx-service's configuration keys: applied only when configured, so constructor arguments stand
 
@@ -303,6 +338,10 @@ class ConsulComponentRegistry(ComponentRegistry):
                 timeout=self.check_timeout,
                 deregister=self.deregister_critical_after,
             )
+        if self.failures_before_critical:
+            check["FailuresBeforeCritical"] = self.failures_before_critical
+        if self.success_before_passing:
+            check["SuccessBeforePassing"] = self.success_before_passing
         with self._lock:
             self._check_open()
             previous = self._registrations.get(descriptor.name)
@@ -410,13 +449,12 @@ class ConsulComponentRegistry(ComponentRegistry):
                     exc,
                 )
                 await asyncio.sleep(delay)
+                # the agent may have restarted with a lower index: a query with ours would be held for
+                # the whole wait, so the next one reads the current state at once
+                index = None
                 continue
             backoff.succeeded(log, f"Consul at {self.consul.http.base_uri} answers again for {component}")
-            # Consul's advice for blocking queries: an index that goes backwards or is not positive
-            # starts over
-            if index is not None and (not new_index or int(new_index) < int(index)):
-                new_index = None
-            index = new_index
+            index = _next_index(index, new_index)
             self._watched.update(component, urls_from_health(entries))
             if time.monotonic() - started < 0.05:
                 # answers that come back at once (index reset, flapping check) must not become a busy loop
