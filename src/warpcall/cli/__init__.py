@@ -1,4 +1,10 @@
-"""The ``warpcall`` command (argparse, with shell completion through argcomplete when it is installed).
+# PYTHON_ARGCOMPLETE_OK  (argcomplete's marker: global completion, activate-global-python-argcomplete, finds it)
+"""The ``warpcall`` command: argparse, with shell completion through argcomplete.
+
+Completion in bash: ``eval "$(register-python-argcomplete warpcall)"`` (zsh: the same after
+``autoload -U bashcompinit && bashcompinit``; fish: ``register-python-argcomplete --shell fish warpcall | source``).
+Subcommands and options complete, and so does ``warpcall call``'s ``component:service:method``, from the
+servers the registry lists.
 
 Each subcommand lives in a module of its own that exposes ``HELP`` (one line), ``DESCRIPTION``
 (the ``--help`` text, with examples), ``add_arguments(parser)`` and ``run(options) -> int`` (the exit
@@ -10,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -22,6 +29,17 @@ COMMANDS: dict[str, str] = {
     "demo": "warpcall.cli.demo",
     "profile": "warpcall.cli.profile",
 }
+
+
+EPILOG = """examples:
+  warpcall serve myapp.server:Module --port 8000
+  warpcall services
+  warpcall call shapes:geometry:mirror '{"x": 1, "y": 2}'
+  warpcall health shapes
+  warpcall <command> --help
+
+shell completion (bash): eval "$(register-python-argcomplete warpcall)"
+"""
 
 
 def _version() -> str:
@@ -38,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="warpcall",
         description="warpcall command line: serve components, call and inspect services, run the demo, profile calls.",
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"warpcall {_version()}")
@@ -58,11 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``warpcall`` console script and of ``python -m warpcall``."""
     parser = build_parser()
-    try:
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions: answered here, then the process exits
         import argcomplete
-    except ImportError:  # completion is optional: pip install argcomplete
-        pass
-    else:
+
         argcomplete.autocomplete(parser)
     options = parser.parse_args(argv)
     return int(options._run(options))
