@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from consul_emulator import ConsulEmulator, parse_duration
-from registry_support import CONSUL_TIMING, Backend, EtcdServer, HealthServer, consul_client
+from registry_support import CONSUL_TIMING, Backend, ConsulTarget, EtcdServer, HealthServer, consul_client
 
 from warpcall.registry.contract import ComponentRegistry
 
@@ -75,24 +73,6 @@ def fast_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
 
 #: a real Consul agent for the contract tests: ``CONSUL_HTTP_ADDR=127.0.0.1:8500`` (or ``http://...``)
 CONSUL_AGENT = os.environ.get("CONSUL_HTTP_ADDR", "").split("//")[-1]
-
-
-@dataclass
-class ConsulTarget:
-    """The Consul a contract test talks to: the emulator, or the real agent named by ``CONSUL_HTTP_ADDR``."""
-
-    address: str
-    emulator: ConsulEmulator | None
-    client: Any  # a consul.Consul on ``address``
-
-    def emulated(self, knob: str) -> ConsulEmulator:
-        """The emulator, for a test that needs ``knob`` (something a real agent offers no control of);
-        against a real agent the test is skipped, saying why."""
-        if self.emulator is None:
-            pytest.skip(
-                f"{knob} is an emulator-only knob: a real agent at {self.address} offers no control of it"
-            )
-        return self.emulator
 
 
 @pytest.fixture(params=["emulator"] + (["agent"] if CONSUL_AGENT else []))

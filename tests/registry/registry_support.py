@@ -234,6 +234,26 @@ class Backend:
             self.clients.pop()()
 
 
+@dataclass
+class ConsulTarget:
+    """The Consul a contract test talks to: the emulator, or the real agent named by ``CONSUL_HTTP_ADDR``."""
+
+    address: str
+    emulator: Any  # ConsulEmulator | None
+    client: Any  # a consul.Consul on ``address``
+
+    def emulated(self, knob: str) -> Any:
+        """The emulator, for a test that needs ``knob`` (something a real agent offers no control of);
+        against a real agent the test is skipped, saying why."""
+        if self.emulator is None:
+            import pytest
+
+            pytest.skip(
+                f"{knob} is an emulator-only knob: a real agent at {self.address} offers no control of it"
+            )
+        return self.emulator
+
+
 def consul_client(address: str) -> Any:
     import consul
 
