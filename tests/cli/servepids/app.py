@@ -67,6 +67,10 @@ class PidComponentImpl(AbstractComponent, PidComponent):
 @module(imports=[ServiceModule])
 class PidModule:
     @create()
-    def create_server(self, service_manager: ServiceManager, component_registry: ComponentRegistry) -> FastAPIServer:
-        # a short drain: the tests stop servers often
-        return FastAPIServer(FastAPI(), service_manager, component_registry, grace_period=2.0)
+    def create_server(
+        self, service_manager: ServiceManager, component_registry: ComponentRegistry,
+        configuration: ConfigurationManager,
+    ) -> FastAPIServer:
+        # a short drain: the tests stop servers often; app.deregister_delay: how long it serves once deregistered
+        delay = configuration.get("app.deregister_delay", float, 0.0)
+        return FastAPIServer(FastAPI(), service_manager, component_registry, grace_period=2.0, deregister_delay=delay)

@@ -1,0 +1,104 @@
+"""``warpcall serve --workers 2``: two processes share the port, the registry holds the address once,
+a killed worker is replaced while the other serves, SIGTERM drains them all and leaves no process."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from serve_processes import ServeProcess, gone, pid_of, registered
+
+from rawhttp import wait_until
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or not hasattr(__import__("socket"), "SO_REUSEPORT"),
+                                reason="--workers needs SO_REUSEPORT (Linux, macOS)")
+
+#: connections tried (each a new one) before giving up on seeing a process
+MAX_CALLS = 400
+
+
+@pytest.fixture
+def workers(tmp_path: Path):
+    server = ServeProcess(["servepids.app:PidModule", "--port", "0", "--workers", "2"], tmp_path / "registry")
+    try:
+        yield server.wait_ready()
+    finally:
+        server.kill()
+
+
+def pids_answering(port: int, wanted: set[int]) -> set[int]:
+    """Call over new connections until every pid of ``wanted`` answered (bounded); the pids seen."""
+    seen: set[int] = set()
+    for _ in range(MAX_CALLS):
+        seen.add(pid_of(port))
+        if wanted <= seen:
+            break
+    return seen
+
+
+def test_two_workers_serve_one_port_and_one_registry_entry(workers, tmp_path):
+    assert len(workers.pids) == 2 and workers.supervisor == workers.process.pid
+    assert workers.process.pid not in workers.pids
+    assert pids_answering(workers.port, set(workers.pids)) == set(workers.pids)
+    assert registered(tmp_path / "registry") == [f'[["dispatch-json", "http://127.0.0.1:{workers.port}"]]']
+
+
+def test_a_killed_worker_is_replaced_while_the_other_serves(workers, tmp_path):
+    victim, survivor = workers.pids
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: gone(victim), timeout=10, what="the killed worker gone")
+    # the kernel no longer hands connections to the dead worker's socket: every call is answered
+    answered = {pid_of(workers.port) for _ in range(40)}
+    assert victim not in answered
+    wait_until(lambda: workers.restarted_pids(), timeout=30, what="a new worker started")
+    (replacement,) = workers.restarted_pids()
+    assert replacement not in (victim, survivor)
+    wait_until(lambda: replacement in pids_answering(workers.port, {replacement}), timeout=30,
+               what="the new worker answering")
+    # the address stayed registered once all along: the dead worker took nothing with it
+    assert registered(tmp_path / "registry") == [f'[["dispatch-json", "http://127.0.0.1:{workers.port}"]]']
+    assert any(f"pid {victim}) exited (killed by SIGKILL)" in line for line in workers.err), workers.output()
+
+
+def test_sigterm_drains_every_worker_deregisters_and_exits_0(workers, tmp_path):
+    pids = list(workers.pids)
+    assert pids_answering(workers.port, set(pids)) == set(pids)
+    workers.signal(signal.SIGTERM)
+    assert workers.wait() == 0, workers.output()
+    assert registered(tmp_path / "registry") == []
+    for pid in pids:
+        wait_until(lambda pid=pid: gone(pid), timeout=10, what=f"worker {pid} gone")
+    assert any("deregistering" in line for line in workers.err)
+    assert not any("killed" in line or "not every worker" in line for line in workers.err), workers.output()
+
+
+def test_a_worker_that_cannot_start_stops_the_supervisor_with_status_1(tmp_path):
+    (tmp_path / "bad.yaml").write_text("- a list, not a mapping\n")
+    server = ServeProcess(["servepids.app:PidModule", "--port", "0", "--workers", "2", "--config",
+                           str(tmp_path / "bad.yaml")], tmp_path / "registry")
+    try:
+        assert server.wait(60) == 1, server.output()
+        assert registered(tmp_path / "registry") == []
+    finally:
+        server.kill()
+
+
+def test_the_drain_deregisters_first_and_the_workers_serve_on_meanwhile(tmp_path):
+    """With a deregister_delay (configuration, through the environment) the address leaves the registry
+    while both workers still answer; then they stop and the supervisor exits 0."""
+    server = ServeProcess(["servepids.app:PidModule", "--port", "0", "--workers", "2"], tmp_path / "registry",
+                          env={"app.deregister_delay": "4"})
+    try:
+        server.wait_ready()
+        assert registered(tmp_path / "registry")
+        server.signal(signal.SIGTERM)
+        wait_until(lambda: not registered(tmp_path / "registry"), timeout=5, what="the address deregistered")
+        assert server.process.poll() is None
+        assert pid_of(server.port) in server.pids  # deregistered, still serving
+        assert server.wait() == 0, server.output()
+        for pid in server.pids:
+            wait_until(lambda pid=pid: gone(pid), timeout=10, what=f"worker {pid} gone")
+    finally:
+        server.kill()
