@@ -403,8 +403,9 @@ def _reported(answer: httpx.Response) -> tuple[str, str]:
     return "", json.dumps(body, ensure_ascii=False, default=str)[:500]
 
 
-def describe_server(http: httpx.Client, base: str) -> list[dict[str, Any]]:
-    """The components a server describes (``GET /warpcall/services``); CommandError when it does not."""
+def describe_server(http: httpx.Client, base: str) -> tuple[list[dict[str, Any]], bool]:
+    """The components a server describes (``GET /warpcall/services``) and whether it hid methods from the
+    token ("restricted"); CommandError when it does not describe them."""
     url = base + DESCRIBE_PATH
     answer = fetch(http, "GET", url)
     if answer.status_code == 404:
@@ -415,12 +416,13 @@ def describe_server(http: httpx.Client, base: str) -> list[dict[str, Any]]:
     if answer.status_code != 200:
         raise error_of(answer, url)
     try:
-        components = answer.json()["components"]
+        description = answer.json()
+        components = description["components"]
     except (ValueError, KeyError, TypeError) as exc:
         raise CommandError(SERVER, f"{url} answered with something that is not a description") from exc
     if not isinstance(components, list):
         raise CommandError(SERVER, f"{url} answered with something that is not a description")
-    return components
+    return components, bool(description.get("restricted"))
 
 
 def find_method(components: Iterable[dict[str, Any]], qualified: str) -> dict[str, Any] | None:

@@ -127,6 +127,7 @@ def place_keywords(method: dict[str, Any], positional: list[Any], keywords: dict
 def _run(options: argparse.Namespace) -> int:
     from warpcall.cli._common import (
         NOT_FOUND,
+        REFUSED,
         UNKNOWN,
         UNREACHABLE,
         CommandError,
@@ -161,7 +162,7 @@ def _run(options: argparse.Namespace) -> int:
         if channel not in offered:
             wanted = f"the {channel} channel" if channel else f"any channel this command speaks ({', '.join(CHANNELS)})"
             raise CommandError(
-                NOT_FOUND, f"component {component!r} offers no {wanted} in {registry.label}; "
+                NOT_FOUND, f"component {component!r} does not offer {wanted} in {registry.label}; "
                 f"it offers {', '.join(offered) or 'none'}",
             )
         bases = list(dict.fromkeys(url for instance in instances for url in instance.urls(channel)))
@@ -171,9 +172,15 @@ def _run(options: argparse.Namespace) -> int:
             try:
                 method = None
                 if keywords or channel == "rest":
-                    method = find_method(describe_server(http, base), qualified)
+                    described, restricted = describe_server(http, base)
+                    method = find_method(described, qualified)
                     if method is None:
-                        raise CommandError(UNKNOWN, f"{base} does not serve {qualified} (or not to this token)")
+                        if restricted:
+                            raise CommandError(
+                                REFUSED, f"{base} does not describe {qualified} to this token, and hides some methods "
+                                "from it: the token may not call it (--token)",
+                            )
+                        raise CommandError(UNKNOWN, f"{base} does not serve {qualified}")
                 args = place_keywords(method, positional, keywords) if method is not None else positional
                 result = _call(http, base, channel, qualified, args, method, options.timeout)
             except CommandError as error:
@@ -291,7 +298,7 @@ def _complete_target(prefix: str, parsed_args: argparse.Namespace, **_: Any) -> 
         with httpx.Client(timeout=parsed_args.timeout) as http:
             for base in bases[:20]:
                 try:
-                    for component in describe_server(http, base):
+                    for component in describe_server(http, base)[0]:
                         for service in component.get("services", ()):
                             names.update(method["qualified"] for method in service.get("methods", ()))
                 except CommandError:

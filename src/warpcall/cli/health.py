@@ -67,7 +67,7 @@ def _targets(options: argparse.Namespace, http: Any) -> list[tuple[str, str]]:
         if urlsplit(url).path not in ("", "/"):
             return [("", url)]
         try:
-            paths = [(c["name"], c.get("health") or "") for c in describe_server(http, url)]
+            paths = [(c["name"], c.get("health") or "") for c in describe_server(http, url)[0]]
         except CommandError as error:
             if error.status != UNKNOWN:
                 raise
@@ -84,7 +84,7 @@ def _targets(options: argparse.Namespace, http: Any) -> list[tuple[str, str]]:
             path = instance.health
             if not path:
                 try:
-                    described = describe_server(http, base)
+                    described = describe_server(http, base)[0]
                     path = next((c.get("health") or "" for c in described if c.get("name") == target), "")
                 except CommandError:
                     path = ""  # its health endpoint is asked anyway: that answer (or silence) is the verdict

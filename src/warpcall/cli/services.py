@@ -75,7 +75,7 @@ def collect(options: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str
     with client(options) as http, ThreadPoolExecutor(max_workers=min(8, len(bases))) as pool:
         def ask(url: str) -> tuple[str, list[dict[str, Any]] | CommandError]:
             try:
-                return url, describe_server(http, url)
+                return url, describe_server(http, url)[0]
             except CommandError as error:
                 return url, error
 

@@ -155,11 +155,13 @@ def describe(server: Any) -> list[dict[str, Any]]:
     return components
 
 
-def _visible(components: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], BaseException | None]:
-    """The components with only the methods the current token may call, and the first token refusal seen."""
+def _visible(components: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], BaseException | None, bool]:
+    """The components with only the methods the current token may call, the first token refusal seen, and
+    whether any method was left out."""
     from warpcall.server.security import run_checks
 
     refused: BaseException | None = None
+    hidden = False
     shown = []
     for component in components:
         services = []
@@ -170,13 +172,15 @@ def _visible(components: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Ba
                 failure = run_checks(method, ()) if method.checks else None
                 if failure is None:
                     methods.append({key: value for key, value in entry.items() if key != "_method"})
-                elif refused is None and isinstance(failure, TokenException):
+                    continue
+                hidden = True
+                if refused is None and isinstance(failure, TokenException):
                     refused = failure
             if methods:
                 services.append({**service, "methods": methods})
         if services:
             shown.append({**component, "services": services})
-    return shown, refused
+    return shown, refused, hidden
 
 
 def mount_description(server: Any) -> None:
@@ -190,18 +194,19 @@ def mount_description(server: Any) -> None:
             cache.append(describe(server))
         authorization = request.headers.get("authorization")
 
-        def filtered() -> tuple[list[dict[str, Any]], BaseException | None]:
+        def filtered() -> tuple[list[dict[str, Any]], BaseException | None, bool]:
             if authorization is not None:
                 set_token(authorization.encode("latin-1"))
             return _visible(cache[0])
 
         # in a copy of the context: the token and the claims a check sets stay with this request
-        components, refused = contextvars.copy_context().run(filtered)
+        components, refused, restricted = contextvars.copy_context().run(filtered)
         if not components and refused is not None:
             status, reported, challenge = refusal(refused)
             headers = {"www-authenticate": challenge.decode("latin-1")} if challenge is not None else None
             body = {"result": None, "exception": {"type": type(reported).__name__, "message": str(reported)}}
             return JSONResponse(body, status_code=status, headers=headers)
-        return JSONResponse({"server": server.url, "components": components})
+        # "restricted": the token may not call everything this server serves (which, it does not say)
+        return JSONResponse({"server": server.url, "components": components, "restricted": restricted})
 
     server.fast_api.router.routes.append(Route(DESCRIBE_PATH, endpoint, methods=["GET"], include_in_schema=False))
