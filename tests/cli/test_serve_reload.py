@@ -1,7 +1,7 @@
 """``warpcall serve --reload``: an edited file of the served package is served after a restart, on the same port.
 
 The package is written into a temporary directory per test; both ways of seeing changes are run
-(watchfiles, and the polling fallback forced with ``WARPCALL_RELOAD_POLL=1``).
+(watchfiles, and the polling fallback forced with ``--reload-poll``).
 """
 
 from __future__ import annotations
@@ -73,9 +73,8 @@ def test_an_edited_file_is_served_after_the_restart(tmp_path: Path, polling: boo
     (package / "__init__.py").write_text("")
     (package / "app.py").write_text(APP)
     (package / "answer.py").write_text('ANSWER = "first"\n')
-    env = {"PYTHONDONTWRITEBYTECODE": "1", "WARPCALL_RELOAD_POLL": "1" if polling else "0"}
-    server = ServeProcess(["reloadme.app:AnswerModule", "--port", "0", "--reload"], tmp_path / "registry",
-                          cwd=tmp_path, env=env)
+    args = ["reloadme.app:AnswerModule", "--port", "0", "--reload", *(["--reload-poll"] if polling else [])]
+    server = ServeProcess(args, tmp_path / "registry", cwd=tmp_path, env={"PYTHONDONTWRITEBYTECODE": "1"})
     try:
         server.wait_ready()
         port = server.port
@@ -85,6 +84,9 @@ def test_an_edited_file_is_served_after_the_restart(tmp_path: Path, polling: boo
         server.wait_ready(count=2)
         assert server.port == port  # the reloader holds the port across restarts
         assert any("answer.py" in line and "restarting" in line for line in server.err), server.output()
+        how = "(polling)" if polling else "(watchfiles)"
+        assert any(line.startswith("warpcall serve: reloading on changes") and line.endswith(how)
+                   for line in server.err), server.output()
         assert len(registered(tmp_path / "registry", "answers")) == 1
 
         server.signal(signal.SIGTERM)
@@ -100,8 +102,8 @@ def test_a_file_that_breaks_the_import_waits_for_the_next_change(tmp_path: Path)
     (package / "__init__.py").write_text("")
     (package / "app.py").write_text(APP)
     (package / "answer.py").write_text('ANSWER = "first"\n')
-    server = ServeProcess(["reloadme.app:AnswerModule", "--port", "0", "--reload"], tmp_path / "registry",
-                          cwd=tmp_path, env={"PYTHONDONTWRITEBYTECODE": "1", "WARPCALL_RELOAD_POLL": "1"})
+    server = ServeProcess(["reloadme.app:AnswerModule", "--port", "0", "--reload", "--reload-poll"],
+                          tmp_path / "registry", cwd=tmp_path, env={"PYTHONDONTWRITEBYTECODE": "1"})
     try:
         port = server.wait_ready().port
         (package / "answer.py").write_text("ANSWER = (\n")  # a syntax error: the new server cannot start

@@ -20,7 +20,7 @@ instance for the address, registered by the supervisor once every worker serves;
 is started again (backoff 0.1 s doubling to 5 s) without touching the registry.
 
 --reload (development, one worker) restarts the server when a .py file of the module's package
-changes (watchfiles when installed, else polling every 0.5 s; WARPCALL_RELOAD_POLL=1 forces polling).
+changes (watchfiles when installed, else polling every 0.5 s; --reload-poll forces polling).
 
 Configuration: the module's own configuration sources, then --config FILE (YAML), then the process
 environment, each overriding the one before. An environment variable whose name holds dots (or
@@ -70,6 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--reload", action="store_true", help="restart when a .py file of the module's package changes")
     parser.add_argument(
+        "--reload-poll", action="store_true",
+        help="with --reload: poll the files every 0.5 s instead of watchfiles (network or mounted filesystems)",
+    )
+    parser.add_argument(
         "--log-level", choices=LOG_LEVELS, default="warning", help="level of warpcall's log (default warning)"
     )
     parser.add_argument("--config", metavar="FILE", help="YAML configuration file, loaded after the module's own sources")
@@ -116,7 +120,10 @@ def run(options: argparse.Namespace) -> int:
             from warpcall.server.reload import Reloader
 
             supervisor.load_module(options.module)  # a bad path is reported here, not by every restart
-            return Reloader(options.module, options.host, options.port, _worker_options(options)).run()
+            reloader = Reloader(
+                options.module, options.host, options.port, _worker_options(options), poll=options.reload_poll
+            )
+            return reloader.run()
         if options.workers > 1:
             if not supervisor.reuse_port_supported():
                 supervisor.say(

@@ -3,7 +3,7 @@
 For development. The watched files are the ``.py`` files under the served module's top-level package
 (for a module outside any package: the ``.py`` files of its directory, not below). Changes are seen
 with ``watchfiles`` when it is importable (``uvicorn[standard]`` brings it), else by polling the files'
-modification times every ``POLL_INTERVAL`` seconds (``WARPCALL_RELOAD_POLL=1`` forces polling). The
+modification times every ``POLL_INTERVAL`` seconds (``--reload-poll`` forces polling). The
 port stays the same across restarts: with ``SO_REUSEPORT`` the reloader holds it with a socket that
 never listens, so ``--port 0`` keeps the free port it got.
 """
@@ -80,10 +80,12 @@ def _polled_changes(roots: Sequence[Path], recursive: bool, stop: threading.Even
             yield sorted({name for name, _ in changed})
 
 
-def _watched_changes(roots: Sequence[Path], recursive: bool, stop: threading.Event) -> Iterator[list[str]]:
-    """Changed ``.py`` files, a batch at a time, until ``stop`` is set."""
+def _watched_changes(
+    roots: Sequence[Path], recursive: bool, stop: threading.Event, poll: bool = False
+) -> Iterator[list[str]]:
+    """Changed ``.py`` files, a batch at a time, until ``stop`` is set (``poll``: never watchfiles)."""
     watchfiles: Any = None
-    if os.environ.get("WARPCALL_RELOAD_POLL", "") in ("", "0"):
+    if not poll:
         try:
             import watchfiles
         except ImportError:
@@ -101,8 +103,11 @@ def _watched_changes(roots: Sequence[Path], recursive: bool, stop: threading.Eve
 class Reloader:
     """Runs ``warpcall serve MODULE`` in a child process and starts it again on every change of a watched file."""
 
-    def __init__(self, path: str, host: str, port: int, child_options: Sequence[str] = ()) -> None:
+    def __init__(
+        self, path: str, host: str, port: int, child_options: Sequence[str] = (), *, poll: bool = False
+    ) -> None:
         self.path, self.host, self.port = path, host, port
+        self.poll = poll
         self.child_options = list(child_options)
         self.child: subprocess.Popen[bytes] | None = None
         self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
@@ -124,7 +129,8 @@ class Reloader:
         threading.Thread(
             target=self._watch, args=(roots, recursive), name="warpcall-reload-watch", daemon=True
         ).start()
-        say(f"reloading on changes of the .py files under {', '.join(map(str, roots)) or '(nothing found)'}")
+        how = "polling" if self.poll or importlib.util.find_spec("watchfiles") is None else "watchfiles"
+        say(f"reloading on changes of the .py files under {', '.join(map(str, roots)) or '(nothing found)'} ({how})")
         try:
             self._start()
             while not self._signals:
@@ -155,7 +161,7 @@ class Reloader:
         self._events.put(("signal", signum))
 
     def _watch(self, roots: Sequence[Path], recursive: bool) -> None:
-        for changed in _watched_changes(roots, recursive, self._stop):
+        for changed in _watched_changes(roots, recursive, self._stop, self.poll):
             self._events.put(("change", changed))
 
     def _start(self) -> None:
