@@ -217,6 +217,9 @@ SETTINGS: tuple[Setting, ...] = (
        variable="WARPCALL_PURE"),
     _s(None, "path", None, "Directory of the embedded registry's SQLite file.", variable="WARPCALL_REGISTRY_DIR",
        default_text="`$XDG_CACHE_HOME/warpcall`, else `~/.cache/warpcall`"),
+    _s(None, "str", None, "The registry the `warpcall call`, `services` and `health` commands read when no "
+       "`--registry` is given: `embedded[:DIR]`, `consul://HOST:PORT` or `etcd://HOST:PORT[/prefix]`.",
+       variable="WARPCALL_REGISTRY", default_text="`embedded`"),
     _s(None, "list[str]", None, "Components (comma-separated, `*`: all) whose `dispatch-protobuf` speaks "
        "aspyx-service's protobuf messages.", variable="WARPCALL_ASPYX_PROTOBUF", default_text="none"),
     # --- the build (setup.py) -----------------------------------------------------------------------------
@@ -251,10 +254,11 @@ def _cell(text: str) -> str:
 
 #: the sentence above the README's table: where the values come from
 SOURCES_SENTENCE = (
-    "Values come from the configuration sources the booted module provides (`YamlConfigurationSource(path)` "
+    "Values come from the configuration sources: those the booted module provides (`YamlConfigurationSource(path)` "
     "files, `EnvConfigurationSource()` for the process environment, whose variable `http.timeout` or "
-    "`http/timeout` sets the key `http.timeout`, names case-sensitive), a later source overriding an earlier "
-    "one, else the default below; a key *per channel* may also be set for one channel as "
+    "`http/timeout` sets the key `http.timeout`, names case-sensitive) and, under `warpcall serve`, its "
+    "`--config` file and then the process environment; a later source overrides an earlier one, else the "
+    "default below applies; a key *per channel* may also be set for one channel as "
     "`http.<channel>.<rest>`, which overrides `http.<rest>` there; the settings without a key are environment "
     "variables read directly, and an unknown key under `server.`, `http.`, `health.`, ... is logged as a "
     "warning at startup (logger `warpcall.config`)."
