@@ -146,19 +146,25 @@ class Network:
         return ["ip", "netns", "exec", self.names[role], *argv]
 
     def routes(self) -> dict[str, list[str]]:
-        """Each namespace's routing table, one route a line."""
-        return {
-            role: [line for line in _run("ip", "-n", name, "route", "show").stdout.splitlines() if line]
-            for role, name in self.names.items()
-        }
+        """Each namespace's IPv4 and IPv6 routes (main table), as ``<destination> dev <interface>``."""
+        found = {}
+        for role, name in self.names.items():
+            routes = []
+            for family in ("-4", "-6"):
+                for route in json.loads(_run("ip", family, "-j", "-n", name, "route", "show").stdout or "[]"):
+                    routes.append(f"{route['dst']} dev {route.get('dev', '?')}")
+            found[role] = routes
+        return found
 
-    def outside_unreachable(self, address: str = "192.0.2.1") -> dict[str, str]:
-        """What each namespace's kernel answers when asked for a route to ``address`` (an address outside
-        the cluster; TEST-NET-1 by default): the error message, empty when a route exists."""
+    def outside_unreachable(self, addresses: tuple[str, ...] = ("192.0.2.1", "2001:db8::1")) -> dict[str, list[str]]:
+        """What each namespace's kernel answers when asked for a route to each of ``addresses`` (outside
+        the cluster; documentation addresses by default): the error messages, empty where a route exists."""
         answers = {}
         for role, name in self.names.items():
-            found = _run("ip", "-n", name, "route", "get", address, check=False)
-            answers[role] = found.stderr.strip() if found.returncode != 0 else ""
+            answers[role] = []
+            for address in addresses:
+                found = _run("ip", "-n", name, "route", "get", address, check=False)
+                answers[role].append(found.stderr.strip() if found.returncode != 0 else "")
         return answers
 
     def interfaces(self) -> dict[str, list[str]]:
@@ -351,8 +357,7 @@ class Cluster:
         self.network.create()
         self.start_etcd()
         self.start_client()
-        for role in ("a", "b"):
-            self.start_instance(role)
+        self.start_instances()
         return self
 
     def start_etcd(self) -> None:
@@ -389,8 +394,16 @@ class Cluster:
 
     def start_instance(self, role: str) -> Instance:
         """Start instance ``role`` in its namespace, serving on the namespace's address; returns once it serves."""
+        return self._ready(role, self._launch(role))
+
+    def start_instances(self, roles: tuple[str, ...] = ("a", "b")) -> list[Instance]:
+        """Start several instances at once (they boot side by side); returns once all serve."""
+        launched = [(role, self._launch(role)) for role in roles]
+        return [self._ready(role, node) for role, node in launched]
+
+    def _launch(self, role: str) -> Node:
         count = sum(1 for node in self.stopped if node.label.startswith(role)) + 1
-        node = Node(
+        return Node(
             f"{role}#{count}",
             self.network.exec_argv(
                 role,
@@ -402,9 +415,16 @@ class Cluster:
             self.workdir / f"instance-{role}-{count}.log",
             self.env,
         )
-        url, pid = node.expect("READY ", WAIT * 2).split()
+
+    def _ready(self, role: str, node: Node) -> Instance:
+        try:
+            url, pid = node.expect("READY ", WAIT * 2).split()
+        except BaseException:
+            self.stopped.append(node)  # close() stops it
+            raise
         # ip netns exec execs the command: the process started is the instance itself
         if int(pid) != node.pid:
+            self.stopped.append(node)
             raise AssertionError(f"instance {role} says it is pid {pid}, but {node.pid} was started")
         self.instances[role] = Instance(role, node, url, int(pid))
         return self.instances[role]
@@ -513,6 +533,18 @@ class Cluster:
             reports.append(RestartReport(old, new, exit_code, printed, listed, after_exit))
         return reports, self.stop_calls()
 
+    def heal(self) -> None:
+        """Back to the starting state after a step that failed half-way: no call loop, both instances up."""
+        self.request({"op": "stop"})
+        for role in ("a", "b"):
+            instance = self.instances.get(role)
+            if instance is None or instance.node.process.poll() is not None:
+                if instance is not None:
+                    self.stopped.append(instance.node)
+                    del self.instances[role]
+                self.start_instance(role)
+        self.discovery()
+
     def close(self) -> None:
         """Stop every process (the client, the instances with SIGTERM, etcd) and delete the namespaces."""
         nodes = [self.client, *(instance.node for instance in self.instances.values()), self.etcd]
@@ -534,6 +566,10 @@ def errors(results: list[dict[str, Any]]) -> list[str]:
     return [result["error"] for result in results if "error" in result]
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     try:
         check_namespaces()
@@ -544,7 +580,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="warpcall-cluster-"))
     cluster = Cluster(workdir)
     # SIGTERM ends the run as Ctrl-C does: through the finally below, which removes everything
-    signal.signal(signal.SIGTERM, lambda signum, frame: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
     step = 0
 
@@ -567,15 +603,14 @@ def main() -> int:
         unreachable = net.outside_unreachable()
         say(
             "isolation: no default route in any namespace ("
-            + "; ".join(f"{role}: {', '.join(line.strip() for line in lines)}" for role, lines in routes.items())
-            + f"); route to 192.0.2.1: {', '.join(sorted(set(unreachable.values())))}"
+            + "; ".join(f"{role}: {', '.join(lines)}" for role, lines in routes.items())
+            + f"); a route to 192.0.2.1 or 2001:db8::1: {', '.join(sorted({a for al in unreachable.values() for a in al}))}"
         )
         cluster.start_etcd()
         cluster.start_client()
         say(f"etcd in {net.names['etcd']} at {cluster.etcd_url}; the client runs there too (lease TTL {cluster.ttl} s)")
-        for role in ("a", "b"):
-            instance = cluster.start_instance(role)
-            say(f"instance {role} in {net.names[role]}: {instance.url}, pid {instance.pid}")
+        for instance in cluster.start_instances():
+            say(f"instance {instance.role} in {net.names[instance.role]}: {instance.url}, pid {instance.pid}")
         say(f"discovery: the client finds through etcd {' and '.join(cluster.discovery())}")
         say(f"round robin: 8 calls answered by {names(cluster.round_robin(8))}")
         report = cluster.failover("a")
@@ -599,6 +634,9 @@ def main() -> int:
         print("interrupted: cleaning up", file=sys.stderr)
         return 130
     finally:
+        # the cleanup runs to its end: a second Ctrl-C must not leave processes or namespaces behind
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         cluster.close()
         shutil.rmtree(workdir, ignore_errors=True)
         left = [name for name in cluster.network.names.values() if name in _run("ip", "netns", "list", check=False).stdout]
