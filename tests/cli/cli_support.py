@@ -49,7 +49,8 @@ def registry_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = tmp_path / "registry"
     directory.mkdir()
     monkeypatch.setenv("WARPCALL_REGISTRY_DIR", str(directory))
-    for name in ("WARPCALL_REGISTRY_NAMESPACE", "WARPCALL_REGISTRY", "CLIAPP_EXPOSE", "CLIAPP_JWT", "CLIAPP_HEALTH"):
+    for name in ("WARPCALL_REGISTRY_NAMESPACE", "WARPCALL_REGISTRY", "CLIAPP_EXPOSE", "CLIAPP_JWT", "CLIAPP_HEALTH",
+                 "CLIAPP_REGISTRY"):
         monkeypatch.delenv(name, raising=False)
     return directory
 

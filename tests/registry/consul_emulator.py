@@ -759,6 +759,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send_json(data)
             if method == "GET" and path == "/v1/status/leader":
                 return self._send_json("127.0.0.1:8300")
+            if method == "GET" and path == "/v1/catalog/services":  # name -> tags, Consul's own service included
+                with emulator._state:
+                    names: dict[str, list[str]] = {"consul": []}
+                    for service in emulator.catalog_services.values():
+                        names.setdefault(service.name, [])
+                        names[service.name] += [tag for tag in service.tags if tag not in names[service.name]]
+                return self._send_json(names, index=emulator._index)
             passing = _go_bool(query, "passing")  # a bad value is a 400 before any blocking
             for prefix, query_fn in (
                 ("/v1/health/service/", lambda name: emulator.health(name, passing)),

@@ -170,6 +170,22 @@ class StoreChecks:
 class Module:
     @create()
     def create_registry(self) -> ComponentRegistry:
+        # CLIAPP_REGISTRY: consul://HOST:PORT or etcd://HOST:PORT (short timings, as the registry tests use)
+        where = os.environ.get("CLIAPP_REGISTRY", "")
+        if where.startswith("consul://"):
+            import consul
+
+            from warpcall.registry.consul import ConsulComponentRegistry
+
+            host, _, port = where.removeprefix("consul://").rpartition(":")
+            client = consul.Consul(host=host, port=int(port), connections_timeout=5)
+            return ConsulComponentRegistry(
+                0, client, check_interval="300ms", check_timeout="1s", deregister_critical_after="30s", wait="5s"
+            )
+        if where.startswith("etcd://"):
+            from warpcall.registry.etcd import EtcdComponentRegistry
+
+            return EtcdComponentRegistry("http://" + where.removeprefix("etcd://"), ttl=5)
         return EmbeddedComponentRegistry()
 
     @create()
