@@ -8,33 +8,12 @@ under ``CI=true``, where it fails (as the registry tests do).
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "netns_cluster.py"
-
-
-def _load_script() -> ModuleType:
-    """scripts/netns_cluster.py as the module ``netns_cluster`` (scripts/ is no package)."""
-    loaded = sys.modules.get("netns_cluster")
-    if loaded is not None:
-        return loaded
-    spec = importlib.util.spec_from_file_location("netns_cluster", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["netns_cluster"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-netns_cluster = _load_script()
+from cluster_support import netns_cluster
 
 
 def _require_cluster() -> None:

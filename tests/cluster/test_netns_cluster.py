@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 from typing import Any
 
-from conftest import netns_cluster
+from cluster_support import netns_cluster
 
 errors = netns_cluster.errors
 
