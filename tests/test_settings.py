@@ -25,7 +25,16 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from warpcall import settings
+from warpcall import (
+    ComponentRegistry,
+    FastAPIServer,
+    LocalComponentRegistry,
+    ServiceManager,
+    ServiceModule,
+    settings,
+)
+from warpcall.di import create, module
+from warpcall.di.configuration import EnvConfigurationSource, YamlConfigurationSource
 from warpcall.settings import CHANNEL, SETTINGS, known_keys
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -317,10 +326,6 @@ def test_readme_table_is_the_rendered_catalog():
 
 
 # --- unknown keys at boot -------------------------------------------------------------------------------------
-
-from warpcall import ComponentRegistry, FastAPIServer, LocalComponentRegistry, ServiceManager, ServiceModule  # noqa: E402
-from warpcall.di import create, module  # noqa: E402
-from warpcall.di.configuration import EnvConfigurationSource, YamlConfigurationSource  # noqa: E402
 
 CONFIG_FILE: list[Path] = []
 

@@ -354,10 +354,12 @@ def _closest(key: str) -> str | None:
 
 
 def _describe(source: Any, key: str) -> str:
+    from warpcall.di.configuration import EnvConfigurationSource
+
     file = getattr(source, "file", None)
     if file is not None:
         return f"the configuration file {file}"
-    if type(source).__name__ == "EnvConfigurationSource":
+    if isinstance(source, EnvConfigurationSource):
         names = [name for name in os.environ if name.replace("/", ".") == key]
         return f"the environment variable {names[0] if names else key}"
     return type(source).__name__
