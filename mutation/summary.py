@@ -1,0 +1,176 @@
+"""The summary of one area's mutation session: counts, score with its 95% Wilson interval, survivors.
+
+``python mutation/summary.py --area core`` (or ``run.py --report``) writes
+``<workdir>/<area>/report.md`` and ``report.json``.
+
+score = killed / (sampled - listed equivalents), where killed includes the runs cosmic-ray stopped
+at the area's timeout (its semantics: a mutant that makes the tests hang is detected); those are
+also counted apart. A run that could not be made (incompetent) counts as not killed. An
+equivalent mutant is one listed in ``mutation/equivalents.toml``, matched by module, operator,
+the original source line and the mutated line (not by line number, which moves as the code does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import math
+import sqlite3
+import sys
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+HERE = Path(__file__).resolve().parent
+EQUIVALENTS = HERE / "equivalents.toml"
+
+
+def wilson(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95% for z = 1.96)."""
+    if total == 0:
+        return (0.0, 1.0)
+    p = successes / total
+    denominator = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denominator
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def load_equivalents() -> list[dict]:
+    """The listed equivalent mutants (each with module, operator, original, mutant, reason)."""
+    with EQUIVALENTS.open("rb") as handle:
+        return list(tomllib.load(handle).get("equivalent", []))
+
+
+def changed_lines(original: str, mutated: str) -> tuple[str, str]:
+    """The first original line a mutant changes and what it became (both stripped)."""
+    before, after = original.splitlines(), mutated.splitlines()
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=before, b=after, autojunk=False).get_opcodes():
+        if tag != "equal":
+            old = " ".join(line.strip() for line in before[i1:i2])
+            new = " ".join(line.strip() for line in after[j1:j2])
+            return old, new
+    return "", ""
+
+
+def describe(copy: Path, module_path: str, operator: str, occurrence: int, args: str) -> tuple[str, str]:
+    """(original line, mutated line) of one mutant, computed without touching any file."""
+    import cosmic_ray.plugins
+    from cosmic_ray.mutating import mutate_code
+
+    source = Path(module_path).read_text()
+    operator_args = args or {}
+    while isinstance(operator_args, str):  # the JSON column comes back encoded
+        operator_args = json.loads(operator_args)
+    mutated = mutate_code(source, cosmic_ray.plugins.get_operator(operator)(**operator_args), occurrence)
+    return changed_lines(source, mutated) if mutated is not None else ("", "")
+
+
+def collect(area: str, base: Path, copy: Path, session: Path) -> dict:
+    """Every sampled mutant of the session with its outcome, and the counts."""
+    equivalents = load_equivalents()
+    rows = sqlite3.connect(session).execute(
+        "SELECT s.module_path, s.operator_name, s.occurrence, s.start_pos_row, s.start_pos_col, "
+        "s.operator_args, r.worker_outcome, r.test_outcome, r.output "
+        "FROM mutation_specs s LEFT JOIN work_results r ON r.job_id = s.job_id "
+        "WHERE r.worker_outcome IS NULL OR r.worker_outcome != 'SKIPPED'").fetchall()
+    mutants = []
+    for module_path, operator, occurrence, row, col, args, worker, outcome, output in rows:
+        module = str(Path(module_path).relative_to(copy))
+        original, mutant = describe(copy, module_path, operator, occurrence, args)
+        outcome = (outcome or "").lower()  # cosmic-ray stores the enum names
+        if worker is None:
+            status = "pending"
+        elif outcome == "killed":
+            status = "timeout" if (output or "").strip() == "timeout" else "killed"
+        elif outcome == "survived":
+            status = "survived"
+        else:
+            status = "incompetent"
+        reason = next((entry["reason"] for entry in equivalents
+                       if entry["module"] == module and entry["operator"] == operator
+                       and entry["original"] == original and entry["mutant"] == mutant), None)
+        mutants.append({"module": module, "line": row, "col": col, "operator": operator,
+                        "occurrence": occurrence, "original": original, "mutant": mutant,
+                        "status": status, "equivalent": reason})
+    mutants.sort(key=lambda m: (m["module"], m["line"], m["col"], m["operator"]))
+    count = {status: sum(m["status"] == status for m in mutants)
+             for status in ("killed", "timeout", "survived", "incompetent", "pending")}
+    equivalent = sum(m["equivalent"] is not None for m in mutants)
+    killed = count["killed"] + count["timeout"]
+    denominator = len(mutants) - equivalent
+    low, high = wilson(killed, denominator)
+    sample_info = (base / "sample.txt").read_text().strip() if (base / "sample.txt").exists() else ""
+    return {
+        "area": area, "sample": sample_info, "sampled": len(mutants), "counts": count,
+        "equivalents": equivalent,
+        "killed_listed_equivalent": sum(m["equivalent"] is not None and m["status"] in ("killed", "timeout")
+                                        for m in mutants),
+        "score": killed / denominator if denominator else 0.0, "interval95": [low, high],
+        "survivors": [m for m in mutants if m["status"] in ("survived", "incompetent", "pending")
+                      and m["equivalent"] is None],
+        "listed_equivalent": [m for m in mutants if m["equivalent"] is not None],
+        "mutants": mutants,
+    }
+
+
+def render(result: dict) -> str:
+    """The Markdown report of one area."""
+    c = result["counts"]
+    low, high = result["interval95"]
+    lines = [
+        f"# Mutation testing: {result['area']}",
+        "",
+        f"{result['sample']}",
+        "",
+        f"- sampled: {result['sampled']}",
+        f"- killed: {c['killed'] + c['timeout']} (of which {c['timeout']} by timeout, which cosmic-ray counts as killed)",
+        f"- survived: {c['survived']}, incompetent: {c['incompetent']}, not yet run: {c['pending']}",
+        f"- listed equivalent: {result['equivalents']}",
+        f"- score = killed / (sampled - equivalents) = {c['killed'] + c['timeout']}/"
+        f"{result['sampled'] - result['equivalents']} = {result['score']:.1%} "
+        f"(95% Wilson interval {low:.1%} - {high:.1%})",
+        "",
+        "## Survivors (not listed as equivalent)",
+        "",
+    ]
+    for m in result["survivors"]:
+        lines.append(f"- {m['status']} {m['module']}:{m['line']} {m['operator']}#{m['occurrence']}: "
+                     f"`{m['original']}` -> `{m['mutant']}`")
+    lines += ["", "## Listed equivalent", ""]
+    for m in result["listed_equivalent"]:
+        lines.append(f"- {m['status']} {m['module']}:{m['line']} {m['operator']}: `{m['original']}` -> "
+                     f"`{m['mutant']}`: {m['equivalent']}")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(area: str, spec: dict, base: Path, copy: Path, session: Path) -> dict:
+    """Write report.md and report.json of the area and print the headline."""
+    result = collect(area, base, copy, session)
+    (base / "report.json").write_text(json.dumps(result, indent=1))
+    text = render(result)
+    (base / "report.md").write_text(text)
+    print("\n".join(text.splitlines()[:10]), flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: write the report of one area's session."""
+    sys.path.insert(0, str(HERE))
+    from run import DEFAULT_WORKDIR, area_dirs, load_areas
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--area", required=True)
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    options = parser.parse_args(argv)
+    base, copy, session = area_dirs(options.workdir, options.area)
+    write_report(options.area, load_areas()[options.area], base, copy, session)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
