@@ -51,8 +51,22 @@ REPO = HERE.parent
 AREAS = HERE / "areas.toml"
 DEFAULT_WORKDIR = Path(os.environ.get("WARPCALL_MUTATION_DIR", "/tmp/warpcall-mutation"))
 #: never copied: VCS data, environments, build output and every compiled extension
-COPY_EXCLUDES = (".git", ".venv*", "build", "dist", "*.so", "*.pyd", "__pycache__", ".pytest_cache",
-                 ".hypothesis", ".mypy_cache", ".ruff_cache", "*.egg-info", "wheelhouse", ".benchmarks")
+COPY_EXCLUDES = (
+    ".git",
+    ".venv*",
+    "build",
+    "dist",
+    "*.so",
+    "*.pyd",
+    "__pycache__",
+    ".pytest_cache",
+    ".hypothesis",
+    ".mypy_cache",
+    ".ruff_cache",
+    "*.egg-info",
+    "wheelhouse",
+    ".benchmarks",
+)
 
 
 def load_areas() -> dict[str, dict]:
@@ -80,8 +94,20 @@ def refresh_copy(copy: Path) -> None:
     shutil.copytree(REPO, copy, symlinks=True, ignore=shutil.ignore_patterns(*COPY_EXCLUDES, "mutation"))
     # checked-hash pycs: a module's cached code is used while its source is unchanged (by content,
     # not mtime), so each run recompiles the mutated module alone (the runs never write pycs)
-    subprocess.run([default_test_python(), "-m", "compileall", "-q", "--invalidation-mode", "checked-hash",
-                    str(copy / "src"), str(copy / "tests")], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            default_test_python(),
+            "-m",
+            "compileall",
+            "-q",
+            "--invalidation-mode",
+            "checked-hash",
+            str(copy / "src"),
+            str(copy / "tests"),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     leftovers = list((copy / "src").rglob("*.so"))
     if leftovers:  # an extension would shadow the mutated source
         raise SystemExit(f"compiled extensions in the copy: {leftovers}")
@@ -103,8 +129,19 @@ def test_env(copy: Path, spec: dict) -> dict[str, str]:
 def pytest_args(python: str, spec: dict, tests: list[str]) -> list[str]:
     """The pytest command line of one run over ``tests``."""
     plugins = [arg for name in ["pytest_timeout", *spec.get("plugins", [])] for arg in ("-p", name)]
-    return [python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *plugins, "--no-header",
-            f"--timeout={int(spec['timeout'])}", *tests]
+    return [
+        python,
+        "-m",
+        "pytest",
+        "-x",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *plugins,
+        "--no-header",
+        f"--timeout={int(spec['timeout'])}",
+        *tests,
+    ]
 
 
 def test_command(python: str, spec: dict) -> str:
@@ -114,8 +151,19 @@ def test_command(python: str, spec: dict) -> str:
 
 def mutant_command(area: str, workdir: Path, python: str) -> str:
     """The command cosmic-ray runs per mutant: this driver picks the tests of the mutated module."""
-    return " ".join([sys.executable, str(Path(__file__).resolve()), "--area", area, "--workdir", str(workdir),
-                     "--python", python, "--run-tests"])
+    return " ".join(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--area",
+            area,
+            "--workdir",
+            str(workdir),
+            "--python",
+            python,
+            "--run-tests",
+        ]
+    )
 
 
 def fingerprint(copy: Path, spec: dict) -> dict[str, str]:
@@ -146,7 +194,7 @@ def write_config(base: Path, copy: Path, spec: dict, command: str) -> Path:
         f"module-path = [{modules}]\n"
         f"timeout = {float(spec['timeout'])}\n"
         "excluded-modules = []\n"
-        f"test-command = \"{command}\"\n\n"
+        f'test-command = "{command}"\n\n'
         "[cosmic-ray.distributor]\n"
         'name = "local"\n'
     )
@@ -180,8 +228,13 @@ def sample(session: Path, copy: Path, spec: dict, size: int, seed: int) -> tuple
                 if not pattern.search(lines[mutation.start_pos[0] - 1]):
                     continue
             eligible.append(item)
-        eligible.sort(key=lambda item: (str(item.mutations[0].module_path), item.mutations[0].operator_name,
-                                        item.mutations[0].occurrence))
+        eligible.sort(
+            key=lambda item: (
+                str(item.mutations[0].module_path),
+                item.mutations[0].operator_name,
+                item.mutations[0].occurrence,
+            )
+        )
         chosen = random.Random(seed).sample(eligible, min(size, len(eligible)))
         keep = {item.job_id for item in chosen}
         skipped = [item.job_id for item in items if item.job_id not in keep]
@@ -193,10 +246,18 @@ def baseline(copy: Path, spec: dict, python: str) -> float:
     """Run the tests on the unmutated copy; they must pass and import the copy's sources."""
     env = test_env(copy, spec)
     probe = subprocess.run(
-        [python, "-c", "import importlib,sys\n"
-         "for m in sys.argv[1:]: print(importlib.import_module(m).__file__)",
-         *[module[len("src/"):-len(".py")].replace("/", ".") for module in spec["modules"]]],
-        cwd=copy, env=env, capture_output=True, text=True, check=True)
+        [
+            python,
+            "-c",
+            "import importlib,sys\nfor m in sys.argv[1:]: print(importlib.import_module(m).__file__)",
+            *[module[len("src/") : -len(".py")].replace("/", ".") for module in spec["modules"]],
+        ],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     for path in probe.stdout.split():
         if not path.startswith(str(copy / "src")) or not path.endswith(".py"):
             raise SystemExit(f"the tests would import {path}, not the copy's source")
@@ -208,11 +269,18 @@ def baseline(copy: Path, spec: dict, python: str) -> float:
     elapsed = 0.0
     for tests in selections:  # every selection a mutant may meet must pass unmutated
         started = time.monotonic()
-        done = subprocess.run(pytest_args(python, spec, tests), cwd=copy, env=env, capture_output=True, text=True)
+        done = subprocess.run(
+            pytest_args(python, spec, tests), cwd=copy, env=env, capture_output=True, text=True
+        )
         elapsed += time.monotonic() - started
         if done.returncode != 0:
-            raise SystemExit(f"{tests} fail on the unmutated copy:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}")
-    print(f"baseline: {len(selections)} test selections pass on the unmutated copy in {elapsed:.1f} s", flush=True)
+            raise SystemExit(
+                f"{tests} fail on the unmutated copy:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+            )
+    print(
+        f"baseline: {len(selections)} test selections pass on the unmutated copy in {elapsed:.1f} s",
+        flush=True,
+    )
     return elapsed
 
 
@@ -223,24 +291,35 @@ def reset_survivors(session: Path) -> int:
     with sqlite3.connect(session) as connection:
         cursor = connection.execute(
             "DELETE FROM work_results WHERE worker_outcome != 'SKIPPED' "
-            "AND (test_outcome IS NULL OR test_outcome != 'KILLED')")
+            "AND (test_outcome IS NULL OR test_outcome != 'KILLED')"
+        )
         return cursor.rowcount
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: see the module docstring."""
     areas = load_areas()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--area", required=True, choices=sorted(areas))
     parser.add_argument("--sample", type=int, default=175, help="mutants sampled (default 175)")
     parser.add_argument("--seed", type=int, default=19, help="seed of the sample (default 19)")
-    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
-                        help=f"copies, sessions and reports (default {DEFAULT_WORKDIR}; outside the repo)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=DEFAULT_WORKDIR,
+        help=f"copies, sessions and reports (default {DEFAULT_WORKDIR}; outside the repo)",
+    )
     parser.add_argument("--python", default=default_test_python(), help="the Python that runs the tests")
     parser.add_argument("--fresh", action="store_true", help="drop an existing session and sample again")
-    parser.add_argument("--rerun-survivors", action="store_true", help="run the survivors again on a fresh copy")
+    parser.add_argument(
+        "--rerun-survivors", action="store_true", help="run the survivors again on a fresh copy"
+    )
     parser.add_argument("--report", action="store_true", help="only write the report of the session")
-    parser.add_argument("--run-tests", action="store_true", help=argparse.SUPPRESS)  # cosmic-ray's per-mutant call
+    parser.add_argument(
+        "--run-tests", action="store_true", help=argparse.SUPPRESS
+    )  # cosmic-ray's per-mutant call
     options = parser.parse_args(argv)
 
     spec = areas[options.area]
@@ -261,8 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     if not session.exists():
         cosmic_ray("init", str(config), str(session), cwd=copy)
         eligible, chosen = sample(session, copy, spec, options.sample, options.seed)
-        (base / "sample.txt").write_text(f"seed={options.seed} sample={options.sample} eligible={eligible} "
-                                          f"sampled={chosen} head={git_head()}\n")
+        (base / "sample.txt").write_text(
+            f"seed={options.seed} sample={options.sample} eligible={eligible} "
+            f"sampled={chosen} head={git_head()}\n"
+        )
         print(f"{options.area}: sampled {chosen} of {eligible} mutants (seed {options.seed})", flush=True)
     elif options.rerun_survivors:
         print(f"{options.area}: {reset_survivors(session)} survivors to run again", flush=True)
@@ -275,9 +356,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def git_head() -> str:
     """The commit the sources were copied at (plus a mark when the tree had local changes)."""
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "tests"], cwd=REPO,
-                           capture_output=True, text=True).stdout
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "src", "tests"], cwd=REPO, capture_output=True, text=True
+    ).stdout
     return head.strip() + ("+local-changes" if dirty.strip() else "")
 
 

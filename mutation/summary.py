@@ -73,11 +73,16 @@ def describe(copy: Path, module_path: str, operator: str, occurrence: int, args:
 def collect(area: str, base: Path, copy: Path, session: Path) -> dict:
     """Every sampled mutant of the session with its outcome, and the counts."""
     equivalents = load_equivalents()
-    rows = sqlite3.connect(session).execute(
-        "SELECT s.module_path, s.operator_name, s.occurrence, s.start_pos_row, s.start_pos_col, "
-        "s.operator_args, r.worker_outcome, r.test_outcome, r.output "
-        "FROM mutation_specs s LEFT JOIN work_results r ON r.job_id = s.job_id "
-        "WHERE r.worker_outcome IS NULL OR r.worker_outcome != 'SKIPPED'").fetchall()
+    rows = (
+        sqlite3.connect(session)
+        .execute(
+            "SELECT s.module_path, s.operator_name, s.occurrence, s.start_pos_row, s.start_pos_col, "
+            "s.operator_args, r.worker_outcome, r.test_outcome, r.output "
+            "FROM mutation_specs s LEFT JOIN work_results r ON r.job_id = s.job_id "
+            "WHERE r.worker_outcome IS NULL OR r.worker_outcome != 'SKIPPED'"
+        )
+        .fetchall()
+    )
     mutants = []
     for module_path, operator, occurrence, row, col, args, worker, outcome, output in rows:
         module = str(Path(module_path).relative_to(copy))
@@ -91,28 +96,56 @@ def collect(area: str, base: Path, copy: Path, session: Path) -> dict:
             status = "survived"
         else:
             status = "incompetent"
-        reason = next((entry["reason"] for entry in equivalents
-                       if entry["module"] == module and entry["operator"] == operator
-                       and entry["original"] == original and entry["mutant"] == mutant), None)
-        mutants.append({"module": module, "line": row, "col": col, "operator": operator,
-                        "occurrence": occurrence, "original": original, "mutant": mutant,
-                        "status": status, "equivalent": reason})
+        reason = next(
+            (
+                entry["reason"]
+                for entry in equivalents
+                if entry["module"] == module
+                and entry["operator"] == operator
+                and entry["original"] == original
+                and entry["mutant"] == mutant
+            ),
+            None,
+        )
+        mutants.append(
+            {
+                "module": module,
+                "line": row,
+                "col": col,
+                "operator": operator,
+                "occurrence": occurrence,
+                "original": original,
+                "mutant": mutant,
+                "status": status,
+                "equivalent": reason,
+            }
+        )
     mutants.sort(key=lambda m: (m["module"], m["line"], m["col"], m["operator"]))
-    count = {status: sum(m["status"] == status for m in mutants)
-             for status in ("killed", "timeout", "survived", "incompetent", "pending")}
+    count = {
+        status: sum(m["status"] == status for m in mutants)
+        for status in ("killed", "timeout", "survived", "incompetent", "pending")
+    }
     equivalent = sum(m["equivalent"] is not None for m in mutants)
     killed = count["killed"] + count["timeout"]
     denominator = len(mutants) - equivalent
     low, high = wilson(killed, denominator)
     sample_info = (base / "sample.txt").read_text().strip() if (base / "sample.txt").exists() else ""
     return {
-        "area": area, "sample": sample_info, "sampled": len(mutants), "counts": count,
+        "area": area,
+        "sample": sample_info,
+        "sampled": len(mutants),
+        "counts": count,
         "equivalents": equivalent,
-        "killed_listed_equivalent": sum(m["equivalent"] is not None and m["status"] in ("killed", "timeout")
-                                        for m in mutants),
-        "score": killed / denominator if denominator else 0.0, "interval95": [low, high],
-        "survivors": [m for m in mutants if m["status"] in ("survived", "incompetent", "pending")
-                      and m["equivalent"] is None],
+        "killed_listed_equivalent": sum(
+            m["equivalent"] is not None and m["status"] in ("killed", "timeout") for m in mutants
+        ),
+        "score": killed / denominator if denominator else 0.0,
+        "interval95": [low, high],
+        "survivors": [
+            m
+            for m in mutants
+            if m["status"] in ("survived", "incompetent", "pending") and m["equivalent"] is None
+        ],
         "listed_equivalent": [m for m in mutants if m["equivalent"] is not None],
         "mutants": mutants,
     }
@@ -139,12 +172,16 @@ def render(result: dict) -> str:
         "",
     ]
     for m in result["survivors"]:
-        lines.append(f"- {m['status']} {m['module']}:{m['line']} {m['operator']}#{m['occurrence']}: "
-                     f"`{m['original']}` -> `{m['mutant']}`")
+        lines.append(
+            f"- {m['status']} {m['module']}:{m['line']} {m['operator']}#{m['occurrence']}: "
+            f"`{m['original']}` -> `{m['mutant']}`"
+        )
     lines += ["", "## Listed equivalent", ""]
     for m in result["listed_equivalent"]:
-        lines.append(f"- {m['status']} {m['module']}:{m['line']} {m['operator']}: `{m['original']}` -> "
-                     f"`{m['mutant']}`: {m['equivalent']}")
+        lines.append(
+            f"- {m['status']} {m['module']}:{m['line']} {m['operator']}: `{m['original']}` -> "
+            f"`{m['mutant']}`: {m['equivalent']}"
+        )
     return "\n".join(lines) + "\n"
 
 
