@@ -40,7 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-NODE = Path(__file__).with_name("netns_cluster_node.py")
+SCRIPTS = Path(__file__).resolve().parent
+NODE = SCRIPTS / "netns_cluster_node.py"
+#: what the instances serve: ``warpcall serve netns_cluster_instance:InstanceModule`` (run in scripts/)
+INSTANCE_MODULE = "netns_cluster_instance:InstanceModule"
 SUBNET = "10.213.0"
 ETCD_PORT = 2379  # a fresh namespace has every port free: etcd's usual ones are taken by nothing
 INSTANCE_PORT = 8000
@@ -159,7 +162,7 @@ class Network:
     def outside_unreachable(self, addresses: tuple[str, ...] = ("192.0.2.1", "2001:db8::1")) -> dict[str, list[str]]:
         """What each namespace's kernel answers when asked for a route to each of ``addresses`` (outside
         the cluster; documentation addresses by default): the error messages, empty where a route exists."""
-        answers = {}
+        answers: dict[str, list[str]] = {}
         for role, name in self.names.items():
             answers[role] = []
             for address in addresses:
@@ -188,7 +191,7 @@ class Network:
 class Node:
     """A process in one namespace; a thread reads its stdout lines into a queue."""
 
-    def __init__(self, label: str, argv: list[str], log: Path, env: dict[str, str]) -> None:
+    def __init__(self, label: str, argv: list[str], log: Path, env: dict[str, str], cwd: Path | None = None) -> None:
         self.label = label
         self.log = log
         with open(log, "ab") as err:
@@ -200,6 +203,7 @@ class Node:
                 stderr=err,
                 text=True,
                 env=env,
+                cwd=cwd,
                 start_new_session=True,
             )
         self.lines: queue.Queue[str | None] = queue.Queue()
@@ -242,6 +246,20 @@ class Node:
                 )
             if line.startswith(prefix):
                 return line
+
+    def rest(self, timeout: float = WAIT) -> list[str]:
+        """Every line the process prints from now until it closes stdout (it ends); bounded by ``timeout``."""
+        deadline = time.monotonic() + timeout
+        lines: list[str] = []
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"{self.label} (pid {self.pid}) still runs after {timeout:g} s") from None
+            if line is None:
+                self.lines.put(None)
+                return lines
+            lines.append(line)
 
     def expect(self, prefix: str, timeout: float = WAIT) -> str:
         """What follows ``prefix`` on the next line starting with it (see :meth:`line`)."""
@@ -327,7 +345,7 @@ class RestartReport:
     old: Instance
     new: Instance
     exit_code: int
-    #: what the instance printed when SIGTERM made it stop, in order
+    #: what the instance printed on stdout after SIGTERM, before it exited
     printed: list[str]
     #: what etcd listed right after the old process exited
     listed_after_exit: list[str]
@@ -403,30 +421,36 @@ class Cluster:
 
     def _launch(self, role: str) -> Node:
         count = sum(1 for node in self.stopped if node.label.startswith(role)) + 1
+        # the instance's settings as warpcall configuration keys in its environment (dotted names)
+        settings = {"cluster.name": role, "cluster.etcd": self.etcd_url, "cluster.prefix": self.prefix,
+                    "cluster.ttl": str(self.ttl)}
         return Node(
             f"{role}#{count}",
             self.network.exec_argv(
                 role,
                 [
-                    sys.executable, str(NODE), "instance", role, self.network.addresses[role],
-                    str(INSTANCE_PORT), self.etcd_url, self.prefix, str(self.ttl),
+                    sys.executable, "-m", "warpcall", "serve", INSTANCE_MODULE,
+                    "--host", self.network.addresses[role], "--port", str(INSTANCE_PORT),
                 ],
             ),
             self.workdir / f"instance-{role}-{count}.log",
-            self.env,
+            {**self.env, **settings},
+            cwd=SCRIPTS,  # warpcall serve imports the module from the current directory
         )
 
     def _ready(self, role: str, node: Node) -> Instance:
         try:
-            url, pid = node.expect("READY ", WAIT * 2).split()
+            ready = node.expect(f"warpcall serve: {INSTANCE_MODULE} ready at ", WAIT * 2)
         except BaseException:
             self.stopped.append(node)  # close() stops it
             raise
+        # "<url> (1 worker, pid <pid>)"
+        match = re.fullmatch(r"(\S+) \(1 worker, pid (\d+)\)", ready)
         # ip netns exec execs the command: the process started is the instance itself
-        if int(pid) != node.pid:
+        if match is None or int(match.group(2)) != node.pid:
             self.stopped.append(node)
-            raise AssertionError(f"instance {role} says it is pid {pid}, but {node.pid} was started")
-        self.instances[role] = Instance(role, node, url, int(pid))
+            raise AssertionError(f"instance {role} (pid {node.pid}) said it is ready as {ready!r}")
+        self.instances[role] = Instance(role, node, match.group(1), node.pid)
         return self.instances[role]
 
     # what the client sees and does
@@ -523,7 +547,7 @@ class Cluster:
         for role in sorted(self.instances):
             old = self.instances[role]
             old.node.signal(signal.SIGTERM)
-            printed = [old.node.line("DEREGISTERED"), old.node.line("STOPPED")]
+            printed = old.node.rest()
             exit_code = old.node.wait()
             self.stopped.append(old.node)
             after_exit = self.calls_since(0)["count"] + 1
@@ -582,7 +606,7 @@ def main() -> int:
     # SIGTERM ends the run as Ctrl-C does: through the finally below, which removes everything
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.monotonic()
-    step = 0
+    step, succeeded = 0, False
 
     def say(text: str) -> None:
         nonlocal step
@@ -590,7 +614,7 @@ def main() -> int:
         print(f"{step}. {text}", flush=True)
 
     try:
-        print(f"warpcall cluster in network namespaces (run {cluster.tag}, logs in {workdir})")
+        print(f"warpcall cluster in network namespaces (run {cluster.tag})", flush=True)
         reap_stale_namespaces()
         cluster.network.create()
         net = cluster.network
@@ -608,9 +632,16 @@ def main() -> int:
         )
         cluster.start_etcd()
         cluster.start_client()
-        say(f"etcd in {net.names['etcd']} at {cluster.etcd_url}; the client runs there too (lease TTL {cluster.ttl} s)")
+        say(
+            f"etcd in {net.names['etcd']} at {cluster.etcd_url}; the client runs there too; the instances ask "
+            f"for a lease TTL of {cluster.ttl} s"
+        )
         for instance in cluster.start_instances():
-            say(f"instance {instance.role} in {net.names[instance.role]}: {instance.url}, pid {instance.pid}")
+            say(
+                f"instance {instance.role} in {net.names[instance.role]}: warpcall serve {INSTANCE_MODULE} "
+                f"--host {net.addresses[instance.role]} --port {INSTANCE_PORT} serves {instance.url} "
+                f"(pid {instance.pid})"
+            )
         say(f"discovery: the client finds through etcd {' and '.join(cluster.discovery())}")
         say(f"round robin: 8 calls answered by {names(cluster.round_robin(8))}")
         report = cluster.failover("a")
@@ -625,11 +656,12 @@ def main() -> int:
         restarts, results = cluster.rolling_restart()
         for turn in restarts:
             say(
-                f"rolling restart, {turn.old.role}: SIGTERM pid {turn.old.pid}: it printed "
-                f"{' then '.join(line.split()[0] for line in turn.printed)}, exit {turn.exit_code}; etcd listed "
+                f"rolling restart, {turn.old.role}: SIGTERM pid {turn.old.pid}: it drained, printing "
+                f"{' then '.join(turn.printed)}, exit {turn.exit_code}; etcd listed "
                 f"{turn.listed_after_exit} as it exited; started again as pid {turn.new.pid}, calls reach it"
             )
         say(f"rolling restart: {len(results)} calls throughout, {len(errors(results))} failed {errors(results)[:3]}")
+        succeeded = True
     except KeyboardInterrupt:
         print("interrupted: cleaning up", file=sys.stderr)
         return 130
@@ -638,7 +670,10 @@ def main() -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         cluster.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if succeeded:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"the processes' logs are kept in {workdir}", file=sys.stderr)
         left = [name for name in cluster.network.names.values() if name in _run("ip", "netns", "list", check=False).stdout]
         print(f"cleaned up: processes stopped, namespaces deleted{' (left: ' + str(left) + ')' if left else ''}; "
               f"{time.monotonic() - started:.1f} s in all", flush=True)

@@ -1,18 +1,13 @@
-"""The processes of the network-namespace cluster (``scripts/netns_cluster.py`` starts them with ``ip netns exec``).
+"""The interface the network-namespace cluster serves, and its client (``scripts/netns_cluster.py`` runs both).
 
-``python netns_cluster_node.py instance NAME HOST PORT ETCD PREFIX TTL``
-    Serves the ``cluster-demo`` component on ``HOST:PORT`` (its namespace's veth address) with
-    :meth:`FastAPIServer.serve_forever`, registered in etcd at ``ETCD`` under ``PREFIX`` with a lease
-    of ``TTL`` seconds. Prints ``READY <url> <pid>`` once it serves, ``DEREGISTERED`` when SIGTERM
-    made it take its registration out (the drain's first step) and ``STOPPED <signal>`` as it exits.
+``WhereAmI`` (component ``cluster-demo``) says which instance answered a call; the instances
+implement it in ``netns_cluster_instance.py`` (served by ``warpcall serve``), apart from this
+module, so that the client's process has no implementation and calls the instances.
 
 ``python netns_cluster_node.py client ETCD PREFIX``
-    The client: reads one JSON command per line on stdin, answers one JSON line on stdout
-    (``instances``, ``call``, ``start``, ``stop``, ``quit``; see :func:`client`).
-
-These run inside the namespaces; the orchestration (namespaces, etcd, signals) stays in
-``netns_cluster.py``, which the test imports too: declaring this component there would put it
-into the test process for nothing.
+    The client, run in etcd's namespace: waits until etcd answers, then reads one JSON command per
+    line on stdin and answers one JSON line on stdout (``instances``, ``call``, ``start``,
+    ``results``, ``stop``, ``quit``; see :func:`client`).
 """
 
 from __future__ import annotations
@@ -27,22 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
 
 from warpcall import (
-    AbstractComponent,
-    ChannelAddress,
     Component,
     ComponentRegistry,
-    FastAPIServer,
-    Server,
     Service,
     ServiceManager,
     ServiceModule,
     component,
-    health,
     idempotent,
-    implementation,
     service,
 )
 from warpcall.di import create, module
@@ -50,10 +38,6 @@ from warpcall.registry.etcd import EtcdComponentRegistry
 from warpcall.service import component_descriptor
 
 CHANNEL = "dispatch-json"
-#: what an instance's drain waits after deregistering: the time the client's etcd watch takes to hear
-DEREGISTER_DELAY = 0.3
-#: how long an instance lets the calls under way finish once it stops accepting
-GRACE_PERIOD = 2.0
 
 
 @dataclass
@@ -77,68 +61,12 @@ class WhereAmI(Service):
 class ClusterComponent(Component):
     pass
 
-
-def emit(line: str) -> None:
-    print(line, flush=True)
-
-
-# -- an instance -------------------------------------------------------------------------------
-
-#: the instance's settings (argv), read by the implementations and the module's factories
+#: the client's settings (argv), read by its module's factory
 SETTINGS: dict[str, Any] = {}
 
 
-def define_implementations() -> None:
-    """Declare the implementations; only an instance calls this. Declared at import, they would make the
-    component local in the client's process too (one module here), and its calls would never leave it."""
-
-    @implementation()
-    class WhereAmIImpl(WhereAmI):
-        def where(self) -> Where:
-            return Where(SETTINGS["name"], os.getpid(), SETTINGS["url"])
-
-    @implementation()
-    @health("/health")
-    class ClusterComponentImpl(AbstractComponent, ClusterComponent):
-        def get_addresses(self, port: int) -> list[ChannelAddress]:
-            # the host the server binds (its namespace's veth address) is what other hosts reach it at
-            return [ChannelAddress(CHANNEL, f"http://{Server.get_local_ip()}:{port}")]
-
-
-class AnnouncingEtcdRegistry(EtcdComponentRegistry):
-    """etcd as the registry, saying on stdout when the drain has taken the instance out of it."""
-
-    def deregister(self, descriptor: Any) -> None:
-        super().deregister(descriptor)
-        emit("DEREGISTERED")
-
-
-@module(imports=[ServiceModule])
-class InstanceModule:
-    @create()
-    def create_registry(self) -> ComponentRegistry:
-        return AnnouncingEtcdRegistry(
-            SETTINGS["etcd"], prefix=SETTINGS["prefix"], ttl=SETTINGS["ttl"], timeout=2.0, max_backoff=0.5
-        )
-
-    @create()
-    def create_server(self, manager: ServiceManager, registry: ComponentRegistry) -> FastAPIServer:
-        return FastAPIServer(
-            FastAPI(), manager, registry, deregister_delay=DEREGISTER_DELAY, grace_period=GRACE_PERIOD
-        )
-
-
-def instance(name: str, host: str, port: int, etcd: str, prefix: str, ttl: int) -> int:
-    SETTINGS.update(name=name, url=f"http://{host}:{port}", etcd=etcd, prefix=prefix, ttl=ttl)
-    define_implementations()
-    received = FastAPIServer.serve_forever(
-        InstanceModule,
-        host=host,
-        port=port,
-        ready=lambda environment: emit(f"READY {environment.get(FastAPIServer).url} {os.getpid()}"),
-    )
-    emit(f"STOPPED {received}")
-    return 0
+def emit(line: str) -> None:
+    print(line, flush=True)
 
 
 # -- the client --------------------------------------------------------------------------------
@@ -218,8 +146,8 @@ def client(etcd: str, prefix: str) -> int:
     environment = Environment(ClientModule)
     try:
         manager = environment.get(ServiceManager)
-        registry = environment.get(ComponentRegistry)
-        proxy = manager.get_service(WhereAmI, CHANNEL)
+        registry = environment.get(ComponentRegistry)  # type: ignore[type-abstract]  # the lookup key (python/mypy#4717)
+        proxy = manager.get_service(WhereAmI, CHANNEL)  # type: ignore[type-abstract]
         loop: CallLoop | None = None
         emit(json.dumps({"ready": True, "pid": os.getpid()}))
         for line in sys.stdin:
@@ -258,9 +186,6 @@ def client(etcd: str, prefix: str) -> int:
 
 def main(argv: list[str]) -> int:
     role = argv[0] if argv else ""
-    if role == "instance" and len(argv) == 7:
-        name, host, port, etcd, prefix, ttl = argv[1:]
-        return instance(name, host, int(port), etcd, prefix, int(ttl))
     if role == "client" and len(argv) == 3:
         return client(argv[1], argv[2])
     print(__doc__, file=sys.stderr)
