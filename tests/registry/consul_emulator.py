@@ -203,6 +203,7 @@ class ConsulEmulator:
         #: the catalog (what /v1/health and /v1/catalog answer): the agent's services, catalog_lag later
         self.catalog_services: dict[str, Service] = {}
         self._syncs: set[threading.Timer] = set()
+        self._held: dict[str, int] = {}
         self.restarts = 0
         self._server: ThreadingHTTPServer | None = None
         self._serve_thread: threading.Thread | None = None
@@ -455,11 +456,20 @@ class ConsulEmulator:
         """A blocking query: wait while the index of ``name`` is still ``index``, at most ``wait`` s."""
         deadline = time.monotonic() + wait
         with self._state:
-            while self._running.is_set() and self._name_index.get(name, self._index) <= index:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return
-                self._state.wait(remaining)
+            self._held[name] = self._held.get(name, 0) + 1
+            try:
+                while self._running.is_set() and self._name_index.get(name, self._index) <= index:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return
+                    self._state.wait(remaining)
+            finally:
+                self._held[name] -= 1
+
+    def held(self, name: str) -> int:
+        """How many blocking queries on ``name`` are being held right now."""
+        with self._state:
+            return self._held.get(name, 0)
 
     # internals
 
@@ -759,7 +769,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send_json(data)
             if method == "GET" and path == "/v1/status/leader":
                 return self._send_json("127.0.0.1:8300")
-            if method == "GET" and path == "/v1/catalog/services":  # name -> tags, Consul's own service included
+            if (
+                method == "GET" and path == "/v1/catalog/services"
+            ):  # name -> tags, Consul's own service included
                 with emulator._state:
                     names: dict[str, list[str]] = {"consul": []}
                     for service in emulator.catalog_services.values():
