@@ -61,6 +61,8 @@ CYTHON_OPTIONS: dict[str, object] = dict(
     quiet=True,
 )
 # environment variables that change what the compiler and linker are run with (distutils reads them)
+# builds of one module the cache keeps (the most recently made or used)
+KEEP_PER_MODULE = 6
 EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
 COMPILER_VARIABLES = ("CC", "CXX", "CFLAGS", "CPPFLAGS", "LDFLAGS", "LDSHARED", "ARCHFLAGS", "AR", "ARFLAGS")
 
@@ -161,6 +163,14 @@ class OptionalBuildExt(build_ext):
         path = self._cache / f"{ext.name}-{fingerprint}" / Path(self.get_ext_filename(ext.name)).name
         return path if path.is_file() else None
 
+    def _take(self, cached: Path, target: str) -> bool:
+        try:
+            _replace(cached, target)
+            os.utime(cached.parent)  # recently used: the last to go when the cache is pruned
+        except FileNotFoundError:
+            return False
+        return True
+
     def _store(self, ext: Extension, built: str) -> None:
         """Keep a module just compiled: written aside and renamed, so concurrent builds never see half a file."""
         if self._cache is None:
@@ -168,6 +178,10 @@ class OptionalBuildExt(build_ext):
         entry = self._cache / f"{ext.name}-{self._fingerprints[ext.name]}"
         try:
             _replace(built, entry / Path(built).name)
+            # the cache keeps the latest few builds of each module (an edited source adds one each time)
+            kept = sorted(self._cache.glob(f"{ext.name}-*"), key=lambda path: path.stat().st_mtime, reverse=True)
+            for old in kept[KEEP_PER_MODULE:]:
+                shutil.rmtree(old, ignore_errors=True)
         except OSError as exc:  # a read-only or full home: the build itself succeeded
             say(f"could not keep {ext.name} in the build cache ({exc})")
 
@@ -190,10 +204,13 @@ class OptionalBuildExt(build_ext):
         cached = self._hits.get(ext.name)
         started = time.monotonic()
         try:
-            if cached is not None:
-                _replace(cached, target)
+            if cached is not None and self._take(cached, target):
                 how = "from the build cache"
             else:
+                if cached is not None:  # gone since it was found (another build pruned it): made here after all
+                    with OptionalBuildExt._lock:
+                        _translate([ext], 1)
+                    self._hits.pop(ext.name, None)
                 super().build_extension(ext)
                 self._store(ext, target)
                 how = f"compiled in {time.monotonic() - started:.1f} s"
