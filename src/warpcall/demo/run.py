@@ -1,14 +1,21 @@
-"""``warpcall demo``: serve the demo component in a child process and call it over every channel."""
+"""``warpcall demo``: serve the demo component in a child process and call it over every channel.
+
+Each run registers and looks up its server in a namespace of its own (``demo-<pid>-<random>``) of the
+embedded registry, so runs at the same time never call each other's servers; the server reports how
+many calls it answered when it stops, and the run fails unless that is exactly the calls it made.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import statistics
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from functools import partial
 from typing import Any, Callable
 
@@ -27,15 +34,20 @@ from warpcall.di import Environment, create, module
 CHANNELS = ("local", "dispatch-json", "dispatch-msgpack", "dispatch-protobuf", "rest")
 READY_TIMEOUT = 30.0
 DISCOVERY_TIMEOUT = 15.0
+STOP_TIMEOUT = 15.0
+
+#: the registry namespace of the running demo (set by run before the client environment boots)
+_namespace: str | None = None
 
 
 @module(imports=[ServiceModule])
 class DemoClientModule:
-    """The calling process's module: the default registry, and the implementation for local calls."""
+    """The calling process's module: the embedded registry in the run's namespace, and the implementation
+    for local calls."""
 
     @create()
     def create_registry(self) -> ComponentRegistry:
-        return EmbeddedComponentRegistry()
+        return EmbeddedComponentRegistry(namespace=_namespace)
 
 
 def _median_seconds(call: Callable[[], Any], count: int) -> float:
@@ -60,10 +72,10 @@ def _format(seconds: float) -> str:
     return f"{seconds * 1e6:8.1f} µs"
 
 
-def _start_server() -> tuple[subprocess.Popen[str], str]:
+def _start_server(namespace: str | None) -> tuple[subprocess.Popen[str], str]:
     child = subprocess.Popen(
         # imported by name, not run as __main__, so its module class lives in the warpcall.demo package
-        [sys.executable, "-c", "from warpcall.demo.server import main; main()"],
+        [sys.executable, "-c", "from warpcall.demo.server import main; main()", *([namespace] if namespace else [])],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -80,14 +92,16 @@ def _start_server() -> tuple[subprocess.Popen[str], str]:
     return child, line.split()[1]
 
 
-def _stop_server(child: subprocess.Popen[str]) -> None:
-    if child.stdin is not None:
-        child.stdin.close()
+def _stop_server(child: subprocess.Popen[str]) -> int | None:
+    """Stop the server (closing its stdin); the number of calls it reports it answered, None if it did not."""
     try:
-        child.wait(timeout=15)
+        rest, _ = child.communicate(timeout=STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
         child.kill()
-        child.wait(timeout=5)
+        child.communicate(timeout=5)
+        return None
+    served = [line.split()[1] for line in rest.splitlines() if line.startswith("SERVED ")]
+    return int(served[0]) if served else None
 
 
 def _wait_for_discovery(greeter: GreeterService) -> None:
@@ -102,17 +116,24 @@ def _wait_for_discovery(greeter: GreeterService) -> None:
             time.sleep(0.1)
 
 
-def run(calls: int = 200) -> int:
-    """Run the demo; returns the process exit code."""
+def run(calls: int = 200, namespace: str | None = None) -> int:
+    """Run the demo in the registry ``namespace`` (default: a new private one); returns the exit code."""
+    global _namespace
+    _namespace = namespace or f"demo-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     print(f"warpcall {warpcall.__version__} demo; compiled core: {'yes' if warpcall.NATIVE else 'no (pure Python)'}")
-    child, url = _start_server()
+    child, url = _start_server(_namespace)
     environment = None
+    made = 0  # the remote calls that returned: the server must have answered exactly these
+    stopped = False
     try:
         print(f"server process {child.pid} serves the 'demo' component at {url}")
         environment = Environment(DemoClientModule)
         manager = environment.get(ServiceManager)
         registry = environment.get(ComponentRegistry)  # type: ignore[type-abstract]  # an abstract class is the lookup key (python/mypy#4717)
-        print(f"found through {type(registry).__name__} {getattr(registry, 'path', '')}".rstrip())
+        print(
+            f"found through {type(registry).__name__} {getattr(registry, 'path', '')}"
+            f" (registry namespace {getattr(registry, 'namespace', '-')})"
+        )
         order = Order(id=7, customer="ada", items=["tea", "cake", "scones"])
         print(f"{calls} calls per measurement; median latency per call\n")
         print(f"{'channel':<18} {'hello()':<14} {'echo(Order)':<12} {'price(Order)':<38} {'hello':>11} {'echo':>11} {'hello_async':>11}")
@@ -132,9 +153,22 @@ def run(calls: int = 200) -> int:
                 f"{name:<18} {greeting!r:<14} {'equal' if echoed == order else 'DIFFERENT':<12} {receipt!r:<38} "
                 f"{_format(hello_time)} {_format(echo_time)} {_format(async_time)}"
             )
+            if name != "local":
+                made += 1 + 3 + 3 * calls  # discovery's call, the three above, the three measurements
         print("\nall channels answered; stopping the server")
+        environment.destroy()
+        environment = None
+        served = _stop_server(child)
+        stopped = True
+        if served != made:
+            raise SystemExit(
+                f"server process {child.pid} answered {served} remote calls, this demo made {made}: "
+                "calls reached another server, or another client reached this one"
+            )
+        print(f"server process {child.pid} answered all {made} remote calls")
         return 0
     finally:
         if environment is not None:
             environment.destroy()
-        _stop_server(child)
+        if not stopped:
+            _stop_server(child)

@@ -1,7 +1,8 @@
-"""The demo's server process: ``main()`` serves the demo component on 127.0.0.1.
+"""The demo's server process: ``main(namespace)`` serves the demo component on 127.0.0.1.
 
-It prints ``READY <url>`` once it is registered and serving, and stops
-cleanly (deregistering) when its standard input closes or it gets SIGTERM.
+It registers in the embedded registry's ``namespace`` (the demo run's private one), prints
+``READY <url>`` once it is registered and serving, and stops cleanly (deregistering) when its
+standard input closes or it gets SIGTERM, printing ``SERVED <n>``: the calls it answered.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from warpcall import (
     ServiceManager,
     ServiceModule,
 )
-from warpcall.demo import implementation  # noqa: F401 - registers the implementations
+from warpcall.demo import implementation  # registers the implementations
 from warpcall.di import create, module
+
+#: the registry namespace of this server process (set by main before the environment boots)
+_namespace: str | None = None
 
 
 @module(imports=[ServiceModule])
@@ -29,15 +33,18 @@ class DemoServerModule:
 
     @create()
     def create_registry(self) -> ComponentRegistry:
-        return EmbeddedComponentRegistry()
+        return EmbeddedComponentRegistry(namespace=_namespace)
 
     @create()
     def create_server(self, service_manager: ServiceManager, component_registry: ComponentRegistry) -> FastAPIServer:
         return FastAPIServer(FastAPI(title="warpcall demo"), service_manager, component_registry)
 
 
-def main() -> None:
-    """Serve until stdin closes or SIGTERM arrives."""
+def main(namespace: str | None = None) -> None:
+    """Serve in the registry's ``namespace`` (by default the first command-line argument, else the one the
+    environment derives) until stdin closes or SIGTERM arrives."""
+    global _namespace
+    _namespace = namespace if namespace is not None else (sys.argv[1] if len(sys.argv) > 1 else None)
     stop = threading.Event()
 
     def stop_when_stdin_closes() -> None:
@@ -52,3 +59,4 @@ def main() -> None:
         stop.wait()
     finally:
         environment.destroy()
+    print(f"SERVED {implementation.answered.value}", flush=True)
