@@ -204,6 +204,8 @@ class ConsulEmulator:
         self.catalog_services: dict[str, Service] = {}
         self._syncs: set[threading.Timer] = set()
         self._held: dict[str, int] = {}
+        #: the service id of every accepted registration, in order
+        self.registrations: list[str] = []
         self.restarts = 0
         self._server: ThreadingHTTPServer | None = None
         self._serve_thread: threading.Thread | None = None
@@ -359,6 +361,7 @@ class ConsulEmulator:
                 service.checks.append(check_id)
                 if self._running.is_set():
                     self._start_check(check)
+            self.registrations.append(service_id)
             self._schedule_sync(service_id)
             self._state.notify_all()
 
