@@ -153,15 +153,15 @@ def registered(registry_dir: Path, component: str = "pids") -> list[str]:
 
 
 def gone(pid: int) -> bool:
-    """True when no process ``pid`` runs (a zombie, waiting for its parent to reap it, counts as gone)."""
+    """True when no process ``pid`` exists any more (reaped by its parent).
+
+    A zombie does not count: a killed process's first thread turns zombie while its other threads may
+    still hold its files (its listening socket among them).
+    """
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return True
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
+    except PermissionError:
         return False
+    return False

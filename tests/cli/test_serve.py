@@ -137,3 +137,52 @@ def test_workers_are_refused_where_the_platform_has_no_so_reuseport(monkeypatch,
     err = capsys.readouterr().err
     assert "SO_REUSEPORT" in err and "--workers 2" in err
 
+
+
+BARE_APP = '''
+from abc import abstractmethod
+
+from warpcall import AbstractComponent, ChannelAddress, Component, Service, ServiceModule, component, implementation, service
+from warpcall.di import module
+
+
+@service(name="plain")
+class PlainService(Service):
+    @abstractmethod
+    def ping(self) -> str: ...
+
+
+@component(name="bare", services=[PlainService])
+class BareComponent(Component):
+    pass
+
+
+@implementation()
+class PlainImpl(PlainService):
+    def ping(self) -> str:
+        return "pong"
+
+
+@implementation()
+class BareComponentImpl(AbstractComponent, BareComponent):
+    def get_addresses(self, port: int) -> list[ChannelAddress]:
+        return [ChannelAddress("dispatch-json", f"http://127.0.0.1:{port}")]
+
+
+@module(imports=[ServiceModule])
+class BareModule:
+    """Creates no FastAPIServer: warpcall serve brings a default one."""
+'''
+
+
+def test_a_module_without_a_server_of_its_own_is_served_by_a_default_one(serve, tmp_path):
+    package = tmp_path / "barepkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "app.py").write_text(BARE_APP)
+    server = serve("barepkg.app:BareModule", "--port", "0", cwd=tmp_path).wait_ready()
+    assert invoke(server.port, "bare:plain:ping") == "pong"
+    assert registered(tmp_path / "registry", "bare") == [f'[["dispatch-json", "http://127.0.0.1:{server.port}"]]']
+    server.signal(signal.SIGTERM)
+    assert server.wait() == 0, server.output()
+    assert registered(tmp_path / "registry", "bare") == []

@@ -48,7 +48,10 @@ def test_two_workers_serve_one_port_and_one_registry_entry(workers, tmp_path):
 def test_a_killed_worker_is_replaced_while_the_other_serves(workers, tmp_path):
     victim, survivor = workers.pids
     os.kill(victim, signal.SIGKILL)
-    wait_until(lambda: gone(victim), timeout=10, what="the killed worker gone")
+    # reaped by the supervisor (every thread of it ended, its socket closed): it says so
+    wait_until(lambda: any(f"pid {victim}) exited (killed by SIGKILL)" in line for line in workers.err),
+               timeout=10, what="the supervisor seeing the worker's end")
+    assert gone(victim)
     # the kernel no longer hands connections to the dead worker's socket: every call is answered
     answered = {pid_of(workers.port) for _ in range(40)}
     assert victim not in answered
@@ -59,7 +62,6 @@ def test_a_killed_worker_is_replaced_while_the_other_serves(workers, tmp_path):
                what="the new worker answering")
     # the address stayed registered once all along: the dead worker took nothing with it
     assert registered(tmp_path / "registry") == [f'[["dispatch-json", "http://127.0.0.1:{workers.port}"]]']
-    assert any(f"pid {victim}) exited (killed by SIGKILL)" in line for line in workers.err), workers.output()
 
 
 def test_sigterm_drains_every_worker_deregisters_and_exits_0(workers, tmp_path):
@@ -102,3 +104,16 @@ def test_the_drain_deregisters_first_and_the_workers_serve_on_meanwhile(tmp_path
             wait_until(lambda pid=pid: gone(pid), timeout=10, what=f"worker {pid} gone")
     finally:
         server.kill()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "group-sigterm"])
+def test_a_signal_to_the_whole_process_group_drains_once(workers, tmp_path, signum):
+    """^C in a terminal (SIGINT) or a service manager's SIGTERM reach the supervisor and every worker at once:
+    the workers drain once (the supervisor's word and their own signal are not a second signal, which would
+    cut the drain short), and the supervisor exits 0."""
+    os.killpg(workers.process.pid, signum)
+    assert workers.wait() == 0, workers.output()
+    assert registered(tmp_path / "registry") == []
+    assert not any("second signal" in line or "stopping now" in line for line in workers.err), workers.output()
+    for pid in workers.pids:
+        wait_until(lambda pid=pid: gone(pid), timeout=10, what=f"worker {pid} gone")

@@ -126,11 +126,55 @@ class CommandLineEnvironment(EnvConfigurationSource):
     """The process environment as ``warpcall serve`` reads it: ``server.grace_period=5`` sets that key."""
 
 
+def _default_server_module() -> type:
+    """A module providing ``FastAPIServer(FastAPI(), ...)`` to an environment that has no server of its own."""
+    global _DEFAULT_SERVER
+    if _DEFAULT_SERVER is not None:
+        return _DEFAULT_SERVER
+    from fastapi import FastAPI
+
+    from warpcall.di import Condition, conditional, create
+    from warpcall.di import module as module_decorator
+    from warpcall.manager import ServiceManager
+    from warpcall.registry.contract import ComponentRegistry
+    from warpcall.server.fastapi_server import FastAPIServer
+
+    class NoServerProvided(Condition):
+        """Holds when the served module's environment creates no ``FastAPIServer`` itself."""
+
+        phase = "classes"
+
+        def apply(self, environment: Any) -> bool:
+            return not environment.has_provider(FastAPIServer)
+
+        def explain(self) -> str:
+            return "the module creates a FastAPIServer of its own"
+
+    class DefaultServer:
+        """``warpcall serve``'s server for a module that creates none: a plain FastAPI app, default options."""
+
+        @create()
+        def create_server(self, manager: ServiceManager, registry: ComponentRegistry) -> FastAPIServer:
+            return FastAPIServer(FastAPI(), manager, registry)
+
+    # the hints as classes: the names are local to this function, not globals the container could resolve
+    DefaultServer.create_server.__annotations__ = {
+        "manager": ServiceManager, "registry": ComponentRegistry, "return": FastAPIServer,
+    }
+    # the condition first: a module's own server always wins
+    _DEFAULT_SERVER = module_decorator(packages=[])(conditional(NoServerProvided())(DefaultServer))
+    return _DEFAULT_SERVER
+
+
+_DEFAULT_SERVER: type | None = None
+
+
 def serving_module(module: type, config_file: str | None) -> type:
     """A module importing ``module`` that adds ``warpcall serve``'s configuration sources after the module's own.
 
     Sources loaded later override earlier ones: the module's own sources, then ``config_file`` (YAML),
-    then the process environment. The wrapper keeps ``module``'s ``__module__``, so what is derived
+    then the process environment. A module that creates no ``FastAPIServer`` is served by a default one
+    (``FastAPIServer(FastAPI(), ...)``). The wrapper keeps ``module``'s ``__module__``, so what is derived
     from the booted module (the embedded registry's default namespace) stays what it would be.
     """
     from warpcall.di import create
@@ -147,7 +191,7 @@ def serving_module(module: type, config_file: str | None) -> type:
 
     Serving.__module__ = module.__module__
     Serving.__qualname__ = Serving.__name__ = f"{module.__qualname__}[serve]"
-    decorated: type = module_decorator(imports=[module], packages=[])(Serving)
+    decorated: type = module_decorator(imports=[module, _default_server_module()], packages=[])(Serving)
     return decorated
 
 
