@@ -103,7 +103,7 @@ def reap_stale_namespaces() -> list[str]:
     removed = []
     for line in listed:
         name = line.split(" ")[0]
-        match = re.fullmatch(rf"{PREFIX}(\d+)-(etcd|a|b|probe)", name)
+        match = re.fullmatch(rf"{PREFIX}(\d+)(-[a-z]+)*", name)
         if match and not _alive(int(match.group(1))):
             _kill_namespace_processes(name)
             if _run("ip", "netns", "del", name, check=False).returncode == 0:
@@ -351,6 +351,8 @@ class RestartReport:
     listed_after_exit: list[str]
     #: index of the first call started after the old process had exited
     after_exit: int
+    #: calls made from the SIGTERM until the old process had exited (while it drained)
+    calls_while_draining: int
 
 
 class Cluster:
@@ -546,6 +548,7 @@ class Cluster:
         self.start_calls()
         for role in sorted(self.instances):
             old = self.instances[role]
+            signalled = self.calls_since(0)["count"]
             old.node.signal(signal.SIGTERM)
             printed = old.node.rest()
             exit_code = old.node.wait()
@@ -554,7 +557,7 @@ class Cluster:
             listed = self.listed()
             new = self.start_instance(role)
             self.wait_until_answered_by({new.pid}, after_exit)
-            reports.append(RestartReport(old, new, exit_code, printed, listed, after_exit))
+            reports.append(RestartReport(old, new, exit_code, printed, listed, after_exit, after_exit - 1 - signalled))
         return reports, self.stop_calls()
 
     def heal(self) -> None:
@@ -657,7 +660,7 @@ def main() -> int:
         for turn in restarts:
             say(
                 f"rolling restart, {turn.old.role}: SIGTERM pid {turn.old.pid}: it drained, printing "
-                f"{' then '.join(turn.printed)}, exit {turn.exit_code}; etcd listed "
+                f"{' then '.join(turn.printed)}, exit {turn.exit_code} ({turn.calls_while_draining} calls meanwhile); etcd listed "
                 f"{turn.listed_after_exit} as it exited; started again as pid {turn.new.pid}, calls reach it"
             )
         say(f"rolling restart: {len(results)} calls throughout, {len(errors(results))} failed {errors(results)[:3]}")

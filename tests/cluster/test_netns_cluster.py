@@ -8,10 +8,14 @@ instance deregisters before it stops; no call fails). The namespaces have no rou
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
-from cluster_support import netns_cluster
+from cluster_support import netns_cluster, require_namespaces
 
 errors = netns_cluster.errors
 
@@ -91,4 +95,48 @@ def test_a_rolling_restart_under_sigterm_fails_no_call(running: Any) -> None:
         later = results[report.after_exit :]
         assert report.old.pid not in pids(later)
         assert report.new.pid in pids(later)
-    print(f"\nrolling restart: {len(results)} calls throughout, none failed")
+    print(
+        f"\nrolling restart: {len(results)} calls throughout, none failed; while draining: "
+        + ", ".join(f"{report.old.role} {report.calls_while_draining}" for report in reports)
+    )
+
+
+def namespaces_listed() -> str:
+    return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=30, check=True).stdout
+
+
+def test_destroying_the_network_ends_its_processes_and_deletes_its_namespaces(tmp_path: Path) -> None:
+    require_namespaces()
+    network = netns_cluster.Network(f"{netns_cluster.PREFIX}{os.getpid()}-cleanup")
+    try:
+        network.create()
+        # a process left running in a namespace (as a test that failed half-way leaves one)
+        stray = subprocess.Popen(network.exec_argv("a", [sys.executable, "-c", "import sys; sys.stdin.read()"]),
+                                 stdin=subprocess.PIPE)
+        netns_cluster.wait_for("the process runs in the namespace", lambda: str(stray.pid) in subprocess.run(
+            ["ip", "netns", "pids", network.names["a"]], capture_output=True, text=True, timeout=30).stdout.split())
+    finally:
+        network.destroy()
+    assert stray.wait(timeout=30) == -signal.SIGKILL
+    assert stray.stdin is not None
+    stray.stdin.close()
+    listed = namespaces_listed()
+    assert not [name for name in network.names.values() if name in listed], listed
+
+
+def test_namespaces_of_a_run_that_died_are_reaped_by_the_next() -> None:
+    require_namespaces()
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait(timeout=30)  # a process id of nothing running: a run killed before it could clean up
+    network = netns_cluster.Network(f"{netns_cluster.PREFIX}{ended.pid}")
+    alive = netns_cluster.Network(f"{netns_cluster.PREFIX}{os.getpid()}-alive")
+    try:
+        network.create()
+        alive.create()
+        reaped = netns_cluster.reap_stale_namespaces()
+        assert sorted(reaped) == sorted(network.names.values())
+        listed = namespaces_listed()
+        assert all(name in listed for name in alive.names.values())  # this process lives: its namespaces stay
+    finally:
+        network.destroy()
+        alive.destroy()
