@@ -117,3 +117,25 @@ def test_a_signal_to_the_whole_process_group_drains_once(workers, tmp_path, sign
     assert not any("second signal" in line or "stopping now" in line for line in workers.err), workers.output()
     for pid in workers.pids:
         wait_until(lambda pid=pid: gone(pid), timeout=10, what=f"worker {pid} gone")
+
+
+def test_a_second_supervisor_on_a_port_in_use_is_refused(workers, tmp_path):
+    """SO_REUSEPORT would let it join the first one's port: it is refused instead, and the first serves on."""
+    second = ServeProcess(["servepids.app:PidModule", "--port", str(workers.port), "--workers", "2"],
+                          tmp_path / "registry")
+    try:
+        assert second.wait(60) == 1, second.output()
+        assert any("in use" in line for line in second.err), second.output()
+        assert pid_of(workers.port) in workers.pids
+    finally:
+        second.kill()
+
+
+@pytest.mark.parametrize("mode", [["--workers", "2"], ["--reload"]], ids=["workers", "reload"])
+def test_a_bad_module_path_is_one_line_and_status_2_in_every_mode(tmp_path, mode):
+    server = ServeProcess(["servepids.app:Nothing", "--port", "0", *mode], tmp_path / "registry")
+    try:
+        assert server.wait(60) == 2
+        assert len(server.err) == 1 and "has no attribute 'Nothing'" in server.err[0], server.output()
+    finally:
+        server.kill()

@@ -202,8 +202,17 @@ def reuse_port_supported() -> bool:
 
 def reserve_port(host: str, port: int) -> socket.socket:
     """A socket bound to (``host``, ``port``) with ``SO_REUSEPORT`` that never listens: it holds the port
-    (0: a free one) for the workers, who bind it too, and gets no connection of its own."""
+    (0: a free one) for the workers, who bind it too, and gets no connection of its own.
+
+    OSError when the port is in use, by anyone: ``SO_REUSEPORT`` alone would let a second ``warpcall
+    serve --workers`` of the same user join the first one's port silently, so the port is first bound
+    without it.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if port:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed connection's TIME_WAIT is no user
+            probe.bind((host, port))
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
