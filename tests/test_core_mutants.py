@@ -5,10 +5,13 @@ Each test pins down one promise a sampled mutant broke while every other test st
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import msgpack
 import pytest
+
+from warpcall.exceptions import MarshalException
 
 CoreImpl = Any  # the ``core`` fixture of conftest.py: one build of the compiled modules
 
@@ -73,3 +76,115 @@ def test_a_complete_response_stays_complete_when_the_stream_ends(core: CoreImpl)
     assert parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
     assert parser.feed(b"")  # the end of the stream after a whole response: still complete
     assert (parser.status, parser.body, parser.complete) == (200, b"ok", True)
+
+
+# --- marshal -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [0, 1, 0.0, 1.0, "", None])
+def test_a_bool_plan_refuses_values_equal_to_a_bool(core: CoreImpl, value: object) -> None:
+    # 0 == False and 1.0 == True, yet neither is a bool: both directions refuse them
+    plan = core.marshal.plan_for(bool)
+    with pytest.raises(MarshalException, match=r"^bool: expected bool, got "):
+        plan.load(value)
+    with pytest.raises(MarshalException, match=r"^bool: expected bool, got "):
+        plan.dump(value)
+    assert plan.load(False) is False and plan.dump(True) is True
+
+
+# --- request writer ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "framed"),
+    [
+        ("POST", True),
+        ("PUT", True),
+        ("PATCH", True),
+        ("GET", False),
+        ("DELETE", False),
+        ("HEAD", False),
+        ("OPTIONS", False),
+        ("TRACE", False),
+        ("QUERY", False),
+    ],
+)
+def test_only_methods_with_a_body_announce_an_empty_one(core: CoreImpl, method: str, framed: bool) -> None:
+    out = core.transport.build_request(method, "/", "h", [], b"")
+    assert (b"Content-Length: 0\r\n" in out) is framed
+    assert out.startswith(method.encode() + b" / HTTP/1.1\r\nHost: h\r\n")
+
+
+# --- response head -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "status_line",
+    [b"HTTP/1-1 200 OK", b"HTTP/1,0 200 OK", b"HTTP/2.1 200 OK", b"HTTP-1.1 200 OK", b"HTTP/1.2 200 OK"],
+)
+def test_a_status_line_with_a_malformed_version_is_refused(core: CoreImpl, status_line: bytes) -> None:
+    parser = core.transport.ResponseParser()
+    with pytest.raises(ValueError, match="malformed status line"):
+        parser.feed(status_line + b"\r\nContent-Length: 0\r\n\r\n")
+
+
+@pytest.mark.parametrize("codings", [b"gzip, chunked", b"gz,chunked", b"x, y,  chunked", b"deflate ,chunked"])
+def test_chunked_as_the_last_transfer_coding_frames_the_body(core: CoreImpl, codings: bytes) -> None:
+    parser = core.transport.ResponseParser()
+    assert parser.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: " + codings + b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+    assert (parser.body, parser.keep_alive) == (b"abc", True)
+
+
+@pytest.mark.parametrize("codings", [b"chunked, gzip", b"chunked,x", b"chunked , identity"])
+def test_chunked_before_another_coding_leaves_the_body_to_the_close(core: CoreImpl, codings: bytes) -> None:
+    # the last coding is not chunked: the body runs until the server closes (RFC 9112, 6.3)
+    parser = core.transport.ResponseParser()
+    assert not parser.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: " + codings + b"\r\n\r\n3\r\nabc\r\n")
+    assert parser.feed(b"")
+    assert (parser.body, parser.keep_alive) == (b"3\r\nabc\r\n", False)
+
+
+@pytest.mark.parametrize("token", [b"close\x0b", b"close\x01", b"\x0bclose", b"keep-alive\x0c, close\x1f"])
+def test_a_connection_token_with_control_characters_is_no_close(core: CoreImpl, token: bytes) -> None:
+    # only spaces and tabs surround a token; "close" followed by another byte is another token
+    parser = core.transport.ResponseParser()
+    assert parser.feed(b"HTTP/1.1 200 OK\r\nConnection: " + token + b"\r\nContent-Length: 0\r\n\r\n")
+    assert parser.keep_alive is True
+
+
+def test_a_connection_token_between_spaces_and_tabs_is_close(core: CoreImpl) -> None:
+    parser = core.transport.ResponseParser()
+    assert parser.feed(
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive , \t close \t\r\nContent-Length: 0\r\n\r\n"
+    )
+    assert parser.keep_alive is False
+
+
+# --- connection ----------------------------------------------------------------------------------
+
+
+def test_a_deadline_shorter_than_the_timeout_bounds_the_wait(core: CoreImpl) -> None:
+    left, right = socket.socketpair()
+    try:
+        connection = core.transport.Connection(left)
+        connection.set_timeout(30.0)
+        connection.send(b"x", deadline=core.transport.deadline_after(5.0))
+        assert right.recv(1) == b"x"
+        # the socket's timeout was cut to the time left before the deadline, not left at 30 s
+        assert 0.0 < connection.timeout <= 5.0
+    finally:
+        left.close()
+        right.close()
+
+
+def test_a_deadline_longer_than_the_timeout_keeps_the_timeout(core: CoreImpl) -> None:
+    left, right = socket.socketpair()
+    try:
+        connection = core.transport.Connection(left)
+        connection.set_timeout(2.0)
+        connection.send(b"x", deadline=core.transport.deadline_after(60.0))
+        assert right.recv(1) == b"x"
+        assert connection.timeout == 2.0
+    finally:
+        left.close()
+        right.close()
