@@ -6,11 +6,13 @@ Each test pins down one promise a sampled mutant broke while every other test st
 from __future__ import annotations
 
 import socket
-from typing import Any
+from decimal import Decimal
+from typing import Annotated, Any
 
 import msgpack
 import pytest
 
+from warpcall.core.marshal_plan import may_take_rounded_integers
 from warpcall.exceptions import MarshalException
 
 CoreImpl = Any  # the ``core`` fixture of conftest.py: one build of the compiled modules
@@ -188,3 +190,23 @@ def test_a_deadline_longer_than_the_timeout_keeps_the_timeout(core: CoreImpl) ->
     finally:
         left.close()
         right.close()
+
+
+def test_a_failing_dict_value_names_its_key_when_dumped_and_loaded(core: CoreImpl) -> None:
+    plan = core.marshal.plan_for(dict[str, int])
+    with pytest.raises(MarshalException, match=r"^dict\[str, int\]\['a'\]: expected int, got str$"):
+        plan.dump({"a": "x"})
+    with pytest.raises(MarshalException, match=r"^dict\[str, int\]\['b'\]: expected int, got str$"):
+        plan.load({"a": 1, "b": "x"})
+
+
+def test_annotated_decides_rounding_by_its_type_not_its_metadata(core: CoreImpl) -> None:
+    assert may_take_rounded_integers(Annotated[Decimal, "metadata"]) is True
+    assert may_take_rounded_integers(Annotated[int, Decimal]) is False
+
+
+def test_a_header_name_with_a_non_ascii_byte_is_a_malformed_line(core: CoreImpl) -> None:
+    for byte in (b"\x80", b"\xfe", b"\xff"):
+        parser = core.transport.ResponseParser()
+        with pytest.raises(ValueError, match="malformed header line"):
+            parser.feed(b"HTTP/1.1 200 OK\r\nX" + byte + b": 1\r\nContent-Length: 0\r\n\r\n")
