@@ -410,8 +410,8 @@ def describe_server(http: httpx.Client, base: str) -> tuple[list[dict[str, Any]]
     answer = fetch(http, "GET", url)
     if answer.status_code == 404:
         raise CommandError(
-            UNKNOWN, f"{base} does not describe its services ({DESCRIBE_PATH} answers 404: an older warpcall, "
-            "server.describe: false, or not a warpcall server)"
+            UNKNOWN, f"{base} does not describe its services ({DESCRIBE_PATH} answers 404: not a warpcall server, "
+            "or an older one)"
         )
     if answer.status_code != 200:
         raise error_of(answer, url)

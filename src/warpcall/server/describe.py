@@ -13,7 +13,6 @@ if it has one. It shows exactly what the caller could call:
 
 The route is a plain Starlette route after ``/invoke`` and the REST routes: the call path never
 reaches it, and the description is built on its first request, then only filtered per request.
-Switch it off with the setting ``server.describe: false``.
 """
 
 from __future__ import annotations
@@ -31,12 +30,10 @@ from starlette.routing import Route
 
 from warpcall.exceptions import TokenException
 
-__all__ = ["DESCRIBE_PATH", "DESCRIBE_SETTING", "describe", "mount_description", "type_name"]
+__all__ = ["DESCRIBE_PATH", "describe", "mount_description", "type_name"]
 
 #: where a server describes its services
 DESCRIBE_PATH = "/warpcall/services"
-#: the setting that switches the route off (``false``); on by default
-DESCRIBE_SETTING = "server.describe"
 
 
 def type_name(tp: Any) -> str:

@@ -281,15 +281,9 @@ class FastAPIServer(Server):
         self._mount_metrics()
         # an ASGI app as the route's endpoint (what add_route does, typed for it)
         self.fast_api.router.routes.append(Route("/invoke", self.endpoint, methods=["POST"], include_in_schema=False))
-        self._mount_description()
+        from warpcall.server.describe import mount_description
 
-    def _mount_description(self) -> None:
-        """``GET /warpcall/services`` (:mod:`warpcall.server.describe`) unless the setting ``server.describe`` is false."""
-        from warpcall.server.describe import DESCRIBE_SETTING, mount_description
-
-        get = _configuration_get(self.service_manager)
-        if get is None or get(DESCRIBE_SETTING, bool, True):
-            mount_description(self)
+        mount_description(self)  # GET /warpcall/services: what is served, for warpcall services / call
 
     def _mount_metrics(self) -> None:
         """Settle ``metrics`` and ``metrics_path`` from the configuration; serve the metrics when on."""
