@@ -187,6 +187,16 @@ def test_tokens(boot, capsys):
     assert result.status == 0 and "shapes:geometry:add" in result.out
 
 
+def test_the_listing_says_when_methods_are_hidden_from_the_token(boot, capsys):
+    served = boot(CLIAPP_JWT="1")
+    result = run_cli(capsys, "services", "vault")
+    assert result.status == 0
+    assert f"    {served.url}  [dispatch-json]  (some methods are hidden from this token)" in result.out
+    assert "ping() -> str" in result.out and "secret()" not in result.out
+    result = run_cli(capsys, "services", "vault", "--token", token("admin"))
+    assert "hidden" not in result.out and "secret() -> str" in result.out
+
+
 def test_a_server_without_the_route(registry_dir, capsys):
     from fastapi import FastAPI
 

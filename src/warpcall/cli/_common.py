@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -261,7 +261,7 @@ def _read_consul(base: str, timeout: float, component: str | None) -> Registry:
         names = [component] if component is not None else sorted(_get_json(client, "/v1/catalog/services", label))
         instances = []
         for name in names:
-            entries = _get_json(client, f"/v1/health/service/{name}", label, params={"passing": "1"})
+            entries = _get_json(client, f"/v1/health/service/{quote(name, safe='')}", label, params={"passing": "1"})
             for entry in sorted(entries or (), key=lambda e: (e.get("Service") or {}).get("ID", "")):
                 service = entry.get("Service") or {}
                 addresses = decode_channels((service.get("Meta") or {}).get(META_CHANNELS, ""))

@@ -73,11 +73,16 @@ def collect(options: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str
         direct = False
     bases = [base] if direct else list(dict.fromkeys(url for i in instances for url in i.urls()))
     with client(options) as http, ThreadPoolExecutor(max_workers=min(8, len(bases))) as pool:
+        restricted: set[str] = set()  # the servers that hid methods from this token
+
         def ask(url: str) -> tuple[str, list[dict[str, Any]] | CommandError]:
             try:
-                return url, describe_server(http, url)[0]
+                components, hidden = describe_server(http, url)
             except CommandError as error:
                 return url, error
+            if hidden:
+                restricted.add(url)
+            return url, components
 
         answers = dict(pool.map(ask, bases))
     if direct:
@@ -111,7 +116,7 @@ def collect(options: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str
                 states.append({"url": url, "status": "error", "exit": NOT_FOUND,
                                "error": f"{url} does not serve {instance.component} (or nothing of it to this token)"})
                 continue
-            states.append({"url": url, "status": "ok"})
+            states.append({"url": url, "status": "ok", "restricted": (base if direct else url) in restricted})
             if entry["services"] is None:
                 entry["services"] = described.get("services", [])
                 entry["health"] = entry["health"] or described.get("health", "")
@@ -164,6 +169,8 @@ def render(components: list[dict[str, Any]]) -> str:
             channels = ", ".join(dict.fromkeys(c["channel"] for c in instance["channels"]))
             for state in instance["urls"]:
                 tail = "" if state["status"] == "ok" else f"  UNREACHABLE: {state['error']}"
+                if state.get("restricted"):
+                    tail = "  (some methods are hidden from this token)"
                 lines.append(f"    {state['url']}  [{channels}]{tail}")
         for service in component["services"]:
             lines.append(f"  service {service['name']}  ({service.get('type', '')})")
