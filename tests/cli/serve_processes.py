@@ -165,3 +165,16 @@ def gone(pid: int) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def ended(pid: int) -> bool:
+    """True when ``pid`` has ended even if nobody reaped it yet: gone, or a zombie whose every thread ended
+    (an orphan's zombie waits for whatever reaps orphans here, which in a container may be nothing)."""
+    if gone(pid):
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            zombie = stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+        return zombie and len(os.listdir(f"/proc/{pid}/task")) <= 1
+    except OSError:
+        return gone(pid)

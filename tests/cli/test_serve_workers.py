@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from serve_processes import ServeProcess, gone, pid_of, registered
+from serve_processes import ServeProcess, ended, gone, pid_of, registered
 
 from rawhttp import wait_until
 
@@ -139,3 +139,12 @@ def test_a_bad_module_path_is_one_line_and_status_2_in_every_mode(tmp_path, mode
         assert len(server.err) == 1 and "has no attribute 'Nothing'" in server.err[0], server.output()
     finally:
         server.kill()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc to see the orphaned workers end")
+def test_workers_of_a_killed_supervisor_drain_and_end_on_their_own(workers):
+    """SIGKILL of the supervisor alone: its workers see their standard input close and drain."""
+    os.kill(workers.process.pid, signal.SIGKILL)
+    assert workers.wait() == -signal.SIGKILL
+    for pid in workers.pids:
+        wait_until(lambda pid=pid: ended(pid), timeout=20, what=f"orphaned worker {pid} ended")
