@@ -3,9 +3,10 @@
 ``python mutation/summary.py --area core`` (or ``run.py --report``) writes
 ``<workdir>/<area>/report.md`` and ``report.json``.
 
-score = killed / (sampled - listed equivalents), where killed includes the runs cosmic-ray stopped
+score = killed / (sampled - listed equivalents - compiled-only), where killed includes the runs cosmic-ray stopped
 at the area's timeout (its semantics: a mutant that makes the tests hang is detected); those are
-also counted apart. A run that could not be made (incompetent) counts as not killed. An
+also counted apart. Compiled-only mutants sit in a branch under ``if cython.compiled:``, which the
+pure build never runs: they are reported and left out of the score. A run that could not be made (incompetent) counts as not killed. An
 equivalent mutant is one listed in ``mutation/equivalents.toml``, matched by module, operator,
 the original source line and the mutated line (not by line number, which moves as the code does).
 """
@@ -57,6 +58,29 @@ def changed_lines(original: str, mutated: str) -> tuple[str, str]:
     return "", ""
 
 
+def compiled_only_lines(path: str) -> set[int]:
+    """Lines of the branches under ``if cython.compiled:``: the pure build never runs them.
+
+    A mutant there cannot be measured on the Python source (and most would not compile with Cython,
+    e.g. ``pointer | int``); the summary counts such mutants apart and leaves them out of the score.
+    """
+    import ast
+
+    lines: set[int] = set()
+    for node in ast.walk(ast.parse(Path(path).read_text())):
+        test = getattr(node, "test", None)
+        if (
+            isinstance(node, ast.If)
+            and isinstance(test, ast.Attribute)
+            and test.attr == "compiled"
+            and isinstance(test.value, ast.Name)
+            and test.value.id == "cython"
+        ):
+            for child in node.body:
+                lines.update(range(child.lineno, (child.end_lineno or child.lineno) + 1))
+    return lines
+
+
 def describe(copy: Path, module_path: str, operator: str, occurrence: int, args: str) -> tuple[str, str]:
     """(original line, mutated line) of one mutant, computed without touching any file."""
     import cosmic_ray.plugins
@@ -84,11 +108,16 @@ def collect(area: str, base: Path, copy: Path, session: Path) -> dict:
         .fetchall()
     )
     mutants = []
+    compiled_only: dict[str, set[int]] = {}
     for module_path, operator, occurrence, row, col, args, worker, outcome, output in rows:
         module = str(Path(module_path).relative_to(copy))
         original, mutant = describe(copy, module_path, operator, occurrence, args)
         outcome = (outcome or "").lower()  # cosmic-ray stores the enum names
-        if worker is None:
+        if module_path not in compiled_only:
+            compiled_only[module_path] = compiled_only_lines(module_path)
+        if row in compiled_only[module_path]:
+            status = "compiled-only"
+        elif worker is None:
             status = "pending"
         elif outcome == "killed":
             status = "timeout" if (output or "").strip() == "timeout" else "killed"
@@ -123,11 +152,11 @@ def collect(area: str, base: Path, copy: Path, session: Path) -> dict:
     mutants.sort(key=lambda m: (m["module"], m["line"], m["col"], m["operator"]))
     count = {
         status: sum(m["status"] == status for m in mutants)
-        for status in ("killed", "timeout", "survived", "incompetent", "pending")
+        for status in ("killed", "timeout", "survived", "incompetent", "pending", "compiled-only")
     }
     equivalent = sum(m["equivalent"] is not None for m in mutants)
     killed = count["killed"] + count["timeout"]
-    denominator = len(mutants) - equivalent
+    denominator = len(mutants) - equivalent - count["compiled-only"]
     low, high = wilson(killed, denominator)
     sample_info = (base / "sample.txt").read_text().strip() if (base / "sample.txt").exists() else ""
     return {
@@ -164,8 +193,10 @@ def render(result: dict) -> str:
         f"- killed: {c['killed'] + c['timeout']} (of which {c['timeout']} by timeout, which cosmic-ray counts as killed)",
         f"- survived: {c['survived']}, incompetent: {c['incompetent']}, not yet run: {c['pending']}",
         f"- listed equivalent: {result['equivalents']}",
-        f"- score = killed / (sampled - equivalents) = {c['killed'] + c['timeout']}/"
-        f"{result['sampled'] - result['equivalents']} = {result['score']:.1%} "
+        f"- compiled-only (under `if cython.compiled:`, never run by the pure build; left out): "
+        f"{c['compiled-only']}",
+        f"- score = killed / (sampled - equivalents - compiled-only) = {c['killed'] + c['timeout']}/"
+        f"{result['sampled'] - result['equivalents'] - c['compiled-only']} = {result['score']:.1%} "
         f"(95% Wilson interval {low:.1%} - {high:.1%})",
         "",
         "## Survivors (not listed as equivalent)",
@@ -176,6 +207,10 @@ def render(result: dict) -> str:
             f"- {m['status']} {m['module']}:{m['line']} {m['operator']}#{m['occurrence']}: "
             f"`{m['original']}` -> `{m['mutant']}`"
         )
+    lines += ["", "## Compiled-only (not measurable on the Python source)", ""]
+    for m in result["mutants"]:
+        if m["status"] == "compiled-only":
+            lines.append(f"- {m['module']}:{m['line']} {m['operator']}: `{m['original']}` -> `{m['mutant']}`")
     lines += ["", "## Listed equivalent", ""]
     for m in result["listed_equivalent"]:
         lines.append(

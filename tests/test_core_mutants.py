@@ -210,3 +210,22 @@ def test_a_header_name_with_a_non_ascii_byte_is_a_malformed_line(core: CoreImpl)
         parser = core.transport.ResponseParser()
         with pytest.raises(ValueError, match="malformed header line"):
             parser.feed(b"HTTP/1.1 200 OK\r\nX" + byte + b": 1\r\nContent-Length: 0\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    "status_line",
+    [b"HTTP/1.1 2x0 OK", b"HTTP/1.1 x00 OK", b"HTTP/1.1 20x OK", b"HTTP/1.1 2:0 OK", b"HTTP/1.1 2/0 OK"],
+)
+def test_a_status_code_with_a_non_digit_is_refused(core: CoreImpl, status_line: bytes) -> None:
+    parser = core.transport.ResponseParser()
+    with pytest.raises(ValueError, match="malformed status line"):
+        parser.feed(status_line + b"\r\nContent-Length: 0\r\n\r\n")
+
+
+@pytest.mark.parametrize("length", [99, 100, 101, 300])
+def test_an_error_quotes_at_most_100_bytes_of_the_line(core: CoreImpl, length: int) -> None:
+    line = b"Bad Name" + b"x" * (length - 8)
+    parser = core.transport.ResponseParser()
+    with pytest.raises(ValueError, match="malformed header line") as caught:
+        parser.feed(b"HTTP/1.1 200 OK\r\n" + line + b"\r\nContent-Length: 0\r\n\r\n")
+    assert str(caught.value) == f"malformed header line {line[:100]!r}"
