@@ -49,8 +49,9 @@ from warpcall.di import Environment, create, module
 from warpcall.di.configuration import ConfigurationSource
 
 CHANNELS = ["dispatch-json", "dispatch-msgpack", "dispatch-protobuf", "rest"]
-#: a hang's upper bound past the deadline (generous: a loaded CI machine), not a speed assertion
-SLACK = 1.0
+#: a hang's upper bound past the deadline: max(0.5 s, 50 %) of these sub-second deadlines (issue 19), not a speed
+#: assertion; tests/timing run beside a CPU burner (scripts/burn_check.sh) to keep it honest on a loaded machine
+SLACK = 0.5
 TRICKLE_BYTES = 100  # at 0.1 s each: the trickle ends after 10 s whatever the client does
 
 
@@ -293,7 +294,16 @@ def call(proxy: Any, kind: str) -> Any:
     return asyncio.run(proxy.slow_async())
 
 
+def warm(proxy: Any, kind: str) -> None:
+    """Prepare the channel outside the timed call (protobuf builds its messages on a channel's first call, up
+    to a second on a loaded machine, before the exchange the deadline bounds): a call whose deadline has
+    passed prepares, then raises without sending anything."""
+    with pytest.raises(DeadlineExceeded, match="had passed before it was sent"), deadline(1e-6):
+        call(proxy, kind)
+
+
 def _expect_deadline(trickler: Trickler, proxy: Any, kind: str, seconds: float, block: bool) -> None:
+    warm(proxy, kind)
     closed = trickler.closed_by_client
     began = time.monotonic()
     with pytest.raises(DeadlineExceeded) as info:
@@ -309,7 +319,8 @@ def _expect_deadline(trickler: Trickler, proxy: Any, kind: str, seconds: float, 
     given = re.search(r"deadline exceeded: ([0-9.]+) s given", message)
     assert given is not None and 0 < float(given.group(1)) <= seconds, message
     # the connection was discarded: the trickler's next write meets the closed socket
-    wait_until(lambda: trickler.closed_by_client > closed, timeout=5.0, what="the client closing the connection")
+    # the trickler sees the close on its next write or the one after (every 0.1 s)
+    wait_until(lambda: trickler.closed_by_client > closed, timeout=1.0, what="the client closing the connection")
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
@@ -371,7 +382,7 @@ def test_the_httpx_transports_bound_the_exchange_by_the_deadline_in_force(trickl
     with pytest.raises(httpx.ReadTimeout, match="deadline"):
         asyncio.run(async_call())
     assert time.monotonic() - began <= 0.4 + SLACK
-    wait_until(lambda: trickler.closed_by_client >= closed + 2, timeout=5.0, what="both connections closed")
+    wait_until(lambda: trickler.closed_by_client >= closed + 2, timeout=1.0, what="both connections closed")
 
 
 def test_the_httpx_transports_take_the_keepalive_expiry() -> None:

@@ -635,9 +635,9 @@ def test_unparsed_requests_count_and_keep_alive_times_out_as_uvicorns(servers):
             wait_until(lambda: state.total_requests == total + 3)
             # the keep-alive timer runs again after each reply: the idle connection is closed in time
             started = time.monotonic()
-            sock.settimeout(TIMEOUT)
+            sock.settimeout(0.3 + 0.5)  # the keep-alive timeout + max(0.5 s, 50 %): a late close fails here
             assert reader.closed()
-            assert 0.2 < time.monotonic() - started < 3
+            assert 0.2 < time.monotonic() - started
     finally:
         config.timeout_keep_alive = saved
 

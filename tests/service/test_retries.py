@@ -47,7 +47,7 @@ from warpcall.di import Environment, create, module
 from warpcall.di.configuration import ConfigurationSource
 
 CHANNELS = ["dispatch-json", "rest"]
-SLACK = 1.0  # a hang's upper bound past a deadline, not a speed figure
+SLACK = 0.5  # a hang's upper bound past a deadline (max(0.5 s, 50 %), issue 19), not a speed figure
 
 
 @service(name="retry")

@@ -212,6 +212,7 @@ def test_a_pipelined_oversized_head_is_answered_in_turn(server):
 def test_a_head_not_complete_in_time_is_answered_408_and_closed(server):
     with connect(server.port) as sock:
         sock.sendall(head_of(invoke())[:-2])  # all but the empty line that ends the head
+        sock.settimeout(HEAD_TIMEOUT + 0.5)  # the promise + max(0.5 s, 50 %): a late 408 fails here
         reader = Reader(sock)
         status, headers, body = reader.response()
         assert (status, body) == (b"HTTP/1.1 408 Request Timeout", b"Request Timeout")
@@ -272,8 +273,8 @@ def _readable(sock: Any) -> bool:
 
 
 def test_a_connection_that_never_sends_a_request_is_closed(server):
-    with connect(server.port) as sock:
-        assert Reader(sock).closed()  # within the socket's timeout, long before it
+    with connect(server.port, timeout=IDLE_TIMEOUT + 0.5) as sock:  # the promise + max(0.5 s, 50 %)
+        assert Reader(sock).closed()
 
 
 def test_an_idle_keep_alive_connection_is_closed(server):
@@ -282,6 +283,7 @@ def test_an_idle_keep_alive_connection_is_closed(server):
         for _ in range(2):
             sock.sendall(invoke())
             assert reader.response()[2] == OK
+        sock.settimeout(IDLE_TIMEOUT + 0.5)  # the promise + max(0.5 s, 50 %): a late close fails here
         assert reader.closed()
 
 
