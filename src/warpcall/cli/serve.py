@@ -24,8 +24,8 @@ changes (watchfiles when installed, else polling every 0.5 s; --reload-poll forc
 
 Configuration: the module's own configuration sources, then --config FILE (YAML), then the process
 environment, each overriding the one before. An environment variable whose name holds dots (or
-slashes) sets that key: `env server.tls.certificate=cert.pem warpcall serve ...` sets
-server.tls.certificate.
+slashes) sets that key: `env registry.namespace=shop warpcall serve ...` sets registry.namespace
+(`env` passes names a shell cannot export; `registry/namespace=shop` works as well).
 
 Exit status: 0 after a drain, 1 when serving failed, 2 for a bad module path or bad options.
 
