@@ -81,6 +81,7 @@ def parse_arguments(texts: list[str]) -> tuple[list[Any], dict[str, Any]]:
         name, value = (match.group(1), match.group(2)) if match else (None, text)
         try:
             decoded = json.loads(value)
+            json.dumps(decoded, allow_nan=False)  # 1e400, NaN, Infinity: no JSON the server reads
         except ValueError as exc:
             where = f"argument {name!r}" if name else f"argument {index}"
             hint = "; a string needs JSON quotes, e.g. '\"text\"'" if value and value[0] not in "[{\"-0123456789" else ""
@@ -204,7 +205,7 @@ def _call(
     """One call on ``channel``; the result, or CommandError."""
     import json
 
-    from warpcall.cli._common import FAILED, SERVER, CommandError, error_of, fetch
+    from warpcall.cli._common import FAILED, SERVER, USAGE, CommandError, error_of, fetch
 
     # the server starts no work past the caller's deadline (and answers 504 at it)
     headers = {"x-rpc-timeout": str(max(1, int(timeout * 1000)))}
@@ -215,7 +216,10 @@ def _call(
     if channel == "dispatch-msgpack":
         import msgpack
 
-        body = msgpack.packb({"method": qualified, "args": args}, use_bin_type=True)
+        try:
+            body = msgpack.packb({"method": qualified, "args": args}, use_bin_type=True)
+        except (OverflowError, ValueError, TypeError) as exc:
+            raise CommandError(USAGE, f"the arguments cannot travel as msgpack: {exc}") from None
         headers["content-type"] = "application/msgpack"
     else:
         body = json.dumps({"method": qualified, "args": args}, ensure_ascii=False).encode()
