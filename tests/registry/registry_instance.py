@@ -19,7 +19,13 @@ def make_registry(kind: str, config: dict) -> ComponentRegistry:
     if kind == "embedded":
         from warpcall.registry.embedded import EmbeddedComponentRegistry
 
-        return EmbeddedComponentRegistry(config["directory"], ttl=config["ttl"], poll_interval=config["poll"])
+        # one namespace for every process of a test, whichever module booted it (or none did)
+        return EmbeddedComponentRegistry(
+            config["directory"],
+            namespace=config.get("namespace", "registry-tests"),
+            ttl=config["ttl"],
+            poll_interval=config["poll"],
+        )
     if kind == "consul":
         from warpcall.registry.consul import ConsulComponentRegistry
 
