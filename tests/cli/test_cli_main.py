@@ -131,3 +131,16 @@ ask "warpcall services --re"
                           timeout=PROCESS_TIMEOUT, env=environment, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
     assert [line.strip() for line in done.stdout.splitlines()] == ["health", "--channel", "--registry"]
+
+
+def test_a_reader_that_went_away_is_no_traceback(server):
+    """``warpcall services | head -0``: the output pipe is closed before the command writes."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "warpcall", "services"], stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=PROCESS_TIMEOUT, stdin=subprocess.DEVNULL)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr

@@ -82,7 +82,13 @@ def main(argv: list[str] | None = None) -> int:
 
         argcomplete.autocomplete(parser)
     options = parser.parse_args(argv)
-    return int(options._run(options))
+    try:
+        return int(options._run(options))
+    except BrokenPipeError:  # the reader went away (warpcall services | head): no traceback for that
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's final flush of stdout must not fail again
+        os.close(devnull)
+        return 1
 
 
 if __name__ == "__main__":
