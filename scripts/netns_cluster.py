@@ -1,24 +1,26 @@
 """A warpcall cluster across three network namespaces: discovery, round robin, failover, a rolling restart.
 
-Run it as root on Linux (``ip netns`` needs CAP_SYS_ADMIN; iproute2 and Debian's etcd-server installed)::
+Run it as root on Linux (``ip netns`` needs CAP_SYS_ADMIN), with iproute2 and Debian's etcd-server
+installed, with the Python that has warpcall (e.g. ``sudo .venv/bin/python scripts/netns_cluster.py``)::
 
-    sudo python scripts/netns_cluster.py
+    python scripts/netns_cluster.py
 
 Three network namespaces stand for three hosts, each with an address of its own on a private
 subnet (10.213.0.0/24)::
 
     <tag>-etcd  10.213.0.1 on bridge br0   etcd (:2379) and the client
-    <tag>-a     10.213.0.2 on eth0         instance "a" (:8000)   --veth--> br0
-    <tag>-b     10.213.0.3 on eth0         instance "b" (:8000)   --veth--> br0
+    <tag>-a     10.213.0.2 on eth0         instance "a" (:8000), eth0 paired with veth-a on br0
+    <tag>-b     10.213.0.3 on eth0         instance "b" (:8000), eth0 paired with veth-b on br0
 
 ``<tag>`` is ``warpcall-<pid>`` of this process, so runs side by side do not collide. No
 namespace has a default route or an interface in the host's namespace: nothing they send can
-leave them. The instances (``netns_cluster_node.py instance``, started with ``ip netns exec``)
-serve on their veth address and register it in etcd with a short lease; the client
-(``netns_cluster_node.py client``) watches etcd and calls round robin. The script prints
-what each step shows; everything it made (processes, namespaces, etcd's data) is removed at the
-end, also after a failure or Ctrl-C. The test ``tests/cluster/test_netns_cluster.py`` runs the
-same steps and asserts on what they return.
+leave them. Each instance is ``warpcall serve netns_cluster_instance:InstanceModule --host <its
+address>`` started with ``ip netns exec``: it serves on its veth address and registers that
+address in etcd with a 2 s lease. The client (``netns_cluster_node.py client``) watches etcd and
+calls round robin. The script prints what each step shows; everything it made (processes,
+namespaces, etcd's data) is removed at the end, also after a failure, Ctrl-C or SIGTERM (a run
+killed with SIGKILL leaves its namespaces to the next run, which deletes them). The test
+``tests/cluster/test_netns_cluster.py`` runs the same steps and asserts on what they return.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ INSTANCE_MODULE = "netns_cluster_instance:InstanceModule"
 SUBNET = "10.213.0"
 ETCD_PORT = 2379  # a fresh namespace has every port free: etcd's usual ones are taken by nothing
 INSTANCE_PORT = 8000
-#: the lease TTL the instances ask etcd for (etcd 3.4's minimum with its default timing is 2 s)
+#: the lease TTL the instances ask etcd for (etcd 3.4 with its default timing grants no less than 2 s)
 TTL = 2
 #: bound of every wait for a process or a state (seconds); far above what any step needs
 WAIT = 30.0
@@ -624,7 +626,7 @@ def main() -> int:
         say(
             "namespaces: "
             + ", ".join(f"{net.names[role]} {net.addresses[role]}" for role in ("etcd", "a", "b"))
-            + " (a bridge in the first, a veth pair from it to each other)"
+            + " (a bridge in the first, veth pairs from it to the others)"
         )
         routes = net.routes()
         unreachable = net.outside_unreachable()
@@ -650,8 +652,9 @@ def main() -> int:
         report = cluster.failover("a")
         after = report.results[report.after_exit :]
         say(
-            f"failover: SIGKILL a (pid {report.victim.pid}, exit {report.exit_code}); {len(report.results)} calls, "
-            f"{len(errors(report.results))} failed; {report.calls_while_listed} made while etcd still listed a, "
+            f"failover: SIGKILL a (pid {report.victim.pid}, exit {report.exit_code}) while calling in a loop; "
+            f"{len(report.results)} calls, {len(errors(report.results))} failed; {report.calls_while_listed} made "
+            "while etcd still listed a (refused there, so sent to b), "
             f"all {len(after)} from its death on answered by {' '.join(sorted({r.get('name', '?') for r in after}))}; "
             f"etcd dropped a {report.left_registry_after:.1f} s after the kill (TTL {cluster.ttl} s); "
             f"a restarted as pid {cluster.instances['a'].pid}"
@@ -663,7 +666,8 @@ def main() -> int:
                 f"{' then '.join(turn.printed)}, exit {turn.exit_code} ({turn.calls_while_draining} calls meanwhile); etcd listed "
                 f"{turn.listed_after_exit} as it exited; started again as pid {turn.new.pid}, calls reach it"
             )
-        say(f"rolling restart: {len(results)} calls throughout, {len(errors(results))} failed {errors(results)[:3]}")
+        failed = errors(results)
+        say(f"rolling restart: {len(results)} calls throughout, " + (f"{len(failed)} failed: {failed[:3]}" if failed else "none failed"))
         succeeded = True
     except KeyboardInterrupt:
         print("interrupted: cleaning up", file=sys.stderr)
