@@ -229,3 +229,101 @@ def test_an_error_quotes_at_most_100_bytes_of_the_line(core: CoreImpl, length: i
     with pytest.raises(ValueError, match="malformed header line") as caught:
         parser.feed(b"HTTP/1.1 200 OK\r\n" + line + b"\r\nContent-Length: 0\r\n\r\n")
     assert str(caught.value) == f"malformed header line {line[:100]!r}"
+
+
+# --- invoke head ---------------------------------------------------------------------------------
+
+
+def _invoke_head(length: bytes, body: bytes = b"[1]") -> bytes:
+    return (
+        b"POST /invoke HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: "
+        + length
+        + b"\r\n\r\n"
+        + body
+    )
+
+
+@pytest.mark.parametrize("length", [b"/3", b"3/", b"0/3", b":3", b"3:"])
+def test_an_invoke_head_with_a_non_digit_length_goes_to_the_full_parser(
+    core: CoreImpl, length: bytes
+) -> None:
+    assert core.invokehead.parse(_invoke_head(b"3"), 1 << 20) is not None
+    assert core.invokehead.parse(_invoke_head(length), 1 << 20) is None
+
+
+# --- sequences and error values ------------------------------------------------------------------
+
+
+def test_a_tuple_plan_takes_lists_and_tuples_both_ways(core: CoreImpl) -> None:
+    plan = core.marshal.plan_for(tuple[int, str])
+    assert plan.dump([1, "a"]) == plan.dump((1, "a"))
+    assert plan.load([1, "a"]) == (1, "a") and plan.load((1, "a")) == (1, "a")
+    for bad in ({1, "a"}, {"a": 1}, "1a"):
+        with pytest.raises(MarshalException, match=r"^tuple\[int, str\]: expected "):
+            plan.dump(bad)
+        with pytest.raises(MarshalException, match=r"^tuple\[int, str\]: expected a list, got "):
+            plan.load(bad)
+
+
+def test_a_long_value_in_an_error_path_is_cut_to_60_characters(core: CoreImpl) -> None:
+    key = "k" * 100
+    plan = core.marshal.plan_for(dict[str, int])
+    with pytest.raises(MarshalException) as caught:
+        plan.dump({key: "x"})
+    shown = repr(key)[:57] + "..."
+    assert str(caught.value) == f"dict[str, int][{shown}]: expected int, got str"
+    with pytest.raises(MarshalException) as caught:
+        plan.dump({"k" * 58: "x"})  # a repr of exactly 60 characters is shown whole
+    assert str(caught.value) == f"dict[str, int][{'k' * 58!r}]: expected int, got str"
+
+
+# --- binding -------------------------------------------------------------------------------------
+
+
+class _Defaults:
+    def call(self, a: int, b: int = 1, c: int = 2, d: int = 3) -> int:
+        return a + b + c + d
+
+
+@pytest.mark.parametrize(
+    ("args", "bound"),
+    [((0,), (0, 1, 2, 3)), ((0, 5), (0, 5, 2, 3)), ((0, 5, 6), (0, 5, 6, 3)), ((0, 5, 6, 7), (0, 5, 6, 7))],
+)
+def test_bind_fills_the_defaults_after_any_number_of_positional_arguments(
+    core: CoreImpl, args: tuple, bound: tuple
+) -> None:
+    desc = core.proxy.MethodDescriptor.from_function(_Defaults.call)
+    assert desc.bind(args, None) == bound
+
+
+# --- keep-alive and head limits ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"timeout=5", b"max=100,\ttimeout=5", b"max=100, timeout=5", b"max=100,\t timeout = 5", b"\ttimeout=5"],
+)
+def test_the_keep_alive_timeout_is_found_among_parameters_and_blanks(core: CoreImpl, value: bytes) -> None:
+    parser = core.transport.ResponseParser()
+    assert parser.feed(b"HTTP/1.1 200 OK\r\nKeep-Alive: " + value + b"\r\nContent-Length: 0\r\n\r\n")
+    assert parser.keep_alive_timeout == 5.0
+
+
+def test_a_head_may_take_exactly_max_head_bytes(core: CoreImpl) -> None:
+    start = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+    filler = b"X: " + b"a" * (core.transport.MAX_HEAD - len(start) - 7) + b"\r\n"
+    head = start + filler + b"\r\n"
+    assert len(head) == core.transport.MAX_HEAD
+    parser = core.transport.ResponseParser()
+    assert not parser.feed(head[:-1])  # all but the last byte: the end may still come
+    assert parser.feed(head[-1:] + b"ok")
+    assert parser.body == b"ok"
+
+
+def test_a_head_without_its_end_at_max_head_bytes_is_refused_at_once(core: CoreImpl) -> None:
+    start = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+    data = start + b"X: " + b"a" * (core.transport.MAX_HEAD - len(start) - 3)
+    assert len(data) == core.transport.MAX_HEAD and b"\r\n\r\n" not in data
+    parser = core.transport.ResponseParser()
+    with pytest.raises(core.transport.ResponseTooLarge, match="response head is larger than"):
+        parser.feed(data)
