@@ -22,14 +22,13 @@ from typing import Any
 
 import pytest
 from registry_e2e_api import WhoAmI
-from registry_support import CONSUL_TIMING, consul_client, etcd_granted_ttl
+from registry_support import CONSUL_TIMING, consul_client, etcd_granted_ttl, within
 
 from warpcall import Channel, ComponentRegistry, ServiceCommunicationException, ServiceManager, ServiceModule
 from warpcall.di import Environment, create, module
 from warpcall.di.aop import Invocation, advice, around, methods
 
 SERVER = Path(__file__).with_name("registry_server.py")
-SLACK = 1.0
 #: the client registry the next ClientModule environment uses
 CLIENT_REGISTRY: list[Callable[[], ComponentRegistry]] = []
 
@@ -182,7 +181,7 @@ def test_killed_instance_stops_receiving_calls_and_a_lost_registry_stops_nothing
         victim.wait(timeout=10)
         killed_at = time.monotonic()
         failures, slowest, last_failure = 0, 0.0, 0.0
-        while time.monotonic() - killed_at < window + SLACK:
+        while time.monotonic() - killed_at < within(window):
             pid, took = call(who)
             slowest = max(slowest, took)
             if pid is None:

@@ -22,13 +22,12 @@ from registry_support import (
     consul_client,
     etcd_granted_ttl,
     wait_until,
+    within,
 )
 
 from warpcall.registry.contract import ComponentRegistry
 
 INSTANCE = Path(__file__).with_name("registry_instance.py")
-#: scheduling slack on a loaded machine, on top of the registry's own stated window
-SLACK = 1.0
 
 
 class Instances:
@@ -128,7 +127,8 @@ def test_sigkilled_instance_leaves_watchers_within_detection_window(
     victim = instances.processes[1]
     os.kill(victim.pid, signal.SIGKILL)
     killed_at = time.monotonic()
-    wait_until(lambda: urls[1] not in (channel.urls or [urls[1]]), timeout=window + 10, interval=0.01)
+    # bounded near the stated window (not window + 10 s): a lazy expiry fails here
+    wait_until(lambda: urls[1] not in (channel.urls or [urls[1]]), timeout=within(window), interval=0.01)
     detected_after = time.monotonic() - killed_at
     record_property("detection_seconds", round(detected_after, 3))
     print(
@@ -137,7 +137,6 @@ def test_sigkilled_instance_leaves_watchers_within_detection_window(
     )
 
     assert sorted(channel.urls or []) == sorted([urls[0], urls[2]])
-    assert detected_after <= window + SLACK
     # the survivors stay: nothing else drops out over another window
     time.sleep(min(window, 2.0))
     assert sorted(channel.urls or []) == sorted([urls[0], urls[2]])

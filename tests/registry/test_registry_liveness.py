@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from process_support import Children
-from registry_support import Descriptor, RecordingChannel, etcd_granted_ttl, wait_until
+from registry_support import Descriptor, RecordingChannel, etcd_granted_ttl, wait_until, within
 
 from warpcall.registry.contract import ComponentRegistry
 
@@ -99,7 +99,7 @@ def test_stalled_loop_leaves_the_rotation_within_the_ttl_and_comes_back(
     checker = threading.Thread(target=health)
     checker.start()
     try:
-        wait_until(lambda: channel.urls == [], timeout=window + SLACK, interval=0.01)
+        wait_until(lambda: channel.urls == [], timeout=within(window), interval=0.01)
         left_after = time.monotonic() - stalled_at
         # it left while the loop was still blocked, not because the call ended
         assert "returned" not in outcome
@@ -118,8 +118,8 @@ def test_stalled_loop_leaves_the_rotation_within_the_ttl_and_comes_back(
     assert loop_check["max_lag"] == MAX_LAG
 
     # the loop runs again: healthy, and back in the rotation
-    wait_until(lambda: httpx.get(f"{url}/health", timeout=5).status_code == 200, timeout=MAX_LAG + SLACK)
-    wait_until(lambda: channel.urls == [url], timeout=window + SLACK)
+    wait_until(lambda: httpx.get(f"{url}/health", timeout=5).status_code == 200, timeout=within(MAX_LAG))
+    wait_until(lambda: channel.urls == [url], timeout=within(window))
     body = httpx.get(f"{url}/health", timeout=5).json()
     (loop_check,) = [check for check in body["checks"] if check["name"] == "event-loop"]
     assert loop_check["status"] == "OK" and loop_check["lag"] < MAX_LAG

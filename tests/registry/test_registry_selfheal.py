@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from process_support import Children
-from registry_support import Descriptor, RecordingChannel, wait_until
+from registry_support import Descriptor, RecordingChannel, wait_until, within
 from resilience_api import Who
 
 from warpcall import ComponentRegistry, ServiceCommunicationException, ServiceManager, ServiceModule
@@ -30,8 +30,6 @@ SERVER = Path(__file__).with_name("resilience_server.py")
 INSTANCE = Path(__file__).with_name("registry_instance.py")
 TTL, POLL = 1.5, 0.1
 HEARTBEAT = TTL / 5  # the embedded registry's default heartbeat interval
-#: scheduling slack on a loaded machine
-SLACK = 1.0
 #: the registry the next ClientModule environment uses
 CLIENT_REGISTRY: list[ComponentRegistry] = []
 
@@ -176,7 +174,7 @@ def test_damaged_file_while_running_fails_no_call_and_heals(
 
     # the file is a sound database again, holding the server's row (written within one heartbeat:
     # a row older than that would have expired by now, the loop lasted more than two TTLs)
-    wait_until(lambda: live_rows(path) == 1, timeout=HEARTBEAT + SLACK)
+    wait_until(lambda: live_rows(path) == 1, timeout=within(HEARTBEAT))
     print(f"\n{damage}: {calls} calls, 0 failed")
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA quick_check").fetchone() == ("ok",)
@@ -202,7 +200,7 @@ def test_new_server_boots_and_new_client_discovers_on_a_damaged_file(
             Path(f"{path}{suffix}").write_bytes(data)
     children.start(SERVER, "embedded", server_config(store))
     who = client()
-    wait_until(lambda: succeeds(who), timeout=HEARTBEAT + SLACK)
+    wait_until(lambda: succeeds(who), timeout=within(HEARTBEAT))
     assert who.pid() == children.processes[0].pid
 
 
@@ -213,7 +211,7 @@ def test_new_client_on_a_file_damaged_under_a_running_server_discovers_it(
     garbage_in_place(store / FILE_NAME)
     # the new client recreates the file; the server writes its row into it within a heartbeat
     who = client()
-    wait_until(lambda: succeeds(who), timeout=HEARTBEAT + SLACK)
+    wait_until(lambda: succeeds(who), timeout=within(HEARTBEAT))
     assert who.pid() == children.processes[0].pid
 
 
@@ -233,7 +231,7 @@ def test_expired_rows_in_a_file_that_stayed_empty_the_list(store: Path, children
         wait_until(lambda: channel.urls == [url])
         os.kill(children.processes[0].pid, signal.SIGKILL)
         # the instance really is gone: its row expires and the empty list is the truth
-        wait_until(lambda: channel.urls == [], timeout=TTL + POLL + SLACK)
+        wait_until(lambda: channel.urls == [], timeout=within(TTL + POLL))
     finally:
         watcher.close()
 
@@ -254,7 +252,7 @@ def test_a_recreated_file_keeps_the_known_list_for_one_ttl_then_tells_the_truth(
         # the watcher moves to a new file (it creates it) and keeps the list while servers could come back
         wait_until(lambda: (store / FILE_NAME).exists() and live_rows(store / FILE_NAME) == 0)
         assert channel.urls == [url]
-        wait_until(lambda: channel.urls == [], timeout=TTL + POLL + SLACK)
+        wait_until(lambda: channel.urls == [], timeout=within(TTL + POLL))
         # never an empty list before the hold ended: the pushes went [url] -> []
         assert [push.urls for push in channel.pushes if push is not None] == [[url], []]
     finally:

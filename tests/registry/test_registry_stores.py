@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from registry_support import Descriptor, EtcdServer, RecordingChannel, wait_until
+from registry_support import Descriptor, EtcdServer, RecordingChannel, wait_until, within
 
 from warpcall.exceptions import ServiceCommunicationException
 from warpcall.registry.contract import ChannelAddress
@@ -155,9 +155,9 @@ def test_etcd_lost_lease_is_replaced_and_the_instance_put_back(etcd_server: Etcd
         httpx.post(
             f"{etcd_server.endpoint}/v3/lease/revoke", json={"ID": value["lease"]}, timeout=5
         ).raise_for_status()
-        wait_until(lambda: channel.urls == [], timeout=5)
-        # the next keep-alive finds the lease gone, takes a new one and puts the key again
-        wait_until(lambda: channel.urls == ["http://127.0.0.1:8001"], timeout=10)
+        wait_until(lambda: channel.urls == [], timeout=within(0.0))  # the delete is pushed on the watch
+        # the next keep-alive (every TTL/3) finds the lease gone, takes a new one and puts the key again
+        wait_until(lambda: channel.urls == ["http://127.0.0.1:8001"], timeout=within(host.granted_ttl / 3))
         (renewed,) = _keys(etcd_server, "/heal/").values()
         assert renewed["lease"] != value["lease"]
     finally:
