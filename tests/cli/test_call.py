@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 from cli_support import (  # noqa: F401 - fixtures
@@ -163,6 +165,40 @@ def test_a_dead_instance_before_a_live_one_is_passed_over(registry_dir, ghost, b
     boot()
     result = run_cli(capsys, "call", "shapes:geometry:add", "1", "2")
     assert (result.status, result.json()) == (0, 3)
+
+
+def test_a_connection_cut_after_the_request_is_not_sent_again(registry_dir, ghost, boot, capsys):
+    """An instance that read the call and hung up may have run it: the next instance is not asked."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.1)
+    stop = threading.Event()
+    taken: list[bytes] = []
+
+    def slam() -> None:  # read the request, then close without a reply
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            with connection:
+                connection.settimeout(5)
+                taken.append(connection.recv(65536))
+
+    thread = threading.Thread(target=slam, daemon=True)
+    thread.start()
+    try:
+        url = ghost("shapes", url=f"http://127.0.0.1:{listener.getsockname()[1]}")
+        boot()
+        result = run_cli(capsys, "call", "shapes:geometry:add", "1")
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+    assert result.status == codes.UNREACHABLE
+    assert one_line(result.err).startswith(f"warpcall call: cannot reach {url}/invoke")
+    assert len(taken) == 1 and taken[0].startswith(b"POST /invoke")
 
 
 def test_a_slow_method_times_out(server, capsys):

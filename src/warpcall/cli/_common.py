@@ -54,9 +54,11 @@ DEFAULT_TIMEOUT = 10.0
 class CommandError(Exception):
     """A failure the command reports as one line on stderr, exiting with ``status``."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, unsent: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        #: the request never left (the connection was refused): another instance may be asked instead
+        self.unsent = unsent
 
 
 def fail(command: str, error: CommandError) -> int:
@@ -362,6 +364,8 @@ def fetch(http: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Res
         return http.request(method, url, **kwargs)
     except httpx.TimeoutException as exc:
         raise CommandError(TIMEOUT, f"{url} did not answer within {http.timeout.read:g} s (--timeout)") from exc
+    except httpx.ConnectError as exc:
+        raise CommandError(UNREACHABLE, f"cannot reach {url}: {describe_error(exc)}", unsent=True) from exc
     except httpx.HTTPError as exc:
         raise CommandError(UNREACHABLE, f"cannot reach {url}: {describe_error(exc)}") from exc
 

@@ -185,7 +185,7 @@ def _run(options: argparse.Namespace) -> int:
                 args = place_keywords(method, positional, keywords) if method is not None else positional
                 result = _call(http, base, channel, qualified, args, method, options.timeout)
             except CommandError as error:
-                if error.status != UNREACHABLE:
+                if not error.unsent:  # a call that may have reached the method is never made twice
                     raise
                 unreached.append(error)
                 continue
