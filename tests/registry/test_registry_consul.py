@@ -12,13 +12,14 @@ from collections.abc import Iterator
 import consul
 import httpx
 import pytest
-from consul_emulator import ConsulEmulator
+from consul_emulator import ConsulEmulator, parse_duration
 from registry_support import (
     CONSUL_TIMING,
     Descriptor,
     RecordingChannel,
     consul_client,
     wait_until,
+    within,
 )
 
 from warpcall.di import Environment, create, module
@@ -111,10 +112,14 @@ def test_failing_health_check_takes_instance_out_and_back_in(client: consul.Cons
         watcher.watch(channel)
         wait_until(lambda: sorted(channel.urls or []) == sorted([sick.url, well.url]))
 
+        # the next check run (every check_interval) sees the change; the held query answers at once
+        interval = parse_duration(CONSUL_TIMING["check_interval"])
         sick.status = 503
-        wait_until(lambda: channel.urls == [well.url], timeout=5)
+        wait_until(lambda: channel.urls == [well.url], timeout=within(interval))
         sick.status = 200
-        wait_until(lambda: sorted(channel.urls or []) == sorted([sick.url, well.url]), timeout=5)
+        wait_until(
+            lambda: sorted(channel.urls or []) == sorted([sick.url, well.url]), timeout=within(interval)
+        )
     finally:
         for registry in (*hosts, watcher):
             registry.close()
@@ -129,8 +134,11 @@ def test_component_without_health_endpoint_gets_a_tcp_check(client: consul.Consu
         checks = [c for c in client.agent.checks().values() if c["ServiceName"] == billing.name]
         assert [c["Type"] for c in checks] == ["tcp"]
         wait_until(lambda: len(client.health.service(billing.name, passing=True)[1]) == 1)
-        server.stop()  # the port closes: the TCP check fails
-        wait_until(lambda: client.health.service(billing.name, passing=True)[1] == [], timeout=5)
+        server.stop()  # the port closes: the TCP check fails (refused: at its next run)
+        wait_until(
+            lambda: client.health.service(billing.name, passing=True)[1] == [],
+            timeout=within(parse_duration(CONSUL_TIMING["check_interval"])),
+        )
     finally:
         registry.close()
 
@@ -186,7 +194,7 @@ def test_a_service_the_agent_forgot_is_registered_again(client: consul.Consul, h
         (service_id,) = [sid for sid, s in client.agent.services().items() if s["Service"] == billing.name]
         # as after an agent restart without its data directory
         client.agent.service.deregister(service_id)
-        wait_until(lambda: service_id in client.agent.services(), timeout=5)
+        wait_until(lambda: service_id in client.agent.services(), timeout=within(0.2))  # resync_interval
         registry.deregister(billing)
         time.sleep(0.5)  # a few resync rounds: a deregistered service stays away
         assert service_id not in client.agent.services()
