@@ -7,6 +7,9 @@ and ``--workers N``), then, round after round, runs ``wrk -t1 -cC -dS`` against 
 alternates per round, so drift in the machine's load hits both alike) driving ``POST /invoke`` with a
 fixed dispatch-json envelope (``bench:greeter:hello``). Prints each round's req/s, the ratio N/1 and the
 median ratio; nothing is asserted (a timed figure depends on the machine: run it on a quiet one).
+Beside the rates it prints the CPU time the server's processes and wrk spent per request (from
+/proc and the children's rusage): on a loaded machine the rates say little, the CPU per request
+still says whether N workers cost more per request than one.
 wrk is the Debian package ``wrk``; a C load generator leaves the cores to the server, where a Python
 client would take one.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -30,7 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 MODULE = "_workers_app:WorkersBenchModule"
 BODY = '{"method":"bench:greeter:hello","args":["wrk"]}'
-READY = re.compile(r"ready at (\S+) ")
+READY = re.compile(r"ready at (\S+) \(\d+ workers?, pids? ([\d ]+)(?:; supervisor (\d+))?\)")
 READY_TIMEOUT = 60.0
 LUA = f"""wrk.method = "POST"
 wrk.path = "/invoke"
@@ -57,6 +61,7 @@ class Server:
             time.sleep(0.05)
         match = next(m for m in map(READY.search, self.lines) if m)
         self.url = match.group(1)
+        self.pids = [int(pid) for pid in match.group(2).split()] + ([int(match.group(3))] if match.group(3) else [])
         print(f"# {shlex.join(self.command)}: {self.lines[-1]}", flush=True)
 
     def _read(self) -> None:
@@ -76,6 +81,31 @@ class Server:
         except ProcessLookupError:
             pass
         self.process.wait(10)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes ``pids`` used so far (Linux /proc; 0 elsewhere)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.0
+
+
+def measure(server: Server, seconds: float, connections: int, script: str) -> tuple[float, float, float]:
+    """(req/s, server CPU µs per request, wrk CPU µs per request) of one wrk run."""
+    before_server = cpu_seconds(server.pids)
+    before_wrk = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rate = wrk(server.url, seconds, connections, script)
+    after_wrk = resource.getrusage(resource.RUSAGE_CHILDREN)
+    requests = rate * seconds
+    server_cpu = cpu_seconds(server.pids) - before_server
+    wrk_cpu = (after_wrk.ru_utime + after_wrk.ru_stime) - (before_wrk.ru_utime + before_wrk.ru_stime)
+    return rate, server_cpu / requests * 1e6, wrk_cpu / requests * 1e6
 
 
 def wrk(url: str, seconds: float, connections: int, script: str) -> float:
@@ -116,12 +146,14 @@ def main() -> None:
             ratios = []
             for round_ in range(1, options.rounds + 1):
                 order = [1, options.workers] if round_ % 2 else [options.workers, 1]
-                rates = {count: wrk(servers[count].url, options.seconds, options.connections, script)
-                         for count in order}
-                ratio = rates[options.workers] / rates[1]
+                runs = {count: measure(servers[count], options.seconds, options.connections, script)
+                        for count in order}
+                ratio = runs[options.workers][0] / runs[1][0]
                 ratios.append(ratio)
-                print(f"round {round_}: 1 worker {rates[1]:9.0f} req/s   {options.workers} workers "
-                      f"{rates[options.workers]:9.0f} req/s   ratio {ratio:.2f}", flush=True)
+                print(f"round {round_}: " + "   ".join(
+                    f"{count} worker{'s' if count > 1 else ''} {runs[count][0]:8.0f} req/s "
+                    f"(server {runs[count][1]:5.1f} µs CPU/req, wrk {runs[count][2]:4.1f})" for count in (1, options.workers)
+                ) + f"   ratio {ratio:.2f}", flush=True)
             print(f"median ratio {options.workers}/1 workers over {options.rounds} rounds: "
                   f"{statistics.median(ratios):.2f}", flush=True)
         finally:
