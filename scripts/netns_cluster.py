@@ -654,7 +654,7 @@ def main() -> int:
         say(
             f"failover: SIGKILL a (pid {report.victim.pid}, exit {report.exit_code}) while calling in a loop; "
             f"{len(report.results)} calls, {len(errors(report.results))} failed; {report.calls_while_listed} made "
-            "while etcd still listed a (refused there, so sent to b), "
+            "while etcd still listed a, "
             f"all {len(after)} from its death on answered by {' '.join(sorted({r.get('name', '?') for r in after}))}; "
             f"etcd dropped a {report.left_registry_after:.1f} s after the kill (TTL {cluster.ttl} s); "
             f"a restarted as pid {cluster.instances['a'].pid}"
