@@ -61,6 +61,7 @@ class WhereAmI(Service):
 class ClusterComponent(Component):
     pass
 
+
 #: the client's settings (argv), read by its module's factory
 SETTINGS: dict[str, Any] = {}
 
@@ -95,6 +96,7 @@ class CallLoop:
         self.proxy, self.max_calls, self.max_seconds, self.pause = proxy, max_calls, max_seconds, pause
         self.results: list[dict[str, Any]] = []
         self.stopping = threading.Event()
+        self.ended_by_bound = False
         self.thread = threading.Thread(target=self.run, name="cluster-calls", daemon=True)
         self.thread.start()
 
@@ -103,6 +105,7 @@ class CallLoop:
         while not self.stopping.is_set() and len(self.results) < self.max_calls and time.monotonic() < deadline:
             self.results.append(one_call(self.proxy))
             self.stopping.wait(self.pause)  # pacing: the machine has other work than this loop
+        self.ended_by_bound = not self.stopping.is_set()
 
     def since(self, start: int) -> dict[str, Any]:
         results = self.results[start:]  # a copy: the loop's thread appends meanwhile
@@ -111,7 +114,7 @@ class CallLoop:
     def stop(self) -> dict[str, Any]:
         self.stopping.set()
         self.thread.join(timeout=30)
-        return {"results": self.results, "ended_by_bound": len(self.results) >= self.max_calls}
+        return {"results": self.results, "ended_by_bound": self.ended_by_bound}
 
 
 def wait_for_etcd(endpoint: str, timeout: float) -> None:
@@ -169,7 +172,8 @@ def client(etcd: str, prefix: str) -> int:
                 )
                 emit(json.dumps({"started": True}))
             elif op == "results":
-                emit(json.dumps(loop.since(int(command["from"])) if loop is not None else {"results": []}))
+                idle = {"results": [], "count": 0, "running": False}
+                emit(json.dumps(loop.since(int(command["from"])) if loop is not None else idle))
             elif op == "stop":
                 emit(json.dumps(loop.stop() if loop is not None else {"results": []}))
                 loop = None
