@@ -88,10 +88,19 @@ def area_dirs(workdir: Path, area: str) -> tuple[Path, Path, Path]:
 
 
 def refresh_copy(copy: Path) -> None:
-    """Make ``copy`` the repository's working tree again (this also undoes a mutant a killed run left)."""
+    """Make ``copy`` the repository's working tree again (this also undoes a mutant a killed run left).
+
+    The area's modules are then put back as they were sampled (``<area>/sampled/``, saved at
+    ``init``): a session's work items name mutants by their occurrence in those sources, so a rerun
+    meets the same mutants with the tests of today.
+    """
     if copy.exists():
         shutil.rmtree(copy)
     shutil.copytree(REPO, copy, symlinks=True, ignore=shutil.ignore_patterns(*COPY_EXCLUDES, "mutation"))
+    sampled = copy.parent / "sampled"
+    if sampled.exists():
+        for source in sampled.rglob("*.py"):
+            shutil.copyfile(source, copy / source.relative_to(sampled))
     # checked-hash pycs: a module's cached code is used while its source is unchanged (by content,
     # not mtime), so each run recompiles the mutated module alone (the runs never write pycs)
     subprocess.run(
@@ -338,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     (base / "pristine.json").write_text(json.dumps(fingerprint(copy, spec)))
     config = write_config(base, copy, spec, mutant_command(options.area, options.workdir, options.python))
     if not session.exists():
+        for module in spec["modules"]:  # the sources as sampled (see refresh_copy)
+            (base / "sampled" / module).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(copy / module, base / "sampled" / module)
         cosmic_ray("init", str(config), str(session), cwd=copy)
         eligible, chosen = sample(session, copy, spec, options.sample, options.seed)
         (base / "sample.txt").write_text(

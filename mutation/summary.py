@@ -109,13 +109,20 @@ def collect(area: str, base: Path, copy: Path, session: Path) -> dict:
     )
     mutants = []
     compiled_only: dict[str, set[int]] = {}
+    cache_path = base / "described.json"  # describing a mutant parses its module: once per mutant
+    cache: dict[str, list[str]] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     for module_path, operator, occurrence, row, col, args, worker, outcome, output in rows:
         module = str(Path(module_path).relative_to(copy))
-        original, mutant = describe(copy, module_path, operator, occurrence, args)
+        sampled = base / "sampled" / module  # the source as sampled, whatever the copy holds now
+        source_path = str(sampled) if sampled.exists() else module_path
+        key = f"{module}|{operator}|{occurrence}|{args}"
+        if key not in cache:
+            cache[key] = list(describe(copy, source_path, operator, occurrence, args))
+        original, mutant = cache[key]
         outcome = (outcome or "").lower()  # cosmic-ray stores the enum names
-        if module_path not in compiled_only:
-            compiled_only[module_path] = compiled_only_lines(module_path)
-        if row in compiled_only[module_path]:
+        if source_path not in compiled_only:
+            compiled_only[source_path] = compiled_only_lines(source_path)
+        if row in compiled_only[source_path]:
             status = "compiled-only"
         elif worker is None:
             status = "pending"
@@ -149,6 +156,7 @@ def collect(area: str, base: Path, copy: Path, session: Path) -> dict:
                 "equivalent": reason,
             }
         )
+    cache_path.write_text(json.dumps(cache))
     mutants.sort(key=lambda m: (m["module"], m["line"], m["col"], m["operator"]))
     count = {
         status: sum(m["status"] == status for m in mutants)

@@ -5,14 +5,21 @@ Each test pins down one promise a sampled mutant broke while every other test st
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from decimal import Decimal
 from typing import Annotated, Any
 
 import msgpack
 import pytest
+from pydantic import BaseModel
 
-from warpcall.core.marshal_plan import may_take_rounded_integers
+from warpcall.core.marshal_plan import (
+    NonFiniteFloat,
+    mark_non_finite_deep,
+    may_take_rounded_integers,
+    nesting_failure,
+)
 from warpcall.exceptions import MarshalException
 
 CoreImpl = Any  # the ``core`` fixture of conftest.py: one build of the compiled modules
@@ -327,3 +334,93 @@ def test_a_head_without_its_end_at_max_head_bytes_is_refused_at_once(core: CoreI
     parser = core.transport.ResponseParser()
     with pytest.raises(core.transport.ResponseTooLarge, match="response head is larger than"):
         parser.feed(data)
+
+
+def test_an_invoke_request_whose_body_is_longer_than_its_head_is_recognised(core: CoreImpl) -> None:
+    body = b"[" + b"1," * 300 + b"1]"
+    data = _invoke_head(str(len(body)).encode(), body)
+    parsed = core.invokehead.parse(data, 1 << 20)
+    assert parsed is not None and parsed[2] == len(data) - len(body)
+    assert core.invokehead.parse(data + b"x", 1 << 20) is None  # one byte more than announced
+
+
+@pytest.mark.parametrize(("first", "second"), [(b"0", b"5"), (b"5", b"0"), (b"1", b"2")])
+def test_conflicting_content_lengths_are_refused(core: CoreImpl, first: bytes, second: bytes) -> None:
+    parser = core.transport.ResponseParser()
+    with pytest.raises(ValueError, match="conflicting Content-Length headers"):
+        parser.feed(
+            b"HTTP/1.1 200 OK\r\nContent-Length: " + first + b"\r\nContent-Length: " + second + b"\r\n\r\n"
+        )
+
+
+def test_a_repeated_equal_content_length_is_accepted(core: CoreImpl) -> None:
+    parser = core.transport.ResponseParser()
+    assert parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n")
+    assert parser.body == b""
+
+
+class _Model(BaseModel):
+    a: int
+    b: int
+    c: int
+
+
+@pytest.mark.parametrize(
+    ("data", "more"),
+    [
+        ({"a": "x", "b": 1, "c": 1}, ""),
+        ({"a": "x", "b": "y", "c": 1}, " (and 1 more errors)"),
+        ({"a": "x", "b": "y", "c": "z"}, " (and 2 more errors)"),
+    ],
+)
+def test_a_pydantic_failure_counts_the_other_errors(core: CoreImpl, data: dict, more: str) -> None:
+    with pytest.raises(MarshalException) as caught:
+        core.marshal.plan_for(_Model).load(data)
+    assert str(caught.value).endswith("got str" + more)
+
+
+@dataclasses.dataclass
+class _OnlyInitVar:
+    factor: dataclasses.InitVar[int] = 2
+
+    def __post_init__(self, factor: int) -> None:
+        self.value = factor * 2
+
+
+def test_a_dataclass_of_init_vars_alone_is_built_through_its_init(core: CoreImpl) -> None:
+    loaded = core.marshal.plan_for(_OnlyInitVar).load({})
+    assert type(loaded) is _OnlyInitVar and loaded.value == 4
+
+
+def test_marking_non_finite_floats_copies_only_what_holds_one() -> None:
+    untouched = {"a": [1, 2], "b": None, "c": {"d": "x"}, "e": (1.5, "y")}
+    assert mark_non_finite_deep(untouched) is untouched
+    holder = {"keep": [1], "nan": [1, float("nan")]}
+    marked = mark_non_finite_deep(holder)
+    assert marked is not holder and marked["keep"] is holder["keep"]
+    assert isinstance(marked["nan"][1], NonFiniteFloat)
+
+
+def _cycle(length: int) -> dict:
+    """Dicts nested ``length`` deep under keys k0, k1, ...; the innermost holds the outermost."""
+    root: dict = {}
+    node = root
+    for i in range(length - 1):
+        node[f"k{i}"] = {}
+        node = node[f"k{i}"]
+    node[f"k{length - 1}"] = root
+    return root
+
+
+@pytest.mark.parametrize(
+    ("length", "path"),
+    [
+        (12, "".join(f"['k{i}']" for i in range(12))),
+        (13, "['k0']['k1']['k2']['k3']['k4']['k5']...(3 more)...['k9']['k10']['k11']['k12']"),
+        (16, "['k0']['k1']['k2']['k3']['k4']['k5']...(6 more)...['k12']['k13']['k14']['k15']"),
+    ],
+)
+def test_a_long_path_to_a_cycle_is_cut_in_its_middle(length: int, path: str) -> None:
+    assert nesting_failure("v", _cycle(length)) == (
+        f"v{path}: the value contains itself (it is the dict at v), which cannot be marshalled"
+    )
