@@ -370,9 +370,9 @@ class Supervisor:
     def run(self) -> int:
         """Start the workers, register, serve until SIGTERM or SIGINT, drain; the exit status."""
         module = serving_module(load_module(self.path), self.config_file)  # a bad path fails before any worker
-        previous = {signum: signal.signal(signum, self._on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
         reservation = reserve_port(self.host, self.port)
         self.port = reservation.getsockname()[1]
+        previous = {signum: signal.signal(signum, self._on_signal) for signum in (signal.SIGTERM, signal.SIGINT)}
         try:
             status = self._start_all()
             if status is None and not self._signals:
