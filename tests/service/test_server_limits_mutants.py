@@ -1,0 +1,158 @@
+"""The server's limits: behaviour mutation testing found unchecked (mutation/, area ``limits``).
+
+Each test pins down one promise a sampled mutant broke while the limit tests still passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from abc import abstractmethod
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from rawhttp import Reader, connect, request, wait_until
+from warpcall import (
+    AbstractComponent,
+    ChannelAddress,
+    Component,
+    ComponentRegistry,
+    FastAPIServer,
+    LocalComponentRegistry,
+    Service,
+    ServiceManager,
+    ServiceModule,
+    component,
+    implementation,
+    service,
+)
+from warpcall.core.invokehead import MAX_HEADERS as INLINE_MAX_HEADERS
+from warpcall.core.invokehead import REQUEST_LINE
+from warpcall.di import create, module
+from warpcall.server import protocol
+from warpcall.server.limits import ServerLimits
+
+# --- ServerLimits --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("workers", "share", "expected"), [(8, 0.5, 4), (8, 1.0, 8), (8, 0.01, 1), (3, 0.5, 1), (10, 0.25, 2)]
+)
+def test_method_workers_is_the_share_of_the_workers_and_at_least_one(
+    workers: int, share: float, expected: int
+) -> None:
+    limits = ServerLimits(max_workers=workers, method_share=share)
+    assert limits.method_workers == expected  # an attribute, not a method to call
+
+
+@pytest.mark.parametrize(("connections", "expected"), [(None, None), (1, 2), (3, 4)])
+def test_limit_concurrency_counts_the_asker(connections: int | None, expected: int | None) -> None:
+    assert ServerLimits(max_connections=connections).limit_concurrency == expected
+
+
+# --- the fast head bound -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_headers", [1, 3, 5, 20, INLINE_MAX_HEADERS - 1])
+def test_the_fast_head_bound_is_the_longest_head_that_cannot_exceed_max_headers(max_headers: int) -> None:
+    # a head of n bytes holds at most (n - len(request line) - 2) // 4 header lines ("x:" CRLF each)
+    bound = protocol._fast_head(ServerLimits(max_headers=max_headers, max_head_size=1 << 20))
+
+    def most_lines(size: int) -> int:
+        return (size - len(REQUEST_LINE) - 2) // 4
+
+    assert most_lines(bound) == max_headers  # within the limit
+    assert most_lines(bound + 1) == max_headers + 1  # one byte more could exceed it
+
+
+def test_the_fast_head_bound_is_the_head_size_when_the_header_count_cannot_be_exceeded() -> None:
+    limits = ServerLimits(max_headers=INLINE_MAX_HEADERS, max_head_size=4096)
+    assert protocol._fast_head(limits) == 4096
+    assert protocol._fast_head(ServerLimits(max_headers=5, max_head_size=30)) == 30
+
+
+# --- a head arriving while an earlier request is under way ---------------------------------------
+
+RELEASE = threading.Event()
+ENTERED = threading.Event()
+
+
+@service(name="held")
+class HeldService(Service):
+    @abstractmethod
+    async def wait(self, value: str) -> str: ...
+
+    @abstractmethod
+    def echo(self, value: str) -> str: ...
+
+
+@component(name="limitsmut", services=[HeldService])
+class HeldComponent(Component):
+    pass
+
+
+@implementation()
+class HeldServiceImpl(HeldService):
+    async def wait(self, value: str) -> str:
+        ENTERED.set()
+        await asyncio.to_thread(RELEASE.wait, 5.0)  # the loop stays free: it reads what comes meanwhile
+        return value
+
+    def echo(self, value: str) -> str:
+        return value
+
+
+@implementation()
+class HeldComponentImpl(AbstractComponent, HeldComponent):
+    def get_addresses(self, port: int) -> list[ChannelAddress]:
+        return [ChannelAddress("dispatch-json", f"http://127.0.0.1:{port}")]
+
+
+@pytest.fixture(scope="module", params=[{}, {"inline_protocol": False}], ids=["inline", "asgi"])
+def server(request: Any) -> Iterator[Any]:
+    options = request.param
+
+    @module(imports=[ServiceModule])
+    class HeldModule:
+        @create()
+        def create_registry(self) -> ComponentRegistry:
+            return LocalComponentRegistry()
+
+        @create()
+        def create_server(self, manager: ServiceManager, registry: ComponentRegistry) -> FastAPIServer:
+            limits = ServerLimits(max_head_size=1024, max_headers=20, max_connections=None)
+            return FastAPIServer(FastAPI(), manager, registry, limits=limits, **options)
+
+    environment = FastAPIServer.boot(HeldModule, host="127.0.0.1", port=0)
+    try:
+        yield environment.get(FastAPIServer)
+    finally:
+        RELEASE.set()
+        environment.destroy()
+
+
+def _call(method: str, value: str) -> bytes:
+    return request("/invoke", json.dumps({"method": f"limitsmut:held:{method}", "args": [value]}).encode())
+
+
+def test_a_small_head_arriving_in_pieces_behind_a_running_request_is_served(server: Any) -> None:
+    if not protocol.SUPPORTED:
+        pytest.skip("the installed uvicorn has no httptools protocol")
+    RELEASE.clear()
+    ENTERED.clear()
+    second = _call("echo", "two")
+    cut = 20  # a head well within the limits, its first bytes in the same packet as the running request
+    with connect(server.port) as sock:
+        sock.sendall(_call("wait", "one") + second[:cut])
+        wait_until(ENTERED.is_set, what="the first call to start")
+        RELEASE.set()
+        reader = Reader(sock)
+        first = reader.response()
+        assert (first[0], first[2]) == (b"HTTP/1.1 200 OK", b'{"result":"one","exception":null}')
+        sock.sendall(second[cut:])
+        answer = reader.response()
+        assert (answer[0], answer[2]) == (b"HTTP/1.1 200 OK", b'{"result":"two","exception":null}')
