@@ -459,3 +459,50 @@ def test_entry_of_a_process_killed_with_sigkill_leaves_within_the_ttl(
         assert all(push is not None and "http://127.0.0.1:8402" in push.urls for push in channel.pushes)
     finally:
         environment.destroy()
+
+
+def test_entry_of_a_killed_process_leaves_within_the_ttl_even_when_the_file_is_recreated_meanwhile(
+    tmp_path: Path, peers: Peers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A recreated file makes clients keep the URLs they knew while live servers write their rows again;
+    the URL of a process that died just before must not be kept past the TTL of its death for that."""
+    ttl, poll = 2.0, 0.1
+    env = {
+        "WARPCALL_REGISTRY_DIR": str(tmp_path),
+        "registry.namespace": "shop",
+        "registry.embedded.ttl": str(ttl),
+        "registry.embedded.poll_interval": str(poll),
+    }
+    victim = peers.start("boot", {"component": "orders", "url": "http://127.0.0.1:8501"}, env=env)
+    survivor = peers.start("boot", {"component": "orders", "url": "http://127.0.0.1:8502"}, env=env)
+    peers.ready(victim)
+    peers.ready(survivor)
+    monkeypatch.setenv("WARPCALL_REGISTRY_DIR", str(tmp_path))
+    environment = boot({"registry": {"namespace": "shop", "embedded": {"ttl": ttl, "poll_interval": poll}}})
+    try:
+        channel = RecordingChannel(ORDERS, "dispatch-json")
+        registry_of(environment).watch(channel)
+        assert sorted(channel.urls or []) == ["http://127.0.0.1:8501", "http://127.0.0.1:8502"]
+
+        victim.send_signal(signal.SIGKILL)
+        assert victim.wait(timeout=10) == -signal.SIGKILL
+        died = time.monotonic()
+
+        def victim_heartbeat_age() -> float:
+            with sqlite3.connect(tmp_path / FILE_NAME) as db:
+                (heartbeat,) = db.execute("SELECT heartbeat FROM instances WHERE pid = ?", (victim.pid,)).fetchone()
+            return float(time.time() - heartbeat)
+
+        # late in the victim's TTL, the file goes away; the watcher and the survivor move to a new one
+        wait_until(lambda: victim_heartbeat_age() >= 0.8 * ttl, timeout=within(ttl))
+        for path in tmp_path.glob(FILE_NAME + "*"):
+            path.unlink(missing_ok=True)
+        # bounded from its death, not from the file's removal
+        deadline = died + within(ttl + poll)
+        wait_until(lambda: channel.urls == ["http://127.0.0.1:8502"], timeout=deadline - time.monotonic(), interval=0.01)
+        print(f"\nthe killed process's entry left {time.monotonic() - died:.2f} s after its death (TTL {ttl} s)")
+        # the survivor was kept through the move and is in the new file
+        assert all(push is not None and "http://127.0.0.1:8502" in push.urls for push in channel.pushes)
+        wait_until(lambda: urls(registry_of(environment)) == ["http://127.0.0.1:8502"], timeout=within(ttl / 5 + poll))
+    finally:
+        environment.destroy()

@@ -293,6 +293,8 @@ class EmbeddedComponentRegistry(ComponentRegistry):
         # component -> (row id, addresses as JSON, registration time) of the instances this process hosts
         self._registered: dict[str, tuple[str, str, float]] = {}
         self._watched = WatchedChannels()
+        # component -> (channel, URL) -> the newest heartbeat read for it, for a TTL (see _current)
+        self._last_seen: dict[str, dict[tuple[str, str], float]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -461,6 +463,7 @@ class EmbeddedComponentRegistry(ComponentRegistry):
                 )
             self._registered.clear()
             self._watched.clear()
+            self._last_seen.clear()
             self._disconnect()
 
     # background work
@@ -523,27 +526,43 @@ class EmbeddedComponentRegistry(ComponentRegistry):
         )
 
     def _read(self, component: str) -> URLsByChannel:
+        now = time.time()
         rows = self._db().execute(
-            "SELECT addresses FROM instances WHERE namespace = ? AND component = ? AND heartbeat >= ? "
+            "SELECT addresses, heartbeat FROM instances WHERE namespace = ? AND component = ? AND heartbeat >= ? "
             "ORDER BY registered, id",
-            (self.namespace, component, time.time() - self.ttl),
+            (self.namespace, component, now - self.ttl),
         )
-        return group_by_channel(
-            [ChannelAddress(channel, uri) for channel, uri in json.loads(payload)] for (payload,) in rows
-        )
+        seen = self._last_seen.setdefault(component, {})
+        instances = []
+        for payload, heartbeat in rows:
+            addresses = [ChannelAddress(channel, uri) for channel, uri in json.loads(payload)]
+            instances.append(addresses)
+            for address in addresses:
+                key = (address.channel, address.uri)
+                if seen.get(key, 0.0) < heartbeat:
+                    seen[key] = heartbeat
+        for key in [key for key, heartbeat in seen.items() if heartbeat < now - self.ttl]:
+            del seen[key]  # no row renewed it for a TTL: its process is gone
+        return group_by_channel(instances)
 
     def _current(self, component: str) -> URLsByChannel:
-        """``component``'s URL lists as read, plus the ones known before, while a recreated file settles."""
+        """``component``'s URL lists as read, plus the ones known before, while a recreated file settles.
+
+        A URL known from the file before stays only while its last heartbeat seen there is younger than the
+        TTL: a process that died just before the file was recreated leaves within the TTL of its death too.
+        """
         urls = self._read(component)
         if time.time() >= self._hold_until:
             return urls
         known = self._watched.known(component)
         if not known:
             return urls
+        seen = self._last_seen.get(component, {})
+        merged = {channel: [url for url in known_urls if (channel, url) in seen] for channel, known_urls in known.items()}
         for channel, channel_urls in urls.items():
-            merged = known.setdefault(channel, [])
-            merged.extend(url for url in channel_urls if url not in merged)
-        return known
+            into = merged.setdefault(channel, [])
+            into.extend(url for url in channel_urls if url not in into)
+        return merged
 
     def _healing(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """``work(db)``; when the file turns out damaged, once more on a file checked (and recreated)."""
