@@ -54,6 +54,19 @@ def test_limit_concurrency_counts_the_asker(connections: int | None, expected: i
     assert ServerLimits(max_connections=connections).limit_concurrency == expected
 
 
+def test_the_defaults_are_those_the_readme_states() -> None:
+    limits = ServerLimits()
+    assert (limits.max_head_size, limits.max_headers, limits.head_timeout, limits.idle_timeout) == (
+        16384,
+        100,
+        10.0,
+        5.0,
+    )
+    assert (limits.max_connections, limits.max_workers, limits.max_queued) == (1000, 32, 1024)
+    assert (limits.method_share, limits.retry_after, limits.max_loop_time) == (0.5, 1, 0.02)
+    assert (limits.method_workers, limits.limit_concurrency) == (16, 1001)
+
+
 # --- the fast head bound -------------------------------------------------------------------------
 
 
