@@ -265,6 +265,38 @@ def test_a_registry_that_does_not_answer(registry_dir, capsys, silent):
     assert result.status == codes.TIMEOUT and "did not answer within 0.3 s" in one_line(result.err)
 
 
+def test_the_embedded_ttl_setting_decides_which_rows_are_live(registry_dir, capsys, monkeypatch):
+    import sqlite3
+    import time
+
+    from cli_support import _Named
+
+    from warpcall import ChannelAddress
+    from warpcall.registry.embedded import EmbeddedComponentRegistry
+
+    class Stalled:  # the registry renews nothing while its server does not answer: the row stays as written
+        def alive(self) -> bool:
+            return False
+
+    registry = EmbeddedComponentRegistry(namespace="cliapp", ttl=60.0)
+    registry.set_liveness(Stalled())
+    try:
+        url = f"http://127.0.0.1:{closed_port()}"
+        registry.register(_Named("shapes"), [ChannelAddress("dispatch-json", url)])
+        with sqlite3.connect(registry.path) as db:  # its last heartbeat 10 s ago: live for a 60 s TTL only
+            db.execute("UPDATE instances SET heartbeat = ?", (time.time() - 10,))
+        result = run_cli(capsys, "call", "shapes:geometry:add", "1")
+        assert result.status == codes.NOT_FOUND  # the default 5 s
+        monkeypatch.setenv("registry.embedded.ttl", "60")  # as a server reads it from its environment
+        result = run_cli(capsys, "call", "shapes:geometry:add", "1")
+        assert result.status == codes.UNREACHABLE and url in result.err
+        monkeypatch.setenv("registry.embedded.ttl", "soon")
+        result = run_cli(capsys, "call", "shapes:geometry:add", "1")
+        assert result.status == codes.USAGE and "not a positive number" in one_line(result.err)
+    finally:
+        registry.close()
+
+
 @pytest.mark.parametrize("spec", ["zookeeper://h:1", "consul://", "etcd://h:port"])
 def test_a_registry_that_cannot_be_read_is_a_usage_error(registry_dir, capsys, spec):
     result = run_cli(capsys, "call", "shapes:geometry:add", "1", "--registry", spec)

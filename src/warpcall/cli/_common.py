@@ -210,7 +210,8 @@ def _read_embedded(directory: str | None, namespace: str | None) -> Registry:
 
     Read with SQL of its own rather than through ``EmbeddedComponentRegistry``, which reads one namespace
     and one component at a time, and starts a thread: the command only looks. Rows are live when their
-    heartbeat is younger than the registry's default TTL, as its own readers count them.
+    heartbeat is younger than the TTL (``registry.embedded.ttl`` from the environment, else 5 s), as the
+    registry's own readers count them.
     """
     from pathlib import Path
 
@@ -222,7 +223,7 @@ def _read_embedded(directory: str | None, namespace: str | None) -> Registry:
     label = f"the embedded registry {path}" + (f" (namespace {namespace!r})" if namespace is not None else "")
     if not path.exists():
         return Registry(label, [], namespace, str(path.parent))
-    ttl = float(getattr(embedded, "DEFAULT_TTL", 5.0))
+    ttl = _embedded_ttl(float(getattr(embedded, "DEFAULT_TTL", 5.0)))
     try:
         db = sqlite3.connect(path, timeout=5.0, isolation_level=None)
     except sqlite3.Error as exc:
@@ -252,6 +253,21 @@ def _read_embedded(directory: str | None, namespace: str | None) -> Registry:
             continue  # a row no warpcall wrote: not an instance anyone could call
         instances.append(Instance(component, addresses, row_namespace))
     return Registry(label, instances, namespace, str(path.parent))
+
+
+def _embedded_ttl(default: float) -> float:
+    """The TTL rows are live for: the setting ``registry.embedded.ttl`` from the environment, as servers read it
+    (``EnvConfigurationSource``: the key itself, ``/`` standing for ``.``), else the registry's default."""
+    text = os.environ.get("registry.embedded.ttl") or os.environ.get("registry/embedded/ttl")
+    if not text:
+        return default
+    try:
+        ttl = float(text)
+    except ValueError:
+        ttl = 0.0
+    if not 0 < ttl < float("inf"):
+        raise CommandError(USAGE, f"registry.embedded.ttl in the environment is {text!r}, not a positive number")
+    return ttl
 
 
 def _read_consul(base: str, timeout: float, component: str | None) -> Registry:
