@@ -506,3 +506,26 @@ def test_entry_of_a_killed_process_leaves_within_the_ttl_even_when_the_file_is_r
         wait_until(lambda: urls(registry_of(environment)) == ["http://127.0.0.1:8502"], timeout=within(ttl / 5 + poll))
     finally:
         environment.destroy()
+
+
+def test_dead_namespaces_are_purged_and_live_rows_of_slower_ones_are_not(tmp_path: Path) -> None:
+    """A private namespace used once (each demo run has one) leaves no rows behind for long; a registry with
+    a short TTL never removes the rows of processes that renew theirs on a longer one."""
+    registry = EmbeddedComponentRegistry(tmp_path, namespace="fast", ttl=0.2, poll_interval=0.05)
+    try:
+        registry.register(ORDERS, address("http://127.0.0.1:8601"))
+        payload = json.dumps([["dispatch-json", "http://127.0.0.1:8602"]])
+        with sqlite3.connect(tmp_path / FILE_NAME) as db:
+            db.execute(
+                "INSERT INTO instances (id, component, addresses, pid, registered, heartbeat, namespace) "
+                "VALUES ('gone', 'orders', ?, 1, 0, ?, 'demo-1-dead'), ('slow', 'orders', ?, 1, 0, ?, 'slow')",
+                (payload, time.time() - 120, payload, time.time() - 20),
+            )
+
+        def rows() -> list[str]:
+            with sqlite3.connect(tmp_path / FILE_NAME) as db:
+                return [row_id for (row_id,) in db.execute("SELECT id FROM instances WHERE id IN ('gone', 'slow')")]
+
+        wait_until(lambda: rows() == ["slow"], timeout=within(registry.heartbeat_interval + 0.05))
+    finally:
+        registry.close()

@@ -510,8 +510,9 @@ class EmbeddedComponentRegistry(ComponentRegistry):
         with db:
             for component, entry in self._registered.items():
                 self._upsert(db, component, entry)
-            # rows of processes dead for many TTLs are of no use to anyone
-            db.execute("DELETE FROM instances WHERE heartbeat < ?", (time.time() - 20 * self.ttl,))
+            # rows of processes dead for many TTLs are of no use to anyone; at least a minute, as processes of
+            # other namespaces may run with a longer TTL (a short one here must not remove their live rows)
+            db.execute("DELETE FROM instances WHERE heartbeat < ?", (time.time() - max(20 * self.ttl, 60.0),))
 
     # database
 
