@@ -95,7 +95,8 @@ class DefaultRegistryFactory(Factory[ComponentRegistry]):
 
     So ``create_server(self, service_manager, component_registry: ComponentRegistry)`` in a module
     that creates no registry gets the one the service manager uses; the environment closes it when
-    destroyed.
+    destroyed. Its namespace: ``$WARPCALL_REGISTRY_NAMESPACE``, else ``registry.namespace``, else the
+    booted module's top-level package (the registry takes it from the environment that creates it).
     """
 
     def create(self) -> ComponentRegistry:
