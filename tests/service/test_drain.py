@@ -38,6 +38,9 @@ from warpcall.di import Environment, create, module
 from warpcall.service import component_descriptor
 
 BOUND = 10.0  # every wait in these tests ends by then
+#: destroy() with grace_period=0.3 and no deregister_delay returns within 0.3 + ~1.2 s (README, graceful drain);
+#: the bound adds max(0.5 s, 50 %) of that promise (issue 19), not a speed figure
+DESTROY_BOUND = (0.3 + 1.2) * 1.5
 
 
 @service(name="drain-service")
@@ -238,7 +241,7 @@ def test_a_deep_queue_is_refused_at_the_end_of_the_grace_period_and_never_starte
     started = set(calls.started)
 
     stopping = destroy_in_thread(environment)
-    stopping.join(BOUND)
+    stopping.join(DESTROY_BOUND)  # the README's promise: within grace_period + ~1.2 s (+ max(0.5 s, 50 %))
     # destroy() returned while the calls it could not wait for were still running
     assert not stopping.is_alive()
     assert not calls.release.is_set() and calls.finished == set()
@@ -290,7 +293,7 @@ def test_queued_rest_calls_refused_by_the_drain_are_503_with_retry_after(boot, r
     started = set(calls.started)
 
     stopping = destroy_in_thread(environment)
-    stopping.join(BOUND)
+    stopping.join(DESTROY_BOUND)  # the README's promise: within grace_period + ~1.2 s (+ max(0.5 s, 50 %))
     assert not stopping.is_alive()
 
     refused: set[int] = set()
