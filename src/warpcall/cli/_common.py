@@ -28,10 +28,11 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-import httpx
+if TYPE_CHECKING:  # imported where used: `warpcall --help` and --version do not load httpx
+    import httpx
 
 OK = 0
 FAILED = 1
@@ -272,6 +273,8 @@ def _embedded_ttl(default: float) -> float:
 
 def _read_consul(base: str, timeout: float, component: str | None) -> Registry:
     """The passing instances of every Consul service carrying warpcall's channels (of ``component`` only, if given)."""
+    import httpx
+
     from warpcall.registry.consul import META_CHANNELS, decode_channels
 
     label = f"Consul at {base}"
@@ -296,6 +299,8 @@ def _read_consul(base: str, timeout: float, component: str | None) -> Registry:
 def _read_etcd(base: str, prefix: str, timeout: float) -> Registry:
     """Every instance under ``prefix`` in etcd (the keys ``EtcdComponentRegistry`` writes)."""
     import base64
+
+    import httpx
 
     from warpcall.registry.etcd import _range_end
 
@@ -329,6 +334,9 @@ def _get_json(client: httpx.Client, path: str, label: str, params: dict[str, str
 
 
 def _request(client: httpx.Client, method: str, path: str, label: str, **kwargs: Any) -> httpx.Response:
+    """One exchange with a registry; CommandError(TIMEOUT / UNREACHABLE) naming it when it does not happen."""
+    import httpx
+
     try:
         return client.request(method, path, **kwargs)
     except httpx.TimeoutException as exc:
@@ -339,6 +347,7 @@ def _request(client: httpx.Client, method: str, path: str, label: str, **kwargs:
 
 def no_instance(registry: Registry, component: str) -> CommandError:
     """The error for a component the registry lists no live instance of, naming where else it is."""
+
     elsewhere = ""
     if registry.namespace is not None:
         others = _namespaces_holding(registry, component)
@@ -371,11 +380,15 @@ def describe_error(exc: BaseException) -> str:
 
 def client(options: Any) -> httpx.Client:
     """The HTTP client of one command run: every exchange bounded by ``--timeout``, the token sent."""
+    import httpx
+
     return httpx.Client(timeout=httpx.Timeout(options.timeout), headers=headers_of(options), follow_redirects=False)
 
 
 def fetch(http: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
     """One exchange; CommandError(TIMEOUT / UNREACHABLE) naming the URL when it does not happen."""
+    import httpx
+
     try:
         return http.request(method, url, **kwargs)
     except httpx.TimeoutException as exc:
