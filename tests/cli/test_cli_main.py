@@ -144,3 +144,11 @@ def test_a_reader_that_went_away_is_no_traceback(server):
         os.close(write_end)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr
+
+
+def test_building_the_parser_loads_no_http_client():
+    """--help, --version and completion build the whole parser: the subcommands import their work only when run."""
+    probe = "import sys; from warpcall.cli import build_parser; build_parser(); print(sorted(m for m in ('httpx', 'msgpack', 'sqlite3', 'fastapi') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=PROCESS_TIMEOUT,
+                          stdin=subprocess.DEVNULL)
+    assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import sys
 import time
 from collections.abc import Iterable
@@ -214,6 +213,7 @@ def _read_embedded(directory: str | None, namespace: str | None) -> Registry:
     heartbeat is younger than the TTL (``registry.embedded.ttl`` from the environment, else 5 s), as the
     registry's own readers count them.
     """
+    import sqlite3
     from pathlib import Path
 
     from warpcall.registry import embedded
