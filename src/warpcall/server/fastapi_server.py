@@ -234,9 +234,12 @@ class FastAPIServer(Server):
         with uvicorn yourself (``uvicorn main:app``) on ``port``. ``tls``: serve HTTPS (it wins over
         the server's own ``tls`` and the ``server.tls.*`` keys). ``register=False``: the components are
         not registered (another process registers the address: ``warpcall serve --workers``);
-        ``reuse_port``: listen with ``SO_REUSEPORT`` (see :func:`bind_socket`).
+        ``reuse_port``: listen with ``SO_REUSEPORT`` (see :func:`bind_socket`). Both together (a worker
+        joining the port its supervisor holds) bind only once the environment is built: the kernel hands
+        a listening worker its share of the connections, which must not wait for its boot.
         """
-        sock = bind_socket(host, port, reuse_port=reuse_port) if start_thread else None
+        late = start_thread and reuse_port and not register and port != 0
+        sock = bind_socket(host, port, reuse_port=reuse_port) if start_thread and not late else None
         settings = ServerSettings(host, sock.getsockname()[1] if sock is not None else port, register)
         booting_tls = _booting_tls.set(tls)
         try:
@@ -250,9 +253,9 @@ class FastAPIServer(Server):
             _booting_tls.reset(booting_tls)
         server = environment.get(FastAPIServer)
         server.environment = environment
-        if sock is not None:
+        if start_thread:
             try:
-                server.start(sock)
+                server.start(sock if sock is not None else bind_socket(host, port, reuse_port=reuse_port))
             except BaseException:
                 environment.destroy()
                 raise
