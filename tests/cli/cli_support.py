@@ -50,7 +50,7 @@ def registry_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory.mkdir()
     monkeypatch.setenv("WARPCALL_REGISTRY_DIR", str(directory))
     for name in ("WARPCALL_REGISTRY_NAMESPACE", "WARPCALL_REGISTRY", "CLIAPP_EXPOSE", "CLIAPP_JWT", "CLIAPP_HEALTH",
-                 "CLIAPP_REGISTRY"):
+                 "CLIAPP_REGISTRY", "CLIAPP_MIDDLEWARE", "CLIAPP_ASGI"):
         monkeypatch.delenv(name, raising=False)
     return directory
 

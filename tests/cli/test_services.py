@@ -80,6 +80,20 @@ def test_the_route_describes_signatures_defaults_schemas_and_routes(server):
     assert "/warpcall/services" not in httpx.get(server.url + "/openapi.json", timeout=5).json()["paths"]
 
 
+@pytest.mark.parametrize("setting", ["CLIAPP_MIDDLEWARE", "CLIAPP_ASGI"])
+def test_the_route_is_the_same_on_every_server_path(boot, setting):
+    plain, other = boot(), boot(**{setting: "1"})
+    for headers in ({}, {"authorization": "Bearer not-a-jwt"}):
+        first = httpx.get(plain.url + "/warpcall/services", headers=headers, timeout=5)
+        second = httpx.get(other.url + "/warpcall/services", headers=headers, timeout=5)
+        assert (first.status_code, second.status_code) == (200, 200)
+        assert json.dumps(first.json()["components"]).replace(plain.url, "URL") == json.dumps(
+            second.json()["components"]).replace(other.url, "URL")
+    # the calls themselves still go their own way on each
+    answer = httpx.post(other.url + "/invoke", json={"method": "shapes:geometry:add", "args": [1, 2]}, timeout=5)
+    assert answer.json() == {"result": 3, "exception": None}
+
+
 def test_the_route_shows_only_what_is_exposed(boot):
     served = boot(CLIAPP_EXPOSE="shapes:geometry:add, vault")
     methods = methods_of(httpx.get(served.url + "/warpcall/services", timeout=5).json())

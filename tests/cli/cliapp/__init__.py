@@ -13,6 +13,7 @@ import asyncio
 import os
 from abc import abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -194,4 +195,14 @@ class Module:
     ) -> FastAPIServer:
         if os.environ.get("CLIAPP_JWT"):
             authorization.register_factory(JWTAuthorizationFactory(SECRET, audience=AUDIENCE))
-        return FastAPIServer(FastAPI(), manager, registry, expose=os.environ.get("CLIAPP_EXPOSE") or None)
+        app = FastAPI()
+        if os.environ.get("CLIAPP_MIDDLEWARE"):  # a user middleware: every request goes through FastAPI
+
+            @app.middleware("http")
+            async def passthrough(request: Any, call_next: Any) -> Any:
+                return await call_next(request)
+
+        return FastAPIServer(
+            app, manager, registry, expose=os.environ.get("CLIAPP_EXPOSE") or None,
+            inline_protocol=not os.environ.get("CLIAPP_ASGI"),
+        )
