@@ -5,6 +5,8 @@
   by N + max(0.5 s, 50 %) (the bound of issue 19 for every "within N seconds" promise).
 - ``fail_if_slower_than=N`` and the manager's ``health.timeout``: a check with no answer is ERROR by
   N + that slack, while the check itself would hang for 10 s.
+- ``LoopWatchdog``: a loop blocked past ``max_lag`` stops being alive by ``interval + max_lag`` + that
+  slack, and is alive again ``max_lag`` after it recovered (not at once, not much later).
 
 Each bound is an upper bound on an event (the promise), not a speed figure; N is made small by
 configuration so each test takes about a second.
@@ -16,7 +18,8 @@ import asyncio
 import threading
 import time
 
-from warpcall.health import HealthCheckManager, HealthStatus, health_check
+from rawhttp import wait_until
+from warpcall.health import HealthCheckManager, HealthStatus, LoopWatchdog, health_check
 
 CACHE = 1.0
 LIMIT = 0.3
@@ -137,3 +140,41 @@ def test_the_managers_timeout_bounds_a_check_without_a_limit() -> None:
             gate.wait(10)
 
     _hung_check_is_error_in_time(manager_of(Hangs(), timeout=LIMIT), gate, LIMIT)
+
+
+def test_the_loop_watchdog_reports_a_stall_and_the_recovery_within_their_bounds() -> None:
+    # LoopWatchdog's promise: a loop blocked longer than max_lag stops being alive at most interval + max_lag
+    # after it stopped, and is alive again max_lag after it recovered (not before: one stall does not flap)
+    max_lag, interval, block = 0.3, 0.05, 1.2
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    watchdog = LoopWatchdog(loop, max_lag, interval).start()
+    unblock = threading.Event()
+    blocked = threading.Event()
+
+    def stall() -> None:
+        blocked.set()
+        unblock.wait(10)  # holds the loop until the test lets go (bounded)
+
+    try:
+        assert watchdog.alive()
+        loop.call_soon_threadsafe(stall)
+        wait_until(blocked.is_set, timeout=2, what="the loop to block")
+        stopped = time.monotonic()
+        promise = interval + max_lag
+        wait_until(lambda: not watchdog.alive(), timeout=promise + slack(promise), what="the stall to be reported")
+        assert time.monotonic() - stopped >= max_lag, "reported a stall before the loop was max_lag late"
+        wait_until(lambda: time.monotonic() >= stopped + block, timeout=block + 1, what="the stall to last")
+        unblock.set()
+        recovered = time.monotonic()
+        wait_until(lambda: watchdog.last_stall >= block * 0.9, timeout=1, what="the late probe to run")
+        assert not watchdog.alive(), "alive again at once after a stall"
+        wait_until(watchdog.alive, timeout=max_lag + slack(max_lag), what="the loop to count as alive again")
+        assert time.monotonic() - recovered >= max_lag * 0.9, "alive again before max_lag had passed"
+    finally:
+        unblock.set()
+        watchdog.stop()
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(5)
+        loop.close()
