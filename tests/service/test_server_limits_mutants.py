@@ -6,6 +6,7 @@ Each test pins down one promise a sampled mutant broke while the limit tests sti
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 from abc import abstractmethod
@@ -65,6 +66,13 @@ def test_the_defaults_are_those_the_readme_states() -> None:
     assert (limits.max_connections, limits.max_workers, limits.max_queued) == (1000, 32, 1024)
     assert (limits.method_share, limits.retry_after, limits.max_loop_time) == (0.5, 1, 0.02)
     assert (limits.method_workers, limits.limit_concurrency) == (16, 1001)
+
+
+def test_server_limits_are_immutable() -> None:
+    limits = ServerLimits()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        limits.max_head_size = 1  # type: ignore[misc]
+    assert limits.max_head_size == 16384
 
 
 # --- the fast head bound -------------------------------------------------------------------------
