@@ -7,7 +7,8 @@ It follows Consul's documented behaviour (https://developer.hashicorp.com/consul
   ``FailuresBeforeCritical``); keys are matched case-insensitively and in snake_case, as the agent
   does. New checks start ``critical`` unless ``Status`` says otherwise.
 - ``PUT /v1/agent/service/deregister/<id>`` (404 for an unknown id).
-- ``GET /v1/agent/services``, ``GET /v1/agent/checks``, ``GET /v1/catalog/service/<name>``,
+- ``GET /v1/agent/services``, ``GET /v1/agent/checks``, ``GET /v1/catalog/services`` (not blocking),
+  ``GET /v1/catalog/service/<name>``,
   ``GET /v1/health/service/<name>`` with ``?passing`` (a Go boolean: absent, ``false`` or ``0``
   do not filter; empty, ``true`` or ``1`` do; anything else is a 400), ``GET /v1/status/leader``.
 - TTL checks: ``PUT /v1/agent/check/pass|warn|fail/<id>?note=`` and ``PUT /v1/agent/check/update/<id>``
