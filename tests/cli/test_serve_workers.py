@@ -148,3 +148,23 @@ def test_workers_of_a_killed_supervisor_drain_and_end_on_their_own(workers):
     assert workers.wait() == -signal.SIGKILL
     for pid in workers.pids:
         wait_until(lambda pid=pid: ended(pid), timeout=20, what=f"orphaned worker {pid} ended")
+
+
+def test_the_restart_delay_doubles_per_quick_death_up_to_its_cap_and_starts_over_after_a_stable_run(monkeypatch):
+    from warpcall.server import supervisor as module
+
+    class Exited:  # what _on_exit reads of a worker's process
+        pid = 4321
+
+    supervisor = module.Supervisor("servepids.app:PidModule", "127.0.0.1", 0, 2, restart_delay=0.1,
+                                   max_restart_delay=1.0)
+    now = [1000.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: now[0])
+    delays = []
+    for uptime in (1.0, 1.0, 1.0, 1.0, 1.0, 1.0, module.STABLE_AFTER + 1, 1.0):
+        worker = module.Worker(1, Exited(), None)  # type: ignore[arg-type]
+        worker.started = now[0] - uptime
+        supervisor.workers[1] = worker
+        supervisor._on_exit(worker, -9)
+        delays.append(round(supervisor._restarts.pop(1) - now[0], 6))
+    assert delays == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 0.1, 0.2]
