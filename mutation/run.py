@@ -36,6 +36,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -215,6 +216,35 @@ def cosmic_ray(*args: str, cwd: Path, env: dict[str, str] | None = None) -> None
     subprocess.run([sys.executable, "-m", "cosmic_ray.cli", *args], cwd=cwd, env=env, check=True)
 
 
+def execute(config: Path, session: Path, copy: Path, spec: dict, budget: float | None) -> None:
+    """``cosmic-ray exec``; with a budget (seconds), stopped when it is spent.
+
+    What ran by then stays in the session (each result is stored as it comes); the rest stays
+    pending, and the next run of the area resumes it. The run under way is stopped with its test
+    processes, found by their working directory (the copy), so no mutant outlives the stop.
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cosmic_ray.cli", "exec", str(config), str(session)],
+        cwd=copy,
+        env=test_env(copy, spec),
+    )
+    try:
+        process.wait(timeout=budget)
+    except subprocess.TimeoutExpired:
+        print(f"budget of {budget:.0f} s spent: stopping (the rest stays pending)", flush=True)
+        process.terminate()
+        process.wait(timeout=30)
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if Path(os.readlink(entry / "cwd")).is_relative_to(copy):
+                        os.kill(int(entry.name), signal.SIGKILL)
+                except OSError:
+                    continue
+    if process.returncode not in (0, -signal.SIGTERM):
+        raise SystemExit(f"cosmic-ray exec failed ({process.returncode})")
+
+
 def sample(session: Path, copy: Path, spec: dict, size: int, seed: int) -> tuple[int, int]:
     """Keep ``size`` work items picked with ``random.Random(seed)``; mark the others skipped.
 
@@ -325,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rerun-survivors", action="store_true", help="run the survivors again on a fresh copy"
     )
+    parser.add_argument(
+        "--budget", type=float, default=None, help="seconds the mutant runs may take; the rest stays pending"
+    )
     parser.add_argument("--report", action="store_true", help="only write the report of the session")
     parser.add_argument(
         "--run-tests", action="store_true", help=argparse.SUPPRESS
@@ -360,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     elif options.rerun_survivors:
         print(f"{options.area}: {reset_survivors(session)} survivors to run again", flush=True)
     baseline(copy, spec, options.python)
-    cosmic_ray("exec", str(config), str(session), cwd=copy, env=test_env(copy, spec))
+    execute(config, session, copy, spec, options.budget)
     refresh_copy(copy)  # no mutant left behind, whatever happened
     write_report(options.area, spec, base, copy, session)
     return 0
