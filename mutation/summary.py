@@ -8,7 +8,9 @@ at the area's timeout (its semantics: a mutant that makes the tests hang is dete
 also counted apart. Compiled-only mutants sit in a branch under ``if cython.compiled:``, which the
 pure build never runs: they are reported and left out of the score. A run that could not be made (incompetent) counts as not killed. An
 equivalent mutant is one listed in ``mutation/equivalents.toml``, matched by module, operator,
-the original source line and the mutated line (not by line number, which moves as the code does).
+the original source line and the mutated line (not by line number, which moves as the code does);
+``operator = "*"`` with ``mutant = "*"`` covers every mutant of that line (for a line that is an
+annotation and nothing else).
 """
 
 from __future__ import annotations
@@ -137,9 +139,9 @@ def collect(area: str, base: Path, copy: Path, session: Path) -> dict:
                 entry["reason"]
                 for entry in equivalents
                 if entry["module"] == module
-                and entry["operator"] == operator
+                and entry["operator"] in (operator, "*")
                 and entry["original"] == original
-                and entry["mutant"] == mutant
+                and entry["mutant"] in (mutant, "*")
             ),
             None,
         )

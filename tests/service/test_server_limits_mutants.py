@@ -91,8 +91,8 @@ def test_the_fast_head_bound_is_the_longest_head_that_cannot_exceed_max_headers(
 
 
 def test_the_fast_head_bound_is_the_head_size_when_the_header_count_cannot_be_exceeded() -> None:
-    limits = ServerLimits(max_headers=INLINE_MAX_HEADERS, max_head_size=4096)
-    assert protocol._fast_head(limits) == 4096
+    for max_headers in (INLINE_MAX_HEADERS, INLINE_MAX_HEADERS + 1, INLINE_MAX_HEADERS * 3):
+        assert protocol._fast_head(ServerLimits(max_headers=max_headers, max_head_size=4096)) == 4096
     assert protocol._fast_head(ServerLimits(max_headers=5, max_head_size=30)) == 30
 
 
