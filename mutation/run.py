@@ -366,8 +366,11 @@ def main(argv: list[str] | None = None) -> int:
 
     spec = areas[options.area]
     base, copy, session = area_dirs(options.workdir, options.area)
-    if options.run_tests:
-        return run_tests_for_mutant(base, copy, spec, options.python)
+    if options.run_tests:  # the selection the session was started with, whatever areas.toml says since
+        frozen = base / "spec.json"
+        return run_tests_for_mutant(
+            base, copy, json.loads(frozen.read_text()) if frozen.exists() else spec, options.python
+        )
     from summary import write_report  # mutation/summary.py, beside this file
 
     if options.report:
@@ -378,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     base.mkdir(parents=True, exist_ok=True)
     refresh_copy(copy)
     (base / "pristine.json").write_text(json.dumps(fingerprint(copy, spec)))
+    (base / "spec.json").write_text(json.dumps(spec))
     config = write_config(base, copy, spec, mutant_command(options.area, options.workdir, options.python))
     if not session.exists():
         for module in spec["modules"]:  # the sources as sampled (see refresh_copy)
