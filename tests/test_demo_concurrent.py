@@ -21,9 +21,6 @@ TRIALS = 20
 #: one demo with --calls 5 takes about 2 s; a run that needs this long is hanging
 RUN_TIMEOUT = 120
 
-# 40 demo processes and their servers: about a minute on a quiet 2-core machine, minutes on a busy one
-# (each run is bounded by RUN_TIMEOUT; the whole test by pytest-timeout, above the suite's 120 s)
-pytestmark = [pytest.mark.chaos, pytest.mark.timeout(TRIALS * 60)]
 
 
 def _start(registry_dir: Path) -> subprocess.Popen[str]:
@@ -49,6 +46,10 @@ def _finish(run: subprocess.Popen[str]) -> tuple[int, str, str]:
     return run.returncode, out, err
 
 
+# 40 demo processes and their servers: about a minute on a quiet 2-core machine, minutes on a busy one
+# (each run is bounded by RUN_TIMEOUT; the whole test by pytest-timeout, above the suite's 120 s)
+@pytest.mark.chaos
+@pytest.mark.timeout(TRIALS * 60)
 def test_two_demos_at_once_each_call_only_their_own_server(tmp_path: Path) -> None:
     failures: list[str] = []
     for trial in range(TRIALS):
@@ -73,3 +74,36 @@ def test_two_demos_at_once_each_call_only_their_own_server(tmp_path: Path) -> No
             assert servers[0][0] != servers[1][0] and servers[0][1] != servers[1][1]
             assert servers[0][2] != servers[1][2]
     assert not failures, f"{len(failures)} of {2 * TRIALS} demo runs failed:\n\n" + "\n\n".join(failures[:4])
+
+
+def test_a_demo_notices_a_call_answered_by_another_server(tmp_path: Path) -> None:
+    """What the demo checks can fail: a second server in the run's namespace takes some of its calls."""
+    environment = {**os.environ, "WARPCALL_REGISTRY_DIR": str(tmp_path)}
+    intruder = subprocess.Popen(
+        [sys.executable, "-c", "from warpcall.demo.server import main; main()", "shared-by-mistake"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    try:
+        assert intruder.stdout is not None
+        assert intruder.stdout.readline().startswith("READY ")  # registered and serving
+        code, out, err = _finish(
+            subprocess.Popen(
+                [sys.executable, "-c", "from warpcall.demo.run import run; raise SystemExit(run(5, 'shared-by-mistake'))"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=environment,
+            )
+        )
+    finally:
+        rest, _ = intruder.communicate(timeout=30)  # closes its stdin: it stops and reports
+    assert code == 1, out + err
+    served_by_intruder = int(re.search(r"SERVED (\d+)", rest).group(1))  # type: ignore[union-attr]
+    assert served_by_intruder > 0
+    mismatch = re.search(r"answered (\d+) remote calls, this demo made (\d+)", err)
+    assert mismatch, err
+    # the round robin gave the intruder what the demo's own server did not get
+    assert int(mismatch.group(1)) + served_by_intruder == int(mismatch.group(2))
