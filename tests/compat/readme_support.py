@@ -40,6 +40,9 @@ def running(module_name: str, registry_dir: Path) -> Iterator[ModuleType]:
     """
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WARPCALL_REGISTRY_DIR", str(registry_dir))
+        # the examples' servers and clients are separate packages: one application, so one namespace (each
+        # package would otherwise be a namespace of its own), as the README says to configure it
+        patch.setenv("WARPCALL_REGISTRY_NAMESPACE", "readme-examples")
         module = importlib.import_module(module_name)
         port = port_of(module.environment)
         try:
