@@ -323,16 +323,17 @@ def baseline(copy: Path, spec: dict, python: str) -> float:
     return elapsed
 
 
-def reset_survivors(session: Path) -> int:
-    """Forget the results of the survivors (and incompetent runs) so that ``exec`` runs them again."""
+def reset_survivors(area: str, base: Path, copy: Path, session: Path) -> int:
+    """Forget the results of the survivors (and incompetent runs) not listed as equivalent, so that
+    ``exec`` runs them again."""
     import sqlite3
 
+    from summary import collect
+
+    again = [m["job_id"] for m in collect(area, base, copy, session)["survivors"] if m["status"] != "pending"]
     with sqlite3.connect(session) as connection:
-        cursor = connection.execute(
-            "DELETE FROM work_results WHERE worker_outcome != 'SKIPPED' "
-            "AND (test_outcome IS NULL OR test_outcome != 'KILLED')"
-        )
-        return cursor.rowcount
+        connection.executemany("DELETE FROM work_results WHERE job_id = ?", [(job,) for job in again])
+    return len(again)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -395,7 +396,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"{options.area}: sampled {chosen} of {eligible} mutants (seed {options.seed})", flush=True)
     elif options.rerun_survivors:
-        print(f"{options.area}: {reset_survivors(session)} survivors to run again", flush=True)
+        print(
+            f"{options.area}: {reset_survivors(options.area, base, copy, session)} survivors to run again",
+            flush=True,
+        )
     baseline(copy, spec, options.python)
     execute(config, session, copy, spec, options.budget)
     refresh_copy(copy)  # no mutant left behind, whatever happened

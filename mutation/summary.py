@@ -102,7 +102,7 @@ def collect(area: str, base: Path, copy: Path, session: Path) -> dict:
     rows = (
         sqlite3.connect(session)
         .execute(
-            "SELECT s.module_path, s.operator_name, s.occurrence, s.start_pos_row, s.start_pos_col, "
+            "SELECT s.job_id, s.module_path, s.operator_name, s.occurrence, s.start_pos_row, s.start_pos_col, "
             "s.operator_args, r.worker_outcome, r.test_outcome, r.output "
             "FROM mutation_specs s LEFT JOIN work_results r ON r.job_id = s.job_id "
             "WHERE r.worker_outcome IS NULL OR r.worker_outcome != 'SKIPPED'"
@@ -113,7 +113,7 @@ def collect(area: str, base: Path, copy: Path, session: Path) -> dict:
     compiled_only: dict[str, set[int]] = {}
     cache_path = base / "described.json"  # describing a mutant parses its module: once per mutant
     cache: dict[str, list[str]] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    for module_path, operator, occurrence, row, col, args, worker, outcome, output in rows:
+    for job_id, module_path, operator, occurrence, row, col, args, worker, outcome, output in rows:
         module = str(Path(module_path).relative_to(copy))
         sampled = base / "sampled" / module  # the source as sampled, whatever the copy holds now
         source_path = str(sampled) if sampled.exists() else module_path
@@ -147,6 +147,7 @@ def collect(area: str, base: Path, copy: Path, session: Path) -> dict:
         )
         mutants.append(
             {
+                "job_id": job_id,
                 "module": module,
                 "line": row,
                 "col": col,
