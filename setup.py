@@ -67,8 +67,14 @@ EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
 COMPILER_VARIABLES = ("CC", "CXX", "CFLAGS", "CPPFLAGS", "LDFLAGS", "LDSHARED", "ARCHFLAGS", "AR", "ARFLAGS")
 
 
+_SAY = threading.Lock()
+
+
 def say(message: str) -> None:
-    print(f"warpcall: {message}", file=sys.stderr, flush=True)
+    # one write per line, under a lock: the parallel jobs' lines never run into each other
+    with _SAY:
+        sys.stderr.write(f"warpcall: {message}\n")
+        sys.stderr.flush()
 
 
 def _count(n: int, noun: str = "module") -> str:
@@ -242,11 +248,12 @@ class OptionalBuildExt(build_ext):
             if OptionalBuildExt.warned:
                 return
             OptionalBuildExt.warned = True
-        print(
-            f"warpcall: the compiled core could not be built ({exc}); "
-            "installing the pure-Python core instead.",
-            file=sys.stderr,
-        )
+        with _SAY:
+            print(
+                f"warpcall: the compiled core could not be built ({exc}); "
+                "installing the pure-Python core instead.",
+                file=sys.stderr,
+            )
 
 
 def _replace(source: str | Path, target: str | Path) -> None:
