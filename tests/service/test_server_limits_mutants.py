@@ -34,6 +34,7 @@ from warpcall import (
 from warpcall.core.invokehead import MAX_HEADERS as INLINE_MAX_HEADERS
 from warpcall.core.invokehead import REQUEST_LINE
 from warpcall.di import create, module
+from warpcall.exceptions import ServiceException
 from warpcall.server import protocol
 from warpcall.server.limits import ServerLimits
 
@@ -66,6 +67,26 @@ def test_the_defaults_are_those_the_readme_states() -> None:
     assert (limits.max_connections, limits.max_workers, limits.max_queued) == (1000, 32, 1024)
     assert (limits.method_share, limits.retry_after, limits.max_loop_time) == (0.5, 1, 0.02)
     assert (limits.method_workers, limits.limit_concurrency) == (16, 1001)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "max_head_size",
+        "max_headers",
+        "head_timeout",
+        "idle_timeout",
+        "max_workers",
+        "max_queued",
+        "method_share",
+        "retry_after",
+        "max_loop_time",
+    ],
+)
+def test_only_max_connections_may_be_none(name: str) -> None:
+    with pytest.raises(ServiceException, match=f"^ServerLimits.{name} must be a positive number, got None$"):
+        ServerLimits(**{name: None})
+    assert ServerLimits(max_connections=None).max_connections is None
 
 
 def test_server_limits_are_immutable() -> None:
@@ -177,3 +198,26 @@ def test_a_small_head_arriving_in_pieces_behind_a_running_request_is_served(serv
         sock.sendall(second[cut:])
         answer = reader.response()
         assert (answer[0], answer[2]) == (b"HTTP/1.1 200 OK", b'{"result":"two","exception":null}')
+
+
+def test_an_oversized_head_arriving_behind_a_running_request_is_refused_after_its_answer(server: Any) -> None:
+    if not protocol.SUPPORTED:
+        pytest.skip("the installed uvicorn has no httptools protocol")
+    RELEASE.clear()
+    ENTERED.clear()
+    oversized = b"POST /invoke HTTP/1.1\r\nx-pad: " + b"p" * 1100  # past max_head_size, its end not sent
+    with connect(server.port) as sock:
+        sock.sendall(_call("wait", "one"))
+        wait_until(ENTERED.is_set, what="the first call to start")
+        sock.sendall(oversized)
+        reader = Reader(sock)
+        RELEASE.set()
+        first = reader.response()
+        assert (first[0], first[2]) == (b"HTTP/1.1 200 OK", b'{"result":"one","exception":null}')
+        status, headers, body = reader.response()
+        assert (status, body) == (
+            b"HTTP/1.1 431 Request Header Fields Too Large",
+            b"Request Header Fields Too Large",
+        )
+        assert headers[b"connection"] == b"close"
+        assert reader.closed()
