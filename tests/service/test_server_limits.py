@@ -227,6 +227,7 @@ def test_slowloris_is_cut_off_while_other_clients_are_served(server):
     def trickle() -> None:
         with connect(server.port) as sock:
             sent = 0
+            outcome["began"] = time.monotonic()
             try:
                 for byte in data[:300]:  # bounded: the head only
                     sock.sendall(bytes([byte]))
@@ -241,6 +242,7 @@ def test_slowloris_is_cut_off_while_other_clients_are_served(server):
                 outcome["reply"] = Reader(sock).response()
             except (ConnectionError, OSError) as exc:
                 outcome["reply"] = exc
+            outcome["answered"] = time.monotonic()
 
     slow = threading.Thread(target=trickle)
     slow.start()
@@ -262,6 +264,9 @@ def test_slowloris_is_cut_off_while_other_clients_are_served(server):
     status, headers, _ = outcome["reply"]
     assert status == b"HTTP/1.1 408 Request Timeout" and headers[b"connection"] == b"close"
     assert outcome["sent"] < len(head_of(data))  # cut off before the head was through
+    # by the head timeout from the first byte, + max(0.5 s, 50 %) and one trickle step (issue 19's bound)
+    cut_after = outcome["answered"] - outcome["began"]
+    assert cut_after <= HEAD_TIMEOUT + 0.5 + 0.1, f"cut off {cut_after:.2f} s after the first byte"
     assert served > 1
 
 
