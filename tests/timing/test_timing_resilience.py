@@ -6,6 +6,10 @@
   (still skipped past ``open_for``), and a probe that succeeds after that closes the breaker.
 - Retry backoff: each retry of an idempotent call waits the drawn delay (here always the top of its
   span: ``backoff`` doubling, capped by ``max_backoff``) -- at least that, and at most that + the slack.
+- Retry-After: an idempotent call refused with ``Retry-After: 1`` goes to that instance again no sooner than
+  1 s later, and by 1 s + the slack.
+- Client bulkhead: a call beyond ``http.bulkhead.max_in_flight`` waits for a place until its deadline (not
+  less), then fails with ``OverloadedException`` by the deadline + the slack, never sent.
 - Sessions: ``SessionManager.InMemoryStorage(ttl=N)`` keeps a session through half of N and forgets it
   by N + the slack.
 """
@@ -33,6 +37,7 @@ from warpcall import (
     ServiceManager,
     ServiceModule,
     component,
+    deadline,
     get,
     idempotent,
     rest,
@@ -40,12 +45,14 @@ from warpcall import (
 )
 from warpcall.di import Environment, create, module
 from warpcall.di.configuration import ConfigurationSource
-from warpcall.exceptions import CircuitOpenException, ServiceCommunicationException
+from warpcall.exceptions import CircuitOpenException, OverloadedException, ServiceCommunicationException
 from warpcall.resilience.breaker import OPEN
 from warpcall.session import Session, SessionManager
 
 OPEN_FOR = 0.6
 BACKOFF = 0.25
+RETRY_AFTER = 1
+BULKHEAD_WAIT = 0.4
 
 
 def slack(promise: float) -> float:
@@ -74,7 +81,8 @@ class ResilienceShop(Component):
 
 class Scripted:
     """A raw HTTP/1.1 server on 127.0.0.1: ``fate(n)`` decides the n-th request (``ok``: 7, ``bad``: 502,
-    ``close``: closed unanswered); the arrival time of each request is kept."""
+    ``overloaded``: a 503 refusal with ``Retry-After``, ``hang``: nothing for 3 s, ``close``: closed
+    unanswered); the arrival time of each request is kept."""
 
     def __init__(self, fate: Callable[[int], str]) -> None:
         self.fate = fate
@@ -129,13 +137,24 @@ class Scripted:
                     if fate == "close":
                         return
                     dispatch = head.startswith(b"POST /invoke")
+                    extra = ""
                     if fate == "ok":
                         status, body = "200 OK", json.dumps({"result": 7, "exception": None} if dispatch else 7)
+                    elif fate == "hang":
+                        self.stopping.wait(3)  # bounded: answers nothing for 3 s, then closes
+                        return
+                    elif fate == "overloaded":  # refused unstarted, back in RETRY_AFTER s
+                        status, extra = "503 Service Unavailable", f"retry-after: {RETRY_AFTER}\r\n"
+                        message = "the queue is full"
+                        body = json.dumps(
+                            {"result": None, "exception": {"type": "OverloadedException", "message": message}}
+                            if dispatch else {"detail": message, "type": "OverloadedException"}
+                        )
                     else:
                         status, body = "502 Bad Gateway", '{"detail": "upstream gone"}'
                     conn.sendall(
                         f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
-                        f"content-length: {len(body)}\r\n\r\n{body}".encode()
+                        f"content-length: {len(body)}\r\n{extra}\r\n{body}".encode()
                     )
                 except OSError:
                     return
@@ -264,6 +283,41 @@ def test_each_retry_waits_its_backoff_capped_by_max_backoff(made: list[Any], kin
     # 0.25 s each: the first span, then capped (uncapped the third would be 1 s)
     for gap in gaps:
         assert BACKOFF <= gap <= BACKOFF + slack(BACKOFF), gaps
+
+
+@pytest.mark.parametrize("channel_name", ["dispatch-json", "rest"])
+def test_a_refused_call_goes_again_no_sooner_than_retry_after_and_soon_after(made: list[Any], channel_name: str) -> None:
+    # one instance: the refused idempotent call waits out its Retry-After, then goes there again
+    server = Scripted(lambda n: "overloaded" if n == 0 else "ok")
+    made.append(server)
+    proxy, channel = client(made, server, {"http": {"timeout": 5.0, "retry": {"backoff": 0.01}}}, channel_name)
+    assert call(proxy) == 7
+    gap = server.arrivals[1] - server.arrivals[0]
+    assert RETRY_AFTER <= gap <= RETRY_AFTER + slack(RETRY_AFTER), f"sent again {gap:.2f} s after a {RETRY_AFTER} s refusal"
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_call_beyond_the_client_bulkhead_waits_until_its_deadline_then_fails_unsent(
+    made: list[Any], kind: str
+) -> None:
+    server = Scripted(lambda n: "hang")
+    made.append(server)
+    settings = {"http": {"timeout": 2.0, "bulkhead": {"max_in_flight": 1}, "breaker": {"enabled": False}}}
+    proxy, channel = client(made, server, settings)
+    holder = threading.Thread(target=call, args=(proxy,), daemon=True)  # holds the one place for its 2 s timeout
+    holder.start()
+    try:
+        wait_until(lambda: server.requests == 1, timeout=2, what="the first call at the server")
+        began = time.monotonic()
+        with deadline(BULKHEAD_WAIT):
+            outcome = call(proxy, kind)
+        took = time.monotonic() - began
+        assert isinstance(outcome, OverloadedException), outcome
+        assert "1 calls already in flight" in str(outcome), outcome
+        assert BULKHEAD_WAIT * 0.9 <= took <= BULKHEAD_WAIT + slack(BULKHEAD_WAIT), f"failed after {took:.2f} s"
+        assert server.requests == 1  # never sent
+    finally:
+        holder.join(5)
 
 
 def test_a_session_is_kept_for_its_ttl_and_forgotten_after_it() -> None:
