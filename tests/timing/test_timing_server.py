@@ -5,7 +5,8 @@
   max(0.5 s, 50 %) -- beside a bare uvicorn with the same ``timeout_keep_alive``, which closes the
   kept-alive one by the same bound.
 - ``ServerLimits.head_timeout``: a head not complete in time is answered 408 by the timeout + that slack,
-  while a head completed in two pieces within it is served.
+  while a head completed in two pieces within it is served; behind an unanswered call, its clock starts
+  when that answer is out.
 - ``x-rpc-timeout``: the server counts the caller's deadline from the head's arrival, so a call queued
   behind the only worker sees its wait deducted from ``remaining()``.
 
@@ -228,3 +229,32 @@ def test_the_deadline_counts_from_the_heads_arrival_not_from_the_start_of_the_wo
     left = json.loads(body)["result"]
     assert status == b"HTTP/1.1 200 OK"
     assert 0 < left <= 1.5, f"{left} s left after 0.5 s queued with a 2 s deadline"
+
+
+def test_the_head_timeout_of_a_head_behind_an_unanswered_call_starts_when_that_answer_is_out(
+    server: FastAPIServer,
+) -> None:
+    # ServerLimits: "while an earlier request on the connection is still being answered, the clock starts
+    # when that answer is out" -- the 408 comes neither during the earlier call nor at once after its answer
+    hold = invoke("hold").replace(b"\r\n", b"\r\n" + HELD, 1)  # through the parser: the connection keeps reading
+    partial = invoke("left")
+    partial = partial[: partial.index(b"\r\n\r\n")]
+    RELEASE.clear()
+    HOLDING.clear()
+    with connect(server.port) as sock:
+        sock.sendall(hold)
+        wait_until(HOLDING.is_set, what="the held call to run")
+        sock.sendall(partial)
+        sent = time.monotonic()
+        wait_until(lambda: time.monotonic() >= sent + 2 * HEAD, timeout=4 * HEAD, what="twice the head timeout")
+        assert not _readable(sock), "answered (408?) while the earlier call was still under way"
+        RELEASE.set()
+        reader = Reader(sock)
+        status, _, _ = reader.response()
+        answered = time.monotonic()
+        assert status == b"HTTP/1.1 200 OK"
+        sock.settimeout(HEAD + slack(HEAD))
+        status, headers, _ = reader.response()
+        took = time.monotonic() - answered
+    assert (status, headers[b"connection"]) == (b"HTTP/1.1 408 Request Timeout", b"close")
+    assert HEAD / 2 <= took <= HEAD + slack(HEAD), f"408 {took:.2f} s after the earlier answer, head timeout {HEAD} s"
