@@ -4,6 +4,7 @@
   at once with ``CircuitOpenException``, nothing sent) for ``open_for`` seconds -- still so halfway --
   and probed by a call by ``open_for`` + max(0.5 s, 50 %); a failed probe ejects it for twice as long
   (still skipped past ``open_for``), and a probe that succeeds after that closes the breaker.
+- Failure-rate window: failures older than ``http.breaker.window`` (and its sliding tenth) no longer count.
 - Retry backoff: each retry of an idempotent call waits the drawn delay (here always the top of its
   span: ``backoff`` doubling, capped by ``max_backoff``) -- at least that, and at most that + the slack.
 - Retry-After: an idempotent call refused with ``Retry-After: 1`` goes to that instance again no sooner than
@@ -283,6 +284,31 @@ def test_each_retry_waits_its_backoff_capped_by_max_backoff(made: list[Any], kin
     # 0.25 s each: the first span, then capped (uncapped the third would be 1 s)
     for gap in gaps:
         assert BACKOFF <= gap <= BACKOFF + slack(BACKOFF), gaps
+
+
+WINDOW = 0.6
+
+
+def test_failures_older_than_the_breakers_window_no_longer_count(made: list[Any]) -> None:
+    # failure_rate 0.5 of at least 4 calls in the last WINDOW s (consecutive failures off): 3 failures, then
+    # one more once the window has slid past them (it slides in tenths), is 1 call in the window: not ejected
+    server = Scripted(lambda n: "bad")
+    made.append(server)
+    breaker = {"failures": 0, "failure_rate": 0.5, "min_calls": 4, "window": WINDOW, "open_for": 30}
+    proxy, channel = client(made, server, {"http": {"timeout": 2.0, "breaker": breaker}})
+    for _ in range(3):
+        assert isinstance(call(proxy), ServiceCommunicationException)
+    last = time.monotonic()
+    assert channel.breakers.ejected() == []
+    slid = WINDOW + WINDOW / 10  # the window and one tenth (its bucket width) past the last failure
+    wait_until(lambda: time.monotonic() >= last + slid, timeout=2 * slid, what="the window to slide past")
+    outcome = call(proxy)
+    assert not isinstance(outcome, CircuitOpenException), outcome
+    assert channel.breakers.ejected() == [], "failures older than the window still counted"
+    # and within the window they do count: 3 more at once make 4 of 4 failed
+    for _ in range(3):
+        call(proxy)
+    assert [channel.breakers.state(url) for url in channel.breakers.ejected()] == [OPEN]
 
 
 @pytest.mark.parametrize("channel_name", ["dispatch-json", "rest"])
