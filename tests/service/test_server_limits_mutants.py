@@ -221,3 +221,52 @@ def test_an_oversized_head_arriving_behind_a_running_request_is_refused_after_it
         )
         assert headers[b"connection"] == b"close"
         assert reader.closed()
+
+
+@pytest.fixture(scope="module", params=[{}, {"inline_protocol": False}], ids=["inline", "asgi"])
+def single(request: Any) -> Iterator[Any]:
+    options = request.param
+
+    @module(imports=[ServiceModule])
+    class SingleModule:
+        @create()
+        def create_registry(self) -> ComponentRegistry:
+            return LocalComponentRegistry()
+
+        @create()
+        def create_server(self, manager: ServiceManager, registry: ComponentRegistry) -> FastAPIServer:
+            limits = ServerLimits(max_connections=1, idle_timeout=30)
+            return FastAPIServer(FastAPI(), manager, registry, limits=limits, **options)
+
+    environment = FastAPIServer.boot(SingleModule, host="127.0.0.1", port=0)
+    try:
+        yield environment.get(FastAPIServer)
+    finally:
+        environment.destroy()
+
+
+def test_every_connection_past_the_limit_gets_503_not_only_the_first(single: Any) -> None:
+    if not protocol.SUPPORTED:
+        pytest.skip("the installed uvicorn has no httptools protocol")
+    state = single.server.server_state
+    wait_until(lambda: len(state.connections) == 0, what="no connection left from earlier tests")
+    socks = []
+    try:
+        for _ in range(3):  # max_connections = 1: two connections beyond it, open at once
+            socks.append(connect(single.port))
+            wait_until(lambda: len(state.connections) == len(socks), what="the server seeing each connection")
+        call = _call("echo", "one")
+        refused = (b"HTTP/1.1 503 Service Unavailable", b"close", b"Service Unavailable")
+        for open_now, sock in ((3, socks[2]), (2, socks[1])):  # two beyond the limit, then one
+            wait_until(lambda n=open_now: len(state.connections) == n, what="the refused connection to go")
+            sock.sendall(call)
+            status, headers, body = Reader(sock).response()
+            assert (status, headers.get(b"connection"), body) == refused
+        wait_until(lambda: len(state.connections) == 1, what="the refused connection to go")
+        status, headers, body = (
+            Reader(socks[0]).response() if socks[0].sendall(call) is None else (b"", {}, b"")
+        )
+        assert (status, body) == (b"HTTP/1.1 200 OK", b'{"result":"one","exception":null}')
+    finally:
+        for sock in socks:
+            sock.close()
