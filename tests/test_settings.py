@@ -416,3 +416,16 @@ def test_a_reserved_word_is_not_a_channel_name():
     # a scalar where warpcall has a section is reported too
     (unknown,) = settings.find_unknown_keys([(object(), {"server": {"tls": "on"}})])
     assert unknown.key == "server.tls"
+
+
+def test_defaults_held_by_the_instances_are_the_catalogs():
+    # read with the instance's current value as default (``get(key, float, self.ttl)``): compared here instead
+    from warpcall.registry import consul, embedded
+
+    assert _catalog_default("registry.embedded.ttl") == embedded.DEFAULT_TTL
+    assert _catalog_default("registry.embedded.poll_interval") == embedded.DEFAULT_POLL_INTERVAL
+    parameters = inspect.signature(consul.ConsulComponentRegistry).parameters
+    for key, parameter in (("interval", "check_interval"), ("timeout", "check_timeout"),
+                           ("deregister", "deregister_critical_after")):
+        (setting,) = [s for s in SETTINGS if s.key == f"consul.healthcheck.{key}"]
+        assert setting.default_display() == f"`{parameters[parameter].default}`"
