@@ -166,7 +166,7 @@ def server(request: Any) -> Iterator[Any]:
 
         @create()
         def create_server(self, manager: ServiceManager, registry: ComponentRegistry) -> FastAPIServer:
-            limits = ServerLimits(max_head_size=1024, max_headers=20, max_connections=None)
+            limits = ServerLimits(max_head_size=1024, max_headers=20, max_connections=None, head_timeout=1.0)
             return FastAPIServer(FastAPI(), manager, registry, limits=limits, **options)
 
     environment = FastAPIServer.boot(HeldModule, host="127.0.0.1", port=0)
@@ -269,3 +269,28 @@ def test_requests_get_503_while_the_connections_are_at_or_past_the_limit(single:
     finally:
         for sock in socks:
             sock.close()
+
+
+def test_a_head_of_exactly_max_head_size_pending_behind_a_running_request_is_timed_not_refused(
+    server: Any,
+) -> None:
+    # 1,024 bytes of a head without its end: not over the limit yet, so after the answer it is timed (408)
+    if not protocol.SUPPORTED:
+        pytest.skip("the installed uvicorn has no httptools protocol")
+    RELEASE.clear()
+    ENTERED.clear()
+    start = b"POST /invoke HTTP/1.1\r\nx-pad: "
+    pending = start + b"p" * (1024 - len(start))
+    assert len(pending) == 1024
+    with connect(server.port) as sock:
+        sock.sendall(_call("wait", "one"))
+        wait_until(ENTERED.is_set, what="the first call to start")
+        sock.sendall(pending)
+        reader = Reader(sock)
+        RELEASE.set()
+        first = reader.response()
+        assert (first[0], first[2]) == (b"HTTP/1.1 200 OK", b'{"result":"one","exception":null}')
+        sock.settimeout(1.0 + 0.5)  # the head timeout + 0.5 s
+        status, headers, body = reader.response()
+        assert (status, body) == (b"HTTP/1.1 408 Request Timeout", b"Request Timeout")
+        assert reader.closed()
