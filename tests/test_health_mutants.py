@@ -1,0 +1,202 @@
+"""Health behaviour mutation testing found unchecked (mutation/, area ``health``).
+
+The watchdog is driven by hand on a clock of the test's own (``warpcall.health.time`` replaced), so
+every boundary is exact and nothing waits on real time except the one test of its thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from rawhttp import wait_until
+from warpcall.health import HealthCheckManager, HealthStatus, LoopWatchdog
+
+health = importlib.import_module("warpcall.health")  # the package exports a function of that name
+
+
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(health, "time", fake)
+    return fake
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    created = asyncio.new_event_loop()
+    try:
+        yield created
+    finally:
+        created.close()
+
+
+def run_pending(loop: asyncio.AbstractEventLoop) -> None:
+    """Run the callbacks already scheduled on a loop that is not running."""
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+
+
+def test_health_status_values_are_aspyx_services() -> None:
+    assert [(s.name, s.value) for s in HealthStatus] == [("OK", 1), ("WARNING", 2), ("ERROR", 3)]
+    assert str(HealthStatus.ERROR) == "ERROR"
+
+
+@pytest.mark.parametrize("max_lag", [0, -0.5, -2])
+def test_a_watchdog_needs_a_positive_max_lag(loop: asyncio.AbstractEventLoop, max_lag: float) -> None:
+    with pytest.raises(ValueError, match="max_lag must be positive"):
+        LoopWatchdog(loop, max_lag=max_lag)
+
+
+@pytest.mark.parametrize(
+    ("max_lag", "interval", "expected"),
+    [
+        (0.4, 0.0, 0.1),
+        (1.0, 0.0, 0.25),
+        (2.0, 0.0, 0.5),
+        (8.0, 0.0, 0.5),
+        (1.0, 0.05, 0.05),
+        (1.0, -1.0, 0.25),
+    ],
+)
+def test_the_probe_interval_defaults_to_a_quarter_of_max_lag_at_most_half_a_second(
+    loop: asyncio.AbstractEventLoop, max_lag: float, interval: float, expected: float
+) -> None:
+    assert LoopWatchdog(loop, max_lag=max_lag, interval=interval).interval == expected
+
+
+def test_a_fresh_watchdog_reports_no_lag_and_no_stall(loop: asyncio.AbstractEventLoop, clock: Clock) -> None:
+    watchdog = LoopWatchdog(loop, max_lag=1.0)
+    assert (watchdog.last_lag, watchdog.last_stall, watchdog.last_stall_at) == (0.0, 0.0, None)
+    assert watchdog.lag() == 0.0 and watchdog.alive()
+    result = watchdog.result()
+    assert (result.status, result.details) == (HealthStatus.OK, "lag 0.0 ms (bound 1 s)")
+
+
+def test_the_lag_is_the_age_of_the_waiting_probe_then_its_delay(
+    loop: asyncio.AbstractEventLoop, clock: Clock
+) -> None:
+    watchdog = LoopWatchdog(loop, max_lag=1.0)
+    watchdog.probe()
+    clock.now += 0.25
+    assert watchdog.lag() == 0.25
+    watchdog.probe()  # one probe at a time: the waiting one keeps its age
+    clock.now += 0.25
+    assert watchdog.lag() == 0.5
+    run_pending(loop)
+    assert watchdog.last_lag == 0.5 and watchdog.lag() == 0.5
+    clock.now += 3.0
+    assert watchdog.lag() == 0.5  # nothing waits: the last delay
+
+
+def test_alive_up_to_max_lag_and_not_beyond(loop: asyncio.AbstractEventLoop, clock: Clock) -> None:
+    watchdog = LoopWatchdog(loop, max_lag=1.0)
+    watchdog.probe()
+    clock.now += 1.0
+    assert watchdog.alive()  # exactly the bound
+    result = watchdog.result()
+    assert (result.status, result.details) == (HealthStatus.OK, "lag 1000.0 ms (bound 1 s)")
+    clock.now += 0.5
+    assert not watchdog.alive()
+    result = watchdog.result()
+    assert result.status is HealthStatus.ERROR
+    assert result.details == "the event loop is stalled: lag 1500.0 ms (bound 1 s)"
+
+
+def test_after_a_stall_the_loop_counts_as_stalled_for_max_lag_more(
+    loop: asyncio.AbstractEventLoop, clock: Clock
+) -> None:
+    watchdog = LoopWatchdog(loop, max_lag=1.0)
+    watchdog.probe()
+    clock.now += 1.5
+    run_pending(loop)  # the probe ran 1.5 s late
+    stalled_at = clock.now
+    assert (watchdog.last_lag, watchdog.last_stall, watchdog.last_stall_at) == (1.5, 1.5, stalled_at)
+    clock.now = stalled_at + 0.25
+    watchdog.probe()
+    clock.now = stalled_at + 0.25 + 1 / 1024
+    run_pending(loop)  # the loop answers at once again
+    clock.now = stalled_at + 0.5
+    assert watchdog.lag() == 1 / 1024 and not watchdog.alive()
+    result = watchdog.result()
+    assert result.status is HealthStatus.ERROR
+    assert result.details == (
+        "the event loop was stalled: lag 1.0 ms (bound 1 s); last stall: a callback ran 1.50 s late, 0.5 s ago"
+    )
+    clock.now = stalled_at + 1.0  # max_lag after the stall: alive again
+    assert watchdog.alive()
+    assert watchdog.result().status is HealthStatus.OK
+
+
+def test_a_probe_within_max_lag_is_no_stall(loop: asyncio.AbstractEventLoop, clock: Clock) -> None:
+    watchdog = LoopWatchdog(loop, max_lag=1.0)
+    watchdog.probe()
+    clock.now += 1.0
+    run_pending(loop)
+    assert (watchdog.last_lag, watchdog.last_stall_at) == (1.0, None)
+    assert watchdog.alive()
+
+
+def test_a_closed_loop_is_not_alive(clock: Clock) -> None:
+    closed = asyncio.new_event_loop()
+    closed.close()
+    watchdog = LoopWatchdog(closed, max_lag=1.0)
+    watchdog.probe()
+    assert not watchdog.alive()
+    result = watchdog.result()
+    assert (result.status, result.details) == (HealthStatus.ERROR, "the event loop is closed")
+    assert str(watchdog) == "event loop watchdog (closed)"
+    watchdog.probe()  # closed: no probe any more
+
+
+def test_the_watchdog_thread_probes_a_running_loop_and_stops() -> None:
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    watchdog = LoopWatchdog(loop, max_lag=1.0, interval=0.01)
+    answered: list[float] = []
+    original = watchdog._answered
+
+    def counting(sent: float) -> None:
+        answered.append(sent)
+        original(sent)
+
+    watchdog._answered = counting  # type: ignore[method-assign]
+    try:
+        assert watchdog.start() is watchdog
+        thread = watchdog._thread
+        assert watchdog.start()._thread is thread  # started once
+        wait_until(lambda: len(answered) >= 3, timeout=5.0, what="three probes answered")
+        watchdog.stop()
+        assert thread is not None and not thread.is_alive()
+        watchdog.stop()  # twice is fine
+    finally:
+        watchdog.stop()
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(5.0)
+        loop.close()
+
+
+def test_result_dicts_round_to_microseconds(loop: asyncio.AbstractEventLoop, clock: Clock) -> None:
+    result = HealthCheckManager.Result("db")
+    result.duration = 0.12345678
+    assert result.to_dict() == {"name": "db", "status": "OK", "details": "", "duration": 0.123457}
+    watchdog = LoopWatchdog(loop, max_lag=2.0)
+    watchdog.probe()
+    clock.now += 0.12345678
+    loop_result = watchdog.result().to_dict()
+    assert (loop_result["lag"], loop_result["max_lag"]) == (0.123457, 2.0)
