@@ -10,6 +10,7 @@ import asyncio
 import importlib
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -200,3 +201,70 @@ def test_result_dicts_round_to_microseconds(loop: asyncio.AbstractEventLoop, clo
     clock.now += 0.12345678
     loop_result = watchdog.result().to_dict()
     assert (loop_result["lag"], loop_result["max_lag"]) == (0.123457, 2.0)
+
+
+# --- one check: cache, duration, slowness ------------------------------------------------------
+
+
+def _check(clock: Clock, takes: float, cache: float = 0.0, limit: float = 0.0) -> tuple[Any, list[float]]:
+    """A check that takes ``takes`` seconds of the test clock; the list records when it ran."""
+    runs: list[float] = []
+
+    async def probe(result: HealthCheckManager.Result) -> None:
+        runs.append(clock.now)
+        clock.now += takes
+
+    return HealthCheckManager.Check("probe", probe, cache, limit), runs
+
+
+def test_a_check_measures_its_duration(clock: Clock) -> None:
+    check, runs = _check(clock, 0.25)
+    result = asyncio.run(check.run(10.0))
+    assert (result.status, result.duration, len(runs)) == (HealthStatus.OK, 0.25, 1)
+
+
+@pytest.mark.parametrize(
+    ("takes", "status"), [(0.125, HealthStatus.OK), (0.25, HealthStatus.OK), (0.375, HealthStatus.ERROR)]
+)
+def test_a_check_slower_than_its_limit_is_error(clock: Clock, takes: float, status: HealthStatus) -> None:
+    check, _ = _check(clock, takes, limit=0.25)
+    result = asyncio.run(check.run(10.0))
+    assert (result.status, result.duration) == (status, takes)
+    if status is HealthStatus.ERROR:
+        assert result.details == "took 0.375 s, more than the limit of 0.25 s"
+
+
+def test_a_cached_result_is_reused_for_cache_seconds_from_the_runs_start(clock: Clock) -> None:
+    check, runs = _check(clock, 0.125, cache=0.5)
+    start = clock.now
+    asyncio.run(check.run(10.0))
+    clock.now = start + 0.5 - 1 / 1024
+    cached = asyncio.run(check.run(10.0))
+    assert len(runs) == 1 and cached.duration == 0.125
+    clock.now = start + 0.5  # cache seconds after the run began: run again
+    asyncio.run(check.run(10.0))
+    assert runs == [start, start + 0.5]
+
+
+def test_without_cache_every_call_runs_the_check(clock: Clock) -> None:
+    check, runs = _check(clock, 0.0, cache=0.0)
+    asyncio.run(check.run(10.0))
+    asyncio.run(check.run(10.0))
+    assert len(runs) == 2
+
+
+# --- the manager's settings ----------------------------------------------------------------------
+
+
+def test_the_managers_loop_settings_are_checked() -> None:
+    manager = HealthCheckManager()
+    assert (manager.timeout, manager.max_loop_lag, manager.loop_probe_interval) == (10.0, 2.0, 0.0)
+    for bad in (0, -0.5):
+        with pytest.raises(ValueError, match="health.loop.max_lag must be positive"):
+            manager.set_max_loop_lag(bad)
+    for bad in (-0.5, -2.0):
+        with pytest.raises(ValueError, match="health.loop.probe_interval must not be negative"):
+            manager.set_loop_probe_interval(bad)
+    manager.set_loop_probe_interval(0.0)
+    manager.set_max_loop_lag(0.5)
+    assert (manager.max_loop_lag, manager.loop_probe_interval) == (0.5, 0.0)
