@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from rawhttp import wait_until
+from warpcall.di import Environment, create, module
+from warpcall.di.configuration import EnvConfigurationSource
 from warpcall.health import HealthCheckManager, HealthStatus, LoopWatchdog
 
 health = importlib.import_module("warpcall.health")  # the package exports a function of that name
@@ -268,3 +270,48 @@ def test_the_managers_loop_settings_are_checked() -> None:
     manager.set_loop_probe_interval(0.0)
     manager.set_max_loop_lag(0.5)
     assert (manager.max_loop_lag, manager.loop_probe_interval) == (0.5, 0.0)
+
+
+# --- the manager in an environment ---------------------------------------------------------------
+
+
+@module()
+class _ConfiguredModule:
+    @create()
+    def configuration(self) -> EnvConfigurationSource:
+        return EnvConfigurationSource()
+
+    @create()
+    def health_check_manager(self) -> HealthCheckManager:
+        return HealthCheckManager()
+
+
+def test_the_loop_settings_come_from_configuration_and_default_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("health.loop.probe_interval", raising=False)
+    monkeypatch.setenv("health.loop.max_lag", "0.75")
+    environment = Environment(_ConfiguredModule)
+    try:
+        manager = environment.get(HealthCheckManager)
+        assert (manager.max_loop_lag, manager.loop_probe_interval) == (0.75, 0.0)
+    finally:
+        environment.destroy()
+
+
+def test_destroying_the_environment_stops_the_watchdog(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("health.loop.max_lag", "1.0")
+    environment = Environment(_ConfiguredModule)
+    loop = asyncio.new_event_loop()
+    try:
+        watchdog = environment.get(HealthCheckManager).watch_loop(loop)
+        thread = watchdog._thread
+        assert thread is not None and thread.is_alive()
+        assert watchdog.interval == 0.25  # max_lag / 4, no probe interval configured
+    finally:
+        environment.destroy()
+    try:
+        assert not thread.is_alive()  # stopped and joined by the manager's on_destroy
+    finally:
+        watchdog.stop()
+        loop.close()
