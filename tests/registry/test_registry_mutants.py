@@ -53,7 +53,7 @@ def test_an_explicit_heartbeat_interval_is_kept(tmp_path: Path) -> None:
 def test_etcd_detection_window_is_the_granted_ttl_and_a_second(ttl: int) -> None:
     registry = EtcdComponentRegistry("http://127.0.0.1:9", ttl=ttl)  # never contacted here
     try:
-        assert registry.timeout == 5.0  # the documented default of each request
+        assert registry.timeout == 5.0  # the default bound of each request
         assert registry.detection_window == ttl + 1.0
         registry.granted_ttl = 7  # etcd may grant another TTL than asked
         assert registry.detection_window == 8.0
