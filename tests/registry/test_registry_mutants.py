@@ -6,11 +6,16 @@ about its timing follows from them.
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
+from registry_support import Descriptor
 
-from warpcall.registry.embedded import EmbeddedComponentRegistry
+from warpcall.registry.contract import ChannelAddress
+from warpcall.registry.embedded import FILE_NAME, EmbeddedComponentRegistry
 from warpcall.registry.etcd import EtcdComponentRegistry
 
 
@@ -57,5 +62,19 @@ def test_etcd_detection_window_is_the_granted_ttl_and_a_second(ttl: int) -> None
         assert registry.detection_window == ttl + 1.0
         registry.granted_ttl = 7  # etcd may grant another TTL than asked
         assert registry.detection_window == 8.0
+    finally:
+        registry.close()
+
+
+def test_namespaces_lists_only_those_with_live_instances(tmp_path: Path) -> None:
+    registry = EmbeddedComponentRegistry(tmp_path, namespace="live", ttl=2.0)
+    try:
+        registry.register(Descriptor("orders"), [ChannelAddress("dispatch-json", "http://127.0.0.1:8001")])
+        with sqlite3.connect(tmp_path / FILE_NAME) as db:  # an instance whose heartbeat is past the TTL
+            db.execute(
+                "INSERT INTO instances VALUES ('stale', 'orders', ?, 1, 0, ?, ?)",
+                (json.dumps([["dispatch-json", "http://127.0.0.1:9999"]]), time.time() - 10, "ghost"),
+            )
+        assert registry.namespaces() == ["live"]
     finally:
         registry.close()
