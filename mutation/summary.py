@@ -16,6 +16,7 @@ annotation and nothing else).
 from __future__ import annotations
 
 import argparse
+import ast
 import difflib
 import json
 import math
@@ -83,6 +84,76 @@ def compiled_only_lines(path: str) -> set[int]:
     return lines
 
 
+ANNOTATION_REASON = (
+    "an annotation: the module has 'from __future__ import annotations', so it is a string nothing evaluates "
+    "(found from the mutant's position in the syntax tree)"
+)
+
+
+#: decorators that never read a function's annotations (the DI decorators, dataclass, pydantic do)
+PLAIN_DECORATORS = {"property", "staticmethod", "classmethod", "abstractmethod", "overload"}
+
+
+def _decorator_name(node: ast.expr) -> str:
+    target = node.func if isinstance(node, ast.Call) else node
+    return target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+
+
+def annotation_spans(path: str) -> list[tuple[int, int, int, int]]:
+    """(line, col, end line, end col) of the annotations no code evaluates, in a module with postponed
+    annotations (else []): those of functions without decorators that read them (``@property`` and the
+    like are fine; the DI decorators, which resolve hints, are not) and not ``__init__`` of a decorated
+    class, and those of assignments in function bodies. Class-level fields are left out (dataclasses,
+    pydantic and the marshal plans evaluate them)."""
+    tree = ast.parse(Path(path).read_text())
+    postponed = any(
+        isinstance(node, ast.ImportFrom)
+        and node.module == "__future__"
+        and any(alias.name == "annotations" for alias in node.names)
+        for node in tree.body
+    )
+    if not postponed:
+        return []
+    spans: list[tuple[int, int, int, int]] = []
+
+    def add(annotation: ast.expr | None) -> None:
+        if annotation is not None:
+            spans.append(
+                (
+                    annotation.lineno,
+                    annotation.col_offset,
+                    annotation.end_lineno or 0,
+                    annotation.end_col_offset or 0,
+                )
+            )
+
+    def visit(node: ast.AST, decorated_class: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                visit(child, bool(child.decorator_list))
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                plain = all(_decorator_name(d) in PLAIN_DECORATORS for d in child.decorator_list)
+                if plain and not (decorated_class and child.name in ("__init__", "__post_init__")):
+                    arguments = child.args
+                    for arg in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]:
+                        add(arg.annotation)
+                    add(arguments.vararg.annotation if arguments.vararg else None)
+                    add(arguments.kwarg.annotation if arguments.kwarg else None)
+                    add(child.returns)
+                    for inner in ast.walk(child):
+                        if isinstance(inner, ast.AnnAssign):
+                            add(inner.annotation)
+                visit(child, False)
+
+    visit(tree, False)
+    return spans
+
+
+def in_annotation(spans: list[tuple[int, int, int, int]], row: int, col: int) -> bool:
+    """Whether (row, col) lies inside one of ``spans``."""
+    return any((line, start) <= (row, col) < (end_line, end) for line, start, end_line, end in spans)
+
+
 def describe(copy: Path, module_path: str, operator: str, occurrence: int, args: str) -> tuple[str, str]:
     """(original line, mutated line) of one mutant, computed without touching any file."""
     import cosmic_ray.plugins
@@ -111,6 +182,7 @@ def collect(area: str, base: Path, copy: Path, session: Path) -> dict:
     )
     mutants = []
     compiled_only: dict[str, set[int]] = {}
+    annotations: dict[str, list[tuple[int, int, int, int]]] = {}
     cache_path = base / "described.json"  # describing a mutant parses its module: once per mutant
     cache: dict[str, list[str]] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     for job_id, module_path, operator, occurrence, row, col, args, worker, outcome, output in rows:
@@ -134,7 +206,10 @@ def collect(area: str, base: Path, copy: Path, session: Path) -> dict:
             status = "survived"
         else:
             status = "incompetent"
-        reason = next(
+        if source_path not in annotations:
+            annotations[source_path] = annotation_spans(source_path)
+        reason = ANNOTATION_REASON if in_annotation(annotations[source_path], row, col) else None
+        reason = reason or next(
             (
                 entry["reason"]
                 for entry in equivalents
