@@ -78,3 +78,12 @@ def test_namespaces_lists_only_those_with_live_instances(tmp_path: Path) -> None
         assert registry.namespaces() == ["live"]
     finally:
         registry.close()
+
+
+@pytest.mark.parametrize(("prefix", "expected"), [("/apps", "/apps/"), ("/apps/", "/apps/"), ("x", "x/")])
+def test_an_etcd_prefix_always_ends_with_a_slash(prefix: str, expected: str) -> None:
+    registry = EtcdComponentRegistry("http://127.0.0.1:9", prefix=prefix)  # never contacted here
+    try:
+        assert registry.prefix == expected
+    finally:
+        registry.close()
