@@ -7,15 +7,18 @@ about its timing follows from them.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from registry_support import Descriptor
 
-from warpcall.registry.contract import ChannelAddress
-from warpcall.registry.embedded import FILE_NAME, EmbeddedComponentRegistry
+from warpcall.registry.consul import _seconds
+from warpcall.registry.contract import ChannelAddress, ComponentRegistry
+from warpcall.registry.embedded import FILE_NAME, EmbeddedComponentRegistry, default_directory
 from warpcall.registry.etcd import EtcdComponentRegistry
 
 
@@ -85,5 +88,63 @@ def test_an_etcd_prefix_always_ends_with_a_slash(prefix: str, expected: str) -> 
     registry = EtcdComponentRegistry("http://127.0.0.1:9", prefix=prefix)  # never contacted here
     try:
         assert registry.prefix == expected
+    finally:
+        registry.close()
+
+
+@pytest.mark.parametrize(
+    ("duration", "seconds"),
+    [("500ms", 0.5), ("10s", 10.0), ("1.5s", 1.5), ("2m", 120.0), ("1m30s", 90.0), ("2h", 7200.0)],
+)
+def test_consul_durations_read_as_seconds(duration: str, seconds: float) -> None:
+    assert _seconds(duration) == pytest.approx(seconds)
+
+
+class _Partial(ComponentRegistry):
+    def register(self, descriptor: Any, addresses: list[ChannelAddress]) -> None: ...
+
+    def deregister(self, descriptor: Any) -> None: ...
+
+
+def test_a_registry_must_implement_watch() -> None:
+    with pytest.raises(TypeError, match="watch"):
+        _Partial()  # type: ignore[abstract]
+
+
+class _Complete(_Partial):
+    def watch(self, channel: Any) -> None: ...
+
+    def get_addresses(self, descriptor: Any) -> list[Any]:
+        return []
+
+
+def test_a_live_server_is_served_without_a_word_logged(caplog: pytest.LogCaptureFixture) -> None:
+    registry = _Complete()
+    with caplog.at_level(logging.INFO, logger="warpcall"):
+        assert registry.serving() and registry.serving()
+    assert caplog.records == []
+
+
+def test_the_registry_directory_defaults_to_the_users_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("WARPCALL_REGISTRY_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_directory() == tmp_path / ".cache" / "warpcall"
+
+
+def test_the_embedded_registrys_default_ttl_is_five_seconds(tmp_path: Path) -> None:
+    registry = EmbeddedComponentRegistry(tmp_path, namespace="mutants")
+    try:
+        assert (registry.ttl, registry.heartbeat_interval) == (5.0, 1.0)
+    finally:
+        registry.close()
+
+
+def test_etcd_watch_idle_defaults_to_a_minute() -> None:
+    registry = EtcdComponentRegistry("http://127.0.0.1:9")  # never contacted here
+    try:
+        assert registry.watch_idle == 60.0
     finally:
         registry.close()
