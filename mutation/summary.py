@@ -245,7 +245,14 @@ def collect(area: str, base: Path, copy: Path, session: Path) -> dict:
     denominator = len(mutants) - equivalent - count["compiled-only"]
     low, high = wilson(killed, denominator)
     sample_info = (base / "sample.txt").read_text().strip() if (base / "sample.txt").exists() else ""
+    ran = [m for m in mutants if m["status"] not in ("pending", "compiled-only")]
+    ran_denominator = len(ran) - sum(m["equivalent"] is not None for m in ran)
+    ran_low, ran_high = wilson(killed, ran_denominator)
     return {
+        "ran": len(ran),
+        "score_of_ran": killed / ran_denominator if ran_denominator else 0.0,
+        "interval95_of_ran": [ran_low, ran_high],
+        "ran_denominator": ran_denominator,
         "area": area,
         "sample": sample_info,
         "sampled": len(mutants),
@@ -284,6 +291,16 @@ def render(result: dict) -> str:
         f"- score = killed / (sampled - equivalents - compiled-only) = {c['killed'] + c['timeout']}/"
         f"{result['sampled'] - result['equivalents'] - c['compiled-only']} = {result['score']:.1%} "
         f"(95% Wilson interval {low:.1%} - {high:.1%})",
+        *(
+            [
+                f"- not all run: over the {result['ran']} mutants run (a random part of the sample), "
+                f"killed / (run - equivalents) = {c['killed'] + c['timeout']}/{result['ran_denominator']} = "
+                f"{result['score_of_ran']:.1%} (95% Wilson interval {result['interval95_of_ran'][0]:.1%} - "
+                f"{result['interval95_of_ran'][1]:.1%})"
+            ]
+            if c["pending"]
+            else []
+        ),
         "",
         "## Survivors (not listed as equivalent)",
         "",
