@@ -138,6 +138,45 @@ SETTINGS: tuple[Setting, ...] = (
     _s("server.tls.client_cert", "str", "none",
        "`none` (ask for no client certificate), `optional` (one sent must verify) or `required` (mTLS)."),
     _s("server.metrics.path", "str", "/metrics", "Path of the Prometheus scrape route (when `metrics.enabled`)."),
+    _s("server.max_body", "int", 10 * 2**20,
+       "Bytes a request body may have on `/invoke`; a larger one is answered 413 "
+       "(`FastAPIServer(max_body=...)` wins).", default_text="`10485760` (10 MiB)"),
+    _s("server.grace_period", "float", 10.0,
+       "Seconds a stopping server lets the calls under way finish before refusing the queued ones "
+       "(`FastAPIServer(grace_period=...)` wins)."),
+    _s("server.deregister_delay", "float", 0.0,
+       "Seconds a stopping server keeps serving after it deregistered, while clients learn of it "
+       "(`FastAPIServer(deregister_delay=...)` wins)."),
+    _s("server.sync_calls", "str", "adaptive",
+       "Where sync implementations run: `adaptive` (on the loop until one takes over `max_loop_time`), "
+       "`threadpool` or `inline`."),
+    _s("server.include_traceback", "bool", False, "Remote tracebacks in error envelopes (development only)."),
+    _s("server.access_log", "bool", False, "uvicorn's access log lines."),
+    _s("server.inline_protocol", "bool", True,
+       "Answer `/invoke` and warpcall's REST routes in the server's protocol, without the ASGI round."),
+    _s("server.limits.max_head_size", "int", 16 * 1024,
+       "Bytes of a request head (request line and headers); larger: 431, connection closed. The "
+       "`server.limits.*` keys apply when `FastAPIServer(limits=...)` is not given (a `ServerLimits` given wins "
+       "whole)."),
+    _s("server.limits.max_headers", "int", 100, "Header fields in one request; more: 431, connection closed."),
+    _s("server.limits.head_timeout", "float", 10.0,
+       "Seconds from a request head's first byte to its last; slower: 408, connection closed."),
+    _s("server.limits.idle_timeout", "float", 5.0,
+       "Seconds a connection may stay open with no request under way (after a reply, or from its accept); "
+       "then it is closed."),
+    _s("server.limits.max_connections", "int", 1000,
+       "Connections served at once; a request beyond them is answered 503 with `connection: close` "
+       "(`none`: no limit)."),
+    _s("server.limits.max_workers", "int", 32, "Threads running sync implementations at once (the bulkhead's pool)."),
+    _s("server.limits.method_share", "float", 0.5,
+       "Fraction (at most 1) of `max_workers` one method may occupy at once (at least one thread)."),
+    _s("server.limits.max_queued", "int", 1024,
+       "Sync calls accepted but not yet running; beyond it a call is refused at once with 503 "
+       "(`OverloadedException`)."),
+    _s("server.limits.retry_after", "int", 1, "Whole seconds such a 503 asks the caller to wait (`Retry-After`)."),
+    _s("server.limits.max_loop_time", "float", 0.02,
+       "Seconds a sync implementation may hold the event loop in `adaptive` mode before its method moves to "
+       "the pool."),
     # --- observability ------------------------------------------------------------------------------------
     _s("metrics.enabled", "bool", False,
        "Prometheus metrics of the server (`GET /metrics`) and of the client channels (needs `prometheus-client`)."),

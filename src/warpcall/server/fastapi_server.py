@@ -17,14 +17,14 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from warpcall.di import Environment, on_destroy, on_init
+from warpcall.di import ConfigurationException, Environment, on_destroy, on_init
 from warpcall.exceptions import ServiceException
 from warpcall.health import HealthCheckManager
 from warpcall.manager import ServiceManager
 from warpcall.observe import server as _observe
 from warpcall.registry.contract import ComponentRegistry
 from warpcall.server.dispatch import DEFAULT_MAX_BODY, DispatchEndpoint, SyncCalls
-from warpcall.server.limits import ServerLimits
+from warpcall.server.limits import ServerLimits, checked_getter
 from warpcall.server.protocol import inline_protocol as make_inline_protocol
 from warpcall.server.rest import mount_routes
 from warpcall.server.rest_fast import RestFastPath
@@ -150,6 +150,13 @@ class FastAPIServer(Server):
     argument, or the ``server.tls.*`` configuration keys) serves HTTPS, client certificates
     verified for mTLS if asked; the inline protocol answers over TLS as over plain http, and the
     components' ``http://`` addresses on this server's port are registered as ``https://``.
+
+    Every option above is also a configuration key, read once when the server is built: ``server.<option>``
+    (``server.max_body``, ``server.grace_period``, ``server.deregister_delay``, ``server.sync_calls``, ...)
+    and, when no ``limits`` is given, ``server.limits.<field>`` for each field of ``ServerLimits``. An
+    argument given wins over the configuration, which wins over the built-in default; a value that does not
+    fit (not a number, negative, an unknown mode) fails the build with
+    :class:`~warpcall.di.ConfigurationException` naming the key.
     """
 
     def __init__(
@@ -158,19 +165,41 @@ class FastAPIServer(Server):
         service_manager: ServiceManager,
         component_registry: ComponentRegistry,
         *,
-        max_body: int = DEFAULT_MAX_BODY,
-        include_traceback: bool = False,
-        sync_calls: str = "adaptive",
-        access_log: bool = False,
-        inline_protocol: bool = True,
+        max_body: int | None = None,
+        include_traceback: bool | None = None,
+        sync_calls: str | None = None,
+        access_log: bool | None = None,
+        inline_protocol: bool | None = None,
         limits: ServerLimits | None = None,
-        grace_period: float = GRACE_PERIOD,
-        deregister_delay: float = DEREGISTER_DELAY,
+        grace_period: float | None = None,
+        deregister_delay: float | None = None,
         expose: Iterable[str] | str | None = None,
         tls: ServerTLS | None = None,
         metrics: bool | None = None,
         metrics_path: str | None = None,
     ) -> None:
+        # an option not given comes from the configuration (server.*, server.limits.*), read once, here
+        get = checked_getter(_configuration_get(service_manager))
+        if max_body is None:
+            max_body = get("server.max_body", int, DEFAULT_MAX_BODY)
+        if include_traceback is None:
+            include_traceback = get("server.include_traceback", bool, False)
+        if sync_calls is None:
+            sync_calls = get("server.sync_calls", str, "adaptive")
+            if sync_calls not in SyncCalls.MODES:
+                raise ConfigurationException(
+                    f"configuration value 'server.sync_calls' = {sync_calls!r} is not one of {SyncCalls.MODES}"
+                )
+        if access_log is None:
+            access_log = get("server.access_log", bool, False)
+        if inline_protocol is None:
+            inline_protocol = get("server.inline_protocol", bool, True)
+        if grace_period is None:
+            grace_period = get("server.grace_period", float, GRACE_PERIOD, zero=True)
+        if deregister_delay is None:
+            deregister_delay = get("server.deregister_delay", float, DEREGISTER_DELAY, zero=True)
+        if limits is None:
+            limits = ServerLimits.configured(get)
         for name, value in (("grace_period", grace_period), ("deregister_delay", deregister_delay)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise ServiceException(f"FastAPIServer {name} must be a number of seconds >= 0, got {value!r}")
@@ -183,19 +212,19 @@ class FastAPIServer(Server):
         self.draining = False
         self._hurry = threading.Event()  # set by a second signal: stop without waiting any longer
         #: the bounds this server keeps on every connection
-        self.limits = limits if limits is not None else ServerLimits()
-        self.access_log = access_log
+        self.limits = limits
+        self.access_log = bool(access_log)
         self.service_manager = service_manager
         self.component_registry = component_registry
         self.endpoint = DispatchEndpoint(
-            max_body=max_body, include_traceback=include_traceback, sync_calls=SyncCalls(sync_calls, limits=self.limits)
+            max_body=max_body, include_traceback=bool(include_traceback), sync_calls=SyncCalls(sync_calls, limits=limits)
         )
         #: answers warpcall's REST routes without FastAPI's per-request machinery when that is safe
         self.rest_fast_path = RestFastPath(fastapi)
         #: uvicorn's httptools protocol enforcing ``limits`` and, with ``inline_protocol``, answering /invoke
         #: and the REST routes without ASGI (None: uvicorn's own, when it does not run httptools)
         self.protocol_class = make_inline_protocol(
-            self.endpoint, self.rest_fast_path, lambda: not fastapi.user_middleware, self.limits, inline_protocol
+            self.endpoint, self.rest_fast_path, lambda: not fastapi.user_middleware, limits, bool(inline_protocol)
         )
         self.server: uvicorn.Server | None = None
         self.thread: threading.Thread | None = None

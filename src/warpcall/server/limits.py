@@ -10,8 +10,11 @@ through ASGI (``inline_protocol=False``) or through the user's middleware.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any, Callable
 
+from warpcall.di import ConfigurationException
 from warpcall.exceptions import ServiceException
 
 #: the defaults, as the README states them
@@ -71,6 +74,9 @@ class ServerLimits:
     never started: ``504``, ``DeadlineExceeded``.
 
     Raises :class:`~warpcall.exceptions.ServiceException` for a value that is not positive.
+
+    Each field is also the configuration key ``server.limits.<field>`` (:meth:`configured`), read
+    when the server is built and used when ``FastAPIServer(limits=...)`` is not given.
     """
 
     max_head_size: int = DEFAULT_MAX_HEAD_SIZE
@@ -110,3 +116,80 @@ class ServerLimits:
     def limit_concurrency(self) -> int | None:
         """uvicorn's ``limit_concurrency`` for ``max_connections`` (uvicorn refuses at ``>=``, counting the asker)."""
         return None if self.max_connections is None else self.max_connections + 1
+
+    @classmethod
+    def configured(cls, get: Callable[..., Any]) -> ServerLimits:
+        """The limits of the ``server.limits.*`` keys, built-in defaults for those not set.
+
+        ``get`` is a :func:`checked_getter`: a value that is not a positive number of the field's kind
+        raises :class:`~warpcall.di.ConfigurationException` naming its key.
+        """
+        method_share = get("server.limits.method_share", float, DEFAULT_METHOD_SHARE)
+        if method_share > 1:
+            raise ConfigurationException(
+                f"configuration value 'server.limits.method_share' = {method_share!r} must be at most 1"
+            )
+        return cls(
+            max_head_size=get("server.limits.max_head_size", int, DEFAULT_MAX_HEAD_SIZE),
+            max_headers=get("server.limits.max_headers", int, DEFAULT_MAX_HEADERS),
+            head_timeout=get("server.limits.head_timeout", float, DEFAULT_HEAD_TIMEOUT),
+            idle_timeout=get("server.limits.idle_timeout", float, DEFAULT_IDLE_TIMEOUT),
+            max_connections=get("server.limits.max_connections", int, DEFAULT_MAX_CONNECTIONS, unset="none"),
+            max_workers=get("server.limits.max_workers", int, DEFAULT_MAX_WORKERS),
+            max_queued=get("server.limits.max_queued", int, DEFAULT_MAX_QUEUED),
+            method_share=method_share,
+            retry_after=get("server.limits.retry_after", int, DEFAULT_RETRY_AFTER),
+            max_loop_time=get("server.limits.max_loop_time", float, DEFAULT_MAX_LOOP_TIME),
+        )
+
+
+_MISSING: Any = object()
+
+
+def checked_getter(get: Callable[..., Any] | None) -> Callable[..., Any]:
+    """A reader of the server's numeric settings over ``get`` (``ConfigurationManager.get``; None: no
+    configuration, every default applies).
+
+    The reader, ``reader(key, kind, default, zero=False, unset=None)``, returns the key's value as
+    ``kind`` (``int``, ``float``; other kinds as ``get`` converts them) or ``default`` when no source sets
+    it. A number must be positive (``zero=True``: at least 0); an ``int`` must be whole (``"2.5"`` and
+    ``2.5`` are refused, not rounded); ``unset`` names the text (or YAML ``null``) that stands for None
+    ("no limit"). Anything else raises :class:`~warpcall.di.ConfigurationException` naming the key.
+    """
+
+    def reader(key: str, kind: type, default: Any, zero: bool = False, unset: str | None = None) -> Any:
+        if get is None:
+            return default
+        if kind not in (int, float):
+            return get(key, kind, default)  # ConfigurationException naming the key when it does not convert
+        value = get(key, object, _MISSING)
+        if value is _MISSING:
+            return default
+        if unset is not None and (value is None or (isinstance(value, str) and value.strip().lower() == unset)):
+            return None
+        number = _number(value, kind)
+        if number is None or not (number >= 0 if zero else number > 0):
+            what = "whole number" if kind is int else "number"
+            bound = "at least 0" if zero else "above 0"
+            alternative = f" or {unset!r}" if unset is not None else ""
+            raise ConfigurationException(
+                f"configuration value {key!r} = {value!r} is not a {what} {bound}{alternative}; "
+                "fix the value in its configuration source"
+            )
+        return number
+
+    return reader
+
+
+def _number(value: Any, kind: type) -> int | float | None:
+    """``value`` (a number, or its text from a file or the environment) as ``kind``; None when it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = int(value.strip()) if kind is int else float(value.strip())
+        except ValueError:
+            return None
+    if kind is int:
+        return value if isinstance(value, int) else None
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None  # not NaN nor inf
