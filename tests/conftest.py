@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from types import ModuleType
 
+import platforms
 import pytest
 
 from warpcall._compiled import PURE_REQUESTED, SOURCES, extension_built, load_variant
@@ -59,7 +60,17 @@ def core(request: pytest.FixtureRequest) -> CoreImpl:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under WARPCALL_PURE=1 the tests that need the compiled build are deselected, not skipped."""
+    """Mark the platform-specific tests (tests/platforms.py); under WARPCALL_PURE=1 deselect, not skip,
+    the tests that need the compiled build."""
+    root = config.rootpath
+    for item in items:
+        try:
+            relative = item.path.relative_to(root).as_posix()
+        except ValueError:
+            continue
+        marker = platforms.marker_for(relative)
+        if marker is not None:
+            item.add_marker(marker)
     if not PURE_REQUESTED:
         return
     compiled_only = [item for item in items if item.get_closest_marker("c_extension")]

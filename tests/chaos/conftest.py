@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from platforms import etcd_required
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "registry"))  # the registry tests' helpers
 from cluster import Cluster  # noqa: E402
@@ -27,7 +28,7 @@ def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
     """One real etcd for the chaos tests (each cluster has a prefix of its own)."""
     if shutil.which("etcd") is None:
         message = "the etcd binary is missing: install Debian's etcd-server package (apt-get install etcd-server)"
-        if os.environ.get("CI", "").lower() == "true":
+        if etcd_required():
             pytest.fail(message)  # CI installs it: missing there is a failure, not a skip
         pytest.skip(message)
     server = EtcdServer(tmp_path_factory.mktemp("chaos-etcd") / "data").start()

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from platforms import etcd_required
 from consul_emulator import ConsulEmulator, parse_duration
 from registry_support import CONSUL_TIMING, Backend, ConsulTarget, EtcdServer, HealthServer, consul_client
 
@@ -44,7 +45,7 @@ def _require_etcd() -> None:
         message = (
             "the etcd binary is missing: install Debian's etcd-server package (apt-get install etcd-server)"
         )
-        if os.environ.get("CI", "").lower() == "true":
+        if etcd_required():
             pytest.fail(message)
         pytest.skip(message)
 
