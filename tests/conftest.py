@@ -10,9 +10,9 @@ import os
 from dataclasses import dataclass
 from types import ModuleType
 
-import platforms
 import pytest
 
+import platforms
 from warpcall._compiled import PURE_REQUESTED, SOURCES, extension_built, load_variant
 
 

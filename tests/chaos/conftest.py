@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from platforms import etcd_required
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "registry"))  # the registry tests' helpers
-from cluster import Cluster  # noqa: E402
 from registry_support import EtcdServer  # noqa: E402
+
+from cluster import Cluster  # noqa: E402
 
 REGISTRIES = ["embedded", "etcd"]
 

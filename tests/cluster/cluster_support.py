@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
 from platforms import etcd_required
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "netns_cluster.py"

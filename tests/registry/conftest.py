@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from platforms import etcd_required
 from consul_emulator import ConsulEmulator, parse_duration
 from registry_support import CONSUL_TIMING, Backend, ConsulTarget, EtcdServer, HealthServer, consul_client
 
+from platforms import etcd_required
 from warpcall.registry.contract import ComponentRegistry
 
 BACKENDS = ["local", "embedded", "consul-emulator", "etcd"]
