@@ -75,7 +75,8 @@ class BenchComponentImpl(AbstractComponent, BenchComponent):
         return [ChannelAddress("dispatch-json", f"http://127.0.0.1:{port}")]
 
 
-@module(imports=[ServiceModule])
+# only this file's component: the benchmarks package holds others (bulkhead_p99, _workers_app), also named "bench"
+@module(imports=[ServiceModule], packages=[__name__])
 class BenchModule:
     @create()
     def create_registry(self) -> ComponentRegistry:
