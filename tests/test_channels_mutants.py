@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-import time
+import types
 
+import pytest
+
+from warpcall.channels import _http_common
 from warpcall.channels._http_common import _deadline_headers
 
 
-def test_a_passed_deadline_is_sent_as_zero_milliseconds_left() -> None:
-    assert _deadline_headers([("accept", "*/*")], time.monotonic() - 1.0) == [
-        ("accept", "*/*"),
-        ("x-rpc-timeout", "0"),
-    ]
-    assert _deadline_headers([], time.monotonic() - 0.0005) == [("x-rpc-timeout", "0")]
+@pytest.fixture
+def now(monkeypatch: pytest.MonkeyPatch) -> float:
+    """The module's clock stands still at 1000.0 (exact figures, no race with the real one)."""
+    monkeypatch.setattr(_http_common, "time", types.SimpleNamespace(monotonic=lambda: 1000.0))
+    return 1000.0
 
 
-def test_the_time_left_is_sent_in_whole_milliseconds_unless_a_header_is_there() -> None:
-    ((name, value),) = _deadline_headers([], time.monotonic() + 2.0)
-    assert name == "x-rpc-timeout" and 1000 < int(value) <= 2000
+@pytest.mark.parametrize(
+    ("left", "sent"), [(-1.0, "0"), (-0.0005, "0"), (0.0, "0"), (0.0005, "0"), (2.0, "2000"), (0.25, "250")]
+)
+def test_the_time_left_is_sent_in_whole_milliseconds_never_below_zero(
+    now: float, left: float, sent: str
+) -> None:
+    assert _deadline_headers([("accept", "*/*")], now + left) == [("accept", "*/*"), ("x-rpc-timeout", sent)]
+
+
+def test_a_timeout_header_already_there_is_kept(now: float) -> None:
     given = [(b"X-RPC-Timeout", b"250")]
-    assert _deadline_headers(given, time.monotonic() + 2.0) is given
+    assert _deadline_headers(given, now + 2.0) is given
