@@ -11,6 +11,7 @@ a bad value fails the boot with ``ConfigurationException`` naming the key.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from abc import abstractmethod
 from pathlib import Path
@@ -250,3 +251,12 @@ def test_a_bad_value_does_not_matter_when_the_argument_is_given(serve, monkeypat
     monkeypatch.setenv("server.max_body", "ten")
     server = serve(EnvConfigurationSource(), max_body=400)
     assert_max_body(server.port, 400)
+
+
+def test_a_misspelt_server_key_is_reported_at_boot_with_the_closest_one(serve, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="warpcall.config"):
+        server = serve(yaml_source(tmp_path, "server:\n  limits:\n    idle_timeot: 0.3\n"))
+    messages = [record.getMessage() for record in caplog.records if record.name == "warpcall.config"]
+    assert any("'server.limits.idle_timeot'" in m and "did you mean 'server.limits.idle_timeout'?" in m
+               for m in messages), messages
+    assert server.limits.idle_timeout == DEFAULT_IDLE_TIMEOUT  # the misspelt key sets nothing
