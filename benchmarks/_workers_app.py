@@ -1,6 +1,8 @@
 """The application ``benchmarks/workers_wrk.py`` serves with ``warpcall serve``: one small sync method.
 
-``bench:greeter:hello`` answers ``"hello <name>"``; served on the dispatch channels of 127.0.0.1.
+``bench:greeter:hello`` answers ``"hello <name>"``; ``bench:greeter:data`` returns the aspyx-service
+workload's dataclass (benchmarks/workload.py: ten 123-character strings) it was sent. Served on the
+dispatch channels of 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 from abc import abstractmethod
 
 from fastapi import FastAPI
+from workload import Data
 
 from warpcall import (
     AbstractComponent,
@@ -30,6 +33,9 @@ class Greeter(Service):
     @abstractmethod
     def hello(self, name: str) -> str: ...
 
+    @abstractmethod
+    def data(self, data: Data) -> Data: ...
+
 
 @component(name="bench", services=[Greeter])
 class BenchComponent(Component):
@@ -40,6 +46,9 @@ class BenchComponent(Component):
 class GreeterImpl(Greeter):
     def hello(self, name: str) -> str:
         return f"hello {name}"
+
+    def data(self, data: Data) -> Data:
+        return data
 
 
 @implementation()
