@@ -241,8 +241,10 @@ class EtcdComponentRegistry(ComponentRegistry):
             for event in events:
                 kv = event.get("kv", {})
                 mod_revision = int(kv.get("mod_revision", 0))
-                if mod_revision <= self._revision:
-                    continue  # already in the snapshot read after the stream started
+                # older than what is known: already in the snapshot. Not equal: the events of one revision
+                # (a lease's expiry deletes all its keys at once) each carry that revision
+                if mod_revision < self._revision:
+                    continue
                 self._revision = mod_revision
                 key = base64.b64decode(kv["key"]).decode()
                 if event.get("type") == "DELETE":
