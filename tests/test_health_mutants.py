@@ -315,3 +315,79 @@ def test_destroying_the_environment_stops_the_watchdog(monkeypatch: pytest.Monke
     finally:
         watchdog.stop()
         loop.close()
+
+
+# --- a clock read shortly after its reference point -------------------------------------------------
+# time.monotonic's reference point is unspecified: just after boot, or in a fresh container, it reads a
+# few seconds. Elapsed times must be differences, right also when they exceed the earlier reading.
+
+
+@pytest.fixture
+def early_clock(clock: Clock) -> Clock:
+    clock.now = 1.0
+    return clock
+
+
+def test_the_waiting_probes_age_is_its_lag_on_an_early_clock(
+    loop: asyncio.AbstractEventLoop, early_clock: Clock
+) -> None:
+    watchdog = LoopWatchdog(loop, max_lag=5.0)
+    watchdog.probe()
+    early_clock.now = 3.5
+    assert watchdog.lag() == 2.5
+
+
+def test_a_stall_is_over_max_lag_after_it_on_an_early_clock(
+    loop: asyncio.AbstractEventLoop, early_clock: Clock
+) -> None:
+    watchdog = LoopWatchdog(loop, max_lag=0.5)
+    watchdog.probe()
+    early_clock.now = 2.0
+    run_pending(loop)  # answered 1 s late: a stall at 2.0
+    assert watchdog.last_stall_at == 2.0 and not watchdog.alive()
+    early_clock.now = 4.25  # 2.25 s after the stall, far beyond max_lag
+    watchdog.probe()
+    run_pending(loop)  # and the loop answers at once again
+    assert watchdog.last_lag == 0.0 and watchdog.alive()
+
+
+def test_a_cache_expires_cache_seconds_after_the_run_on_an_early_clock(early_clock: Clock) -> None:
+    check, runs = _check(early_clock, 0.0, cache=2.0)
+    asyncio.run(check.run(10.0))
+    early_clock.now = 3.5  # 2.5 s after the run: expired
+    asyncio.run(check.run(10.0))
+    assert runs == [1.0, 3.5]
+
+
+def test_a_checks_duration_is_its_own_time_on_an_early_clock(early_clock: Clock) -> None:
+    check, _ = _check(early_clock, 2.5)
+    assert asyncio.run(check.run(10.0)).duration == 2.5
+
+
+def test_a_check_without_an_answer_reports_the_time_it_was_given(early_clock: Clock) -> None:
+    async def hangs(result: HealthCheckManager.Result) -> None:
+        early_clock.now = 3.5  # the test clock moves while the check hangs
+        await asyncio.Event().wait()
+
+    check = HealthCheckManager.Check("hangs", hangs, 0.0, 0.05)
+
+    async def run() -> HealthCheckManager.Result:
+        try:
+            return await check.run(10.0)
+        finally:
+            assert check._running is not None
+            check._running.cancel()  # the run in progress would otherwise outlive the loop
+
+    result = asyncio.run(run())
+    assert (result.status, result.details, result.duration) == (
+        HealthStatus.ERROR,
+        "no answer within 0.05 s",
+        2.5,
+    )
+
+
+@pytest.mark.parametrize("limit", [0.0, -1.0])
+def test_a_limit_of_zero_or_less_means_no_limit(clock: Clock, limit: float) -> None:
+    check, _ = _check(clock, 0.5, limit=limit)
+    result = asyncio.run(check.run(10.0))
+    assert (result.status, result.duration) == (HealthStatus.OK, 0.5)
