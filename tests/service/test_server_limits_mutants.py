@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 import threading
 from abc import abstractmethod
 from collections.abc import Iterator
@@ -33,10 +34,10 @@ from warpcall import (
 )
 from warpcall.core.invokehead import MAX_HEADERS as INLINE_MAX_HEADERS
 from warpcall.core.invokehead import REQUEST_LINE
-from warpcall.di import create, module
+from warpcall.di import ConfigurationException, create, module
 from warpcall.exceptions import ServiceException
 from warpcall.server import protocol
-from warpcall.server.limits import ServerLimits
+from warpcall.server.limits import ServerLimits, checked_getter
 
 # --- ServerLimits --------------------------------------------------------------------------------
 
@@ -294,3 +295,72 @@ def test_a_head_of_exactly_max_head_size_pending_behind_a_running_request_is_tim
         status, headers, body = reader.response()
         assert (status, body) == (b"HTTP/1.1 408 Request Timeout", b"Request Timeout")
         assert reader.closed()
+
+
+# --- ServerLimits.method_share and the server.limits.* readers ----------------------------------
+
+
+@pytest.mark.parametrize("share", [1.01, 1.5, 1.99])
+def test_a_method_share_above_one_is_refused(share: float) -> None:
+    with pytest.raises(ServiceException, match=f"method_share must be at most 1, got {share!r}"):
+        ServerLimits(method_share=share)
+
+
+def _reader(values: dict[str, Any]) -> Any:
+    """checked_getter over a configuration holding ``values`` (a key missing: the default applies)."""
+
+    def get(key: str, kind: type, default: Any) -> Any:
+        return values.get(key, default)
+
+    return checked_getter(get)
+
+
+@pytest.mark.parametrize(
+    ("kind", "zero", "unset", "value", "message"),
+    [
+        (int, False, None, "2.5", "'k' = '2.5' is not a whole number above 0; "),
+        (int, False, None, 0, "'k' = 0 is not a whole number above 0; "),
+        (float, False, None, "0", "'k' = '0' is not a number above 0; "),
+        (float, True, None, "-1", "'k' = '-1' is not a number at least 0; "),
+        (float, True, None, -0.5, "'k' = -0.5 is not a number at least 0; "),
+        (int, False, "none", "-3", "'k' = '-3' is not a whole number above 0 or 'none'; "),
+    ],
+)
+def test_a_refused_value_is_named_with_what_the_key_takes(
+    kind: type, zero: bool, unset: str | None, value: Any, message: str
+) -> None:
+    with pytest.raises(ConfigurationException, match=re.escape(message)):
+        _reader({"k": value})("k", kind, 1, zero=zero, unset=unset)
+
+
+@pytest.mark.parametrize(
+    ("kind", "zero", "value", "read"),
+    [(int, False, " 12 ", 12), (float, False, "0.25", 0.25), (float, True, "0", 0.0), (float, True, 0, 0.0)],
+)
+def test_numbers_and_their_texts_are_read_as_the_keys_kind(
+    kind: type, zero: bool, value: Any, read: Any
+) -> None:
+    got = _reader({"k": value})("k", kind, 99, zero=zero)
+    assert got == read and type(got) is kind
+
+
+@pytest.mark.parametrize(
+    ("value", "read"), [("5", 5), (" None ", None), ("none", None), (None, None), (7, 7)]
+)
+def test_the_unset_text_stands_for_no_limit_and_any_other_text_is_a_number(value: Any, read: Any) -> None:
+    assert _reader({"k": value})("k", int, 1000, unset="none") == read
+
+
+# --- a declared body over the server's limit -------------------------------------------------------
+
+
+def test_a_declared_body_over_max_body_is_refused_before_it_arrives(server: Any) -> None:
+    # a 413 from the declared length alone: a caller announcing 50 MB must not be held until it sends them
+    head = (
+        b"POST /invoke HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 52428800\r\n\r\n"
+    )
+    with connect(server.port) as sock:
+        sock.sendall(head)
+        status = Reader(sock).response()[0]
+    assert status == b"HTTP/1.1 413 Request Entity Too Large"
