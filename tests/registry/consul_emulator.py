@@ -712,6 +712,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # as the agent (Go's net package sets TCP_NODELAY on every TCP connection): an answer's headers and
+        # body, written separately here, are not held back ~40 ms by Nagle's algorithm and a delayed ACK
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.emulator._state:
             self.emulator._connections.add(self.connection)
 
