@@ -184,7 +184,9 @@ class EtcdComponentRegistry(ComponentRegistry):
                 ) from exc
             return to_instances(descriptor.name, known)
         entries = sorted(filter(None, (self._decode(kv) for kv in kvs)), key=lambda entry: entry[:2])
-        return to_instances(descriptor.name, group_by_channel(addresses for _, _, _, addresses in entries))
+        # the range also holds the keys of a component named "<name>/...": only this one's count
+        urls = group_by_channel(addresses for _, _, owner, addresses in entries if owner == descriptor.name)
+        return to_instances(descriptor.name, urls)
 
     @on_destroy()  # an environment that created the registry closes it when destroyed
     def close(self) -> None:
@@ -251,7 +253,9 @@ class EtcdComponentRegistry(ComponentRegistry):
                     self._entries.pop(key, None)
                     continue
                 decoded = self._decode(kv)
-                if decoded is not None:
+                if decoded is None:  # no longer a registration: ignored, as a fresh read ignores it
+                    self._entries.pop(key, None)
+                else:
                     create_revision, key, component, addresses = decoded
                     self._entries[key] = (create_revision, component, addresses)
             self._push()
