@@ -120,18 +120,22 @@ def warpcall_url() -> Iterator[str]:
         environment.destroy()
 
 
-TOKENS = {
-    "admin": token("ada", ["admin"]),
-    "user": token("bob", ["user"]),
-    "missing": None,
-    "expired": token("eve", ["admin"], expires_in=-120),
-    "invalid": token("mallory", ["admin"], secret="not-the-secret-but-32-bytes-long!!"),
-}
+@pytest.fixture(scope="module")
+def tokens() -> dict[str, str | None]:
+    """The tokens the aspyx client sends, made when the client runs: made at import, their five minutes
+    could run out before a long suite reaches these tests."""
+    return {
+        "admin": token("ada", ["admin"]),
+        "user": token("bob", ["user"]),
+        "missing": None,
+        "expired": token("eve", ["admin"], expires_in=-120),
+        "invalid": token("mallory", ["admin"], secret="not-the-secret-but-32-bytes-long!!"),
+    }
 
 
 @pytest.fixture(scope="module")
-def aspyx_report(aspyx_python: Path, warpcall_url: str) -> dict[str, Any]:
-    code, stdout, stderr = run_script(aspyx_python, "auth_client.py", warpcall_url, json.dumps(TOKENS))
+def aspyx_report(aspyx_python: Path, warpcall_url: str, tokens: dict[str, str | None]) -> dict[str, Any]:
+    code, stdout, stderr = run_script(aspyx_python, "auth_client.py", warpcall_url, json.dumps(tokens))
     lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
     if code != 0 or not lines:
         pytest.fail(f"the aspyx client failed (exit {code}):\n{stdout}\n{stderr[-4000:]}")
@@ -140,12 +144,14 @@ def aspyx_report(aspyx_python: Path, warpcall_url: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
-def test_an_aspyx_client_token_reaches_the_warpcall_implementation(aspyx_report: dict[str, Any], channel: str) -> None:
+def test_an_aspyx_client_token_reaches_the_warpcall_implementation(
+    aspyx_report: dict[str, Any], tokens: dict[str, str | None], channel: str
+) -> None:
     cases = aspyx_report[channel]
-    assert cases["admin"]["whoami"] == {"ok": True, "value": TOKENS["admin"]}
+    assert cases["admin"]["whoami"] == {"ok": True, "value": tokens["admin"]}
     assert cases["admin"]["secret"] == {"ok": True, "value": "warpcall secret"}
-    assert cases["user"]["whoami"] == {"ok": True, "value": TOKENS["user"]}
-    assert cases["admin"]["whoami_async"] == {"ok": True, "value": TOKENS["admin"]}
+    assert cases["user"]["whoami"] == {"ok": True, "value": tokens["user"]}
+    assert cases["admin"]["whoami_async"] == {"ok": True, "value": tokens["admin"]}
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
