@@ -272,6 +272,49 @@ def test_requests_get_503_while_the_connections_are_at_or_past_the_limit(single:
             sock.close()
 
 
+@pytest.mark.parametrize("in_flight", [0, 1, 2, 3])
+def test_requests_get_503_while_the_calls_in_flight_are_at_or_past_the_limit(
+    single: Any, in_flight: int
+) -> None:
+    # max_connections = 1: uvicorn's limit_concurrency is 2, and it refuses while the server's tasks in
+    # flight (those of connections gone since included) are at or past it; the inline protocol, which
+    # answers a call from its bytes, must count them the same way
+    if not protocol.SUPPORTED:
+        pytest.skip("the installed uvicorn has no httptools protocol")
+    state = single.server.server_state
+    loop = single.server.servers[0].get_loop()
+    wait_until(lambda: not state.connections and not state.tasks, what="nothing left from earlier tests")
+
+    async def occupy() -> None:  # a call in flight, counted as uvicorn counts each request's task
+        task = asyncio.current_task()
+        assert task is not None
+        state.tasks.add(task)
+        try:
+            await asyncio.sleep(30)
+        finally:
+            state.tasks.discard(task)
+
+    calls = [asyncio.run_coroutine_threadsafe(occupy(), loop) for _ in range(in_flight)]
+    inline = single.protocol_class is not None and single.protocol_class.accepts()  # not the "asgi" server
+    stats = single.protocol_class.stats if inline else None
+    unparsed = stats.unparsed if stats is not None else 0
+    try:
+        wait_until(lambda: len(state.tasks) == in_flight, what="the calls in flight")
+        with connect(single.port) as sock:
+            sock.sendall(_call("echo", "one"))
+            status, _, body = Reader(sock).response()
+    finally:
+        for call in calls:
+            call.cancel()
+        wait_until(lambda: not state.tasks, what="the calls in flight to end")
+    if in_flight < 2:
+        assert (status, body) == (b"HTTP/1.1 200 OK", b'{"result":"one","exception":null}')
+        if stats is not None:  # and answered from its bytes
+            assert stats.unparsed == unparsed + 1
+    else:
+        assert (status, body) == (b"HTTP/1.1 503 Service Unavailable", b"Service Unavailable")
+
+
 def test_a_head_of_exactly_max_head_size_pending_behind_a_running_request_is_timed_not_refused(
     server: Any,
 ) -> None:
@@ -364,3 +407,41 @@ def test_a_declared_body_over_max_body_is_refused_before_it_arrives(server: Any)
         sock.sendall(head)
         status = Reader(sock).response()[0]
     assert status == b"HTTP/1.1 413 Request Entity Too Large"
+
+
+def _echo_body(size: int) -> bytes:
+    """A call of echo whose envelope is exactly ``size`` bytes."""
+    empty = len(json.dumps({"method": "limitsmut:held:echo", "args": [""]}).encode())
+    return json.dumps({"method": "limitsmut:held:echo", "args": ["x" * (size - empty)]}).encode()
+
+
+@pytest.mark.parametrize(
+    ("size", "inline"), [(200, True), (protocol.HOLD_LIMIT, True), (protocol.HOLD_LIMIT + 1, False)]
+)
+def test_parsed_calls_are_answered_inline_up_to_the_hold_limit(server: Any, size: int, inline: bool) -> None:
+    # two calls in one chunk are never answered from the bytes; after uvicorn's parser, a body of up to
+    # HOLD_LIMIT bytes is held and answered without the ASGI app, a larger one goes to the app (as every
+    # call does on the server without the inline protocol)
+    if not protocol.SUPPORTED:
+        pytest.skip("the installed uvicorn has no httptools protocol")
+    inline = inline and server.protocol_class.accepts()
+    stats = server.protocol_class.stats
+    served, unparsed = stats.served, stats.unparsed
+    body = _echo_body(size)
+    assert len(body) == size
+    expected = json.dumps({"result": json.loads(body)["args"][0], "exception": None}, separators=(",", ":"))
+    with connect(server.port) as sock:
+        sock.sendall(request("/invoke", body) * 2)
+        reader = Reader(sock)
+        for _ in range(2):
+            status, _, answer = reader.response()
+            assert (status, answer) == (b"HTTP/1.1 200 OK", expected.encode())
+    assert (stats.served - served, stats.unparsed - unparsed) == ((2, 0) if inline else (0, 0))
+
+
+@pytest.mark.parametrize(
+    "name", ["max_workers", "max_queued", "method_share", "retry_after", "max_loop_time"]
+)
+def test_no_connection_limit_does_not_waive_the_checks_of_the_other_limits(name: str) -> None:
+    with pytest.raises(ServiceException, match=f"ServerLimits.{name} must be a positive number, got 0"):
+        ServerLimits(max_connections=None, **{name: 0})
