@@ -559,6 +559,45 @@ def test_async_a_pooled_connection_reset_after_the_idle_check_is_replaced_once(
         assert (server.connections, server.requests) == (2, 2)
 
 
+def test_async_a_connection_handed_to_a_waiting_call_and_reset_meanwhile_is_replaced_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # max_connections = 1: the second call waits for the first one's connection, which is handed to it as a
+    # connection that served calls before; reset on the way, it is replaced once, as a pooled one is
+    handler = Resettable()
+    handed: list[socket.socket] = []
+
+    async def scenario(server: ScriptedServer) -> list[tuple[int, bytes]]:
+        client = AsyncHTTPClient(timeout=5, max_connections=1)
+        give_back = _http_async._KeyPool.give_back
+
+        def handing(pool: Any, conn: Any, keep: bool, max_idle: int) -> None:
+            waiting = keep and any(not waiter.done() for waiter in pool.waiters)
+            give_back(pool, conn, keep, max_idle)
+            if waiting and not handed:  # the reset lands after the handoff, before the waiting call sends
+                handed.append(conn.sock)
+                handler.reset(server)
+                wait_until(
+                    lambda: select.select([conn.sock], [], [], 0)[0], what="the reset reaching the client"
+                )
+
+        monkeypatch.setattr(_http_async._KeyPool, "give_back", handing)
+        # the handoff's check would see the reset: let it pass, as when the reset lands just after it
+        monkeypatch.setattr(_http_async._AsyncConn, "reusable", lambda self: not self.closed)
+        try:
+            answers = await asyncio.gather(*(client.request("GET", server.url, [], b"") for _ in range(2)))
+            return [answer[::2] for answer in answers]
+        finally:
+            monkeypatch.undo()
+            await client.aclose()
+
+    with ScriptedServer(handler) as server:
+        assert asyncio.run(scenario(server)) == [(200, b"ok")] * 2
+        assert len(handed) == 1
+        # the reset connection and its replacement; each request sent once
+        assert (server.connections, server.requests) == (2, 2)
+
+
 class TwoAddresses(asyncio.SelectorEventLoop):
     """A loop whose resolver answers two addresses for 127.0.0.1: first ::1, then 127.0.0.1 (the hosts file here
     has no name with two)."""
