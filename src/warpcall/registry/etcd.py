@@ -55,6 +55,11 @@ def _range_end(prefix: bytes) -> bytes:
     return b"\0"
 
 
+def _lease_not_found(exc: httpx.HTTPStatusError) -> bool:
+    """etcd refused a write because its lease is gone (gRPC NOT_FOUND: 404 through the JSON gateway)."""
+    return exc.response.status_code == 404 and "lease not found" in exc.response.text
+
+
 class EtcdComponentRegistry(ComponentRegistry):
     """Registers hosted components under a key prefix with a lease and watches the prefix.
 
@@ -131,10 +136,15 @@ class EtcdComponentRegistry(ComponentRegistry):
             try:
                 if self._lease is None:
                     self._lease = self._grant_sync()
-                self._call(
-                    "/v3/kv/put",
-                    {"key": _b64(key.encode()), "value": _b64(value.encode()), "lease": str(self._lease)},
-                )
+                try:
+                    self._put_sync(key, value, self._lease)
+                except httpx.HTTPStatusError as exc:
+                    if not _lease_not_found(exc):
+                        raise
+                    # the lease was lost while etcd answers (revoked, or it ran out while the server stalled):
+                    # renew it now rather than fail until the keep-alive does, up to TTL/3 later
+                    self._renew_sync(self._lease)
+                    self._put_sync(key, value, self._lease)
             except (httpx.HTTPError, ValueError) as exc:
                 raise ServiceCommunicationException(
                     f"cannot register {descriptor.name} in etcd at {self.endpoint}: {exc}"
@@ -281,6 +291,29 @@ class EtcdComponentRegistry(ComponentRegistry):
         self.granted_ttl = int(granted.get("TTL", self.ttl))
         return int(granted["ID"])
 
+    def _put_sync(self, key: str, value: str, lease: int | None) -> None:
+        self._call(
+            "/v3/kv/put", {"key": _b64(key.encode()), "value": _b64(value.encode()), "lease": str(lease)}
+        )
+
+    def _renew_sync(self, lost: int | None) -> None:
+        """Take a new lease in place of ``lost`` and put every registered key on it.
+
+        All under the lock, like ``register`` and ``deregister``: a key deregistered between reading
+        the keys and writing them would be written again and kept alive until ``close``. The new lease
+        is kept only once every key is on it, so a failed write is retried with the next renewal.
+        """
+        with self._lock:
+            if self._closed or self._lease != lost:
+                return  # closed, or renewed meanwhile (by ``register`` or the keep-alive)
+            lease = self._grant_sync()
+            registered = list(self._registered.values())
+            if registered:
+                log.warning("the etcd lease had expired; registering %d instance(s) again", len(registered))
+            for key, value in registered:
+                self._put_sync(key, value, lease)
+            self._lease = lease
+
     def _range_sync(self, prefix: str) -> tuple[int, list[dict[str, Any]]]:
         key = prefix.encode()
         answer = self._call("/v3/kv/range", {"key": _b64(key), "range_end": _b64(_range_end(key))})
@@ -324,7 +357,8 @@ class EtcdComponentRegistry(ComponentRegistry):
                     await self._post("/v3/lease/keepalive", {"ID": str(lease)}) if lease is not None else {}
                 )
                 if int(answer.get("result", {}).get("TTL", 0)) <= 0:
-                    await self._renew_lease()
+                    # in a worker thread: it holds the lock over its HTTP calls, which this loop must not
+                    await asyncio.to_thread(self._renew_sync, lease)
                 backoff.succeeded(log, f"lease renewed in etcd at {self.endpoint} again")
                 delay = self.granted_ttl / 3
             except (httpx.HTTPError, ValueError, KeyError) as exc:
@@ -333,20 +367,6 @@ class EtcdComponentRegistry(ComponentRegistry):
                     backoff.failed(log, f"cannot renew the lease in etcd at {self.endpoint}", exc),
                     self.granted_ttl / 3,
                 )
-
-    async def _renew_lease(self) -> None:
-        granted = await self._post("/v3/lease/grant", {"TTL": str(self.ttl)})
-        lease = int(granted["ID"])
-        with self._lock:
-            self.granted_ttl = int(granted.get("TTL", self.ttl))
-            self._lease = lease
-            registered = list(self._registered.values())
-        if registered:
-            log.warning("the etcd lease had expired; registering %d instance(s) again", len(registered))
-        for key, value in registered:
-            await self._post(
-                "/v3/kv/put", {"key": _b64(key.encode()), "value": _b64(value.encode()), "lease": str(lease)}
-            )
 
     async def _follow(self) -> None:
         """Read the prefix, then stream its changes; start over after any break."""
