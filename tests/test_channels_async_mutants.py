@@ -32,6 +32,7 @@ from rawhttp import wait_until
 from test_channels_mutants import Pki, backlogged_listener, make_pki, tls_keep_alive
 from test_transport_http import OK, LoopWithoutReaders, ScriptedServer, keep_alive
 from warpcall.channels import _http_async
+from warpcall.channels._http_errors import RequestNotSentError
 from warpcall.channels._httpx_transport import AsyncWarpTransport
 from warpcall.channels.transport import AsyncHTTPClient, ClientTLS
 from warpcall.resilience.deadline import deadline, deadline_at
@@ -596,6 +597,53 @@ def test_async_a_connection_handed_to_a_waiting_call_and_reset_meanwhile_is_repl
         assert len(handed) == 1
         # the reset connection and its replacement; each request sent once
         assert (server.connections, server.requests) == (2, 2)
+
+
+def test_async_a_replacement_connection_that_fails_its_first_send_gives_its_slot_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # max_connections = 1: a pooled connection the server dropped is replaced once; when the replacement is
+    # reset before its first write too, the call fails, and the slot is free again for the next call
+    handler = Resettable()
+
+    async def scenario(server: ScriptedServer) -> tuple[Any, Any, Any]:
+        client = AsyncHTTPClient(timeout=2, max_connections=1)
+        connect = client._connect
+
+        async def connect_then_reset(*args: Any, **kwargs: Any) -> Any:
+            conn = await connect(*args, **kwargs)
+            # the reset lands after connecting, before the first write: a window of microseconds otherwise
+            handler.reset(server)
+            wait_until(lambda: select.select([conn.sock], [], [], 0)[0], what="the reset reaching the client")
+            return conn
+
+        try:
+            first = (await client.request("GET", server.url, [], b""))[::2]
+            handler.reset(server)  # the pooled connection is dropped
+            pooled = [
+                conn for pool in client._pools.values() for keyed in pool.values() for conn in keyed.idle
+            ]
+            wait_until(
+                lambda: select.select([pooled[0].sock], [], [], 0)[0], what="the reset reaching the client"
+            )
+            # the idle check would see the reset: let it pass, as when the reset lands just after it
+            monkeypatch.setattr(_http_async._AsyncConn, "reusable", lambda self: not self.closed)
+            monkeypatch.setattr(client, "_connect", connect_then_reset)
+            with pytest.raises(httpx.WriteError) as failed:
+                await client.request("GET", server.url, [], b"")
+            monkeypatch.undo()
+            third = (await client.request("GET", server.url, [], b""))[::2]
+            return first, failed.value, third
+        finally:
+            monkeypatch.undo()
+            await client.aclose()
+
+    with ScriptedServer(handler) as server:
+        first, failed, third = asyncio.run(scenario(server))
+        assert first == third == (200, b"ok")
+        assert isinstance(failed, RequestNotSentError)  # safe to send elsewhere: nothing went out
+        # the dropped one, the replacement reset before its write, and the third call's own
+        assert (server.connections, server.requests) == (3, 2)
 
 
 class TwoAddresses(asyncio.SelectorEventLoop):
