@@ -163,7 +163,10 @@ def describe(copy: Path, module_path: str, operator: str, occurrence: int, args:
     operator_args = args or {}
     while isinstance(operator_args, str):  # the JSON column comes back encoded
         operator_args = json.loads(operator_args)
-    mutated = mutate_code(source, cosmic_ray.plugins.get_operator(operator)(**operator_args), occurrence)
+    try:
+        mutated = mutate_code(source, cosmic_ray.plugins.get_operator(operator)(**operator_args), occurrence)
+    except AttributeError as exc:  # cosmic-ray 8.7's ExceptionReplacer on `except a.B as e:` (a PythonNode)
+        return f"(cosmic-ray cannot apply {operator} #{occurrence} here: {exc})", ""
     return changed_lines(source, mutated) if mutated is not None else ("", "")
 
 
@@ -183,6 +186,7 @@ def collect(area: str, base: Path, copy: Path, session: Path) -> dict:
     mutants = []
     compiled_only: dict[str, set[int]] = {}
     annotations: dict[str, list[tuple[int, int, int, int]]] = {}
+    lines: dict[str, list[str]] = {}
     cache_path = base / "described.json"  # describing a mutant parses its module: once per mutant
     cache: dict[str, list[str]] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     for job_id, module_path, operator, occurrence, row, col, args, worker, outcome, output in rows:
@@ -209,6 +213,10 @@ def collect(area: str, base: Path, copy: Path, session: Path) -> dict:
         if source_path not in annotations:
             annotations[source_path] = annotation_spans(source_path)
         reason = ANNOTATION_REASON if in_annotation(annotations[source_path], row, col) else None
+        # the line above, for an entry whose line alone is too common to name one place ("continue")
+        if source_path not in lines:
+            lines[source_path] = Path(source_path).read_text().splitlines()
+        previous = lines[source_path][row - 2].strip() if row >= 2 else ""
         reason = reason or next(
             (
                 entry["reason"]
@@ -217,6 +225,7 @@ def collect(area: str, base: Path, copy: Path, session: Path) -> dict:
                 and entry["operator"] in (operator, "*")
                 and entry["original"] == original
                 and entry["mutant"] in (mutant, "*")
+                and entry.get("previous", previous) == previous
             ),
             None,
         )

@@ -142,9 +142,9 @@ def test_the_embedded_registrys_default_ttl_is_five_seconds(tmp_path: Path) -> N
         registry.close()
 
 
-def test_etcd_watch_idle_defaults_to_a_minute() -> None:
+def test_etcd_watch_idle_defaults_to_a_minute_and_retries_back_off_to_ten_seconds() -> None:
     registry = EtcdComponentRegistry("http://127.0.0.1:9")  # never contacted here
     try:
-        assert registry.watch_idle == 60.0
+        assert (registry.watch_idle, registry.max_backoff) == (60.0, 10.0)
     finally:
         registry.close()
