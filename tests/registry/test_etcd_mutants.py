@@ -320,3 +320,24 @@ def test_a_key_overwritten_with_a_foreign_value_leaves_the_watchers_list(
     # a read ignores the key (it is not a registration); the watcher must agree
     assert watcher.get_addresses(ORDERS) == []
     wait_until(lambda: channel.urls == [], timeout=SETTLE)
+
+
+def _renewals(etcd: EtcdServer) -> int:
+    """How many lease keep-alives etcd has served (its Prometheus counter)."""
+    metrics = httpx.get(f"{etcd.endpoint}/metrics", timeout=5)
+    metrics.raise_for_status()
+    for line in metrics.text.splitlines():
+        if line.startswith("etcd_debugging_lease_renewed_total "):
+            return int(float(line.split()[1]))
+    raise AssertionError("etcd's /metrics has no etcd_debugging_lease_renewed_total")
+
+
+def test_an_etcd_lease_is_renewed_every_third_of_its_ttl_not_in_a_loop(
+    etcd: EtcdServer, registries: Callable[..., EtcdComponentRegistry]
+) -> None:
+    host = registries(ttl=3)
+    host.register(ORDERS, _address(8001))
+    assert host.granted_ttl == 3
+    before = _renewals(etcd)
+    time.sleep(2.5)  # a window to count in, not a wait for a state: one keep-alive a second, 2 or 3 here
+    assert 1 <= _renewals(etcd) - before <= 5
