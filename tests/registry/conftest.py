@@ -61,6 +61,17 @@ def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def module_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+    """One etcd for a module's tests, each under a key prefix of its own (a mutant run starts it once)."""
+    _require_etcd()
+    server = EtcdServer(tmp_path_factory.mktemp("etcd-module") / "data").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def fast_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
     """An etcd of this test alone with fast Raft timing: it grants 1 s leases (its default minimum is 2 s)."""

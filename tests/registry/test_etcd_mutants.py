@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import shutil
 import threading
 import time
 import uuid
@@ -26,7 +25,6 @@ import httpx
 import pytest
 from registry_support import Descriptor, EtcdServer, RecordingChannel, wait_until
 
-from platforms import etcd_required
 from warpcall.exceptions import ServiceCommunicationException
 from warpcall.registry.contract import ChannelAddress
 from warpcall.registry.etcd import EtcdComponentRegistry
@@ -48,21 +46,9 @@ def _b64(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
-    """One etcd for this module's tests (a mutant run starts it once)."""
-    if shutil.which("etcd") is None:
-        message = (
-            "the etcd binary is missing: install Debian's etcd-server package (apt-get install etcd-server)"
-        )
-        if etcd_required():
-            pytest.fail(message)
-        pytest.skip(message)
-    server = EtcdServer(tmp_path_factory.mktemp("etcd-mutants") / "data")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def etcd(module_etcd: EtcdServer) -> EtcdServer:
+    """One etcd for this module's tests (tests/registry/conftest.py)."""
+    return module_etcd
 
 
 @pytest.fixture
