@@ -84,7 +84,25 @@ class RecordingChannel:
 # -- live HTTP endpoints that instances register (Consul's agent checks them) -----------------
 
 
-class HealthServer:
+class LoopbackHTTPServer:
+    """A threading HTTP server on 127.0.0.1 (a free port) serving ``handler`` from a daemon thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+class HealthServer(LoopbackHTTPServer):
     """A real HTTP server on 127.0.0.1 answering GET /health with 200 (or ``status``)."""
 
     def __init__(self) -> None:
@@ -106,18 +124,7 @@ class HealthServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        super().__init__(Handler)
 
 
 # -- a real etcd ------------------------------------------------------------------------------

@@ -14,12 +14,12 @@ import base64
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
 import pytest
-from registry_support import Descriptor, EtcdServer, RecordingChannel, wait_until
+from registry_support import Descriptor, EtcdServer, LoopbackHTTPServer, RecordingChannel, wait_until
 
 from warpcall.registry.contract import ChannelAddress
 from warpcall.registry.etcd import EtcdComponentRegistry
@@ -122,7 +122,7 @@ def test_registering_the_same_component_again_after_the_lease_was_lost_updates_i
     assert _time_to_live(etcd, lease) > 0
 
 
-class _HoldingProxy:
+class _HoldingProxy(LoopbackHTTPServer):
     """A real HTTP proxy on 127.0.0.1 in front of etcd's JSON gateway (plain request/response, no
     watch streams). Once armed, it holds the next ``/v3/kv/put`` until a ``/v3/kv/deleterange`` has
     gone through to etcd (at most ``hold`` seconds): a deregistration that can overtake a write in
@@ -159,23 +159,12 @@ class _HoldingProxy:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
+        super().__init__(Handler)
 
     def _take_hold(self) -> bool:
         with self._lock:
             armed, self.armed = self.armed, False
             return armed
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
 
 
 @pytest.fixture

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import base64
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
 import pytest
-from registry_support import Descriptor, EtcdServer, RecordingChannel, wait_until
+from registry_support import Descriptor, EtcdServer, LoopbackHTTPServer, RecordingChannel, wait_until
 
 from warpcall.exceptions import ServiceCommunicationException
 from warpcall.registry.contract import ChannelAddress
@@ -199,7 +198,7 @@ def test_a_lease_of_the_smallest_ttl_is_renewed_before_it_runs_out(
     assert [pushed.urls for pushed in channel.pushes if pushed is not None] == [["http://127.0.0.1:8001"]]
 
 
-class _NotEtcd:
+class _NotEtcd(LoopbackHTTPServer):
     """A real HTTP server on 127.0.0.1 that answers every POST with 200 and an HTML page: a wrong
     endpoint (another service, a proxy's error page) rather than etcd's JSON gateway."""
 
@@ -217,18 +216,7 @@ class _NotEtcd:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        super().__init__(Handler)
 
 
 def test_an_endpoint_that_answers_but_is_not_etcd_is_reported_as_unreachable() -> None:
