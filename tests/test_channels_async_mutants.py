@@ -566,25 +566,26 @@ def test_async_a_connection_handed_to_a_waiting_call_and_reset_meanwhile_is_repl
     # max_connections = 1: the second call waits for the first one's connection, which is handed to it as a
     # connection that served calls before; reset on the way, it is replaced once, as a pooled one is
     handler = Resettable()
-    handed: list[socket.socket] = []
+    handed: list[Any] = []
 
     async def scenario(server: ScriptedServer) -> list[tuple[int, bytes]]:
         client = AsyncHTTPClient(timeout=5, max_connections=1)
-        give_back = _http_async._KeyPool.give_back
+        acquire = client._acquire
+        calls: list[int] = []
 
-        def handing(pool: Any, conn: Any, keep: bool, max_idle: int) -> None:
-            waiting = keep and any(not waiter.done() for waiter in pool.waiters)
-            give_back(pool, conn, keep, max_idle)
-            if waiting and not handed:  # the reset lands after the handoff, before the waiting call sends
-                handed.append(conn.sock)
+        async def acquire_then_reset(*args: Any, **kwargs: Any) -> Any:
+            calls.append(1)
+            call = len(calls)
+            conn, reused = await acquire(*args, **kwargs)
+            if call == 2:  # the waiting call, handed the first call's connection: reset before it sends
+                handed.append(conn)
                 handler.reset(server)
                 wait_until(
                     lambda: select.select([conn.sock], [], [], 0)[0], what="the reset reaching the client"
                 )
+            return conn, reused
 
-        monkeypatch.setattr(_http_async._KeyPool, "give_back", handing)
-        # the handoff's check would see the reset: let it pass, as when the reset lands just after it
-        monkeypatch.setattr(_http_async._AsyncConn, "reusable", lambda self: not self.closed)
+        monkeypatch.setattr(client, "_acquire", acquire_then_reset)
         try:
             answers = await asyncio.gather(*(client.request("GET", server.url, [], b"") for _ in range(2)))
             return [answer[::2] for answer in answers]
@@ -594,7 +595,7 @@ def test_async_a_connection_handed_to_a_waiting_call_and_reset_meanwhile_is_repl
 
     with ScriptedServer(handler) as server:
         assert asyncio.run(scenario(server)) == [(200, b"ok")] * 2
-        assert len(handed) == 1
+        assert len(handed) == 1  # the reset was made
         # the reset connection and its replacement; each request sent once
         assert (server.connections, server.requests) == (2, 2)
 
