@@ -315,3 +315,19 @@ def test_an_etcd_lease_is_renewed_every_third_of_its_ttl_not_in_a_loop(
     before = _renewals(etcd)
     time.sleep(2.5)  # a window to count in, not a wait for a state: one keep-alive a second, 2 or 3 here
     assert 1 <= _renewals(etcd) - before <= 5
+
+
+def test_a_registry_under_the_root_prefix_registers_and_watches(
+    registries: Callable[..., EtcdComponentRegistry],
+) -> None:
+    # "/" is the shortest prefix: the watch ranges over the whole key space from its one byte
+    component = Descriptor(
+        f"root-{uuid.uuid4().hex[:12]}"
+    )  # the root holds every test's keys: a name of its own
+    host, watcher = registries(prefix="/"), registries(prefix="/")
+    host.register(component, _address(8001))
+    channel = RecordingChannel(component, "dispatch-json")
+    watcher.watch(channel)
+    assert channel.urls == ["http://127.0.0.1:8001"]
+    host.deregister(component)
+    wait_until(lambda: channel.urls == [], timeout=SETTLE)
