@@ -8,7 +8,8 @@
 # What runs: tests/timing (health cache and check limits, client timeouts, server idle/head timeouts
 # and deadlines, breaker cool-downs, retry backoff, session ttl), the registry timing tests
 # (tests/registry/test_*_timing.py), and the existing tests whose waits are bounded at the promise
-# + max(0.5 s, 50 %) (client deadlines, retries, server limits, keep-alive).
+# + max(0.5 s, 50 %) (client deadlines, retries, server limits, keep-alive), and the mutation tests
+# that time something (listed below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
@@ -31,6 +32,12 @@ files+=(
     tests/service/test_retries.py
     tests/service/test_server_limits.py
     tests/service/test_keepalive.py
+    # the mutation tests with timing in them: the async read timeout below the watch tick, the Consul
+    # watcher's pacing, etcd's keep-alive cadence, the held etcd renewal
+    tests/test_channels_async_mutants.py
+    tests/registry/test_consul_mutants.py
+    tests/registry/test_etcd_mutants.py
+    tests/registry/test_etcd_lease_loss.py
 )
 echo "burn check: a CPU burner (pid $burner, nice 10) beside: ${files[*]}"
 "$PYTHON" -m pytest -q -p no:cacheprovider "${files[@]}" "$@"
