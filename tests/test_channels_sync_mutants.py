@@ -18,12 +18,12 @@ import ssl
 import struct
 import sys
 import threading
-import time
 
 import httpx
 import pytest
 
 from rawhttp import wait_until
+from test_channels_mutants import AnswerInTwoParts
 from test_transport_http import OK, ScriptedServer
 from warpcall.channels import _http_sync
 from warpcall.channels._http_common import _connect_error
@@ -83,26 +83,18 @@ def test_sync_a_new_connection_reset_before_its_first_write_fails_as_not_sent(
 # --- an early answer after a stalled upload ----------------------------------------------------------------
 
 
-class AnswerWhileNotReading:
+class AnswerWhileNotReading(AnswerInTwoParts):
     """A ScriptedServer handler: a small receive buffer (an upload stalls at once), reads the request's head only,
     answers 413 in two parts ``gap`` seconds apart, and leaves the connection open until ``done``."""
 
     def __init__(self, gap: float) -> None:
-        self.gap = gap
+        super().__init__(gap)
         self.done = threading.Event()
 
     def __call__(self, conn: socket.socket, server: ScriptedServer) -> None:
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fixed: no growing window for the upload
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            data += chunk
-        conn.sendall(b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 7\r\n\r\nref")
-        time.sleep(self.gap)
-        conn.sendall(b"used")
-        self.done.wait(10)
+        if self.answer(conn):
+            self.done.wait(10)
 
 
 def test_sync_the_rest_of_an_early_answer_is_awaited_for_the_read_timeout_not_the_write_timeout() -> None:
